@@ -1,0 +1,55 @@
+# lqer-hw: one-command set-up, tests, simulation, synthesis.
+# `make test` on a fresh machine creates .venv, installs the pinned set, runs the tests.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: setup test test-fast sim regress synth pnr bench clean help
+
+help:
+	@echo "make setup    create .venv and install the pinned dependencies"
+	@echo "make test     set up, then run the test suite (what CI runs)"
+	@echo "make sim      cocotb benches only (Icarus and Verilator)"
+	@echo "make regress  the same benches with >= 1,000,000 vectors per design"
+	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
+	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
+	@echo "make bench    benchmarks (ratios measured in one run)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when the dependency pins or the project metadata change.
+$(STAMP): pyproject.toml requirements.lock | $(PY)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c requirements.lock "torch==2.13.0"
+	$(PY) -m pip install --quiet -c requirements.lock -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) -q
+
+test-fast: setup
+	$(PY) -m pytest -n $(JOBS) -q -m "not sim and not synth and not slow"
+
+sim: setup
+	$(PY) -m pytest -n $(JOBS) -q -m sim
+
+regress: setup
+	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim
+
+synth: setup
+	$(VENV)/bin/lqer-hw synth --default -j $(JOBS) -o build/synth
+
+pnr: setup
+	$(VENV)/bin/lqer-hw pnr --default -j $(JOBS) -o build/pnr
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+import sys
+
+from lqer_hw.cli import main
+
+sys.exit(main())

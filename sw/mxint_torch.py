@@ -1,0 +1,140 @@
+"""PyTorch path of the MXINT contract, for emulation inside models.
+
+Bit-identical to :mod:`sw.mxint` (the reference) on float16, bfloat16,
+float32 and float64 input, on any device: the tests compare mantissas and
+exponents on >= 100,000 random blocks. It stays in floating point for speed,
+and is exact because
+
+* the shared exponent comes from ``torch.frexp`` (the float's own bits);
+* scaling by ``2**k`` is split into two factors that are each a normal
+  float32 power of two, so no intermediate over- or underflows in a way that
+  could move a rounding decision (a product that underflows is far below 0.5);
+* ``torch.round`` rounds half to even, and "away" is built from ``trunc`` and
+  an exact fraction compare (adding 0.5 would round 0.49999997 up).
+
+Half-precision input is computed in float32 (exact widening).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sw.mxint import check_format, exponent_range
+
+__all__ = ["quantize_torch", "dequantize_torch", "fake_quantize"]
+
+
+def _pow2(k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Exact 2**k built from its bit pattern; k must give a normal number (|k| < 127)."""
+    if dtype == torch.float64:
+        return ((k.to(torch.int64) + 1023) << 52).view(torch.float64)
+    return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+def _scale(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """x * 2**k exactly (up to harmless underflow), in two normal factors."""
+    k1 = torch.div(k, 2, rounding_mode="floor")
+    return x * _pow2(k1, x.dtype) * _pow2(k - k1, x.dtype)
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor; got dtype {x.dtype}")
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def _to_blocks(x: torch.Tensor, dim: int, block: int) -> tuple[torch.Tensor, int]:
+    x = x.movedim(dim, -1)
+    n = x.shape[-1]
+    pad = -n % block
+    if pad:
+        x = torch.nn.functional.pad(x, (0, pad))
+    return x.reshape(*x.shape[:-1], (n + pad) // block, block), n
+
+
+def _check_finite(x: torch.Tensor, name: str) -> None:
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        index = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise ValueError(f"{name} has a non-finite value ({x[index].item()}) at index {index}; "
+                         "MXINT input must be finite")
+
+
+def _quantize_blocked(xb: torch.Tensor, *, width, exponent_bits, rounding, flavour):
+    """(..., nb, block) float -> (mantissas as float, shared exponents int32, frac_bits)."""
+    emin, emax = exponent_range(exponent_bits)
+    amax = xb.abs().amax(dim=-1)
+    mant, exp = torch.frexp(amax)  # amax = mant * 2**exp, mant in [0.5, 1)
+    if flavour == "ocp":
+        e = exp - 1
+        frac_bits = width - 2
+    else:
+        e = torch.where(mant == 0.5, exp - 1, exp)  # ceil(log2 amax)
+        frac_bits = width - 1
+    e = torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
+    scaled = _scale(xb, (frac_bits - e).unsqueeze(-1))
+    if rounding == "even":
+        q = torch.round(scaled)
+    else:
+        t = torch.trunc(scaled)
+        q = t + torch.where((scaled - t).abs() >= 0.5, torch.sign(scaled), torch.zeros_like(t))
+    qmax = 2 ** (width - 1) - 1
+    return q.clamp(-qmax, qmax), e, frac_bits
+
+
+def quantize_torch(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int = -1,
+                   exponent_bits: int = 8, rounding: str = "even", flavour: str = "ocp",
+                   name: str = "x", check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(mantissas, exponents)`` exactly as :func:`sw.mxint.quantize`.
+
+    ``mantissas`` (int16) has x's shape; ``exponents`` (int16) has x's shape
+    with ``dim`` replaced by the number of blocks.
+    """
+    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
+                 flavour=flavour)
+    dim = _check_dim(x, dim)
+    if check_finite:
+        _check_finite(x, name)
+    xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, block)
+    q, e, _ = _quantize_blocked(xb, width=width, exponent_bits=exponent_bits, rounding=rounding,
+                                flavour=flavour)
+    q = q.reshape(*q.shape[:-2], -1)[..., :n].to(torch.int16).movedim(-1, dim)
+    return q, e.to(torch.int16).movedim(-1, dim)
+
+
+def dequantize_torch(mantissas: torch.Tensor, exponents: torch.Tensor, *, width: int, block: int,
+                     dim: int = -1, flavour: str = "ocp",
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Values ``mantissas * 2**(exponent - frac_bits)``; exact in float32 for width <= 16."""
+    frac_bits = width - 2 if flavour == "ocp" else width - 1
+    dim = _check_dim(mantissas, dim)
+    m = mantissas.movedim(dim, -1).to(dtype)
+    lsb = (exponents.movedim(dim, -1).to(torch.int32) - frac_bits).repeat_interleave(block, dim=-1)
+    return _scale(m, lsb[..., : m.shape[-1]]).movedim(-1, dim)
+
+
+def fake_quantize(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int = -1,
+                  exponent_bits: int = 8, rounding: str = "even", flavour: str = "ocp",
+                  name: str = "x", check_finite: bool = False) -> torch.Tensor:
+    """Quantize and dequantize in one pass; returns float32 (float64 for float64 input).
+
+    The values are exactly those of ``sw.mxint.quantize(...).dequantize()``.
+    Finiteness is not checked by default (it costs a device sync per call).
+    """
+    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
+                 flavour=flavour)
+    dim = _check_dim(x, dim)
+    if check_finite:
+        _check_finite(x, name)
+    xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, block)
+    q, e, frac_bits = _quantize_blocked(xb, width=width, exponent_bits=exponent_bits,
+                                        rounding=rounding, flavour=flavour)
+    y = _scale(q, (e - frac_bits).unsqueeze(-1))
+    return y.reshape(*y.shape[:-2], -1)[..., :n].movedim(-1, dim)
+
+
+def _check_dim(x: torch.Tensor, dim) -> int:
+    nd = x.dim()
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -nd <= dim < nd:
+        raise ValueError(f"dim must be an integer in {-nd}..{nd - 1} for a {nd}-d input; got {dim!r}")
+    return dim % nd
