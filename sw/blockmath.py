@@ -27,7 +27,8 @@ Cross-block accumulator ("running-max alignment")
     The result is exact whenever every non-zero partial has
     ``p_j >= E_final - G``, i.e. when the partial exponents span at most ``G``.
     ``guard_bits=None`` selects the exact mode: the sum is formed at the
-    smallest non-zero partial exponent with no rounding at all.
+    smallest non-zero partial exponent with no rounding at all (Python
+    integers when it needs more than 63 bits).
 
 Requantization of the result back to MXINT is :func:`sw.mxint.quantize_exact`
 on ``(A, E - G)``, the same rule as for any other value.
@@ -159,17 +160,16 @@ def accumulate_exact(sums, exponents) -> tuple[np.ndarray, np.ndarray]:
     """The exact sum ``sum_j sums_j * 2**exponents_j`` as ``(A, lsb)``.
 
     ``lsb`` is the smallest exponent among non-zero partials (0 when all are
-    zero). Raises ``ValueError`` if the aligned sum would not fit in int64.
+    zero). ``A`` is int64 when the aligned sum fits in 63 bits, otherwise an
+    object array of Python integers (exact, slower).
     """
     s = np.asarray(sums, dtype=np.int64)
     p = np.asarray(exponents, dtype=np.int64)
     nonzero = s != 0
-    big = np.iinfo(np.int64).max
-    lsb = np.where(nonzero, p, big).min(axis=-1)
+    lsb = np.where(nonzero, p, np.iinfo(np.int64).max).min(axis=-1)
     lsb = np.where(nonzero.any(axis=-1), lsb, 0)
     shift = np.where(nonzero, p - lsb[..., None], 0)
     bits = np.frexp(np.abs(s).astype(np.float64))[1] + shift
-    if bits.size and bits.max() + math.ceil(math.log2(s.shape[-1])) > 62:
-        raise ValueError("exact accumulation needs more than 63 bits for these partials; "
-                         "use guard_bits to bound the register")
-    return (s << shift).sum(axis=-1), lsb
+    if bits.size == 0 or bits.max() + math.ceil(math.log2(s.shape[-1])) <= 62:
+        return (s << shift).sum(axis=-1), lsb
+    return (s.astype(object) << shift.astype(object)).sum(axis=-1), lsb

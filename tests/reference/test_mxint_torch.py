@@ -1,0 +1,87 @@
+"""The PyTorch path is bit-identical to the NumPy reference.
+
+Block count: max(100_000, LQER_VECTORS) spread over widths 2..8 x block sizes 2..64;
+seed: LQER_SEED.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sw.mxint import quantize
+from sw.mxint_torch import dequantize_torch, fake_quantize, quantize_torch
+
+WIDTHS = range(2, 9)
+BLOCKS = (2, 4, 8, 16, 32, 64)
+TOTAL_BLOCKS = max(100_000, int(os.environ.get("LQER_VECTORS", "0")))
+SEED = int(os.environ.get("LQER_SEED", "1"))
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# (torch dtype, base-2 exponent range of the random block scales)
+DTYPES = {
+    "float32": (torch.float32, (-150, 125)),
+    "float16": (torch.float16, (-25, 14)),
+    "bfloat16": (torch.bfloat16, (-135, 125)),
+    "float64": (torch.float64, (-1060, 1000)),
+}
+
+
+def random_blocks(rng, n_rows, length, exp_range):
+    """Gaussian rows scaled by a random power of two per row, with edge cases mixed in."""
+    x = rng.standard_normal((n_rows, length)) * np.exp2(rng.integers(*exp_range, (n_rows, 1)))
+    kind = rng.integers(0, 8, n_rows)
+    x[kind == 0] = 0.0                                               # all-zero rows
+    pow2 = kind == 1                                                 # power-of-two maxima
+    x[pow2, 0] = np.exp2(np.round(np.log2(np.abs(x[pow2]).max(axis=1) + 1e-300)))
+    ties = kind == 2                                                 # exact ties on the grid
+    x[ties] = (rng.integers(-32, 33, (ties.sum(), length)) + 0.5) * np.exp2(
+        rng.integers(-8, 8, (ties.sum(), 1)))
+    return x
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype_name", list(DTYPES))
+def test_bit_identical_to_reference(dtype_name, device):
+    dtype, exp_range = DTYPES[dtype_name]
+    rng = np.random.default_rng([SEED, list(DTYPES).index(dtype_name)])
+    per_config = -(-TOTAL_BLOCKS // (len(WIDTHS) * len(BLOCKS)))
+    checked = 0
+    for width in WIDTHS:
+        for block in BLOCKS:
+            rows = -(-per_config // 3)
+            x = random_blocks(rng, rows, 3 * block - 1, exp_range)  # 3 blocks, padded tail
+            xt = torch.from_numpy(x).to(dtype)
+            x_exact = xt.to(torch.float64).numpy()                   # what the tensor holds
+            for rounding in ("even", "away"):
+                for flavour in ("ocp", "lqer"):
+                    kw = dict(width=width, block=block, rounding=rounding, flavour=flavour)
+                    ref = quantize(x_exact, **kw)
+                    m, e = quantize_torch(xt.to(device), **kw)
+                    np.testing.assert_array_equal(m.cpu().numpy(), ref.mantissas, err_msg=str(kw))
+                    np.testing.assert_array_equal(e.cpu().numpy(), ref.exponents, err_msg=str(kw))
+                    y = fake_quantize(xt.to(device), **kw).cpu().to(torch.float64).numpy()
+                    np.testing.assert_array_equal(y, ref.dequantize(), err_msg=str(kw))
+            checked += rows * 3
+    assert checked >= TOTAL_BLOCKS
+
+
+def test_dequantize_torch_matches_reference_on_other_dim():
+    x = np.random.default_rng(SEED).standard_normal((40, 6))
+    ref = quantize(x, width=6, block=8, axis=0)
+    m, e = quantize_torch(torch.from_numpy(x), width=6, block=8, dim=0)
+    y = dequantize_torch(m, e, width=6, block=8, dim=0, dtype=torch.float64)
+    np.testing.assert_array_equal(y.numpy(), ref.dequantize())
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match=r"^block must be a power of two \(1, 2, 4, \.\.\.\); got 3$"):
+        quantize_torch(torch.ones(4), block=3)
+    with pytest.raises(ValueError, match=r"^dim must be an integer in -1\.\.0 for a 1-d input; got 1$"):
+        quantize_torch(torch.ones(4), dim=1)
+    with pytest.raises(ValueError, match=r"^x must be a floating-point tensor; got dtype torch.int64$"):
+        quantize_torch(torch.ones(4, dtype=torch.int64))
+    x = torch.ones(2, 3)
+    x[1, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"^act has a non-finite value \(nan\) at index \(1, 1\); "):
+        quantize_torch(x, name="act")
