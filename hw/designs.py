@@ -145,20 +145,77 @@ def emit(component: wiring.Component, *, fmt: str, name: str) -> str:
     raise ValueError(f'fmt must be one of "verilog", "rtlil"; got {fmt!r}')
 
 
-def _builtin_designs() -> None:
-    # Builders import lazily so that reading the registry stays cheap.
-    def build_dot(**p):
-        from hw.dot import DotProduct
-        return DotProduct(**p)
+def _build_dot(**p):
+    from hw.dot import DotProduct
+    return DotProduct(**p)
 
+
+def _build_dot_array(**p):
+    from hw.dot_array import DotArray
+    return DotArray(**p)
+
+
+def _build_quantize(**p):
+    from hw.quantizer import Quantizer
+    return Quantizer(**p)
+
+
+def _build_accumulator(*, lanes, block, x_width, w_width, exponent_bits, guard_bits,
+                       max_partials, floor_rounding, out_width, out_stages):
+    """An accumulator sized for the partials of ``dot`` / ``dot-array`` with these widths."""
+    from hw.accumulator import Accumulator
+    from hw.dot import DotGeometry
+    from hw.mxint_layout import MXIntFormat
+    from hw.params import is_power_of_two
+    dot = DotGeometry(block=block, x_width=x_width, w_width=w_width, exponent_bits=exponent_bits,
+                      stages=1)
+    out_format = None
+    if out_width:
+        if not is_power_of_two(lanes):
+            raise ValueError(f"lanes must be a power of two when out_width > 0 (the lanes' "
+                             f"results form one MXINT block); got {lanes}")
+        out_format = MXIntFormat(width=out_width, block=lanes, exponent_bits=exponent_bits)
+    return Accumulator(sum_width=dot.sum_width, exponent_range=dot.exponent_range,
+                       guard_bits=guard_bits, max_partials=max_partials,
+                       rounding="floor" if floor_rounding else "even", lanes=lanes,
+                       out_format=out_format, out_stages=out_stages)
+
+
+def _builtin_designs() -> None:
     block = Param("block", 16, 1, 256, "elements per MXINT block", power_of_two=True)
     x_width = Param("x_width", 8, 2, 16, "activation mantissa bits")
     w_width = Param("w_width", 4, 2, 16, "weight mantissa bits")
     exponent_bits = Param("exponent_bits", 8, 2, 8, "shared exponent bits")
     stages = Param("stages", 2, 1, 8, "pipeline register stages (= latency in cycles)")
+    lanes = Param("lanes", 4, 1, 256, "weight blocks (output channels) per cycle")
 
+    register(Design("quantize", "MXINT quantizer: fixed-point vector to one MXINT block", (
+        Param("block", 16, 1, 256, "elements per MXINT block", power_of_two=True),
+        Param("in_width", 16, 2, 52, "input fixed-point bits (two's complement)"),
+        Param("frac_bits", 8, -64, 64, "input fraction bits (value = input * 2**-frac_bits)"),
+        Param("width", 8, 2, 16, "output mantissa bits"),
+        exponent_bits,
+        Param("stages", 1, 1, 8, "pipeline register stages (= latency in cycles)"),
+    ), _build_quantize))
     register(Design("dot", "MXINT block dot product: exact integer sum and its exponent",
-                    (block, x_width, w_width, exponent_bits, stages), build_dot))
+                    (block, x_width, w_width, exponent_bits, stages), _build_dot))
+    register(Design("dot-array", "P-lane MXINT dot-product array: one activation block "
+                    "against P weight blocks", (lanes, block, x_width, w_width, exponent_bits,
+                                                stages), _build_dot_array))
+    register(Design("accumulator", "cross-block accumulator (sw.blockmath.accumulate) of dot "
+                    "partials, optionally requantized to MXINT", (
+        Param("lanes", 1, 1, 256, "parallel accumulators sharing one 'last' flag"),
+        Param("block", 16, 1, 256, "block of the dot products feeding it", power_of_two=True),
+        Param("x_width", 8, 2, 16, "activation mantissa bits of those dot products"),
+        Param("w_width", 4, 2, 16, "weight mantissa bits of those dot products"),
+        exponent_bits,
+        Param("guard_bits", 8, 0, 32, "fraction bits kept below the running maximum exponent"),
+        Param("max_partials", 256, 1, 65536, "most partials per result (sets the register width)"),
+        Param("floor_rounding", 0, 0, 1, "1: alignment shifts floor; 0: round half to even"),
+        Param("out_width", 0, 0, 16, "0: emit (A, lsb exponent); w: requantize the lanes' "
+              "results to one MXINTw block (lanes a power of two)"),
+        Param("out_stages", 1, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
+    ), _build_accumulator))
 
 
 _builtin_designs()

@@ -21,18 +21,14 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import MXIntFormat
 from hw.params import check_int, signed_for_range
 from hw.pipeline import StallPipeline
+from sw.blockmath import dot_sum_width
 
-__all__ = ["DotProduct", "dot_sum_width", "build_dot_lanes"]
+__all__ = ["DotProduct", "DotGeometry", "build_dot_lanes"]
 
 MAX_STAGES = 8
 
 
-def dot_sum_width(block: int, x_width: int, w_width: int) -> int:
-    """Signed bits of the exact sum; equals ``sw.blockmath.dot_sum_width``."""
-    return x_width + w_width - 1 + math.ceil(math.log2(block))
-
-
-class _DotGeometry:
+class DotGeometry:
     """Validated parameters and derived facts shared by the unit and the array."""
 
     def __init__(self, *, block, x_width, w_width, exponent_bits, stages):
@@ -52,7 +48,7 @@ class _DotGeometry:
         self.levels = 1 + int(math.log2(block))
 
 
-def build_dot_lanes(m: Module, pipe: StallPipeline, geometry: _DotGeometry, x, ws):
+def build_dot_lanes(m: Module, pipe: StallPipeline, geometry: DotGeometry, x, ws):
     """Datapath of ``len(ws)`` dot products sharing activation block ``x``.
 
     ``x`` and each of ``ws`` are views of an MXINT block layout. Returns
@@ -94,7 +90,7 @@ class DotProduct(wiring.Component):
 
     def __init__(self, *, block: int = 16, x_width: int = 8, w_width: int = 4,
                  exponent_bits: int = 8, stages: int = 2):
-        self._g = _DotGeometry(block=block, x_width=x_width, w_width=w_width,
+        self._g = DotGeometry(block=block, x_width=x_width, w_width=w_width,
                                exponent_bits=exponent_bits, stages=stages)
         in_layout = data.StructLayout({"x": self._g.x_format.layout, "w": self._g.w_format.layout})
         out_layout = data.StructLayout({"sum": Shape(self._g.sum_width, signed=True),

@@ -1,0 +1,43 @@
+"""Shift-and-round building blocks shared by the quantizer and the accumulator."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+
+__all__ = ["bit_length", "below_mask", "shift_right_round"]
+
+
+def bit_length(m: Module, value: Value, name: str) -> Signal:
+    """Leading-one detector: the bit length of unsigned ``value`` (0 for 0)."""
+    value = Value.cast(value)
+    length = Signal(range(len(value) + 1), name=name)
+    for k in range(len(value)):  # later statements win: the highest set bit decides
+        with m.If(value[k]):
+            m.d.comb += length.eq(k + 1)
+    return length
+
+
+def below_mask(width: int, count: Value) -> Value:
+    """``width``-bit mask of the bits at positions below ``count`` (a thermometer code)."""
+    return Cat(*(count > k for k in range(width)))
+
+
+def shift_right_round(value: Value, amount: Value, rounding: str) -> Value:
+    """``value * 2**-amount`` rounded to an integer (``amount`` unsigned).
+
+    ``value`` may be signed (two's complement: floor-based, as ``sw.blockmath.rshift_round``)
+    or unsigned (a magnitude). Roundings: ``"floor"``, ``"even"`` (half to even) and
+    ``"away"`` (half up, i.e. away from zero for a magnitude).
+    """
+    value = Value.cast(value)
+    if rounding == "floor":
+        return value >> amount
+    # bit 0 of (value << 1) >> amount is the first bit shifted out (0 when amount == 0)
+    with_round = (value << 1) >> amount
+    floor = with_round >> 1
+    round_bit = with_round[0]
+    if rounding == "away":
+        return floor + round_bit
+    # bits below the round bit: positions < amount - 1
+    sticky = (value.as_unsigned() & below_mask(len(value), amount - 1)).any()
+    return floor + (round_bit & (sticky | floor[0]))
