@@ -68,10 +68,14 @@ class Accumulator(wiring.Component):
         if out_format is not None:
             if not isinstance(out_format, MXIntFormat):
                 raise TypeError(f"out_format must be an MXIntFormat or None; got {out_format!r}")
+            if acc_width > 52:
+                raise ValueError("accumulator width must be at most 52 to requantize "
+                                 f"(the quantizer's input); got {acc_width}")
             if out_format.block != lanes:
                 raise ValueError(f"out_format.block must equal lanes ({lanes}) to requantize "
                                  f"the lanes' results as one block; got {out_format.block}")
         self._sum_width = sum_width
+        self._out_rounding = check_choice("out_rounding", out_rounding, ("even", "away"))
         self._exponent_range = exponent_range
         self._guard_bits = guard_bits
         self._max_partials = max_partials
@@ -107,6 +111,16 @@ class Accumulator(wiring.Component):
     @property
     def lanes(self) -> int:
         return self._lanes
+
+    @property
+    def sum_width(self) -> int:
+        """Signed bits of an incoming partial sum."""
+        return self._sum_width
+
+    @property
+    def out_rounding(self) -> str:
+        """Rounding of the requantizer (when ``out_format`` is set)."""
+        return self._out_rounding
 
     @property
     def acc_width(self) -> int:

@@ -1,0 +1,358 @@
+"""Reference-model adapters: what each design's streams carry, and what they must carry.
+
+For each registered design an :class:`Adapter` knows
+
+- the user-facing ``.npz`` fields of its input and output streams (documented
+  in ``lqer-hw sim --help``) and how they map to payload fields;
+- how to validate user inputs (shape and range; one-line ``ValueError``);
+- the bit-exact reference outputs (``sw.mxint`` / ``sw.blockmath``);
+- random vectors plus edge cases for the benches.
+
+Add an adapter for a new design with :func:`register_adapter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sw.blockmath import accumulate, block_dot
+from sw.mxint import MXQuantized, quantize_exact
+
+__all__ = ["Adapter", "FieldSpec", "ADAPTERS", "register_adapter", "get_adapter"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str       # .npz field
+    payload: str    # payload key (see sim.codec)
+    doc: str
+
+
+class Adapter:
+    """Base: subclasses set ``design``, ``inputs``, ``outputs`` and the methods below."""
+
+    design: str = ""
+    inputs: tuple[FieldSpec, ...] = ()
+    outputs: tuple[FieldSpec, ...] = ()
+
+    # -- per design ---------------------------------------------------------------
+    def input_bounds(self, dut) -> dict[str, tuple[tuple, int, int]]:
+        """Field -> (shape after N, lowest, highest) accepted on the port."""
+        raise NotImplementedError
+
+    def output_fields(self, dut) -> tuple[FieldSpec, ...]:
+        return self.outputs
+
+    def reference(self, dut, inputs: dict) -> dict:
+        raise NotImplementedError
+
+    def random_inputs(self, dut, n: int, rng: np.random.Generator) -> dict:
+        raise NotImplementedError
+
+    def output_count(self, dut, inputs: dict) -> int:
+        return len(next(iter(inputs.values())))
+
+    def extra_checks(self, dut, inputs: dict) -> None:
+        """Constraints beyond shapes and ranges (raise a one-line ValueError)."""
+
+    # -- shared -------------------------------------------------------------------
+    def validate(self, dut, inputs: dict) -> dict:
+        """Checked int64 copies of the input fields; ``ValueError`` names the first bad one."""
+        bounds = self.input_bounds(dut)
+        out, n = {}, None
+        for spec in self.inputs:
+            if spec.name not in inputs:
+                raise ValueError(f"inputs must contain field {spec.name!r} "
+                                 f"(fields: {', '.join(s.name for s in self.inputs)})")
+            a = np.asarray(inputs[spec.name])
+            if a.dtype == np.bool_:
+                a = a.astype(np.int64)
+            if not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{spec.name} must be an integer array; got dtype {a.dtype}")
+            dims, lo, hi = bounds[spec.name]
+            if n is None:
+                n = a.shape[0] if a.ndim else 0
+            if a.shape != (n,) + dims:
+                shape = "(" + ", ".join(["N"] + [str(d) for d in dims]) + (",)" if not dims else ")")
+                raise ValueError(f"{spec.name} must have shape {shape} with N = {n}; "
+                                 f"got {a.shape}")
+            if a.size and (a.min() < lo or a.max() > hi):
+                bad = a.flat[int(np.argmax((a < lo) | (a > hi)))]
+                raise ValueError(f"{spec.name} must be in {lo}..{hi}; got {int(bad)}")
+            out[spec.name] = a.astype(np.int64)
+        if not n:
+            raise ValueError("inputs must hold at least one vector; got N = 0")
+        self.extra_checks(dut, out)
+        return out
+
+    def to_payload(self, specs, arrays: dict) -> dict:
+        return {s.payload: arrays[s.name] for s in specs}
+
+    def from_payload(self, specs, arrays: dict) -> dict:
+        return {s.name: arrays[s.payload] for s in specs}
+
+
+ADAPTERS: dict[str, Adapter] = {}
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    ADAPTERS[adapter.design] = adapter
+    return adapter
+
+
+def get_adapter(design: str) -> Adapter:
+    if design not in ADAPTERS:
+        raise ValueError(f"design must be one of {', '.join(ADAPTERS)} for simulation; "
+                         f"got {design!r}")
+    return ADAPTERS[design]
+
+
+# --- random MXINT operands ------------------------------------------------------------
+
+def _mantissas(rng, shape, width):
+    """Random symmetric mantissas with varied magnitude scales and some zeros."""
+    qmax = 2 ** (width - 1) - 1
+    m = rng.integers(-qmax, qmax + 1, size=shape)
+    m >>= rng.integers(0, width, size=shape[:-1] + (1,))  # whole-block scale
+    m = np.where(m < 0, m + 1, m) * (rng.random(shape) > 0.1)  # stay symmetric; some zeros
+    return m
+
+
+def _exponents(rng, shape, fmt):
+    lo, hi = fmt.exponent_range
+    e = rng.integers(lo, hi + 1, size=shape)
+    edge = rng.random(shape)
+    return np.where(edge < 0.05, lo, np.where(edge > 0.95, hi, e))
+
+
+def _mx(mantissas, exponents, fmt) -> MXQuantized:
+    """An MXQuantized of blocks ``mantissas`` (..., block) with ``exponents`` (...)."""
+    return MXQuantized(mantissas=mantissas, exponents=exponents[..., None], width=fmt.width,
+                       block=fmt.block, axis=mantissas.ndim - 1, exponent_bits=fmt.exponent_bits)
+
+
+def _operand_edges(rng, n, fmt):
+    """Edge-case blocks: zero, all +max, all -max, alternating, single element; at the
+    extreme exponents."""
+    q, b = fmt.mantissa_max, fmt.block
+    lo, hi = fmt.exponent_range
+    blocks = [np.zeros(b), np.full(b, q), np.full(b, -q), np.resize([q, -q], b),
+              np.eye(1, b, b - 1)[0] * q, np.ones(b)]
+    m = np.array([blocks[k % len(blocks)] for k in range(n)], dtype=np.int64)
+    e = np.array([[lo, hi, 0][k % 3] for k in range(n)], dtype=np.int64)
+    return m, e
+
+
+class DotAdapter(Adapter):
+    design = "dot"
+    inputs = (
+        FieldSpec("x_exponents", "x.exponent", "(N,) activation block exponents, unbiased"),
+        FieldSpec("x_mantissas", "x.mantissas", "(N, block) activation mantissas, |m| <= 2**(x_width-1)-1"),
+        FieldSpec("w_exponents", "w.exponent", "(N,) weight block exponents, unbiased"),
+        FieldSpec("w_mantissas", "w.mantissas", "(N, block) weight mantissas, |m| <= 2**(w_width-1)-1"),
+    )
+    outputs = (
+        FieldSpec("sums", "sum", "(N,) exact integer dot products"),
+        FieldSpec("exponents", "exponent", "(N,) value = sums * 2**exponents"),
+    )
+
+    def _lanes(self, dut) -> tuple:
+        return ()
+
+    def input_bounds(self, dut):
+        xf, wf, b = dut.x_format, dut.w_format, dut.x_format.block
+        lanes = self._lanes(dut)
+        return {
+            "x_exponents": ((), *xf.exponent_range),
+            "x_mantissas": ((b,), -xf.mantissa_max, xf.mantissa_max),
+            "w_exponents": (lanes, *wf.exponent_range),
+            "w_mantissas": (lanes + (b,), -wf.mantissa_max, wf.mantissa_max),
+        }
+
+    def reference(self, dut, inputs):
+        lanes = self._lanes(dut)
+        xm, xe = inputs["x_mantissas"], inputs["x_exponents"]
+        if lanes:  # broadcast the activation block over the lanes
+            xm, xe = xm[:, None, :], xe[:, None]
+        sums, lsb = block_dot(_mx(xm, xe, dut.x_format),
+                              _mx(inputs["w_mantissas"], inputs["w_exponents"], dut.w_format))
+        return {"sums": sums[..., 0], "exponents": lsb[..., 0]}
+
+    def random_inputs(self, dut, n, rng):
+        xf, wf, b = dut.x_format, dut.w_format, dut.x_format.block
+        lanes = self._lanes(dut)
+        n_edge = min(n // 4, 64)
+        xm = _mantissas(rng, (n, b), xf.width)
+        wm = _mantissas(rng, (n,) + lanes + (b,), wf.width)
+        xe = _exponents(rng, (n,), xf)
+        we = _exponents(rng, (n,) + lanes, wf)
+        em, ee = _operand_edges(rng, n_edge, xf)
+        xm[:n_edge], xe[:n_edge] = em, ee
+        em, ee = _operand_edges(rng, n_edge, wf)
+        order = rng.permutation(n_edge)  # pair edge cases with each other in varied ways
+        if lanes:
+            wm[:n_edge] = em[order][:, None, :]
+            we[:n_edge] = ee[order][:, None]
+        else:
+            wm[:n_edge], we[:n_edge] = em[order], ee[order]
+        return {"x_exponents": xe, "x_mantissas": xm, "w_exponents": we, "w_mantissas": wm}
+
+
+class DotArrayAdapter(DotAdapter):
+    design = "dot-array"
+    inputs = (
+        FieldSpec("x_exponents", "x.exponent", "(N,) activation block exponents, unbiased"),
+        FieldSpec("x_mantissas", "x.mantissas", "(N, block) activation mantissas"),
+        FieldSpec("w_exponents", "w.exponent", "(N, lanes) weight block exponents, unbiased"),
+        FieldSpec("w_mantissas", "w.mantissas", "(N, lanes, block) weight mantissas"),
+    )
+    outputs = (
+        FieldSpec("sums", "sums", "(N, lanes) exact integer dot products"),
+        FieldSpec("exponents", "exponents", "(N, lanes) value = sums * 2**exponents"),
+    )
+
+    def _lanes(self, dut) -> tuple:
+        return (dut.lanes,)
+
+
+class QuantizeAdapter(Adapter):
+    design = "quantize"
+    inputs = (FieldSpec("values", "values",
+                        "(N, block) signed in_width-bit integers worth values * 2**-frac_bits"),)
+    outputs = (
+        FieldSpec("exponents", "exponent", "(N,) shared exponents, unbiased"),
+        FieldSpec("mantissas", "mantissas", "(N, block) mantissas, as sw.mxint.quantize"),
+    )
+
+    def input_bounds(self, dut):
+        w = dut.in_width
+        return {"values": ((dut.out_format.block,), -2 ** (w - 1), 2 ** (w - 1) - 1)}
+
+    def reference(self, dut, inputs):
+        f = dut.out_format
+        q = quantize_exact(inputs["values"], -dut.frac_bits, width=f.width, block=f.block,
+                           exponent_bits=f.exponent_bits, rounding=dut.rounding)
+        return {"exponents": q.exponents[:, 0].astype(np.int64),
+                "mantissas": q.mantissas.astype(np.int64)}
+
+    def random_inputs(self, dut, n, rng):
+        f, w = dut.out_format, dut.in_width
+        b = f.block
+        top = 2 ** (w - 1)
+        v = rng.integers(-top, top, size=(n, b))
+        v >>= rng.integers(0, w, size=(n, 1))  # every block-maximum exponent
+        # ties: a grid of the output step with exactly half a step added
+        ties = rng.random((n, 1)) < 0.2
+        step_bits = rng.integers(1, w, size=(n, 1))
+        tie = ((v >> step_bits) << step_bits) + np.where(step_bits > 0, 1 << (step_bits - 1), 0)
+        v = np.where(ties, np.clip(tie, -top, top - 1), v)
+        # power-of-two maxima
+        p2 = rng.random(n) < 0.1
+        pos = rng.integers(0, b, n)
+        mag = np.int64(1) << rng.integers(0, w - 1, n)
+        v[p2, :] %= np.maximum(mag[p2, None], 1)
+        v[p2, pos[p2]] = np.where(rng.random(p2.sum()) < 0.5, mag[p2], -mag[p2])
+        k = 0
+        for edge in (np.zeros(b), np.full(b, -top), np.full(b, top - 1), np.eye(1, b, 0)[0],
+                     -np.eye(1, b, b - 1)[0], np.resize([top - 1, -top], b)):
+            if k < n:
+                v[k] = edge
+                k += 1
+        return {"values": v.astype(np.int64)}
+
+
+class AccumulatorAdapter(Adapter):
+    design = "accumulator"
+    inputs = (
+        FieldSpec("sums", "sums", "(N, lanes) partial sums (dot-product outputs)"),
+        FieldSpec("exponents", "exponents", "(N, lanes) partial exponents: value = sums * 2**exponents"),
+        FieldSpec("last", "last", "(N,) 1 on the final partial of each result; last[-1] must be 1"),
+    )
+    outputs = (
+        FieldSpec("values", "values", "(M, lanes) accumulator A per result (M = number of last flags)"),
+        FieldSpec("exponents", "exponents", "(M, lanes) value = values * 2**exponents"),
+    )
+    requantized_outputs = (
+        FieldSpec("exponents", "exponent", "(M,) shared exponent of the requantized block (out_width > 0)"),
+        FieldSpec("mantissas", "mantissas", "(M, lanes) requantized mantissas (out_width > 0)"),
+    )
+
+    def output_fields(self, dut):
+        return self.outputs if dut.out_format is None else self.requantized_outputs
+
+    def input_bounds(self, dut):
+        lanes, sw_ = (dut.lanes,), dut.sum_width
+        return {"sums": (lanes, -2 ** (sw_ - 1), 2 ** (sw_ - 1) - 1),
+                "exponents": (lanes, *dut.exponent_range),
+                "last": ((), 0, 1)}
+
+    def extra_checks(self, dut, inputs):
+        last = inputs["last"]
+        if last[-1] != 1:
+            raise ValueError("last must be 1 on the final partial (last[-1]); got 0")
+        ends = np.flatnonzero(last)
+        lengths = np.diff(np.concatenate([[-1], ends]))
+        if lengths.max() > dut.max_partials:
+            raise ValueError(f"partials per result must be at most max_partials = "
+                             f"{dut.max_partials}; got {int(lengths.max())}")
+
+    def output_count(self, dut, inputs):
+        return int(np.count_nonzero(inputs["last"]))
+
+    def reference(self, dut, inputs):
+        sums, exps, last = inputs["sums"], inputs["exponents"], inputs["last"]
+        ends = np.flatnonzero(last)
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        lengths = ends - starts + 1
+        m, lanes = len(ends), dut.lanes
+        acc = np.zeros((m, lanes), np.int64)
+        lsb = np.zeros((m, lanes), np.int64)
+        for length in np.unique(lengths):  # one vectorised call per result length
+            which = np.flatnonzero(lengths == length)
+            idx = starts[which, None] + np.arange(length)  # (g, length)
+            a, e = accumulate(np.moveaxis(sums[idx], 1, 2), np.moveaxis(exps[idx], 1, 2),
+                              guard_bits=dut.guard_bits, rounding=dut.rounding)
+            acc[which], lsb[which] = a, e
+        f = dut.out_format
+        if f is None:
+            return {"values": acc, "exponents": lsb}
+        q = quantize_exact(acc, lsb, width=f.width, block=f.block, exponent_bits=f.exponent_bits,
+                           rounding=dut.out_rounding)
+        return {"exponents": q.exponents[:, 0].astype(np.int64),
+                "mantissas": q.mantissas.astype(np.int64)}
+
+    def random_inputs(self, dut, n, rng):
+        lanes, g = dut.lanes, dut.guard_bits
+        lo, hi = dut.exponent_range
+        smax = 2 ** (dut.sum_width - 1) - 1
+        longest = min(dut.max_partials, 12)
+        lengths = []
+        # one full-length result of maximal same-sign partials (register width check)
+        if dut.max_partials <= n // 2:
+            lengths.append(dut.max_partials)
+        while sum(lengths) < n:
+            lengths.append(int(rng.integers(1, longest + 1)))
+        total = sum(lengths)
+        s = rng.integers(-smax, smax + 1, size=(total, lanes))
+        s >>= rng.integers(0, dut.sum_width, size=(total, lanes))
+        s *= rng.random((total, lanes)) > 0.05  # some zero partials
+        # exponents: mostly within a few guard-bit spans of a per-result base, some extremes
+        base = rng.integers(lo, hi + 1, size=(len(lengths), 1))
+        base = np.repeat(base, lengths, axis=0)
+        spread = rng.integers(0, g + 4, size=(total, lanes))
+        e = np.clip(base - spread, lo, hi)
+        wild = rng.random((total, lanes))
+        e = np.where(wild < 0.03, lo, np.where(wild > 0.97, hi, e))
+        e = np.where((wild > 0.4) & (wild < 0.45), rng.integers(lo, hi + 1, (total, lanes)), e)
+        last = np.zeros(total, np.int64)
+        last[np.cumsum(lengths) - 1] = 1
+        if lengths[0] == dut.max_partials:
+            s[:lengths[0]] = smax if rng.random() < 0.5 else -smax - 1
+            e[:lengths[0]] = hi
+        return {"sums": s, "exponents": e, "last": last}
+
+
+for _adapter in (DotAdapter(), DotArrayAdapter(), QuantizeAdapter(), AccumulatorAdapter()):
+    register_adapter(_adapter)
