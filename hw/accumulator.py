@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import MXIntFormat
 from hw.params import check_choice, check_int, signed_for_range
 from hw.quantizer import Quantizer
-from hw.shifting import shift_right_round
+from hw.shifting import shift_right_round, wire
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 
 __all__ = ["Accumulator"]
@@ -165,12 +165,12 @@ class Accumulator(wiring.Component):
         acc = Signal(signed(width), name=f"acc_{k}", reset_less=True)
         exp = Signal(self._exponent_shape, name=f"exp_{k}", reset_less=True)
         # a first partial meets an empty register at its own exponent
-        cur_acc = Mux(first, 0, acc)
-        cur_exp = Mux(first, p, exp)
+        cur_acc = wire(m, Mux(first, 0, acc), f"cur_acc_{k}")
+        cur_exp = wire(m, Mux(first, p, exp), f"cur_exp_{k}")
         scaled = Signal(signed(width), name=f"scaled_{k}")
         m.d.comb += scaled.eq(s << g)
-        partial_larger = p > cur_exp
-        distance = Mux(partial_larger, p - cur_exp, cur_exp - p)
+        partial_larger = wire(m, p > cur_exp, f"partial_larger_{k}")
+        distance = wire(m, Mux(partial_larger, p - cur_exp, cur_exp - p), f"distance_{k}")
         # shifts of width + 1 or more all give the same result (0 or -1 for floor)
         cap = width + 1
         amount = Signal(range(cap + 1), name=f"shift_{k}")
@@ -179,7 +179,7 @@ class Accumulator(wiring.Component):
         kept = Signal(signed(width), name=f"kept_{k}")
         m.d.comb += [to_shift.eq(Mux(partial_larger, cur_acc, scaled)),
                      kept.eq(Mux(partial_larger, scaled, cur_acc))]
-        shifted = shift_right_round(to_shift, amount, self._rounding)
+        shifted = shift_right_round(m, to_shift, amount, self._rounding, f"aligned_{k}")
         new_acc = Signal(signed(width), name=f"new_acc_{k}")
         new_exp = Signal(self._exponent_shape, name=f"new_exp_{k}")
         m.d.comb += [new_acc.eq(kept + shifted), new_exp.eq(Mux(partial_larger, p, cur_exp))]

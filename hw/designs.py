@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from hw.params import is_power_of_two
 
 __all__ = ["Param", "Design", "DESIGNS", "register", "get_design", "parse_params",
-           "elaborate", "emit", "top_name", "EMIT_FORMATS"]
+           "elaborate", "inspect", "emit", "top_name", "EMIT_FORMATS"]
 
 EMIT_FORMATS = ("verilog", "rtlil")
 
@@ -128,6 +128,14 @@ def elaborate(name: str, **params) -> wiring.Component:
     for key, value in params.items():
         full[key] = design.param(key).check(value)
     return design.build(**full)
+
+
+def inspect(name: str, **params) -> wiring.Component:
+    """Like :func:`elaborate`, for reading the component's properties (latency, widths,
+    ports) without turning it into a netlist: no "created but never used" warning."""
+    component = elaborate(name, **params)
+    component._MustUse__used = True
+    return component
 
 
 def top_name(design_name: str) -> str:

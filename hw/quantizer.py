@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import MXIntFormat
 from hw.params import check_choice, check_int, signed_for_range
 from hw.pipeline import StallPipeline
-from hw.shifting import bit_length, shift_right_round
+from hw.shifting import bit_length, shift_right_round, wire
 
 __all__ = ["Quantizer", "QUANTIZER_ROUNDINGS"]
 
@@ -88,8 +88,9 @@ class Quantizer(wiring.Component):
             ored = mags[0]
             for mag in mags[1:]:
                 ored = ored | mag
+            ored = wire(m, ored, "magnitudes_or")
             length = bit_length(m, ored, "block_bit_length")
-            return (length - 1 - self._frac_bits).as_signed(), ored == 0
+            return wire(m, (length - 1 - self._frac_bits).as_signed(), "natural_exponent"), ored == 0
         lo = -2 ** (self._lsb_width - 1)
         hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
         shape = signed_for_range(lo, hi)
@@ -103,7 +104,9 @@ class Quantizer(wiring.Component):
             merged = []
             for (n1, f1), (n2, f2) in zip(pairs[0::2], pairs[1::2]):
                 take_first = n1 & (~n2 | (f1 >= f2))
-                merged.append((n1 | n2, Mux(take_first, f1, f2)))
+                k = len(merged) + len(pairs)
+                merged.append((wire(m, n1 | n2, f"max_nonzero_{k}"),
+                               wire(m, Mux(take_first, f1, f2), f"max_exp_{k}")))
             pairs = merged
         nonzero, fe = pairs[0]
         return fe, ~nonzero
@@ -122,7 +125,7 @@ class Quantizer(wiring.Component):
             lsbs = [-self._frac_bits] * block
 
         # level 0: shared exponent
-        mags = [abs(v) for v in values]
+        mags = [wire(m, abs(v), f"magnitude_{k}") for k, v in enumerate(values)]
         natural, all_zero = self._block_exponent(m, mags, lsbs)
         exponent = Signal(signed(fmt.exponent_bits), name="exponent")
         with m.If(all_zero | (natural < emin)):
@@ -147,7 +150,7 @@ class Quantizer(wiring.Component):
         for k in range(block):
             if self._lsb_width or shared_shift is None:
                 amount = Signal(range(cap + 1), name=f"shift_{k}")
-                right = pre - (lsbs[k] + fmt.frac_bits - exponent)
+                right = wire(m, pre - (lsbs[k] + fmt.frac_bits - exponent), f"right_{k}")
                 with m.If(right < 0):
                     m.d.comb += amount.eq(0)
                 with m.Elif(right > cap):
@@ -155,8 +158,8 @@ class Quantizer(wiring.Component):
                 with m.Else():
                     m.d.comb += amount.eq(right)
                 shared_shift = amount
-            q = shift_right_round(mags[k] << pre, shared_shift, self._rounding)
-            q = Mux(q > fmt.mantissa_max, fmt.mantissa_max, q)
+            q = shift_right_round(m, mags[k] << pre, shared_shift, self._rounding, f"rounded_{k}")
+            q = wire(m, Mux(q > fmt.mantissa_max, fmt.mantissa_max, q), f"saturated_{k}")
             mantissas.append(Mux(negative[k], -q, q))
         live = pipe.after(1, mantissas + [exponent])
 
