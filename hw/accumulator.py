@@ -51,6 +51,7 @@ class Accumulator(wiring.Component):
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
                  out_format: MXIntFormat | None = None, out_rounding: str = "even",
                  out_stages: int = 1):
+        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("max_partials", max_partials, 1, 1 << 20)
@@ -92,6 +93,7 @@ class Accumulator(wiring.Component):
                 block=lanes, in_width=acc_width, width=out_format.width,
                 exponent_bits=out_format.exponent_bits, rounding=out_rounding,
                 lsb_width=self._out_exponent_shape.width, stages=out_stages)
+            self._requantizer._MustUse__silence = True  # this component answers for its use
             out_signature = stream.Signature(out_format.layout)
         else:
             out_signature = stream.Signature(self._result_layout())
@@ -100,6 +102,7 @@ class Accumulator(wiring.Component):
             "exponents": data.ArrayLayout(self._exponent_shape, lanes),
             "last": 1,
         })
+        self._MustUse__silence = False
         super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(out_signature)})
 
     def _result_layout(self) -> data.StructLayout:

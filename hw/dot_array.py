@@ -30,9 +30,10 @@ class DotArray(wiring.Component):
 
     def __init__(self, *, lanes: int = 4, block: int = 16, x_width: int = 8, w_width: int = 4,
                  exponent_bits: int = 8, stages: int = 2):
+        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
         self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
         self._g = DotGeometry(block=block, x_width=x_width, w_width=w_width,
-                               exponent_bits=exponent_bits, stages=stages)
+                              exponent_bits=exponent_bits, stages=stages)
         in_layout = data.StructLayout({
             "x": self._g.x_format.layout,
             "w": data.ArrayLayout(self._g.w_format.layout, lanes),
@@ -41,6 +42,7 @@ class DotArray(wiring.Component):
             "sums": data.ArrayLayout(Shape(self._g.sum_width, signed=True), lanes),
             "exponents": data.ArrayLayout(self._g.exponent_shape, lanes),
         })
+        self._MustUse__silence = False
         super().__init__({"i": In(stream.Signature(in_layout)),
                           "o": Out(stream.Signature(out_layout))})
 

@@ -45,6 +45,7 @@ class Quantizer(wiring.Component):
     def __init__(self, *, block: int = 16, in_width: int = 16, frac_bits: int = 8,
                  width: int = 8, exponent_bits: int = 8, rounding: str = "even",
                  lsb_width: int = 0, stages: int = 1):
+        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
         self._in_width = check_int("in_width", in_width, 2, 52)
         self._frac_bits = check_int("frac_bits", frac_bits, -64, 64)
         self._lsb_width = check_int("lsb_width", lsb_width, 0, 16)
@@ -54,6 +55,7 @@ class Quantizer(wiring.Component):
         fields = {"values": data.ArrayLayout(signed(in_width), block)}
         if lsb_width:
             fields["lsbs"] = data.ArrayLayout(signed(lsb_width), block)
+        self._MustUse__silence = False
         super().__init__({"i": In(stream.Signature(data.StructLayout(fields))),
                           "o": Out(stream.Signature(self._format.layout))})
 

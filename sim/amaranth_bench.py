@@ -54,3 +54,32 @@ def run_amaranth(component, items: list[int], n_outputs: int, *, valid_probabili
     sim.add_testbench(testbench)
     sim.run()
     return outputs, cycles[0]
+
+
+def bench_design(design: str, params: dict, *, vectors: int, seed: int = 1,
+                 valid_probability: float = 0.8, ready_probability: float = 0.8,
+                 inputs: dict | None = None):
+    """Random (or given) vectors through a registered design on Amaranth's simulator.
+
+    Returns ``(mismatches, received payloads, expected payloads, cycles)``.
+    """
+    import numpy as np
+
+    from hw.designs import elaborate
+    from sim.adapters import get_adapter
+    from sim.codec import PayloadCodec
+
+    component = elaborate(design, **params)
+    adapter = get_adapter(design)
+    if inputs is None:
+        inputs = adapter.random_inputs(component, vectors, np.random.default_rng(seed))
+    inputs = adapter.validate(component, inputs)
+    expected = adapter.reference(component, inputs)
+    in_codec = PayloadCodec.from_layout(component.i.payload.shape())
+    out_codec = PayloadCodec.from_layout(component.o.payload.shape())
+    items = in_codec.pack(adapter.to_payload(adapter.inputs, inputs))
+    want = out_codec.pack(adapter.to_payload(adapter.output_fields(component), expected))
+    got, cycles = run_amaranth(component, items, len(want), valid_probability=valid_probability,
+                               ready_probability=ready_probability, seed=seed)
+    mismatches = sum(g != w for g, w in zip(got, want)) + abs(len(got) - len(want))
+    return mismatches, got, want, cycles
