@@ -1,0 +1,195 @@
+"""Emulated quantized linear layers: a drop-in replacement for ``nn.Linear``.
+
+Modes (DESIGN.md §2): ``fp`` (the float layer), ``mxint`` (W_q, activations
+quantized, no correction), ``lqer`` / ``l2qer`` (plus the low-rank path;
+the two differ only in how their factors were computed).
+
+Arithmetic:
+
+* ``fast`` -- fake quantization in floating point with
+  :func:`sw.mxint_torch.fake_quantize`; W_q, A and B are dequantized once
+  at construction (cached buffers), only activations and the low-rank
+  intermediates are quantized per forward::
+
+      x_q = Q_a(x);  y = x_q @ W_q^T + b + Q_lr(Q_lr(x_q @ A) @ B)
+
+* ``bit-true`` -- :func:`sw.bittrue.lqer_linear`: exact block dot
+  products, the cross-block accumulator rule and exact requantization,
+  as the hardware computes (reduction-axis blocking only).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sw import bittrue
+from sw.factors import LayerFactors
+from sw.mxint import MXQuantized
+from sw.mxint_torch import fake_quantize
+from sw.qconfig import METHODS
+
+__all__ = ["ARITHMETICS", "EmulatedLinear", "emulate_model", "restore_model"]
+
+ARITHMETICS = ("fast", "bit-true")
+
+
+def _dequantized(q: MXQuantized, dtype: torch.dtype) -> torch.Tensor:
+    return torch.from_numpy(q.dequantize()).to(dtype)
+
+
+def _mx_rows(q: MXQuantized, *, transpose: bool) -> bittrue.MXTensor:
+    """An operand as rows blocked along the last axis (transposed first when asked)."""
+    m = torch.from_numpy(q.mantissas.astype("int16"))
+    e = torch.from_numpy(q.exponents.astype("int16"))
+    if transpose:
+        m, e = m.T.contiguous(), e.T.contiguous()
+    return bittrue.MXTensor(m, e, q.width, q.block, q.frac_bits)
+
+
+class EmulatedLinear(nn.Module):
+    """A linear layer computed in an emulated number format.
+
+    Build it with :meth:`from_factors` (quantized modes) or :meth:`from_linear`
+    (``fp``). ``weight`` is the dequantized W_q (or the float weight), so code
+    that reads ``layer.weight`` keeps working.
+    """
+
+    def __init__(self, *, in_features: int, out_features: int, mode: str, arithmetic: str = "fast",
+                 a_width: int = 8, lowrank_width: int = 8, block: int = 16, exponent_bits: int = 8,
+                 rounding: str = "even", guard_bits: int | None = 8, acc_rounding: str = "even"):
+        super().__init__()
+        if mode not in METHODS:
+            raise ValueError(f"mode must be one of {', '.join(METHODS)}; got {mode!r}")
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic must be one of {', '.join(ARITHMETICS)}; got {arithmetic!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.mode = mode
+        self.arithmetic = arithmetic
+        self.a_width = a_width
+        self.lowrank_width = lowrank_width
+        self.block = block
+        self.exponent_bits = exponent_bits
+        self.rounding = rounding
+        self.guard_bits = guard_bits
+        self.acc_rounding = acc_rounding
+        self.bias: torch.Tensor | None
+        self._bit_true_operands: dict[str, bittrue.MXTensor] = {}
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> "EmulatedLinear":
+        """The ``fp`` mode: the float layer itself."""
+        layer = cls(in_features=linear.in_features, out_features=linear.out_features, mode="fp")
+        layer.register_buffer("weight", linear.weight.detach().clone(), persistent=False)
+        bias = None if linear.bias is None else linear.bias.detach().clone()
+        layer.register_buffer("bias", bias, persistent=False)
+        return layer
+
+    @classmethod
+    def from_factors(cls, factors: LayerFactors, *, mode: str, arithmetic: str = "fast",
+                     a_width: int = 8, dtype: torch.dtype = torch.float32,
+                     device: torch.device | str = "cpu", guard_bits: int | None = 8,
+                     acc_rounding: str = "even") -> "EmulatedLinear":
+        """A quantized layer (``mxint``, ``lqer`` or ``l2qer``) from its factors."""
+        if mode not in ("mxint", "lqer", "l2qer"):
+            raise ValueError(f"mode must be one of mxint, lqer, l2qer for factors; got {mode!r}")
+        low_rank = mode in ("lqer", "l2qer")
+        if low_rank and factors.a is None:
+            raise ValueError(f"mode {mode} needs low-rank factors; these have none (method mxint)")
+        w = factors.weight
+        layer = cls(in_features=factors.d_in, out_features=factors.d_out, mode=mode,
+                    arithmetic=arithmetic, a_width=a_width,
+                    lowrank_width=factors.a.width if low_rank else 8, block=w.block,
+                    exponent_bits=w.exponent_bits, guard_bits=guard_bits, acc_rounding=acc_rounding)
+        if arithmetic == "bit-true":
+            ops = [w] + ([factors.a, factors.b] if low_rank else [])
+            if any(q.flavour != "ocp" for q in ops):
+                raise ValueError("arithmetic 'bit-true' needs flavour 'ocp' factors")
+            if low_rank and (factors.a.axis != 0 or factors.b.axis != 0):
+                raise ValueError("arithmetic 'bit-true' needs reduction-axis blocking (A along d_in, "
+                                 "B along the rank); these factors use paper blocking")
+        layer.register_buffer("weight", _dequantized(w, dtype).to(device), persistent=False)
+        bias = None if factors.bias is None else torch.from_numpy(factors.bias).to(dtype).to(device)
+        layer.register_buffer("bias", bias, persistent=False)
+        if low_rank:
+            layer.register_buffer("lowrank_a", _dequantized(factors.a, dtype).to(device), persistent=False)
+            layer.register_buffer("lowrank_b", _dequantized(factors.b, dtype).to(device), persistent=False)
+        if arithmetic == "bit-true":
+            layer._bit_true_operands["weight"] = _mx_rows(w, transpose=False)
+            if low_rank:
+                layer._bit_true_operands["a_t"] = _mx_rows(factors.a, transpose=True)
+                layer._bit_true_operands["b_t"] = _mx_rows(factors.b, transpose=True)
+        return layer
+
+    @property
+    def low_rank(self) -> bool:
+        return self.mode in ("lqer", "l2qer")
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}, "
+                f"arithmetic={self.arithmetic}, a_width={self.a_width}, block={self.block}")
+
+    def _fq(self, x: torch.Tensor, width: int) -> torch.Tensor:
+        return fake_quantize(x, width=width, block=self.block, dim=-1,
+                             exponent_bits=self.exponent_bits, rounding=self.rounding).to(x.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "fp":
+            return F.linear(x, self.weight, self.bias)
+        if self.arithmetic == "bit-true":
+            return self._forward_bit_true(x)
+        xq = self._fq(x, self.a_width)
+        y = F.linear(xq, self.weight, self.bias)
+        if self.low_rank:
+            t = self._fq(xq @ self.lowrank_a, self.lowrank_width)
+            y = y + self._fq(t @ self.lowrank_b, self.lowrank_width)
+        return y
+
+    def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
+        ops = {k: bittrue.MXTensor(v.mantissas.to(x.device), v.exponents.to(x.device), v.width,
+                                   v.block, v.frac_bits) for k, v in self._bit_true_operands.items()}
+        out = bittrue.lqer_linear(
+            x.reshape(-1, self.in_features), weight=ops["weight"], a_t=ops.get("a_t"),
+            b_t=ops.get("b_t"), bias=self.bias, a_width=self.a_width,
+            lowrank_width=self.lowrank_width, exponent_bits=self.exponent_bits,
+            rounding=self.rounding, guard_bits=self.guard_bits, acc_rounding=self.acc_rounding)
+        return out.y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> nn.Module:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, child)
+    setattr(parent, child, module)
+    return old
+
+
+def emulate_model(model: nn.Module, factors: dict[str, LayerFactors], *, mode: str,
+                  arithmetic: str = "fast", a_width: int = 8, guard_bits: int | None = 8,
+                  acc_rounding: str = "even") -> dict[str, nn.Module]:
+    """Replace each named layer by its :class:`EmulatedLinear`, in place.
+
+    Returns the replaced modules (name -> original), for :func:`restore_model`.
+    """
+    originals = {}
+    for name, f in factors.items():
+        old = model.get_submodule(name)
+        if not isinstance(old, (nn.Linear, EmulatedLinear)):
+            raise ValueError(f"layer {name} must be a torch.nn.Linear; got {type(old).__name__}")
+        if (old.in_features, old.out_features) != (f.d_in, f.d_out):
+            raise ValueError(f"factors of layer {name} must be {old.out_features}x{old.in_features}; "
+                             f"got {f.d_out}x{f.d_in}")
+        weight = old.weight
+        new = EmulatedLinear.from_factors(f, mode=mode, arithmetic=arithmetic, a_width=a_width,
+                                          dtype=weight.dtype, device=weight.device,
+                                          guard_bits=guard_bits, acc_rounding=acc_rounding)
+        originals[name] = _set_module(model, name, new)
+    return originals
+
+
+def restore_model(model: nn.Module, originals: dict[str, nn.Module]) -> None:
+    """Put back the modules :func:`emulate_model` replaced."""
+    for name, module in originals.items():
+        _set_module(model, name, module)
