@@ -328,13 +328,12 @@ class AccumulatorAdapter(Adapter):
         lo, hi = dut.exponent_range
         smax = 2 ** (dut.sum_width - 1) - 1
         longest = min(dut.max_partials, 12)
-        lengths = []
+        draws = rng.integers(1, longest + 1, size=n)
+        draws = draws[:int(np.searchsorted(np.cumsum(draws), n)) + 1]
         # one full-length result of maximal same-sign partials (register width check)
-        if dut.max_partials <= n // 2:
-            lengths.append(dut.max_partials)
-        while sum(lengths) < n:
-            lengths.append(int(rng.integers(1, longest + 1)))
-        total = sum(lengths)
+        full = [dut.max_partials] if dut.max_partials <= n // 2 else []
+        lengths = np.concatenate([full, draws]).astype(np.int64)
+        total = int(lengths.sum())
         s = rng.integers(-smax, smax + 1, size=(total, lanes))
         s >>= rng.integers(0, dut.sum_width, size=(total, lanes))
         s *= rng.random((total, lanes)) > 0.05  # some zero partials
@@ -348,7 +347,7 @@ class AccumulatorAdapter(Adapter):
         e = np.where((wild > 0.4) & (wild < 0.45), rng.integers(lo, hi + 1, (total, lanes)), e)
         last = np.zeros(total, np.int64)
         last[np.cumsum(lengths) - 1] = 1
-        if lengths[0] == dut.max_partials:
+        if full:
             s[:lengths[0]] = smax if rng.random() < 0.5 else -smax - 1
             e[:lengths[0]] = hi
         return {"sums": s, "exponents": e, "last": last}

@@ -7,8 +7,9 @@ streams ``inputs`` (user-level ``.npz`` fields, see :mod:`sim.adapters`) through
 returns the outputs, plus the mismatch count against the reference when asked.
 
 Environment: ``LQER_VECTORS`` / ``LQER_SEED`` (vector count and seed of the
-benches), ``LQER_WAVES=1`` (waveforms: ``dump.fst`` / ``dump.vcd`` in the run
-folder), ``LQER_BUILD_DIR`` (default ``build/`` in the repository).
+benches), ``LQER_WAVES=1`` (waveforms: Icarus ``TOP.fst`` in the build folder,
+Verilator ``dump.vcd`` in the kept run folder; see ``SimResult.waves_file``),
+``LQER_BUILD_DIR`` (default ``build/`` in the repository).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class SimResult:
     total_wall_s: float     # including build (or cache hit) and start-up
     built: bool             # False on a build-cache hit
     run_dir: Path
+    waves_file: Path | None = None
     summary: dict = field(default_factory=dict)
 
 
@@ -210,7 +212,7 @@ def _build(component, top: str, simulator: str, waves: bool, log) -> tuple[Path,
         build_dir.mkdir(parents=True)
         source = build_dir / f"{top}.v"
         source.write_text(verilog)
-        kwargs = dict(verilog_sources=[source], hdl_toplevel=top, build_dir=build_dir,
+        kwargs = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                       waves=waves, always=True, timescale=("1ns", "1ps"),
                       log_file=build_dir / "build.log")
         if simulator == "verilator":
@@ -304,11 +306,14 @@ def simulate(design: str, params: dict, inputs: dict, *, simulator: str = "icaru
     summary = json.loads(summary_path.read_text())
     with np.load(run_dir / "outputs.npz") as npz:
         outputs = adapter.from_payload(out_specs, {k: npz[k] for k in npz.files})
-    if not waves:  # keep the run folder only when it holds a waveform
+    waves_file = None
+    if waves:  # Icarus dumps into the build folder, Verilator into the run folder
+        waves_file = (build_dir / f"{top}.fst") if simulator == "icarus" else run_dir / "dump.vcd"
+    else:
         shutil.rmtree(run_dir, ignore_errors=True)
     return SimResult(outputs=outputs, expected=expected,
                      mismatches=summary["mismatches"] if check else None,
                      cycles=summary["cycles"], n_inputs=summary["inputs"],
                      n_outputs=summary["outputs"], sim_wall_s=summary["wall_s"],
                      total_wall_s=time.perf_counter() - started, built=built, run_dir=run_dir,
-                     summary=summary)
+                     waves_file=waves_file, summary=summary)
