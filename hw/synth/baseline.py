@@ -1,0 +1,75 @@
+"""A plain integer dot-product array: the MXINT array without shared exponents.
+
+Same lanes, block, widths, multiplier level, adder tree and pipeline
+(:class:`hw.pipeline.StallPipeline`) as :class:`hw.dot_array.DotArray`, but the
+operands are bare two's-complement vectors: no exponent inputs, no exponent
+adder, no exponent registers. Synthesising both gives the area the MX format
+adds (``bench/bench_mx_overhead.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Module, Shape, Value, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.params import check_int
+from hw.pipeline import StallPipeline
+
+__all__ = ["IntDotArray"]
+
+
+class IntDotArray(wiring.Component):
+    """``lanes`` integer dot products of one ``x`` vector against ``lanes`` ``w`` vectors.
+
+    Ports: ``i`` (stream of ``{"x": ArrayLayout(signed(x_width), block),
+    "w": ArrayLayout(ArrayLayout(signed(w_width), block), lanes)}``) and ``o``
+    (stream of ``{"sums": ArrayLayout(signed(sum_width), lanes)}``), latency ``stages``.
+    """
+
+    def __init__(self, *, lanes: int = 4, block: int = 16, x_width: int = 8, w_width: int = 4,
+                 stages: int = 2):
+        self._lanes = check_int("lanes", lanes, 1, 256)
+        self._block = check_int("block", block, 1, 1024, power_of_two=True)
+        self._x_width = check_int("x_width", x_width, 2, 16)
+        self._w_width = check_int("w_width", w_width, 2, 16)
+        self._stages = check_int("stages", stages, 1, 8)
+        in_layout = data.StructLayout({
+            "x": data.ArrayLayout(signed(x_width), block),
+            "w": data.ArrayLayout(data.ArrayLayout(signed(w_width), block), lanes),
+        })
+        out_layout = data.StructLayout({"sums": data.ArrayLayout(signed(self.sum_width), lanes)})
+        super().__init__({"i": In(stream.Signature(in_layout)),
+                          "o": Out(stream.Signature(out_layout))})
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def latency(self) -> int:
+        return self._stages
+
+    @property
+    def sum_width(self) -> int:
+        """Bits of an exact sum of symmetric-range products (as the MXINT array)."""
+        return self._x_width + self._w_width - 1 + math.ceil(math.log2(self._block))
+
+    def elaborate(self, platform):
+        m = Module()
+        levels = 1 + int(math.log2(self._block))
+        pipe = StallPipeline(m, levels=levels, stages=self._stages, valid_in=self.i.valid,
+                             name="ints")
+        x, ws = self.i.payload.x, self.i.payload.w
+        values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(self._block)]
+        values = pipe.after(0, values)
+        for level in range(1, levels):
+            values = [values[j] + values[j + 1] for j in range(0, len(values), 2)]
+            values = pipe.after(level, values)
+        pipe.connect(self.i, self.o)
+        for k in range(self._lanes):
+            m.d.comb += self.o.payload.sums[k].eq(
+                Value.cast(values[k])[:self.sum_width].as_signed())
+        return m

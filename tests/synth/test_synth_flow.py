@@ -1,0 +1,117 @@
+"""Run the real flows on small registered designs, for every target, and check the reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from amaranth.lib import data
+
+from hw.designs import elaborate, get_design
+from hw.synth.flow import REPORT_FILE, jobs_for_design
+from hw.synth.liberty import sequential_cells
+from hw.synth.targets import CATEGORIES, TARGETS, get_target
+
+pytestmark = [pytest.mark.synth,
+              pytest.mark.filterwarnings("ignore::amaranth._unused.UnusedElaboratable")]
+
+# Small but complete: several multipliers, an adder tree, the exponent path.
+SMALL_DOT = {"block": 2, "x_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 1}
+LANES = (1, 2, 4)
+# Targets whose multipliers may absorb pipeline registers into DSP blocks.
+DSP_TARGETS = {"xc7", "ecp5", "gowin"}
+
+
+def output_register_bits(component) -> int:
+    """FFs a latency-1 stream design implies: its registered output payload plus valid
+    (hw.pipeline: the single stage is the output register)."""
+    assert component.latency == 1
+    payload = component.signature.members["o"].signature.members["payload"].shape
+    return data.Layout.cast(payload).size + 1
+
+
+@pytest.fixture(scope="module")
+def every_target(synthesise, tiny_liberty):
+    liberty = tiny_liberty.read_text()
+    targets = [*TARGETS.values(), get_target("liberty", liberty=True)]
+    params = get_design("dot").defaults | SMALL_DOT
+    records, out = synthesise(jobs_for_design("dot", params, targets, liberty=liberty))
+    return {r["target"]: r for r in records}, out, params
+
+
+@pytest.fixture(scope="module")
+def lane_sweep(synthesise):
+    jobs = []
+    for lanes in LANES:
+        params = get_design("dot-array").defaults | SMALL_DOT | {"lanes": lanes}
+        jobs += jobs_for_design("dot-array", params, [TARGETS["lut6"], TARGETS["ice40"]])
+    records, _ = synthesise(jobs)
+    return records
+
+
+def test_every_target_reports_its_structure(every_target):
+    records, out, params = every_target
+    assert set(records) == {*TARGETS, "liberty"}
+    for name, r in records.items():
+        assert r["design"] == "dot" and r["params"] == params and r["target"] == name
+        assert r["yosys"].startswith("Yosys 0.")
+        assert r["wall_s"] > 0 and r["cells_total"] == sum(r["cells"].values()) > 0
+        for category in CATEGORIES:
+            assert r[category] is None or 0 <= r[category] <= r["cells_total"]
+        # report.json on disk is the same record, and the log it names exists
+        on_disk = json.loads((out / r["build_dir"] / REPORT_FILE).read_text())
+        assert on_disk == r
+        assert (out / r["log"]).is_file()
+    for name in ("xc7", "xc7-nodsp", "ice40", "ecp5", "gowin", "lut4", "lut6"):
+        assert records[name]["luts"] > 0, name
+    assert records["cmos"]["luts"] is None and records["liberty"]["luts"] is None
+
+
+def test_fabric_only_targets_use_no_dsp(every_target):
+    records, _, _ = every_target
+    assert records["xc7-nodsp"]["dsps"] == 0
+    assert records["ice40"]["dsps"] == 0
+    assert records["xc7-nodsp"]["carries"] > 0  # the adders went to CARRY4 chains instead
+
+
+def test_flip_flops_match_the_published_pipelining(every_target):
+    records, _, params = every_target
+    expected = output_register_bits(elaborate("dot", **params))
+    for name, r in records.items():
+        if name in DSP_TARGETS:
+            assert r["ffs"] <= expected, name
+        else:
+            assert r["ffs"] == expected, name
+
+
+def test_cmos_counts_transistors_of_gates_and_flip_flops(every_target):
+    r = every_target[0]["cmos"]
+    assert set(r["cells"]) <= {"$_NAND_", "$_NOR_", "$_NOT_", "$_DFF_P_"}
+    assert r["transistors_exact"] is True
+    # Yosys' CMOS table: NAND/NOR 4, NOT 2, DFF 16 transistors
+    cost = {"$_NAND_": 4, "$_NOR_": 4, "$_NOT_": 2, "$_DFF_P_": 16}
+    assert r["transistors"] == sum(cost[t] * n for t, n in r["cells"].items())
+
+
+def test_liberty_area_is_the_sum_of_cell_areas(every_target, tiny_liberty):
+    import re
+    r = every_target[0]["liberty"]
+    text = tiny_liberty.read_text()
+    areas = {m.group(1): float(m.group(2)) for m in
+             re.finditer(r"cell \((\w+)\) \{\s*area : ([0-9.]+);", text)}
+    assert set(r["cells"]) <= set(areas)
+    assert r["area"] == pytest.approx(sum(areas[t] * n for t, n in r["cells"].items()))
+    storage = sequential_cells(text)
+    assert r["sequential_area"] == pytest.approx(
+        sum(areas[t] * n for t, n in r["cells"].items() if t in storage))
+
+
+def test_luts_grow_with_lanes_and_flip_flops_follow_the_outputs(lane_sweep):
+    for target in ("lut6", "ice40"):
+        rows = sorted((r for r in lane_sweep if r["target"] == target),
+                      key=lambda r: r["params"]["lanes"])
+        assert [r["params"]["lanes"] for r in rows] == list(LANES)
+        luts = [r["luts"] for r in rows]
+        assert luts == sorted(luts) and luts[0] < luts[-1], (target, luts)
+        for r in rows:
+            assert r["ffs"] == output_register_bits(elaborate("dot-array", **r["params"]))

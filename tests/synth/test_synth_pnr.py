@@ -1,0 +1,56 @@
+"""``lqer-hw pnr``: nextpnr on ECP5 and iCE40 gives an Fmax beside the synthesis figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from hw.synth import pnr_cli
+from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+
+pytestmark = pytest.mark.synth
+
+SMALL = {"block": 2, "x_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 2}
+
+
+def constraint_mhz(family: str) -> float:
+    text = (CONSTRAINTS_DIR / FAMILIES[family].constraints).read_text()
+    pattern = {"ecp5": r'FREQUENCY PORT "clk" ([0-9.]+) MHZ;', "ice40": r"set_frequency clk ([0-9.]+)"}
+    return float(re.search(pattern[family], text).group(1))
+
+
+def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
+    out = tmp_path / "pnr"
+    argv = ["dot", *(a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")), "-j", "2",
+            "-o", str(out)]
+    assert pnr_cli.main(argv, prog="lqer-hw pnr") == 0
+    stdout, stderr = capsys.readouterr()
+    assert stderr == ""
+    lines = [ln for ln in stdout.splitlines() if "place and route" in ln]
+    assert len(lines) == 2 and all(re.search(r": Fmax \d+\.\d MHz \(", ln) for ln in lines)
+    records = {r["target"]: r for r in json.loads((out / "pnr.json").read_text())}
+    assert set(records) == {"ecp5", "ice40"}
+    for family, r in records.items():
+        assert r["design"] == "dot" and r["params"] == SMALL
+        assert r["luts"] > 0 and r["ffs"] > 0                 # the bare design's synthesis
+        assert 10 < r["fmax_mhz"] < 1000
+        assert r["fmax_constraint_mhz"] == pytest.approx(constraint_mhz(family), rel=1e-3)
+        # the harness registers every port bit around the design's own flip-flops
+        assert r["harness_cells"]["ffs"] == r["ffs"] + r["harness_ffs"]
+        assert (out / r["pnr_dir"] / "nextpnr.log").is_file()
+    assert "Fmax (MHz)" in (out / "pnr.md").read_text()
+
+
+def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):
+    tiny_device = dataclasses.replace(FAMILIES["ice40"], capacity={"luts": 10},
+                                      device_name="a ten-LUT device")
+    jobs = pnr_jobs_for_design("dot", SMALL, [tiny_device])
+    records, failures = run_pnr_jobs(jobs, tmp_path)
+    assert not failures
+    (r,) = records
+    assert r["fmax_mhz"] is None
+    assert re.fullmatch(r"does not fit a ten-LUT device: \d+ luts > 10 available", r["pnr_note"])
+    assert not (tmp_path / r["pnr_dir"] / "nextpnr.log").exists()
