@@ -24,7 +24,7 @@ exactly ``sw.mxint.quantize_exact(A, E - G, ...)``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

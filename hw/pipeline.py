@@ -50,7 +50,8 @@ class StallPipeline:
     def after(self, level: int, values: list[Value]) -> list[Value]:
         """Close ``level`` (in order): return ``values`` delayed by its registers."""
         if level != self._next_level:
-            raise RuntimeError(f"levels must be closed in order; expected {self._next_level}, got {level}")
+            raise RuntimeError(f"levels must be closed in order; expected {self._next_level}, "
+                               f"got {level}")
         self._next_level += 1
         for k in range(self._counts[level]):
             tag = f"{self._name}_l{level}_r{k}"

@@ -92,7 +92,8 @@ class Quantizer(wiring.Component):
                 ored = ored | mag
             ored = wire(m, ored, "magnitudes_or")
             length = bit_length(m, ored, "block_bit_length")
-            return wire(m, (length - 1 - self._frac_bits).as_signed(), "natural_exponent"), ored == 0
+            natural = wire(m, (length - 1 - self._frac_bits).as_signed(), "natural_exponent")
+            return natural, ored == 0
         lo = -2 ** (self._lsb_width - 1)
         hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
         shape = signed_for_range(lo, hi)

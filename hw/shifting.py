@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Signal, Value
 
 __all__ = ["wire", "bit_length", "below_mask", "shift_right_round"]
 

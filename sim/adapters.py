@@ -75,7 +75,7 @@ class Adapter:
             if n is None:
                 n = a.shape[0] if a.ndim else 0
             if a.shape != (n,) + dims:
-                shape = "(" + ", ".join(["N"] + [str(d) for d in dims]) + (",)" if not dims else ")")
+                shape = "(" + ", ".join(["N"] + [str(d) for d in dims]) + (")" if dims else ",)")
                 raise ValueError(f"{spec.name} must have shape {shape} with N = {n}; "
                                  f"got {a.shape}")
             if a.size and (a.min() < lo or a.max() > hi):
@@ -149,9 +149,11 @@ class DotAdapter(Adapter):
     design = "dot"
     inputs = (
         FieldSpec("x_exponents", "x.exponent", "(N,) activation block exponents, unbiased"),
-        FieldSpec("x_mantissas", "x.mantissas", "(N, block) activation mantissas, |m| <= 2**(x_width-1)-1"),
+        FieldSpec("x_mantissas", "x.mantissas",
+                  "(N, block) activation mantissas, |m| <= 2**(x_width-1)-1"),
         FieldSpec("w_exponents", "w.exponent", "(N,) weight block exponents, unbiased"),
-        FieldSpec("w_mantissas", "w.mantissas", "(N, block) weight mantissas, |m| <= 2**(w_width-1)-1"),
+        FieldSpec("w_mantissas", "w.mantissas",
+                  "(N, block) weight mantissas, |m| <= 2**(w_width-1)-1"),
     )
     outputs = (
         FieldSpec("sums", "sum", "(N,) exact integer dot products"),
@@ -267,15 +269,18 @@ class AccumulatorAdapter(Adapter):
     design = "accumulator"
     inputs = (
         FieldSpec("sums", "sums", "(N, lanes) partial sums (dot-product outputs)"),
-        FieldSpec("exponents", "exponents", "(N, lanes) partial exponents: value = sums * 2**exponents"),
+        FieldSpec("exponents", "exponents",
+                  "(N, lanes) partial exponents: value = sums * 2**exponents"),
         FieldSpec("last", "last", "(N,) 1 on the final partial of each result; last[-1] must be 1"),
     )
     outputs = (
-        FieldSpec("values", "values", "(M, lanes) accumulator A per result (M = number of last flags)"),
+        FieldSpec("values", "values",
+                  "(M, lanes) accumulator A per result (M = number of last flags)"),
         FieldSpec("exponents", "exponents", "(M, lanes) value = values * 2**exponents"),
     )
     requantized_outputs = (
-        FieldSpec("exponents", "exponent", "(M,) shared exponent of the requantized block (out_width > 0)"),
+        FieldSpec("exponents", "exponent",
+                  "(M,) shared exponent of the requantized block (out_width > 0)"),
         FieldSpec("mantissas", "mantissas", "(M, lanes) requantized mantissas (out_width > 0)"),
     )
 

@@ -7,6 +7,7 @@ out, random valid stalls and ready back-pressure from one seeded generator.
 from __future__ import annotations
 
 import random
+import time
 
 from amaranth.sim import Simulator
 
@@ -15,8 +16,12 @@ __all__ = ["run_amaranth"]
 
 def run_amaranth(component, items: list[int], n_outputs: int, *, valid_probability: float = 1.0,
                  ready_probability: float = 1.0, seed: int = 1,
-                 max_cycles: int | None = None) -> tuple[list[int], int]:
-    """Stream ``items`` through ``component`` (ports ``i``/``o``); return (outputs, cycles)."""
+                 max_cycles: int | None = None,
+                 timing: dict | None = None) -> tuple[list[int], int]:
+    """Stream ``items`` through ``component`` (ports ``i``/``o``); return (outputs, cycles).
+
+    ``timing``, when given, receives ``run_s``: seconds of the clocked simulation alone.
+    """
     rng = random.Random(seed)
     rate = min(valid_probability, ready_probability)
     limit = max_cycles or int((len(items) + n_outputs) / rate * 4) + 100
@@ -52,13 +57,16 @@ def run_amaranth(component, items: list[int], n_outputs: int, *, valid_probabili
     sim = Simulator(component)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
+    start = time.perf_counter()
     sim.run()
+    if timing is not None:
+        timing["run_s"] = time.perf_counter() - start
     return outputs, cycles[0]
 
 
 def bench_design(design: str, params: dict, *, vectors: int, seed: int = 1,
                  valid_probability: float = 0.8, ready_probability: float = 0.8,
-                 inputs: dict | None = None):
+                 inputs: dict | None = None, timing: dict | None = None):
     """Random (or given) vectors through a registered design on Amaranth's simulator.
 
     Returns ``(mismatches, received payloads, expected payloads, cycles)``.
@@ -80,6 +88,6 @@ def bench_design(design: str, params: dict, *, vectors: int, seed: int = 1,
     items = in_codec.pack(adapter.to_payload(adapter.inputs, inputs))
     want = out_codec.pack(adapter.to_payload(adapter.output_fields(component), expected))
     got, cycles = run_amaranth(component, items, len(want), valid_probability=valid_probability,
-                               ready_probability=ready_probability, seed=seed)
+                               ready_probability=ready_probability, seed=seed, timing=timing)
     mismatches = sum(g != w for g, w in zip(got, want)) + abs(len(got) - len(want))
     return mismatches, got, want, cycles

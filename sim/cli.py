@@ -66,7 +66,8 @@ def _load_inputs(path: str) -> dict:
                 raise ValueError
             return {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise _UsageError(f"--inputs must be a NumPy .npz archive; could not read {path!r}") from None
+        raise _UsageError(f"--inputs must be a NumPy .npz archive; could not read {path!r}") \
+            from None
 
 
 def main(argv: list[str], prog: str = "lqer-hw sim") -> int:

@@ -79,4 +79,5 @@ async def stream_bench(dut):
     with open(tmp, "w") as f:
         json.dump(summary, f)
     os.replace(tmp, job["summary"])
-    assert checker.mismatches == 0, f"{checker.mismatches} mismatches out of {len(received)} outputs"
+    assert checker.mismatches == 0, \
+        f"{checker.mismatches} mismatches out of {len(received)} outputs"

@@ -92,7 +92,8 @@ class PayloadCodec:
             if n is None:
                 n = a.shape[0] if a.ndim else -1
             if a.shape != (n,) + dims:
-                raise ValueError(f"payload field {key!r} must have shape {(n,) + dims}; got {a.shape}")
+                raise ValueError(f"payload field {key!r} must have shape {(n,) + dims}; "
+                                 f"got {a.shape}")
             lo, hi = self.value_range(key)
             if a.size and (a.min() < lo or a.max() > hi):
                 raise ValueError(f"payload field {key!r} must be in {lo}..{hi}")
@@ -108,10 +109,11 @@ class PayloadCodec:
             stop = min(n, start + chunk)
             bits = np.zeros((stop - start, nbytes * 8), np.uint8)
             for leaf in self.leaves:
-                v = np.asarray(arrays[leaf.key])[(slice(start, stop),) + leaf.index].astype(np.int64)
-                v = v.astype(np.uint64) & np.uint64((1 << leaf.width) - 1)
+                v = np.asarray(arrays[leaf.key])[(slice(start, stop),) + leaf.index]
+                v = v.astype(np.int64).astype(np.uint64) & np.uint64((1 << leaf.width) - 1)
                 shifts = np.arange(leaf.width, dtype=np.uint64)
-                bits[:, leaf.offset:leaf.offset + leaf.width] = (v[:, None] >> shifts) & np.uint64(1)
+                columns = slice(leaf.offset, leaf.offset + leaf.width)
+                bits[:, columns] = (v[:, None] >> shifts) & np.uint64(1)
             packed = np.packbits(bits, axis=1, bitorder="little")
             out += [int.from_bytes(packed[i].tobytes(), "little") for i in range(len(packed))]
         return out

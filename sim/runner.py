@@ -299,10 +299,12 @@ def simulate(design: str, params: dict, inputs: dict, *, simulator: str = "icaru
                         results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log",
                         seed=seed)
     except (RuntimeError, SystemExit) as exc:
-        raise SimulationError(f"{simulator} run failed ({exc}); log: {run_dir / 'sim.log'}") from None
+        raise SimulationError(f"{simulator} run failed ({exc}); "
+                              f"log: {run_dir / 'sim.log'}") from None
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
-        raise SimulationError(f"{simulator} run ended without a summary; log: {run_dir / 'sim.log'}")
+        raise SimulationError(f"{simulator} run ended without a summary; "
+                              f"log: {run_dir / 'sim.log'}")
     summary = json.loads(summary_path.read_text())
     with np.load(run_dir / "outputs.npz") as npz:
         outputs = adapter.from_payload(out_specs, {k: npz[k] for k in npz.files})

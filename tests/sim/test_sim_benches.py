@@ -31,7 +31,8 @@ ICARUS_ONLY = [
     ("dot", {"block": 4, "x_width": 3, "w_width": 6, "exponent_bits": 3, "stages": 1}),
     ("accumulator", {"lanes": 2, "guard_bits": 0, "floor_rounding": 1, "max_partials": 8}),
 ]
-CASES = [(d, p, s) for d, p in BOTH for s in SIMULATORS] + [(d, p, "icarus") for d, p in ICARUS_ONLY]
+CASES = ([(d, p, s) for d, p in BOTH for s in SIMULATORS]
+         + [(d, p, "icarus") for d, p in ICARUS_ONLY])
 
 
 def _ids(case):

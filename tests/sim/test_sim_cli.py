@@ -12,8 +12,10 @@ from sw.mxint import MXQuantized, quantize_exact
 
 def _dot_inputs(n=6, block=16, seed=0):
     rng = np.random.default_rng(seed)
-    return {"x_exponents": rng.integers(-127, 128, n), "x_mantissas": rng.integers(-127, 128, (n, block)),
-            "w_exponents": rng.integers(-127, 128, n), "w_mantissas": rng.integers(-7, 8, (n, block))}
+    return {"x_exponents": rng.integers(-127, 128, n),
+            "x_mantissas": rng.integers(-127, 128, (n, block)),
+            "w_exponents": rng.integers(-127, 128, n),
+            "w_mantissas": rng.integers(-7, 8, (n, block))}
 
 
 def _run(argv, capsys):
