@@ -1,0 +1,63 @@
+"""The shared shift-and-round block against the reference's rounding, exhaustively."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.sim import Simulator
+
+from hw.shifting import bit_length, shift_right_round
+from sw.blockmath import rshift_round
+
+WIDTH, MAX_SHIFT = 7, 10  # shifts beyond the width included
+
+
+def _simulate(shape, rounding):
+    m = Module()
+    value, amount = Signal(shape), Signal(range(MAX_SHIFT + 1))
+    result = shift_right_round(m, value, amount, rounding, "dut")
+    lo, hi = (-2 ** (WIDTH - 1), 2 ** (WIDTH - 1)) if shape.signed else (0, 2 ** WIDTH)
+    got = {}
+
+    async def bench(ctx):
+        for v in range(lo, hi):
+            for r in range(MAX_SHIFT + 1):
+                ctx.set(value, v)
+                ctx.set(amount, r)
+                got[v, r] = ctx.get(result)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("rounding", ["floor", "even"])
+def test_signed_shift_matches_rshift_round(rounding):
+    got = _simulate(signed(WIDTH), rounding)
+    keys = list(got)
+    v = np.array([k[0] for k in keys])
+    r = np.array([k[1] for k in keys])
+    assert [got[k] for k in keys] == rshift_round(v, r, rounding).tolist()
+
+
+def test_unsigned_ties_away_rounds_half_up():
+    got = _simulate(unsigned(WIDTH), "away")
+    for (v, r), q in got.items():
+        assert q == (v + (1 << r >> 1)) >> r  # floor(v / 2**r + 1/2)
+
+
+def test_bit_length_is_the_leading_one_position():
+    m = Module()
+    value = Signal(9)
+    length = bit_length(m, value, "len")
+
+    async def bench(ctx):
+        for v in range(2 ** 9):
+            ctx.set(value, v)
+            assert ctx.get(length) == v.bit_length()
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
