@@ -32,7 +32,8 @@ from hw.designs import elaborate, emit, get_design, top_name
 from sim.adapters import get_adapter
 from sim.codec import PayloadCodec
 
-__all__ = ["SIMULATORS", "SimResult", "SimulationError", "simulate", "vector_count",
+__all__ = ["SIMULATORS", "SimResult", "SimulationError", "simulate", "simulator_available",
+           "vector_count",
            "seed_from_env", "waves_from_env", "build_root", "verilator_environment"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -102,6 +103,13 @@ def verilator_environment() -> dict[str, str]:
     if "CXXFLAGS" not in os.environ:
         env["CXXFLAGS"] = "--std=c++20"
     return env
+
+
+def simulator_available(simulator: str) -> bool:
+    """Icarus needs ``iverilog`` on PATH; Verilator comes with the Python environment."""
+    if simulator == "icarus":
+        return shutil.which("iverilog") is not None
+    return bool(verilator_environment()) and shutil.which("make") is not None
 
 
 def _tool_versions(simulator: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from hw.designs import inspect
 from sim.adapters import get_adapter
-from sim.runner import SIMULATORS, seed_from_env, simulate, vector_count
+from sim.runner import SIMULATORS, seed_from_env, simulate, simulator_available, vector_count
 
 pytestmark = pytest.mark.sim
 
@@ -43,6 +43,8 @@ def _ids(case):
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_rtl_matches_reference(case):
     design, params, simulator = case
+    if not simulator_available(simulator):
+        pytest.skip(f"{simulator} is not installed")
     seed = seed_from_env()
     vectors = vector_count(DEFAULT_VECTORS)
     component = inspect(design, **params)
@@ -59,6 +61,8 @@ def test_rtl_matches_reference(case):
 
 def test_checker_counts_mismatches(monkeypatch):
     """A wrong reference must be caught: the bench is able to fail."""
+    if not simulator_available("icarus"):
+        pytest.skip("icarus is not installed")
     adapter = get_adapter("dot")
     component = inspect("dot")
     inputs = adapter.random_inputs(component, 50, np.random.default_rng(2))
@@ -76,6 +80,8 @@ def test_checker_counts_mismatches(monkeypatch):
 
 
 def test_waveforms_on_request(monkeypatch):
+    if not simulator_available("icarus"):
+        pytest.skip("icarus is not installed")
     monkeypatch.setenv("LQER_WAVES", "1")
     adapter = get_adapter("dot")
     component = inspect("dot", block=2)

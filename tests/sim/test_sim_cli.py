@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sim.cli import main as sim_main
+from sim.runner import simulator_available
 from sw.blockmath import block_dot
 from sw.mxint import MXQuantized, quantize_exact
 
@@ -27,6 +28,8 @@ def _run(argv, capsys):
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 def test_sim_dot_writes_the_rtl_outputs(tmp_path, capsys, simulator):
+    if not simulator_available(simulator):
+        pytest.skip(f"{simulator} is not installed")
     ins = _dot_inputs()
     np.savez(tmp_path / "in.npz", **ins)
     code, out, err = _run(["dot", "-p", "block=16", "-p", "x_width=8", "-p", "w_width=4",
@@ -43,6 +46,8 @@ def test_sim_dot_writes_the_rtl_outputs(tmp_path, capsys, simulator):
 
 @pytest.mark.sim
 def test_sim_quantize_writes_mxint_blocks(tmp_path, capsys):
+    if not simulator_available("icarus"):
+        pytest.skip("icarus is not installed")
     rng = np.random.default_rng(1)
     values = rng.integers(-2 ** 11, 2 ** 11, (9, 8)) >> rng.integers(0, 12, (9, 1))
     np.savez(tmp_path / "in.npz", values=values)
