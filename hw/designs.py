@@ -20,7 +20,7 @@ from amaranth.lib import wiring
 from hw.params import is_power_of_two
 
 __all__ = ["Param", "Design", "DESIGNS", "register", "get_design", "parse_params",
-           "elaborate", "inspect", "emit", "top_name", "EMIT_FORMATS"]
+           "elaborate", "inspect", "emit", "top_name", "all_designs", "EMIT_FORMATS"]
 
 EMIT_FORMATS = ("verilog", "rtlil")
 
@@ -91,6 +91,12 @@ def _load_extensions() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:
                 raise
+
+
+def all_designs() -> list[Design]:
+    """Every registered design, extension modules included, in registration order."""
+    _load_extensions()
+    return list(DESIGNS.values())
 
 
 def get_design(name: str) -> Design:

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 from hw.atomic import write_text_atomic
-from hw.designs import DESIGNS, emit, get_design, parse_params, top_name, _load_extensions
+from hw.designs import all_designs, emit, get_design, parse_params, top_name
 
 
 def _listing() -> str:
-    _load_extensions()
     lines = []
-    for design in DESIGNS.values():
+    for design in all_designs():
         lines.append(f"{design.name}: {design.summary}")
         for p in design.params:
             lines.append(f"  {p.name:<14} default {p.default:<5} {p.describe():<32} {p.doc}")
