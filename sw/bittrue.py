@@ -69,8 +69,8 @@ def exact_value(acc: torch.Tensor, lsb: torch.Tensor) -> torch.Tensor:
     return acc.to(torch.float64) * pow2(lsb)
 
 
-def block_partials(x: MXTensor, w: MXTensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact block partials of ``x @ w.T``: x (T, n), w (O, n) -> sums, lsb (T, O, nb) int64."""
+def _partials_block_major(x: MXTensor, w: MXTensor) -> torch.Tensor:
+    """Exact block sums of ``x @ w.T`` as int64 (nb, T, O)."""
     if x.block != w.block or x.mantissas.shape[-1] != w.mantissas.shape[-1]:
         raise ValueError("block and reduction length must match between operands; got "
                          f"{x.block}/{x.mantissas.shape[-1]} and {w.block}/{w.mantissas.shape[-1]}")
@@ -90,21 +90,28 @@ def block_partials(x: MXTensor, w: MXTensor) -> tuple[torch.Tensor, torch.Tensor
     nb = (n + pad) // block
     xb = xm.reshape(t, nb, block).transpose(0, 1)        # (nb, T, B)
     wb = wm.reshape(o, nb, block).permute(1, 2, 0)       # (nb, B, O)
-    sums = torch.bmm(xb, wb).permute(1, 2, 0)            # (T, O, nb), exact integers
+    return torch.bmm(xb, wb).to(torch.int64)             # exact integers
+
+
+def block_partials(x: MXTensor, w: MXTensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact block partials of ``x @ w.T``: x (T, n), w (O, n) -> sums, lsb (T, O, nb) int64."""
+    sums = _partials_block_major(x, w).permute(1, 2, 0)
     lsb = x.lsb_exponents[:, None, :] + w.lsb_exponents[None, :, :]
-    return sums.to(torch.int64), lsb
+    return sums, lsb
 
 
 def rshift_round(v: torch.Tensor, r: torch.Tensor, rounding: str) -> torch.Tensor:
-    """``v * 2**-r`` rounded to an integer (``r >= 0``), as :func:`sw.blockmath.rshift_round`."""
+    """``v * 2**-r`` rounded to an integer (``r >= 0``), as :func:`sw.blockmath.rshift_round`.
+
+    Half-to-even as one add and one shift: ``(v + 2**(r-1) - 1 + odd) >> r``
+    with ``odd`` the lowest bit of ``v >> r`` (and no bias at ``r = 0``).
+    """
     r = r.clamp(max=62)
-    floor = v >> r
     if rounding == "floor":
-        return floor
-    rem = v - (floor << r)
-    half = torch.ones_like(r) << (r.clamp(min=1) - 1)
-    up = (r > 0) & ((rem > half) | ((rem == half) & ((floor & 1) == 1)))
-    return floor + up.to(v.dtype)
+        return v >> r
+    odd = (v >> r) & 1
+    bias = ((torch.ones_like(r) << r) >> 1) - 1 + odd
+    return (v + torch.where(r > 0, bias, 0)) >> r
 
 
 def accumulate(sums: torch.Tensor, lsb: torch.Tensor, *, guard_bits: int | None = 8,
@@ -114,13 +121,24 @@ def accumulate(sums: torch.Tensor, lsb: torch.Tensor, *, guard_bits: int | None 
         raise ValueError(f'rounding must be one of "floor", "even"; got {rounding!r}')
     if guard_bits is None:
         return _accumulate_exact(sums, lsb)
-    acc = sums[..., 0] << guard_bits
-    e = lsb[..., 0]
-    for j in range(1, sums.shape[-1]):
-        e_new = torch.maximum(e, lsb[..., j])
-        acc = (rshift_round(acc, e_new - e, rounding)
-               + rshift_round(sums[..., j] << guard_bits, e_new - lsb[..., j], rounding))
-        e = e_new
+    return _accumulate_block_major(sums.movedim(-1, 0), lsb.movedim(-1, 0), guard_bits, rounding)
+
+
+def _accumulate_block_major(sums, lsb_of, guard_bits: int, rounding: str):
+    """The running-max rule over the first axis; ``lsb_of`` is a tensor or a function j -> lsb_j."""
+    lsb = lsb_of if callable(lsb_of) else lsb_of.__getitem__
+    acc = sums[0] << guard_bits
+    e = lsb(0)
+    for j in range(1, sums.shape[0]):
+        p = lsb(j)
+        term = sums[j] << guard_bits
+        # one of the two alignment shifts is zero (and rshift by 0 is the identity): shift
+        # only the operand with the smaller exponent
+        d = p - e
+        new_max = d > 0
+        acc = (torch.where(new_max, term, acc)
+               + rshift_round(torch.where(new_max, acc, term), d.abs(), rounding))
+        e = torch.maximum(e, p)
     return acc, e - guard_bits
 
 
@@ -159,8 +177,14 @@ def linear_accumulate(x: MXTensor, w: MXTensor, *, guard_bits: int | None,
     for start in range(0, t, step):
         part = MXTensor(x.mantissas[start:start + step], x.exponents[start:start + step],
                         x.width, x.block, x.frac_bits)
-        sums, lsb = block_partials(part, w)
-        acc, low = accumulate(sums, lsb, guard_bits=guard_bits, rounding=rounding)
+        if guard_bits is None:
+            sums, lsb = block_partials(part, w)
+            acc, low = _accumulate_exact(sums, lsb)
+        else:
+            xl, wl = part.lsb_exponents, w.lsb_exponents
+            acc, low = _accumulate_block_major(_partials_block_major(part, w),
+                                               lambda j: xl[:, j, None] + wl[None, :, j],
+                                               guard_bits, rounding)
         accs.append(acc)
         lsbs.append(low)
     if not accs:
