@@ -195,15 +195,17 @@ def _check_length(name: str, length: int, model) -> None:
 
 def _quantize(args, prog: str) -> int:
     from sw.default_model import calib_path
-    from sw.factors import save_factors
-    from sw.models import model_hash
-    from sw.pipeline import build_factors
     from sw.qconfig import QUANT_METHODS
-    from sw.text import read_text
 
     method = _choice("method", args.method, QUANT_METHODS)
     config, values = _config(args, method)
     calib = _calib_options(values)
+
+    from sw.factors import save_factors
+    from sw.models import model_hash
+    from sw.pipeline import build_factors
+    from sw.text import read_text
+
     device = _device(args.device)
     out = args.out
     if os.path.exists(out) and not os.path.isdir(out):
@@ -236,15 +238,9 @@ def _quantize(args, prog: str) -> int:
 
 def _eval(args, prog: str) -> int:
     from sw.default_model import calib_path, data_path
-    from sw.emulation import emulate_model
-    from sw.factors import load_factors
-    from sw.models import model_hash, max_positions
-    from sw.perplexity import perplexity
-    from sw.pipeline import build_factors
-    from sw.qconfig import METHODS, QuantConfig
-    from sw.text import read_text, tokenize
+    from sw.qconfig import METHODS
 
-    given = [k for k in QUANT_DEFAULTS if getattr(args, k) is not None]
+    given = [k for k in (*QUANT_DEFAULTS, "layers") if getattr(args, k) is not None]
     if args.quantized is not None and args.method is not None:
         raise UsageError("quantized and method must not both be given (the factors fix the method); "
                          f"got --method {args.method!r}")
@@ -257,6 +253,13 @@ def _eval(args, prog: str) -> int:
     batch_size = _int("batch-size", args.batch_size, 1)
     max_windows = None if args.max_windows is None else _int("max-windows", args.max_windows, 1)
     seq_len = None if args.seq_len is None else _int("seq-len", args.seq_len, 2)
+    from sw.emulation import emulate_model
+    from sw.factors import load_factors
+    from sw.models import max_positions, model_hash
+    from sw.perplexity import perplexity
+    from sw.pipeline import build_factors
+    from sw.text import read_text, tokenize
+
     device = _device(args.device)
     data_file = data_path(args.data)
     text = read_text(data_file, name="data")
@@ -325,11 +328,6 @@ def main(argv: list[str], prog: str = "lqer-hw eval") -> int:
     if command not in ("quantize", "eval"):
         print(f"{prog}: error: command must be quantize or eval; got {command!r}", file=sys.stderr)
         return 2
-    from sw.calibration import CalibrationError
-    from sw.factors import FactorsError
-    from sw.models import ModelError
-    from sw.text import TextError
-
     try:
         args = _parser(prog, command).parse_args(argv)
     except UsageError as exc:
@@ -339,7 +337,8 @@ def main(argv: list[str], prog: str = "lqer-hw eval") -> int:
         return int(exc.code or 0)
     try:
         return _quantize(args, prog) if command == "quantize" else _eval(args, prog)
-    except (UsageError, ModelError, TextError, FactorsError, CalibrationError, ValueError) as exc:
+    # every bad-input error of sw (ModelError, TextError, FactorsError, ...) is a ValueError
+    except (UsageError, ValueError) as exc:
         if os.environ.get("LQER_DEBUG"):
             raise
         message = str(exc).strip().splitlines()

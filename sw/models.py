@@ -32,6 +32,9 @@ __all__ = ["ModelError", "WEIGHT_FILES", "load_model", "load_tokenizer", "quanti
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")
+
 # A module name segment that is a number: the module sits in a ModuleList of blocks.
 _IN_BLOCK = re.compile(r"(^|\.)\d+(\.|$)")
 
@@ -105,12 +108,19 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     transformers.utils.logging.set_verbosity_error()
+    # transformers 5 builds an empty tokenizer when the files are missing: check first
+    if not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
+        raise ModelError(f"model folder must hold a tokenizer (one of {', '.join(TOKENIZER_FILES)}); "
+                         f"got {path!r}")
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True,
-                                             trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True,
+                                                  trust_remote_code=trust_remote_code)
     except Exception as exc:
-        raise ModelError(f"model folder must hold a tokenizer (tokenizer.json or its files); "
-                         f"{path!r} failed: {_one_line(exc)}") from None
+        raise ModelError(f"model folder must hold a loadable tokenizer; {path!r} failed: "
+                         f"{_one_line(exc)}") from None
+    if len(tokenizer) < 2:
+        raise ModelError(f"model folder must hold a tokenizer with a vocabulary; got {path!r}")
+    return tokenizer
 
 
 def quantizable_layers(model: nn.Module, *, pattern: str | None = None) -> dict[str, nn.Linear]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from sw.mxint import check_format
-from sw.svd import SVD_METHODS
 
-__all__ = ["METHODS", "QUANT_METHODS", "BLOCKINGS", "QuantConfig"]
+__all__ = ["METHODS", "QUANT_METHODS", "BLOCKINGS", "SVD_METHODS", "QuantConfig"]
 
 METHODS = ("fp", "mxint", "lqer", "l2qer")
 QUANT_METHODS = ("mxint", "lqer", "l2qer")  # the methods that produce factors
 BLOCKINGS = ("reduction", "paper")
+SVD_METHODS = ("full", "randomized")
 
 
 def _is_int(value) -> bool:

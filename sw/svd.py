@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SVD_METHODS", "truncated_svd", "randomized_svd"]
+from sw.qconfig import SVD_METHODS
 
-SVD_METHODS = ("full", "randomized")
+__all__ = ["SVD_METHODS", "truncated_svd", "randomized_svd"]
 
 
 def randomized_svd(m: torch.Tensor, rank: int, *, oversample: int = 8, power_iterations: int = 2,
