@@ -129,6 +129,16 @@ def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per d
     for ax, design in zip(axes.flat, designs):
         mine = [r for r in rows if r["design"] == design]
         x_name = main_parameter(mine)
+        values = sorted({r["params"].get(x_name, 0) for r in mine})
+        if len(values) == 1:  # one design point: LUTs per target as bars
+            targets = list(dict.fromkeys(r["target"] for r in mine))
+            luts = [next(r["luts"] for r in mine if r["target"] == t) for t in targets]
+            ax.bar(targets, luts, color=[f"C{i}" for i in range(len(targets))])
+            ax.set_title(f"{design} ({x_name}={values[0]})" if x_name else design)
+            ax.set_ylabel("LUTs")
+            ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+            ax.grid(True, axis="y", alpha=0.3)
+            continue
         for target in dict.fromkeys(r["target"] for r in mine):
             points = sorted((r["params"].get(x_name, 0), r["luts"]) for r in mine
                             if r["target"] == target)
@@ -136,7 +146,6 @@ def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per d
         ax.set_title(design)
         ax.set_xlabel(x_name or "")
         ax.set_ylabel("LUTs")
-        values = sorted({r["params"].get(x_name, 0) for r in mine})
         if len(values) > 2 and values[0] > 0 and values[-1] / values[0] >= 8:
             ax.set_xscale("log", base=2)
         ax.set_xticks(values)
