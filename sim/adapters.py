@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sw.blockmath import accumulate, block_dot
+from sw.blockmath import accumulate, block_dot, block_matmul_partials
 from sw.mxint import MXQuantized, quantize_exact
 
 __all__ = ["Adapter", "FieldSpec", "ADAPTERS", "register_adapter", "get_adapter"]
@@ -360,3 +360,183 @@ class AccumulatorAdapter(Adapter):
 
 for _adapter in (DotAdapter(), DotArrayAdapter(), QuantizeAdapter(), AccumulatorAdapter()):
     register_adapter(_adapter)
+
+
+# --- the LQER dual-path linear layer ---------------------------------------------------
+
+class LQERLinearAdapter(Adapter):
+    """``lqer-linear``: operand matrices in, one output item per block of output channels.
+
+    :meth:`validate` also lays the operands out as the input stream the datapath
+    expects (:meth:`schedule`), under the private key ``"_payload"``.
+    """
+
+    design = "lqer-linear"
+    inputs = (
+        FieldSpec("x_mantissas", "", "(T, d_in) activation mantissas (T tokens)"),
+        FieldSpec("x_exponents", "", "(T, d_in/block) activation block exponents"),
+        FieldSpec("w_mantissas", "", "(d_out, d_in) W_q mantissas (w_width bits)"),
+        FieldSpec("w_exponents", "", "(d_out, d_in/block) W_q block exponents"),
+        FieldSpec("a_mantissas", "", "(rank, d_in) A^T mantissas (rank > 0)"),
+        FieldSpec("a_exponents", "", "(rank, d_in/block) A^T block exponents"),
+        FieldSpec("b_mantissas", "", "(d_out, rank) B^T mantissas"),
+        FieldSpec("b_exponents", "", "(d_out, rank/block) B^T block exponents"),
+    )
+    outputs = (
+        FieldSpec("main_values", "main_values",
+                  "(T*d_out/block, block) main accumulator per channel, row = token * "
+                  "d_out/block + output block"),
+        FieldSpec("main_exponents", "main_exponents", "(T*d_out/block, block) main = "
+                  "main_values * 2**main_exponents"),
+        FieldSpec("u_exponents", "u.exponent", "(T*d_out/block,) exponent of the u block"),
+        FieldSpec("u_mantissas", "u.mantissas", "(T*d_out/block, block) u mantissas; "
+                  "y = main + u * 2**(u_exponents - (lowrank_width - 2))"),
+    )
+
+    def output_fields(self, dut):
+        return self.outputs if dut.rank else self.outputs[:2]
+
+    def _operands(self, dut):
+        s = dut.schedule
+        xf, wf, lf = dut.x_format, dut.w_format, dut.lowrank_format
+        ops = {"x": (None, s.d_in, xf), "w": (s.d_out, s.d_in, wf)}
+        if dut.rank:
+            ops.update(a=(s.rank, s.d_in, lf), b=(s.d_out, s.rank, lf))
+        return ops
+
+    def input_bounds(self, dut):
+        bounds = {}
+        for key, (rows, cols, fmt) in self._operands(dut).items():
+            bounds[f"{key}_mantissas"] = ((rows, cols), -fmt.mantissa_max, fmt.mantissa_max)
+            bounds[f"{key}_exponents"] = ((rows, cols // fmt.block), *fmt.exponent_range)
+        return bounds
+
+    def validate(self, dut, inputs):
+        out = {}
+        for name, (shape, lo, hi) in self.input_bounds(dut).items():
+            if name not in inputs:
+                raise ValueError(f"inputs must contain field {name!r} "
+                                 f"(fields: {', '.join(self.input_bounds(dut))})")
+            a = np.asarray(inputs[name])
+            if not np.issubdtype(a.dtype, np.integer):
+                raise ValueError(f"{name} must be an integer array; got dtype {a.dtype}")
+            rows = a.shape[0] if shape[0] is None and a.ndim else shape[0]
+            if a.shape != (rows, shape[1]):
+                want = f"(T, {shape[1]})" if shape[0] is None else str((rows, shape[1]))
+                raise ValueError(f"{name} must have shape {want}; got {a.shape}")
+            if a.size and (a.min() < lo or a.max() > hi):
+                bad = a.flat[int(np.argmax((a < lo) | (a > hi)))]
+                raise ValueError(f"{name} must be in {lo}..{hi}; got {int(bad)}")
+            out[name] = a.astype(np.int64)
+        if out["x_mantissas"].shape[0] != out["x_exponents"].shape[0]:
+            raise ValueError("x_exponents must have one row per token (x_mantissas rows); got "
+                             f"{out['x_exponents'].shape[0]} and {out['x_mantissas'].shape[0]}")
+        if not out["x_mantissas"].shape[0]:
+            raise ValueError("inputs must hold at least one token; got T = 0")
+        out["_payload"] = self.schedule(dut, out)
+        return out
+
+    def to_payload(self, specs, arrays):
+        if specs is self.inputs:
+            return arrays["_payload"]
+        return super().to_payload(specs, arrays)
+
+    def output_count(self, dut, inputs):
+        return inputs["x_mantissas"].shape[0] * dut.schedule.nb_out
+
+    @staticmethod
+    def schedule(dut, ops: dict) -> dict:
+        """The input stream (payload arrays, one row per step) of :class:`hw.lqer_schedule.
+        LQERSchedule`: x blocks, W_q blocks of the main group, A^T / B^T blocks of the
+        low-rank group; unused slots are zero."""
+        s, b = dut.schedule, dut.block
+        t_count = ops["x_mantissas"].shape[0]
+        steps = np.arange(s.steps)
+        j = steps % s.nb_in
+        xm = ops["x_mantissas"].reshape(t_count, s.nb_in, b)
+        pay = {"x.mantissas": xm[:, j].reshape(-1, b),
+               "x.exponent": ops["x_exponents"][:, j].reshape(-1)}
+        # main: W_q rows of group s // nb_in, block j
+        pm = s.lanes_main
+        main = steps < s.main_steps
+        rows = (np.minimum(steps // s.nb_in, s.d_out // pm - 1)[:, None] * pm + np.arange(pm))
+        wm = ops["w_mantissas"].reshape(s.d_out, s.nb_in, b)[rows, j[:, None]]
+        we = ops["w_exponents"][rows, j[:, None]]
+        pay["w.mantissas"] = np.tile(wm * main[:, None, None], (t_count, 1, 1))
+        pay["w.exponent"] = np.tile(we * main[:, None], (t_count, 1))
+        if dut.rank:
+            pl = dut.lanes_lowrank
+            fm = np.zeros((s.steps, pl, b), np.int64)
+            fe = np.zeros((s.steps, pl), np.int64)
+            t_steps = steps[:s.t_steps]
+            rows = (t_steps // s.nb_in)[:, None] * pl + np.arange(pl)
+            am = ops["a_mantissas"].reshape(s.rank, s.nb_in, b)
+            fm[:s.t_steps] = am[rows, (t_steps % s.nb_in)[:, None]]
+            fe[:s.t_steps] = ops["a_exponents"][rows, (t_steps % s.nb_in)[:, None]]
+            u_steps = steps[s.u_start:s.lowrank_steps] - s.u_start
+            rows = (u_steps // s.nb_k)[:, None] * pl + np.arange(pl)
+            bm = ops["b_mantissas"].reshape(s.d_out, s.nb_k, b)
+            fm[s.u_start:s.lowrank_steps] = bm[rows, (u_steps % s.nb_k)[:, None]]
+            fe[s.u_start:s.lowrank_steps] = ops["b_exponents"][rows, (u_steps % s.nb_k)[:, None]]
+            pay["f.mantissas"] = np.tile(fm, (t_count, 1, 1))
+            pay["f.exponent"] = np.tile(fe, (t_count, 1))
+        return pay
+
+    def reference(self, dut, inputs):
+        """``sw.lqer_reference.reference_lqer_linear`` on already quantized activations."""
+        ops = self._operands(dut)
+
+        def mx(key):
+            fmt = ops[key][2]
+            return MXQuantized(mantissas=inputs[f"{key}_mantissas"],
+                               exponents=inputs[f"{key}_exponents"], width=fmt.width,
+                               block=fmt.block, axis=1, exponent_bits=fmt.exponent_bits)
+
+        def acc(qa, qb):
+            return accumulate(*block_matmul_partials(qa, qb), guard_bits=dut.guard_bits,
+                              rounding="even")
+
+        b, fmt = dut.block, dut.lowrank_format
+        qx = mx("x")
+        main = acc(qx, mx("w"))
+        out = {"main_values": main[0].reshape(-1, b), "main_exponents": main[1].reshape(-1, b)}
+        if dut.rank:
+            t = acc(qx, mx("a"))
+            qt = quantize_exact(t[0], t[1], width=fmt.width, block=b, axis=-1,
+                                exponent_bits=fmt.exponent_bits)
+            u = acc(qt, mx("b"))
+            qu = quantize_exact(u[0], u[1], width=fmt.width, block=b, axis=-1,
+                                exponent_bits=fmt.exponent_bits)
+            out["u_exponents"] = qu.exponents.reshape(-1).astype(np.int64)
+            out["u_mantissas"] = qu.mantissas.reshape(-1, b).astype(np.int64)
+        return out
+
+    def random_inputs(self, dut, n, rng):
+        """``n`` tokens of a random layer: exponents mostly in a realistic band (so the
+        guard bits and the requantizers round); some activation and W_q blocks at the
+        format's extremes; edge tokens: all zero, all +max at the largest exponent
+        (t and u saturate), alternating signs at the smallest exponent."""
+        out = {}
+        for key, (rows, cols, fmt) in self._operands(dut).items():
+            rows = n if rows is None else rows
+            nb = cols // fmt.block
+            m = _mantissas(rng, (rows, nb, fmt.block), fmt.width).reshape(rows, cols)
+            lo, hi = fmt.exponent_range
+            centre = int(rng.integers(max(lo, -8), min(hi, 8) + 1))
+            e = np.clip(centre + rng.integers(-6, 7, size=(rows, nb)), lo, hi)
+            if key in ("x", "w"):  # an extreme A or B block would swamp every t or u
+                wild = rng.random((rows, nb))
+                e = np.where(wild < 0.02, lo, np.where(wild > 0.98, hi, e))
+            out[f"{key}_mantissas"], out[f"{key}_exponents"] = m, e
+        xf = dut.x_format
+        lo, hi = xf.exponent_range
+        q = xf.mantissa_max
+        edges = [(0, lo), (q, hi), (None, lo)]
+        for k, (value, exp) in enumerate(edges[:max(0, n // 4)]):
+            row = out["x_mantissas"][k]
+            row[:] = np.resize([q, -q], row.size) if value is None else value
+            out["x_exponents"][k] = exp
+        return out
+
+
+register_adapter(LQERLinearAdapter())
