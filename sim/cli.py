@@ -45,7 +45,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("design", help="design name (lqer-hw gen --list)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a design parameter (repeatable)")
-    p.add_argument("--inputs", required=True, metavar="IN.npz", help="input vectors")
+    p.add_argument("--inputs", required=True, metavar="IN.npz",
+                   help="input vectors (with --factors: X.npy, tokens x d_in floats)")
     p.add_argument("--outputs", required=True, metavar="OUT.npz", help="where to write outputs")
     p.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
                    help="HDL simulator (default icarus)")
@@ -54,6 +55,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="probability of a valid stall and of a ready stall per cycle (default 0)")
     p.add_argument("--seed", type=int, default=1, help="seed of the stall pattern")
+    p.add_argument("--factors", metavar="DIR",
+                   help="lqer-linear only: a folder written by 'lqer-hw quantize'; runs one of "
+                   "its layers on X.npy and writes y (tokens x d_out, float64) and cycles")
+    p.add_argument("--layer", metavar="NAME", help="with --factors: the layer's module name")
     return p
 
 
@@ -76,6 +81,9 @@ def main(argv: list[str], prog: str = "lqer-hw sim") -> int:
         args = _parser(prog).parse_args(argv)
         if not 0 <= args.stall < 1:
             raise _UsageError(f"--stall must be in [0, 1); got {args.stall}")
+        if args.factors is not None or args.layer is not None:
+            from sim.lqer_layer import run_layer_command
+            return run_layer_command(args, prog)
         design = get_design(args.design)
         adapter = get_adapter(design.name)
         params = parse_params(design, args.param)
