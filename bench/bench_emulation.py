@@ -5,7 +5,7 @@ model and for a wider random OPT (where the GEMMs dominate as in real
 LLMs). The goal is <= 1.5x in fast mode. The bit-true arithmetic is timed
 once on the embedded model for scale.
 
-    .venv/bin/python bench/bench_emulation.py
+    .venv/bin/python bench/bench_emulation.py [--threads N]
 """
 
 from __future__ import annotations
@@ -70,7 +70,14 @@ def measure(name, model, tokenizer, batch, repeats, *, bit_true=False):
     return t_fast / t_float
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     tokenizer = load_tokenizer(DIRECTORY)
     ids = tokenize(tokenizer, read_text(HELDOUT), max_tokens=8 * 128)
     batch = ids.reshape(8, 128)

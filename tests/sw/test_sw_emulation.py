@@ -162,3 +162,29 @@ def test_emulate_and_restore_model():
     assert all(isinstance(model.get_submodule(n), EmulatedLinear) for n in names)
     restore_model(model, originals)
     assert [model.get_submodule(n) for n in names] == originals_before
+
+
+def test_bit_true_layer_of_the_embedded_model_matches_the_numpy_reference():
+    """A real layer (L2QER factors of the embedded model) on its real input activations."""
+    from sw.calibration import ScaleCollector
+    from sw.default_model import CALIB, DIRECTORY
+    from sw.lqer_reference import reference_lqer_linear
+    from sw.models import load_model, load_tokenizer, quantizable_layers
+    from sw.text import read_text, tokenize
+
+    model, tokenizer = load_model(DIRECTORY), load_tokenizer(DIRECTORY)
+    name = "model.decoder.layers.1.fc2"
+    layer = quantizable_layers(model)[name]
+    ids = tokenize(tokenizer, read_text(CALIB), max_tokens=64)
+    seen = []
+    handle = layer.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    with torch.no_grad(), ScaleCollector({name: layer}) as collector:
+        model(input_ids=ids[None])
+        collector.end_batch()
+    handle.remove()
+    x = seen[0].reshape(-1, layer.in_features)
+    f = compute_layer_factors(layer.weight, config=QuantConfig(method="l2qer", rank=32),
+                              scale=collector.scales()[name], bias=layer.bias, name=name)
+    ref = reference_lqer_linear(x.numpy(), f.weight, f.a, f.b, f.bias)
+    got = EmulatedLinear.from_factors(f, mode="l2qer", arithmetic="bit-true")(x)
+    assert torch.equal(got, torch.from_numpy(ref["y"]).float())
