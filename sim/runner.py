@@ -208,9 +208,18 @@ def _save_runtime(build_dir: Path, runtime: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def icarus_time_zero(verilog: str) -> str:
+    """Icarus 11 does not run ``always @*`` blocks at time 0, so a combinational block
+    whose inputs keep their initial values stays X (Yosys's time-0 trigger register does
+    not fire there). ``always_comb`` (SystemVerilog, ``-g2012``) runs once at time 0."""
+    return verilog.replace("always @* begin", "always_comb begin")
+
+
 def _build(component, top: str, simulator: str, waves: bool, log) -> tuple[Path, bool]:
     """The build folder of this exact Verilog (built now unless cached)."""
     verilog = emit(component, fmt="verilog", name=top)
+    if simulator == "icarus":
+        verilog = icarus_time_zero(verilog)
     key = hashlib.sha256("\n".join([verilog, simulator, f"waves={waves}", *_VERILATOR_ARGS,
                                     _tool_versions(simulator)]).encode()).hexdigest()[:16]
     build_dir = build_root() / f"{top}-{simulator}-{key}"
@@ -226,6 +235,8 @@ def _build(component, top: str, simulator: str, waves: bool, log) -> tuple[Path,
         kwargs = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir,
                       waves=waves, always=True, timescale=("1ns", "1ps"),
                       log_file=build_dir / "build.log")
+        if simulator == "icarus":
+            kwargs["build_args"] = ["-g2012"]  # always_comb
         if simulator == "verilator":
             kwargs["build_args"] = list(_VERILATOR_ARGS)  # generated code: no lint errors
             runtime = _runtime_dir(waves)
