@@ -76,8 +76,8 @@ def _partials_block_major(x: MXTensor, w: MXTensor) -> torch.Tensor:
                          f"{x.block}/{x.mantissas.shape[-1]} and {w.block}/{w.mantissas.shape[-1]}")
     block = x.block
     sum_bits = dot_sum_width(block, x.width, w.width)
-    if sum_bits <= 25:  # |sum| < 2**24 including every partial of it
-        dtype = torch.float32
+    if sum_bits <= 25 and x.mantissas.device.type == "cpu":  # |sum| < 2**24, every partial too
+        dtype = torch.float32  # (on CUDA float64: a float32 GEMM may run in TF32 there)
     elif sum_bits <= 54:
         dtype = torch.float64
     else:

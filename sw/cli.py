@@ -119,7 +119,7 @@ def _parser(prog: str, command: str) -> argparse.ArgumentParser:
                        help="bit-true arithmetic (block dot products, accumulator rule)")
         p.add_argument("--guard-bits", default="8", help="accumulator guard bits, or 'exact' (default 8)")
         p.add_argument("--seq-len", help="tokens per window (default: the model's maximum, at most 2048)")
-        p.add_argument("--batch-size", default="8", help="windows per forward pass (default 8)")
+        p.add_argument("--batch-size", help="windows per forward pass (default: about 4096 tokens' worth)")
         p.add_argument("--max-windows", help="score only the first N windows")
     return p
 
@@ -250,7 +250,7 @@ def _eval(args, prog: str) -> int:
     method = _choice("method", args.method, METHODS) if args.method is not None else "fp"
     arithmetic = "bit-true" if args.bit_true else "fast"
     guard_bits = None if args.guard_bits == "exact" else _int("guard-bits", args.guard_bits, 0, 32)
-    batch_size = _int("batch-size", args.batch_size, 1)
+    batch_size = None if args.batch_size is None else _int("batch-size", args.batch_size, 1)
     max_windows = None if args.max_windows is None else _int("max-windows", args.max_windows, 1)
     seq_len = None if args.seq_len is None else _int("seq-len", args.seq_len, 2)
     from sw.emulation import emulate_model
@@ -283,6 +283,8 @@ def _eval(args, prog: str) -> int:
     if seq_len is None:
         seq_len = min(limit or 2048, 2048)
     _check_length("seq-len", seq_len, model)
+    if batch_size is None:
+        batch_size = max(1, 4096 // seq_len)
     if manifest is not None:
         digest = model_hash(model)
         if manifest["source_model"].get("hash") != digest:
