@@ -217,6 +217,7 @@ def save_factors(out_dir: str, factors: dict[str, LayerFactors], *, config: Quan
     try:
         tensor_path = os.path.join(tmp, TENSORS)
         save_file(tensors, tensor_path)
+        os.chmod(tensor_path, 0o644)  # safetensors may create it owner-only
         with open(tensor_path, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()
         manifest = {"format": FORMAT, "version": VERSION, "config": config.to_json(),

@@ -64,7 +64,7 @@ def _check_folder(path: str) -> str:
     found = [name for name in WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
     if not found:
         raise ModelError(f"model folder must contain one of {', '.join(WEIGHT_FILES)}; got {path!r}")
-    for name in found:
+    for name in sorted(os.listdir(path)):  # single file or every shard
         if name.endswith(".safetensors"):
             _check_safetensors(os.path.join(path, name))
     return config["model_type"]
