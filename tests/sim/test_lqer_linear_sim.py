@@ -19,12 +19,13 @@ from sim.runner import seed_from_env, simulate, simulator_available, vector_coun
 
 pytestmark = pytest.mark.sim
 
-DEFAULT_TOKENS = 24
+DEFAULT_TOKENS = 8  # Icarus runs this datapath at a few hundred cycles/s
 
 CASES = [
     # dual path, default low-rank lanes, both simulators
     ("icarus", {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2}),
-    ("verilator", {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2}),
+    ("verilator", {"d_in": 16, "d_out": 16, "rank": 16, "block": 8, "lanes_main": 2,
+                   "tokens": 32}),
     # main path only (the cost baseline)
     ("icarus", {"d_in": 16, "d_out": 32, "rank": 0, "block": 8, "lanes_main": 4}),
     # the low-rank path is the longer one (it sets the steps per token); one block of rank
@@ -48,9 +49,10 @@ def test_lqer_linear_rtl_matches_reference(simulator, params):
     if not simulator_available(simulator):
         pytest.skip(f"{simulator} is not installed")
     seed = seed_from_env()
+    params = dict(params)
+    tokens = max(params.pop("tokens", 0), _tokens())
     component = inspect("lqer-linear", **params)
     adapter = get_adapter("lqer-linear")
-    tokens = _tokens()
     inputs = adapter.random_inputs(component, tokens, np.random.default_rng(seed))
     result = simulate("lqer-linear", params, inputs, simulator=simulator, seed=seed,
                       valid_probability=0.8, ready_probability=0.7)
@@ -61,14 +63,140 @@ def test_lqer_linear_rtl_matches_reference(simulator, params):
     assert result.cycles > tokens * component.steps_per_token  # stalls really happened
 
 
-def test_lqer_linear_full_rate_cycles_match_the_published_figure():
+
+# --- lqer-hw sim lqer-linear --factors DIR --layer NAME ---------------------------------
+
+REAL_LAYER = "model.decoder.layers.0.self_attn.q_proj"
+
+
+@pytest.fixture(scope="module")
+def real_factors(tmp_path_factory):
+    """L2QER factors (rank 32, paper formats) of one layer of the embedded model, written
+    by the quantize command itself (a short calibration keeps it quick)."""
+    from sw.cli import main as sw_main
+    out = tmp_path_factory.mktemp("factors") / "l2qer"
+    code = sw_main(["--model", "default", "--method", "l2qer", "--rank", "32",
+                    "--layers", r"layers\.0\.self_attn\.q_proj$", "--calib-sequences", "4",
+                    "--calib-length", "64", "--out", str(out)], prog="lqer-hw quantize")
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_factors(tmp_path_factory):
+    """LQER factors of a random 32 x 16 layer with a bias (no model needed)."""
+    import torch
+
+    from sw.factors import compute_layer_factors, save_factors
+    from sw.qconfig import QuantConfig
+    gen = torch.Generator().manual_seed(0)
+    config = QuantConfig(method="lqer", rank=16)
+    layer = compute_layer_factors(torch.randn(16, 32, generator=gen), config=config,
+                                  bias=torch.randn(16, generator=gen), name="lin")
+    out = tmp_path_factory.mktemp("factors") / "small"
+    save_factors(str(out), {"lin": layer}, config=config, source={"model": "random"})
+    return out
+
+
+def _layer_argv(factors, layer, x_path, y_path, *extra):
+    return ["lqer-linear", "--factors", str(factors), "--layer", layer, "--inputs", str(x_path),
+            "--outputs", str(y_path), *extra]
+
+
+def _run(argv, capsys):
+    from sim.cli import main as sim_main
+    code = sim_main(argv, prog="lqer-hw sim")
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_real_l2qer_layer_through_the_sim_command(real_factors, tmp_path, capsys):
+    """The issue's command on a layer of the embedded model: y equals sw.bittrue's and
+    sw.lqer_reference's layer output bit for bit."""
+    import torch
+
+    from sw.bittrue import MXTensor, lqer_linear
+    from sw.factors import load_factors
+    from sw.lqer_reference import transpose
     if not simulator_available("icarus"):
         pytest.skip("icarus is not installed")
-    params = CASES[0][1]
-    component = inspect("lqer-linear", **params)
-    adapter = get_adapter("lqer-linear")
-    inputs = adapter.random_inputs(component, 6, np.random.default_rng(5))
-    result = simulate("lqer-linear", params, inputs, simulator="icarus",
-                      valid_probability=1, ready_probability=1)
-    assert result.mismatches == 0
-    assert result.cycles == 6 * component.cycles_per_token
+    x = np.random.default_rng(seed_from_env()).standard_normal((2, 128)) * 3
+    x[1, :16] = 0.0  # a zero block
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = _run(_layer_argv(real_factors, REAL_LAYER, tmp_path / "x.npy",
+                                      tmp_path / "y.npz", "--check", "--stall", "0.2"), capsys)
+    assert code == 0, err
+    assert "0 mismatches against sw.lqer_reference" in out
+    res = np.load(tmp_path / "y.npz")
+    factors, config, _ = load_factors(str(real_factors))
+    f = factors[REAL_LAYER]
+
+    def mx(q):
+        q = q if q.axis == 1 else transpose(q)
+        return MXTensor(torch.from_numpy(np.ascontiguousarray(q.mantissas)).long(),
+                        torch.from_numpy(np.ascontiguousarray(q.exponents)).long(),
+                        q.width, q.block, q.width - 2)
+
+    want = lqer_linear(torch.from_numpy(x), weight=mx(f.weight), a_t=mx(f.a), b_t=mx(f.b),
+                       bias=None if f.bias is None else torch.from_numpy(f.bias))
+    assert res["y"].shape == (2, 128) and res["y"].dtype == np.float64
+    assert np.array_equal(res["y"], want.y.numpy())
+    component = inspect("lqer-linear", d_in=128, d_out=128, rank=32)
+    assert int(res["cycles"]) >= 2 * component.cycles_per_token
+
+
+def test_small_layer_with_bias(small_factors, tmp_path, capsys):
+    from sw.factors import load_factors
+    from sw.lqer_reference import reference_lqer_linear
+    if not simulator_available("icarus"):
+        pytest.skip("icarus is not installed")
+    x = np.random.default_rng(3).standard_normal((5, 32))
+    np.save(tmp_path / "x.npy", x.astype(np.float32))
+    code, out, err = _run(_layer_argv(small_factors, "lin", tmp_path / "x.npy",
+                                      tmp_path / "y.npz", "-p", "lanes_main=2"), capsys)
+    assert code == 0, err
+    factors, _, _ = load_factors(str(small_factors))
+    f = factors["lin"]
+    ref = reference_lqer_linear(x.astype(np.float32), f.weight, f.a, f.b, f.bias)
+    res = np.load(tmp_path / "y.npz")
+    assert np.array_equal(res["y"], ref["y"])
+    assert np.array_equal(res["datapath"] + f.bias.astype(np.float64), ref["y"])
+
+
+@pytest.mark.parametrize("case, message", [
+    ("layer", "--layer must be a layer of {factors} (e.g. 'lin'); got 'nope'"),
+    ("shape", "--inputs must have shape (tokens, 32) with tokens >= 1; got (3, 31)"),
+    ("nan", "--inputs must be finite; got nan at (1, 2)"),
+    ("param", "-p may set only lanes_main, lanes_lowrank, guard_bits, dot_stages with "
+              "--factors (the rest come from the factors); got 'd_in'"),
+    ("lanes", "lanes_main must divide d_out (16); got 3"),
+    ("missing", "--inputs must name an existing .npy file; got '{tmp}/none.npy'"),
+    ("design", "--factors needs design lqer-linear; got 'dot'"),
+    ("factors", "quantized must be a folder written by 'lqer-hw quantize' (with "
+                "manifest.json); got '{tmp}'"),
+])
+def test_sim_command_bad_inputs_get_one_line(small_factors, tmp_path, capsys, case, message):
+    x = np.zeros((3, 32))
+    layer, extra, factors = "lin", [], small_factors
+    if case == "layer":
+        layer = "nope"
+    elif case == "shape":
+        x = np.zeros((3, 31))
+    elif case == "nan":
+        x[1, 2] = np.nan
+    elif case == "param":
+        extra = ["-p", "d_in=64"]
+    elif case == "lanes":
+        extra = ["-p", "lanes_main=3"]
+    elif case == "factors":
+        factors = tmp_path
+    np.save(tmp_path / "x.npy", x)
+    x_path = tmp_path / ("none.npy" if case == "missing" else "x.npy")
+    argv = _layer_argv(factors, layer, x_path, tmp_path / "y.npz", *extra)
+    if case == "design":
+        argv[0] = "dot"
+    code, out, err = _run(argv, capsys)
+    assert code == 2
+    assert err == "lqer-hw sim: error: " + message.format(factors=small_factors,
+                                                          tmp=tmp_path) + "\n"
+    assert not (tmp_path / "y.npz").exists()

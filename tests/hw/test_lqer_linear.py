@@ -1,0 +1,127 @@
+"""LQERLinear on Amaranth's simulator: bit-exact against the reference, published timing,
+default lanes, parameter checks; and the adapter's reference against sw.bittrue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hw.designs import all_designs, inspect
+from hw.lqer_linear import LQERLinear
+from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
+from sim.adapters import get_adapter
+from sim.amaranth_bench import bench_design
+from sw.bittrue import MXTensor, lqer_linear
+from sw.mxint import quantize
+
+DUAL = {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2}
+MAIN_ONLY = {"d_in": 16, "d_out": 32, "rank": 0, "block": 8, "lanes_main": 4}
+LOWRANK_BOUND = {"d_in": 8, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 16,
+                 "lanes_lowrank": 8}
+
+
+def test_registered_with_a_main_only_form():
+    assert "lqer-linear" in [d.name for d in all_designs()]
+    dual, main = inspect("lqer-linear"), inspect("lqer-linear", rank=0)
+    assert (dual.d_in, dual.d_out, dual.rank, dual.block) == (64, 64, 32, 16)
+    assert set(dual.i.payload.shape().members) == {"x", "w", "f"}
+    assert set(dual.o.payload.shape().members) == {"main_values", "main_exponents", "u"}
+    assert set(main.i.payload.shape().members) == {"x", "w"}
+    assert set(main.o.payload.shape().members) == {"main_values", "main_exponents"}
+    assert main.lanes_lowrank == 0 and main.lowrank_acc_width == 0
+    # the low-rank path adds no steps at the default lanes
+    assert dual.steps_per_token == main.steps_per_token
+
+
+@pytest.mark.parametrize("params", [DUAL, MAIN_ONLY, LOWRANK_BOUND],
+                         ids=["dual", "main-only", "lowrank-bound"])
+def test_amaranth_sim_matches_reference_with_stalls(params):
+    mismatches, got, want, _ = bench_design("lqer-linear", params, vectors=5, seed=7,
+                                            valid_probability=0.7, ready_probability=0.6)
+    assert len(want) == 5 * params["d_out"] // params["block"]
+    assert mismatches == 0 and len(got) == len(want)
+
+
+@pytest.mark.parametrize("params", [DUAL, MAIN_ONLY, LOWRANK_BOUND],
+                         ids=["dual", "main-only", "lowrank-bound"])
+def test_full_rate_cycles_are_the_published_figure(params):
+    tokens = 4
+    component = inspect("lqer-linear", **params)
+    mismatches, _, _, cycles = bench_design("lqer-linear", params, vectors=tokens, seed=2,
+                                            valid_probability=1, ready_probability=1)
+    assert mismatches == 0
+    assert cycles == tokens * component.cycles_per_token
+
+
+@pytest.mark.parametrize("d_in, d_out, rank, block, lanes_main", [
+    (128, 128, 32, 16, 4), (128, 512, 32, 16, 8), (512, 128, 32, 16, 1), (64, 64, 64, 16, 16),
+    (4096, 4096, 32, 16, 16), (32, 32, 16, 8, 32),
+])
+def test_default_lowrank_lanes_never_stall_the_main_path(d_in, d_out, rank, block, lanes_main):
+    lanes = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank, block=block,
+                                  lanes_main=lanes_main, dot_stages=2)
+
+    def steps(p):
+        s = LQERSchedule(d_in, d_out, rank, block, lanes_main, p, 2)
+        return s.lowrank_steps, s.main_steps
+
+    low, main = steps(lanes)
+    if lanes < block:
+        assert low <= main
+    if lanes > 1:  # the least such power of two
+        low_half, _ = steps(lanes // 2)
+        assert low_half > main
+    # the closed form in the docs is a lower bound of the choice
+    assert lanes >= min(block, lanes_main * rank * (1 / d_out + 1 / d_in))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"d_in": 40}, ValueError, "d_in must be a multiple of block (16); got 40"),
+    ({"rank": 80}, ValueError, "rank must be at most min(d_in, d_out) = 64; got 80"),
+    ({"lanes_main": 3}, ValueError, "lanes_main must divide d_out (64); got 3"),
+    ({"lanes_lowrank": 3}, ValueError,
+     "lanes_lowrank must be 0 (default) or a power of two in 1..16 (it divides block); got 3"),
+    ({"lowrank_width": 6}, ValueError,
+     "lowrank_width must equal x_width (8) when rank > 0 (one low-rank array takes x, then t); "
+     "got 6"),
+    ({"block": 12}, ValueError, "block must be a power of two in 1..256; got 12"),
+    ({"d_out": 2.0}, TypeError, "d_out must be an integer in 1..8192; got 2.0"),
+])
+def test_bad_parameters_get_one_line(kwargs, error, message):
+    with pytest.raises(error) as info:
+        LQERLinear(**kwargs)
+    assert str(info.value) == message
+
+
+def _mx_tensor(q) -> MXTensor:
+    return MXTensor(torch.from_numpy(np.asarray(q.mantissas, np.int64)),
+                    torch.from_numpy(np.asarray(q.exponents, np.int64)), q.width, q.block,
+                    q.width - 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adapter_reference_is_the_bittrue_layer(seed):
+    """The reference the RTL is checked against equals sw.bittrue.lqer_linear (W, A, B
+    from floats, activations quantized on the way in)."""
+    rng = np.random.default_rng(seed)
+    d_in, d_out, rank, block = 32, 16, 8, 8
+    component = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=rank, block=block,
+                        lanes_main=2, guard_bits=[8, 2, 0][seed])
+    x = rng.standard_normal((6, d_in)) * rng.choice([1e-3, 1.0, 50.0], size=(6, 1))
+    qw = quantize(rng.standard_normal((d_out, d_in)), width=4, block=block, axis=-1)
+    qa = quantize(rng.standard_normal((rank, d_in)) * 0.1, width=8, block=block, axis=-1)
+    qb = quantize(rng.standard_normal((d_out, rank)) * 0.1, width=8, block=block, axis=-1)
+    qx = quantize(x, width=8, block=block, axis=-1)
+    inputs = {}
+    for key, q in (("x", qx), ("w", qw), ("a", qa), ("b", qb)):
+        inputs[f"{key}_mantissas"] = q.mantissas.astype(np.int64)
+        inputs[f"{key}_exponents"] = q.exponents.astype(np.int64)
+    adapter = get_adapter("lqer-linear")
+    ref = adapter.reference(component, adapter.validate(component, inputs))
+    want = lqer_linear(torch.from_numpy(x), weight=_mx_tensor(qw), a_t=_mx_tensor(qa),
+                       b_t=_mx_tensor(qb), guard_bits=component.guard_bits)
+    assert np.array_equal(ref["main_values"].reshape(6, d_out), want.main[0].numpy())
+    assert np.array_equal(ref["main_exponents"].reshape(6, d_out), want.main[1].numpy())
+    assert np.array_equal(ref["u_mantissas"].reshape(6, d_out), want.u.mantissas.numpy())
+    assert np.array_equal(ref["u_exponents"].reshape(6, -1), want.u.exponents.numpy())
