@@ -5,9 +5,11 @@ tree and pipeline; the MXINT one adds the shared-exponent path (exponent
 inputs, one exponent adder per lane, its pipeline registers). Synthesised with
 Yosys in one run on xc7-nodsp (fabric only, as the LQER cost model assumed)
 and generic LUT6. Prints one line per (target, lanes) and the ratio; never
-gates anything. Results are cached under the output folder.
+gates anything. Results are cached by content in ``build/synth/.cache`` (shared with
+``make synth``, whose default set already holds the MXINT arrays).
 
     python bench/bench_mx_overhead.py [--lanes 1,2,4,8] [-j 2] [-o build/bench/mx_overhead]
+                                      [--cache build/synth/.cache]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--lanes", default="1,2,4,8", help="comma list of lane counts")
     p.add_argument("-j", "--jobs", type=int, default=2)
     p.add_argument("-o", "--output", default=str(ROOT / "build" / "bench" / "mx_overhead"))
+    p.add_argument("--cache", default=str(ROOT / "build" / "synth" / ".cache"))
     args = p.parse_args(argv)
     lanes_list = [int(v) for v in args.lanes.split(",")]
     widths = {k: PAPER_CONFIGURATION[k] for k in ("block", "x_width", "w_width")}
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
         jobs += jobs_for_component("int-dot-array", plain, IntDotArray(**plain), targets)
     out = Path(args.output)
     start = time.monotonic()
-    records, failures = run_jobs(jobs, out, workers=args.jobs, cache=ResultCache(out / ".cache"))
+    records, failures = run_jobs(jobs, out, workers=args.jobs, cache=ResultCache(args.cache))
     for failure in failures:
         print(f"bench_mx_overhead: error: {failure}", file=sys.stderr)
     if failures:
