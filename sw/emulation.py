@@ -141,6 +141,9 @@ class EmulatedLinear(nn.Module):
         if low_rank:
             layer.register_buffer("lowrank_a", _dequantized(factors.a, dtype).to(device), persistent=False)
             layer.register_buffer("lowrank_b", _dequantized(factors.b, dtype).to(device), persistent=False)
+            # x_q @ [W_q^T | A] in one GEMM: one pass over x_q for both paths
+            layer.register_buffer("fused_weight", torch.cat([layer.weight, layer.lowrank_a.T], 0),
+                                  persistent=False)
         if arithmetic == "bit-true":
             layer._bit_true_operands["weight"] = _mx_rows(w, transpose=False)
             if low_rank:
@@ -170,11 +173,14 @@ class EmulatedLinear(nn.Module):
         else:
             key = (self.a_width, self.block, self.exponent_bits, self.rounding)
             xq = self.input_cache.get(x, key, lambda t: self._fq(t, self.a_width))
-        y = F.linear(xq, self.weight, self.bias)
-        if self.low_rank:
-            t = self._fq(xq @ self.lowrank_a, self.lowrank_width)
-            y = y + self._fq(t @ self.lowrank_b, self.lowrank_width)
-        return y
+        if not self.low_rank:
+            return F.linear(xq, self.weight, self.bias)
+        both = F.linear(xq, self.fused_weight)
+        y, t = both[..., : self.out_features], both[..., self.out_features:]
+        u = self._fq(self._fq(t, self.lowrank_width) @ self.lowrank_b, self.lowrank_width)
+        if self.bias is not None:
+            y = y + self.bias  # (x W + b) + u: the float order of the unfused formula
+        return y + u
 
     def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
         ops = {k: bittrue.MXTensor(v.mantissas.to(x.device), v.exponents.to(x.device), v.width,

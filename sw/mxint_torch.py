@@ -60,10 +60,11 @@ def _check_finite(x: torch.Tensor, name: str) -> None:
                          "MXINT input must be finite")
 
 
-def _quantize_blocked(xb: torch.Tensor, *, width, exponent_bits, rounding, flavour):
-    """(..., nb, block) float -> (mantissas as float, shared exponents int32, frac_bits)."""
+def _block_exponents(xb: torch.Tensor, *, width, exponent_bits, flavour):
+    """Shared exponents (int32, (..., nb)) and frac_bits of blocks (..., nb, block)."""
     emin, emax = exponent_range(exponent_bits)
-    amax = xb.abs().amax(dim=-1)
+    lo, hi = torch.aminmax(xb, dim=-1)  # one pass over the data instead of abs + amax
+    amax = torch.maximum(hi, -lo)
     mant, exp = torch.frexp(amax)  # amax = mant * 2**exp, mant in [0.5, 1)
     if flavour == "ocp":
         e = exp - 1
@@ -72,14 +73,25 @@ def _quantize_blocked(xb: torch.Tensor, *, width, exponent_bits, rounding, flavo
         e = torch.where(mant == 0.5, exp - 1, exp)  # ceil(log2 amax)
         frac_bits = width - 1
     e = torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
-    scaled = _scale(xb, (frac_bits - e).unsqueeze(-1))
+    return e, frac_bits
+
+
+def _round_clamp_(scaled: torch.Tensor, *, width, rounding) -> torch.Tensor:
+    """Round to integers (in place) and saturate to the symmetric range."""
+    qmax = 2 ** (width - 1) - 1
     if rounding == "even":
-        q = torch.round(scaled)
+        q = scaled.round_()
     else:
         t = torch.trunc(scaled)
-        q = t + torch.where((scaled - t).abs() >= 0.5, torch.sign(scaled), torch.zeros_like(t))
-    qmax = 2 ** (width - 1) - 1
-    return q.clamp(-qmax, qmax), e, frac_bits
+        q = t.add_(torch.where((scaled - t).abs() >= 0.5, torch.sign(scaled), torch.zeros_like(t)))
+    return q.clamp_(-qmax, qmax)
+
+
+def _quantize_blocked(xb: torch.Tensor, *, width, exponent_bits, rounding, flavour):
+    """(..., nb, block) float -> (mantissas as float, shared exponents int32, frac_bits)."""
+    e, frac_bits = _block_exponents(xb, width=width, exponent_bits=exponent_bits, flavour=flavour)
+    scaled = _scale(xb, (frac_bits - e).unsqueeze(-1))
+    return _round_clamp_(scaled, width=width, rounding=rounding), e, frac_bits
 
 
 def quantize_torch(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int = -1,
@@ -126,10 +138,20 @@ def fake_quantize(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int 
     dim = _check_dim(x, dim)
     if check_finite:
         _check_finite(x, name)
-    xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, block)
-    q, e, frac_bits = _quantize_blocked(xb, width=width, exponent_bits=exponent_bits,
-                                        rounding=rounding, flavour=flavour)
-    y = _scale(q, (e - frac_bits).unsqueeze(-1))
+    dtype = _compute_dtype(x)
+    xb, n = _to_blocks(x.to(dtype), dim, block)
+    e, frac_bits = _block_exponents(xb, width=width, exponent_bits=exponent_bits, flavour=flavour)
+    k = (frac_bits - e).unsqueeze(-1)  # scaled = x * 2**k
+    limit = 1000 if dtype == torch.float64 else 126
+    if bool(((k > limit) | (k < -limit)).any()):  # tiny blocks: scale not a normal number
+        q = _round_clamp_(_scale(xb, k), width=width, rounding=rounding)
+        y = _scale(q, -k)
+    else:
+        # Common case: one exact multiply each way. The inverse 2**-k is formed on
+        # the small per-block tensor by an exact division (it may be subnormal).
+        scale = _pow2(k, dtype)
+        q = _round_clamp_(xb * scale, width=width, rounding=rounding)
+        y = q.mul_(torch.reciprocal(scale))
     return y.reshape(*y.shape[:-2], -1)[..., :n].movedim(-1, dim)
 
 
