@@ -7,13 +7,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup test test-fast sim regress synth pnr bench clean help
+.PHONY: setup eval test test-fast sim regress synth pnr bench default-model clean help
 
 help:
 	@echo "make setup    create .venv and install the pinned dependencies"
+	@echo "make eval     perplexity of the embedded model, L2QER W4A8 rank 32, vs float"
 	@echo "make test     set up, then run the test suite (what CI runs)"
 	@echo "make sim      cocotb benches only (Icarus and Verilator)"
-	@echo "make regress  the same benches with >= 1,000,000 vectors per design"
+	@echo "make regress  the same benches with >= 1,000,000 vectors per design (long: about an hour)"
 	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
@@ -29,6 +30,12 @@ $(STAMP): pyproject.toml requirements.lock | $(PY)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The main job on the embedded default model: float, then L2QER W4A8 (rank 32, block 16).
+eval: setup
+	$(VENV)/bin/lqer-hw eval --model default --data default
+	$(VENV)/bin/lqer-hw eval --model default --data default --method l2qer --rank 32 \
+		--w-width 4 --a-width 8 --block 16 --calib default
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) -q
@@ -50,6 +57,10 @@ pnr: setup
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Re-train the embedded model (deterministic; about 15 minutes on 2 cores).
+default-model: setup
+	$(PY) scripts/train_default_model.py
 
 clean:
 	rm -rf build .pytest_cache .hypothesis
