@@ -11,6 +11,8 @@ the defaults), ``LQER_SEED`` reseeds.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -201,3 +203,25 @@ def test_sim_command_bad_inputs_get_one_line(small_factors, tmp_path, capsys, ca
     assert err == "lqer-hw sim: error: " + message.format(factors=small_factors,
                                                           tmp=tmp_path) + "\n"
     assert not (tmp_path / "y.npz").exists()
+
+
+@pytest.mark.slow
+def test_real_l2qer_layer_on_verilator_many_tokens(request, tmp_path, capsys):
+    """The real layer on Verilator with many tokens (LQER_VECTORS // 50, at least 64); it
+    builds a 128 x 128 datapath (minutes), so it runs only when LQER_VECTORS is set
+    (``make regress``): ``make test`` runs slow-marked tests too."""
+    if not os.environ.get("LQER_VECTORS"):
+        pytest.skip("set LQER_VECTORS (make regress) for the many-token Verilator run")
+    if not simulator_available("verilator"):
+        pytest.skip("verilator is not installed")
+    real_factors = request.getfixturevalue("real_factors")
+    tokens = max(64, vector_count(2000) // 50)
+    x = np.random.default_rng(seed_from_env()).standard_normal((tokens, 128))
+    x *= np.random.default_rng(1).choice([1e-2, 1.0, 30.0], size=(tokens, 1))
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = _run(_layer_argv(real_factors, REAL_LAYER, tmp_path / "x.npy",
+                                      tmp_path / "y.npz", "--check", "--stall", "0.2",
+                                      "--simulator", "verilator"), capsys)
+    assert code == 0, err
+    assert "0 mismatches against sw.lqer_reference" in out
+    assert np.load(tmp_path / "y.npz")["y"].shape == (tokens, 128)
