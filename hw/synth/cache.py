@@ -45,4 +45,4 @@ class ResultCache:
 
     def put(self, key: str, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self._path(key), json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(self._path(key), json.dumps(record, indent=2) + "\n")

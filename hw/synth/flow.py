@@ -146,7 +146,8 @@ def _record(job: Job, stat: dict, wall_s: float) -> dict:
 def _finish(job: Job, out: Path, record: dict, *, cached: bool, key: str) -> dict:
     folder = job.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**record, "cached": cached, "key": key,
+    # the job's own parameter order (a cached record may hold another)
+    record = {**record, "params": dict(job.params), "cached": cached, "key": key,
               "build_dir": str(folder.relative_to(out)),
               "log": str((folder / "yosys.log").relative_to(out))}
     write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")

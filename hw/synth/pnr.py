@@ -222,7 +222,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
     else:
         cached = True
     folder.mkdir(parents=True, exist_ok=True)
-    record = {**hit, "pnr_cached": cached, "pnr_key": key,
+    record = {**hit, "params": dict(job.params), "pnr_cached": cached, "pnr_key": key,
               "pnr_dir": str(folder.relative_to(out))}
     write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
     return record

@@ -81,6 +81,9 @@ def test_cli_run_writes_reports_and_reruns_from_the_cache(tmp_path, capsys, monk
     assert synth_cli.main(argv, prog="lqer-hw synth") == 0
     out, _ = capsys.readouterr()
     assert sum(ln.endswith("(cached)") for ln in out.splitlines()) == 2
+    # cached rows keep the design's parameter order, so the table reads the same
+    assert "| dot | block=2 x_width=4 w_width=3 exponent_bits=8 stages=1 | lut4 |" in \
+        (out_dir / "synth.md").read_text()
 
 
 @pytest.mark.synth
