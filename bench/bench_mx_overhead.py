@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=str(ROOT / "build" / "synth" / ".cache"))
     args = p.parse_args(argv)
     lanes_list = [int(v) for v in args.lanes.split(",")]
-    widths = {k: PAPER_CONFIGURATION[k] for k in ("block", "x_width", "w_width")}
+    widths = {k: PAPER_CONFIGURATION[k] for k in ("block", "a_width", "w_width")}
     targets = [TARGETS[t] for t in BENCH_TARGETS]
 
     jobs = []
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
 
     luts = {(r["design"], r["params"]["lanes"], r["target"]): r["luts"] for r in records}
     ffs = {(r["design"], r["params"]["lanes"], r["target"]): r["ffs"] for r in records}
-    print(f"MX overhead, block {widths['block']}, MXINT{widths['x_width']} x "
+    print(f"MX overhead, block {widths['block']}, MXINT{widths['a_width']} x "
           f"MXINT{widths['w_width']}, {PAPER_CONFIGURATION['exponent_bits']}-bit exponents, "
           f"{STAGES} stages ({time.monotonic() - start:.0f} s, "
           f"{sum(r['cached'] for r in records)}/{len(records)} cached)")

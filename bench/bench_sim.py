@@ -51,8 +51,8 @@ def main() -> int:
     rows.append(("amaranth", args.vectors / timing["run_s"], args.vectors / total))
 
     base = rows[0][1]
-    print(f"dot-array lanes={args.lanes} block={component.x_format.block} "
-          f"x_width={component.x_format.width} w_width={component.w_format.width}, "
+    print(f"dot-array lanes={args.lanes} block={component.a_format.block} "
+          f"a_width={component.a_format.width} w_width={component.w_format.width}, "
           f"{args.vectors} vectors, full rate, 0 mismatches")
     print(f"{'simulator':<10} {'loop vec/s':>11} {'total vec/s':>12} {'vs icarus':>10}")
     for name, loop, total_rate in rows:

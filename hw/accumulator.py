@@ -19,7 +19,7 @@ than ``max_partials`` partials before ``last`` may overflow it.
 On ``last`` the result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
 output stream, or, with ``out_format`` set, through a :class:`hw.quantizer.Quantizer`
 that turns the ``lanes`` results into one MXINT block (``lanes`` = its block size),
-exactly ``sw.mxint.quantize_exact(A, E - G, ...)``.
+exactly ``sw.mxint.quantize_exact(A, E - G, out_format)``.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.mxint_layout import MXIntFormat
+from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, signed_for_range
-from hw.quantizer import Quantizer
+from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.shifting import shift_right_round, wire
+from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
+from sw.mxint import MXIntFormat
 
-__all__ = ["Accumulator"]
+__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH"]
 
 MAX_LANES = 256
 # rshift_round in the reference works in int64; keep the register inside it.
@@ -45,13 +47,35 @@ class Accumulator(wiring.Component):
     """Ports: ``i`` (stream of ``{"sums": ArrayLayout(signed(sum_width), lanes),
     "exponents": ArrayLayout(partial exponent shape, lanes), "last": 1}``) and ``o``:
     ``{"values": ArrayLayout(signed(acc_width), lanes), "exponents": ArrayLayout(...)}``
-    (value ``values[k] * 2**exponents[k]``), or the MXINT block layout of ``out_format``."""
+    (value ``values[k] * 2**exponents[k]``), or the MXINT block layout of ``out_format``.
+
+    Parameters (keyword-only; rule: ``sw.blockmath.accumulate``):
+
+    - ``sum_width`` (2..48): signed bits of an incoming partial sum (a dot array's
+      ``sum_width``); ``exponent_range``: ``(lo, hi)`` of the partials' exponents
+      (a dot array's ``exponent_range``), within -4096..4096;
+    - ``guard_bits`` (0..32): fraction bits kept below the running maximum exponent;
+    - ``max_partials`` (1..2**20): most partials per result; with the two above it sets
+      the register width ``sw.blockmath.accumulator_width`` (at most ``MAX_ACC_WIDTH``);
+    - ``rounding``: ``"even"`` or ``"floor"`` for the alignment shifts;
+    - ``lanes`` (1..``MAX_LANES``): parallel accumulators sharing one ``last`` flag;
+    - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
+      results to one block of it (``out_format.block == lanes``; register width at most
+      52 bits, the quantizer's input); ``out_stages``: that quantizer's pipeline stages.
+
+    Raises ``ValueError`` / ``TypeError`` naming the parameter.
+    """
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 out_format: MXIntFormat | None = None, out_rounding: str = "even",
-                 out_stages: int = 1):
-        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
+                 out_format: MXIntFormat | None = None, out_stages: int = 1):
+        with rejectable(self):
+            self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
+                        out_format, out_stages)
+        super().__init__({"i": In(stream.Signature(self._in_layout)), "o": Out(self._out_sig)})
+
+    def _setup(self, sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
+               out_format, out_stages):
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("max_partials", max_partials, 1, 1 << 20)
@@ -67,16 +91,14 @@ class Accumulator(wiring.Component):
             raise ValueError(f"accumulator width (sum_width + guard_bits + log2(max_partials)) "
                              f"must be at most {MAX_ACC_WIDTH}; got {acc_width}")
         if out_format is not None:
-            if not isinstance(out_format, MXIntFormat):
-                raise TypeError(f"out_format must be an MXIntFormat or None; got {out_format!r}")
-            if acc_width > 52:
-                raise ValueError("accumulator width must be at most 52 to requantize "
+            check_hardware_format("out_format", out_format)
+            if acc_width > MAX_IN_WIDTH:
+                raise ValueError(f"accumulator width must be at most {MAX_IN_WIDTH} to requantize "
                                  f"(the quantizer's input); got {acc_width}")
             if out_format.block != lanes:
                 raise ValueError(f"out_format.block must equal lanes ({lanes}) to requantize "
                                  f"the lanes' results as one block; got {out_format.block}")
         self._sum_width = sum_width
-        self._out_rounding = check_choice("out_rounding", out_rounding, ("even", "away"))
         self._exponent_range = exponent_range
         self._guard_bits = guard_bits
         self._max_partials = max_partials
@@ -90,20 +112,17 @@ class Accumulator(wiring.Component):
         self._requantizer = None
         if out_format is not None:
             self._requantizer = Quantizer(
-                block=lanes, in_width=acc_width, width=out_format.width,
-                exponent_bits=out_format.exponent_bits, rounding=out_rounding,
+                out_format=out_format, in_width=acc_width,
                 lsb_width=self._out_exponent_shape.width, stages=out_stages)
-            self._requantizer._MustUse__silence = True  # this component answers for its use
-            out_signature = stream.Signature(out_format.layout)
+            owned(self._requantizer)
+            self._out_sig = stream.Signature(block_layout(out_format))
         else:
-            out_signature = stream.Signature(self._result_layout())
-        in_layout = data.StructLayout({
+            self._out_sig = stream.Signature(self._result_layout())
+        self._in_layout = data.StructLayout({
             "sums": data.ArrayLayout(signed(sum_width), lanes),
             "exponents": data.ArrayLayout(self._exponent_shape, lanes),
             "last": 1,
         })
-        self._MustUse__silence = False
-        super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(out_signature)})
 
     def _result_layout(self) -> data.StructLayout:
         return data.StructLayout({
@@ -119,11 +138,6 @@ class Accumulator(wiring.Component):
     def sum_width(self) -> int:
         """Signed bits of an incoming partial sum."""
         return self._sum_width
-
-    @property
-    def out_rounding(self) -> str:
-        """Rounding of the requantizer (when ``out_format`` is set)."""
-        return self._out_rounding
 
     @property
     def acc_width(self) -> int:

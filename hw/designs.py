@@ -18,14 +18,16 @@ from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
 from hw.params import is_power_of_two
+from hw.unused import inspected
+from sw import mxint
+from sw.mxint import MXIntFormat
 
 __all__ = ["Param", "Design", "DESIGNS", "register", "get_design", "parse_params",
-           "elaborate", "inspect", "emit", "top_name", "all_designs", "EMIT_FORMATS"]
-
-EMIT_FORMATS = ("verilog", "rtlil")
+           "elaborate", "inspect", "emit", "top_name", "all_designs", "block_param",
+           "width_param", "exponent_bits_param", "params_format"]
 
 # Modules that register further designs when imported (see register()).
-EXTENSION_MODULES = ("hw.lqer_linear", "hw.llm_int8")
+EXTENSION_MODULES = ("hw.lqer_linear",)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Param:
         return f"{kind} in {self.minimum}..{self.maximum}"
 
     def check(self, value) -> int:
+        """``value`` if allowed; ``ValueError`` naming the parameter and its range."""
         if (isinstance(value, bool) or not isinstance(value, int)
                 or not self.minimum <= value <= self.maximum
                 or (self.power_of_two and not is_power_of_two(value))):
@@ -139,9 +142,7 @@ def elaborate(name: str, **params) -> wiring.Component:
 def inspect(name: str, **params) -> wiring.Component:
     """Like :func:`elaborate`, for reading the component's properties (latency, widths,
     ports) without turning it into a netlist: no "created but never used" warning."""
-    component = elaborate(name, **params)
-    component._MustUse__used = True
-    return component
+    return inspected(elaborate(name, **params))
 
 
 def top_name(design_name: str) -> str:
@@ -159,36 +160,55 @@ def emit(component: wiring.Component, *, fmt: str, name: str) -> str:
     raise ValueError(f'fmt must be one of "verilog", "rtlil"; got {fmt!r}')
 
 
-def _build_dot(**p):
-    from hw.dot import DotProduct
-    return DotProduct(**p)
+# --- the MXINT format's parameters, from the one rule in sw.mxint -----------------------
+
+def block_param(default: int = 16, doc: str = "elements per MXINT block") -> Param:
+    """The ``block`` parameter: a power of two in 1..``sw.mxint.MAX_BLOCK``."""
+    return Param("block", default, 1, mxint.MAX_BLOCK, doc, power_of_two=True)
 
 
-def _build_dot_array(**p):
+def width_param(name: str, default: int, doc: str) -> Param:
+    """An MXINT element width (sign included) in ``sw.mxint.WIDTH_RANGE``."""
+    return Param(name, default, *mxint.WIDTH_RANGE, doc)
+
+
+def exponent_bits_param(default: int = 8) -> Param:
+    """Shared-exponent bits in ``sw.mxint.EXPONENT_BITS_RANGE``."""
+    return Param("exponent_bits", default, *mxint.EXPONENT_BITS_RANGE, "shared exponent bits")
+
+
+def params_format(params: dict, width: str) -> MXIntFormat:
+    """The format of parameter ``width`` with the design's ``block`` and ``exponent_bits``."""
+    return MXIntFormat(width=params[width], block=params["block"],
+                       exponent_bits=params["exponent_bits"])
+
+
+def _build_dot_array(*, lanes, stages, **p):
     from hw.dot_array import DotArray
-    return DotArray(**p)
+    return DotArray(lanes=lanes, a_format=params_format(p, "a_width"),
+                    w_format=params_format(p, "w_width"), stages=stages)
 
 
-def _build_quantize(**p):
+def _build_quantizer(*, in_width, frac_bits, stages, **p):
     from hw.quantizer import Quantizer
-    return Quantizer(**p)
+    return Quantizer(out_format=params_format(p, "width"), in_width=in_width,
+                     frac_bits=frac_bits, stages=stages)
 
 
-def _build_accumulator(*, lanes, block, x_width, w_width, exponent_bits, guard_bits,
-                       max_partials, floor_rounding, out_width, out_stages):
-    """An accumulator sized for the partials of ``dot`` / ``dot-array`` with these widths."""
+def _build_accumulator(*, lanes, guard_bits, max_partials, floor_rounding, out_width,
+                       out_stages, **p):
+    """An accumulator sized for the partials of ``dot-array`` with these widths."""
     from hw.accumulator import Accumulator
-    from hw.dot import DotGeometry
-    from hw.mxint_layout import MXIntFormat
-    from hw.params import is_power_of_two
-    dot = DotGeometry(block=block, x_width=x_width, w_width=w_width, exponent_bits=exponent_bits,
+    from hw.dot_array import DotGeometry
+    dot = DotGeometry(a_format=params_format(p, "a_width"), w_format=params_format(p, "w_width"),
                       stages=1)
     out_format = None
     if out_width:
         if not is_power_of_two(lanes):
             raise ValueError(f"lanes must be a power of two when out_width > 0 (the lanes' "
                              f"results form one MXINT block); got {lanes}")
-        out_format = MXIntFormat(width=out_width, block=lanes, exponent_bits=exponent_bits)
+        out_format = MXIntFormat(width=out_width, block=lanes,
+                                 exponent_bits=p["exponent_bits"])
     return Accumulator(sum_width=dot.sum_width, exponent_range=dot.exponent_range,
                        guard_bits=guard_bits, max_partials=max_partials,
                        rounding="floor" if floor_rounding else "even", lanes=lanes,
@@ -196,38 +216,36 @@ def _build_accumulator(*, lanes, block, x_width, w_width, exponent_bits, guard_b
 
 
 def _builtin_designs() -> None:
-    block = Param("block", 16, 1, 256, "elements per MXINT block", power_of_two=True)
-    x_width = Param("x_width", 8, 2, 16, "activation mantissa bits")
-    w_width = Param("w_width", 4, 2, 16, "weight mantissa bits")
-    exponent_bits = Param("exponent_bits", 8, 2, 8, "shared exponent bits")
-    stages = Param("stages", 2, 1, 8, "pipeline register stages (= latency in cycles)")
-    lanes = Param("lanes", 4, 1, 256, "weight blocks (output channels) per cycle")
-
-    register(Design("quantize", "MXINT quantizer: fixed-point vector to one MXINT block", (
-        Param("block", 16, 1, 256, "elements per MXINT block", power_of_two=True),
+    wmin, wmax = mxint.WIDTH_RANGE
+    register(Design("quantizer", "MXINT quantizer: fixed-point vector to one MXINT block", (
+        block_param(),
         Param("in_width", 16, 2, 52, "input fixed-point bits (two's complement)"),
         Param("frac_bits", 8, -64, 64, "input fraction bits (value = input * 2**-frac_bits)"),
-        Param("width", 8, 2, 16, "output mantissa bits"),
-        exponent_bits,
+        width_param("width", 8, "output element bits"),
+        exponent_bits_param(),
         Param("stages", 1, 1, 8, "pipeline register stages (= latency in cycles)"),
-    ), _build_quantize))
-    register(Design("dot", "MXINT block dot product: exact integer sum and its exponent",
-                    (block, x_width, w_width, exponent_bits, stages), _build_dot))
+    ), _build_quantizer))
     register(Design("dot-array", "P-lane MXINT dot-product array: one activation block "
-                    "against P weight blocks", (lanes, block, x_width, w_width, exponent_bits,
-                                                stages), _build_dot_array))
+                    "against P weight blocks (lanes=1: one dot product)", (
+        Param("lanes", 4, 1, 256, "weight blocks (output channels) per cycle"),
+        block_param(),
+        width_param("a_width", 8, "activation element bits"),
+        width_param("w_width", 4, "weight element bits"),
+        exponent_bits_param(),
+        Param("stages", 2, 1, 8, "pipeline register stages (= latency in cycles)"),
+    ), _build_dot_array))
     register(Design("accumulator", "cross-block accumulator (sw.blockmath.accumulate) of dot "
                     "partials, optionally requantized to MXINT", (
         Param("lanes", 1, 1, 256, "parallel accumulators sharing one 'last' flag"),
-        Param("block", 16, 1, 256, "block of the dot products feeding it", power_of_two=True),
-        Param("x_width", 8, 2, 16, "activation mantissa bits of those dot products"),
-        Param("w_width", 4, 2, 16, "weight mantissa bits of those dot products"),
-        exponent_bits,
+        block_param(doc="block of the dot products feeding it"),
+        width_param("a_width", 8, "activation element bits of those dot products"),
+        width_param("w_width", 4, "weight element bits of those dot products"),
+        exponent_bits_param(),
         Param("guard_bits", 8, 0, 32, "fraction bits kept below the running maximum exponent"),
         Param("max_partials", 256, 1, 65536, "most partials per result (sets the register width)"),
         Param("floor_rounding", 0, 0, 1, "1: alignment shifts floor; 0: round half to even"),
-        Param("out_width", 0, 0, 16, "0: emit (A, lsb exponent); w: requantize the lanes' "
-              "results to one MXINTw block (lanes a power of two)"),
+        Param("out_width", 0, 0, wmax, f"0: emit (A, lsb exponent); {wmin}..{wmax}: requantize "
+              "the lanes' results to one MXINT block of that width (lanes a power of two)"),
         Param("out_stages", 1, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
     ), _build_accumulator))
 

@@ -1,48 +1,119 @@
-"""P-lane MXINT dot-product array: one activation block against P weight blocks.
+"""P-lane MXINT dot-product array: one activation block against P weight blocks per cycle.
 
-A matrix-vector tile: each cycle one activation block ``x`` and ``lanes``
-weight blocks ``w[0..P-1]`` (e.g. P output channels) give P exact sums and
-their exponents, lane ``k`` exactly as :class:`hw.dot.DotProduct` on
-``(x, w[k])``. All lanes share one pipeline and one handshake.
+A matrix-vector tile: each cycle one activation block ``x`` (format ``a_format``) and
+``lanes`` weight blocks ``w[0..P-1]`` (format ``w_format``; e.g. P output channels)
+give P exact sums and their exponents. Lane ``k`` computes (docs/design.md, "Exact
+block arithmetic"; ``sw.blockmath.block_dot``)::
+
+    sums[k]      = sum_i x.mantissas[i] * w[k].mantissas[i]      exact, sum_width bits
+    exponents[k] = x.exponent + w[k].exponent - a_frac - w_frac   value = sums[k] * 2**exponents[k]
+
+Levels: one multiplier level, then ``log2(block)`` adder-tree levels; ``stages``
+registers are spread over them (:mod:`hw.pipeline`), so the latency is ``stages``
+cycles. All lanes share one pipeline and one handshake. ``lanes=1`` is the single
+dot-product unit.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape
+import math
+
+from amaranth.hdl import Module, Shape, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.dot import DotGeometry, build_dot_lanes
-from hw.mxint_layout import MXIntFormat
-from hw.params import check_int
+from hw.mxint_layout import block_layout, check_hardware_format
+from hw.params import check_int, signed_for_range
 from hw.pipeline import StallPipeline
+from hw.unused import rejectable
+from sw.blockmath import dot_sum_width
+from sw.mxint import MXIntFormat
 
-__all__ = ["DotArray"]
+__all__ = ["DotArray", "DotGeometry", "build_dot_lanes", "MAX_LANES", "MAX_STAGES"]
 
 MAX_LANES = 256
+MAX_STAGES = 8
+
+
+class DotGeometry:
+    """Validated operand formats and the derived facts of a block dot product.
+
+    ``a_format`` / ``w_format``: :class:`sw.mxint.MXIntFormat` (flavour "ocp") of the
+    activation and weight blocks; they must share ``block``. ``stages``: pipeline
+    registers, 1..``MAX_STAGES``. Raises ``ValueError`` / ``TypeError`` naming the
+    parameter.
+    """
+
+    def __init__(self, *, a_format: MXIntFormat, w_format: MXIntFormat, stages: int):
+        self.a_format = check_hardware_format("a_format", a_format)
+        self.w_format = check_hardware_format("w_format", w_format)
+        if w_format.block != a_format.block:
+            raise ValueError(f"w_format.block must equal a_format.block ({a_format.block}); "
+                             f"got {w_format.block}")
+        self.stages = check_int("stages", stages, 1, MAX_STAGES)
+        self.block = a_format.block
+        self.sum_width = dot_sum_width(self.block, a_format.width, w_format.width)
+        alo, ahi = a_format.lsb_range
+        wlo, whi = w_format.lsb_range
+        self.exponent_range = (alo + wlo, ahi + whi)
+        self.exponent_shape = signed_for_range(*self.exponent_range)
+        self.levels = 1 + int(math.log2(self.block))
+
+
+def build_dot_lanes(m: Module, pipe: StallPipeline, geometry: DotGeometry, x, ws):
+    """Datapath of ``len(ws)`` dot products sharing activation block ``x``.
+
+    ``x`` and each of ``ws`` are views of an MXINT block layout. Returns
+    ``(sums, exponents)``, lists of Values after the pipeline's last level.
+    """
+    g = geometry
+    lanes = len(ws)
+    frac = g.a_format.frac_bits + g.w_format.frac_bits
+    # level 0: products and the exponent sum
+    values = []
+    for w in ws:
+        values += [x.mantissas[i] * w.mantissas[i] for i in range(g.block)]
+    exponents = [(x.exponent + w.exponent - frac).as_signed() for w in ws]
+    values = pipe.after(0, values + exponents)
+    products, exponents = values[:-lanes], values[-lanes:]
+    # adder tree, one level per halving
+    per_lane = g.block
+    for level in range(1, g.levels):
+        summed = []
+        for lane in range(lanes):
+            terms = products[lane * per_lane:(lane + 1) * per_lane]
+            summed += [terms[k] + terms[k + 1] for k in range(0, len(terms), 2)]
+        per_lane //= 2
+        values = pipe.after(level, summed + exponents)
+        products, exponents = values[:-lanes], values[-lanes:]
+    # symmetric mantissas: the exact sum always fits sum_width bits
+    sums = [Value.cast(p)[:g.sum_width].as_signed() for p in products]
+    return sums, exponents
 
 
 class DotArray(wiring.Component):
     """Ports: ``i`` (stream of ``{"x": block, "w": ArrayLayout(block, lanes)}``) and ``o``
     (stream of ``{"sums": ArrayLayout(signed(sum_width), lanes),
     "exponents": ArrayLayout(exponent_shape, lanes)}``); value of lane k is
-    ``sums[k] * 2**exponents[k]``."""
+    ``sums[k] * 2**exponents[k]``.
 
-    def __init__(self, *, lanes: int = 4, block: int = 16, x_width: int = 8, w_width: int = 4,
-                 exponent_bits: int = 8, stages: int = 2):
-        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
-        self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
-        self._g = DotGeometry(block=block, x_width=x_width, w_width=w_width,
-                              exponent_bits=exponent_bits, stages=stages)
-        in_layout = data.StructLayout({
-            "x": self._g.x_format.layout,
-            "w": data.ArrayLayout(self._g.w_format.layout, lanes),
-        })
-        out_layout = data.StructLayout({
-            "sums": data.ArrayLayout(Shape(self._g.sum_width, signed=True), lanes),
-            "exponents": data.ArrayLayout(self._g.exponent_shape, lanes),
-        })
-        self._MustUse__silence = False
+    Parameters (keyword-only): ``lanes`` 1..``MAX_LANES``, ``a_format`` (default MXINT8,
+    block 16), ``w_format`` (default MXINT4, block 16), ``stages`` 1..``MAX_STAGES``.
+    """
+
+    def __init__(self, *, lanes: int = 4, a_format: MXIntFormat = MXIntFormat(width=8),
+                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 2):
+        with rejectable(self):
+            self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+            self._g = DotGeometry(a_format=a_format, w_format=w_format, stages=stages)
+            in_layout = data.StructLayout({
+                "x": block_layout(a_format),
+                "w": data.ArrayLayout(block_layout(w_format), lanes),
+            })
+            out_layout = data.StructLayout({
+                "sums": data.ArrayLayout(Shape(self._g.sum_width, signed=True), lanes),
+                "exponents": data.ArrayLayout(self._g.exponent_shape, lanes),
+            })
         super().__init__({"i": In(stream.Signature(in_layout)),
                           "o": Out(stream.Signature(out_layout))})
 
@@ -51,8 +122,8 @@ class DotArray(wiring.Component):
         return self._lanes
 
     @property
-    def x_format(self) -> MXIntFormat:
-        return self._g.x_format
+    def a_format(self) -> MXIntFormat:
+        return self._g.a_format
 
     @property
     def w_format(self) -> MXIntFormat:
@@ -65,10 +136,12 @@ class DotArray(wiring.Component):
 
     @property
     def sum_width(self) -> int:
+        """Signed bits of an exact sum, ``sw.blockmath.dot_sum_width``."""
         return self._g.sum_width
 
     @property
     def exponent_range(self) -> tuple[int, int]:
+        """Range of the output exponent (the lsb exponent of ``sums``)."""
         return self._g.exponent_range
 
     def elaborate(self, platform):

@@ -3,7 +3,7 @@
 Per token (DESIGN.md §2, reduction-axis blocking; bit-exact with
 ``sw.lqer_reference.reference_lqer_linear`` and ``sw.bittrue.lqer_linear``)::
 
-    main = accumulate(x_q . W_q)          P_m lanes, MXINTx_width x MXINTw_width, over d_in
+    main = accumulate(x_q . W_q)          P_m lanes, MXINT(a_width) x MXINT(w_width), over d_in
     t    = Q(accumulate(x_q . A))         P_l lanes over d_in, requantized along the rank
     u    = Q(accumulate(t . B))           the same P_l lanes over the rank, requantized along d_out
     y    = main + u                       emitted exactly as two terms per output channel
@@ -43,11 +43,13 @@ from amaranth.lib.wiring import In, Out
 from hw.accumulator import Accumulator
 from hw.dot_array import DotArray
 from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
-from hw.mxint_layout import MXIntFormat
+from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, is_power_of_two, signed_for_range
-from hw.quantizer import Quantizer
+from hw.quantizer import MAX_IN_WIDTH, Quantizer
+from hw.unused import owned, rejectable
+from sw.mxint import MXIntFormat
 
-__all__ = ["LQERLinear"]
+__all__ = ["LQERLinear", "MAX_DIM"]
 
 MAX_DIM = 8192
 
@@ -55,16 +57,39 @@ MAX_DIM = 8192
 class LQERLinear(wiring.Component):
     """Ports: ``i`` (stream of steps, see the module doc) and ``o`` (stream of output blocks).
 
-    ``rank=0`` is the plain MXINT layer (the main path alone), for cost comparisons.
-    ``lanes_lowrank=0`` picks the default lanes (:func:`hw.lqer_schedule.default_lowrank_lanes`).
+    Parameters (keyword-only): ``d_in``, ``d_out`` (1..``MAX_DIM``, multiples of the
+    block), ``rank`` (0..min(d_in, d_out), a multiple of the block; 0 is the plain MXINT
+    layer, the main path alone, for cost comparisons); ``a_format`` (activations, default
+    MXINT8 block 16), ``w_format`` (W_q, default MXINT4), ``lowrank_format`` (A, B, t and
+    u; default MXINT8; its width must equal ``a_format``'s when ``rank > 0``, since one
+    low-rank array takes x, then t), all sharing one block; ``lanes_main`` (divides
+    ``d_out``); ``lanes_lowrank`` (0: the default,
+    :func:`hw.lqer_schedule.default_lowrank_lanes`; else a power of two dividing the
+    block); ``guard_bits`` (0..32); ``dot_stages`` (1..8). Raises ``ValueError`` /
+    ``TypeError`` naming the parameter.
     """
 
-    def __init__(self, *, d_in: int = 64, d_out: int = 64, rank: int = 32, block: int = 16,
-                 x_width: int = 8, w_width: int = 4, lowrank_width: int = 8,
-                 exponent_bits: int = 8, lanes_main: int = 4, lanes_lowrank: int = 0,
-                 guard_bits: int = 8, dot_stages: int = 2):
-        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
-        check_int("block", block, 1, 256, power_of_two=True)
+    def __init__(self, *, d_in: int = 64, d_out: int = 64, rank: int = 32,
+                 a_format: MXIntFormat = MXIntFormat(width=8),
+                 w_format: MXIntFormat = MXIntFormat(width=4),
+                 lowrank_format: MXIntFormat = MXIntFormat(width=8),
+                 lanes_main: int = 4, lanes_lowrank: int = 0, guard_bits: int = 8,
+                 dot_stages: int = 2):
+        with rejectable(self):
+            self._setup(d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
+                        lanes_lowrank, guard_bits, dot_stages)
+        super().__init__({"i": In(stream.Signature(data.StructLayout(self._in_fields))),
+                          "o": Out(stream.Signature(data.StructLayout(self._out_fields)))})
+
+    def _setup(self, d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
+               lanes_lowrank, guard_bits, dot_stages):
+        check_hardware_format("a_format", a_format)
+        block = a_format.block
+        for name, fmt in (("w_format", w_format), ("lowrank_format", lowrank_format)):
+            check_hardware_format(name, fmt)
+            if fmt.block != block:
+                raise ValueError(f"{name}.block must equal a_format.block ({block}); "
+                                 f"got {fmt.block}")
         for name, value, low in (("d_in", d_in, 1), ("d_out", d_out, 1), ("rank", rank, 0)):
             check_int(name, value, low, MAX_DIM)
             if value % block:
@@ -81,13 +106,11 @@ class LQERLinear(wiring.Component):
                              f"(it divides block); got {lanes_lowrank}")
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("dot_stages", dot_stages, 1, 8)
-        self._x_format = MXIntFormat(width=x_width, block=block, exponent_bits=exponent_bits)
-        self._w_format = MXIntFormat(width=w_width, block=block, exponent_bits=exponent_bits)
-        self._lr_format = MXIntFormat(width=lowrank_width, block=block,
-                                      exponent_bits=exponent_bits)
-        if rank and lowrank_width != x_width:
-            raise ValueError(f"lowrank_width must equal x_width ({x_width}) when rank > 0 "
-                             f"(one low-rank array takes x, then t); got {lowrank_width}")
+        self._a_format, self._w_format, self._lr_format = a_format, w_format, lowrank_format
+        if rank and lowrank_format.width != a_format.width:
+            raise ValueError(f"lowrank_format.width must equal a_format.width ({a_format.width}) "
+                             "when rank > 0 (one low-rank array takes x, then t); got "
+                             f"{lowrank_format.width}")
         if rank and not lanes_lowrank:
             lanes_lowrank = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank, block=block,
                                                   lanes_main=lanes_main, dot_stages=dot_stages)
@@ -99,8 +122,7 @@ class LQERLinear(wiring.Component):
         self._lanes_lowrank = lanes_lowrank
 
         nb_in, nb_k = d_in // block, rank // block
-        self._main_dots = DotArray(lanes=lanes_main, block=block, x_width=x_width,
-                                   w_width=w_width, exponent_bits=exponent_bits,
+        self._main_dots = DotArray(lanes=lanes_main, a_format=a_format, w_format=w_format,
                                    stages=dot_stages)
         self._main_acc = Accumulator(sum_width=self._main_dots.sum_width,
                                      exponent_range=self._main_dots.exponent_range,
@@ -109,37 +131,33 @@ class LQERLinear(wiring.Component):
         parts = [self._main_dots, self._main_acc]
         self._lr_dots = self._lr_acc = self._quant = None
         if rank:
-            self._lr_dots = DotArray(lanes=lanes_lowrank, block=block, x_width=x_width,
-                                     w_width=lowrank_width, exponent_bits=exponent_bits,
-                                     stages=dot_stages)
+            self._lr_dots = DotArray(lanes=lanes_lowrank, a_format=a_format,
+                                     w_format=lowrank_format, stages=dot_stages)
             self._lr_acc = Accumulator(sum_width=self._lr_dots.sum_width,
                                        exponent_range=self._lr_dots.exponent_range,
                                        guard_bits=guard_bits, max_partials=max(nb_in, nb_k),
                                        lanes=lanes_lowrank)
-            if self._lr_acc.acc_width > 52:
-                raise ValueError("guard_bits must keep the low-rank accumulator within 52 bits "
-                                 f"(the quantizer's input); got {self._lr_acc.acc_width}")
+            if self._lr_acc.acc_width > MAX_IN_WIDTH:
+                raise ValueError(f"guard_bits must keep the low-rank accumulator within "
+                                 f"{MAX_IN_WIDTH} bits (the quantizer's input); got "
+                                 f"{self._lr_acc.acc_width}")
             lsb_shape = signed_for_range(*self._lr_acc.out_exponent_range)
-            self._quant = Quantizer(block=block, in_width=self._lr_acc.acc_width,
-                                    width=lowrank_width, exponent_bits=exponent_bits,
+            self._quant = Quantizer(out_format=lowrank_format, in_width=self._lr_acc.acc_width,
                                     lsb_width=lsb_shape.width, stages=1)
             parts += [self._lr_dots, self._lr_acc, self._quant]
-        for part in parts:
-            part._MustUse__silence = True  # this component answers for their use
+        owned(*parts)
 
-        in_fields = {"x": self._x_format.layout,
-                     "w": data.ArrayLayout(self._w_format.layout, lanes_main)}
+        in_fields = {"x": block_layout(a_format),
+                     "w": data.ArrayLayout(block_layout(w_format), lanes_main)}
         out_fields = {
             "main_values": data.ArrayLayout(signed(self._main_acc.acc_width), block),
             "main_exponents": data.ArrayLayout(
                 signed_for_range(*self._main_acc.out_exponent_range), block),
         }
         if rank:
-            in_fields["f"] = data.ArrayLayout(self._lr_format.layout, lanes_lowrank)
-            out_fields["u"] = self._lr_format.layout
-        self._MustUse__silence = False
-        super().__init__({"i": In(stream.Signature(data.StructLayout(in_fields))),
-                          "o": Out(stream.Signature(data.StructLayout(out_fields)))})
+            in_fields["f"] = data.ArrayLayout(block_layout(lowrank_format), lanes_lowrank)
+            out_fields["u"] = block_layout(lowrank_format)
+        self._in_fields, self._out_fields = in_fields, out_fields
 
     # -- published facts -----------------------------------------------------------------
     @property
@@ -176,8 +194,8 @@ class LQERLinear(wiring.Component):
         return self._guard_bits
 
     @property
-    def x_format(self) -> MXIntFormat:
-        return self._x_format
+    def a_format(self) -> MXIntFormat:
+        return self._a_format
 
     @property
     def w_format(self) -> MXIntFormat:
@@ -236,7 +254,7 @@ class LQERLinear(wiring.Component):
                 m.d.sync += token_open.eq(1)
 
         # activation buffer: the token's x blocks, kept for the later output groups
-        x_bits = self._x_format.layout.size
+        x_bits = block_layout(self._a_format).size
         xbuf = [Signal(x_bits, name=f"x_buf_{k}", reset_less=True) for k in range(nb_in)]
         item_x = self.i.payload.x.as_value()
         first_pass = step < nb_in
@@ -305,7 +323,7 @@ class LQERLinear(wiring.Component):
         m.submodules.lowrank_dots = dots = self._lr_dots
         m.submodules.lowrank_acc = acc = self._lr_acc
         m.submodules.requantizer = quant = self._quant
-        block_bits = self._lr_format.layout.size
+        block_bits = block_layout(self._lr_format).size
         tbuf = [Signal(block_bits, name=f"t_buf_{k}", reset_less=True) for k in range(nb_k)]
         self._ubuf = ubuf = [Signal(block_bits, name=f"u_buf_{k}", reset_less=True)
                              for k in range(nb_out)]
@@ -373,22 +391,28 @@ class LQERLinear(wiring.Component):
                          acc.i.payload.exponents[lane].eq(dots.o.payload.exponents[lane])]
 
 
-def _build(**params) -> LQERLinear:
-    return LQERLinear(**params)
+def _build(*, d_in, d_out, rank, lanes_main, lanes_lowrank, guard_bits, dot_stages,
+           **p) -> LQERLinear:
+    from hw.designs import params_format
+    return LQERLinear(d_in=d_in, d_out=d_out, rank=rank, a_format=params_format(p, "a_width"),
+                      w_format=params_format(p, "w_width"),
+                      lowrank_format=params_format(p, "lowrank_width"), lanes_main=lanes_main,
+                      lanes_lowrank=lanes_lowrank, guard_bits=guard_bits, dot_stages=dot_stages)
 
 
 def _register() -> None:
-    from hw.designs import Design, Param, register
+    from hw.designs import (Design, Param, block_param, exponent_bits_param, register,
+                            width_param)
     register(Design("lqer-linear", "LQER dual-path linear layer: MXINT4 main path plus "
                     "MXINT8 low-rank path (rank=0: main path only)", (
         Param("d_in", 64, 1, MAX_DIM, "input features (a multiple of block)"),
         Param("d_out", 64, 1, MAX_DIM, "output features (a multiple of block)"),
         Param("rank", 32, 0, MAX_DIM, "low-rank factor rank (multiple of block); 0: main only"),
-        Param("block", 16, 1, 256, "elements per MXINT block", power_of_two=True),
-        Param("x_width", 8, 2, 16, "activation mantissa bits (also t and u)"),
-        Param("w_width", 4, 2, 16, "main weight (W_q) mantissa bits"),
-        Param("lowrank_width", 8, 2, 16, "A, B, t, u mantissa bits (= x_width when rank > 0)"),
-        Param("exponent_bits", 8, 2, 8, "shared exponent bits"),
+        block_param(),
+        width_param("a_width", 8, "activation element bits (also t and u)"),
+        width_param("w_width", 4, "main weight (W_q) element bits"),
+        width_param("lowrank_width", 8, "A, B, t, u element bits (= a_width when rank > 0)"),
+        exponent_bits_param(),
         Param("lanes_main", 4, 1, 256, "main-path dot lanes (output channels per step)"),
         Param("lanes_lowrank", 0, 0, 256, "low-rank dot lanes; 0: the least that never "
               "stalls the main path"),

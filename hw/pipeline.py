@@ -39,7 +39,6 @@ class StallPipeline:
         self._next_level = 0
         self.enable = Signal(name=f"{name}_enable")
         self._valid = valid_in
-        self.latency = stages
 
     @property
     def valid_out(self) -> Value:

@@ -4,7 +4,7 @@ Input element ``i`` is the exact value ``values[i] * 2**lsb_i`` where
 ``lsb_i = -frac_bits`` (fixed-point mode) or, with ``lsb_width > 0``, a per-element
 signed exponent carried beside the value (accumulator outputs, each with its own
 alignment). The output is bit-exact with
-``sw.mxint.quantize_exact(values, lsb, width=..., block=..., exponent_bits=..., rounding=...)``:
+``sw.mxint.quantize_exact(values, lsb, out_format)``:
 
 1. exponent (level 0): ``e = floor(log2 max|v_i|)`` by leading-one detection on the
    OR of the magnitudes (fixed point) or a max tree of per-element
@@ -25,39 +25,46 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.mxint_layout import MXIntFormat
-from hw.params import check_choice, check_int, signed_for_range
+from hw.mxint_layout import block_layout, check_hardware_format
+from hw.params import check_int, signed_for_range
 from hw.pipeline import StallPipeline
 from hw.shifting import bit_length, shift_right_round, wire
+from hw.unused import rejectable
+from sw.mxint import MXIntFormat
 
-__all__ = ["Quantizer", "QUANTIZER_ROUNDINGS"]
+__all__ = ["Quantizer", "MAX_STAGES", "MAX_IN_WIDTH"]
 
-QUANTIZER_ROUNDINGS = ("even", "away")
 MAX_STAGES = 8
+MAX_IN_WIDTH = 52  # sw.mxint.quantize_exact takes magnitudes below 2**53
 LEVELS = 2
 
 
 class Quantizer(wiring.Component):
     """Ports: ``i`` (stream of ``{"values": ArrayLayout(signed(in_width), block)}``, plus
     ``"lsbs": ArrayLayout(signed(lsb_width), block)`` when ``lsb_width > 0``) and ``o``
-    (stream of the MXINT block layout of ``out_format``)."""
+    (stream of the MXINT block layout of ``out_format``).
 
-    def __init__(self, *, block: int = 16, in_width: int = 16, frac_bits: int = 8,
-                 width: int = 8, exponent_bits: int = 8, rounding: str = "even",
-                 lsb_width: int = 0, stages: int = 1):
-        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
-        self._in_width = check_int("in_width", in_width, 2, 52)
-        self._frac_bits = check_int("frac_bits", frac_bits, -64, 64)
-        self._lsb_width = check_int("lsb_width", lsb_width, 0, 16)
-        self._rounding = check_choice("rounding", rounding, QUANTIZER_ROUNDINGS)
-        self._stages = check_int("stages", stages, 1, MAX_STAGES)
-        self._format = MXIntFormat(width=width, block=block, exponent_bits=exponent_bits)
-        fields = {"values": data.ArrayLayout(signed(in_width), block)}
-        if lsb_width:
-            fields["lsbs"] = data.ArrayLayout(signed(lsb_width), block)
-        self._MustUse__silence = False
+    Parameters (keyword-only): ``out_format`` (:class:`sw.mxint.MXIntFormat`, flavour
+    "ocp"; its ``block`` is the vector length and its ``rounding`` the rounding),
+    ``in_width`` 2..``MAX_IN_WIDTH`` input bits, ``frac_bits`` -64..64 (fixed-point
+    mode), ``lsb_width`` 0..16 (0: fixed point; else per-element exponents of that
+    many bits), ``stages`` 1..``MAX_STAGES`` (= :attr:`latency`). Raises ``ValueError``
+    / ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, out_format: MXIntFormat = MXIntFormat(), in_width: int = 16,
+                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 1):
+        with rejectable(self):
+            self._format = check_hardware_format("out_format", out_format)
+            self._in_width = check_int("in_width", in_width, 2, MAX_IN_WIDTH)
+            self._frac_bits = check_int("frac_bits", frac_bits, -64, 64)
+            self._lsb_width = check_int("lsb_width", lsb_width, 0, 16)
+            self._stages = check_int("stages", stages, 1, MAX_STAGES)
+            fields = {"values": data.ArrayLayout(signed(in_width), out_format.block)}
+            if lsb_width:
+                fields["lsbs"] = data.ArrayLayout(signed(lsb_width), out_format.block)
         super().__init__({"i": In(stream.Signature(data.StructLayout(fields))),
-                          "o": Out(stream.Signature(self._format.layout))})
+                          "o": Out(stream.Signature(block_layout(out_format)))})
 
     @property
     def out_format(self) -> MXIntFormat:
@@ -77,11 +84,8 @@ class Quantizer(wiring.Component):
         return self._lsb_width
 
     @property
-    def rounding(self) -> str:
-        return self._rounding
-
-    @property
     def latency(self) -> int:
+        """Cycles from an accepted input to its block becoming valid (= ``stages``)."""
         return self._stages
 
     def _block_exponent(self, m, mags, lsbs):
@@ -161,7 +165,7 @@ class Quantizer(wiring.Component):
                 with m.Else():
                     m.d.comb += amount.eq(right)
                 shared_shift = amount
-            q = shift_right_round(m, mags[k] << pre, shared_shift, self._rounding, f"rounded_{k}")
+            q = shift_right_round(m, mags[k] << pre, shared_shift, fmt.rounding, f"rounded_{k}")
             q = wire(m, Mux(q > fmt.mantissa_max, fmt.mantissa_max, q), f"saturated_{k}")
             mantissas.append(Mux(negative[k], -q, q))
         live = pipe.after(1, mantissas + [exponent])

@@ -129,8 +129,8 @@ def _exponents(rng, shape, fmt):
 
 def _mx(mantissas, exponents, fmt) -> MXQuantized:
     """An MXQuantized of blocks ``mantissas`` (..., block) with ``exponents`` (...)."""
-    return MXQuantized(mantissas=mantissas, exponents=exponents[..., None], width=fmt.width,
-                       block=fmt.block, axis=mantissas.ndim - 1, exponent_bits=fmt.exponent_bits)
+    return MXQuantized(mantissas=mantissas, exponents=exponents[..., None], format=fmt,
+                       axis=mantissas.ndim - 1)
 
 
 def _operand_edges(rng, n, fmt):
@@ -146,11 +146,13 @@ def _operand_edges(rng, n, fmt):
 
 
 class DotAdapter(Adapter):
-    design = "dot"
+    """Base of the dot-array adapter (one dot product per vector)."""
+
+    design = ""
     inputs = (
         FieldSpec("x_exponents", "x.exponent", "(N,) activation block exponents, unbiased"),
         FieldSpec("x_mantissas", "x.mantissas",
-                  "(N, block) activation mantissas, |m| <= 2**(x_width-1)-1"),
+                  "(N, block) activation mantissas, |m| <= 2**(a_width-1)-1"),
         FieldSpec("w_exponents", "w.exponent", "(N,) weight block exponents, unbiased"),
         FieldSpec("w_mantissas", "w.mantissas",
                   "(N, block) weight mantissas, |m| <= 2**(w_width-1)-1"),
@@ -164,7 +166,7 @@ class DotAdapter(Adapter):
         return ()
 
     def input_bounds(self, dut):
-        xf, wf, b = dut.x_format, dut.w_format, dut.x_format.block
+        xf, wf, b = dut.a_format, dut.w_format, dut.a_format.block
         lanes = self._lanes(dut)
         return {
             "x_exponents": ((), *xf.exponent_range),
@@ -178,12 +180,12 @@ class DotAdapter(Adapter):
         xm, xe = inputs["x_mantissas"], inputs["x_exponents"]
         if lanes:  # broadcast the activation block over the lanes
             xm, xe = xm[:, None, :], xe[:, None]
-        sums, lsb = block_dot(_mx(xm, xe, dut.x_format),
+        sums, lsb = block_dot(_mx(xm, xe, dut.a_format),
                               _mx(inputs["w_mantissas"], inputs["w_exponents"], dut.w_format))
         return {"sums": sums[..., 0], "exponents": lsb[..., 0]}
 
     def random_inputs(self, dut, n, rng):
-        xf, wf, b = dut.x_format, dut.w_format, dut.x_format.block
+        xf, wf, b = dut.a_format, dut.w_format, dut.a_format.block
         lanes = self._lanes(dut)
         n_edge = min(n // 4, 64)
         xm = _mantissas(rng, (n, b), xf.width)
@@ -220,7 +222,7 @@ class DotArrayAdapter(DotAdapter):
 
 
 class QuantizeAdapter(Adapter):
-    design = "quantize"
+    design = "quantizer"
     inputs = (FieldSpec("values", "values",
                         "(N, block) signed in_width-bit integers worth values * 2**-frac_bits"),)
     outputs = (
@@ -235,7 +237,7 @@ class QuantizeAdapter(Adapter):
     def reference(self, dut, inputs):
         f = dut.out_format
         q = quantize_exact(inputs["values"], -dut.frac_bits, width=f.width, block=f.block,
-                           exponent_bits=f.exponent_bits, rounding=dut.rounding)
+                           exponent_bits=f.exponent_bits, rounding=f.rounding)
         return {"exponents": q.exponents[:, 0].astype(np.int64),
                 "mantissas": q.mantissas.astype(np.int64)}
 
@@ -324,7 +326,7 @@ class AccumulatorAdapter(Adapter):
         if f is None:
             return {"values": acc, "exponents": lsb}
         q = quantize_exact(acc, lsb, width=f.width, block=f.block, exponent_bits=f.exponent_bits,
-                           rounding=dut.out_rounding)
+                           rounding=f.rounding)
         return {"exponents": q.exponents[:, 0].astype(np.int64),
                 "mantissas": q.mantissas.astype(np.int64)}
 
@@ -358,7 +360,7 @@ class AccumulatorAdapter(Adapter):
         return {"sums": s, "exponents": e, "last": last}
 
 
-for _adapter in (DotAdapter(), DotArrayAdapter(), QuantizeAdapter(), AccumulatorAdapter()):
+for _adapter in (DotArrayAdapter(), QuantizeAdapter(), AccumulatorAdapter()):
     register_adapter(_adapter)
 
 
@@ -398,7 +400,7 @@ class LQERLinearAdapter(Adapter):
 
     def _operands(self, dut):
         s = dut.schedule
-        xf, wf, lf = dut.x_format, dut.w_format, dut.lowrank_format
+        xf, wf, lf = dut.a_format, dut.w_format, dut.lowrank_format
         ops = {"x": (None, s.d_in, xf), "w": (s.d_out, s.d_in, wf)}
         if dut.rank:
             ops.update(a=(s.rank, s.d_in, lf), b=(s.d_out, s.rank, lf))
@@ -489,8 +491,7 @@ class LQERLinearAdapter(Adapter):
         def mx(key):
             fmt = ops[key][2]
             return MXQuantized(mantissas=inputs[f"{key}_mantissas"],
-                               exponents=inputs[f"{key}_exponents"], width=fmt.width,
-                               block=fmt.block, axis=1, exponent_bits=fmt.exponent_bits)
+                               exponents=inputs[f"{key}_exponents"], format=fmt, axis=1)
 
         def acc(qa, qb):
             return accumulate(*block_matmul_partials(qa, qb), guard_bits=dut.guard_bits,
@@ -528,7 +529,7 @@ class LQERLinearAdapter(Adapter):
                 wild = rng.random((rows, nb))
                 e = np.where(wild < 0.02, lo, np.where(wild > 0.98, hi, e))
             out[f"{key}_mantissas"], out[f"{key}_exponents"] = m, e
-        xf = dut.x_format
+        xf = dut.a_format
         lo, hi = xf.exponent_range
         q = xf.mantissa_max
         edges = [(0, lo), (q, hi), (None, lo)]

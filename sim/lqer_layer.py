@@ -39,7 +39,7 @@ def _transpose(q):
 def layer_params(layer, config) -> dict:
     """Design parameters of the datapath for one layer of the factors."""
     return {"d_in": layer.d_in, "d_out": layer.d_out, "rank": layer.rank, "block": config.block,
-            "x_width": config.a_width, "w_width": config.w_width,
+            "a_width": config.a_width, "w_width": config.w_width,
             "lowrank_width": config.lowrank_width if layer.rank else config.a_width,
             "exponent_bits": config.exponent_bits}
 

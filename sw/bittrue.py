@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width, dot_sum_width
+from sw.mxint import MXIntFormat
 from sw.mxint_torch import quantize_torch
 
 __all__ = ["MXTensor", "pow2", "exact_value", "block_partials", "rshift_round", "accumulate",
@@ -38,16 +39,28 @@ _CHUNK_ELEMENTS = 1 << 22  # partial-sum elements formed at once (bounds memory)
 
 @dataclass(frozen=True)
 class MXTensor:
-    """A 2-d MXINT operand blocked along its last axis: mantissas (R, n) int, exponents (R, nb) int.
-
-    ``frac_bits``: the mantissa's fraction bits (``width - 2`` for "ocp").
-    """
+    """A 2-d MXINT operand blocked along its last axis: mantissas (R, n) int, exponents (R, nb)
+    int, in ``format`` (:class:`sw.mxint.MXIntFormat`)."""
 
     mantissas: torch.Tensor
     exponents: torch.Tensor
-    width: int
-    block: int
-    frac_bits: int
+    format: MXIntFormat
+
+    @property
+    def width(self) -> int:
+        return self.format.width
+
+    @property
+    def block(self) -> int:
+        return self.format.block
+
+    @property
+    def frac_bits(self) -> int:
+        return self.format.frac_bits
+
+    def to(self, device) -> "MXTensor":
+        """The same operand on ``device``."""
+        return MXTensor(self.mantissas.to(device), self.exponents.to(device), self.format)
 
     @property
     def lsb_exponents(self) -> torch.Tensor:
@@ -157,14 +170,12 @@ def _accumulate_exact(sums: torch.Tensor, lsb: torch.Tensor) -> tuple[torch.Tens
     return (sums << shift).sum(dim=-1), low
 
 
-def requantize(acc: torch.Tensor, lsb: torch.Tensor, *, width: int, block: int,
-               exponent_bits: int = 8, rounding: str = "even") -> MXTensor:
-    """MXINT (blocks along the last axis) of the exact values ``acc * 2**lsb``."""
+def requantize(acc: torch.Tensor, lsb: torch.Tensor, fmt: MXIntFormat) -> MXTensor:
+    """MXINT ``fmt`` (blocks along the last axis) of the exact values ``acc * 2**lsb``."""
     if acc.numel() and int(acc.abs().max()) >= 2 ** 53:
         raise ValueError("requantize needs accumulator values below 2**53 in magnitude")
-    m, e = quantize_torch(exact_value(acc, lsb), width=width, block=block, dim=-1,
-                          exponent_bits=exponent_bits, rounding=rounding)
-    return MXTensor(m, e, width, block, width - 2)
+    m, e = quantize_torch(exact_value(acc, lsb), fmt, dim=-1)
+    return MXTensor(m, e, fmt)
 
 
 def linear_accumulate(x: MXTensor, w: MXTensor, *, guard_bits: int | None,
@@ -176,7 +187,7 @@ def linear_accumulate(x: MXTensor, w: MXTensor, *, guard_bits: int | None,
     accs, lsbs = [], []
     for start in range(0, t, step):
         part = MXTensor(x.mantissas[start:start + step], x.exponents[start:start + step],
-                        x.width, x.block, x.frac_bits)
+                        x.format)
         if guard_bits is None:
             sums, lsb = block_partials(part, w)
             acc, low = _accumulate_exact(sums, lsb)
@@ -205,37 +216,48 @@ class LQEROutputs:
 
 
 def lqer_linear(x: torch.Tensor, *, weight: MXTensor, a_t: MXTensor | None = None,
-                b_t: MXTensor | None = None, bias: torch.Tensor | None = None, a_width: int = 8,
-                lowrank_width: int = 8, exponent_bits: int = 8, rounding: str = "even",
+                b_t: MXTensor | None = None, bias: torch.Tensor | None = None,
+                a_format: MXIntFormat | None = None, lowrank_format: MXIntFormat | None = None,
                 guard_bits: int | None = 8, acc_rounding: str = "even") -> LQEROutputs:
-    """The bit-true LQER layer on x (T, d_in).
+    """The bit-true LQER layer on x (T, d_in) (float tensor of any float dtype).
 
     ``weight``: W_q as (d_out, d_in); ``a_t``: A transposed, (k, d_in);
     ``b_t``: B transposed, (d_out, k) -- each blocked along its last
     (reduction) axis. Without ``a_t``/``b_t`` it is the plain MXINT layer.
+    ``a_format``: the activations' MXINT format (its block is the operands' block);
+    ``lowrank_format``: that of t and u; both default to MXINT8 with the weight's block
+    and exponent bits, round half to even. Returns every
+    intermediate (:class:`LQEROutputs`); ``y`` is float64 (T, d_out).
+
+    Raises ``ValueError`` when ``guard_bits`` would let the accumulator exceed 53 bits
+    (the exact float64 forms of the values need it) or the operands' blocks differ.
     """
+    default = MXIntFormat(width=8, block=weight.block, exponent_bits=weight.format.exponent_bits)
+    a_format = default if a_format is None else a_format
+    lowrank_format = default if lowrank_format is None else lowrank_format
+    if a_format.block != weight.block:
+        raise ValueError(f"a_format.block must equal the weight block ({weight.block}); "
+                         f"got {a_format.block}")
     block = weight.block
     if guard_bits is not None:
+        lr_width = lowrank_format.width
         n_blocks = max(weight.exponents.shape[-1], 1 if a_t is None else b_t.exponents.shape[-1])
-        width = accumulator_width(dot_sum_width(block, max(a_width, lowrank_width),
-                                                max(weight.width, lowrank_width)),
+        width = accumulator_width(dot_sum_width(block, max(a_format.width, lr_width),
+                                                max(weight.width, lr_width)),
                                   guard_bits, n_blocks)
         if width > 53:
             raise ValueError(f"guard_bits must keep the accumulator within 53 bits; got {guard_bits} "
                              f"({width} bits)")
-    xm, xe = quantize_torch(x, width=a_width, block=block, dim=-1, exponent_bits=exponent_bits,
-                            rounding=rounding)
-    xq = MXTensor(xm, xe, a_width, block, a_width - 2)
+    xm, xe = quantize_torch(x, a_format, dim=-1)
+    xq = MXTensor(xm, xe, a_format)
     main = linear_accumulate(xq, weight, guard_bits=guard_bits, rounding=acc_rounding)
     y = exact_value(*main)
     t = u = None
     if a_t is not None:
         t_acc = linear_accumulate(xq, a_t, guard_bits=guard_bits, rounding=acc_rounding)
-        t = requantize(*t_acc, width=lowrank_width, block=block, exponent_bits=exponent_bits,
-                       rounding=rounding)
+        t = requantize(*t_acc, lowrank_format)
         u_acc = linear_accumulate(t, b_t, guard_bits=guard_bits, rounding=acc_rounding)
-        u = requantize(*u_acc, width=lowrank_width, block=block, exponent_bits=exponent_bits,
-                       rounding=rounding)
+        u = requantize(*u_acc, lowrank_format)
         y = y + u.values()
     if bias is not None:
         y = y + bias.to(torch.float64)

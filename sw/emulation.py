@@ -26,7 +26,7 @@ from torch import nn
 
 from sw import bittrue
 from sw.factors import LayerFactors
-from sw.mxint import MXQuantized
+from sw.mxint import MXIntFormat, MXQuantized
 from sw.mxint_torch import fake_quantize
 from sw.qconfig import METHODS
 
@@ -47,7 +47,7 @@ class SharedInputCache:
     def __init__(self):
         self._slot = None
 
-    def get(self, x: torch.Tensor, key: tuple, compute):
+    def get(self, x: torch.Tensor, key, compute):
         slot = self._slot
         if slot is not None and slot[0] is x and slot[1] == x._version and slot[2] == key:
             return slot[3]
@@ -69,7 +69,7 @@ def _mx_rows(q: MXQuantized, *, transpose: bool) -> bittrue.MXTensor:
     e = torch.from_numpy(q.exponents.astype("int16"))
     if transpose:
         m, e = m.T.contiguous(), e.T.contiguous()
-    return bittrue.MXTensor(m, e, q.width, q.block, q.frac_bits)
+    return bittrue.MXTensor(m, e, q.format)
 
 
 class EmulatedLinear(nn.Module):
@@ -81,8 +81,8 @@ class EmulatedLinear(nn.Module):
     """
 
     def __init__(self, *, in_features: int, out_features: int, mode: str, arithmetic: str = "fast",
-                 a_width: int = 8, lowrank_width: int = 8, block: int = 16, exponent_bits: int = 8,
-                 rounding: str = "even", guard_bits: int | None = 8, acc_rounding: str = "even"):
+                 a_format: MXIntFormat | None = None, lowrank_format: MXIntFormat | None = None,
+                 guard_bits: int | None = 8, acc_rounding: str = "even"):
         super().__init__()
         if mode not in METHODS:
             raise ValueError(f"mode must be one of {', '.join(METHODS)}; got {mode!r}")
@@ -92,11 +92,8 @@ class EmulatedLinear(nn.Module):
         self.out_features = out_features
         self.mode = mode
         self.arithmetic = arithmetic
-        self.a_width = a_width
-        self.lowrank_width = lowrank_width
-        self.block = block
-        self.exponent_bits = exponent_bits
-        self.rounding = rounding
+        self.a_format = a_format          # activations (None in fp mode)
+        self.lowrank_format = lowrank_format  # t and u (low-rank modes)
         self.guard_bits = guard_bits
         self.acc_rounding = acc_rounding
         self.bias: torch.Tensor | None
@@ -124,10 +121,12 @@ class EmulatedLinear(nn.Module):
         if low_rank and factors.a is None:
             raise ValueError(f"mode {mode} needs low-rank factors; these have none (method mxint)")
         w = factors.weight
+        # activations, t and u: the weights' block and exponent bits, round half to even, ocp
+        blocking = MXIntFormat(block=w.block, exponent_bits=w.exponent_bits)
         layer = cls(in_features=factors.d_in, out_features=factors.d_out, mode=mode,
-                    arithmetic=arithmetic, a_width=a_width,
-                    lowrank_width=factors.a.width if low_rank else 8, block=w.block,
-                    exponent_bits=w.exponent_bits, guard_bits=guard_bits, acc_rounding=acc_rounding)
+                    arithmetic=arithmetic, a_format=blocking.replace(width=a_width),
+                    lowrank_format=blocking.replace(width=factors.a.width) if low_rank else None,
+                    guard_bits=guard_bits, acc_rounding=acc_rounding)
         if arithmetic == "bit-true":
             ops = [w] + ([factors.a, factors.b] if low_rank else [])
             if any(q.flavour != "ocp" for q in ops):
@@ -156,12 +155,15 @@ class EmulatedLinear(nn.Module):
         return self.mode in ("lqer", "l2qer")
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}, "
-                f"arithmetic={self.arithmetic}, a_width={self.a_width}, block={self.block}")
+        text = (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"mode={self.mode}, arithmetic={self.arithmetic}")
+        if self.a_format is not None:
+            text += f", a_width={self.a_format.width}, block={self.a_format.block}"
+        return text
 
-    def _fq(self, x: torch.Tensor, width: int) -> torch.Tensor:
-        return fake_quantize(x, width=width, block=self.block, dim=-1,
-                             exponent_bits=self.exponent_bits, rounding=self.rounding).to(x.dtype)
+    @staticmethod
+    def _fq(x: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
+        return fake_quantize(x, fmt, dim=-1).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "fp":
@@ -169,27 +171,26 @@ class EmulatedLinear(nn.Module):
         if self.arithmetic == "bit-true":
             return self._forward_bit_true(x)
         if self.input_cache is None:
-            xq = self._fq(x, self.a_width)
+            xq = self._fq(x, self.a_format)
         else:
-            key = (self.a_width, self.block, self.exponent_bits, self.rounding)
-            xq = self.input_cache.get(x, key, lambda t: self._fq(t, self.a_width))
+            xq = self.input_cache.get(x, self.a_format, lambda t: self._fq(t, self.a_format))
         if not self.low_rank:
             return F.linear(xq, self.weight, self.bias)
         both = F.linear(xq, self.fused_weight)
         y, t = both[..., : self.out_features], both[..., self.out_features:]
-        u = self._fq(self._fq(t, self.lowrank_width) @ self.lowrank_b, self.lowrank_width)
+        lr = self.lowrank_format
+        u = self._fq(self._fq(t, lr) @ self.lowrank_b, lr)
         if self.bias is not None:
             y = y + self.bias  # (x W + b) + u: the float order of the unfused formula
         return y + u
 
     def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
-        ops = {k: bittrue.MXTensor(v.mantissas.to(x.device), v.exponents.to(x.device), v.width,
-                                   v.block, v.frac_bits) for k, v in self._bit_true_operands.items()}
+        ops = {k: v.to(x.device) for k, v in self._bit_true_operands.items()}
         out = bittrue.lqer_linear(
             x.reshape(-1, self.in_features), weight=ops["weight"], a_t=ops.get("a_t"),
-            b_t=ops.get("b_t"), bias=self.bias, a_width=self.a_width,
-            lowrank_width=self.lowrank_width, exponent_bits=self.exponent_bits,
-            rounding=self.rounding, guard_bits=self.guard_bits, acc_rounding=self.acc_rounding)
+            b_t=ops.get("b_t"), bias=self.bias, a_format=self.a_format,
+            lowrank_format=self.lowrank_format, guard_bits=self.guard_bits,
+            acc_rounding=self.acc_rounding)
         return out.y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 

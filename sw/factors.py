@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sw.mxint import MXQuantized
+from sw.mxint import MXIntFormat, MXQuantized
 from sw.mxint_torch import quantize_torch
 from sw.qconfig import QuantConfig
 from sw.svd import truncated_svd
@@ -82,9 +82,10 @@ def _quantize(t: torch.Tensor, *, width: int, axis: int, config: QuantConfig) ->
                           exponent_bits=config.exponent_bits, rounding=config.rounding,
                           flavour=config.flavour)
     dtype = np.int8 if width <= 8 else np.int16
+    fmt = MXIntFormat(width=width, block=config.block, exponent_bits=config.exponent_bits,
+                      rounding=config.rounding, flavour=config.flavour)
     return MXQuantized(mantissas=m.cpu().numpy().astype(dtype), exponents=e.cpu().numpy(),
-                       width=width, block=config.block, axis=axis,
-                       exponent_bits=config.exponent_bits, flavour=config.flavour)
+                       format=fmt, axis=axis)
 
 
 def _values(q: MXQuantized, device) -> torch.Tensor:
@@ -273,10 +274,11 @@ def load_factors(path: str) -> tuple[dict[str, LayerFactors], QuantConfig, dict]
     for name, entry in manifest["layers"].items():
         ops = {}
         for key, info in entry["operands"].items():
+            fmt = MXIntFormat(width=info["width"], block=info["block"],
+                              exponent_bits=info["exponent_bits"], flavour=info["flavour"])
             ops[key] = MXQuantized(mantissas=tensors[f"{name}.{key}.mantissas"],
-                                   exponents=tensors[f"{name}.{key}.exponents"],
-                                   width=info["width"], block=info["block"], axis=info["axis"],
-                                   exponent_bits=info["exponent_bits"], flavour=info["flavour"])
+                                   exponents=tensors[f"{name}.{key}.exponents"], format=fmt,
+                                   axis=info["axis"])
         factors[name] = LayerFactors(weight=ops["weight"], a=ops.get("a"), b=ops.get("b"),
                                      bias=tensors.get(f"{name}.bias"),
                                      scale=tensors.get(f"{name}.scale"), errors=entry["errors"])

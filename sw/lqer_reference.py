@@ -23,11 +23,7 @@ __all__ = ["transpose", "reference_lqer_linear"]
 
 def transpose(q: MXQuantized) -> MXQuantized:
     """The same 2-d MXINT tensor transposed (its blocks move with their axis)."""
-    if q.mantissas.ndim != 2:
-        raise ValueError(f"transpose needs a 2-d tensor; got {q.mantissas.ndim}-d")
-    return MXQuantized(mantissas=q.mantissas.T, exponents=q.exponents.T, width=q.width,
-                       block=q.block, axis=1 - q.axis, exponent_bits=q.exponent_bits,
-                       flavour=q.flavour)
+    return q.transpose()
 
 
 def _check_last_axis(q: MXQuantized, what: str) -> None:

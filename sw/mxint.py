@@ -27,6 +27,7 @@ is at most half a grid step, ``2**(e - (width-2) - 1)``, unless it saturates.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,15 +35,25 @@ import numpy as np
 __all__ = [
     "ROUNDINGS",
     "FLAVOURS",
+    "WIDTH_RANGE",
+    "MAX_BLOCK",
+    "EXPONENT_BITS_RANGE",
+    "MXIntFormat",
     "MXQuantized",
     "quantize",
     "quantize_exact",
     "exponent_range",
-    "check_format",
+    "as_format",
 ]
 
 ROUNDINGS = ("even", "away")
 FLAVOURS = ("ocp", "lqer")
+
+# The one rule for the format's parameters, read by every other place that takes them
+# (the hardware registry, QuantConfig, the CLIs): change a bound here and it moves everywhere.
+WIDTH_RANGE = (2, 16)          # element bits, sign included
+MAX_BLOCK = 256                # elements per block: a power of two in 1..MAX_BLOCK
+EXPONENT_BITS_RANGE = (2, 8)   # shared-exponent bits (8: E8M0 of OCP MX v1.0)
 
 # Largest integer magnitude the exact core accepts: int64 shifts stay in range
 # and float64 converts it exactly (frexp gives its bit length).
@@ -59,21 +70,85 @@ def _bad(parameter: str, allowed: str, got) -> ValueError:
     return ValueError(f"{parameter} must be {allowed}; got {got!r}")
 
 
-def check_format(*, width: int, block: int, exponent_bits: int,
-                 rounding: str = "even", flavour: str = "ocp") -> None:
-    """Validate MXINT format parameters; raise a one-line ValueError naming the bad one."""
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or not 2 <= width <= 16:
-        raise _bad("width", "an integer in 2..16", width)
-    if (isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1
-            or block & (block - 1)):
-        raise _bad("block", "a power of two (1, 2, 4, ...)", block)
-    if (isinstance(exponent_bits, bool) or not isinstance(exponent_bits, (int, np.integer))
-            or not 2 <= exponent_bits <= 8):
-        raise _bad("exponent_bits", "an integer in 2..8", exponent_bits)
-    if rounding not in ROUNDINGS:
-        raise _bad("rounding", 'one of "even", "away"', rounding)
-    if flavour not in FLAVOURS:
-        raise _bad("flavour", 'one of "ocp", "lqer"', flavour)
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class MXIntFormat:
+    """MXINT(width, block, exponent_bits) with its rounding and flavour: one format, validated once.
+
+    ``width``: bits of an element, sign included (``WIDTH_RANGE``); ``block``: elements
+    sharing one exponent, a power of two up to ``MAX_BLOCK``; ``exponent_bits``: bits of
+    the shared exponent (``EXPONENT_BITS_RANGE``); ``rounding``: ``"even"`` (round half
+    to even) or ``"away"`` (ties away from zero, microxcaling's default); ``flavour``:
+    ``"ocp"`` (OCP MX v1.0 semantics generalised, the hardware's) or ``"lqer"`` (the LQER
+    authors' emulation). Rules: docs/design.md, "The number-format contract".
+
+    Raises ``ValueError`` naming the first bad parameter and its allowed values.
+    """
+
+    width: int = 8
+    block: int = 16
+    exponent_bits: int = 8
+    rounding: str = "even"
+    flavour: str = "ocp"
+
+    def __post_init__(self):
+        lo, hi = WIDTH_RANGE
+        if not _is_int(self.width) or not lo <= self.width <= hi:
+            raise _bad("width", f"an integer in {lo}..{hi}", self.width)
+        if (not _is_int(self.block) or not 1 <= self.block <= MAX_BLOCK
+                or self.block & (self.block - 1)):
+            raise _bad("block", f"a power of two in 1..{MAX_BLOCK}", self.block)
+        lo, hi = EXPONENT_BITS_RANGE
+        if not _is_int(self.exponent_bits) or not lo <= self.exponent_bits <= hi:
+            raise _bad("exponent_bits", f"an integer in {lo}..{hi}", self.exponent_bits)
+        if self.rounding not in ROUNDINGS:
+            raise _bad("rounding", 'one of "even", "away"', self.rounding)
+        if self.flavour not in FLAVOURS:
+            raise _bad("flavour", 'one of "ocp", "lqer"', self.flavour)
+        for name in ("width", "block", "exponent_bits"):  # plain ints (hashing, JSON)
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    @property
+    def frac_bits(self) -> int:
+        """Fraction bits of an element relative to the shared exponent: an element is worth
+        ``mantissa * 2**(exponent - frac_bits)`` (``width - 2`` for "ocp", ``width - 1``
+        for the sign-magnitude "lqer" flavour)."""
+        return self.width - 2 if self.flavour == "ocp" else self.width - 1
+
+    @property
+    def exponent_range(self) -> tuple[int, int]:
+        """(min, max) unbiased shared exponent, ``±(2**(exponent_bits-1) - 1)``."""
+        return exponent_range(self.exponent_bits)
+
+    @property
+    def mantissa_max(self) -> int:
+        """Largest element magnitude, ``2**(width-1) - 1``; the most negative code is unused."""
+        return 2 ** (self.width - 1) - 1
+
+    @property
+    def lsb_range(self) -> tuple[int, int]:
+        """Range of the exponent of one element unit, ``exponent - frac_bits``."""
+        lo, hi = self.exponent_range
+        return lo - self.frac_bits, hi - self.frac_bits
+
+    def replace(self, **changes) -> "MXIntFormat":
+        """A copy with ``changes`` applied (validated like any new format)."""
+        return dataclasses.replace(self, **changes)
+
+
+def as_format(fmt: MXIntFormat | None, fields: dict) -> MXIntFormat:
+    """``fmt``, or a format built from keyword ``fields`` (not both): the two ways the
+    reference functions take a format. ``TypeError`` for both or a non-format ``fmt``."""
+    if fmt is None:
+        return MXIntFormat(**fields)
+    if not isinstance(fmt, MXIntFormat):
+        raise TypeError(f"fmt must be an MXIntFormat; got {fmt!r}")
+    if fields:
+        raise TypeError(f"give either fmt or format keywords, not both; got {sorted(fields)}")
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -83,21 +158,34 @@ class MXQuantized:
     ``mantissas`` has the input's shape (two's-complement integer values,
     padding dropped); ``exponents`` has the input's shape with ``axis``
     replaced by the number of blocks. Value of element i of block b:
-    ``mantissas[i] * 2**(exponents[b] - frac_bits)``.
+    ``mantissas[i] * 2**(exponents[b] - format.frac_bits)``.
     """
 
     mantissas: np.ndarray
     exponents: np.ndarray
-    width: int
-    block: int
+    format: MXIntFormat
     axis: int
-    exponent_bits: int
-    flavour: str = "ocp"
+
+    @property
+    def width(self) -> int:
+        return self.format.width
+
+    @property
+    def block(self) -> int:
+        return self.format.block
+
+    @property
+    def exponent_bits(self) -> int:
+        return self.format.exponent_bits
+
+    @property
+    def flavour(self) -> str:
+        return self.format.flavour
 
     @property
     def frac_bits(self) -> int:
         """Fraction bits of a mantissa relative to the shared exponent."""
-        return self.width - 2 if self.flavour == "ocp" else self.width - 1
+        return self.format.frac_bits
 
     @property
     def lsb_exponents(self) -> np.ndarray:
@@ -114,6 +202,13 @@ class MXQuantized:
         lsb = np.repeat(np.moveaxis(self.lsb_exponents, self.axis, -1), self.block, axis=-1)
         values = np.ldexp(m.astype(np.float64), lsb[..., : m.shape[-1]].astype(np.int32))
         return np.moveaxis(values, -1, self.axis)
+
+    def transpose(self) -> "MXQuantized":
+        """The same 2-d tensor transposed (its blocks move with their axis)."""
+        if self.mantissas.ndim != 2:
+            raise ValueError(f"transpose needs a 2-d tensor; got {self.mantissas.ndim}-d")
+        return MXQuantized(mantissas=self.mantissas.T, exponents=self.exponents.T,
+                           format=self.format, axis=1 - self.axis)
 
 
 def _normalise_axis(axis, ndim: int) -> int:
@@ -162,11 +257,11 @@ def _shift_round(mag: np.ndarray, shift: np.ndarray, rounding: str) -> np.ndarra
     return out + ((shift < 0) & up)
 
 
-def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, *, width: int, exponent_bits: int,
-                     rounding: str, flavour: str) -> tuple[np.ndarray, np.ndarray]:
+def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, fmt: MXIntFormat
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Core: exact values ``n * 2**lsb`` shaped (..., n_blocks, block) -> (mantissas, exponents)."""
-    emin, emax = exponent_range(exponent_bits)
-    qmax = 2 ** (width - 1) - 1
+    emin, emax = fmt.exponent_range
+    qmax = fmt.mantissa_max
     mag = np.abs(n)
     bits = _bit_length(mag)
     nonzero = mag != 0
@@ -174,9 +269,8 @@ def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, *, width: int, exponent_bit
     floor_exp = np.where(nonzero, bits - 1 + lsb, np.iinfo(np.int64).min // 4)
     block_floor = floor_exp.max(axis=-1)
     all_zero = ~nonzero.any(axis=-1)
-    if flavour == "ocp":
+    if fmt.flavour == "ocp":
         e = block_floor
-        frac_bits = width - 2
     else:
         # ceil(log2 max) = floor + 1 unless the max is a power of two, i.e. unless
         # every element reaching the floor exponent is itself a power of two.
@@ -184,12 +278,11 @@ def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, *, width: int, exponent_bit
         top = floor_exp == block_floor[..., None]
         max_is_pow2 = np.all(~top | is_pow2, axis=-1)
         e = block_floor + np.where(max_is_pow2, 0, 1)
-        frac_bits = width - 1
     e = np.where(all_zero, emin, np.clip(e, emin, emax))
-    shift = lsb + frac_bits - e[..., None]
+    shift = lsb + fmt.frac_bits - e[..., None]
     # element >= 2**(width-1) after shifting: saturate without forming the (overflowing) product
-    too_big = nonzero & (bits - 1 + shift >= width - 1)
-    q = _shift_round(mag, np.where(too_big, 0, shift), rounding)
+    too_big = nonzero & (bits - 1 + shift >= fmt.width - 1)
+    q = _shift_round(mag, np.where(too_big, 0, shift), fmt.rounding)
     q = np.where(too_big, qmax, np.minimum(q, qmax))
     q = np.where(n < 0, -q, q)
     return q, e
@@ -199,71 +292,77 @@ def _mantissa_dtype(width: int):
     return np.int8 if width <= 8 else np.int16
 
 
-def quantize_exact(values, lsb_exponents=0, *, width: int, block: int, axis: int = -1,
-                   exponent_bits: int = 8, rounding: str = "even", flavour: str = "ocp",
-                   name: str = "values") -> MXQuantized:
-    """MXINT of exact values ``values * 2**lsb_exponents`` (integers, |values| < 2**53).
-
-    This is what a hardware quantizer does to a fixed-point vector
-    (``lsb_exponents = -frac_bits``) or to accumulator outputs that each carry
-    their own exponent (``lsb_exponents`` broadcast against ``values``).
-    """
-    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
-                 flavour=flavour)
+def _exact_integers(values, name: str) -> np.ndarray:
+    """``values`` as int64, refusing magnitudes of 2**53 or more *before* any conversion
+    (an int64 -2**63 or a uint64 2**64-1 would wrap or lose bits in int64 arithmetic)."""
     v = np.asarray(values)
     if v.ndim == 0:
         v = v.reshape(1)
     if not np.issubdtype(v.dtype, np.integer):
         raise ValueError(f"{name} must be an integer array; got dtype {v.dtype}")
-    v = v.astype(np.int64)
-    if v.size and np.abs(v).max() >= 2 ** _MAX_INT_BITS:
-        raise ValueError(f"{name} must have magnitudes below 2**{_MAX_INT_BITS}")
+    limit = 2 ** _MAX_INT_BITS
+    if v.size:
+        lo, hi = int(v.min()), int(v.max())  # Python ints: no wrap-around
+        if lo <= -limit or hi >= limit:
+            bad = lo if lo <= -limit else hi
+            raise ValueError(f"{name} must have magnitudes below 2**{_MAX_INT_BITS}; got {bad}")
+    return v.astype(np.int64)
+
+
+def quantize_exact(values, lsb_exponents=0, fmt: MXIntFormat | None = None, *, axis: int = -1,
+                   name: str = "values", **format_fields) -> MXQuantized:
+    """MXINT of exact values ``values * 2**lsb_exponents`` (integers, |values| < 2**53).
+
+    This is what a hardware quantizer does to a fixed-point vector
+    (``lsb_exponents = -frac_bits``) or to accumulator outputs that each carry
+    their own exponent (``lsb_exponents`` broadcast against ``values``). The format
+    is ``fmt`` or built from keywords (``width=8, block=16, ...``, see
+    :class:`MXIntFormat`).
+
+    Raises ``ValueError`` for a non-integer array, a magnitude of 2**53 or more, a bad
+    axis or format parameter.
+    """
+    fmt = as_format(fmt, format_fields)
+    v = _exact_integers(values, name)
     ax = _normalise_axis(axis, v.ndim)
     lsb = np.broadcast_to(np.asarray(lsb_exponents, dtype=np.int64), v.shape)
-    return _quantize_moved(v, lsb, ax, width=width, block=block, exponent_bits=exponent_bits,
-                           rounding=rounding, flavour=flavour)
+    return _quantize_moved(v, lsb, ax, fmt)
 
 
-def _quantize_moved(n, lsb, ax, *, width, block, exponent_bits, rounding, flavour) -> MXQuantized:
+def _quantize_moved(n, lsb, ax, fmt: MXIntFormat) -> MXQuantized:
     n_moved = np.moveaxis(n, ax, -1)
     length = n_moved.shape[-1]
-    nb = _to_blocks(n_moved, block)
-    lb = _to_blocks(np.ascontiguousarray(np.moveaxis(lsb, ax, -1)), block)
-    q, e = _quantize_blocks(nb, lb, width=width, exponent_bits=exponent_bits,
-                            rounding=rounding, flavour=flavour)
-    q = q.reshape(q.shape[:-2] + (-1,))[..., :length].astype(_mantissa_dtype(width))
-    return MXQuantized(
-        mantissas=np.moveaxis(q, -1, ax),
-        exponents=np.moveaxis(e.astype(np.int16), -1, ax),
-        width=int(width), block=int(block), axis=ax, exponent_bits=int(exponent_bits),
-        flavour=flavour,
-    )
+    nb = _to_blocks(n_moved, fmt.block)
+    lb = _to_blocks(np.ascontiguousarray(np.moveaxis(lsb, ax, -1)), fmt.block)
+    q, e = _quantize_blocks(nb, lb, fmt)
+    q = q.reshape(q.shape[:-2] + (-1,))[..., :length].astype(_mantissa_dtype(fmt.width))
+    return MXQuantized(mantissas=np.moveaxis(q, -1, ax),
+                       exponents=np.moveaxis(e.astype(np.int16), -1, ax), format=fmt, axis=ax)
 
 
-def quantize(x, *, width: int = 8, block: int = 16, axis: int = -1, exponent_bits: int = 8,
-             rounding: str = "even", flavour: str = "ocp", name: str = "x") -> MXQuantized:
-    """Quantize a float array (float16/32/64, any rank) to MXINT along ``axis``.
+def quantize(x, fmt: MXIntFormat | None = None, *, axis: int = -1, name: str = "x",
+             **format_fields) -> MXQuantized:
+    """Quantize a float array (float16/32/64 or integers, any rank) to MXINT along ``axis``.
 
-    Raises ``ValueError`` naming ``name`` and the first bad index on NaN/inf.
+    The format is ``fmt`` or built from keywords (``width=8, block=16, exponent_bits=8,
+    rounding="even", flavour="ocp"``, see :class:`MXIntFormat`). Returns an
+    :class:`MXQuantized` whose ``exponents`` have ``axis`` replaced by the block count.
+
+    Raises ``ValueError`` naming ``name`` and the first bad index on NaN/inf, and for a
+    bad axis, dtype or format parameter.
     """
-    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
-                 flavour=flavour)
+    fmt = as_format(fmt, format_fields)
     a = np.asarray(x)
     if a.ndim == 0:
         a = a.reshape(1)
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} must be a real float or integer array; got dtype {a.dtype}")
     ax = _normalise_axis(axis, a.ndim)
+    if np.issubdtype(a.dtype, np.integer):
+        a = _exact_integers(a, name)
     a = a.astype(np.float64)  # exact for float16/32 and integers below 2**53
     _check_finite(a, name)
     frac, exp = np.frexp(a)
     n = np.ldexp(frac, _MAX_INT_BITS).astype(np.int64)  # exact: |frac| in [0.5, 1)
     lsb = exp.astype(np.int64) - _MAX_INT_BITS
-    return _quantize_moved(n, lsb, ax, width=width, block=block, exponent_bits=exponent_bits,
-                           rounding=rounding, flavour=flavour)
-
-
-def grid_step(q: MXQuantized) -> np.ndarray:
-    """Per-block value of one mantissa unit (float64)."""
-    return np.ldexp(1.0, q.lsb_exponents.astype(np.int32))
-
+    return _quantize_moved(n, lsb, ax, fmt)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from sw.mxint import check_format, exponent_range
+from sw.mxint import MXIntFormat, as_format
 
 __all__ = ["quantize_torch", "dequantize_torch", "fake_quantize"]
 
@@ -60,26 +60,23 @@ def _check_finite(x: torch.Tensor, name: str) -> None:
                          "MXINT input must be finite")
 
 
-def _block_exponents(xb: torch.Tensor, *, width, exponent_bits, flavour):
-    """Shared exponents (int32, (..., nb)) and frac_bits of blocks (..., nb, block)."""
-    emin, emax = exponent_range(exponent_bits)
+def _block_exponents(xb: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
+    """Shared exponents (int32, (..., nb)) of blocks (..., nb, block)."""
+    emin, emax = fmt.exponent_range
     lo, hi = torch.aminmax(xb, dim=-1)  # one pass over the data instead of abs + amax
     amax = torch.maximum(hi, -lo)
     mant, exp = torch.frexp(amax)  # amax = mant * 2**exp, mant in [0.5, 1)
-    if flavour == "ocp":
+    if fmt.flavour == "ocp":
         e = exp - 1
-        frac_bits = width - 2
     else:
         e = torch.where(mant == 0.5, exp - 1, exp)  # ceil(log2 amax)
-        frac_bits = width - 1
-    e = torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
-    return e, frac_bits
+    return torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
 
 
-def _round_clamp_(scaled: torch.Tensor, *, width, rounding) -> torch.Tensor:
+def _round_clamp_(scaled: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
     """Round to integers (in place) and saturate to the symmetric range."""
-    qmax = 2 ** (width - 1) - 1
-    if rounding == "even":
+    qmax = fmt.mantissa_max
+    if fmt.rounding == "even":
         q = scaled.round_()
     else:
         t = torch.trunc(scaled)
@@ -87,70 +84,63 @@ def _round_clamp_(scaled: torch.Tensor, *, width, rounding) -> torch.Tensor:
     return q.clamp_(-qmax, qmax)
 
 
-def _quantize_blocked(xb: torch.Tensor, *, width, exponent_bits, rounding, flavour):
-    """(..., nb, block) float -> (mantissas as float, shared exponents int32, frac_bits)."""
-    e, frac_bits = _block_exponents(xb, width=width, exponent_bits=exponent_bits, flavour=flavour)
-    scaled = _scale(xb, (frac_bits - e).unsqueeze(-1))
-    return _round_clamp_(scaled, width=width, rounding=rounding), e, frac_bits
-
-
-def quantize_torch(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int = -1,
-                   exponent_bits: int = 8, rounding: str = "even", flavour: str = "ocp",
-                   name: str = "x", check_finite: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_torch(x: torch.Tensor, fmt: MXIntFormat | None = None, *, dim: int = -1,
+                   name: str = "x", check_finite: bool = True,
+                   **format_fields) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(mantissas, exponents)`` exactly as :func:`sw.mxint.quantize`.
 
+    The format is ``fmt`` or built from keywords (:class:`sw.mxint.MXIntFormat`).
     ``mantissas`` (int16) has x's shape; ``exponents`` (int16) has x's shape
-    with ``dim`` replaced by the number of blocks.
+    with ``dim`` replaced by the number of blocks. Raises ``ValueError`` on a
+    non-float tensor, a bad ``dim`` or format, and (``check_finite``) on NaN/inf.
     """
-    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
-                 flavour=flavour)
+    fmt = as_format(fmt, format_fields)
     dim = _check_dim(x, dim)
     if check_finite:
         _check_finite(x, name)
-    xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, block)
-    q, e, _ = _quantize_blocked(xb, width=width, exponent_bits=exponent_bits, rounding=rounding,
-                                flavour=flavour)
+    xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, fmt.block)
+    e = _block_exponents(xb, fmt)
+    q = _round_clamp_(_scale(xb, (fmt.frac_bits - e).unsqueeze(-1)), fmt)
     q = q.reshape(*q.shape[:-2], -1)[..., :n].to(torch.int16).movedim(-1, dim)
     return q, e.to(torch.int16).movedim(-1, dim)
 
 
-def dequantize_torch(mantissas: torch.Tensor, exponents: torch.Tensor, *, width: int, block: int,
-                     dim: int = -1, flavour: str = "ocp",
-                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def dequantize_torch(mantissas: torch.Tensor, exponents: torch.Tensor,
+                     fmt: MXIntFormat | None = None, *, dim: int = -1,
+                     dtype: torch.dtype = torch.float32, **format_fields) -> torch.Tensor:
     """Values ``mantissas * 2**(exponent - frac_bits)``; exact in float32 for width <= 16."""
-    frac_bits = width - 2 if flavour == "ocp" else width - 1
+    fmt = as_format(fmt, format_fields)
     dim = _check_dim(mantissas, dim)
     m = mantissas.movedim(dim, -1).to(dtype)
-    lsb = (exponents.movedim(dim, -1).to(torch.int32) - frac_bits).repeat_interleave(block, dim=-1)
+    lsb = (exponents.movedim(dim, -1).to(torch.int32) - fmt.frac_bits)
+    lsb = lsb.repeat_interleave(fmt.block, dim=-1)
     return _scale(m, lsb[..., : m.shape[-1]]).movedim(-1, dim)
 
 
-def fake_quantize(x: torch.Tensor, *, width: int = 8, block: int = 16, dim: int = -1,
-                  exponent_bits: int = 8, rounding: str = "even", flavour: str = "ocp",
-                  name: str = "x", check_finite: bool = False) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, fmt: MXIntFormat | None = None, *, dim: int = -1,
+                  name: str = "x", check_finite: bool = False, **format_fields) -> torch.Tensor:
     """Quantize and dequantize in one pass; returns float32 (float64 for float64 input).
 
     The values are exactly those of ``sw.mxint.quantize(...).dequantize()``.
     Finiteness is not checked by default (it costs a device sync per call).
     """
-    check_format(width=width, block=block, exponent_bits=exponent_bits, rounding=rounding,
-                 flavour=flavour)
+    fmt = as_format(fmt, format_fields)
     dim = _check_dim(x, dim)
     if check_finite:
         _check_finite(x, name)
     dtype = _compute_dtype(x)
-    xb, n = _to_blocks(x.to(dtype), dim, block)
-    e, frac_bits = _block_exponents(xb, width=width, exponent_bits=exponent_bits, flavour=flavour)
-    k = (frac_bits - e).unsqueeze(-1)  # scaled = x * 2**k
+    xb, n = _to_blocks(x.to(dtype), dim, fmt.block)
+    e = _block_exponents(xb, fmt)
+    k = (fmt.frac_bits - e).unsqueeze(-1)  # scaled = x * 2**k
     limit = 1000 if dtype == torch.float64 else 126
     if bool(((k > limit) | (k < -limit)).any()):  # tiny blocks: scale not a normal number
-        q = _round_clamp_(_scale(xb, k), width=width, rounding=rounding)
+        q = _round_clamp_(_scale(xb, k), fmt)
         y = _scale(q, -k)
     else:
         # Common case: one exact multiply each way. The inverse 2**-k is formed on
         # the small per-block tensor by an exact division (it may be subnormal).
         scale = _pow2(k, dtype)
-        q = _round_clamp_(xb * scale, width=width, rounding=rounding)
+        q = _round_clamp_(xb * scale, fmt)
         y = q.mul_(torch.reciprocal(scale))
     return y.reshape(*y.shape[:-2], -1)[..., :n].movedim(-1, dim)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from sw.mxint import check_format
+from sw.mxint import MXIntFormat
 
 __all__ = ["METHODS", "QUANT_METHODS", "BLOCKINGS", "SVD_METHODS", "QuantConfig"]
 
@@ -49,8 +49,8 @@ class QuantConfig:
             value = getattr(self, name)
             if not _is_int(value) or not 2 <= value <= 8:
                 raise ValueError(f"{name} must be an integer in 2..8; got {value!r}")
-        check_format(width=self.a_width, block=self.block, exponent_bits=self.exponent_bits,
-                     rounding=self.rounding, flavour=self.flavour)
+        MXIntFormat(width=self.a_width, block=self.block, exponent_bits=self.exponent_bits,
+                    rounding=self.rounding, flavour=self.flavour)
         if self.blocking not in BLOCKINGS:
             raise ValueError(f"blocking must be one of {', '.join(BLOCKINGS)}; got {self.blocking!r}")
         if self.svd not in SVD_METHODS:

@@ -15,8 +15,12 @@ from amaranth.hdl import Module, Shape, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.dot_array import MAX_LANES, MAX_STAGES
 from hw.params import check_int
 from hw.pipeline import StallPipeline
+from hw.unused import rejectable
+from sw.blockmath import dot_sum_width
+from sw.mxint import MXIntFormat
 
 __all__ = ["IntDotArray"]
 
@@ -24,23 +28,26 @@ __all__ = ["IntDotArray"]
 class IntDotArray(wiring.Component):
     """``lanes`` integer dot products of one ``x`` vector against ``lanes`` ``w`` vectors.
 
-    Ports: ``i`` (stream of ``{"x": ArrayLayout(signed(x_width), block),
+    Ports: ``i`` (stream of ``{"x": ArrayLayout(signed(a_width), block),
     "w": ArrayLayout(ArrayLayout(signed(w_width), block), lanes)}``) and ``o``
     (stream of ``{"sums": ArrayLayout(signed(sum_width), lanes)}``), latency ``stages``.
+    The element widths and block follow the MXINT rule (``sw.mxint.MXIntFormat``), so the
+    two arrays are compared on the same operands less the shared exponents.
     """
 
-    def __init__(self, *, lanes: int = 4, block: int = 16, x_width: int = 8, w_width: int = 4,
+    def __init__(self, *, lanes: int = 4, block: int = 16, a_width: int = 8, w_width: int = 4,
                  stages: int = 2):
-        self._lanes = check_int("lanes", lanes, 1, 256)
-        self._block = check_int("block", block, 1, 1024, power_of_two=True)
-        self._x_width = check_int("x_width", x_width, 2, 16)
-        self._w_width = check_int("w_width", w_width, 2, 16)
-        self._stages = check_int("stages", stages, 1, 8)
-        in_layout = data.StructLayout({
-            "x": data.ArrayLayout(signed(x_width), block),
-            "w": data.ArrayLayout(data.ArrayLayout(signed(w_width), block), lanes),
-        })
-        out_layout = data.StructLayout({"sums": data.ArrayLayout(signed(self.sum_width), lanes)})
+        with rejectable(self):
+            self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+            self._a = MXIntFormat(width=a_width, block=block)
+            self._w = MXIntFormat(width=w_width, block=block)
+            self._stages = check_int("stages", stages, 1, MAX_STAGES)
+            in_layout = data.StructLayout({
+                "x": data.ArrayLayout(signed(a_width), block),
+                "w": data.ArrayLayout(data.ArrayLayout(signed(w_width), block), lanes),
+            })
+            out_layout = data.StructLayout({"sums": data.ArrayLayout(signed(self.sum_width),
+                                                                     lanes)})
         super().__init__({"i": In(stream.Signature(in_layout)),
                           "o": Out(stream.Signature(out_layout))})
 
@@ -55,15 +62,16 @@ class IntDotArray(wiring.Component):
     @property
     def sum_width(self) -> int:
         """Bits of an exact sum of symmetric-range products (as the MXINT array)."""
-        return self._x_width + self._w_width - 1 + math.ceil(math.log2(self._block))
+        return dot_sum_width(self._a.block, self._a.width, self._w.width)
 
     def elaborate(self, platform):
         m = Module()
-        levels = 1 + int(math.log2(self._block))
+        block = self._a.block
+        levels = 1 + int(math.log2(block))
         pipe = StallPipeline(m, levels=levels, stages=self._stages, valid_in=self.i.valid,
                              name="ints")
         x, ws = self.i.payload.x, self.i.payload.w
-        values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(self._block)]
+        values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
         values = pipe.after(0, values)
         for level in range(1, levels):
             values = [values[j] + values[j + 1] for j in range(0, len(values), 2)]

@@ -15,7 +15,7 @@ import itertools
 __all__ = ["PAPER_CONFIGURATION", "SWEEPS", "registered_designs", "design_points",
            "default_points"]
 
-PAPER_CONFIGURATION = {"block": 16, "x_width": 8, "w_width": 4, "exponent_bits": 8}
+PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
 # design -> {parameter: values}; each listed design is synthesised at every value.
 SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
 

@@ -13,7 +13,7 @@ from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
 from sim.adapters import get_adapter
 from sim.amaranth_bench import bench_design
 from sw.bittrue import MXTensor, lqer_linear
-from sw.mxint import quantize
+from sw.mxint import MXIntFormat, quantize
 
 DUAL = {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2}
 MAIN_ONLY = {"d_in": 16, "d_out": 32, "rank": 0, "block": 8, "lanes_main": 4}
@@ -82,10 +82,13 @@ def test_default_lowrank_lanes_never_stall_the_main_path(d_in, d_out, rank, bloc
     ({"lanes_main": 3}, ValueError, "lanes_main must divide d_out (64); got 3"),
     ({"lanes_lowrank": 3}, ValueError,
      "lanes_lowrank must be 0 (default) or a power of two in 1..16 (it divides block); got 3"),
-    ({"lowrank_width": 6}, ValueError,
-     "lowrank_width must equal x_width (8) when rank > 0 (one low-rank array takes x, then t); "
-     "got 6"),
-    ({"block": 12}, ValueError, "block must be a power of two in 1..256; got 12"),
+    ({"lowrank_format": MXIntFormat(width=6)}, ValueError,
+     "lowrank_format.width must equal a_format.width (8) when rank > 0 (one low-rank array "
+     "takes x, then t); got 6"),
+    ({"w_format": MXIntFormat(width=4, block=8)}, ValueError,
+     "w_format.block must equal a_format.block (16); got 8"),
+    ({"a_format": MXIntFormat(width=8, flavour="lqer")}, ValueError,
+     'a_format.flavour must be "ocp" in hardware; got \'lqer\''),
     ({"d_out": 2.0}, TypeError, "d_out must be an integer in 1..8192; got 2.0"),
 ])
 def test_bad_parameters_get_one_line(kwargs, error, message):
@@ -96,8 +99,7 @@ def test_bad_parameters_get_one_line(kwargs, error, message):
 
 def _mx_tensor(q) -> MXTensor:
     return MXTensor(torch.from_numpy(np.asarray(q.mantissas, np.int64)),
-                    torch.from_numpy(np.asarray(q.exponents, np.int64)), q.width, q.block,
-                    q.width - 2)
+                    torch.from_numpy(np.asarray(q.exponents, np.int64)), q.format)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

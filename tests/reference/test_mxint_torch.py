@@ -75,7 +75,7 @@ def test_dequantize_torch_matches_reference_on_other_dim():
 
 
 def test_bad_input_messages():
-    with pytest.raises(ValueError, match=r"^block must be a power of two \(1, 2, 4, \.\.\.\); got 3$"):
+    with pytest.raises(ValueError, match=r"^block must be a power of two in 1\.\.256; got 3$"):
         quantize_torch(torch.ones(4), block=3)
     with pytest.raises(ValueError, match=r"^dim must be an integer in -1\.\.0 for a 1-d input; got 1$"):
         quantize_torch(torch.ones(4), dim=1)

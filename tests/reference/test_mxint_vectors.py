@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sw.mxint import quantize, quantize_exact
+from sw.mxint import MXIntFormat, quantize, quantize_exact
 
 
 def mx(x, **kw):
@@ -144,8 +144,8 @@ def test_quantize_exact_per_element_exponents():
     (dict(width=1), "width must be an integer in 2..16; got 1"),
     (dict(width=17), "width must be an integer in 2..16; got 17"),
     (dict(width=8.0), "width must be an integer in 2..16; got 8.0"),
-    (dict(block=12), "block must be a power of two (1, 2, 4, ...); got 12"),
-    (dict(block=0), "block must be a power of two (1, 2, 4, ...); got 0"),
+    (dict(block=12), "block must be a power of two in 1..256; got 12"),
+    (dict(block=0), "block must be a power of two in 1..256; got 0"),
     (dict(exponent_bits=1), "exponent_bits must be an integer in 2..8; got 1"),
     (dict(exponent_bits=9), "exponent_bits must be an integer in 2..8; got 9"),
     (dict(rounding="nearest"), 'rounding must be one of "even", "away"; got \'nearest\''),
@@ -178,5 +178,36 @@ def test_non_numeric_input_is_rejected():
 def test_quantize_exact_rejects_floats_and_wide_values():
     with pytest.raises(ValueError, match=r"^values must be an integer array; got dtype float64$"):
         quantize_exact(np.array([1.5]), width=8, block=2)
-    with pytest.raises(ValueError, match=r"^values must have magnitudes below 2\*\*53$"):
+    with pytest.raises(ValueError, match=r"^values must have magnitudes below 2\*\*53; got 9007199254740992$"):
         quantize_exact(np.array([2 ** 53]), width=8, block=2)
+
+
+@pytest.mark.parametrize("values, got", [
+    (np.array([-2 ** 63], dtype=np.int64), -2 ** 63),      # wrapped to +2**63 by abs() before
+    (np.array([2 ** 64 - 1], dtype=np.uint64), 2 ** 64 - 1),  # wrapped to -1 by astype(int64)
+    (np.array([1, -2 ** 53], dtype=np.int64), -2 ** 53),
+])
+def test_quantize_exact_range_is_checked_before_conversion(values, got):
+    with pytest.raises(ValueError) as info:
+        quantize_exact(values, width=8, block=4)
+    assert str(info.value) == f"values must have magnitudes below 2**53; got {got}"
+    with pytest.raises(ValueError) as info:  # integer input to quantize takes the same path
+        quantize(values, width=8, block=4)
+    assert str(info.value) == f"x must have magnitudes below 2**53; got {got}"
+
+
+def test_format_object_and_keywords_are_the_same_quantizer():
+    fmt = MXIntFormat(width=5, block=8, exponent_bits=6, rounding="away")
+    x = np.random.default_rng(3).standard_normal((4, 24))
+    by_object = quantize(x, fmt, axis=1)
+    by_keywords = quantize(x, width=5, block=8, exponent_bits=6, rounding="away", axis=1)
+    assert by_object.format == by_keywords.format == fmt
+    np.testing.assert_array_equal(by_object.mantissas, by_keywords.mantissas)
+    np.testing.assert_array_equal(by_object.exponents, by_keywords.exponents)
+    assert (fmt.frac_bits, fmt.mantissa_max, fmt.exponent_range, fmt.lsb_range) == \
+        (3, 15, (-31, 31), (-34, 28))
+    assert MXIntFormat(width=5, flavour="lqer").frac_bits == 4
+    with pytest.raises(TypeError, match=r"^give either fmt or format keywords, not both"):
+        quantize(x, fmt, width=5)
+    with pytest.raises(TypeError, match=r"^fmt must be an MXIntFormat; got 8$"):
+        quantize(x, 8)

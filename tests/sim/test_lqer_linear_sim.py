@@ -37,7 +37,7 @@ CASES = [
                 "lanes_lowrank": 8}),
     # narrow formats, no guard bits to spare, one-stage dot arrays, single low-rank lane
     ("icarus", {"d_in": 24, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 8,
-                "lanes_lowrank": 1, "x_width": 6, "lowrank_width": 6, "w_width": 3,
+                "lanes_lowrank": 1, "a_width": 6, "lowrank_width": 6, "w_width": 3,
                 "exponent_bits": 5, "guard_bits": 2, "dot_stages": 1}),
 ]
 
@@ -137,8 +137,7 @@ def test_real_l2qer_layer_through_the_sim_command(real_factors, tmp_path, capsys
     def mx(q):
         q = q if q.axis == 1 else transpose(q)
         return MXTensor(torch.from_numpy(np.ascontiguousarray(q.mantissas)).long(),
-                        torch.from_numpy(np.ascontiguousarray(q.exponents)).long(),
-                        q.width, q.block, q.width - 2)
+                        torch.from_numpy(np.ascontiguousarray(q.exponents)).long(), q.format)
 
     want = lqer_linear(torch.from_numpy(x), weight=mx(f.weight), a_t=mx(f.a), b_t=mx(f.b),
                        bias=None if f.bias is None else torch.from_numpy(f.bias))
@@ -174,7 +173,7 @@ def test_small_layer_with_bias(small_factors, tmp_path, capsys):
               "--factors (the rest come from the factors); got 'd_in'"),
     ("lanes", "lanes_main must divide d_out (16); got 3"),
     ("missing", "--inputs must name an existing .npy file; got '{tmp}/none.npy'"),
-    ("design", "--factors needs design lqer-linear; got 'dot'"),
+    ("design", "--factors needs design lqer-linear; got 'dot-array'"),
     ("factors", "quantized must be a folder written by 'lqer-hw quantize' (with "
                 "manifest.json); got '{tmp}'"),
 ])
@@ -197,7 +196,7 @@ def test_sim_command_bad_inputs_get_one_line(small_factors, tmp_path, capsys, ca
     x_path = tmp_path / ("none.npy" if case == "missing" else "x.npy")
     argv = _layer_argv(factors, layer, x_path, tmp_path / "y.npz", *extra)
     if case == "design":
-        argv[0] = "dot"
+        argv[0] = "dot-array"
     code, out, err = _run(argv, capsys)
     assert code == 2
     assert err == "lqer-hw sim: error: " + message.format(factors=small_factors,

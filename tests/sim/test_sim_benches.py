@@ -20,15 +20,16 @@ DEFAULT_VECTORS = 2000
 
 # (design, params): the first of each design runs on both simulators.
 BOTH = [
-    ("quantize", {"block": 8, "in_width": 16, "frac_bits": 8, "width": 4, "exponent_bits": 3}),
-    ("dot", {}),
+    ("quantizer", {"block": 8, "in_width": 16, "frac_bits": 8, "width": 4, "exponent_bits": 3}),
+    ("dot-array", {"lanes": 1}),
     ("dot-array", {}),
     ("accumulator", {"lanes": 4, "guard_bits": 2, "max_partials": 16, "out_width": 6}),
 ]
 # more corners on Icarus only (fast builds)
 ICARUS_ONLY = [
-    ("quantize", {}),
-    ("dot", {"block": 4, "x_width": 3, "w_width": 6, "exponent_bits": 3, "stages": 1}),
+    ("quantizer", {}),
+    ("dot-array", {"lanes": 1, "block": 4, "a_width": 3, "w_width": 6, "exponent_bits": 3,
+                   "stages": 1}),
     ("accumulator", {"lanes": 2, "guard_bits": 0, "floor_rounding": 1, "max_partials": 8}),
 ]
 CASES = ([(d, p, s) for d, p in BOTH for s in SIMULATORS]
@@ -63,8 +64,8 @@ def test_checker_counts_mismatches(monkeypatch):
     """A wrong reference must be caught: the bench is able to fail."""
     if not simulator_available("icarus"):
         pytest.skip("icarus is not installed")
-    adapter = get_adapter("dot")
-    component = inspect("dot")
+    adapter = get_adapter("dot-array")
+    component = inspect("dot-array", lanes=1)
     inputs = adapter.random_inputs(component, 50, np.random.default_rng(2))
     honest = adapter.reference
 
@@ -75,7 +76,7 @@ def test_checker_counts_mismatches(monkeypatch):
         return out
 
     monkeypatch.setattr(adapter, "reference", off_by_one)
-    result = simulate("dot", {}, inputs, simulator="icarus")
+    result = simulate("dot-array", {"lanes": 1}, inputs, simulator="icarus")
     assert result.mismatches == 10
 
 
@@ -83,9 +84,9 @@ def test_waveforms_on_request(monkeypatch):
     if not simulator_available("icarus"):
         pytest.skip("icarus is not installed")
     monkeypatch.setenv("LQER_WAVES", "1")
-    adapter = get_adapter("dot")
-    component = inspect("dot", block=2)
+    adapter = get_adapter("dot-array")
+    component = inspect("dot-array", lanes=1, block=2)
     inputs = adapter.random_inputs(component, 20, np.random.default_rng(4))
-    result = simulate("dot", {"block": 2}, inputs, simulator="icarus")
+    result = simulate("dot-array", {"lanes": 1, "block": 2}, inputs, simulator="icarus")
     assert result.mismatches == 0
     assert result.waves_file is not None and result.waves_file.stat().st_size > 0

@@ -8,15 +8,15 @@ import pytest
 from sim.cli import main as sim_main
 from sim.runner import simulator_available
 from sw.blockmath import block_dot
-from sw.mxint import MXQuantized, quantize_exact
+from sw.mxint import MXIntFormat, MXQuantized, quantize_exact
 
 
 def _dot_inputs(n=6, block=16, seed=0):
     rng = np.random.default_rng(seed)
     return {"x_exponents": rng.integers(-127, 128, n),
             "x_mantissas": rng.integers(-127, 128, (n, block)),
-            "w_exponents": rng.integers(-127, 128, n),
-            "w_mantissas": rng.integers(-7, 8, (n, block))}
+            "w_exponents": rng.integers(-127, 128, (n, 1)),
+            "w_mantissas": rng.integers(-7, 8, (n, 1, block))}
 
 
 def _run(argv, capsys):
@@ -32,15 +32,16 @@ def test_sim_dot_writes_the_rtl_outputs(tmp_path, capsys, simulator):
         pytest.skip(f"{simulator} is not installed")
     ins = _dot_inputs()
     np.savez(tmp_path / "in.npz", **ins)
-    code, out, err = _run(["dot", "-p", "block=16", "-p", "x_width=8", "-p", "w_width=4",
+    code, out, err = _run(["dot-array", "-p", "lanes=1", "-p", "block=16", "-p", "a_width=8",
+                           "-p", "w_width=4",
                            "--inputs", str(tmp_path / "in.npz"), "--outputs",
                            str(tmp_path / "out.npz"), "--simulator", simulator], capsys)
     assert code == 0, err
     res = np.load(tmp_path / "out.npz")
-    qx = MXQuantized(ins["x_mantissas"], ins["x_exponents"][:, None], 8, 16, 1, 8)
-    qw = MXQuantized(ins["w_mantissas"], ins["w_exponents"][:, None], 4, 16, 1, 8)
+    qx = MXQuantized(ins["x_mantissas"], ins["x_exponents"][:, None], MXIntFormat(8, 16), 1)
+    qw = MXQuantized(ins["w_mantissas"][:, 0], ins["w_exponents"], MXIntFormat(4, 16), 1)
     sums, lsb = block_dot(qx, qw)
-    assert np.array_equal(res["sums"], sums[:, 0]) and np.array_equal(res["exponents"], lsb[:, 0])
+    assert np.array_equal(res["sums"], sums) and np.array_equal(res["exponents"], lsb)
     assert "6 inputs, 6 outputs" in out
 
 
@@ -51,7 +52,7 @@ def test_sim_quantize_writes_mxint_blocks(tmp_path, capsys):
     rng = np.random.default_rng(1)
     values = rng.integers(-2 ** 11, 2 ** 11, (9, 8)) >> rng.integers(0, 12, (9, 1))
     np.savez(tmp_path / "in.npz", values=values)
-    code, _, err = _run(["quantize", "-p", "block=8", "-p", "in_width=12", "-p", "frac_bits=5",
+    code, _, err = _run(["quantizer", "-p", "block=8", "-p", "in_width=12", "-p", "frac_bits=5",
                          "-p", "width=6", "--inputs", str(tmp_path / "in.npz"), "--outputs",
                          str(tmp_path / "out.npz"), "--check", "--stall", "0.3"], capsys)
     assert code == 0, err
@@ -67,8 +68,8 @@ def test_sim_quantize_writes_mxint_blocks(tmp_path, capsys):
     (lambda d: d.update(x_mantissas=d["x_mantissas"][:, :8]),
      "x_mantissas must have shape (N, 16) with N = 6; got (6, 8)"),
     (lambda d: d.update(w_exponents=d["w_exponents"][:5]),
-     "w_exponents must have shape (N,) with N = 6; got (5,)"),
-    (lambda d: d["w_mantissas"].__setitem__((2, 3), 8), "w_mantissas must be in -7..7; got 8"),
+     "w_exponents must have shape (N, 1) with N = 6; got (5, 1)"),
+    (lambda d: d["w_mantissas"].__setitem__((2, 0, 3), 8), "w_mantissas must be in -7..7; got 8"),
     (lambda d: d["x_exponents"].__setitem__(0, -128), "x_exponents must be in -127..127; got -128"),
     (lambda d: d.update(x_exponents=d["x_exponents"] + 0.5),
      "x_exponents must be an integer array; got dtype float64"),
@@ -77,7 +78,8 @@ def test_malformed_inputs_get_one_line_and_no_simulation(tmp_path, capsys, mutat
     ins = _dot_inputs()
     mutate(ins)
     np.savez(tmp_path / "in.npz", **ins)
-    code, out, err = _run(["dot", "--inputs", str(tmp_path / "in.npz"), "--outputs",
+    code, out, err = _run(["dot-array", "-p", "lanes=1", "--inputs", str(tmp_path / "in.npz"),
+                           "--outputs",
                            str(tmp_path / "out.npz")], capsys)
     assert code == 2
     assert err == f"lqer-hw sim: error: {message}\n"
@@ -85,11 +87,11 @@ def test_malformed_inputs_get_one_line_and_no_simulation(tmp_path, capsys, mutat
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["dot", "--inputs", "/nonexistent.npz", "--outputs", "o.npz"],
+    (["dot-array", "--inputs", "/nonexistent.npz", "--outputs", "o.npz"],
      "--inputs must name an existing .npz file; got '/nonexistent.npz'"),
-    (["dot", "-p", "block=3", "--inputs", "x", "--outputs", "o.npz"],
+    (["dot-array", "-p", "block=3", "--inputs", "x", "--outputs", "o.npz"],
      "block must be a power of two in 1..256; got 3"),
-    (["dot", "--inputs", "x", "--outputs", "o.npz", "--simulator", "vcs"], "invalid choice: 'vcs'"),
+    (["dot-array", "--inputs", "x", "--outputs", "o.npz", "--simulator", "vcs"], "invalid choice: 'vcs'"),
     (["nope", "--inputs", "x", "--outputs", "o.npz"], "design must be one of"),
 ])
 def test_bad_command_lines(argv, message, capsys):
@@ -100,7 +102,7 @@ def test_bad_command_lines(argv, message, capsys):
 
 def test_not_an_npz_and_accumulator_last_flag(tmp_path, capsys):
     (tmp_path / "junk.npz").write_text("not a zip")
-    code, _, err = _run(["dot", "--inputs", str(tmp_path / "junk.npz"), "--outputs",
+    code, _, err = _run(["dot-array", "--inputs", str(tmp_path / "junk.npz"), "--outputs",
                          str(tmp_path / "o.npz")], capsys)
     assert code == 2 and "--inputs must be a NumPy .npz archive" in err
     np.savez(tmp_path / "acc.npz", sums=np.ones((3, 1), int), exponents=np.zeros((3, 1), int),
@@ -118,5 +120,5 @@ def test_help_documents_the_fields_of_every_design(capsys):
     for field in ("x_exponents", "x_mantissas", "w_exponents", "w_mantissas", "sums",
                   "exponents", "values", "mantissas", "last"):
         assert field in out
-    for design in ("quantize:", "dot:", "dot-array:", "accumulator:"):
+    for design in ("quantizer:", "dot-array:", "accumulator:", "lqer-linear:"):
         assert design in out

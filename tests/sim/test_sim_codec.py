@@ -13,7 +13,7 @@ from sim.codec import PayloadCodec
 @pytest.mark.parametrize("design, params", [
     ("dot-array", {"lanes": 3, "block": 4}),
     ("accumulator", {"lanes": 2}),
-    ("quantize", {"block": 4, "in_width": 9}),
+    ("quantizer", {"block": 4, "in_width": 9}),
 ])
 def test_pack_matches_amaranth_layouts_and_round_trips(design, params):
     component = inspect(design, **params)
@@ -42,11 +42,11 @@ def test_pack_matches_amaranth_layouts_and_round_trips(design, params):
 
 
 def test_check_names_the_bad_field():
-    codec = PayloadCodec.from_layout(inspect("dot", block=2).i.payload.shape())
+    codec = PayloadCodec.from_layout(inspect("dot-array", lanes=1, block=2).i.payload.shape())
     good = {"x.exponent": np.zeros(3, int), "x.mantissas": np.zeros((3, 2), int),
-            "w.exponent": np.zeros(3, int), "w.mantissas": np.zeros((3, 2), int)}
+            "w.exponent": np.zeros((3, 1), int), "w.mantissas": np.zeros((3, 1, 2), int)}
     assert codec.check(good) == 3
-    with pytest.raises(ValueError, match=r"^payload field 'w.mantissas' must have shape \(3, 2\)"):
-        codec.check({**good, "w.mantissas": np.zeros((3, 3), int)})
+    with pytest.raises(ValueError, match=r"^payload field 'w.mantissas' must have shape \(3, 1, 2\)"):
+        codec.check({**good, "w.mantissas": np.zeros((3, 1, 3), int)})
     with pytest.raises(ValueError, match=r"^payload field 'x.exponent' must be in -128..127$"):
         codec.check({**good, "x.exponent": np.full(3, 128)})

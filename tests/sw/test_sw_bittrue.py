@@ -12,7 +12,7 @@ from sw import bittrue
 from sw.blockmath import accumulate as ref_accumulate
 from sw.blockmath import block_matmul_partials, rshift_round as ref_rshift_round
 from sw.lqer_reference import reference_lqer_linear, transpose
-from sw.mxint import quantize, quantize_exact
+from sw.mxint import MXIntFormat, quantize, quantize_exact
 
 VECTORS = int(os.environ.get("LQER_VECTORS", "200"))
 SEED = int(os.environ.get("LQER_SEED", "1"))
@@ -22,8 +22,7 @@ def _mx(q):
     """A reference MXQuantized (blocked along axis 1) as a bittrue.MXTensor."""
     assert q.axis == 1
     return bittrue.MXTensor(torch.from_numpy(q.mantissas.astype(np.int16)),
-                            torch.from_numpy(q.exponents.astype(np.int16)), q.width, q.block,
-                            q.frac_bits)
+                            torch.from_numpy(q.exponents.astype(np.int16)), q.format)
 
 
 def _random_matrix(rng, shape, spread=6):
@@ -92,7 +91,8 @@ def test_requantize_matches_quantize_exact(width):
     acc[4, :16] = 1 << 20  # power-of-two block maximum
     lsb = rng.integers(-60, -20, size=(20, 1)) * np.ones((1, 48), dtype=np.int64)
     ref = quantize_exact(acc, lsb, width=width, block=16, axis=-1)
-    got = bittrue.requantize(torch.from_numpy(acc), torch.from_numpy(lsb), width=width, block=16)
+    got = bittrue.requantize(torch.from_numpy(acc), torch.from_numpy(lsb),
+                             MXIntFormat(width=width, block=16))
     np.testing.assert_array_equal(got.mantissas.numpy(), ref.mantissas)
     np.testing.assert_array_equal(got.exponents.numpy(), ref.exponents)
 

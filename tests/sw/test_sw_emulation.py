@@ -78,7 +78,8 @@ def test_weights_are_quantized_once_not_per_forward(monkeypatch, mode, calls):
     emulated = EmulatedLinear.from_factors(_factors(layer, method=mode), mode=mode)
     seen = []
     real = emulation.fake_quantize
-    monkeypatch.setattr(emulation, "fake_quantize", lambda t, **kw: seen.append(t.shape) or real(t, **kw))
+    monkeypatch.setattr(emulation, "fake_quantize",
+                        lambda t, *a, **kw: seen.append(t.shape) or real(t, *a, **kw))
     emulated(_inputs(4, 32))
     emulated(_inputs(4, 32))
     # per forward: x (4, 32), and for LQER t (4, k) and u (4, d_out); never the (32, 32) weight

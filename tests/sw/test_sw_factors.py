@@ -146,7 +146,7 @@ def test_bad_inputs_are_named():
         compute_layer_factors(_weight(), config=QuantConfig(method="l2qer"), name="q")
     with pytest.raises(ValueError, match=r"^rank must be an integer >= 1; got 0$"):
         QuantConfig(method="lqer", rank=0)
-    with pytest.raises(ValueError, match=r"^block must be a power of two \(1, 2, 4, \.\.\.\); got 12$"):
+    with pytest.raises(ValueError, match=r"^block must be a power of two in 1\.\.256; got 12$"):
         QuantConfig(method="lqer", block=12)
     with pytest.raises(ValueError, match=r"^method must be one of fp, mxint, lqer, l2qer; got 'gptq'$"):
         QuantConfig(method="gptq")

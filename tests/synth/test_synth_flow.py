@@ -16,7 +16,7 @@ from hw.synth.targets import CATEGORIES, TARGETS, get_target
 pytestmark = pytest.mark.synth
 
 # Small but complete: several multipliers, an adder tree, the exponent path.
-SMALL_DOT = {"block": 2, "x_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 1}
+SMALL_DOT = {"lanes": 1, "block": 2, "a_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 1}
 LANES = (1, 2, 4)
 # Targets whose multipliers may absorb pipeline registers into DSP blocks.
 DSP_TARGETS = {"xc7", "ecp5", "gowin"}
@@ -35,8 +35,8 @@ def output_register_bits(component) -> int:
 def every_target(synthesise, tiny_liberty):
     liberty = tiny_liberty.read_text()
     targets = [*TARGETS.values(), get_target("liberty", liberty=True)]
-    params = get_design("dot").defaults | SMALL_DOT
-    records, out = synthesise(jobs_for_design("dot", params, targets, liberty=liberty))
+    params = get_design("dot-array").defaults | SMALL_DOT
+    records, out = synthesise(jobs_for_design("dot-array", params, targets, liberty=liberty))
     return {r["target"]: r for r in records}, out, params
 
 
@@ -54,7 +54,7 @@ def test_every_target_reports_its_structure(every_target):
     records, out, params = every_target
     assert set(records) == {*TARGETS, "liberty"}
     for name, r in records.items():
-        assert r["design"] == "dot" and r["params"] == params and r["target"] == name
+        assert r["design"] == "dot-array" and r["params"] == params and r["target"] == name
         assert r["yosys"].startswith("Yosys 0.")
         assert r["wall_s"] > 0 and r["cells_total"] == sum(r["cells"].values()) > 0
         for category in CATEGORIES:
@@ -77,7 +77,7 @@ def test_fabric_only_targets_use_no_dsp(every_target):
 
 def test_flip_flops_match_the_published_pipelining(every_target):
     records, _, params = every_target
-    expected = output_register_bits(elaborate("dot", **params))
+    expected = output_register_bits(elaborate("dot-array", **params))
     for name, r in records.items():
         if name in DSP_TARGETS:
             assert r["ffs"] <= expected, name

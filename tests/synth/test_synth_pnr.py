@@ -13,7 +13,7 @@ from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr
 
 pytestmark = pytest.mark.synth
 
-SMALL = {"block": 2, "x_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 2}
+SMALL = {"lanes": 1, "block": 2, "a_width": 4, "w_width": 3, "exponent_bits": 8, "stages": 2}
 
 
 def constraint_mhz(family: str) -> float:
@@ -24,7 +24,7 @@ def constraint_mhz(family: str) -> float:
 
 def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
     out = tmp_path / "pnr"
-    argv = ["dot", *(a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")), "-j", "2",
+    argv = ["dot-array", *(a for k, v in SMALL.items() for a in ("-p", f"{k}={v}")), "-j", "2",
             "-o", str(out)]
     assert pnr_cli.main(argv, prog="lqer-hw pnr") == 0
     stdout, stderr = capsys.readouterr()
@@ -34,7 +34,7 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
     records = {r["target"]: r for r in json.loads((out / "pnr.json").read_text())}
     assert set(records) == {"ecp5", "ice40"}
     for family, r in records.items():
-        assert r["design"] == "dot" and r["params"] == SMALL
+        assert r["design"] == "dot-array" and r["params"] == SMALL
         assert r["luts"] > 0 and r["ffs"] > 0                 # the bare design's synthesis
         assert 10 < r["fmax_mhz"] < 1000
         assert r["fmax_constraint_mhz"] == pytest.approx(constraint_mhz(family), rel=1e-3)
@@ -47,7 +47,7 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
 def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):
     tiny_device = dataclasses.replace(FAMILIES["ice40"], capacity={"luts": 10},
                                       device_name="a ten-LUT device")
-    jobs = pnr_jobs_for_design("dot", SMALL, [tiny_device])
+    jobs = pnr_jobs_for_design("dot-array", SMALL, [tiny_device])
     records, failures = run_pnr_jobs(jobs, tmp_path)
     assert not failures
     (r,) = records

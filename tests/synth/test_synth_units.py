@@ -21,7 +21,7 @@ from hw.synth.report import (CSV_COLUMNS, csv_text, main_parameter, markdown_sum
                              markdown_table)
 from hw.synth.targets import LIBERTY_TARGET, TARGETS, get_target
 
-from synth_helpers import RegisteredAdder
+from tests.synth.synth_helpers import RegisteredAdder
 
 
 # ---- scripts -------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_harness_loads_inputs_serially_and_shifts_outputs_out():
 
 def test_integer_array_computes_exact_dot_products():
     lanes, block, xw, ww, stages = 2, 4, 4, 3, 2
-    dut = IntDotArray(lanes=lanes, block=block, x_width=xw, w_width=ww, stages=stages)
+    dut = IntDotArray(lanes=lanes, block=block, a_width=xw, w_width=ww, stages=stages)
     rng = random.Random(7)
     xmax, wmax = 2 ** (xw - 1) - 1, 2 ** (ww - 1) - 1
     vectors = [([rng.randint(-xmax, xmax) for _ in range(block)],
