@@ -1,6 +1,6 @@
 """The LQER dual-path linear datapath: a 4-bit high-rank path beside an 8-bit low-rank path.
 
-Per token (DESIGN.md §2, reduction-axis blocking; bit-exact with
+Per token (docs/design.md, Datapaths, reduction-axis blocking; bit-exact with
 ``sw.lqer_reference.reference_lqer_linear`` and ``sw.bittrue.lqer_linear``)::
 
     main = accumulate(x_q . W_q)          P_m lanes, MXINT(a_width) x MXINT(w_width), over d_in

@@ -14,7 +14,7 @@ returns the same integers:
   the value is formed exactly in float64 (``|A| < 2**53``) and quantized
   by the bit-identical :func:`sw.mxint_torch.quantize_torch`.
 
-:func:`lqer_linear` chains them into the LQER layer of DESIGN.md §2 with
+:func:`lqer_linear` chains them into the LQER layer of docs/design.md (Datapaths) with
 reduction-axis blocking. Its output merge is ``y = fl64(main + u) + bias``:
 one float64 rounding of the exact sum of the main accumulator and the
 requantized low-rank output (exact whenever their bits span <= 53), then

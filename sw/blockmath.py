@@ -1,4 +1,4 @@
-"""Exact MXINT block arithmetic and the cross-block accumulator rule (DESIGN.md §2).
+"""Exact MXINT block arithmetic and the cross-block accumulator rule (docs/design.md, Number formats).
 
 Block dot product
     Two blocks (qx, ex) and (qw, ew) give the exact integer ``s = sum_i qx_i * qw_i``

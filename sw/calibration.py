@@ -1,4 +1,4 @@
-"""The L2QER activation scale, collected by forward hooks (DESIGN.md §2).
+"""The L2QER activation scale, collected by forward hooks (docs/design.md, Datapaths).
 
 For each quantized linear layer with input ``x`` of width ``d_in``:
 

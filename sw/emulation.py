@@ -1,6 +1,6 @@
 """Emulated quantized linear layers: a drop-in replacement for ``nn.Linear``.
 
-Modes (DESIGN.md §2): ``fp`` (the float layer), ``mxint`` (W_q, activations
+Modes (docs/design.md, Datapaths): ``fp`` (the float layer), ``mxint`` (W_q, activations
 quantized, no correction), ``lqer`` / ``l2qer`` (plus the low-rank path;
 the two differ only in how their factors were computed).
 

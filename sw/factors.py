@@ -1,6 +1,6 @@
 """LQER / L2QER factors of linear layers, and their safetensors + JSON manifest form.
 
-For a weight ``W`` (``d_out x d_in``) and rank ``k`` (DESIGN.md §2)::
+For a weight ``W`` (``d_out x d_in``) and rank ``k`` (docs/design.md, Datapaths)::
 
     W_q = Q_w(W)                      MXINT, blocks along d_in
     E   = (W - W_q)^T                 d_in x d_out, the error x @ E^T would add back

@@ -1,4 +1,4 @@
-"""Bit-exact NumPy reference of the MXINT block format (DESIGN.md §2).
+"""Bit-exact NumPy reference of the MXINT block format (docs/design.md, Number formats).
 
 This module *is* the number-format contract: the RTL, the PyTorch path
 (:mod:`sw.mxint_torch`) and the cost model answer to it bit for bit.

@@ -20,7 +20,7 @@ def _is_int(value) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class QuantConfig:
-    """Formats and factor options of one quantized model (DESIGN.md §2).
+    """Formats and factor options of one quantized model (docs/design.md, Software shape).
 
     ``blocking="reduction"`` blocks A along ``d_in`` and B along the rank (what
     hardware needs); ``"paper"`` blocks A along the rank and B along ``d_out``,

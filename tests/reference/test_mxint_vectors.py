@@ -1,4 +1,4 @@
-"""Hand-worked MXINT vectors (values derived on paper from DESIGN.md §2) and bad-input messages."""
+"""Hand-worked MXINT vectors (values derived on paper from docs/design.md, Number formats) and bad-input messages."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The L2QER scale rule (DESIGN.md §2) on hand-computed cases, and calibration inputs."""
+"""The L2QER scale rule (docs/design.md, Datapaths) on hand-computed cases, and calibration inputs."""
 
 import math
 
