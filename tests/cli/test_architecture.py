@@ -1,5 +1,7 @@
-"""Layering rules: hw/ never imports torch; the sw reference never imports hardware code."""
+"""Layering rules (docs/design.md, "Layers and rooms"): hw/ never imports torch; the sw
+reference never imports hardware code; no import cycles among the project's modules."""
 
+import ast
 import pkgutil
 import subprocess
 import sys
@@ -8,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("lqer_hw", "sw", "hw", "sim")
+# The reference: number formats and datapaths, defined once (NumPy), and its PyTorch twins.
+REFERENCE = ["sw.mxint", "sw.blockmath", "sw.mxint_torch", "sw.lqer_reference", "sw.bittrue"]
 
 
 def modules(package: str) -> list[str]:
@@ -29,7 +34,75 @@ def test_hw_never_imports_torch(module):
     assert "torch" not in imported_after(module)
 
 
-@pytest.mark.parametrize("module", ["sw.mxint", "sw.blockmath", "sw.mxint_torch"])
+@pytest.mark.parametrize("module", REFERENCE)
 def test_reference_never_imports_hardware(module):
     loaded = imported_after(module)
     assert not {m for m in loaded if m == "amaranth" or m.startswith(("hw.", "sim.", "amaranth."))}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Project module -> the project modules it imports at module level (not inside
+    functions: a lazy import cannot form an import-time cycle)."""
+    names = {m for p in PACKAGES for m in modules(p)}
+    graph = {}
+    for name in names:
+        path = ROOT / Path(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text())
+        found = set()
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            else:
+                continue
+            for target in targets:
+                while target and target not in names:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components: every component of two or more is a cycle."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_cycle_finder_finds_cycles():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    graph = _module_imports()
+    assert len(graph) > 40
+    assert _cycles(graph) == []
