@@ -166,6 +166,13 @@ class EmulatedLinear(nn.Module):
         return fake_quantize(x, fmt, dim=-1).to(x.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (..., in_features), any float dtype -> (..., out_features) in x's dtype.
+
+        ``fast``: fake quantization in x's floating point (``sw.mxint_torch.fake_quantize``,
+        bit-identical to the reference's values), one GEMM for both paths. ``bit-true``:
+        ``sw.bittrue.lqer_linear`` (exact integer block arithmetic, float64 merge), cast to
+        x's dtype. Raises ``ValueError`` when the bit-true accumulator would exceed 53 bits.
+        """
         if self.mode == "fp":
             return F.linear(x, self.weight, self.bias)
         if self.arithmetic == "bit-true":
