@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Signal, Value
 
-__all__ = ["wire", "bit_length", "below_mask", "shift_right_round"]
+__all__ = ["wire", "bit_length", "below_mask", "shift_right_round", "shift_right_round_parts",
+           "round_shifted", "FINE_SHIFT_BITS"]
+
+# The low bits of a shift amount done by the fine (second) part of a split shifter.
+FINE_SHIFT_BITS = 2
 
 
 def wire(m: Module, value, name: str) -> Signal:
@@ -50,4 +54,35 @@ def shift_right_round(m: Module, value: Value, amount: Value, rounding: str, nam
     # bits below the round bit: positions < amount - 1
     below = wire(m, amount - 1, f"{name}_below")
     sticky = (value.as_unsigned() & below_mask(len(value), below)).any()
+    return wire(m, floor + (round_bit & (sticky | floor[0])), name)
+
+
+def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str):
+    """The first half of :func:`shift_right_round` for an unsigned ``value``, split so a
+    pipeline register can sit in the middle of the shifter: returns ``(coarse, sticky,
+    fine)`` where ``coarse = (value << 1) >> (amount rounded down to a multiple of
+    2**FINE_SHIFT_BITS)``, ``sticky`` is the OR of the bits of ``value`` below the round bit
+    (positions < amount - 1), and ``fine`` the remaining shift (``amount``'s low bits).
+    Then ``with_round = coarse >> fine`` and :func:`round_shifted` finish the job."""
+    value = wire(m, value, f"{name}_in")
+    k = FINE_SHIFT_BITS
+    high = amount >> k
+    coarse = wire(m, (value << 1) >> (high << k), f"{name}_coarse")
+    below = wire(m, amount - 1, f"{name}_below")
+    sticky = wire(m, (value & below_mask(len(value), below)).any(), f"{name}_sticky")
+    fine = wire(m, amount[:k] if len(amount) > k else amount, f"{name}_fine")
+    return coarse, sticky, fine
+
+
+def round_shifted(m: Module, with_round: Value, sticky: Value, rounding: str, name: str) -> Value:
+    """``floor + round-up`` from ``with_round = (value << 1) >> amount`` (its bit 0 is the
+    round bit, 0 when ``amount == 0``) and the sticky bit of :func:`shift_right_round_parts`;
+    ``"even"`` (half to even) or ``"away"`` (half up) for an unsigned value."""
+    with_round = wire(m, with_round, f"{name}_with_round")
+    floor = with_round >> 1
+    round_bit = with_round[0]
+    if rounding == "away":
+        return wire(m, floor + round_bit, name)
+    if rounding != "even":
+        raise ValueError(f'rounding must be one of "even", "away"; got {rounding!r}')
     return wire(m, floor + (round_bit & (sticky | floor[0])), name)

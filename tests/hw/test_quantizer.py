@@ -15,6 +15,8 @@ from tests.hw.stream_checks import check_bit_exact_under_stalls, check_full_rate
 CONFIGS = [
     {"block": 8, "in_width": 12, "frac_bits": 4, "width": 4, "exponent_bits": 3},
     {"block": 4, "in_width": 20, "frac_bits": -3, "width": 8, "stages": 2},
+    {"block": 16, "in_width": 16, "frac_bits": 8, "width": 8, "stages": 6},
+    {"block": 1, "in_width": 9, "frac_bits": 0, "width": 3, "stages": 8},
 ]
 
 
@@ -45,14 +47,16 @@ def test_ties_away_matches_the_reference():
     assert np.array_equal(out["mantissas"], ref.mantissas)
 
 
-def test_per_element_exponents_match_the_reference():
-    fmt = MXIntFormat(width=8, block=4, exponent_bits=5)
-    q = Quantizer(out_format=fmt, in_width=24, lsb_width=7)
+@pytest.mark.parametrize("block, stages", [(4, 1), (4, 3), (8, 8), (1, 2)])
+def test_per_element_exponents_match_the_reference(block, stages):
+    fmt = MXIntFormat(width=8, block=block, exponent_bits=5)
+    q = Quantizer(out_format=fmt, in_width=24, lsb_width=7, stages=stages)
     rng = np.random.default_rng(6)
-    values = rng.integers(-2 ** 23, 2 ** 23, (200, 4)) >> rng.integers(0, 24, (200, 4))
-    lsbs = rng.integers(-64, 64, (200, 4))
+    values = rng.integers(-2 ** 23, 2 ** 23, (200, block)) >> rng.integers(0, 24, (200, block))
+    lsbs = rng.integers(-64, 64, (200, block))
     out = _run(q, {"values": values, "lsbs": lsbs}, 200, valid_probability=0.7,
                ready_probability=0.7)
+    assert q.latency == stages
     ref = quantize_exact(values, lsbs, fmt)
     assert np.array_equal(out["exponent"], ref.exponents[:, 0])
     assert np.array_equal(out["mantissas"], ref.mantissas)

@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from hw.shifting import bit_length, shift_right_round
+from hw.shifting import bit_length, round_shifted, shift_right_round, shift_right_round_parts
 from sw.blockmath import rshift_round
 
 WIDTH, MAX_SHIFT = 7, 10  # shifts beyond the width included
@@ -57,6 +57,27 @@ def test_bit_length_is_the_leading_one_position():
         for v in range(2 ** 9):
             ctx.set(value, v)
             assert ctx.get(length) == v.bit_length()
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("rounding", ["even", "away"])
+def test_split_shifter_matches_the_one_piece_shifter(rounding):
+    """coarse shift + sticky, then fine shift, then rounding == shift_right_round."""
+    m = Module()
+    value, amount = Signal(unsigned(WIDTH)), Signal(range(MAX_SHIFT + 1))
+    coarse, sticky, fine = shift_right_round_parts(m, value, amount, "split")
+    split = round_shifted(m, coarse >> fine, sticky, rounding, "split_result")
+    whole = shift_right_round(m, value, amount, rounding, "whole")
+
+    async def bench(ctx):
+        for v in range(2 ** WIDTH):
+            for r in range(MAX_SHIFT + 1):
+                ctx.set(value, v)
+                ctx.set(amount, r)
+                assert ctx.get(split) == ctx.get(whole), (v, r)
 
     sim = Simulator(m)
     sim.add_testbench(bench)
