@@ -27,7 +27,8 @@ import sys
 from typing import Callable, Iterable
 
 __all__ = ["UsageError", "Parser", "run", "status", "integer", "power_of_two", "number", "choice",
-           "integer_or", "option_name", "INTERRUPTED_STATUS", "USAGE_STATUS"]
+           "integer_or", "converter", "add_field_options", "given_fields", "option_name",
+           "INTERRUPTED_STATUS", "USAGE_STATUS"]
 
 USAGE_STATUS = 2
 INTERRUPTED_STATUS = 130  # 128 + SIGINT (2): what a shell reports for a Ctrl-C'd command
@@ -139,6 +140,56 @@ def integer_or(word: str, low: int | None = None, high: int | None = None) -> Ca
 
     convert.__name__ = "integer or word"
     return convert
+
+
+def converter(parse: Callable[[str], object], name: str = "value") -> Callable[[str], object]:
+    """``type=`` converter from a ``parse`` that raises ``ValueError("must be ...; got ...")``."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+# ---------------------------------------------------------------- options from dataclasses
+
+def add_field_options(parser: argparse.ArgumentParser, cls, *, group: str | None = None,
+                      prefix: str = "") -> list[str]:
+    """Add one option per field of dataclass ``cls`` whose metadata holds an ``"option"``.
+
+    The metadata object gives ``flag``, ``help``, ``metavar`` and ``rule.parse``
+    (``ValueError("must be ...; got ...")`` for a bad text), e.g.
+    :class:`sw.options.Option`. The argparse default is None, so a command can
+    tell a given option from a default one (:func:`given_fields`); the help
+    states the field's default. Each dest is ``prefix + field name``. Returns
+    the dests added.
+    """
+    import dataclasses
+
+    target = parser.add_argument_group(group) if group else parser
+    added = []
+    for f in dataclasses.fields(cls):
+        opt = f.metadata.get("option")
+        if opt is None:
+            continue
+        rule = opt.rule
+        metavar = opt.metavar or ("{" + ",".join(rule.choices) + "}" if rule.choices else "N")
+        target.add_argument(opt.flag, dest=prefix + f.name, default=None, metavar=metavar,
+                            type=converter(rule.parse, f.name),
+                            help=f"{opt.help} (default {f.default})")
+        added.append(prefix + f.name)
+    return added
+
+
+def given_fields(args: argparse.Namespace, cls, *, prefix: str = "") -> dict:
+    """``{field: value}`` of the options of ``cls`` given on the command line (not None)."""
+    import dataclasses
+
+    return {f.name: getattr(args, prefix + f.name) for f in dataclasses.fields(cls)
+            if "option" in f.metadata and getattr(args, prefix + f.name, None) is not None}
 
 
 # ---------------------------------------------------------------- parser
