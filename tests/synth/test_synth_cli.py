@@ -226,3 +226,16 @@ def test_interrupt_is_one_line_exit_130_and_leaves_nothing(tmp_path):
     assert err == "lqer-hw synth: interrupted\n"
     assert not out_dir.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []
+
+
+@pytest.mark.parametrize("module, prog, runner", [(synth_cli, "lqer-hw synth", "run_jobs"),
+                                                  (pnr_cli, "lqer-hw pnr", "run_jobs")])
+def test_interrupt_in_process_leaves_no_folder(module, prog, runner, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, runner, interrupted)
+    code = module.main(["dot", *SMALL, "-o", str(tmp_path / "out")], prog=prog)
+    out, err = capsys.readouterr()
+    assert code == 130 and err == f"{prog}: interrupted\n"
+    assert [p.name for p in tmp_path.iterdir()] == []
