@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup eval test test-fast sim regress synth pnr bench default-model clean help
+.PHONY: setup eval test test-fast sim regress synth pnr bench docs default-model clean help
 
 help:
 	@echo "make setup    create .venv and install the pinned dependencies"
@@ -18,6 +18,7 @@ help:
 	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
+	@echo "make docs     rewrite the result tables of README.md and docs/sw.md from the code"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,13 +51,17 @@ regress: setup
 	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim
 
 synth: setup
-	$(VENV)/bin/lqer-hw synth --default -j $(JOBS) -o build/synth
+	$(VENV)/bin/lqer-hw synth --default -j $(JOBS) -o build/synth --overwrite
 
 pnr: setup
-	$(VENV)/bin/lqer-hw pnr --default -j $(JOBS) -o build/pnr
+	$(VENV)/bin/lqer-hw pnr --default -j $(JOBS) -o build/pnr --overwrite
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes).
+docs: setup
+	$(PY) scripts/docs_tables.py --bit-true
 
 # Re-train the embedded model (deterministic; about 15 minutes on 2 cores).
 default-model: setup

@@ -1,14 +1,23 @@
-"""``lqer-hw gen``: write the Verilog and RTLIL of a registered design."""
+"""``lqer-hw gen``: write the Verilog and RTLIL of a registered design.
+
+    lqer-hw gen DESIGN [-p NAME=VALUE]... -o DIR [--overwrite]
+    lqer-hw gen --list
+
+The output folder is checked before the design is elaborated (a new or empty
+folder, or ``--overwrite``) and filled atomically: a folder of a previous run
+is replaced only once every file is ready.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-from hw.atomic import write_text_atomic
 from hw.designs import all_designs, emit, get_design, parse_params, top_name
+from lqer_hw.args import Parser, UsageError, run
+from lqer_hw.files import OutputFolder, write_text
+
+__all__ = ["main"]
 
 
 def _listing() -> str:
@@ -20,23 +29,20 @@ def _listing() -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as for every lqer-hw error
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _parser(prog: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Write DIR/TOP.v (Verilog) and DIR/TOP.il (RTLIL) of a "
-                "design, plus DIR/TOP.json (parameters, latency). TOP is the design name with "
-                "'-' replaced by '_'.", epilog="Designs and parameters: " + prog + " --list")
-    p.add_argument("design", nargs="?", help="design name (see --list)")
+def _parser(prog: str) -> Parser:
+    p = Parser(prog=prog, usage=f"{prog} DESIGN [-p NAME=VALUE]... -o DIR [--overwrite]\n"
+                                f"       {prog} --list",
+               description="Write DIR/TOP.v (Verilog) and DIR/TOP.il (RTLIL) of a design, plus "
+                           "DIR/TOP.json (parameters, latency). TOP is the design name with '-' "
+                           "replaced by '_'.",
+               epilog="Designs and parameters: " + prog + " --list")
+    p.add_argument("design", nargs="?", metavar="DESIGN", help="design name (see --list)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set a design parameter (repeatable)")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("-o", "--output", metavar="DIR",
+                   help="output folder (required; created if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty output folder (atomically, once the files are ready)")
     p.add_argument("--list", action="store_true", help="list designs and their parameters")
     return p
 
@@ -51,33 +57,39 @@ def _facts(component) -> dict:
     return facts
 
 
-def main(argv: list[str], prog: str = "lqer-hw gen") -> int:
-    parser = _parser(prog)
-    try:
-        args = parser.parse_args(argv)
-        if args.list:
-            print(_listing())
-            return 0
-        if args.design is None:
-            raise _UsageError("DESIGN is required (see --list)")
-        if args.output is None:
-            raise _UsageError("-o DIR is required")
-        design = get_design(args.design)
-        params = parse_params(design, args.param)
-        component = design.build(**params)
-        name = top_name(design.name)
-        texts = {f"{name}.v": emit(component, fmt="verilog", name=name),
-                 f"{name}.il": emit(component, fmt="rtlil", name=name)}
-        texts[f"{name}.json"] = json.dumps({"design": design.name, "top": name, "params": params,
-                                            **_facts(component)}, indent=2) + "\n"
-        out = Path(args.output)
-        if out.exists() and not out.is_dir():
-            raise _UsageError(f"-o must name a folder; got file {str(out)!r}")
-    except (_UsageError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    for filename, text in texts.items():
-        write_text_atomic(out / filename, text)
-        print(out / filename)
+def generate(design_name: str, params: dict[str, int]) -> dict[str, str]:
+    """``{file name: text}`` of a design: ``TOP.v``, ``TOP.il`` and ``TOP.json``."""
+    design = get_design(design_name)
+    component = design.build(**params)
+    name = top_name(design.name)
+    return {f"{name}.v": emit(component, fmt="verilog", name=name),
+            f"{name}.il": emit(component, fmt="rtlil", name=name),
+            f"{name}.json": json.dumps({"design": design.name, "top": name, "params": params,
+                                        **_facts(component)}, indent=2) + "\n"}
+
+
+def _gen(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.list:
+        if args.design is not None or args.output is not None:
+            raise UsageError("list must be given alone; got it with a design or -o")
+        print(_listing())
+        return 0
+    if args.design is None:
+        raise UsageError("DESIGN must be given (see --list); got nothing")
+    if args.output is None:
+        raise UsageError("output must be given (-o DIR); got nothing")
+    out = OutputFolder(args.output, overwrite=args.overwrite, name="output")
+    design = get_design(args.design)
+    texts = generate(design.name, parse_params(design, args.param))
+    with out as tmp:
+        for filename, text in texts.items():
+            write_text(tmp / filename, text)
+    for filename in texts:
+        print(Path(args.output) / filename)
     return 0
+
+
+def main(argv: list[str], prog: str = "lqer-hw gen") -> int:
+    # a design's parameter validation raises TypeError for a wrong kind of value
+    return run(prog, lambda: _gen(argv, prog), usage_errors=(ValueError, TypeError))

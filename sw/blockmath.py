@@ -3,7 +3,7 @@
 Block dot product
     Two blocks (qx, ex) and (qw, ew) give the exact integer ``s = sum_i qx_i * qw_i``
     worth ``s * 2**(lsb_x + lsb_w)`` (``lsb = e - frac_bits``). It needs
-    ``dot_sum_width(block, x_width, w_width)`` signed bits.
+    ``dot_sum_width(block, a_width, w_width)`` signed bits.
 
 Cross-block accumulator ("running-max alignment")
     A dot product over ``n`` blocks arrives as partials ``(s_j, p_j)`` (value
@@ -55,13 +55,13 @@ __all__ = [
 ACC_ROUNDINGS = ("floor", "even")
 
 
-def dot_sum_width(block: int, x_width: int, w_width: int) -> int:
-    """Signed bits of an exact block dot-product sum: ``x_width + w_width - 1 + log2(block)``.
+def dot_sum_width(block: int, a_width: int, w_width: int) -> int:
+    """Signed bits of an exact block dot-product sum: ``a_width + w_width - 1 + log2(block)``.
 
     Mantissas are symmetric (the most negative code is unused), so the sum
     of ``block`` products fits in this many bits with no overflow.
     """
-    return x_width + w_width - 1 + math.ceil(math.log2(block))
+    return a_width + w_width - 1 + math.ceil(math.log2(block))
 
 
 def accumulator_width(sum_width: int, guard_bits: int, n_partials: int) -> int:

@@ -1,4 +1,4 @@
-"""LQER / L2QER factors of linear layers, and their safetensors + JSON manifest form.
+"""LQER / L2QER factors of linear layers (the maths; the file format is :mod:`sw.factor_files`).
 
 For a weight ``W`` (``d_out x d_in``) and rank ``k`` (docs/design.md, Datapaths)::
 
@@ -19,71 +19,25 @@ Everything is computed in float64; the quantized forms are exactly those of
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+# the file format lives in sw.factor_files (no torch); re-exported for callers of this module
+from sw.factor_files import (FORMAT, MANIFEST, TENSORS, FactorsError, LayerFactors, load_factors,
+                             save_factors, write_factors)
 from sw.mxint import MXIntFormat, MXQuantized
 from sw.mxint_torch import quantize_torch
 from sw.qconfig import QuantConfig
 from sw.svd import truncated_svd
 
 __all__ = ["FactorsError", "LayerFactors", "check_rank", "lowrank_factors", "compute_layer_factors",
-           "compute_factors",
-           "save_factors", "load_factors", "MANIFEST", "TENSORS", "FORMAT"]
+           "compute_factors", "save_factors", "write_factors", "load_factors", "MANIFEST",
+           "TENSORS", "FORMAT"]
 
-MANIFEST = "manifest.json"
-TENSORS = "factors.safetensors"
-FORMAT = "lqer-hw factors"
-VERSION = 1
-
-
-class FactorsError(ValueError):
-    """Factors that cannot be computed, written or read; the message is one line."""
-
-
-@dataclass
-class LayerFactors:
-    """The quantized operands of one layer (numpy, MXINT form) plus what they came from.
-
-    ``weight``: W_q, shape (d_out, d_in), axis 1. ``a``: (d_in, k) and ``b``:
-    (k, d_out), axis 0 for reduction blocking, 1 for paper blocking; both
-    ``None`` for plain MXINT. ``bias`` (float32, d_out) is the layer's own.
-    ``scale`` is the L2QER scale (float64, d_in) when one was used.
-    """
-
-    weight: MXQuantized
-    a: MXQuantized | None = None
-    b: MXQuantized | None = None
-    bias: np.ndarray | None = None
-    scale: np.ndarray | None = None
-    errors: dict = field(default_factory=dict)
-
-    @property
-    def d_out(self) -> int:
-        return int(self.weight.mantissas.shape[0])
-
-    @property
-    def d_in(self) -> int:
-        return int(self.weight.mantissas.shape[1])
-
-    @property
-    def rank(self) -> int:
-        return 0 if self.a is None else int(self.a.mantissas.shape[1])
-
-
-def _quantize(t: torch.Tensor, *, width: int, axis: int, config: QuantConfig) -> MXQuantized:
-    m, e = quantize_torch(t, width=width, block=config.block, dim=axis,
-                          exponent_bits=config.exponent_bits, rounding=config.rounding,
-                          flavour=config.flavour)
-    dtype = np.int8 if width <= 8 else np.int16
-    fmt = MXIntFormat(width=width, block=config.block, exponent_bits=config.exponent_bits,
-                      rounding=config.rounding, flavour=config.flavour)
+def _quantize(t: torch.Tensor, fmt: MXIntFormat, *, axis: int) -> MXQuantized:
+    m, e = quantize_torch(t, fmt, dim=axis)
+    dtype = np.int8 if fmt.width <= 8 else np.int16
     return MXQuantized(mantissas=m.cpu().numpy().astype(dtype), exponents=e.cpu().numpy(),
                        format=fmt, axis=axis)
 
@@ -129,7 +83,7 @@ def compute_layer_factors(weight: torch.Tensor, *, config: QuantConfig, scale: t
         index = tuple(int(i) for i in torch.nonzero(bad)[0])
         raise FactorsError(f"weights of layer {name} must be finite; got {w[index].item()} at index {index}")
     d_out, d_in = w.shape
-    wq = _quantize(w, width=config.w_width, axis=1, config=config)
+    wq = _quantize(w, config.weight_format, axis=1)
     w_hat = _values(wq, w.device)
     norm_w = float(torch.linalg.norm(w)) or 1.0
     errors = {"weight_rel_error_mxint": float(torch.linalg.norm(w - w_hat)) / norm_w}
@@ -152,8 +106,8 @@ def compute_layer_factors(weight: torch.Tensor, *, config: QuantConfig, scale: t
     a, b = lowrank_factors(err_t, scale=s, rank=config.rank, svd=config.svd,
                            seed=_seed_for(config.seed, name))
     axis = 0 if config.blocking == "reduction" else 1
-    out.a = _quantize(a, width=config.lowrank_width, axis=axis, config=config)
-    out.b = _quantize(b, width=config.lowrank_width, axis=axis, config=config)
+    out.a = _quantize(a, config.lowrank_format, axis=axis)
+    out.b = _quantize(b, config.lowrank_format, axis=axis)
     ab_q = _values(out.a, w.device) @ _values(out.b, w.device)
     norm_t = float(torch.linalg.norm(target)) or 1.0
     errors["weight_rel_error_corrected"] = float(torch.linalg.norm(err_t - ab_q)) / norm_w
@@ -178,108 +132,3 @@ def compute_factors(layers: dict[str, torch.nn.Linear], *, config: QuantConfig,
         out[name] = compute_layer_factors(layer.weight, config=config, scale=scale, bias=layer.bias,
                                           name=name)
     return out
-
-
-# ---------------------------------------------------------------- storage
-
-def _mx_entry(q: MXQuantized) -> dict:
-    return {"width": q.width, "block": q.block, "axis": q.axis, "exponent_bits": q.exponent_bits,
-            "flavour": q.flavour, "shape": list(q.mantissas.shape)}
-
-
-def save_factors(out_dir: str, factors: dict[str, LayerFactors], *, config: QuantConfig,
-                 source: dict, calibration: dict | None = None) -> None:
-    """Write ``factors.safetensors`` and ``manifest.json`` into ``out_dir``.
-
-    Files are written into a temporary folder beside ``out_dir`` and moved in
-    one by one (manifest last), so a reader never sees a half-written file.
-    """
-    from safetensors.numpy import save_file
-
-    tensors: dict[str, np.ndarray] = {}
-    layers = {}
-    for name, f in factors.items():
-        entry = {"d_in": f.d_in, "d_out": f.d_out, "rank": f.rank, "bias": f.bias is not None,
-                 "scale": f.scale is not None, "operands": {}, "errors": f.errors}
-        for key, q in (("weight", f.weight), ("a", f.a), ("b", f.b)):
-            if q is None:
-                continue
-            tensors[f"{name}.{key}.mantissas"] = np.ascontiguousarray(q.mantissas)
-            tensors[f"{name}.{key}.exponents"] = np.ascontiguousarray(q.exponents)
-            entry["operands"][key] = _mx_entry(q)
-        if f.bias is not None:
-            tensors[f"{name}.bias"] = np.ascontiguousarray(f.bias, dtype=np.float32)
-        if f.scale is not None:
-            tensors[f"{name}.scale"] = np.ascontiguousarray(f.scale, dtype=np.float64)
-        layers[name] = entry
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".factors-", dir=parent)
-    try:
-        tensor_path = os.path.join(tmp, TENSORS)
-        save_file(tensors, tensor_path)
-        os.chmod(tensor_path, 0o644)  # safetensors may create it owner-only
-        with open(tensor_path, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
-        manifest = {"format": FORMAT, "version": VERSION, "config": config.to_json(),
-                    "source_model": source, "calibration": calibration,
-                    "tensors": {"file": TENSORS, "sha256": digest}, "layers": layers}
-        with open(os.path.join(tmp, MANIFEST), "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.write("\n")
-        os.makedirs(out_dir, exist_ok=True)
-        os.replace(tensor_path, os.path.join(out_dir, TENSORS))
-        os.replace(os.path.join(tmp, MANIFEST), os.path.join(out_dir, MANIFEST))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _load_manifest(path: str) -> dict:
-    manifest_path = os.path.join(path, MANIFEST)
-    if not os.path.isdir(path) or not os.path.isfile(manifest_path):
-        raise FactorsError(f"quantized must be a folder written by 'lqer-hw quantize' "
-                           f"(with {MANIFEST}); got {path!r}")
-    try:
-        with open(manifest_path) as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise FactorsError(f"quantized {MANIFEST} must be valid JSON; got {manifest_path!r} ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise FactorsError(f"quantized {MANIFEST} must have format {FORMAT!r}; got {manifest_path!r}")
-    if manifest.get("version") != VERSION:
-        raise FactorsError(f"quantized manifest version must be {VERSION}; got {manifest.get('version')!r}")
-    return manifest
-
-
-def load_factors(path: str) -> tuple[dict[str, LayerFactors], QuantConfig, dict]:
-    """``(factors, config, manifest)`` from a folder written by :func:`save_factors`."""
-    from safetensors.numpy import load_file
-
-    manifest = _load_manifest(path)
-    try:
-        config = QuantConfig.from_json(manifest["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FactorsError(f"quantized manifest config is invalid: {exc}") from None
-    tensor_path = os.path.join(path, manifest["tensors"]["file"])
-    try:
-        with open(tensor_path, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
-    except OSError as exc:
-        raise FactorsError(f"quantized tensors file must be readable; got {tensor_path!r} ({exc})") from None
-    if digest != manifest["tensors"]["sha256"]:
-        raise FactorsError(f"quantized tensors file {tensor_path!r} does not match its manifest "
-                           "(sha256 differs); it is corrupt or from another run")
-    tensors = load_file(tensor_path)
-    factors = {}
-    for name, entry in manifest["layers"].items():
-        ops = {}
-        for key, info in entry["operands"].items():
-            fmt = MXIntFormat(width=info["width"], block=info["block"],
-                              exponent_bits=info["exponent_bits"], flavour=info["flavour"])
-            ops[key] = MXQuantized(mantissas=tensors[f"{name}.{key}.mantissas"],
-                                   exponents=tensors[f"{name}.{key}.exponents"], format=fmt,
-                                   axis=info["axis"])
-        factors[name] = LayerFactors(weight=ops["weight"], a=ops.get("a"), b=ops.get("b"),
-                                     bias=tensors.get(f"{name}.bias"),
-                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"])
-    return factors, config, manifest

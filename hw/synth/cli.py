@@ -1,55 +1,67 @@
 """``lqer-hw synth``: Yosys resource reports of designs, per target.
 
     lqer-hw synth DESIGN [-p NAME=VALUE[,VALUE...]]... [--target T]... [--liberty FILE]
-                  [-j N] [-o DIR]
-    lqer-hw synth --default [-j N] [-o DIR]
+                  [-j N] [-o DIR] [--overwrite]
+    lqer-hw synth --default [-j N] [-o DIR] [--overwrite]
 
 A comma list sweeps a parameter (``-p lanes=1,2,4``). Exit status: 0, 1 when a
-Yosys run failed (one error line each, with its log), 2 for a usage error.
+Yosys run failed (one error line each, with its log), 2 for a usage error,
+130 when interrupted. The output folder is checked before any work (new or
+empty, or ``--overwrite``), built under a temporary name beside it and put in
+place when the run ends, so an interrupted run leaves nothing behind; results
+are cached outside it (:mod:`hw.synth.cache`).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
 
-from hw.synth.cache import ResultCache
+from hw.synth.cache import ResultCache, default_cache_root
 from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
 from hw.synth.report import params_text, write_reports
 from hw.synth.targets import TARGETS, get_target, target_names
+from lqer_hw.args import Parser, UsageError, integer, number, run
+from lqer_hw.files import OutputFolder
 
 __all__ = ["main", "UsageError", "build_parser", "resolve_targets", "expand_points",
-           "read_liberty", "format_progress"]
+           "read_liberty", "format_progress", "open_cache"]
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every lqer-hw error
-        raise UsageError(message)
-
-
-def build_parser(prog: str, *, default_out: str, what: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description=what)
-    p.add_argument("design", nargs="?", help="registered design (lqer-hw gen --list)")
+def build_parser(prog: str, *, default_out: str, what: str) -> Parser:
+    """The options ``synth`` and ``pnr`` share."""
+    p = Parser(prog=prog, description=what)
+    p.add_argument("design", nargs="?", metavar="DESIGN", help="registered design (lqer-hw gen --list)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="design parameter; VALUE may be a comma list to sweep (repeatable)")
     p.add_argument("--default", action="store_true",
                    help="the default set: every design at the paper configuration")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="parallel runs")
+    p.add_argument("-j", "--jobs", type=integer(1), default=1, metavar="N",
+                   help="parallel runs (default 1)")
     p.add_argument("-o", "--output", default=default_out, metavar="DIR",
-                   help=f"output folder (default {default_out})")
+                   help=f"output folder (default {default_out}); must be new or empty "
+                        "unless --overwrite is given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty output folder (when the run ends)")
+    p.add_argument("--cache", metavar="DIR", default=None,
+                   help="result cache (default $LQER_CACHE_DIR, else ~/.cache/lqer-hw)")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                   help="give up on one run after this long")
+    p.add_argument("--timeout", type=number(above=0), default=None, metavar="SECONDS",
+                   help="give up on one run after this many seconds (> 0; default none)")
     return p
 
 
-def _parser(prog: str) -> argparse.ArgumentParser:
+def open_cache(args, kind: str) -> ResultCache | None:
+    """The result cache the options name (None with ``--no-cache``)."""
+    if args.no_cache:
+        if args.cache is not None:
+            raise UsageError("cache must not be given with --no-cache; got both")
+        return None
+    return ResultCache(Path(args.cache) if args.cache else default_cache_root(kind))
+
+
+def _parser(prog: str) -> Parser:
     p = build_parser(prog, default_out="build/synth",
                      what="Synthesise designs with Yosys and report LUTs, FFs, DSPs, carry "
                           "cells, block RAMs and an ASIC figure per target.")
@@ -68,10 +80,10 @@ def read_liberty(path: str | None) -> str | None:
     try:
         text = Path(path).read_text(errors="replace")
     except OSError as exc:
-        raise UsageError(f"--liberty must name a readable file; got {path!r} "
+        raise UsageError(f"liberty must name a readable file; got {path!r} "
                          f"({exc.strerror})") from None
     if not cell_names(text):
-        raise UsageError(f"--liberty must name a liberty file with cells; got {path!r}")
+        raise UsageError(f"liberty must name a liberty file with cells; got {path!r}")
     return text
 
 
@@ -102,11 +114,12 @@ def expand_points(design_name: str, assignments: list[str]) -> list[dict[str, in
 def _points(args) -> list[tuple[str, dict]]:
     if args.default:
         if args.design or args.param:
-            raise UsageError("--default takes no DESIGN or -p")
+            raise UsageError("default must be given alone; got it with a DESIGN or -p")
         from hw.synth.defaults import default_points
         return default_points()
     if not args.design:
-        raise UsageError("DESIGN or --default is required (designs: lqer-hw gen --list)")
+        raise UsageError("DESIGN or --default must be given (designs: lqer-hw gen --list); "
+                         "got nothing")
     return [(args.design, p) for p in expand_points(args.design, args.param)]
 
 
@@ -122,37 +135,35 @@ def format_progress(done: int, total: int, job, outcome) -> str:
     return f"{head}: {', '.join(parts)} ({when})"
 
 
-def main(argv: list[str], prog: str = "lqer-hw synth") -> int:
-    try:
-        args = _parser(prog).parse_args(argv)
-        if args.list_targets:
-            for t in [*TARGETS.values(), get_target("liberty", liberty=True)]:
-                print(f"{t.name:<10} {t.description}")
-            return 0
-        if args.jobs < 1:
-            raise UsageError(f"-j must be an integer >= 1; got {args.jobs}")
-        liberty = read_liberty(args.liberty)
-        targets = resolve_targets(args.target, liberty=liberty is not None)
-        points = _points(args)
-        out = Path(args.output)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o must name a folder; got file {str(out)!r}")
-        jobs = [job for name, params in points
-                for job in jobs_for_design(name, params, targets, liberty=liberty)]
-    except (UsageError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    cache = None if args.no_cache else ResultCache(out / ".cache")
+def _synth(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    if args.list_targets:
+        for t in [*TARGETS.values(), get_target("liberty", liberty=True)]:
+            print(f"{t.name:<10} {t.description}")
+        return 0
+    output = OutputFolder(args.output, overwrite=args.overwrite, name="output")
+    liberty = read_liberty(args.liberty)
+    targets = resolve_targets(args.target, liberty=liberty is not None)
+    points = _points(args)
+    cache = open_cache(args, "synth")
+    jobs = [job for name, params in points
+            for job in jobs_for_design(name, params, targets, liberty=liberty)]
+    with output as build:
+        def progress(done, total, job, outcome):
+            if isinstance(outcome, SynthFailure):
+                print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,
+                      flush=True)
+            print(format_progress(done, total, job, outcome), flush=True)
 
-    def progress(done, total, job, outcome):
-        if isinstance(outcome, SynthFailure):
-            print(f"{prog}: error: {outcome}", file=sys.stderr, flush=True)
-        print(format_progress(done, total, job, outcome), flush=True)
-
-    records, failures = run_jobs(jobs, out, workers=args.jobs, cache=cache, timeout=args.timeout,
-                                 progress=progress, announce=lambda m: print(m, flush=True))
-    if records:
-        paths = write_reports(records, out)
-        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        records, failures = run_jobs(jobs, build, workers=args.jobs, cache=cache,
+                                     timeout=args.timeout, progress=progress,
+                                     announce=lambda m: print(m, flush=True))
+        paths = write_reports(records, build) if records else {}
+    if paths:
+        print("wrote " + ", ".join(str(Path(args.output) / p.name) for p in paths.values()))
     return 1 if failures else 0
+
+
+def main(argv: list[str], prog: str = "lqer-hw synth") -> int:
+    # a design's parameter validation raises TypeError for a wrong kind of value
+    return run(prog, lambda: _synth(argv, prog), usage_errors=(ValueError, TypeError))

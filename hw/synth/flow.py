@@ -3,7 +3,11 @@
 A job's folder ``OUT/<design>/<params>/<target>/`` holds ``design.il``,
 ``flow.ys``, ``yosys.log``, ``stat.json`` and the result ``report.json``.
 Jobs run in parallel (each Yosys is a subprocess), and a job whose cache key
-(:mod:`hw.synth.cache`) was seen before is answered without running Yosys.
+(:mod:`hw.synth.cache`) was seen before is answered without running Yosys;
+its folder then holds ``report.json`` and the ``yosys.log`` of the run that
+produced the cached result. On ``KeyboardInterrupt`` no new job starts and the
+interrupt propagates once the running ones have ended (their Yosys processes
+receive the same SIGINT from the terminal).
 """
 
 from __future__ import annotations
@@ -15,24 +19,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from hw.atomic import write_text_atomic
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.liberty import sequential_cells
 from hw.synth.targets import CATEGORIES, LIBERTY_FILE, LIBERTY_TARGET, Target
+from lqer_hw.files import write_text
 
 __all__ = ["Job", "SynthFailure", "component_facts", "jobs_for_component", "jobs_for_design",
            "run_job", "run_jobs", "params_slug", "REPORT_FILE"]
 
 REPORT_FILE = "report.json"
+LOG_FILE = "yosys.log"
 
 
 class SynthFailure(Exception):
-    """A job failed; ``str()`` is the one-line message, ``log`` the Yosys log path."""
+    """A job failed; ``str()`` is the one-line message naming the log, ``log`` the log's path.
 
-    def __init__(self, message: str, log: Path | None = None):
-        super().__init__(message)
+    ``reason`` is the message without the log; :meth:`describe` names the log
+    as it will be found once a run's output folder is moved to its final place.
+    """
+
+    def __init__(self, reason: str, log: Path | None = None):
+        super().__init__(f"{reason} (log: {log})" if log is not None else reason)
+        self.reason = reason
         self.log = log
+
+    def describe(self, built_in: Path, shown_as: str | Path) -> str:
+        """The message with the log path under ``shown_as`` instead of ``built_in``."""
+        if self.log is None:
+            return self.reason
+        try:
+            log = Path(shown_as) / Path(self.log).relative_to(built_in)
+        except ValueError:
+            log = self.log
+        return f"{self.reason} (log: {log})"
 
 
 def params_slug(params: dict[str, int]) -> str:
@@ -143,14 +163,17 @@ def _record(job: Job, stat: dict, wall_s: float) -> dict:
     return record
 
 
-def _finish(job: Job, out: Path, record: dict, *, cached: bool, key: str) -> dict:
+def _finish(job: Job, out: Path, record: dict, *, cached: bool, key: str,
+            cache: ResultCache | None = None) -> dict:
     folder = job.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
+    if cached and cache is not None:
+        cache.restore(key, folder)  # the log of the run that produced the record
     # the job's own parameter order (a cached record may hold another)
     record = {**record, "params": dict(job.params), "cached": cached, "key": key,
-              "build_dir": str(folder.relative_to(out)),
-              "log": str((folder / "yosys.log").relative_to(out))}
-    write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
+              "build_dir": str(folder.relative_to(out))}
+    record["log"] = str((folder / LOG_FILE).relative_to(out)) if (folder / LOG_FILE).is_file() else None
+    write_text(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -162,27 +185,26 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
-            return _finish(job, out, hit, cached=True, key=key)
+            return _finish(job, out, hit, cached=True, key=key, cache=cache)
     folder = job.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in (REPORT_FILE, "stat.json"):
         (folder / stale).unlink(missing_ok=True)
-    write_text_atomic(folder / "design.il", job.rtlil)
-    write_text_atomic(folder / "flow.ys", job.script)
+    write_text(folder / "design.il", job.rtlil)
+    write_text(folder / "flow.ys", job.script)
     if job.target is LIBERTY_TARGET:
-        write_text_atomic(folder / LIBERTY_FILE, job.liberty or "")
+        write_text(folder / LIBERTY_FILE, job.liberty or "")
     start = time.monotonic()
     try:
         yosys.run_yosys(folder, timeout=timeout)
         stat = _read_stat(folder / "stat.json")
     except yosys.YosysError as exc:
-        raise SynthFailure(f"{job.label}: yosys failed: {exc} (log: {exc.log})", exc.log) from None
+        raise SynthFailure(f"{job.label}: yosys failed: {exc}", exc.log) from None
     except (OSError, ValueError, KeyError) as exc:
-        log = folder / "yosys.log"
-        raise SynthFailure(f"{job.label}: unreadable stat.json ({exc}) (log: {log})", log) from None
+        raise SynthFailure(f"{job.label}: unreadable stat.json ({exc})", folder / LOG_FILE) from None
     record = _record(job, stat, time.monotonic() - start)
     if cache is not None:
-        cache.put(key, record)
+        cache.put(key, record, files={LOG_FILE: folder / LOG_FILE})
     return _finish(job, out, record, cached=False, key=key)
 
 
@@ -212,12 +234,13 @@ def run_jobs(jobs: list[Job], out: str | Path, *, workers: int = 1, cache: Resul
     for index, job in enumerate(jobs):  # cache hits first: they cost no Yosys run
         hit = cache.get(job.key) if cache is not None else None
         if hit is not None:
-            report(index, _finish(job, out, hit, cached=True, key=job.key))
+            report(index, _finish(job, out, hit, cached=True, key=job.key, cache=cache))
         else:
             pending.append(index)
     if pending:
         yosys.ensure_ready(announce)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             futures = {pool.submit(run_job, jobs[i], out, cache=cache, timeout=timeout): i
                        for i in pending}
             for future in as_completed(futures):
@@ -226,6 +249,8 @@ def run_jobs(jobs: list[Job], out: str | Path, *, workers: int = 1, cache: Resul
                 except SynthFailure as exc:
                     outcome = exc
                 report(futures[future], outcome)
+        finally:  # on an interrupt: start nothing new, let the running jobs end
+            pool.shutdown(wait=True, cancel_futures=True)
     records = [results[i] for i in range(len(jobs)) if isinstance(results[i], dict)]
     failures = [results[i] for i in range(len(jobs)) if isinstance(results[i], SynthFailure)]
     return records, failures

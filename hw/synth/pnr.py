@@ -19,18 +19,19 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hw.atomic import write_text_atomic
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.flow import REPORT_FILE, SynthFailure, component_facts, params_slug
 from hw.synth.harness import TimingHarness
 from hw.synth.targets import TARGETS, Target
+from lqer_hw.files import write_text
 
 __all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
            "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 SEED = 1
+LOGS = ("yosys.log", "nextpnr.log")  # kept with a cached record and restored with it
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,9 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         folder.mkdir(parents=True, exist_ok=True)
         for stale in (REPORT_FILE, "stat.json", "nextpnr.json"):
             (folder / stale).unlink(missing_ok=True)
-        write_text_atomic(folder / "design.il", job.rtlil)
-        write_text_atomic(folder / "flow.ys", job.script)
-        write_text_atomic(folder / job.family.constraints, job.constraints)
+        write_text(folder / "design.il", job.rtlil)
+        write_text(folder / "flow.ys", job.script)
+        write_text(folder / job.family.constraints, job.constraints)
         start = time.monotonic()
         log = folder / "yosys.log"
         try:
@@ -207,24 +208,23 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
                 timing = _read_report(folder / "nextpnr.json")
         except (yosys.YosysError, NextpnrError) as exc:
             tool = "yosys" if isinstance(exc, yosys.YosysError) else "nextpnr"
-            raise SynthFailure(f"{job.label}: {tool} failed: {exc} (log: {exc.log})",
-                               exc.log) from None
+            raise SynthFailure(f"{job.label}: {tool} failed: {exc}", exc.log) from None
         except (OSError, ValueError, KeyError) as exc:
-            raise SynthFailure(f"{job.label}: unreadable result ({exc}) (log: {log})",
-                               log) from None
+            raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
         hit = {"design": job.design, "params": job.params, "target": job.family.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3)}
         if cache is not None:
-            cache.put(key, hit)
+            cache.put(key, hit, files={name: folder / name for name in LOGS})
         cached = False
     else:
         cached = True
-    folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        cache.restore(key, folder)  # the logs of the run that produced the record
     record = {**hit, "params": dict(job.params), "pnr_cached": cached, "pnr_key": key,
               "pnr_dir": str(folder.relative_to(out))}
-    write_text_atomic(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
+    write_text(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -235,7 +235,8 @@ def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
     results: dict[int, dict | SynthFailure] = {}
     if any(cache is None or cache.get(job.key) is None for job in jobs):
         yosys.ensure_ready()
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = {pool.submit(run_pnr_job, job, out, cache=cache, timeout=timeout): i
                    for i, job in enumerate(jobs)}
         for future in as_completed(futures):
@@ -246,6 +247,8 @@ def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
                 results[index] = exc
             if progress:
                 progress(len(results), len(jobs), jobs[index], results[index])
+    finally:  # on an interrupt: start nothing new, let the running jobs end
+        pool.shutdown(wait=True, cancel_futures=True)
     ordered = [results[i] for i in range(len(jobs))]
     return ([r for r in ordered if isinstance(r, dict)],
             [r for r in ordered if isinstance(r, SynthFailure)])

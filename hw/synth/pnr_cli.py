@@ -1,11 +1,11 @@
 """``lqer-hw pnr``: place and route designs on ECP5 and iCE40, report Fmax.
 
-    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [-j N] [-o DIR]
-    lqer-hw pnr --default [-j N] [-o DIR]
+    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [-j N] [-o DIR] [--overwrite]
+    lqer-hw pnr --default [-j N] [-o DIR] [--overwrite]
 
 Each record is the design's synthesis record for the family (LUTs, FFs, ...)
-with the Fmax of its placed and routed timing harness added. Exit status as
-for ``lqer-hw synth``.
+with the Fmax of its placed and routed timing harness added. Exit status,
+output folder and cache as for ``lqer-hw synth``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw.synth.cache import ResultCache
-from hw.synth.cli import UsageError, _points, build_parser
+from hw.synth.cli import _points, build_parser, open_cache
 from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
 from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
 from hw.synth.report import params_text, write_reports
+from lqer_hw.args import UsageError, run
+from lqer_hw.files import OutputFolder
 
 __all__ = ["main"]
 
@@ -53,55 +54,52 @@ def _line(done: int, total: int, job, outcome) -> str:
     return f"{head}: Fmax {outcome['fmax_mhz']:.1f} MHz ({when})"
 
 
-def main(argv: list[str], prog: str = "lqer-hw pnr") -> int:
-    try:
-        args = _parser(prog).parse_args(argv)
-        if args.jobs < 1:
-            raise UsageError(f"-j must be an integer >= 1; got {args.jobs}")
-        families = _families(args.family)
-        points = _points(args)
-        out = Path(args.output)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"-o must name a folder; got file {str(out)!r}")
-        targets = [f.target for f in families]
-        synth_jobs = [j for name, params in points for j in jobs_for_design(name, params, targets)]
-        pnr_jobs = [j for name, params in points
-                    for j in pnr_jobs_for_design(name, params, families,
-                                                 constraints_dir=Path(args.constraints))]
-    except (UsageError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    cache = None if args.no_cache else ResultCache(out / ".cache")
+def _pnr(argv: list[str], prog: str) -> int:
+    args = _parser(prog).parse_args(argv)
+    output = OutputFolder(args.output, overwrite=args.overwrite, name="output")
+    families = _families(args.family)
+    points = _points(args)
+    cache = open_cache(args, "synth")
+    targets = [f.target for f in families]
+    synth_jobs = [j for name, params in points for j in jobs_for_design(name, params, targets)]
+    pnr_jobs = [j for name, params in points
+                for j in pnr_jobs_for_design(name, params, families,
+                                             constraints_dir=Path(args.constraints))]
+    with output as build:
+        def failed(outcome):
+            print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,
+                  flush=True)
 
-    def failed(outcome):
-        print(f"{prog}: error: {outcome}", file=sys.stderr, flush=True)
+        def synth_progress(done, total, job, outcome):
+            if isinstance(outcome, SynthFailure):
+                failed(outcome)
 
-    def synth_progress(done, total, job, outcome):
-        if isinstance(outcome, SynthFailure):
-            failed(outcome)
+        print(f"synthesising {len(synth_jobs)} design points for "
+              f"{', '.join(f.name for f in families)}", flush=True)
+        synth, synth_failures = run_jobs(synth_jobs, build, workers=args.jobs, cache=cache,
+                                         timeout=args.timeout, progress=synth_progress,
+                                         announce=lambda m: print(m, flush=True))
 
-    print(f"synthesising {len(synth_jobs)} design points for {', '.join(f.name for f in families)}",
-          flush=True)
-    synth, synth_failures = run_jobs(synth_jobs, out, workers=args.jobs, cache=cache,
-                                     timeout=args.timeout, progress=synth_progress,
-                                     announce=lambda m: print(m, flush=True))
+        def pnr_progress(done, total, job, outcome):
+            if isinstance(outcome, SynthFailure):
+                failed(outcome)
+            print(_line(done, total, job, outcome), flush=True)
 
-    def pnr_progress(done, total, job, outcome):
-        if isinstance(outcome, SynthFailure):
-            failed(outcome)
-        print(_line(done, total, job, outcome), flush=True)
-
-    timing, pnr_failures = run_pnr_jobs(pnr_jobs, out, workers=args.jobs, cache=cache,
-                                        timeout=args.timeout, progress=pnr_progress)
-    by_key = {(r["design"], params_text(r["params"]), r["target"]): r for r in timing}
-    records = []
-    for r in synth:
-        t = by_key.get((r["design"], params_text(r["params"]), r["target"]))
-        if t is not None:
-            records.append({**r, **{k: v for k, v in t.items()
-                                    if k not in ("design", "params", "target")}})
-    if records:
-        paths = write_reports(records, out, stem="pnr", title="Place and route (nextpnr)")
-        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        timing, pnr_failures = run_pnr_jobs(pnr_jobs, build, workers=args.jobs, cache=cache,
+                                            timeout=args.timeout, progress=pnr_progress)
+        by_key = {(r["design"], params_text(r["params"]), r["target"]): r for r in timing}
+        records = []
+        for r in synth:
+            t = by_key.get((r["design"], params_text(r["params"]), r["target"]))
+            if t is not None:
+                records.append({**r, **{k: v for k, v in t.items()
+                                        if k not in ("design", "params", "target")}})
+        paths = (write_reports(records, build, stem="pnr", title="Place and route (nextpnr)")
+                 if records else {})
+    if paths:
+        print("wrote " + ", ".join(str(Path(args.output) / p.name) for p in paths.values()))
     return 1 if synth_failures or pnr_failures else 0
+
+
+def main(argv: list[str], prog: str = "lqer-hw pnr") -> int:
+    return run(prog, lambda: _pnr(argv, prog), usage_errors=(ValueError, TypeError))

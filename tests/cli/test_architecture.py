@@ -106,3 +106,16 @@ def test_no_import_cycles():
     graph = _module_imports()
     assert len(graph) > 40
     assert _cycles(graph) == []
+
+
+@pytest.mark.parametrize("module", ["lqer_hw.args", "lqer_hw.files", "sw.factor_files", "sw.datapath",
+                                    "sw.qconfig", "sw.options", "sw.cli"])
+def test_kit_file_format_and_options_never_import_torch(module):
+    """Reading factors (sim --factors), the datapath rule and the CLI parsers need no torch."""
+    assert "torch" not in imported_after(module)
+
+
+@pytest.mark.parametrize("module", ["lqer_hw.args", "lqer_hw.files"])
+def test_the_kit_imports_no_project_package(module):
+    loaded = imported_after(module)
+    assert not {m for m in loaded if m.split(".")[0] in ("hw", "sw", "sim", "amaranth")}

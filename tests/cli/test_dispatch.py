@@ -37,3 +37,11 @@ def test_help_does_not_import_torch():
     code = "import sys; from lqer_hw.cli import main; main(['--help']); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().endswith("False")
+
+
+def test_no_command_prints_usage_on_stderr_and_exits_2(capsys):
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: lqer-hw")
+    done = subprocess.run([sys.executable, "-m", "lqer_hw"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("usage: lqer-hw")

@@ -1,14 +1,10 @@
-"""Factors: SVD identities, reference formats, save/load, determinism, and bad inputs."""
-
-import json
-import os
+"""Factors: SVD identities, reference formats, determinism, and bad inputs (files: test_sw_factor_files)."""
 
 import numpy as np
 import pytest
 import torch
 
-from sw.factors import (FactorsError, compute_layer_factors, load_factors, lowrank_factors,
-                        save_factors)
+from sw.factors import FactorsError, compute_layer_factors, lowrank_factors
 from sw.mxint import quantize
 from sw.qconfig import QuantConfig
 from sw.svd import randomized_svd, truncated_svd
@@ -78,51 +74,6 @@ def test_quantized_operands_are_the_reference_formats(blocking, axis):
 def test_correction_reduces_the_weight_error():
     f = compute_layer_factors(_weight(), config=QuantConfig(method="lqer", rank=32), name="l")
     assert f.errors["weight_rel_error_corrected"] < 0.7 * f.errors["weight_rel_error_mxint"]
-
-
-def test_saved_factors_reload_equal(tmp_path):
-    torch.manual_seed(0)
-    layers = {"m.layers.0.q": torch.nn.Linear(64, 48), "m.layers.0.o": torch.nn.Linear(48, 64, bias=False)}
-    config = QuantConfig(method="l2qer", rank=16, svd="randomized", seed=4)
-    saved = {n: compute_layer_factors(l.weight, config=config, scale=_scale(l.in_features), bias=l.bias, name=n)
-             for n, l in layers.items()}
-    save_factors(str(tmp_path / "f"), saved, config=config, source={"hash": "abc"})
-    loaded, config2, manifest = load_factors(str(tmp_path / "f"))
-    assert config2 == config and list(loaded) == list(saved)
-    assert manifest["source_model"] == {"hash": "abc"}
-    assert manifest["layers"]["m.layers.0.q"]["operands"]["a"]["axis"] == 0
-    for name, f in saved.items():
-        g = loaded[name]
-        for key in ("weight", "a", "b"):
-            p, q = getattr(f, key), getattr(g, key)
-            assert (p.width, p.block, p.axis, p.exponent_bits) == (q.width, q.block, q.axis, q.exponent_bits)
-            assert p.mantissas.dtype == q.mantissas.dtype
-            np.testing.assert_array_equal(p.mantissas, q.mantissas)
-            np.testing.assert_array_equal(p.exponents, q.exponents)
-        for key in ("bias", "scale"):
-            if getattr(f, key) is None:
-                assert getattr(g, key) is None
-            else:
-                np.testing.assert_array_equal(getattr(f, key), getattr(g, key))
-        assert f.errors == g.errors
-    assert sorted(os.listdir(tmp_path)) == ["f"]  # no temporary folder left behind
-
-
-def test_corrupt_or_foreign_factors_are_refused(tmp_path):
-    config = QuantConfig(method="mxint")
-    f = {"l.0": compute_layer_factors(_weight(), config=config, name="l.0")}
-    out = tmp_path / "f"
-    save_factors(str(out), f, config=config, source={})
-    data = bytearray((out / "factors.safetensors").read_bytes())
-    data[-1] ^= 1
-    (out / "factors.safetensors").write_bytes(bytes(data))
-    with pytest.raises(FactorsError, match=r"does not match its manifest \(sha256 differs\)"):
-        load_factors(str(out))
-    with pytest.raises(FactorsError, match=r"^quantized must be a folder written by 'lqer-hw quantize'"):
-        load_factors(str(tmp_path / "missing"))
-    (out / "manifest.json").write_text(json.dumps({"format": "other"}))
-    with pytest.raises(FactorsError, match=r"^quantized manifest.json must have format 'lqer-hw factors'"):
-        load_factors(str(out))
 
 
 def test_same_seed_same_bits():

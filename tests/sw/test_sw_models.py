@@ -66,12 +66,12 @@ def test_tiny_checkpoint_loads_quantizes_and_evaluates(tmp_path, family, capsys)
     assert sorted(manifest["layers"]) == sorted(names)
     assert manifest["source_model"]["hash"] == model_hash(model)
     capsys.readouterr()
-    rc = cli.main(["--model", path, "--quantized", str(out), "--seq-len", "32", "--max-windows", "3",
+    rc = cli.main(["--model", path, "--quantized", str(out), "--seq-len", "32", "--max-windows", "4",
                    "--json"], prog="lqer-hw eval")
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     record = json.loads(captured.out.strip().splitlines()[-1])
-    assert record["method"] == "l2qer" and record["rank"] == 8 and record["tokens"] == 3 * 31
+    assert record["method"] == "l2qer" and record["rank"] == 8 and record["tokens"] == 4 * 31
     assert record["perplexity"] > 1
 
 

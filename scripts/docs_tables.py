@@ -1,0 +1,156 @@
+"""Write (or check) the result tables of README.md and docs/sw.md from what the code computes.
+
+    python scripts/docs_tables.py            # rewrite the generated blocks
+    python scripts/docs_tables.py --check    # exit 1 naming every stale block
+    python scripts/docs_tables.py --bit-true # also the bit-true figures (about 6 more minutes)
+
+A generated block sits between ``<!-- generated:NAME -->`` and
+``<!-- /generated:NAME -->``; everything between the markers is replaced.
+Every figure comes from ``lqer-hw eval --json`` on the embedded model and its
+held-out split (windows of 128), run in this process. ``make docs`` runs the
+script; ``tests/cli/test_docs_tables.py`` (slow) runs ``--check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FILES = {"readme-eval": "README.md", "readme-perplexity": "README.md",
+         "sw-fp": "docs/sw.md", "sw-perplexity": "docs/sw.md", "sw-recovery": "docs/sw.md",
+         "sw-bit-true": "docs/sw.md"}
+WIDTHS = (4, 3)
+COMMON = ["--rank", "32", "--block", "16", "--a-width", "8"]
+
+
+def evaluate(argv: list[str]) -> dict:
+    """The JSON record and human line of ``lqer-hw eval ARGV --json``."""
+    from sw import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([*argv, "--json"], prog="lqer-hw eval")
+    if code != 0:
+        raise SystemExit(f"lqer-hw eval {' '.join(argv)} failed: {err.getvalue().strip()}")
+    lines = out.getvalue().strip().splitlines()
+    return {**json.loads(lines[-1]), "line": lines[-2]}
+
+
+def results(bit_true: bool) -> dict:
+    r = {"fp": evaluate([])}
+    for w in WIDTHS:
+        r[("mxint", w)] = evaluate(["--method", "mxint", "--w-width", str(w), "--block", "16",
+                                    "--a-width", "8"])
+        for method in ("lqer", "l2qer"):
+            r[(method, w)] = evaluate(["--method", method, "--w-width", str(w), *COMMON])
+            r[(method, w, "paper")] = evaluate(["--method", method, "--w-width", str(w), *COMMON,
+                                                "--blocking", "paper"])
+    if bit_true:
+        r[("mxint", 4, "bit-true")] = evaluate(["--method", "mxint", "--w-width", "4", "--block",
+                                                "16", "--a-width", "8", "--bit-true"])
+        for w in WIDTHS[:2]:
+            r[("l2qer", w, "bit-true")] = evaluate(["--method", "l2qer", "--w-width", str(w),
+                                                    *COMMON, "--bit-true"])
+    return r
+
+
+def _p(record: dict) -> str:
+    return f"{record['perplexity']:.3f}"
+
+
+def render(name: str, r: dict) -> str:
+    """The text of generated block ``name``."""
+    fp = r["fp"]
+    if name == "readme-eval":
+        return "```\n" + fp["line"] + "\n" + r[("l2qer", 4)]["line"] + "\n```"
+    if name == "readme-perplexity":
+        rows = ["| weights | fp | MXINT (no correction) | LQER | L2QER |", "|---|---:|---:|---:|---:|"]
+        rows += [f"| W{w}A8 | {_p(fp)} | {_p(r[('mxint', w)])} | {_p(r[('lqer', w)])} | "
+                 f"{_p(r[('l2qer', w)])} |" for w in WIDTHS]
+        return "\n".join(rows) + (
+            "\n\nBlocking A along `d_in` and B along the rank (what hardware needs) against the "
+            "LQER authors' blocking (A along the rank, B along `d_out`), W4A8 L2QER: "
+            f"{_p(r[('l2qer', 4)])} vs {_p(r[('l2qer', 4, 'paper')])}.")
+    if name == "sw-fp":
+        return f"Held-out perplexity **{fp['perplexity']:.2f}**"
+    if name == "sw-perplexity":
+        rows = ["| | fp | MXINT (no correction) | LQER | L2QER | LQER, paper blocking | "
+                "L2QER, paper blocking |", "|---|---:|---:|---:|---:|---:|---:|"]
+        rows += [f"| W{w}A8 | {_p(fp)} | {_p(r[('mxint', w)])} | {_p(r[('lqer', w)])} | "
+                 f"{_p(r[('l2qer', w)])} | {_p(r[('lqer', w, 'paper')])} | "
+                 f"{_p(r[('l2qer', w, 'paper')])} |" for w in WIDTHS]
+        return "\n".join(rows)
+    if name == "sw-recovery":
+        parts = []
+        for w in WIDTHS:
+            loss = r[("mxint", w)]["perplexity"] - fp["perplexity"]
+            rec = [100 * (r[("mxint", w)]["perplexity"] - r[(m, w)]["perplexity"]) / loss
+                   for m in ("lqer", "l2qer")]
+            parts.append(f"{rec[0]:.0f} % / {rec[1]:.0f} % of the W{w} loss")
+        return ("The correction recovers " + " and ".join(parts) + " (LQER / L2QER).")
+    if name == "sw-bit-true":
+        mx, l4, l3 = (r[("mxint", 4, "bit-true")], r[("l2qer", 4, "bit-true")],
+                      r[("l2qer", 3, "bit-true")])
+        fast = (r[("mxint", 4)], r[("l2qer", 4)], r[("l2qer", 3)])
+        gaps = [abs(b["perplexity"] - f["perplexity"]) for b, f in zip((mx, l4, l3), fast)]
+        return (f"MXINT W4A8 {_p(mx)}, L2QER W4A8 {_p(l4)}, L2QER W3A8 {_p(l3)}; the largest "
+                f"difference from the fast figures above is {max(gaps):.4f}")
+    raise KeyError(name)
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- generated:{name} -->)(.*?)(<!-- /generated:{name} -->)", re.S)
+
+
+def blocks_in(text: str) -> dict[str, str]:
+    return {m[1]: m[2] for m in re.finditer(r"<!-- generated:([\w-]+) -->(.*?)<!-- /generated:\1 -->",
+                                            text, re.S)}
+
+
+def _wrap(name: str, body: str) -> str:
+    inline = "\n" not in body
+    return body if inline else f"\n{body}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
+    ap.add_argument("--bit-true", action="store_true", help="also the bit-true figures (slow)")
+    args = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(1)  # the figures do not depend on it; the shared machine does
+    r = results(args.bit_true)
+    stale = []
+    for file in sorted(set(FILES.values())):
+        path = ROOT / file
+        text = path.read_text()
+        new = text
+        for name in [n for n, f in FILES.items() if f == file]:
+            if name == "sw-bit-true" and not args.bit_true:
+                continue
+            pattern = _pattern(name)
+            if not pattern.search(new):
+                raise SystemExit(f"{file} has no generated block {name!r}")
+            body = _wrap(name, render(name, r))
+            new = pattern.sub(lambda m: m[1] + body + m[3], new)
+        if new != text:
+            stale.append(file)
+            if not args.check:
+                path.write_text(new)
+    if args.check and stale:
+        print(f"stale generated tables in {', '.join(stale)}: run make docs", file=sys.stderr)
+        return 1
+    print(("checked " if args.check else "wrote ") + ", ".join(sorted(set(FILES.values()))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""A factors folder: ``factors.safetensors`` + ``manifest.json`` (NumPy and safetensors only).
+
+What ``lqer-hw quantize`` writes and ``eval`` / ``sim --factors`` read; the
+format is described in docs/sw.md ("Factor files"). Reading needs no torch,
+so ``lqer-hw sim --factors`` never imports it; the maths that computes the
+factors is in :mod:`sw.factors`.
+
+The manifest also records whether the ``lqer-linear`` datapath can run the
+factors (``"datapath": {"lqer-linear": bool, "reason": str | None}``, the
+rule of :mod:`sw.datapath`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sw.datapath import datapath_record
+from sw.mxint import MXIntFormat, MXQuantized
+from sw.qconfig import QuantConfig
+
+__all__ = ["FactorsError", "LayerFactors", "write_factors", "save_factors", "load_factors",
+           "read_manifest", "MANIFEST", "TENSORS", "FORMAT", "VERSION"]
+
+MANIFEST = "manifest.json"
+TENSORS = "factors.safetensors"
+FORMAT = "lqer-hw factors"
+VERSION = 1
+
+
+class FactorsError(ValueError):
+    """Factors that cannot be computed, written or read; the message is one line."""
+
+
+@dataclass
+class LayerFactors:
+    """The quantized operands of one layer (numpy, MXINT form) plus what they came from.
+
+    ``weight``: W_q, shape (d_out, d_in), axis 1. ``a``: (d_in, k) and ``b``:
+    (k, d_out), axis 0 for reduction blocking, 1 for paper blocking; both
+    ``None`` for plain MXINT. ``bias`` (float32, d_out) is the layer's own.
+    ``scale`` is the L2QER scale (float64, d_in) when one was used.
+    """
+
+    weight: MXQuantized
+    a: MXQuantized | None = None
+    b: MXQuantized | None = None
+    bias: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    errors: dict = field(default_factory=dict)
+
+    @property
+    def d_out(self) -> int:
+        return int(self.weight.mantissas.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        return int(self.weight.mantissas.shape[1])
+
+    @property
+    def rank(self) -> int:
+        return 0 if self.a is None else int(self.a.mantissas.shape[1])
+
+
+# ---------------------------------------------------------------- storage
+
+def _mx_entry(q: MXQuantized) -> dict:
+    f = q.format
+    return {"width": f.width, "block": f.block, "axis": q.axis, "exponent_bits": f.exponent_bits,
+            "rounding": f.rounding, "flavour": f.flavour, "shape": list(q.mantissas.shape)}
+
+
+def write_factors(folder: str | os.PathLike, factors: dict[str, LayerFactors], *,
+                  config: QuantConfig, source: dict, calibration: dict | None = None) -> dict:
+    """Write ``factors.safetensors`` and then ``manifest.json`` into the existing ``folder``.
+
+    Each file is written atomically (:func:`lqer_hw.files.write_bytes`) with the
+    user's umask. Returns the manifest. A command writes into the temporary
+    folder of an :class:`lqer_hw.files.OutputFolder`, so the whole folder
+    appears at once.
+    """
+    from safetensors.numpy import save
+
+    from lqer_hw.files import write_bytes, write_text
+
+    tensors: dict[str, np.ndarray] = {}
+    layers = {}
+    for name, f in factors.items():
+        entry = {"d_in": f.d_in, "d_out": f.d_out, "rank": f.rank, "bias": f.bias is not None,
+                 "scale": f.scale is not None, "operands": {}, "errors": f.errors}
+        for key, q in (("weight", f.weight), ("a", f.a), ("b", f.b)):
+            if q is None:
+                continue
+            tensors[f"{name}.{key}.mantissas"] = np.ascontiguousarray(q.mantissas)
+            tensors[f"{name}.{key}.exponents"] = np.ascontiguousarray(q.exponents)
+            entry["operands"][key] = _mx_entry(q)
+        if f.bias is not None:
+            tensors[f"{name}.bias"] = np.ascontiguousarray(f.bias, dtype=np.float32)
+        if f.scale is not None:
+            tensors[f"{name}.scale"] = np.ascontiguousarray(f.scale, dtype=np.float64)
+        layers[name] = entry
+    folder = Path(folder)
+    data = save(tensors)
+    write_bytes(folder / TENSORS, data)
+    manifest = {"format": FORMAT, "version": VERSION, "config": config.to_json(),
+                "source_model": source, "calibration": calibration,
+                "datapath": datapath_record(config, {n: (f.d_out, f.d_in) for n, f in factors.items()}),
+                "tensors": {"file": TENSORS, "sha256": hashlib.sha256(data).hexdigest()},
+                "layers": layers}
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def save_factors(out_dir: str | os.PathLike, factors: dict[str, LayerFactors], *,
+                 config: QuantConfig, source: dict, calibration: dict | None = None,
+                 overwrite: bool = True) -> dict:
+    """Write a factors folder at ``out_dir``, complete or not at all; returns the manifest.
+
+    The folder is built beside ``out_dir`` and swapped in
+    (:class:`lqer_hw.files.OutputFolder`); an existing non-empty ``out_dir`` is
+    replaced when ``overwrite`` (the default for library callers), else
+    refused with a ``ValueError``.
+    """
+    from lqer_hw.files import OutputFolder
+
+    with OutputFolder(out_dir, overwrite=overwrite, name="out") as tmp:
+        return write_factors(tmp, factors, config=config, source=source, calibration=calibration)
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of the factors folder ``path`` (checked: format and version)."""
+    return _load_manifest(os.fspath(path))
+
+
+def _load_manifest(path: str) -> dict:
+    manifest_path = os.path.join(path, MANIFEST)
+    if not os.path.isdir(path) or not os.path.isfile(manifest_path):
+        raise FactorsError(f"quantized must be a folder written by 'lqer-hw quantize' "
+                           f"(with {MANIFEST}); got {path!r}")
+    try:
+        with open(manifest_path) as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise FactorsError(f"quantized {MANIFEST} must be valid JSON; got {manifest_path!r} ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise FactorsError(f"quantized {MANIFEST} must have format {FORMAT!r}; got {manifest_path!r}")
+    if manifest.get("version") != VERSION:
+        raise FactorsError(f"quantized manifest version must be {VERSION}; got {manifest.get('version')!r}")
+    return manifest
+
+
+def load_factors(path: str | os.PathLike) -> tuple[dict[str, LayerFactors], QuantConfig, dict]:
+    """``(factors, config, manifest)`` from a folder written by :func:`save_factors`.
+
+    Raises :class:`FactorsError` (one line) for a folder without a valid
+    manifest, an invalid config, or a tensors file whose SHA-256 differs.
+    """
+    path = os.fspath(path)
+    from safetensors.numpy import load_file
+
+    manifest = _load_manifest(path)
+    try:
+        config = QuantConfig.from_json(manifest["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FactorsError(f"quantized manifest config is invalid: {exc}") from None
+    tensor_path = os.path.join(path, manifest["tensors"]["file"])
+    try:
+        with open(tensor_path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+    except OSError as exc:
+        raise FactorsError(f"quantized tensors file must be readable; got {tensor_path!r} ({exc})") from None
+    if digest != manifest["tensors"]["sha256"]:
+        raise FactorsError(f"quantized tensors file {tensor_path!r} does not match its manifest "
+                           "(sha256 differs); it is corrupt or from another run")
+    tensors = load_file(tensor_path)
+    factors = {}
+    for name, entry in manifest["layers"].items():
+        ops = {}
+        for key, info in entry["operands"].items():
+            fmt = MXIntFormat(width=info["width"], block=info["block"],
+                              exponent_bits=info["exponent_bits"],
+                              rounding=info.get("rounding", "even"), flavour=info["flavour"])
+            ops[key] = MXQuantized(mantissas=tensors[f"{name}.{key}.mantissas"],
+                                   exponents=tensors[f"{name}.{key}.exponents"], format=fmt,
+                                   axis=info["axis"])
+        factors[name] = LayerFactors(weight=ops["weight"], a=ops.get("a"), b=ops.get("b"),
+                                     bias=tensors.get(f"{name}.bias"),
+                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"])
+    return factors, config, manifest
