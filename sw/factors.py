@@ -55,6 +55,9 @@ class LayerFactors:
     (k, d_out), axis 0 for reduction blocking, 1 for paper blocking; both
     ``None`` for plain MXINT. ``bias`` (float32, d_out) is the layer's own.
     ``scale`` is the L2QER scale (float64, d_in) when one was used.
+    ``layout``: how the checkpoint stored the weight (:data:`sw.linearize.WEIGHT_LAYOUTS`):
+    ``"linear"`` (d_out, d_in), ``"conv1d"`` (d_in, d_out, transposed here) or
+    ``"experts"`` (one expert's slice of a fused (E, d_out, d_in) parameter).
     """
 
     weight: MXQuantized
@@ -63,6 +66,7 @@ class LayerFactors:
     bias: np.ndarray | None = None
     scale: np.ndarray | None = None
     errors: dict = field(default_factory=dict)
+    layout: str = "linear"
 
     @property
     def d_out(self) -> int:
@@ -129,7 +133,8 @@ def compute_layer_factors(weight: torch.Tensor, *, config: QuantConfig, scale: t
         index = tuple(int(i) for i in torch.nonzero(bad)[0])
         raise FactorsError(f"weights of layer {name} must be finite; got {w[index].item()} at index {index}")
     d_out, d_in = w.shape
-    wq = _quantize(w, width=config.w_width, axis=1, config=config)
+    # in the weight's own dtype: flavour "lqer" rounds as the authors' code does on it
+    wq = _quantize(weight.detach(), width=config.w_width, axis=1, config=config)
     w_hat = _values(wq, w.device)
     norm_w = float(torch.linalg.norm(w)) or 1.0
     errors = {"weight_rel_error_mxint": float(torch.linalg.norm(w - w_hat)) / norm_w}
@@ -177,6 +182,7 @@ def compute_factors(layers: dict[str, torch.nn.Linear], *, config: QuantConfig,
         scale = None if scales is None else scales.get(name)
         out[name] = compute_layer_factors(layer.weight, config=config, scale=scale, bias=layer.bias,
                                           name=name)
+        out[name].layout = getattr(layer, "weight_layout", "linear")
     return out
 
 
@@ -200,7 +206,7 @@ def save_factors(out_dir: str, factors: dict[str, LayerFactors], *, config: Quan
     layers = {}
     for name, f in factors.items():
         entry = {"d_in": f.d_in, "d_out": f.d_out, "rank": f.rank, "bias": f.bias is not None,
-                 "scale": f.scale is not None, "operands": {}, "errors": f.errors}
+                 "scale": f.scale is not None, "layout": f.layout, "operands": {}, "errors": f.errors}
         for key, q in (("weight", f.weight), ("a", f.a), ("b", f.b)):
             if q is None:
                 continue
@@ -281,5 +287,6 @@ def load_factors(path: str) -> tuple[dict[str, LayerFactors], QuantConfig, dict]
                                    axis=info["axis"])
         factors[name] = LayerFactors(weight=ops["weight"], a=ops.get("a"), b=ops.get("b"),
                                      bias=tensors.get(f"{name}.bias"),
-                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"])
+                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"],
+                                     layout=entry.get("layout", "linear"))
     return factors, config, manifest
