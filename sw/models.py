@@ -179,9 +179,9 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False):
     return tokenizer
 
 
-def _vocab_message(tokens: int, vocab: int, where: str) -> str:
+def _vocab_message(tokens: int, vocab: int, where: str | None = None) -> str:
     return (f"tokenizer must fit the model's vocabulary of {vocab} tokens; got a tokenizer of "
-            f"{tokens} tokens ({where!r})")
+            f"{tokens} tokens" + (f" ({where!r})" if where else ""))
 
 
 def _config_vocab_size(path: str) -> int | None:
@@ -212,7 +212,7 @@ def check_vocabulary(model: nn.Module, tokenizer) -> None:
     """``ModelError`` naming both sizes when the tokenizer has more tokens than the model's embedding."""
     vocab = vocabulary_size(model)
     if vocab is not None and len(tokenizer) > vocab:
-        raise ModelError(_vocab_message(len(tokenizer), vocab, type(tokenizer).__name__))
+        raise ModelError(_vocab_message(len(tokenizer), vocab))
 
 
 def check_token_ids(model: nn.Module, ids: torch.Tensor, *, name: str = "text") -> None:
