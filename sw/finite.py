@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["NonFiniteError", "FiniteProbe", "first_nonfinite", "describe_origin"]
+__all__ = ["NonFiniteError", "FiniteProbe", "first_nonfinite", "describe_origin", "is_nonfinite_input_error"]
 
 
 class NonFiniteError(ValueError):
@@ -75,10 +75,22 @@ class FiniteProbe:
 
 
 def first_nonfinite(model: nn.Module, run: Callable[[], object]) -> tuple[str, nn.Module] | None:
-    """Call ``run()`` (a forward of ``model``) under a :class:`FiniteProbe`; its first non-finite module."""
+    """Call ``run()`` (a forward of ``model``) under a :class:`FiniteProbe`; its first non-finite module.
+
+    A ``ValueError`` from inside the forward (a quantizer refusing non-finite
+    input, say) ends the run; the modules that finished before it still count.
+    """
     with torch.no_grad(), FiniteProbe(model) as probe:
-        run()
+        try:
+            run()
+        except ValueError:
+            pass
     return probe.first()
+
+
+def is_nonfinite_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an MXINT quantizer's refusal of a NaN/inf input (``sw.mxint*``)."""
+    return isinstance(exc, ValueError) and "MXINT input must be finite" in str(exc)
 
 
 def describe_origin(origin: tuple[str, nn.Module] | None) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sw.finite import NonFiniteError, describe_origin, first_nonfinite
+from sw.finite import NonFiniteError, describe_origin, first_nonfinite, is_nonfinite_input_error
 from sw.models import check_token_ids
 from sw.text import TextError, split_windows
 
@@ -73,15 +73,21 @@ def perplexity(model, ids: torch.Tensor, *, seq_len: int, batch_size: int = 8,
     count = 0
     for index, batch in enumerate(iterator):
         batch = batch.to(device)
-        logits = model(input_ids=batch).logits[:, :-1].float()
-        targets = batch[:, 1:]
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
-        nll = -float(logp.double().sum())  # the one sync per batch
+        try:
+            logits = model(input_ids=batch).logits[:, :-1].float()
+        except ValueError as exc:
+            if not is_nonfinite_input_error(exc):  # a bit-true layer refuses NaN/inf input
+                raise
+            nll = math.nan
+        else:
+            targets = batch[:, 1:]
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+            nll = -float(logp.double().sum())  # the one sync per batch
         if not math.isfinite(nll):
             origin = first_nonfinite(model, lambda: model(input_ids=batch))
-            raise NonFiniteError(f"model outputs must be finite; batch {index} of {len(batches)} gives a "
-                                 f"non-finite log-likelihood, first output by {describe_origin(origin)}")
+            raise NonFiniteError(f"model outputs must be finite; batch {index} of {len(batches)} gives "
+                                 f"non-finite values, first output by {describe_origin(origin)}")
         total += nll
-        count += targets.numel()
+        count += batch[:, 1:].numel()
     nll = total / count
     return PerplexityResult(perplexity=math.exp(nll), nll=nll, tokens=count, windows=len(windows))

@@ -58,8 +58,8 @@ def test_nan_linear_weight_stops_float_perplexity_naming_the_layer(tmp_path, cap
     path = _with_nan(tmp_path, LINEAR, (3, 7))
     model = load_model(path)
     ids = torch.randint(0, VOCAB, (192,))  # 6 windows of 32: 2 batches of 4
-    message = ("model outputs must be finite; batch 0 of 2 gives a non-finite log-likelihood, first "
-               "output by model.layers.0.mlp.down_proj (Linear), whose weight holds nan at index (3, 7)")
+    message = ("model outputs must be finite; batch 0 of 2 gives non-finite values, first output by "
+               "model.layers.0.mlp.down_proj (Linear), whose weight holds nan at index (3, 7)")
     with pytest.raises(NonFiniteError) as info:
         perplexity(model, ids, seq_len=32, batch_size=4)
     assert str(info.value) == message
@@ -95,3 +95,18 @@ def test_probe_reads_tuple_and_dict_outputs():
 
     model = nn.Sequential(Pair())
     assert first_nonfinite(model[0], lambda: model[0](torch.zeros(2)))[1] is model[0]
+
+
+@pytest.mark.parametrize("method", [[], ["--method", "mxint"], ["--method", "mxint", "--bit-true"]])
+def test_nan_norm_weight_stops_every_eval_naming_the_norm(tmp_path, capsys, method):
+    # fast emulation lets NaN through to the logits; the bit-true quantizer refuses it inside a
+    # layer: both end in the same line
+    path = _with_nan(tmp_path, NORM, 5)
+    data = text_file(tmp_path)
+    capsys.readouterr()
+    assert cli.main(["--model", path, "--data", data, "--seq-len", "32", "--max-windows", "4", *method],
+                    prog="lqer-hw eval") == 2
+    assert capsys.readouterr().err == (
+        "lqer-hw eval: error: model outputs must be finite; batch 0 of 1 gives non-finite values, first "
+        "output by model.layers.1.post_attention_layernorm (LlamaRMSNorm), whose weight holds nan at "
+        "index (5,)\n")
