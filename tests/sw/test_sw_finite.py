@@ -13,7 +13,7 @@ from sw.calibration import calibrate, calibration_batches
 from sw.finite import FiniteProbe, NonFiniteError, describe_origin, first_nonfinite
 from sw.models import load_model, quantizable_layers
 from sw.perplexity import perplexity
-from tiny_checkpoints import VOCAB, edit_weights, save, text_file, tiny
+from tests.sw.tiny_checkpoints import VOCAB, edit_weights, save, text_file, tiny
 
 NORM = "model.layers.1.post_attention_layernorm.weight"
 LINEAR = "model.layers.0.mlp.down_proj.weight"

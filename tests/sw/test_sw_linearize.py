@@ -17,7 +17,7 @@ from sw.factors import compute_layer_factors, load_factors
 from sw.linearize import ExpertLinears, linearize
 from sw.models import kept_float, load_model, quantizable_layers
 from sw.qconfig import QuantConfig
-from tiny_checkpoints import VOCAB, save, text_file, tiny
+from tests.sw.tiny_checkpoints import VOCAB, save, text_file, tiny
 
 GPT2_LAYERS = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
 

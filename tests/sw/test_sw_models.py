@@ -11,7 +11,8 @@ from torch import nn
 from sw import cli
 from sw.models import (ModelError, check_token_ids, check_vocabulary, kept_float, load_model,
                        load_tokenizer, model_hash, quantizable_layers)
-from tiny_checkpoints import VOCAB, edit_weights, save as _save, text_file, tiny as _tiny
+from tests.sw.tiny_checkpoints import VOCAB, edit_weights, text_file
+from tests.sw.tiny_checkpoints import save as _save, tiny as _tiny
 
 
 EXPECTED = {
