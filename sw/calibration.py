@@ -9,14 +9,24 @@ For each quantized linear layer with input ``x`` of width ``d_in``:
 
 Only one ``d_in`` vector per layer is kept between batches, so memory stays
 flat however many sequences are used. Statistics are taken in float64.
+
+Bad input is one line (a ``ValueError`` subclass): token ids outside the
+model's embedding (a tokenizer larger than the model's vocabulary), and
+non-finite layer inputs (a NaN norm weight, say) -- checked once per batch,
+then traced to the first module whose output is not finite
+(:mod:`sw.finite`), instead of a non-finite scale reaching the SVD.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Iterable
 
 import torch
 from torch import nn
+
+from sw.finite import NonFiniteError, describe_origin, first_nonfinite
+from sw.models import check_token_ids
 
 __all__ = ["SCALE_FLOOR", "CalibrationError", "ScaleCollector", "normalise_scale", "calibrate",
            "calibration_batches"]
@@ -49,6 +59,7 @@ class ScaleCollector:
         self.running_max: dict[str, torch.Tensor] = {}
         self.batches = 0
         self._handles = []
+        self._paused = False
 
     def __enter__(self) -> "ScaleCollector":
         for name, layer in self._layers.items():
@@ -60,8 +71,19 @@ class ScaleCollector:
             handle.remove()
         self._handles.clear()
 
+    @contextlib.contextmanager
+    def paused(self):
+        """A context in which the hooks record nothing (for a diagnostic forward)."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _hook(self, name: str):
         def hook(module, args):
+            if self._paused:
+                return
             x = args[0].detach()
             flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
             total = flat.abs().sum(dim=0)
@@ -82,6 +104,15 @@ class ScaleCollector:
         self._sums.clear()
         self._counts.clear()
         self.batches += 1
+
+    def first_nonfinite_layer(self) -> str | None:
+        """The first layer (in layer order) whose running statistic is not finite; one device sync."""
+        names = [n for n in self._layers if n in self.running_max]
+        if not names:
+            return None
+        finite = torch.stack([torch.isfinite(self.running_max[n]).all() for n in names]).cpu()
+        bad = torch.nonzero(~finite)
+        return names[int(bad[0, 0])] if bad.numel() else None
 
     def scales(self) -> dict[str, torch.Tensor]:
         """The normalised scale of every layer (float64, on the layer's device)."""
@@ -111,13 +142,26 @@ def calibration_batches(ids: torch.Tensor, *, sequences: int, length: int,
 @torch.no_grad()
 def calibrate(model: nn.Module, layers: dict[str, nn.Linear], batches: Iterable[torch.Tensor],
               *, device: str | torch.device = "cpu", progress: bool = False) -> dict[str, torch.Tensor]:
-    """Run ``batches`` of token ids through ``model``; return the L2QER scale of each layer."""
+    """Run ``batches`` of token ids through ``model``; return the L2QER scale of each layer.
+
+    Raises ``ModelError`` for a token id beyond the model's embedding and
+    :class:`sw.finite.NonFiniteError` when a layer's input is not finite,
+    naming the layer and the first module whose output is not finite.
+    """
     iterator = batches
     if progress:
         from tqdm import tqdm
         iterator = tqdm(batches, desc="calibrate", unit="batch", disable=None)
     with ScaleCollector(layers) as collector:
-        for batch in iterator:
-            model(input_ids=batch.to(device))
+        for index, batch in enumerate(iterator):
+            check_token_ids(model, batch, name="calibration text")
+            batch = batch.to(device)
+            model(input_ids=batch)
             collector.end_batch()
+            layer = collector.first_nonfinite_layer()
+            if layer is not None:
+                with collector.paused():
+                    origin = first_nonfinite(model, lambda: model(input_ids=batch))
+                raise NonFiniteError(f"calibration inputs must be finite; layer {layer} sees a non-finite "
+                                     f"value in batch {index}, first output by {describe_origin(origin)}")
     return collector.scales()

@@ -221,8 +221,12 @@ def emulate_model(model: nn.Module, factors: dict[str, LayerFactors], *, mode: s
     cache = SharedInputCache()
     for name, f in factors.items():
         old = model.get_submodule(name)
-        if not isinstance(old, (nn.Linear, EmulatedLinear)):
-            raise ValueError(f"layer {name} must be a torch.nn.Linear; got {type(old).__name__}")
+        # nn.Linear's own forward contract only: a subclass with its own forward (an MoE
+        # router returning a tuple) must never be replaced
+        if not (isinstance(old, EmulatedLinear)
+                or (isinstance(old, nn.Linear) and type(old).forward is nn.Linear.forward)):
+            raise ValueError(f"layer {name} must be a torch.nn.Linear (with nn.Linear's forward); "
+                             f"got {type(old).__name__}")
         if (old.in_features, old.out_features) != (f.d_in, f.d_out):
             raise ValueError(f"factors of layer {name} must be {old.out_features}x{old.in_features}; "
                              f"got {f.d_out}x{f.d_in}")

@@ -45,6 +45,9 @@ class LayerFactors:
     (k, d_out), axis 0 for reduction blocking, 1 for paper blocking; both
     ``None`` for plain MXINT. ``bias`` (float32, d_out) is the layer's own.
     ``scale`` is the L2QER scale (float64, d_in) when one was used.
+    ``layout``: how the checkpoint stored the weight (``sw.linearize.WEIGHT_LAYOUTS``):
+    ``"linear"`` (d_out, d_in), ``"conv1d"`` (d_in, d_out, transposed here) or
+    ``"experts"`` (one expert's slice of a fused (E, d_out, d_in) parameter).
     """
 
     weight: MXQuantized
@@ -53,6 +56,7 @@ class LayerFactors:
     bias: np.ndarray | None = None
     scale: np.ndarray | None = None
     errors: dict = field(default_factory=dict)
+    layout: str = "linear"
 
     @property
     def d_out(self) -> int:
@@ -92,7 +96,8 @@ def write_factors(folder: str | os.PathLike, factors: dict[str, LayerFactors], *
     layers = {}
     for name, f in factors.items():
         entry = {"d_in": f.d_in, "d_out": f.d_out, "rank": f.rank, "bias": f.bias is not None,
-                 "scale": f.scale is not None, "operands": {}, "errors": f.errors}
+                 "scale": f.scale is not None, "layout": f.layout, "operands": {},
+                 "errors": f.errors}
         for key, q in (("weight", f.weight), ("a", f.a), ("b", f.b)):
             if q is None:
                 continue
@@ -190,5 +195,6 @@ def load_factors(path: str | os.PathLike) -> tuple[dict[str, LayerFactors], Quan
                                    axis=info["axis"])
         factors[name] = LayerFactors(weight=ops["weight"], a=ops.get("a"), b=ops.get("b"),
                                      bias=tensors.get(f"{name}.bias"),
-                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"])
+                                     scale=tensors.get(f"{name}.scale"), errors=entry["errors"],
+                                     layout=entry.get("layout", "linear"))
     return factors, config, manifest

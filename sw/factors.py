@@ -83,7 +83,8 @@ def compute_layer_factors(weight: torch.Tensor, *, config: QuantConfig, scale: t
         index = tuple(int(i) for i in torch.nonzero(bad)[0])
         raise FactorsError(f"weights of layer {name} must be finite; got {w[index].item()} at index {index}")
     d_out, d_in = w.shape
-    wq = _quantize(w, config.weight_format, axis=1)
+    # in the weight's own dtype: flavour "lqer" rounds as the authors' code does on it
+    wq = _quantize(weight.detach(), config.weight_format, axis=1)
     w_hat = _values(wq, w.device)
     norm_w = float(torch.linalg.norm(w)) or 1.0
     errors = {"weight_rel_error_mxint": float(torch.linalg.norm(w - w_hat)) / norm_w}
@@ -131,4 +132,5 @@ def compute_factors(layers: dict[str, torch.nn.Linear], *, config: QuantConfig,
         scale = None if scales is None else scales.get(name)
         out[name] = compute_layer_factors(layer.weight, config=config, scale=scale, bias=layer.bias,
                                           name=name)
+        out[name].layout = getattr(layer, "weight_layout", "linear")
     return out

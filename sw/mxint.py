@@ -12,11 +12,20 @@ MXINT(width, block, exponent_bits), flavour ``"ocp"`` (default)::
 An all-zero block gets ``e = -emax`` and zero mantissas. Blocks run along
 ``axis``; a short tail is padded with zeros, which never changes ``e``.
 
-Flavour ``"lqer"`` reproduces the LQER authors' emulation: ``e = ceil(log2 max)``
-(same clamp), sign-magnitude ``q_i = clamp(round(|x_i| * 2**((width-1) - e)), 0,
-2**(width-1) - 1)``. Its grid step ``2**(e - (width-1))`` equals the "ocp" one
-whenever the block maximum is not a power of two (and no clamp bites); at a
-power-of-two maximum "lqer" saturates that element to ``2**(width-1) - 1``.
+Flavour ``"lqer"`` reproduces the LQER authors' block quantizer (``block_fp`` in
+github.com/ChengZhang-98/lqer, ``src/lqer/quantize/quantizers/block_fp.py``):
+``e = ceil(log2 max)`` (same clamp), sign-magnitude
+``q_i = clamp(round(r_i * 2**((width-1) - e)), 0, 2**(width-1) - 1)`` where
+``r_i = fl(|x_i| + 1e-9)`` is the magnitude plus the authors' 1e-9, added in the
+dtype the values are held in as PyTorch adds a scalar to a tensor
+(:func:`lqer_nudged`), and ``r_i = 0`` for ``x_i = 0``. The 1e-9 turns a tie
+into a round-up wherever it survives that addition (float32: ``|x| < 2**-5``;
+float64: nearly always; float16: never). Its grid step ``2**(e - (width-1))``
+equals the "ocp" one whenever the block maximum is not a power of two (and no
+clamp bites); at a power-of-two maximum "lqer" saturates that element to
+``2**(width-1) - 1``. Where the authors' code departs from any MXINT format
+(elements ``|x| <= 1e-8`` pass through unquantized; ``log2`` in floating
+point) is stated, with its measured frequency, in ``docs/sw.md``.
 
 Exactness: every value is converted to an exact (integer, power-of-two) pair
 first (``frexp``), and all exponent, shift and rounding work is integer
@@ -44,6 +53,9 @@ __all__ = [
     "quantize_exact",
     "exponent_range",
     "as_format",
+    "lqer_nudged",
+    "LQER_NUDGE",
+    "SOURCE_DTYPES",
 ]
 
 ROUNDINGS = ("even", "away")
@@ -54,6 +66,10 @@ FLAVOURS = ("ocp", "lqer")
 WIDTH_RANGE = (2, 16)          # element bits, sign included
 MAX_BLOCK = 256                # elements per block: a power of two in 1..MAX_BLOCK
 EXPONENT_BITS_RANGE = (2, 8)   # shared-exponent bits (8: E8M0 of OCP MX v1.0)
+
+# Flavour "lqer": the LQER authors add this to |x| before rounding, in the values' dtype.
+LQER_NUDGE = 1e-9
+SOURCE_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 # Largest integer magnitude the exact core accepts: int64 shifts stay in range
 # and float64 converts it exactly (frexp gives its bit length).
@@ -257,9 +273,14 @@ def _shift_round(mag: np.ndarray, shift: np.ndarray, rounding: str) -> np.ndarra
     return out + ((shift < 0) & up)
 
 
-def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, fmt: MXIntFormat
+def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, fmt: MXIntFormat, rounded=None
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Core: exact values ``n * 2**lsb`` shaped (..., n_blocks, block) -> (mantissas, exponents)."""
+    """Core: exact values ``n * 2**lsb`` shaped (..., n_blocks, block) -> (mantissas, exponents).
+
+    ``rounded``: optional ``(n_r, lsb_r)`` of the same shape, the values whose
+    magnitudes are rounded in place of ``n * 2**lsb`` (the exponent still comes
+    from ``n * 2**lsb``); flavour "lqer" passes its nudged magnitudes here.
+    """
     emin, emax = fmt.exponent_range
     qmax = fmt.mantissa_max
     mag = np.abs(n)
@@ -279,6 +300,9 @@ def _quantize_blocks(n: np.ndarray, lsb: np.ndarray, fmt: MXIntFormat
         max_is_pow2 = np.all(~top | is_pow2, axis=-1)
         e = block_floor + np.where(max_is_pow2, 0, 1)
     e = np.where(all_zero, emin, np.clip(e, emin, emax))
+    if rounded is not None:
+        mag, lsb = np.abs(rounded[0]), rounded[1]
+        bits = _bit_length(mag)
     shift = lsb + fmt.frac_bits - e[..., None]
     # element >= 2**(width-1) after shifting: saturate without forming the (overflowing) product
     too_big = nonzero & (bits - 1 + shift >= fmt.width - 1)
@@ -317,7 +341,8 @@ def quantize_exact(values, lsb_exponents=0, fmt: MXIntFormat | None = None, *, a
     (``lsb_exponents = -frac_bits``) or to accumulator outputs that each carry
     their own exponent (``lsb_exponents`` broadcast against ``values``). The format
     is ``fmt`` or built from keywords (``width=8, block=16, ...``, see
-    :class:`MXIntFormat`).
+    :class:`MXIntFormat`). The values are exact, so flavour "lqer" adds no 1e-9
+    here (that rule belongs to float tensors, :func:`quantize`).
 
     Raises ``ValueError`` for a non-integer array, a magnitude of 2**53 or more, a bad
     axis or format parameter.
@@ -329,35 +354,76 @@ def quantize_exact(values, lsb_exponents=0, fmt: MXIntFormat | None = None, *, a
     return _quantize_moved(v, lsb, ax, fmt)
 
 
-def _quantize_moved(n, lsb, ax, fmt: MXIntFormat) -> MXQuantized:
+def _quantize_moved(n, lsb, ax, fmt: MXIntFormat, rounded=None) -> MXQuantized:
     n_moved = np.moveaxis(n, ax, -1)
     length = n_moved.shape[-1]
     nb = _to_blocks(n_moved, fmt.block)
     lb = _to_blocks(np.ascontiguousarray(np.moveaxis(lsb, ax, -1)), fmt.block)
-    q, e = _quantize_blocks(nb, lb, fmt)
+    if rounded is not None:
+        rounded = tuple(_to_blocks(np.ascontiguousarray(np.moveaxis(r, ax, -1)), fmt.block)
+                        for r in rounded)
+    q, e = _quantize_blocks(nb, lb, fmt, rounded)
     q = q.reshape(q.shape[:-2] + (-1,))[..., :length].astype(_mantissa_dtype(fmt.width))
     return MXQuantized(mantissas=np.moveaxis(q, -1, ax),
                        exponents=np.moveaxis(e.astype(np.int16), -1, ax), format=fmt, axis=ax)
 
 
+def _bfloat16_values(a32: np.ndarray) -> np.ndarray:
+    """Finite float32 values rounded to the nearest bfloat16 (ties to even), as float32."""
+    bits = a32.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def _held_in(a: np.ndarray, dtype: str) -> np.ndarray:
+    """The float64 values ``a`` rounded to ``dtype`` (one of SOURCE_DTYPES)."""
+    if dtype == "bfloat16":
+        return _bfloat16_values(a.astype(np.float32)).astype(np.float64)
+    return a.astype(dtype).astype(np.float64)
+
+
+def lqer_nudged(mag: np.ndarray, dtype: str) -> np.ndarray:
+    """``fl(|x| + 1e-9)`` as PyTorch computes it on a tensor of ``dtype`` (float64 result).
+
+    ``mag``: non-negative float64 values, each exactly representable in ``dtype``.
+    The scalar 1e-9 is rounded to ``dtype`` first (float16: 0); float64 and
+    float32 then add in their own precision, float16 and bfloat16 add in float32
+    and round the sum back to ``dtype`` (PyTorch on CPU; :mod:`sw.mxint_torch`
+    does the same on every device).
+    """
+    if dtype == "float64":
+        return mag + LQER_NUDGE
+    nudge = np.float32(_held_in(np.array([LQER_NUDGE]), dtype)[0])
+    total = mag.astype(np.float32) + nudge
+    return total.astype(np.float64) if dtype == "float32" else _held_in(total, dtype)
+
+
 def quantize(x, fmt: MXIntFormat | None = None, *, axis: int = -1, name: str = "x",
-             **format_fields) -> MXQuantized:
+             source_dtype: str | None = None, **format_fields) -> MXQuantized:
     """Quantize a float array (float16/32/64 or integers, any rank) to MXINT along ``axis``.
 
     The format is ``fmt`` or built from keywords (``width=8, block=16, exponent_bits=8,
     rounding="even", flavour="ocp"``, see :class:`MXIntFormat`). Returns an
     :class:`MXQuantized` whose ``exponents`` have ``axis`` replaced by the block count.
+    ``source_dtype`` (flavour "lqer" only; one of ``SOURCE_DTYPES``): the dtype whose
+    arithmetic adds the authors' 1e-9 (module docstring). Default: the array's own
+    dtype, float64 for integer input; give ``"bfloat16"`` for values a bfloat16
+    tensor held (NumPy has no bfloat16).
 
-    Raises ``ValueError`` naming ``name`` and the first bad index on NaN/inf, and for a
-    bad axis, dtype or format parameter.
+    Raises ``ValueError`` naming ``name`` and the first bad index on NaN/inf, for a
+    bad axis, dtype, source_dtype or format parameter, and when ``x`` is not exactly
+    representable in ``source_dtype``.
     """
     fmt = as_format(fmt, format_fields)
+    if source_dtype is not None and source_dtype not in SOURCE_DTYPES:
+        raise _bad("source_dtype", "one of " + ", ".join(SOURCE_DTYPES), source_dtype)
     a = np.asarray(x)
     if a.ndim == 0:
         a = a.reshape(1)
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} must be a real float or integer array; got dtype {a.dtype}")
     ax = _normalise_axis(axis, a.ndim)
+    held = source_dtype or (a.dtype.name if a.dtype.name in SOURCE_DTYPES else "float64")
     if np.issubdtype(a.dtype, np.integer):
         a = _exact_integers(a, name)
     a = a.astype(np.float64)  # exact for float16/32 and integers below 2**53
@@ -365,4 +431,14 @@ def quantize(x, fmt: MXIntFormat | None = None, *, axis: int = -1, name: str = "
     frac, exp = np.frexp(a)
     n = np.ldexp(frac, _MAX_INT_BITS).astype(np.int64)  # exact: |frac| in [0.5, 1)
     lsb = exp.astype(np.int64) - _MAX_INT_BITS
-    return _quantize_moved(n, lsb, ax, fmt)
+    rounded = None
+    if fmt.flavour == "lqer":
+        mag = np.abs(a)
+        if source_dtype is not None and not np.array_equal(_held_in(mag, held), mag):
+            raise ValueError(f"{name} must hold {held} values for source_dtype {held!r}; "
+                             "it has values that are not")
+        r = np.where(mag == 0, 0.0, lqer_nudged(mag, held))
+        r_frac, r_exp = np.frexp(np.where(a < 0, -r, r))
+        rounded = (np.ldexp(r_frac, _MAX_INT_BITS).astype(np.int64),
+                   r_exp.astype(np.int64) - _MAX_INT_BITS)
+    return _quantize_moved(n, lsb, ax, fmt, rounded)

@@ -12,14 +12,17 @@ and is exact because
 * ``torch.round`` rounds half to even, and "away" is built from ``trunc`` and
   an exact fraction compare (adding 0.5 would round 0.49999997 up).
 
-Half-precision input is computed in float32 (exact widening).
+Half-precision input is computed in float32 (exact widening). Flavour "lqer"
+adds the LQER authors' 1e-9 to each nonzero magnitude in the tensor's own
+dtype first (``|x| + 1e-9`` on that tensor, as their code does), which is the
+rule :func:`sw.mxint.lqer_nudged` states.
 """
 
 from __future__ import annotations
 
 import torch
 
-from sw.mxint import MXIntFormat, as_format
+from sw.mxint import LQER_NUDGE, MXIntFormat, as_format
 
 __all__ = ["quantize_torch", "dequantize_torch", "fake_quantize"]
 
@@ -73,6 +76,14 @@ def _block_exponents(xb: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
     return torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
 
 
+def _lqer_rounded(x: torch.Tensor, dim: int, block: int) -> torch.Tensor:
+    """Flavour "lqer": blocks of ``sign(x) * fl(|x| + 1e-9)`` (0 where x is 0), widened."""
+    # 1e-9 as a tensor of x's dtype: what PyTorch makes of the authors' scalar, on every device
+    nudge = torch.tensor(LQER_NUDGE, dtype=x.dtype, device=x.device)
+    r = torch.where(x == 0, x, torch.copysign(x.abs() + nudge, x))
+    return _to_blocks(r.to(_compute_dtype(x)), dim, block)[0]
+
+
 def _round_clamp_(scaled: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
     """Round to integers (in place) and saturate to the symmetric range."""
     qmax = fmt.mantissa_max
@@ -100,7 +111,8 @@ def quantize_torch(x: torch.Tensor, fmt: MXIntFormat | None = None, *, dim: int 
         _check_finite(x, name)
     xb, n = _to_blocks(x.to(_compute_dtype(x)), dim, fmt.block)
     e = _block_exponents(xb, fmt)
-    q = _round_clamp_(_scale(xb, (fmt.frac_bits - e).unsqueeze(-1)), fmt)
+    rb = _lqer_rounded(x, dim, fmt.block) if fmt.flavour == "lqer" else xb
+    q = _round_clamp_(_scale(rb, (fmt.frac_bits - e).unsqueeze(-1)), fmt)
     q = q.reshape(*q.shape[:-2], -1)[..., :n].to(torch.int16).movedim(-1, dim)
     return q, e.to(torch.int16).movedim(-1, dim)
 
@@ -131,16 +143,17 @@ def fake_quantize(x: torch.Tensor, fmt: MXIntFormat | None = None, *, dim: int =
     dtype = _compute_dtype(x)
     xb, n = _to_blocks(x.to(dtype), dim, fmt.block)
     e = _block_exponents(xb, fmt)
+    rb = _lqer_rounded(x, dim, fmt.block) if fmt.flavour == "lqer" else xb
     k = (fmt.frac_bits - e).unsqueeze(-1)  # scaled = x * 2**k
     limit = 1000 if dtype == torch.float64 else 126
     if bool(((k > limit) | (k < -limit)).any()):  # tiny blocks: scale not a normal number
-        q = _round_clamp_(_scale(xb, k), fmt)
+        q = _round_clamp_(_scale(rb, k), fmt)
         y = _scale(q, -k)
     else:
         # Common case: one exact multiply each way. The inverse 2**-k is formed on
         # the small per-block tensor by an exact division (it may be subnormal).
         scale = _pow2(k, dtype)
-        q = _round_clamp_(xb * scale, fmt)
+        q = _round_clamp_(rb * scale, fmt)
         y = q.mul_(torch.reciprocal(scale))
     return y.reshape(*y.shape[:-2], -1)[..., :n].movedim(-1, dim)
 

@@ -118,6 +118,48 @@ def test_mxint4_saturation():
     assert q.mantissas.tolist() == [7, -7, 4, 0]
 
 
+def _authors_example(dtype):
+    # issue 10 item 16: width 3, block 16, block max 1.5323340e-03 -> e = ceil(log2 max) = -9,
+    # m = 2 fraction bits, step 2**-11; x = -2**-12 is exactly half a step, 3 * 2**-12 is 1.5 steps
+    x = np.zeros(16, dtype=dtype)
+    x[:3] = [1.5323340e-03, -(2.0 ** -12), 3 * 2.0 ** -12]
+    return x
+
+
+@pytest.mark.parametrize("dtype, expected", [
+    # float32: -2**-12 + 1e-9 survives the addition (|x| < 2**-5): 0.5 + 2e-6 steps rounds to -1;
+    # 1.5 steps + a little rounds to 2 (as the tie would); max 3.138 steps -> 3
+    (np.float32, [3, -1, 2]),
+    # float64: the same
+    (np.float64, [3, -1, 2]),
+    # float16: 1e-9 rounds to 0 in float16, so the tie goes to even (0), as in "ocp"
+    (np.float16, [3, 0, 2]),
+])
+def test_lqer_flavour_adds_the_authors_nudge_in_the_input_dtype(dtype, expected):
+    q = mx(_authors_example(dtype), width=3, block=16, flavour="lqer")
+    assert q.exponents.tolist() == [-9]
+    assert q.mantissas[:3].tolist() == expected
+    assert not q.mantissas[3:].any()  # zeros stay zero (no nudge)
+    ocp = mx(_authors_example(dtype), width=3, block=16)
+    assert ocp.exponents.tolist() == [-10]  # floor(log2 max); step 2**-11 as well
+    assert ocp.mantissas[:3].tolist() == [3, 0, 2]
+
+
+def test_lqer_nudge_in_bfloat16_is_lost_at_this_magnitude():
+    # the same values held by a bfloat16 tensor: 1e-9 (-> 9.97e-10 in bfloat16) is far below
+    # half an ulp of 2**-12, so the tie goes to even; the max rounds to 1.5335e-03
+    x = _authors_example(np.float32)
+    x[0] = 1.53350830078125e-03  # the nearest bfloat16
+    q = mx(x, width=3, block=16, flavour="lqer", source_dtype="bfloat16")
+    assert q.mantissas[:3].tolist() == [3, 0, 2]
+    with pytest.raises(ValueError, match=r"^x must hold bfloat16 values for source_dtype 'bfloat16'; "
+                       r"it has values that are not$"):
+        mx(_authors_example(np.float32), width=3, block=16, flavour="lqer", source_dtype="bfloat16")
+    with pytest.raises(ValueError, match=r"^source_dtype must be one of float16, bfloat16, float32, "
+                       r"float64; got 'int8'$"):
+        mx(x, flavour="lqer", source_dtype="int8")
+
+
 # --- the fixed-point entry used by hardware quantizers ----------------------------------------
 
 def test_quantize_exact_fixed_point_matches_float_entry():

@@ -79,3 +79,28 @@ def test_calibration_inputs_are_checked():
     batches = calibration_batches(torch.arange(100), sequences=5, length=16, batch_size=2)
     assert [tuple(b.shape) for b in batches] == [(2, 16), (2, 16), (1, 16)]
     assert torch.equal(torch.cat(batches).flatten(), torch.arange(80))
+
+
+def test_token_ids_beyond_the_model_vocabulary_are_one_line():
+    from sw.models import ModelError
+
+    class Embedder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(30, 4)
+            self.proj = nn.Linear(4, 4)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        def forward(self, input_ids):
+            return self.proj(self.embed(input_ids))
+
+    model = Embedder()
+    batches = calibration_batches(torch.arange(64) % 30, sequences=2, length=32, batch_size=1)
+    calibrate(model, {"proj": model.proj}, batches)
+    batches[1][0, 5] = 4095  # a 4096-token tokenizer's id against a 30-row embedding
+    with pytest.raises(ModelError, match=r"^calibration text token ids must be below the model's "
+                       r"vocabulary of 30 tokens; got id 4095 \(the tokenizer does not match the model\)$"):
+        calibrate(model, {"proj": model.proj}, batches)
+    assert not model.proj._forward_pre_hooks

@@ -1,42 +1,18 @@
-"""Loading local checkpoints: tiny random OPT and LLaMA saved with save_pretrained, and bad folders."""
+"""Loading local checkpoints: tiny random checkpoints saved with save_pretrained, bad folders,
+weights that do not match the model, and tokenizers that do not match it."""
 
 import json
 import os
-import shutil
 
 import pytest
 import torch
+from torch import nn
 
 from sw import cli
-from sw.default_model import DIRECTORY as DEFAULT_DIR
-from sw.models import ModelError, load_model, load_tokenizer, model_hash, quantizable_layers
-
-VOCAB = 4096  # the embedded tokenizer's, so the tiny models can use it
-
-
-def _tiny(family: str):
-    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig,
-                              OPTForCausalLM)
-
-    torch.manual_seed(0)
-    if family == "opt":
-        return OPTForCausalLM(OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
-                                        num_attention_heads=2, max_position_embeddings=64,
-                                        word_embed_proj_dim=32))
-    if family == "llama":
-        return LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                            num_hidden_layers=2, num_attention_heads=2,
-                                            num_key_value_heads=1, max_position_embeddings=64))
-    return GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=1, n_head=2, n_positions=64,
-                                      bos_token_id=2, eos_token_id=2))
-
-
-def _save(model, folder, *, tokenizer=True):
-    model.save_pretrained(str(folder))
-    if tokenizer:
-        for name in ("tokenizer.json", "tokenizer_config.json"):
-            shutil.copy(os.path.join(DEFAULT_DIR, name), folder / name)
-    return str(folder)
+from sw.models import (ModelError, check_token_ids, check_vocabulary, kept_float, load_model,
+                       load_tokenizer, model_hash, quantizable_layers)
+from tests.sw.tiny_checkpoints import VOCAB, edit_weights, text_file
+from tests.sw.tiny_checkpoints import save as _save, tiny as _tiny
 
 
 EXPECTED = {
@@ -83,11 +59,136 @@ def test_pytorch_bin_checkpoint_loads_with_weights_only(tmp_path):
     assert model_hash(load_model(path)) == model_hash(original)
 
 
-def test_unsupported_layer_type_is_named(tmp_path):
-    model = load_model(_save(_tiny("gpt2"), tmp_path / "gpt2"))
-    with pytest.raises(ModelError, match=r"^model layer transformer\.h\.0\.attn\.c_attn has type Conv1D, "
-                       r"which cannot be quantized; supported: torch\.nn\.Linear$"):
+class _Odd(nn.Module):
+    """A 2-d weight that is not a linear layer's."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(4, 4))
+
+    def forward(self, x):
+        return x
+
+
+class _Fused(nn.Module):
+    """Fused experts of a layout sw.linearize does not take (transposed, with biases)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate_up_proj = nn.Parameter(torch.ones(2, 4, 8))
+        self.gate_up_proj_bias = nn.Parameter(torch.ones(2, 8))
+
+
+def _blocks(odd):
+    block = nn.Module()
+    block.proj = nn.Linear(4, 4)
+    block.odd = odd
+    model = nn.Module()
+    model.layers = nn.ModuleList([block])
+    return model
+
+
+@pytest.mark.parametrize("odd, type_name, why", [
+    (_Odd(), "_Odd", "a 2-d weight in a module that is not a linear layer"),
+    (_Fused(), "_Fused", "fused experts with not gate_up_proj (E, 2I, H) and down_proj (E, H, I) parameters"),
+])
+def test_unsupported_layer_type_is_named_unless_the_pattern_leaves_it_out(odd, type_name, why):
+    model = _blocks(odd)
+    message = (f"model layer layers.0.odd has type {type_name}, which cannot be quantized ({why}); "
+               "supported: torch.nn.Linear, transformers Conv1D, fused experts (concatenated gate/up, "
+               "no bias); leave it out with a layers pattern")
+    with pytest.raises(ModelError) as info:
         quantizable_layers(model)
+    assert str(info.value) == message
+    with pytest.raises(ModelError):
+        quantizable_layers(model, pattern="layers")
+    # a module the project cannot quantize never stops the layers a selection names
+    assert list(quantizable_layers(model, pattern=r"proj$")) == ["layers.0.proj"]
+
+
+def test_conv1d_not_linearized_is_named():
+    model = _tiny("gpt2")  # built here, not through load_model: still Conv1D
+    with pytest.raises(ModelError, match=r"^model layer transformer\.h\.0\.attn\.c_attn has type Conv1D, "
+                       r"which cannot be quantized \(Conv1D not linearized"):
+        quantizable_layers(model)
+
+
+# --- weights that do not match the model (issue 10 item 1) -----------------------------------
+
+def test_missing_weight_is_an_error_naming_it(tmp_path, capsys):
+    path = _save(_tiny("llama"), tmp_path / "missing")
+    edit_weights(path, lambda sd: sd.pop("model.layers.1.mlp.down_proj.weight"))
+    message = (f"model checkpoint must hold every weight of the model; {path!r} lacks 1: "
+               "model.layers.1.mlp.down_proj.weight")
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == message
+    # every command that loads a model shares the path: one line, exit 2, nothing written
+    out = tmp_path / "factors"
+    for argv, prog in ((["--model", path, "--method", "lqer", "--rank", "8", "--out", str(out)],
+                        "lqer-hw quantize"),
+                       (["--model", path, "--max-windows", "1"], "lqer-hw eval")):
+        assert cli.main(argv, prog=prog) == 2
+        assert capsys.readouterr().err == f"{prog}: error: {message}\n"
+    assert not out.exists()
+
+
+def test_unexpected_weights_are_an_error_naming_them(tmp_path):
+    path = _save(_tiny("llama"), tmp_path / "extra")
+    edit_weights(path, lambda sd: sd.update({f"model.layers.1.mlp.extra{i}.weight": torch.zeros(2)
+                                             for i in range(5)}))
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"model checkpoint must hold only weights of the model; {path!r} has 5 "
+                               "unknown: model.layers.1.mlp.extra0.weight, model.layers.1.mlp.extra1.weight, "
+                               "model.layers.1.mlp.extra2.weight and 2 more")
+
+
+@pytest.mark.parametrize("key, bad, want", [
+    ("model.layers.1.mlp.down_proj.weight", (32, 60), (32, 64)),
+    ("model.norm.weight", (31,), (32,)),
+])
+def test_wrong_shape_names_the_tensor_and_both_shapes(tmp_path, key, bad, want):
+    path = _save(_tiny("llama"), tmp_path / "shape")
+    edit_weights(path, lambda sd: sd.__setitem__(key, torch.zeros(bad)))
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert str(info.value) == (f"model weight {key} must have shape {want}; the checkpoint {path!r} "
+                               f"holds {bad}")
+
+
+# --- tokenizer and model disagree (issue 10 item 3) ------------------------------------------
+
+def test_tokenizer_larger_than_the_model_vocabulary_names_both_sizes(tmp_path, capsys):
+    path = _save(_tiny("llama", vocab=1000), tmp_path / "vocab")
+    message = (f"tokenizer must fit the model's vocabulary of 1000 tokens; got a tokenizer of 4096 "
+               f"tokens ({path!r})")
+    with pytest.raises(ModelError) as info:
+        load_tokenizer(path)
+    assert str(info.value) == message
+    data = text_file(tmp_path)
+    for argv, prog in ((["--model", path, "--data", data, "--seq-len", "32"], "lqer-hw eval"),
+                       (["--model", path, "--method", "l2qer", "--calib", data, "--calib-length", "32",
+                         "--out", str(tmp_path / "f")], "lqer-hw quantize")):
+        assert cli.main(argv, prog=prog) == 2
+        assert capsys.readouterr().err == f"{prog}: error: {message}\n"
+    # the library check, given the model and a tokenizer
+    model = load_model(path)
+    tokenizer = load_tokenizer(_save(_tiny("llama"), tmp_path / "ok"))
+    with pytest.raises(ModelError, match=r"^tokenizer must fit the model's vocabulary of 1000 tokens; "
+                       r"got a tokenizer of 4096 tokens$"):
+        check_vocabulary(model, tokenizer)
+    check_vocabulary(load_model(str(tmp_path / "ok")), tokenizer)
+
+
+def test_token_ids_beyond_the_embedding_are_named():
+    model = _tiny("llama", vocab=1000)
+    check_token_ids(model, torch.tensor([0, 999]))
+    for bad in (1000, -1):
+        with pytest.raises(ModelError) as info:
+            check_token_ids(model, torch.tensor([5, bad, 7]), name="data")
+        assert str(info.value) == (f"data token ids must be below the model's vocabulary of 1000 tokens; "
+                                   f"got id {bad} (the tokenizer does not match the model)")
 
 
 def test_layer_pattern_and_no_linear_layers():
