@@ -115,15 +115,20 @@ class Checker:
                                 self._describe(self.expected[k]))
 
 
-async def run_cycles(clk, agents, *, until: Callable[[], bool] | None, max_cycles: int) -> int:
+async def run_cycles(clk, agents, *, until: Callable[[], bool] | None, max_cycles: int,
+                     every: tuple[int, Callable[[int], None]] | None = None) -> int:
     """Clock the agents until ``until()`` holds; returns the cycle count.
 
     Raises ``TimeoutError`` after ``max_cycles`` (a hung handshake); with
-    ``until=None`` it simply runs ``max_cycles`` cycles.
+    ``until=None`` it simply runs ``max_cycles`` cycles. ``every=(k, f)`` calls
+    ``f(cycles)`` every ``k`` cycles (progress reports).
     """
     rising, read_only = RisingEdge(clk), ReadOnly()
     cycles = 0
+    period, tick = every if every is not None else (0, None)
     while until is None or not until():
+        if period and cycles % period == 0 and cycles:
+            tick(cycles)
         if cycles >= max_cycles:
             if until is None:
                 break

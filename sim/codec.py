@@ -82,11 +82,17 @@ class PayloadCodec:
         w = self.widths[key]
         return (-(1 << (w - 1)), (1 << (w - 1)) - 1) if self.signed[key] else (0, (1 << w) - 1)
 
-    def check(self, arrays: dict[str, np.ndarray]) -> int:
-        """Validate shapes and ranges; return the vector count N. ValueError names the field."""
+    def check(self, arrays: dict[str, np.ndarray], *, partial: bool = False) -> int:
+        """Validate shapes ``(N,) + shapes[key]`` and ranges; return the item count N.
+
+        ``partial=True`` checks only the fields present (the rest will be zero).
+        Raises ``ValueError`` naming the first missing, misshapen or out-of-range field.
+        """
         n = None
         for key, dims in self.shapes.items():
             if key not in arrays:
+                if partial:
+                    continue
                 raise ValueError(f"payload field {key!r} is missing")
             a = np.asarray(arrays[key])
             if n is None:
@@ -99,9 +105,10 @@ class PayloadCodec:
                 raise ValueError(f"payload field {key!r} must be in {lo}..{hi}")
         return n or 0
 
-    def pack(self, arrays: dict[str, np.ndarray]) -> list[int]:
-        """Payload integers (unsigned, LSB-first) of N items."""
-        n = self.check(arrays)
+    def pack(self, arrays: dict[str, np.ndarray], *, partial: bool = False) -> list[int]:
+        """Payload integers (unsigned, LSB-first) of N items; ``partial=True`` packs only
+        the fields present and leaves the others' bits zero (see :meth:`check`)."""
+        n = self.check(arrays, partial=partial)
         nbytes = (self.width + 7) // 8
         out: list[int] = []
         chunk = max(1, (1 << 22) // max(self.width, 1))
@@ -109,6 +116,8 @@ class PayloadCodec:
             stop = min(n, start + chunk)
             bits = np.zeros((stop - start, nbytes * 8), np.uint8)
             for leaf in self.leaves:
+                if leaf.key not in arrays:
+                    continue
                 v = np.asarray(arrays[leaf.key])[(slice(start, stop),) + leaf.index]
                 v = v.astype(np.int64).astype(np.uint64) & np.uint64((1 << leaf.width) - 1)
                 shifts = np.arange(leaf.width, dtype=np.uint64)
