@@ -146,12 +146,13 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
 
 class StatusDisplay:
     """Status lines (``prog: message``) and a progress bar (tqdm, shown on a terminal
-    after two seconds) on stderr; pass :meth:`log` and :meth:`progress` to
-    :func:`sim.runner.simulate`, then :meth:`close`."""
+    only, after ``delay`` seconds) on ``stream`` (default stderr); pass :meth:`log` and
+    :meth:`progress` to :func:`sim.runner.simulate`, then :meth:`close`."""
 
-    def __init__(self, prog: str, *, stream=None):
+    def __init__(self, prog: str, *, stream=None, delay: float = 2.0):
         self._prog = prog
         self._stream = stream if stream is not None else sys.stderr
+        self._delay = delay
         self._bar = None
 
     def log(self, message: str) -> None:
@@ -162,7 +163,7 @@ class StatusDisplay:
         """Input items taken so far out of ``total``."""
         if self._bar is None:
             from tqdm import tqdm
-            self._bar = tqdm(total=total, desc="simulating", unit=" items", delay=2.0,
+            self._bar = tqdm(total=total, desc="simulating", unit=" items", delay=self._delay,
                              file=self._stream, leave=False, disable=None, dynamic_ncols=True)
         self._bar.update(sent - self._bar.n)
 

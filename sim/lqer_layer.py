@@ -89,7 +89,8 @@ def _load_x(path: str, d_in: int) -> np.ndarray:
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise LayerError(f"--inputs must be finite; got {x[tuple(bad)]} at {tuple(int(v) for v in bad)}")
+        where = tuple(int(v) for v in bad)
+        raise LayerError(f"--inputs must be finite; got {x[tuple(bad)]} at {where}")
     return x
 
 

@@ -196,12 +196,14 @@ def get_adapter(design: str) -> Adapter:
 # --- random MXINT operands ---------------------------------------------------------------
 
 def random_mantissas(rng: np.random.Generator, shape: tuple, width: int) -> np.ndarray:
-    """Random symmetric ``width``-bit mantissas ``shape`` (last axis: a block), each block
-    at a random magnitude scale, about 10% zeros; never the unused code ``-2**(width-1)``."""
+    """Random ``width``-bit mantissas ``shape`` (last axis: a block), symmetric about zero,
+    each block at a random magnitude scale, about 10% zeros; ``-q .. q`` with
+    ``q = 2**(width-1) - 1`` (never the unused code ``-2**(width-1)``)."""
     qmax = 2 ** (width - 1) - 1
-    m = rng.integers(-qmax, qmax + 1, size=shape)
-    m >>= rng.integers(0, width, size=shape[:-1] + (1,))  # whole-block scale
-    return np.where(m < 0, m + 1, m) * (rng.random(shape) > 0.1)  # stay symmetric
+    mag = rng.integers(0, qmax + 1, size=shape)
+    mag >>= rng.integers(0, width, size=shape[:-1] + (1,))  # whole-block scale
+    sign = np.where(rng.random(shape) < 0.5, -1, 1)
+    return sign * mag * (rng.random(shape) > 0.1)
 
 
 def random_exponents(rng: np.random.Generator, shape: tuple, fmt) -> np.ndarray:
