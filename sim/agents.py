@@ -38,9 +38,12 @@ class StreamDriver:
 
     @property
     def done(self) -> bool:
+        """True once every item was taken."""
         return self.sent == len(self._items)
 
     def drive(self) -> None:
+        """After the rising edge: keep the presented item, or start presenting the next
+        one with probability ``valid_probability``."""
         if self._presenting or self.done:
             want = int(self._presenting)
         else:
@@ -53,6 +56,7 @@ class StreamDriver:
             self._valid_now = want
 
     def sample(self) -> None:
+        """In the read-only phase: the presented item is taken if ``ready`` is high."""
         if self._presenting and self._ready.value:
             self.sent += 1
             self._presenting = False
@@ -73,12 +77,14 @@ class StreamMonitor:
         ready.value = 0
 
     def drive(self) -> None:
+        """After the rising edge: raise ``ready`` with probability ``ready_probability``."""
         want = int(self._p >= 1.0 or self._rng.random() < self._p)
         if want != self._ready_now:
             self._ready.value = want
             self._ready_now = want
 
     def sample(self) -> None:
+        """In the read-only phase: take the item if ``valid`` and ``ready`` are high."""
         if self._ready_now and self._valid.value:
             self.received += 1
             self._on_item(self._payload.value.to_unsigned())

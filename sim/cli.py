@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -145,15 +146,21 @@ def write_npz_atomic(path: Path, arrays: dict) -> None:
 
 
 class StatusDisplay:
-    """Status lines (``prog: message``) and a progress bar (tqdm, shown on a terminal
-    only, after ``delay`` seconds) on ``stream`` (default stderr); pass :meth:`log` and
-    :meth:`progress` to :func:`sim.runner.simulate`, then :meth:`close`."""
+    """Status lines (``prog: message``) and progress on ``stream`` (default stderr), for
+    :func:`sim.runner.simulate`'s ``log`` and ``progress``; call :meth:`close` at the end.
 
-    def __init__(self, prog: str, *, stream=None, delay: float = 2.0):
+    On a terminal the progress is a tqdm bar that appears after ``delay`` seconds and is
+    cleared at the end; elsewhere (a log file, a pipe) it is a status line at most every
+    ``interval`` seconds (``prog: simulating: SENT/TOTAL input items``).
+    """
+
+    def __init__(self, prog: str, *, stream=None, delay: float = 2.0, interval: float = 30.0):
         self._prog = prog
         self._stream = stream if stream is not None else sys.stderr
         self._delay = delay
+        self._interval = interval
         self._bar = None
+        self._last = time.monotonic()
 
     def log(self, message: str) -> None:
         """One status line."""
@@ -161,10 +168,17 @@ class StatusDisplay:
 
     def progress(self, sent: int, total: int) -> None:
         """Input items taken so far out of ``total``."""
+        isatty = getattr(self._stream, "isatty", None)
+        if not (isatty and isatty()):
+            now = time.monotonic()
+            if now - self._last >= self._interval and sent < total:
+                self._last = now
+                self.log(f"simulating: {sent}/{total} input items")
+            return
         if self._bar is None:
             from tqdm import tqdm
             self._bar = tqdm(total=total, desc="simulating", unit=" items", delay=self._delay,
-                             file=self._stream, leave=False, disable=None, dynamic_ncols=True)
+                             file=self._stream, leave=False, dynamic_ncols=True)
         self._bar.update(sent - self._bar.n)
 
     def close(self) -> None:

@@ -19,6 +19,8 @@ __all__ = ["Leaf", "PayloadCodec"]
 
 @dataclass(frozen=True)
 class Leaf:
+    """One scalar field of a payload: ``width`` bits at bit ``offset`` (LSB first)."""
+
     key: str            # dotted path without array indices
     index: tuple        # position inside the key's array
     offset: int
@@ -43,7 +45,11 @@ def _flatten(layout, offset: int, names: tuple, index: tuple, out: list) -> None
 
 
 class PayloadCodec:
-    """Packs dicts of integer arrays into payload integers and unpacks them."""
+    """Packs dicts of integer arrays into payload integers and unpacks them.
+
+    ``shapes[key]``: the array dimensions of a key after the item axis; ``signed`` and
+    ``widths``: per key. ``width``: payload bits.
+    """
 
     def __init__(self, leaves: list[Leaf], width: int):
         self.leaves = leaves
@@ -58,6 +64,7 @@ class PayloadCodec:
 
     @classmethod
     def from_layout(cls, layout) -> "PayloadCodec":
+        """The codec of an Amaranth data layout (or a plain shape: one key ``""``)."""
         from amaranth.hdl import Shape
         from amaranth.lib import data
         leaves: list[Leaf] = []
@@ -71,14 +78,17 @@ class PayloadCodec:
         return cls(leaves, width)
 
     def to_json(self) -> dict:
+        """Plain data for :meth:`from_json` (the cocotb process needs no Amaranth)."""
         return {"width": self.width, "leaves": [[l.key, list(l.index), l.offset, l.width, l.signed]
                                                 for l in self.leaves]}
 
     @classmethod
     def from_json(cls, obj: dict) -> "PayloadCodec":
+        """The codec :meth:`to_json` described."""
         return cls([Leaf(k, tuple(i), o, w, s) for k, i, o, w, s in obj["leaves"]], obj["width"])
 
     def value_range(self, key: str) -> tuple[int, int]:
+        """Inclusive range of field ``key`` (two's complement when signed)."""
         w = self.widths[key]
         return (-(1 << (w - 1)), (1 << (w - 1)) - 1) if self.signed[key] else (0, (1 << w) - 1)
 

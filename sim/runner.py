@@ -7,9 +7,9 @@ inputs (:meth:`sim.adapters.Adapter.input_stream`) through :mod:`sim.cocotb_benc
 random valid stalls and ready back-pressure, and returns the outputs, plus the mismatch
 count against the reference when asked.
 
-Build folder (one rule, shared with ``lqer-hw synth``; :func:`resolve_build_dir`): the
-``build_dir`` argument (``--build-dir``), else ``$LQER_BUILD_DIR``, else ``build/`` in the
-current working folder; simulation builds go to its ``sim/`` subfolder. Each build is
+Build folder (:func:`resolve_build_dir`, the one rule for every command that builds):
+the ``build_dir`` argument (``--build-dir``), else ``$LQER_BUILD_DIR``, else ``build/`` in
+the current working folder; simulation builds go to its ``sim/`` subfolder. Each build is
 made in a temporary folder and renamed when complete, so an interrupted or failed build
 leaves no half-built folder; each run gets a temporary run folder, removed afterwards
 (kept with waveforms).
@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from hw.designs import emit, top_name
+from sim.adapters import CheckedInputs
 from sim.codec import PayloadCodec
 
 __all__ = ["SIMULATORS", "SimResult", "SimulationError", "simulate", "simulator_available",
@@ -452,7 +453,6 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
     fails (the message names the log). A ``KeyboardInterrupt`` ends the simulator and
     removes the half-made build and run folders before it propagates.
     """
-    from sim.adapters import CheckedInputs
     started = time.perf_counter()
     if not isinstance(inputs, CheckedInputs) or inputs.design != adapter.design:
         raise TypeError(f"inputs must be what the {adapter.design} adapter's validate "

@@ -268,12 +268,16 @@ def test_status_display_draws_and_clears_a_progress_bar():
     assert text.startswith("lqer-hw sim: building x for y\n")
     assert "\rsimulating:" in text and "/10 [" in text  # tqdm redraws at most every 0.1 s
     assert text.endswith("\r")  # the bar is cleared (leave=False)
-    quiet = io.StringIO()  # not a terminal: status lines only
-    display = StatusDisplay("p", stream=quiet, delay=0)
+    log = io.StringIO()  # not a terminal: a status line at most every `interval` seconds
+    display = StatusDisplay("p", stream=log, interval=3600)
     display.progress(1, 2)
     display.log("m")
     display.close()
-    assert quiet.getvalue() == "p: m\n"
+    assert log.getvalue() == "p: m\n"
+    display = StatusDisplay("p", stream=log, interval=0)
+    display.progress(1, 4)
+    display.progress(4, 4)  # the end needs no line
+    assert log.getvalue() == "p: m\np: simulating: 1/4 input items\n"
 
 
 # --- real interrupts (SIGINT to the command in a subprocess) -----------------------------------
