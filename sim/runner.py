@@ -190,10 +190,17 @@ def _tool_versions(simulator: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, on_wait: Callable[[], None] | None = None):
+    """An exclusive lock on ``path``; ``on_wait()`` is called first if another process
+    holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -332,7 +339,10 @@ def icarus_time_zero(verilog: str) -> str:
 
 def _build(component, top: str, simulator: str, waves: bool, root: Path,
            log: Callable[[str], None]) -> tuple[Path, bool]:
-    """The build folder of this exact Verilog under ``root`` (built now unless cached)."""
+    """The build folder of this exact Verilog under ``root`` (built now unless cached) and
+    whether it was built now. The build happens in a temporary folder renamed when
+    complete; on failure its log is kept as ``NAME.failed.log`` (``SimulationError``), on
+    any other exception (an interrupt) nothing is kept."""
     verilog = emit(component, fmt="verilog", name=top)
     if simulator == "icarus":
         verilog = icarus_time_zero(verilog)
@@ -342,7 +352,8 @@ def _build(component, top: str, simulator: str, waves: bool, root: Path,
     final = root / name
     if (final / "built.ok").exists():
         return final, False
-    with _locked(root / f".{name}.lock"):
+    with _locked(root / f".{name}.lock",
+                 lambda: log(f"waiting for another process building {top} for {simulator}")):
         if (final / "built.ok").exists():
             return final, False
         if final.exists():  # not from this code (every build here is renamed complete)
@@ -357,6 +368,7 @@ def _build(component, top: str, simulator: str, waves: bool, root: Path,
             _build_in(tmp, verilog, top, simulator, waves, root, log)
             (tmp / "built.ok").write_text(top + "\n")
             os.replace(tmp, final)
+            (root / f"{name}.failed.log").unlink(missing_ok=True)
         except SimulationError:
             kept = root / f"{name}.failed.log"
             with contextlib.suppress(OSError):
@@ -382,7 +394,8 @@ def _build_in(build_dir: Path, verilog: str, top: str, simulator: str, waves: bo
         return
     kwargs["build_args"] = list(_VERILATOR_ARGS)  # generated code: no lint errors
     runtime = _runtime_dir(root, waves)
-    with _locked(root / f".{runtime.name}.lock"):
+    with _locked(root / f".{runtime.name}.lock", lambda: log(
+            "waiting for another process compiling the Verilator runtime library")):
         # the first Verilator build compiles the runtime while others wait for it
         seeded = _seed_runtime(build_dir, runtime)
         if not seeded:

@@ -121,6 +121,30 @@ def test_failed_build_keeps_its_log_not_its_folder(tmp_path, monkeypatch):
     assert _leftovers(tmp_path / "sim") == [logs[0].name]
 
 
+def test_a_held_build_lock_is_announced_then_waited_for(tmp_path):
+    import fcntl
+    import threading
+    lock = tmp_path / ".x.lock"
+    holder = open(lock, "w")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    said = []
+
+    def release():
+        said.append("released")
+        fcntl.flock(holder, fcntl.LOCK_UN)
+
+    timer = threading.Timer(0.3, release)
+    timer.start()
+    with runner._locked(lock, lambda: said.append("waiting")):
+        said.append("inside")
+    timer.join()
+    holder.close()
+    assert said == ["waiting", "released", "inside"]
+    with runner._locked(lock, lambda: said.append("waiting again")):
+        pass
+    assert said[-1] == "inside"
+
+
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory):
     """One build folder for this module's real runs (builds are reused)."""
