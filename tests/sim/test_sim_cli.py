@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,10 +40,10 @@ def _run(argv, capsys):
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory):
-    """One build folder for this module (builds are reused between its tests)."""
-    return tmp_path_factory.mktemp("build")
+@pytest.fixture
+def build_dir():
+    """The default build folder, given explicitly (builds are reused between runs)."""
+    return runner.resolve_build_dir()
 
 
 @pytest.mark.sim
@@ -306,16 +307,20 @@ def _leftovers(root: Path):
 
 
 @pytest.mark.sim
-def test_ctrl_c_during_a_verilator_build(tmp_path, build_dir):
-    """SIGINT while Verilator compiles (the design, or the runtime library when this
-    worker has not built it yet): one line, exit 130, no half-built folder, no output;
-    the rerun builds and runs."""
+def test_ctrl_c_during_a_verilator_build(tmp_path):
+    """SIGINT while Verilator compiles: one line, exit 130, no half-built folder, no
+    output; the rerun builds and runs. (A fresh build folder, seeded with the default
+    folder's compiled Verilator runtime when there is one, so the design is what
+    compiles.)"""
     if not simulator_available("verilator"):
         pytest.skip("verilator is not installed")
     np.savez(tmp_path / "in.npz", values=np.arange(48).reshape(3, 16) - 20)
     argv = _quantize_argv(tmp_path / "in.npz", tmp_path / "o.npz", "-p", "block=16",
                           "--simulator", "verilator")
-    build = build_dir
+    build = tmp_path / "build"
+    for runtime in (runner.build_root()).glob("verilator-runtime-*"):
+        if (runtime / "ok").exists():
+            shutil.copytree(runtime, build / "sim" / runtime.name)
     proc = _start(argv, build)
     started = _wait_for(lambda: any((build / "sim").glob(".tmp-quantize-verilator-*")), proc)
     assert started, proc.communicate()

@@ -4,6 +4,8 @@ a real simulator."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -198,13 +200,15 @@ def test_result_fields_status_and_progress(build_dir):
 
 @pytest.mark.sim
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_waveforms_on_request(monkeypatch, build_dir, simulator):
+def test_waveforms_on_request(monkeypatch, simulator):
+    """(In the default build folder, where the benches' builds are reused.)"""
     if not simulator_available(simulator):
         pytest.skip(f"{simulator} is not installed")
     monkeypatch.setenv("LQER_WAVES", "1")
     adapter, dut, inputs = _checked("dot-array", {"lanes": 1, "block": 2}, n=20)
-    result = simulate(adapter, dut, inputs, simulator=simulator, build_dir=build_dir)
+    result = simulate(adapter, dut, inputs, simulator=simulator)
     assert result.mismatches == 0
     assert result.waves_file is not None and result.waves_file.parent == result.run_dir
     assert result.waves_file.stat().st_size > 0
     assert result.input_bytes == (result.run_dir / "inputs.npz").stat().st_size
+    shutil.rmtree(result.run_dir)
