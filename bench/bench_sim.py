@@ -32,13 +32,15 @@ def main() -> int:
     args = ap.parse_args()
     params = {"lanes": args.lanes}
     component = inspect("dot-array", **params)
-    inputs = get_adapter("dot-array").random_inputs(component, args.vectors,
-                                                    np.random.default_rng(args.seed))
+    adapter = get_adapter("dot-array")
+    inputs = adapter.random_inputs(component, args.vectors, np.random.default_rng(args.seed))
+    checked = adapter.validate(component, inputs)
+    warm = adapter.validate(component, {k: v[:8] for k, v in inputs.items()})
     rows = []
     for simulator in ("icarus", "verilator"):
-        simulate("dot-array", params, {k: v[:8] for k, v in inputs.items()},
-                 simulator=simulator, valid_probability=1.0, ready_probability=1.0)  # build
-        r = simulate("dot-array", params, inputs, simulator=simulator, seed=args.seed,
+        simulate(adapter, component, warm, simulator=simulator, valid_probability=1.0,
+                 ready_probability=1.0)  # build
+        r = simulate(adapter, component, checked, simulator=simulator, seed=args.seed,
                      valid_probability=1.0, ready_probability=1.0)
         assert r.mismatches == 0, f"{simulator}: {r.mismatches} mismatches"
         rows.append((simulator, r.n_inputs / r.sim_wall_s, r.n_inputs / r.total_wall_s))

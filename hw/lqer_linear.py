@@ -17,8 +17,8 @@ only waits are at a token's first item (the previous token's outputs must be out
 since the buffers are single) and the fixed gap before the U phase.
 
 Storage is outside the datapath: W_q, A^T and B^T blocks arrive on the input stream
-beside the activations, in schedule order (``sim.adapters.LQERLinearAdapter.schedule``
-builds that stream from the operand matrices). Input item, per step::
+beside the activations, in schedule order (:mod:`hw.lqer_schedule` documents it and
+builds it from the operand matrices). Input item, per step::
 
     {"x": MXINTx block (read on the token's first nb_in steps, then replayed from a buffer),
      "w": P_m MXINTw blocks of W_q (main path), "f": P_l MXINT blocks of A^T or B^T}

@@ -38,9 +38,12 @@ class StreamDriver:
 
     @property
     def done(self) -> bool:
+        """True once every item was taken."""
         return self.sent == len(self._items)
 
     def drive(self) -> None:
+        """After the rising edge: keep the presented item, or start presenting the next
+        one with probability ``valid_probability``."""
         if self._presenting or self.done:
             want = int(self._presenting)
         else:
@@ -53,6 +56,7 @@ class StreamDriver:
             self._valid_now = want
 
     def sample(self) -> None:
+        """In the read-only phase: the presented item is taken if ``ready`` is high."""
         if self._presenting and self._ready.value:
             self.sent += 1
             self._presenting = False
@@ -73,12 +77,14 @@ class StreamMonitor:
         ready.value = 0
 
     def drive(self) -> None:
+        """After the rising edge: raise ``ready`` with probability ``ready_probability``."""
         want = int(self._p >= 1.0 or self._rng.random() < self._p)
         if want != self._ready_now:
             self._ready.value = want
             self._ready_now = want
 
     def sample(self) -> None:
+        """In the read-only phase: take the item if ``valid`` and ``ready`` are high."""
         if self._ready_now and self._valid.value:
             self.received += 1
             self._on_item(self._payload.value.to_unsigned())
@@ -115,15 +121,20 @@ class Checker:
                                 self._describe(self.expected[k]))
 
 
-async def run_cycles(clk, agents, *, until: Callable[[], bool] | None, max_cycles: int) -> int:
+async def run_cycles(clk, agents, *, until: Callable[[], bool] | None, max_cycles: int,
+                     every: tuple[int, Callable[[int], None]] | None = None) -> int:
     """Clock the agents until ``until()`` holds; returns the cycle count.
 
     Raises ``TimeoutError`` after ``max_cycles`` (a hung handshake); with
-    ``until=None`` it simply runs ``max_cycles`` cycles.
+    ``until=None`` it simply runs ``max_cycles`` cycles. ``every=(k, f)`` calls
+    ``f(cycles)`` every ``k`` cycles (progress reports).
     """
     rising, read_only = RisingEdge(clk), ReadOnly()
     cycles = 0
+    period, tick = every if every is not None else (0, None)
     while until is None or not until():
+        if period and cycles % period == 0 and cycles:
+            tick(cycles)
         if cycles >= max_cycles:
             if until is None:
                 break

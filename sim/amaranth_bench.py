@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 
 from amaranth.sim import Simulator
 
-__all__ = ["run_amaranth"]
+__all__ = ["run_amaranth", "bench_design"]
 
 
-def run_amaranth(component, items: list[int], n_outputs: int, *, valid_probability: float = 1.0,
-                 ready_probability: float = 1.0, seed: int = 1,
+def run_amaranth(component, items: Sequence[int], n_outputs: int, *,
+                 valid_probability: float = 1.0, ready_probability: float = 1.0, seed: int = 1,
                  max_cycles: int | None = None,
                  timing: dict | None = None) -> tuple[list[int], int]:
-    """Stream ``items`` through ``component`` (ports ``i``/``o``); return (outputs, cycles).
+    """Stream ``items`` (payload integers) through ``component`` (stream ports ``i``/``o``)
+    until ``n_outputs`` items came out; return (output payload integers, cycles).
 
-    ``timing``, when given, receives ``run_s``: seconds of the clocked simulation alone.
+    Stalls: each cycle the input is valid with ``valid_probability`` (once an item is
+    presented it stays until taken) and the output ready with ``ready_probability``,
+    from ``random.Random(seed)``. Raises ``TimeoutError`` after ``max_cycles`` (default:
+    four times the expected count). ``timing``, when given, receives ``run_s``: seconds
+    of the clocked simulation alone.
     """
     rng = random.Random(seed)
     rate = min(valid_probability, ready_probability)
@@ -69,7 +75,11 @@ def bench_design(design: str, params: dict, *, vectors: int, seed: int = 1,
                  inputs: dict | None = None, timing: dict | None = None):
     """Random (or given) vectors through a registered design on Amaranth's simulator.
 
-    Returns ``(mismatches, received payloads, expected payloads, cycles)``.
+    ``vectors`` random vectors from ``adapter.random_inputs`` (seeded by ``seed``) unless
+    ``inputs`` (user-level fields) are given; both are checked by ``adapter.validate``
+    (``ValueError``). Stalls and ``timing`` as :func:`run_amaranth`. Returns
+    ``(mismatches, received payloads, expected payloads, cycles)``, mismatches counting
+    differing, missing and extra items.
     """
     import numpy as np
 
@@ -85,7 +95,7 @@ def bench_design(design: str, params: dict, *, vectors: int, seed: int = 1,
     expected = adapter.reference(component, inputs)
     in_codec = PayloadCodec.from_layout(component.i.payload.shape())
     out_codec = PayloadCodec.from_layout(component.o.payload.shape())
-    items = in_codec.pack(adapter.to_payload(adapter.inputs, inputs))
+    items = adapter.input_stream(component, inputs).pack(in_codec)
     want = out_codec.pack(adapter.to_payload(adapter.output_fields(component), expected))
     got, cycles = run_amaranth(component, items, len(want), valid_probability=valid_probability,
                                ready_probability=ready_probability, seed=seed, timing=timing)

@@ -1,10 +1,22 @@
-"""``lqer-hw sim``: run a design's RTL on the vectors of an .npz file (cocotb)."""
+"""``lqer-hw sim``: run a design's RTL on the vectors of an .npz file (cocotb).
+
+    lqer-hw sim DESIGN [-p NAME=VALUE]... --inputs IN.npz --outputs OUT.npz
+                [--simulator verilator|icarus] [--build-dir DIR] [--check] [--stall P]
+                [--seed N]
+    lqer-hw sim lqer-linear --factors DIR --layer NAME --inputs X.npy --outputs Y.npz ...
+
+Exit status: 0; 1 when the simulator failed or ``--check`` found a mismatch; 2 for a
+usage error (one line, nothing written); 130 when interrupted (one line, no output
+file, no half-built build folder). Status lines and a progress bar go to stderr; the
+result line (which simulator ran, items, cycles, where the outputs went) to stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,14 +25,17 @@ import numpy as np
 from hw.designs import get_design, inspect, parse_params
 from sim.adapters import ADAPTERS, get_adapter
 
+__all__ = ["main", "UsageError", "check_simulator", "check_build_dir", "check_output_file",
+           "write_npz_atomic", "StatusDisplay"]
 
-class _UsageError(Exception):
-    pass
+
+class UsageError(Exception):
+    """A one-line problem with the command line (exit 2, nothing written)."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise _UsageError(message)
+        raise UsageError(message)
 
 
 def _fields_help() -> str:
@@ -33,11 +48,15 @@ def _fields_help() -> str:
         for spec in adapter.outputs + tuple(extra):
             lines.append(f"    out  {spec.name:<12} {spec.doc}")
     lines += ["", "Exponents are unbiased. Parameters and ranges: lqer-hw gen --list.",
-              "Environment: LQER_WAVES=1 keeps a waveform in the run folder under build/sim/."]
+              "Build folder: --build-dir, else $LQER_BUILD_DIR, else build/ in the current "
+              "folder;",
+              "builds go to its sim/ subfolder (one per design, parameters and simulator).",
+              "Environment: LQER_WAVES=1 keeps a waveform in the run folder under it."]
     return "\n".join(lines)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
+    from sim.runner import SIMULATORS
     p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Run the RTL of DESIGN on the vectors in IN.npz through the cocotb "
                 "stream bench and write what the RTL produced to OUT.npz.",
@@ -48,8 +67,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--inputs", required=True, metavar="IN.npz",
                    help="input vectors (with --factors: X.npy, tokens x d_in floats)")
     p.add_argument("--outputs", required=True, metavar="OUT.npz", help="where to write outputs")
-    p.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"),
-                   help="HDL simulator (default icarus)")
+    p.add_argument("--simulator", default=None, choices=SIMULATORS,
+                   help="HDL simulator (default: the first installed of "
+                        f"{', '.join(SIMULATORS)})")
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="build folder (default: $LQER_BUILD_DIR, else build/ in the current "
+                        "folder); simulation builds go to DIR/sim")
     p.add_argument("--check", action="store_true",
                    help="also compare with the bit-exact reference; exit 1 on any mismatch")
     p.add_argument("--stall", type=float, default=0.0, metavar="P",
@@ -62,54 +85,171 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+# --- checks shared with the --factors form -------------------------------------------------------
+
+def check_simulator(name: str | None) -> str:
+    """The simulator to run: ``name`` when installed, the default when ``None``;
+    :class:`UsageError` otherwise."""
+    from sim.runner import SIMULATORS, SimulationError, default_simulator, simulator_available
+    if name is None:
+        try:
+            return default_simulator()
+        except SimulationError as exc:
+            raise UsageError(str(exc)) from None
+    if not simulator_available(name):
+        installed = [s for s in SIMULATORS if simulator_available(s)]
+        raise UsageError(f"--simulator must name an installed simulator (installed: "
+                         f"{', '.join(installed) or 'none'}); got {name!r}")
+    return name
+
+
+def check_build_dir(path: str | None) -> Path:
+    """The build folder (:func:`sim.runner.resolve_build_dir`); :class:`UsageError` when it,
+    or the nearest existing folder above it, is not a writable folder."""
+    from sim.runner import resolve_build_dir
+    root = resolve_build_dir(path)
+    what = "--build-dir" if path else ("LQER_BUILD_DIR" if os.environ.get("LQER_BUILD_DIR")
+                                       else "the build folder")
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} must name a folder; got {str(root)!r} ({str(probe)!r} is a "
+                         f"file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} must be writable; got {str(root)!r}")
+    return root
+
+
+def check_output_file(path: str, *, option: str = "--outputs", suffix: str = ".npz") -> Path:
+    """``path`` as an output file: ends in ``suffix``, its folder exists, not a folder
+    itself; :class:`UsageError` otherwise."""
+    out = Path(path)
+    if out.suffix != suffix:
+        raise UsageError(f"{option} must end in {suffix}; got {path!r}")
+    if not out.parent.is_dir():
+        raise UsageError(f"{option} folder must exist; got {str(out.parent)!r}")
+    if out.is_dir():
+        raise UsageError(f"{option} must name a file; got folder {path!r}")
+    return out
+
+
+def write_npz_atomic(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` (.npz) through a temporary file and a rename; nothing
+    is left behind on an error or interrupt."""
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class StatusDisplay:
+    """Status lines (``prog: message``) and progress on ``stream`` (default stderr), for
+    :func:`sim.runner.simulate`'s ``log`` and ``progress``; call :meth:`close` at the end.
+
+    On a terminal the progress is a tqdm bar that appears after ``delay`` seconds and is
+    cleared at the end; elsewhere (a log file, a pipe) it is a status line at most every
+    ``interval`` seconds (``prog: simulating: SENT/TOTAL input items``).
+    """
+
+    def __init__(self, prog: str, *, stream=None, delay: float = 2.0, interval: float = 30.0):
+        self._prog = prog
+        self._stream = stream if stream is not None else sys.stderr
+        self._delay = delay
+        self._interval = interval
+        self._bar = None
+        self._last = time.monotonic()
+
+    def log(self, message: str) -> None:
+        """One status line."""
+        print(f"{self._prog}: {message}", file=self._stream, flush=True)
+
+    def progress(self, sent: int, total: int) -> None:
+        """Input items taken so far out of ``total``."""
+        isatty = getattr(self._stream, "isatty", None)
+        if not (isatty and isatty()):
+            now = time.monotonic()
+            if now - self._last >= self._interval and sent < total:
+                self._last = now
+                self.log(f"simulating: {sent}/{total} input items")
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, desc="simulating", unit=" items", delay=self._delay,
+                             file=self._stream, leave=False, dynamic_ncols=True)
+        self._bar.update(sent - self._bar.n)
+
+    def close(self) -> None:
+        """Remove the bar (at the end, or before the error or interrupt line)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _load_inputs(path: str) -> dict:
     if not os.path.isfile(path):
-        raise _UsageError(f"--inputs must name an existing .npz file; got {path!r}")
+        raise UsageError(f"--inputs must name an existing .npz file; got {path!r}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if not hasattr(npz, "files"):
                 raise ValueError
             return {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise _UsageError(f"--inputs must be a NumPy .npz archive; could not read {path!r}") \
+        raise UsageError(f"--inputs must be a NumPy .npz archive; could not read {path!r}") \
             from None
 
 
-def main(argv: list[str], prog: str = "lqer-hw sim") -> int:
+def _run(args, prog: str, display: StatusDisplay) -> int:
     from sim.runner import SimulationError, simulate  # cocotb only when running
     try:
-        args = _parser(prog).parse_args(argv)
         if not 0 <= args.stall < 1:
-            raise _UsageError(f"--stall must be in [0, 1); got {args.stall}")
+            raise UsageError(f"--stall must be in [0, 1); got {args.stall}")
         if args.factors is not None or args.layer is not None:
             from sim.lqer_layer import run_layer_command
-            return run_layer_command(args, prog)
+            return run_layer_command(args, prog, display)
         design = get_design(args.design)
         adapter = get_adapter(design.name)
         params = parse_params(design, args.param)
         component = inspect(design.name, **params)
         inputs = adapter.validate(component, _load_inputs(args.inputs))
-        out = Path(args.outputs)
-        if out.suffix != ".npz":
-            raise _UsageError(f"--outputs must end in .npz; got {args.outputs!r}")
-        if not out.parent.is_dir():
-            raise _UsageError(f"--outputs folder must exist; got {str(out.parent)!r}")
-    except (_UsageError, ValueError, TypeError) as exc:
+        out = check_output_file(args.outputs)
+        simulator = check_simulator(args.simulator)
+        build_dir = check_build_dir(args.build_dir)
+    except (UsageError, ValueError, TypeError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        result = simulate(design.name, params, inputs, simulator=args.simulator, check=args.check,
+        result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
                           seed=args.seed, valid_probability=1 - args.stall,
-                          ready_probability=1 - args.stall)
+                          ready_probability=1 - args.stall, build_dir=build_dir,
+                          log=display.log, progress=display.progress)
     except SimulationError as exc:
+        display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
-    tmp = out.with_name(f".{out.stem}.tmp.npz")
-    np.savez(tmp, **result.outputs)
-    os.replace(tmp, out)
-    line = (f"{design.name} on {args.simulator}: {result.n_inputs} inputs, {result.n_outputs} "
+    display.close()
+    write_npz_atomic(out, result.outputs)
+    line = (f"{design.name} on {simulator}: {result.n_inputs} inputs, {result.n_outputs} "
             f"outputs in {result.cycles} cycles; wrote {out}")
     if args.check:
         line += f"; {result.mismatches} mismatches against the reference"
     print(line)
     return 1 if args.check and result.mismatches else 0
+
+
+def main(argv: list[str], prog: str = "lqer-hw sim") -> int:
+    """Run the command on ``argv``; returns the exit status (module doc)."""
+    display = StatusDisplay(prog)
+    try:
+        try:
+            args = _parser(prog).parse_args(argv)
+        except UsageError as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return 2
+        return _run(args, prog, display)
+    except KeyboardInterrupt:
+        display.close()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

