@@ -47,11 +47,10 @@ from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, is_power_of_two, signed_for_range
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.unused import owned, rejectable
+from sw.datapath import MAX_DIM, lqer_linear_reason
 from sw.mxint import MXIntFormat
 
-__all__ = ["LQERLinear", "MAX_DIM"]
-
-MAX_DIM = 8192
+__all__ = ["LQERLinear"]
 
 
 class LQERLinear(wiring.Component):
@@ -92,11 +91,12 @@ class LQERLinear(wiring.Component):
                                  f"got {fmt.block}")
         for name, value, low in (("d_in", d_in, 1), ("d_out", d_out, 1), ("rank", rank, 0)):
             check_int(name, value, low, MAX_DIM)
-            if value % block:
-                raise ValueError(f"{name} must be a multiple of block ({block}); got {value}")
-        if rank > min(d_in, d_out):
-            raise ValueError(f"rank must be at most min(d_in, d_out) = {min(d_in, d_out)}; "
-                             f"got {rank}")
+        # the shape and format rule, stated once in sw (also what `quantize` reports)
+        reason = lqer_linear_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
+                                    a_width=a_format.width, lowrank_width=lowrank_format.width,
+                                    flavour=a_format.flavour, rounding=a_format.rounding)
+        if reason is not None:
+            raise ValueError(reason)
         check_int("lanes_main", lanes_main, 1, 256)
         if d_out % lanes_main:
             raise ValueError(f"lanes_main must divide d_out ({d_out}); got {lanes_main}")
@@ -107,10 +107,6 @@ class LQERLinear(wiring.Component):
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("dot_stages", dot_stages, 1, 8)
         self._a_format, self._w_format, self._lr_format = a_format, w_format, lowrank_format
-        if rank and lowrank_format.width != a_format.width:
-            raise ValueError(f"lowrank_format.width must equal a_format.width ({a_format.width}) "
-                             "when rank > 0 (one low-rank array takes x, then t); got "
-                             f"{lowrank_format.width}")
         if rank and not lanes_lowrank:
             lanes_lowrank = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank, block=block,
                                                   lanes_main=lanes_main, dot_stages=dot_stages)

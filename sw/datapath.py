@@ -20,11 +20,12 @@ torch-free, so ``hw`` may call it.
 
 from __future__ import annotations
 
-__all__ = ["DATAPATH", "MAX_BLOCK", "MAX_DIM", "lqer_linear_reason", "datapath_record"]
+from sw import mxint
+
+__all__ = ["DATAPATH", "MAX_DIM", "lqer_linear_reason", "datapath_record"]
 
 DATAPATH = "lqer-linear"
-MAX_BLOCK = 256
-MAX_DIM = 8192
+MAX_DIM = 8192  # largest d_in, d_out or rank of the datapath's counters and memories
 
 
 def lqer_linear_reason(*, d_in: int, d_out: int, rank: int, block: int, a_width: int,
@@ -32,26 +33,29 @@ def lqer_linear_reason(*, d_in: int, d_out: int, rank: int, block: int, a_width:
                        blocking: str = "reduction") -> str | None:
     """Why a layer with these shapes and formats cannot run on ``lqer-linear``; None when it can.
 
-    ``rank`` 0 is the main path alone (plain MXINT). The reason is one phrase,
-    e.g. ``"rank 20 is not a multiple of block 16"``.
+    ``rank`` 0 is the main path alone (plain MXINT). The reason is one line in the
+    project's form, ``PARAM must be ...; got ...``, e.g. ``"rank must be a multiple of
+    block (16); got 20"``; ``hw.lqer_linear.LQERLinear`` raises it as its ``ValueError``.
     """
-    if block < 1 or block & (block - 1) or block > MAX_BLOCK:
-        return f"block {block} is not a power of two in 1..{MAX_BLOCK}"
+    if not 1 <= block <= mxint.MAX_BLOCK or block & (block - 1):
+        return f"block must be a power of two in 1..{mxint.MAX_BLOCK}; got {block}"
     for name, value in (("d_in", d_in), ("d_out", d_out), ("rank", rank)):
         if value % block:
-            return f"{name} {value} is not a multiple of block {block}"
+            return f"{name} must be a multiple of block ({block}); got {value}"
         if value > MAX_DIM:
-            return f"{name} {value} is above {MAX_DIM}"
+            return f"{name} must be at most {MAX_DIM}; got {value}"
+    if rank > min(d_in, d_out):
+        return f"rank must be at most min(d_in, d_out) = {min(d_in, d_out)}; got {rank}"
     if flavour != "ocp":
-        return f"flavour {flavour!r} is not 'ocp'"
+        return f"flavour must be 'ocp' (the datapath's quantizer); got {flavour!r}"
     if rounding != "even":
-        return f"rounding {rounding!r} is not 'even' (round half to even)"
+        return f"rounding must be 'even' (round half to even); got {rounding!r}"
     if rank and blocking != "reduction":
-        return (f"blocking {blocking!r} blocks A along the rank and B along d_out "
-                "(the datapath needs 'reduction')")
+        return (f"blocking must be 'reduction' (A along d_in, B along the rank, the axes the "
+                f"datapath reduces); got {blocking!r}")
     if rank and lowrank_width != a_width:
-        return (f"lowrank_width {lowrank_width} differs from a_width {a_width} "
-                "(one low-rank dot array takes x, then t)")
+        return (f"lowrank_width must equal a_width ({a_width}) when rank > 0 (one low-rank "
+                f"dot array takes x, then t); got {lowrank_width}")
     return None
 
 
@@ -59,7 +63,7 @@ def datapath_record(config, shapes: dict[str, tuple[int, int]]) -> dict:
     """``{"lqer-linear": bool, "reason": str | None}`` for layers ``{name: (d_out, d_in)}``.
 
     ``config`` is a :class:`sw.qconfig.QuantConfig`; the reason names the first
-    layer that does not fit (in ``shapes`` order).
+    layer that does not fit (in ``shapes`` order) when the fault is the layer's shape.
     """
     rank = config.rank if config.low_rank else 0
     for name, (d_out, d_in) in shapes.items():

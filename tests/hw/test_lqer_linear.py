@@ -83,8 +83,8 @@ def test_default_lowrank_lanes_never_stall_the_main_path(d_in, d_out, rank, bloc
     ({"lanes_lowrank": 3}, ValueError,
      "lanes_lowrank must be 0 (default) or a power of two in 1..16 (it divides block); got 3"),
     ({"lowrank_format": MXIntFormat(width=6)}, ValueError,
-     "lowrank_format.width must equal a_format.width (8) when rank > 0 (one low-rank array "
-     "takes x, then t); got 6"),
+     "lowrank_width must equal a_width (8) when rank > 0 (one low-rank dot array takes x, then "
+     "t); got 6"),
     ({"w_format": MXIntFormat(width=4, block=8)}, ValueError,
      "w_format.block must equal a_format.block (16); got 8"),
     ({"a_format": MXIntFormat(width=8, flavour="lqer")}, ValueError,

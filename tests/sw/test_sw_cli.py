@@ -183,13 +183,17 @@ def test_quantize_overwrite_replaces_the_folder_whole(tmp_path, capsys):
 
 # when the factors cannot run on the lqer-linear datapath: one line at once, and the manifest says why
 DATAPATH = [
-    (["--method", "lqer", "--rank", "20"], "rank 20 is not a multiple of block 16"),
-    (["--method", "lqer", "--flavour", "lqer"], "flavour 'lqer' is not 'ocp'"),
-    (["--method", "mxint", "--rounding", "away"], "rounding 'away' is not 'even' (round half to even)"),
+    (["--method", "lqer", "--rank", "20"], "rank must be a multiple of block (16); got 20"),
+    (["--method", "lqer", "--flavour", "lqer"],
+     "flavour must be 'ocp' (the datapath's quantizer); got 'lqer'"),
+    (["--method", "mxint", "--rounding", "away"],
+     "rounding must be 'even' (round half to even); got 'away'"),
     (["--method", "lqer", "--blocking", "paper"],
-     "blocking 'paper' blocks A along the rank and B along d_out (the datapath needs 'reduction')"),
+     "blocking must be 'reduction' (A along d_in, B along the rank, the axes the datapath "
+     "reduces); got 'paper'"),
     (["--method", "lqer", "--lowrank-width", "4"],
-     "lowrank_width 4 differs from a_width 8 (one low-rank dot array takes x, then t)"),
+     "lowrank_width must equal a_width (8) when rank > 0 (one low-rank dot array takes x, then "
+     "t); got 4"),
 ]
 
 

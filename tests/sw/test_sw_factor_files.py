@@ -81,12 +81,12 @@ def test_the_manifest_records_whether_the_datapath_runs_the_factors(tmp_path):
     f = {"l.0": compute_layer_factors(_weight(), config=odd, name="l.0")}
     save_factors(tmp_path / "b", f, config=odd, source={})
     assert read_manifest(tmp_path / "b")["datapath"] == {
-        "lqer-linear": False, "reason": "rank 20 is not a multiple of block 16"}
+        "lqer-linear": False, "reason": "rank must be a multiple of block (16); got 20"}
     narrow = QuantConfig(method="mxint")
     f = {"l.0": compute_layer_factors(_weight(d_in=40), config=narrow, name="l.0")}
     save_factors(tmp_path / "c", f, config=narrow, source={})
     assert read_manifest(tmp_path / "c")["datapath"] == {
-        "lqer-linear": False, "reason": "d_in 40 is not a multiple of block 16 (layer l.0)"}
+        "lqer-linear": False, "reason": "d_in must be a multiple of block (16); got 40 (layer l.0)"}
 
 
 def test_save_without_overwrite_refuses_a_non_empty_folder(tmp_path):
