@@ -23,19 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from hw.designs import get_design, inspect, parse_params
+from lqer_hw.args import Parser, UsageError, integer, number, run
+from lqer_hw.files import atomic_file, check_output_file
 from sim.adapters import ADAPTERS, get_adapter
 
-__all__ = ["main", "UsageError", "check_simulator", "check_build_dir", "check_output_file",
-           "write_npz_atomic", "StatusDisplay"]
-
-
-class UsageError(Exception):
-    """A one-line problem with the command line (exit 2, nothing written)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError(message)
+__all__ = ["main", "check_simulator", "check_build_dir", "write_npz", "StatusDisplay"]
 
 
 def _fields_help() -> str:
@@ -57,7 +49,7 @@ def _fields_help() -> str:
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     from sim.runner import SIMULATORS
-    p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Run the RTL of DESIGN on the vectors in IN.npz through the cocotb "
                 "stream bench and write what the RTL produced to OUT.npz.",
                 epilog=_fields_help())
@@ -75,9 +67,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         "folder); simulation builds go to DIR/sim")
     p.add_argument("--check", action="store_true",
                    help="also compare with the bit-exact reference; exit 1 on any mismatch")
-    p.add_argument("--stall", type=float, default=0.0, metavar="P",
+    p.add_argument("--stall", type=number(low=0, below=1), default=0.0, metavar="P",
                    help="probability of a valid stall and of a ready stall per cycle (default 0)")
-    p.add_argument("--seed", type=int, default=1, help="seed of the stall pattern")
+    p.add_argument("--seed", type=integer(0), default=1, help="seed of the stall pattern")
     p.add_argument("--factors", metavar="DIR",
                    help="lqer-linear only: a folder written by 'lqer-hw quantize'; runs one of "
                    "its layers on X.npy and writes y (tokens x d_out, float64) and cycles")
@@ -98,7 +90,7 @@ def check_simulator(name: str | None) -> str:
             raise UsageError(str(exc)) from None
     if not simulator_available(name):
         installed = [s for s in SIMULATORS if simulator_available(s)]
-        raise UsageError(f"--simulator must name an installed simulator (installed: "
+        raise UsageError(f"simulator must name an installed simulator (installed: "
                          f"{', '.join(installed) or 'none'}); got {name!r}")
     return name
 
@@ -108,7 +100,7 @@ def check_build_dir(path: str | None) -> Path:
     or the nearest existing folder above it, is not a writable folder."""
     from sim.runner import resolve_build_dir
     root = resolve_build_dir(path)
-    what = "--build-dir" if path else ("LQER_BUILD_DIR" if os.environ.get("LQER_BUILD_DIR")
+    what = "build-dir" if path else ("LQER_BUILD_DIR" if os.environ.get("LQER_BUILD_DIR")
                                        else "the build folder")
     probe = root
     while not probe.exists() and probe != probe.parent:
@@ -121,28 +113,11 @@ def check_build_dir(path: str | None) -> Path:
     return root
 
 
-def check_output_file(path: str, *, option: str = "--outputs", suffix: str = ".npz") -> Path:
-    """``path`` as an output file: ends in ``suffix``, its folder exists, not a folder
-    itself; :class:`UsageError` otherwise."""
-    out = Path(path)
-    if out.suffix != suffix:
-        raise UsageError(f"{option} must end in {suffix}; got {path!r}")
-    if not out.parent.is_dir():
-        raise UsageError(f"{option} folder must exist; got {str(out.parent)!r}")
-    if out.is_dir():
-        raise UsageError(f"{option} must name a file; got folder {path!r}")
-    return out
-
-
-def write_npz_atomic(path: Path, arrays: dict) -> None:
-    """Write ``arrays`` to ``path`` (.npz) through a temporary file and a rename; nothing
+def write_npz(path: Path, arrays: dict) -> None:
+    """Write ``arrays`` to ``path`` (.npz) atomically (``lqer_hw.files.atomic_file``): nothing
     is left behind on an error or interrupt."""
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as handle:
+        np.savez(handle, **arrays)
 
 
 class StatusDisplay:
@@ -190,36 +165,30 @@ class StatusDisplay:
 
 def _load_inputs(path: str) -> dict:
     if not os.path.isfile(path):
-        raise UsageError(f"--inputs must name an existing .npz file; got {path!r}")
+        raise UsageError(f"inputs must name an existing .npz file; got {path!r}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             if not hasattr(npz, "files"):
                 raise ValueError
             return {k: npz[k] for k in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError):
-        raise UsageError(f"--inputs must be a NumPy .npz archive; could not read {path!r}") \
+        raise UsageError(f"inputs must be a NumPy .npz archive; could not read {path!r}") \
             from None
 
 
 def _run(args, prog: str, display: StatusDisplay) -> int:
     from sim.runner import SimulationError, simulate  # cocotb only when running
-    try:
-        if not 0 <= args.stall < 1:
-            raise UsageError(f"--stall must be in [0, 1); got {args.stall}")
-        if args.factors is not None or args.layer is not None:
-            from sim.lqer_layer import run_layer_command
-            return run_layer_command(args, prog, display)
-        design = get_design(args.design)
-        adapter = get_adapter(design.name)
-        params = parse_params(design, args.param)
-        component = inspect(design.name, **params)
-        inputs = adapter.validate(component, _load_inputs(args.inputs))
-        out = check_output_file(args.outputs)
-        simulator = check_simulator(args.simulator)
-        build_dir = check_build_dir(args.build_dir)
-    except (UsageError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    if args.factors is not None or args.layer is not None:
+        from sim.lqer_layer import run_layer_command
+        return run_layer_command(args, prog, display)
+    design = get_design(args.design)
+    adapter = get_adapter(design.name)
+    params = parse_params(design, args.param)
+    component = inspect(design.name, **params)
+    inputs = adapter.validate(component, _load_inputs(args.inputs))
+    out = check_output_file(args.outputs, name="outputs", suffix=".npz")
+    simulator = check_simulator(args.simulator)
+    build_dir = check_build_dir(args.build_dir)
     try:
         result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
                           seed=args.seed, valid_probability=1 - args.stall,
@@ -230,7 +199,7 @@ def _run(args, prog: str, display: StatusDisplay) -> int:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     display.close()
-    write_npz_atomic(out, result.outputs)
+    write_npz(out, result.outputs)
     line = (f"{design.name} on {simulator}: {result.n_inputs} inputs, {result.n_outputs} "
             f"outputs in {result.cycles} cycles; wrote {out}")
     if args.check:
@@ -242,14 +211,11 @@ def _run(args, prog: str, display: StatusDisplay) -> int:
 def main(argv: list[str], prog: str = "lqer-hw sim") -> int:
     """Run the command on ``argv``; returns the exit status (module doc)."""
     display = StatusDisplay(prog)
-    try:
+
+    def body() -> int:
         try:
-            args = _parser(prog).parse_args(argv)
-        except UsageError as exc:
-            print(f"{prog}: error: {exc}", file=sys.stderr)
-            return 2
-        return _run(args, prog, display)
-    except KeyboardInterrupt:
-        display.close()
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+            return _run(_parser(prog).parse_args(argv), prog, display)
+        finally:
+            display.close()  # before an error or "interrupted" line
+
+    return run(prog, body, usage_errors=(ValueError, TypeError))

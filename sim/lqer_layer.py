@@ -76,56 +76,59 @@ def outputs_to_y(component, outputs: dict, tokens: int) -> np.ndarray:
 
 def _load_x(path: str, d_in: int) -> np.ndarray:
     if not os.path.isfile(path):
-        raise LayerError(f"--inputs must name an existing .npy file; got {path!r}")
+        raise LayerError(f"inputs must name an existing .npy file; got {path!r}")
     try:
         x = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
-        raise LayerError(f"--inputs must be a NumPy .npy array; could not read {path!r}") from None
+        raise LayerError(f"inputs must be a NumPy .npy array; could not read {path!r}") from None
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise LayerError(f"--inputs must be a numeric .npy array (tokens x {d_in}); got {path!r}")
+        raise LayerError(f"inputs must be a numeric .npy array (tokens x {d_in}); got {path!r}")
     if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 1:
-        raise LayerError(f"--inputs must have shape (tokens, {d_in}) with tokens >= 1; "
+        raise LayerError(f"inputs must have shape (tokens, {d_in}) with tokens >= 1; "
                          f"got {x.shape}")
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
         where = tuple(int(v) for v in bad)
-        raise LayerError(f"--inputs must be finite; got {x[tuple(bad)]} at {where}")
+        raise LayerError(f"inputs must be finite; got {x[tuple(bad)]} at {where}")
     return x
 
 
 def _prepare(args):
     from hw.designs import get_design, parse_params
-    from sim.cli import check_build_dir, check_output_file, check_simulator
-    from sw.factors import load_factors
+    from lqer_hw.files import check_output_file
+    from sim.cli import check_build_dir, check_simulator
+    from sw.datapath import lqer_linear_reason
+    from sw.factor_files import load_factors  # NumPy and safetensors only: no torch here
     if args.design != DESIGN:
-        raise LayerError(f"--factors needs design {DESIGN}; got {args.design!r}")
+        raise LayerError(f"factors needs design {DESIGN}; got {args.design!r}")
     if args.factors is None or args.layer is None:
-        raise LayerError("--factors and --layer must be given together")
+        raise LayerError("factors and layer must be given together; got only "
+                         + ("factors" if args.layer is None else "layer"))
     factors, config, _ = load_factors(args.factors)
     if args.layer not in factors:
         names = list(factors)
-        raise LayerError(f"--layer must be a layer of {args.factors} (e.g. {names[0]!r}); "
+        raise LayerError(f"layer must be a layer of {args.factors} (e.g. {names[0]!r}); "
                          f"got {args.layer!r}")
-    if config.flavour != "ocp" or config.rounding != "even":
-        raise LayerError("factors must use the ocp flavour and round-half-even for the RTL; "
-                         f"got {config.flavour} / {config.rounding}")
     layer = factors[args.layer]
-    if layer.rank and (layer.a.axis != 0 or layer.b.axis != 0):
-        raise LayerError("factors must use reduction blocking (A along d_in, B along the rank) "
-                         f"for the RTL; got blocking {config.blocking!r}")
+    reason = lqer_linear_reason(d_in=layer.d_in, d_out=layer.d_out, rank=layer.rank,
+                                block=config.block, a_width=config.a_width,
+                                lowrank_width=config.lowrank_width, flavour=config.flavour,
+                                rounding=config.rounding, blocking=config.blocking)
+    if reason is not None:
+        raise LayerError(f"factors must run on the {DESIGN} datapath: {reason}")
     design = get_design(DESIGN)
     given = {text.partition("=")[0].strip() for text in args.param}
     fixed = sorted(given - set(FREE_PARAMS))
     if fixed:
-        raise LayerError(f"-p may set only {', '.join(FREE_PARAMS)} with --factors (the rest "
+        raise LayerError(f"param may set only {', '.join(FREE_PARAMS)} with --factors (the rest "
                          f"come from the factors); got {fixed[0]!r}")
     params = parse_params(design, args.param)
     params.update(layer_params(layer, config))
     for name, value in params.items():
         design.param(name).check(value)
     x = _load_x(args.inputs, layer.d_in)
-    out = check_output_file(args.outputs)
+    out = check_output_file(args.outputs, name="outputs", suffix=".npz")
     return layer, config, params, x, out, check_simulator(args.simulator), \
         check_build_dir(args.build_dir)
 
@@ -137,16 +140,12 @@ def run_layer_command(args, prog: str, display) -> int:
     found a mismatch, else 0."""
     from hw.designs import inspect
     from sim.adapters import get_adapter
-    from sim.cli import UsageError, write_npz_atomic
+    from sim.cli import write_npz
     from sim.runner import SimulationError, simulate
-    try:
-        layer, config, params, x, out, simulator, build_dir = _prepare(args)
-        component = inspect(DESIGN, **params)
-        adapter = get_adapter(DESIGN)
-        inputs = adapter.validate(component, layer_inputs(layer, config, x))
-    except (UsageError, ValueError, TypeError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    layer, config, params, x, out, simulator, build_dir = _prepare(args)
+    component = inspect(DESIGN, **params)
+    adapter = get_adapter(DESIGN)
+    inputs = adapter.validate(component, layer_inputs(layer, config, x))
     try:
         result = simulate(adapter, component, inputs, simulator=simulator, check=False,
                           seed=args.seed, valid_probability=1 - args.stall,
@@ -167,7 +166,7 @@ def run_layer_command(args, prog: str, display) -> int:
                                     exponent_bits=config.exponent_bits,
                                     guard_bits=params["guard_bits"])
         mismatches = int(np.count_nonzero(ref["y"] != y))
-    write_npz_atomic(out, {"y": y, "datapath": datapath, "cycles": np.int64(result.cycles)})
+    write_npz(out, {"y": y, "datapath": datapath, "cycles": np.int64(result.cycles)})
     tokens = f"{len(x)} token" + ("" if len(x) == 1 else "s")
     line = (f"{DESIGN} {args.layer} ({layer.d_in}x{layer.d_out}, rank {layer.rank}) on "
             f"{simulator}: {tokens} in {result.cycles} cycles "

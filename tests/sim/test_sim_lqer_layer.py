@@ -126,14 +126,14 @@ def test_small_layer_with_bias_on_the_default_simulator(small_factors, tmp_path,
 
 
 @pytest.mark.parametrize("case, message", [
-    ("layer", "--layer must be a layer of {factors} (e.g. 'lin'); got 'nope'"),
-    ("shape", "--inputs must have shape (tokens, 32) with tokens >= 1; got (3, 31)"),
-    ("nan", "--inputs must be finite; got nan at (1, 2)"),
-    ("param", "-p may set only lanes_main, lanes_lowrank, guard_bits, dot_stages with "
+    ("layer", "layer must be a layer of {factors} (e.g. 'lin'); got 'nope'"),
+    ("shape", "inputs must have shape (tokens, 32) with tokens >= 1; got (3, 31)"),
+    ("nan", "inputs must be finite; got nan at (1, 2)"),
+    ("param", "param may set only lanes_main, lanes_lowrank, guard_bits, dot_stages with "
               "--factors (the rest come from the factors); got 'd_in'"),
     ("lanes", "lanes_main must divide d_out (16); got 3"),
-    ("missing", "--inputs must name an existing .npy file; got '{tmp}/none.npy'"),
-    ("design", "--factors needs design lqer-linear; got 'dot'"),
+    ("missing", "inputs must name an existing .npy file; got '{tmp}/none.npy'"),
+    ("design", "factors needs design lqer-linear; got 'dot'"),
     ("factors", "quantized must be a folder written by 'lqer-hw quantize' (with "
                 "manifest.json); got '{tmp}'"),
 ])
@@ -185,3 +185,23 @@ def test_real_l2qer_layer_on_verilator_many_tokens(request, tmp_path, capsys):
     assert code == 0, err
     assert "0 mismatches against sw.lqer_reference" in out
     assert np.load(tmp_path / "y.npz")["y"].shape == (tokens, 128)
+
+
+@pytest.mark.sim
+def test_sim_factors_never_imports_torch(small_factors, tmp_path):
+    """`lqer-hw sim --factors` reads the factors with NumPy and safetensors only: the whole
+    command, with --check, runs in a process where torch is never imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    np.save(tmp_path / "x.npy", np.random.default_rng(1).standard_normal((2, 32)))
+    simulator = "icarus" if simulator_available("icarus") else default_simulator()
+    argv = _layer_argv(small_factors, "lin", tmp_path / "x.npy", tmp_path / "y.npz", "--check",
+                       "--simulator", simulator)
+    code = ("import sys; from sim.cli import main; status = main(sys.argv[1:], prog='sim'); "
+            "print('torch' in sys.modules); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "; 0 mismatches against sw.lqer_reference" in done.stdout
+    assert done.stdout.splitlines()[-1] == "False"
