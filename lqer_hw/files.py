@@ -30,7 +30,17 @@ from boltons.fileutils import AtomicSaver
 from lqer_hw.args import UsageError
 
 __all__ = ["write_bytes", "write_text", "atomic_file", "check_output_folder", "check_output_file",
-           "OutputFolder"]
+           "OutputFolder", "build_folder"]
+
+
+def build_folder(path: str | os.PathLike | None = None) -> Path:
+    """The build folder every command shares (absolute): ``path`` when given (``--build-dir``),
+    else ``$LQER_BUILD_DIR`` when set and non-empty, else ``build`` in the current working
+    folder. ``sim`` builds in its ``sim/`` subfolder; ``synth`` and ``pnr`` write their
+    default output folders ``synth/`` and ``pnr/`` there."""
+    if path is None or os.fspath(path) == "":
+        path = os.environ.get("LQER_BUILD_DIR") or "build"
+    return Path(path).absolute()
 
 
 # ---------------------------------------------------------------- files

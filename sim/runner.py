@@ -130,12 +130,9 @@ def waves_from_env() -> bool:
 
 
 def resolve_build_dir(build_dir: str | os.PathLike | None = None) -> Path:
-    """The project's build folder (absolute): ``build_dir`` when given, else
-    ``$LQER_BUILD_DIR`` when set and non-empty, else ``build`` in the current working
-    folder. ``sim`` and ``synth`` keep their builds in subfolders of it."""
-    if build_dir is None or str(build_dir) == "":
-        build_dir = os.environ.get("LQER_BUILD_DIR") or "build"
-    return Path(build_dir).absolute()
+    """The build folder every command shares (:func:`lqer_hw.files.build_folder`)."""
+    from lqer_hw.files import build_folder
+    return build_folder(build_dir)
 
 
 def build_root(build_dir: str | os.PathLike | None = None) -> Path:

@@ -30,7 +30,8 @@ __all__ = ["main", "UsageError", "build_parser", "resolve_targets", "expand_poin
 
 
 def build_parser(prog: str, *, default_out: str, what: str) -> Parser:
-    """The options ``synth`` and ``pnr`` share."""
+    """The options ``synth`` and ``pnr`` share; ``default_out`` is the output folder's name
+    inside the shared build folder (:func:`lqer_hw.files.build_folder`)."""
     p = Parser(prog=prog, description=what)
     p.add_argument("design", nargs="?", metavar="DESIGN", help="registered design (lqer-hw gen --list)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
@@ -39,9 +40,13 @@ def build_parser(prog: str, *, default_out: str, what: str) -> Parser:
                    help="the default set: every design at the paper configuration")
     p.add_argument("-j", "--jobs", type=integer(1), default=1, metavar="N",
                    help="parallel runs (default 1)")
-    p.add_argument("-o", "--output", default=default_out, metavar="DIR",
-                   help=f"output folder (default {default_out}); must be new or empty "
-                        "unless --overwrite is given")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help=f"output folder (default BUILD/{default_out}, BUILD being --build-dir, "
+                        "else $LQER_BUILD_DIR, else build/ in the current folder); must be new "
+                        "or empty unless --overwrite is given")
+    p.add_argument("--build-dir", default=None, metavar="DIR",
+                   help="the build folder shared with lqer-hw sim (see -o)")
+    p.set_defaults(default_out=default_out)
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty output folder (when the run ends)")
     p.add_argument("--cache", metavar="DIR", default=None,
@@ -50,6 +55,14 @@ def build_parser(prog: str, *, default_out: str, what: str) -> Parser:
     p.add_argument("--timeout", type=number(above=0), default=None, metavar="SECONDS",
                    help="give up on one run after this many seconds (> 0; default none)")
     return p
+
+
+def output_folder(args) -> str:
+    """The run's output folder: ``-o``, else ``BUILD/synth`` (or ``BUILD/pnr``)."""
+    if args.output is None:
+        from lqer_hw.files import build_folder
+        args.output = str(build_folder(args.build_dir) / args.default_out)
+    return args.output
 
 
 def open_cache(args, kind: str) -> ResultCache | None:
@@ -62,7 +75,7 @@ def open_cache(args, kind: str) -> ResultCache | None:
 
 
 def _parser(prog: str) -> Parser:
-    p = build_parser(prog, default_out="build/synth",
+    p = build_parser(prog, default_out="synth",
                      what="Synthesise designs with Yosys and report LUTs, FFs, DSPs, carry "
                           "cells, block RAMs and an ASIC figure per target.")
     p.add_argument("-t", "--target", action="append", default=[], metavar="T",
@@ -141,7 +154,7 @@ def _synth(argv: list[str], prog: str) -> int:
         for t in [*TARGETS.values(), get_target("liberty", liberty=True)]:
             print(f"{t.name:<10} {t.description}")
         return 0
-    output = OutputFolder(args.output, overwrite=args.overwrite, name="output")
+    output = OutputFolder(output_folder(args), overwrite=args.overwrite, name="output")
     liberty = read_liberty(args.liberty)
     targets = resolve_targets(args.target, liberty=liberty is not None)
     points = _points(args)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw.synth.cli import _points, build_parser, open_cache
+from hw.synth.cli import _points, build_parser, open_cache, output_folder
 from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
 from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
 from hw.synth.report import params_text, write_reports
@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 
 def _parser(prog: str):
-    p = build_parser(prog, default_out="build/pnr",
+    p = build_parser(prog, default_out="pnr",
                      what="Place and route designs (inside a registered timing harness) with "
                           "nextpnr and report Fmax beside the synthesis figures.")
     p.add_argument("--family", action="append", default=[], metavar="F",
@@ -56,7 +56,7 @@ def _line(done: int, total: int, job, outcome) -> str:
 
 def _pnr(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
-    output = OutputFolder(args.output, overwrite=args.overwrite, name="output")
+    output = OutputFolder(output_folder(args), overwrite=args.overwrite, name="output")
     families = _families(args.family)
     points = _points(args)
     cache = open_cache(args, "synth")

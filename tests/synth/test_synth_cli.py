@@ -240,3 +240,21 @@ def test_interrupt_in_process_leaves_no_folder(module, prog, runner, tmp_path, c
     out, err = capsys.readouterr()
     assert code == 130 and err == f"{prog}: interrupted\n"
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_synth_and_pnr_share_the_build_folder_rule_with_sim(tmp_path, monkeypatch):
+    """-o, else BUILD/synth (BUILD/pnr) with BUILD = --build-dir, $LQER_BUILD_DIR, ./build."""
+    from hw.synth.cli import _parser, output_folder
+    from sim.runner import build_root
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LQER_BUILD_DIR", raising=False)
+    for prog, parser, name in (("lqer-hw synth", _parser, "synth"),
+                               ("lqer-hw pnr", pnr_cli._parser, "pnr")):
+        assert output_folder(parser(prog).parse_args(["dot-array"])) == str(tmp_path / "build" / name)
+        assert output_folder(parser(prog).parse_args(["dot-array", "--build-dir", "b"])) == \
+            str(tmp_path / "b" / name)
+        assert output_folder(parser(prog).parse_args(["dot-array", "-o", "o"])) == "o"
+        monkeypatch.setenv("LQER_BUILD_DIR", str(tmp_path / "env"))
+        assert output_folder(parser(prog).parse_args(["dot-array"])) == str(tmp_path / "env" / name)
+        assert build_root() == tmp_path / "env" / "sim"
+        monkeypatch.delenv("LQER_BUILD_DIR")
