@@ -5,7 +5,7 @@ needs no model) -> load the model -> :func:`data_ids` (tokens, the minimum
 checked) -> :func:`quantize_layers` (factors from ``--quantized`` or computed,
 layers swapped for emulated ones) -> :func:`score` -> :func:`report`.
 
-The data must give at least :data:`MIN_SCORED_TOKENS` scored tokens (after
+The data must give at least ``sw.perplexity.MIN_TOKENS`` scored tokens (after
 windowing and ``--max-windows``): below that a perplexity is noise.
 """
 
@@ -21,10 +21,9 @@ from sw.cli import (calib_options, check_applicable, check_calibration, check_le
                     quant_config, select_layers)
 from sw.qconfig import CalibOptions, QuantConfig
 
-__all__ = ["MIN_SCORED_TOKENS", "EvalPlan", "plan", "data_ids", "quantize_layers", "score",
+__all__ = ["EvalPlan", "plan", "data_ids", "quantize_layers", "score",
            "report", "evaluate"]
 
-MIN_SCORED_TOKENS = 100
 PROGRESS_EVERY_S = 10.0  # status lines on stderr when it is not a terminal
 
 
@@ -101,6 +100,7 @@ def _quant_dests() -> set[str]:
 def data_ids(p: EvalPlan, model, tokenizer):
     """Token ids of the data, with ``seq_len`` / ``batch_size`` settled and the minimum checked."""
     from sw.models import max_positions
+    from sw.perplexity import MIN_TOKENS, predicted_tokens
     from sw.text import split_windows, tokenize
 
     if p.seq_len is None:
@@ -110,9 +110,9 @@ def data_ids(p: EvalPlan, model, tokenizer):
         p.batch_size = max(1, 4096 // p.seq_len)
     ids = tokenize(tokenizer, p.text)
     windows = split_windows(ids, p.seq_len)[:p.max_windows]
-    scored = sum(w.numel() - 1 for w in windows)
-    if scored < MIN_SCORED_TOKENS:
-        raise UsageError(f"data must give at least {MIN_SCORED_TOKENS} scored tokens (each "
+    scored = predicted_tokens(ids.numel(), p.seq_len, p.max_windows)
+    if scored < MIN_TOKENS:
+        raise UsageError(f"data must give at least {MIN_TOKENS} scored tokens (each "
                          f"window's first is not scored); got {scored} from {p.data_file!r} "
                          f"({plural(ids.numel(), 'token')}, {plural(len(windows), 'window')} "
                          f"of at most {p.seq_len})")
