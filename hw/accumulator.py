@@ -1,44 +1,55 @@
-"""Cross-block accumulator: exactly ``sw.blockmath.accumulate`` in hardware.
+"""Cross-block accumulator: exactly ``sw.blockmath.accumulate`` in hardware, pipelined.
 
 Per lane, a stream of partials ``(s_j, p_j)`` (value ``s_j * 2**p_j``; from the
-dot-product unit or array) is accumulated in order; the partial flagged
-``last`` closes the dot product. The register holds ``(A, E)`` worth
-``A * 2**(E - G)``, ``G = guard_bits`` (running-max alignment)::
+dot-product array) is accumulated in order; the partial flagged ``last`` closes
+the result. The register holds ``(A, E)`` worth ``A * 2**(E - G)``, ``G = guard_bits``
+(running-max alignment, docs/design.md "Exact block arithmetic")::
 
     first partial:  A = s << G,  E = p
     next partial:   E' = max(E, p)
                     A' = rshift(A, E' - E) + rshift(s << G, E' - p)
 
 One of the two shifts is always zero, so each lane has a single shifter behind
-a swap: the operand with the smaller exponent goes through it. ``rshift``
-rounds by ``"floor"`` (arithmetic shift) or ``"even"`` (half to even). The loop
-is one cycle, so one partial per lane per cycle is accepted. The register
-width is ``sw.blockmath.accumulator_width(sum_width, G, max_partials)``; more
-than ``max_partials`` partials before ``last`` may overflow it.
+a swap. The loop (read the state, compare exponents, shift, round, add, write the
+state) is cut into ``stages`` pipeline levels -- exponents and swap; coarse shift;
+fine shift; round and add -- so it no longer limits the clock. To keep one partial
+per cycle, the accumulator is *interleaved* (C-slow): it holds ``stages`` results in
+flight, and the input stream carries their partials round-robin -- item ``n`` belongs
+to slot ``n mod stages``. Each slot is an independent result; by the time slot ``k``'s
+next partial enters, its previous one has left the loop. ``stages=1`` is the plain,
+one-result accumulator. The arithmetic of every result is unchanged: the same rule, in
+its own partial order.
 
-On ``last`` the result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
-output stream, or, with ``out_format`` set, through a :class:`hw.quantizer.Quantizer`
-that turns the ``lanes`` results into one MXINT block (``lanes`` = its block size),
-exactly ``sw.mxint.quantize_exact(A, E - G, out_format)``.
+On ``last`` the slot's result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
+output stream (results leave in the order of their ``last`` partials), or, with
+``out_format`` set, through a :class:`hw.quantizer.Quantizer` that turns the ``lanes``
+results into one MXINT block (``lanes`` = its block size), exactly
+``sw.mxint.quantize_exact(A, E - G, out_format)``. The register width is
+``sw.blockmath.accumulator_width(sum_width, G, max_partials)``; more than
+``max_partials`` partials before ``last`` may overflow it.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, signed_for_range
+from hw.pipeline import StallPipeline
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
-from hw.shifting import shift_right_round, wire
+from hw.shifting import round_shifted, shift_right_round_parts, wire
 from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH"]
+__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS"]
 
 MAX_LANES = 256
+# Levels of the accumulation loop: exponents and swap; coarse shift; fine shift; round and add.
+LOOP_LEVELS = 4
+LOOP_DELAYS = [3.0, 2.5, 2.0, 3.5]
 # rshift_round in the reference works in int64; keep the register inside it.
 MAX_ACC_WIDTH = 60
 
@@ -59,6 +70,9 @@ class Accumulator(wiring.Component):
       the register width ``sw.blockmath.accumulator_width`` (at most ``MAX_ACC_WIDTH``);
     - ``rounding``: ``"even"`` or ``"floor"`` for the alignment shifts;
     - ``lanes`` (1..``MAX_LANES``): parallel accumulators sharing one ``last`` flag;
+    - ``stages`` (1..``LOOP_LEVELS``): pipeline registers in the accumulation loop, and so
+      the number of results in flight (item ``n`` of the input belongs to slot
+      ``n mod stages``);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
       results to one block of it (``out_format.block == lanes``; register width at most
       52 bits, the quantizer's input); ``out_stages``: that quantizer's pipeline stages.
@@ -68,14 +82,15 @@ class Accumulator(wiring.Component):
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 out_format: MXIntFormat | None = None, out_stages: int = 1):
+                 stages: int = 1, out_format: MXIntFormat | None = None, out_stages: int = 1):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-                        out_format, out_stages)
+                        stages, out_format, out_stages)
         super().__init__({"i": In(stream.Signature(self._in_layout)), "o": Out(self._out_sig)})
 
     def _setup(self, sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-               out_format, out_stages):
+               stages, out_format, out_stages):
+        self._stages = check_int("stages", stages, 1, LOOP_LEVELS)
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("max_partials", max_partials, 1, 1 << 20)
@@ -171,36 +186,14 @@ class Accumulator(wiring.Component):
         return None if self._requantizer is None else self._requantizer.out_format
 
     @property
+    def stages(self) -> int:
+        """Registers in the accumulation loop, and results in flight (the interleave)."""
+        return self._stages
+
+    @property
     def latency(self) -> int:
         """Cycles from accepting the ``last`` partial to its result being valid on ``o``."""
-        return 1 + (0 if self._requantizer is None else self._requantizer.latency)
-
-    def _lane(self, m, k, first, s, p):
-        """Next ``(A, E)`` of lane ``k`` for partial ``(s, p)``, and its state registers."""
-        g, width = self._guard_bits, self._acc_width
-        # no reset needed: ``first`` masks the registers' contents
-        acc = Signal(signed(width), name=f"acc_{k}", reset_less=True)
-        exp = Signal(self._exponent_shape, name=f"exp_{k}", reset_less=True)
-        # a first partial meets an empty register at its own exponent
-        cur_acc = wire(m, Mux(first, 0, acc), f"cur_acc_{k}")
-        cur_exp = wire(m, Mux(first, p, exp), f"cur_exp_{k}")
-        scaled = Signal(signed(width), name=f"scaled_{k}")
-        m.d.comb += scaled.eq(s << g)
-        partial_larger = wire(m, p > cur_exp, f"partial_larger_{k}")
-        distance = wire(m, Mux(partial_larger, p - cur_exp, cur_exp - p), f"distance_{k}")
-        # shifts of width + 1 or more all give the same result (0 or -1 for floor)
-        cap = width + 1
-        amount = Signal(range(cap + 1), name=f"shift_{k}")
-        m.d.comb += amount.eq(Mux(distance > cap, cap, distance))
-        to_shift = Signal(signed(width), name=f"to_shift_{k}")
-        kept = Signal(signed(width), name=f"kept_{k}")
-        m.d.comb += [to_shift.eq(Mux(partial_larger, cur_acc, scaled)),
-                     kept.eq(Mux(partial_larger, scaled, cur_acc))]
-        shifted = shift_right_round(m, to_shift, amount, self._rounding, f"aligned_{k}")
-        new_acc = Signal(signed(width), name=f"new_acc_{k}")
-        new_exp = Signal(self._exponent_shape, name=f"new_exp_{k}")
-        m.d.comb += [new_acc.eq(kept + shifted), new_exp.eq(Mux(partial_larger, p, cur_exp))]
-        return acc, exp, new_acc, new_exp
+        return self._stages + (0 if self._requantizer is None else self._requantizer.latency)
 
     def elaborate(self, platform):
         m = Module()
@@ -210,33 +203,93 @@ class Accumulator(wiring.Component):
             wiring.connect(m, wiring.flipped(self.o), self._requantizer.o)
         else:
             result = self.o
+        K, g, width = self._stages, self._guard_bits, self._acc_width
+        pipe = StallPipeline(m, levels=LOOP_LEVELS, stages=K, valid_in=self.i.valid,
+                             name="acc", delays=LOOP_DELAYS)
 
-        first = Signal(init=1)  # the next partial starts a new dot product
-        out_valid = Signal()
+        # the slot of the next item, and which slots hold an open result
+        slot = Signal(range(K), name="slot")
+        open_ = Signal(K, name="open_results")
         take = Signal()
-        m.d.comb += [self.i.ready.eq(~out_valid | result.ready),
-                     take.eq(self.i.valid & self.i.ready),
-                     result.valid.eq(out_valid)]
-        with m.If(result.ready):
-            m.d.sync += out_valid.eq(0)
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(take):
-            m.d.sync += first.eq(self.i.payload.last)
-            with m.If(self.i.payload.last):
-                m.d.sync += out_valid.eq(1)
+            m.d.sync += slot.eq(Mux(slot == K - 1, 0, slot + 1))
+            m.d.sync += open_.bit_select(slot, 1).eq(~self.i.payload.last)
+        first = ~open_.bit_select(slot, 1)
 
-        for k in range(self._lanes):
-            acc, exp, new_acc, new_exp = self._lane(
-                m, k, first, self.i.payload.sums[k], self.i.payload.exponents[k])
-            out_value = Signal(signed(self._acc_width), name=f"out_value_{k}", reset_less=True)
-            out_exp = Signal(self._out_exponent_shape, name=f"out_exp_{k}", reset_less=True)
-            with m.If(take):
-                m.d.sync += [acc.eq(new_acc), exp.eq(new_exp)]
-                with m.If(self.i.payload.last):
-                    m.d.sync += [out_value.eq(new_acc), out_exp.eq(new_exp - self._guard_bits)]
+        # the state of every slot and lane: (A, E), written at the loop's last level
+        states = [[(Signal(signed(width), name=f"acc_{k}_{lane}", reset_less=True),
+                    Signal(self._exponent_shape, name=f"exp_{k}_{lane}", reset_less=True))
+                   for lane in range(self._lanes)] for k in range(K)]
+
+        # level 0: read the slot's state, compare exponents, swap, cap the shift
+        carry, lanes = [], []
+        cap = width + 1   # shifts of width + 1 or more all give the same result
+        for lane in range(self._lanes):
+            s = self.i.payload.sums[lane]
+            p = self.i.payload.exponents[lane]
+            acc = Array(st[lane][0] for st in states)[slot] if K > 1 else states[0][lane][0]
+            exp = Array(st[lane][1] for st in states)[slot] if K > 1 else states[0][lane][1]
+            cur_acc = wire(m, Mux(first, 0, acc), f"cur_acc_{lane}")
+            cur_exp = wire(m, Mux(first, p, exp), f"cur_exp_{lane}")
+            scaled = wire(m, (s << g).as_signed(), f"scaled_{lane}")
+            larger = wire(m, p > cur_exp, f"partial_larger_{lane}")
+            distance = wire(m, Mux(larger, p - cur_exp, cur_exp - p), f"distance_{lane}")
+            amount = Signal(range(cap + 1), name=f"shift_{lane}")
+            m.d.comb += amount.eq(Mux(distance > cap, cap, distance))
+            to_shift = Signal(signed(width), name=f"to_shift_{lane}")
+            kept = Signal(signed(width), name=f"kept_{lane}")
+            m.d.comb += [to_shift.eq(Mux(larger, cur_acc, scaled)),
+                         kept.eq(Mux(larger, scaled, cur_acc))]
+            new_exp = wire(m, Mux(larger, p, cur_exp), f"new_exp_{lane}")
+            lanes.append([to_shift, amount, kept, new_exp])
+        ctrl = [self.i.payload.last, slot]
+        flat = pipe.after(0, [v for ln in lanes for v in ln] + ctrl)
+        lanes = [flat[4 * k:4 * k + 4] for k in range(self._lanes)]
+        ctrl = flat[-2:]
+
+        # level 1: coarse shift and sticky; level 2: fine shift
+        staged = []
+        for lane, (to_shift, amount, kept, new_exp) in enumerate(lanes):
+            coarse, sticky, fine = shift_right_round_parts(m, to_shift, amount, f"aligned_{lane}")
+            staged.append([coarse, sticky, fine, kept, new_exp])
+        flat = pipe.after(1, [v for ln in staged for v in ln] + ctrl)
+        staged, ctrl = [flat[5 * k:5 * k + 5] for k in range(self._lanes)], flat[-2:]
+        fine_done = []
+        for lane, (coarse, sticky, fine, kept, new_exp) in enumerate(staged):
+            fine_done.append([wire(m, coarse >> fine, f"with_round_{lane}"), sticky, kept, new_exp])
+        flat = pipe.after(2, [v for ln in fine_done for v in ln] + ctrl)
+        fine_done, ctrl = [flat[4 * k:4 * k + 4] for k in range(self._lanes)], flat[-2:]
+
+        # level 3: round and add; the new state of the item's slot
+        results = []
+        for lane, (with_round, sticky, kept, new_exp) in enumerate(fine_done):
+            shifted = round_shifted(m, with_round, sticky, self._rounding, f"aligned_{lane}")
+            new_acc = wire(m, (kept + shifted)[:width].as_signed(), f"new_acc_{lane}")
+            results.append([new_acc, new_exp])
+        last, item_slot = ctrl
+        # the state is written with the level's closing register (the same enable), so
+        # the slot's next partial, ``stages`` items later, reads it
+        write = Signal(name="state_write")
+        m.d.comb += write.eq(pipe.enable & pipe.valid)
+        for k in range(K):
+            with m.If(write & (item_slot == k)):
+                for lane, (new_acc, new_exp) in enumerate(results):
+                    m.d.sync += [states[k][lane][0].eq(new_acc), states[k][lane][1].eq(new_exp)]
+        flat = pipe.after(3, [v for r in results for v in r] + [last])
+        results, last = [flat[2 * k:2 * k + 2] for k in range(self._lanes)], flat[-1]
+
+        # only results (items flagged last) leave the loop
+        out_valid = Signal(name="result_valid")
+        m.d.comb += [out_valid.eq(pipe.valid_out & last),
+                     pipe.enable.eq(~out_valid | result.ready),
+                     self.i.ready.eq(pipe.enable),
+                     result.valid.eq(out_valid)]
+        for lane, (new_acc, new_exp) in enumerate(results):
             if self._requantizer is not None:
-                m.d.comb += [result.payload.values[k].eq(out_value),
-                             result.payload.lsbs[k].eq(out_exp)]
+                m.d.comb += [result.payload.values[lane].eq(new_acc),
+                             result.payload.lsbs[lane].eq(new_exp - g)]
             else:
-                m.d.comb += [result.payload.values[k].eq(out_value),
-                             result.payload.exponents[k].eq(out_exp)]
+                m.d.comb += [result.payload.values[lane].eq(new_acc),
+                             result.payload.exponents[lane].eq(new_exp - g)]
         return m

@@ -195,7 +195,7 @@ def _build_quantizer(*, in_width, frac_bits, stages, **p):
                      frac_bits=frac_bits, stages=stages)
 
 
-def _build_accumulator(*, lanes, guard_bits, max_partials, floor_rounding, out_width,
+def _build_accumulator(*, lanes, stages, guard_bits, max_partials, floor_rounding, out_width,
                        out_stages, **p):
     """An accumulator sized for the partials of ``dot-array`` with these widths."""
     from hw.accumulator import Accumulator
@@ -212,7 +212,7 @@ def _build_accumulator(*, lanes, guard_bits, max_partials, floor_rounding, out_w
     return Accumulator(sum_width=dot.sum_width, exponent_range=dot.exponent_range,
                        guard_bits=guard_bits, max_partials=max_partials,
                        rounding="floor" if floor_rounding else "even", lanes=lanes,
-                       out_format=out_format, out_stages=out_stages)
+                       stages=stages, out_format=out_format, out_stages=out_stages)
 
 
 def _builtin_designs() -> None:
@@ -237,6 +237,8 @@ def _builtin_designs() -> None:
     register(Design("accumulator", "cross-block accumulator (sw.blockmath.accumulate) of dot "
                     "partials, optionally requantized to MXINT", (
         Param("lanes", 1, 1, 256, "parallel accumulators sharing one 'last' flag"),
+        Param("stages", 4, 1, 4, "registers in the accumulation loop = results in flight "
+              "(item i of the input belongs to result slot i mod stages)"),
         block_param(doc="block of the dot products feeding it"),
         width_param("a_width", 8, "activation element bits of those dot products"),
         width_param("w_width", 4, "weight element bits of those dot products"),

@@ -67,6 +67,11 @@ class StallPipeline:
         self._valid = valid_in
 
     @property
+    def valid(self) -> Value:
+        """Whether the values at the next level to close hold an item (before its registers)."""
+        return self._valid
+
+    @property
     def valid_out(self) -> Value:
         if self._next_level != len(self._counts):
             raise RuntimeError("valid_out read before every level was closed")

@@ -77,12 +77,15 @@ def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str):
 def round_shifted(m: Module, with_round: Value, sticky: Value, rounding: str, name: str) -> Value:
     """``floor + round-up`` from ``with_round = (value << 1) >> amount`` (its bit 0 is the
     round bit, 0 when ``amount == 0``) and the sticky bit of :func:`shift_right_round_parts`;
-    ``"even"`` (half to even) or ``"away"`` (half up) for an unsigned value."""
+    ``"even"`` (half to even) or ``"away"`` (half up) for an unsigned value; ``"floor"``
+    or ``"even"`` for a signed (two's complement, floor-based) value."""
     with_round = wire(m, with_round, f"{name}_with_round")
     floor = with_round >> 1
     round_bit = with_round[0]
+    if rounding == "floor":
+        return wire(m, floor, name)
     if rounding == "away":
         return wire(m, floor + round_bit, name)
     if rounding != "even":
-        raise ValueError(f'rounding must be one of "even", "away"; got {rounding!r}')
+        raise ValueError(f'rounding must be one of "floor", "even", "away"; got {rounding!r}')
     return wire(m, floor + (round_bit & (sticky | floor[0])), name)

@@ -13,7 +13,9 @@ from sw.mxint import MXIntFormat
 from tests.hw.stream_checks import check_bit_exact_under_stalls, check_full_rate_at_published_latency
 
 CONFIGS = [
-    {"lanes": 2, "guard_bits": 1, "max_partials": 8},
+    {"lanes": 2, "guard_bits": 1, "max_partials": 8, "stages": 1},
+    {"lanes": 3, "guard_bits": 2, "max_partials": 8, "stages": 2},
+    {"lanes": 1, "guard_bits": 8, "max_partials": 16, "stages": 3},
     {"lanes": 2, "guard_bits": 3, "floor_rounding": 1, "max_partials": 8, "out_width": 4,
      "exponent_bits": 4, "out_stages": 2},
 ]
