@@ -43,7 +43,7 @@ from torch import nn
 
 from sw import llm_int8 as ref
 
-__all__ = ["METHODS", "ARITHMETICS", "OUTLIER_WEIGHTS", "LLMInt8Linear", "detect_outliers",
+__all__ = ["METHODS", "ARITHMETICS", "OUTLIER_WEIGHTS", "LLMInt8Linear", "binary16", "detect_outliers",
            "quantize_activations", "emulate_int8", "fast_error_bound"]
 
 METHODS = ("llm-int8", "w8a8")
@@ -51,7 +51,7 @@ ARITHMETICS = ("fast", "bit-true")
 OUTLIER_WEIGHTS = ("int8", "fp16")
 
 
-def _binary16(x: torch.Tensor, layer: str | None) -> torch.Tensor:
+def binary16(x: torch.Tensor, layer: str | None) -> torch.Tensor:
     """``fl16(x)`` held in float32 ``(tokens, d_in)``; ``ValueError`` naming ``layer`` if not finite."""
     x16 = x.to(torch.float32).to(torch.float16).to(torch.float32)
     if not bool(torch.isfinite(x16).all()):
@@ -167,7 +167,7 @@ class LLMInt8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x16 = _binary16(x.reshape(-1, self.in_features), self.name)
+        x16 = binary16(x.reshape(-1, self.in_features), self.name)
         codes, absmax, columns = quantize_activations(x16, self.threshold, self.group)
         c = codes.to(self.codes.dtype) @ self.codes.T
         if self.arithmetic == "bit-true":
@@ -198,7 +198,7 @@ class LLMInt8Linear(nn.Module):
 
 def fast_error_bound(layer: LLMInt8Linear, x: torch.Tensor) -> torch.Tensor:
     """The bound on ``|fast - bit-true|`` stated in this module's docstring, per output (float64)."""
-    x16 = _binary16(x.reshape(-1, layer.in_features), layer.name)
+    x16 = binary16(x.reshape(-1, layer.in_features), layer.name)
     codes, absmax, columns = quantize_activations(x16, layer.threshold, layer.group)
     u = 2.0 ** -24
     gamma = layer.in_features * u / (1 - layer.in_features * u)
