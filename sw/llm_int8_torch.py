@@ -109,7 +109,9 @@ class LLMInt8Linear(nn.Module):
     Build it with :meth:`from_linear` or :meth:`from_weight`. ``weight`` is the
     outlier-path weight (binary16 values in float32: the dequantized int8
     weight, or the original weight for ``outlier_weights="fp16"``), so code that
-    reads ``layer.weight`` keeps working.
+    reads ``layer.weight`` keeps working. ``counts`` tallies, over the forwards
+    since :meth:`reset_counts`, the detection groups seen, the outlier columns
+    summed over them, and the most in one group (LLM.int8() only).
     """
 
     def __init__(self, weight: ref.Int8Weight, bias=None, *, threshold: float = ref.THRESHOLD,
@@ -141,6 +143,11 @@ class LLMInt8Linear(nn.Module):
         }
         for key, value in buffers.items():
             self.register_buffer(key, None if value is None else value.to(device), persistent=False)
+        self.reset_counts()
+
+    def reset_counts(self) -> None:
+        """Zero the running outlier counts (``groups``, ``outlier_columns``, ``max_columns``)."""
+        self.counts = {"groups": 0, "outlier_columns": 0, "max_columns": 0}
 
     @classmethod
     def from_weight(cls, weight: ref.Int8Weight, bias=None, **options) -> "LLMInt8Linear":
@@ -176,6 +183,10 @@ class LLMInt8Linear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         if columns is not None:
+            per_group = columns.sum(1)
+            self.counts["groups"] += columns.shape[0]
+            self.counts["outlier_columns"] += int(per_group.sum())
+            self.counts["max_columns"] = max(self.counts["max_columns"], int(per_group.max()))
             used = columns.any(0).nonzero().flatten()
             if used.numel():
                 y = self._outliers(y, x16, columns, used)

@@ -203,3 +203,18 @@ def test_quantized_weights_can_be_supplied():
     np.testing.assert_array_equal(model[0](x).numpy(), expected)
     with pytest.raises(ValueError, match="^weights of layer 2.0 must be 4x16; got 16x8$"):
         emulate_int8(model, {"2.0": model[2][0]}, weights={"2.0": (w, None)})
+
+
+def test_counts_tally_outlier_columns_per_group():
+    layer = _layer(16, 4)
+    emulated = LLMInt8Linear.from_linear(layer, group=2)
+    x = torch.zeros(5, 16)
+    x[0, 1] = x[1, 2] = x[4, 3] = x[4, 5] = 7.0
+    emulated(x)
+    emulated(x[:2])
+    assert emulated.counts == {"groups": 3 + 1, "outlier_columns": 2 + 0 + 2 + 2, "max_columns": 2}
+    emulated.reset_counts()
+    assert emulated.counts == {"groups": 0, "outlier_columns": 0, "max_columns": 0}
+    w8a8 = LLMInt8Linear.from_linear(layer, threshold=math.inf)
+    w8a8(x)
+    assert w8a8.counts["groups"] == 0
