@@ -51,26 +51,38 @@ ARITHMETICS = ("fast", "bit-true")
 OUTLIER_WEIGHTS = ("int8", "fp16")
 
 
+def _nonfinite(x: torch.Tensor, x16: torch.Tensor, layer: str | None) -> ValueError:
+    index = tuple(int(i) for i in (~torch.isfinite(x16)).nonzero()[0])
+    return ValueError(ref.nonfinite_message("activations", layer, float(x[index]), index))
+
+
 def binary16(x: torch.Tensor, layer: str | None) -> torch.Tensor:
-    """``fl16(x)`` held in float32 ``(tokens, d_in)``; ``ValueError`` naming ``layer`` if not finite."""
+    """``fl16(x)`` held in float32 ``(tokens, d_in)``; ``ValueError`` naming ``layer`` if not finite.
+
+    float64 input is rounded to binary32 first (PyTorch converts through
+    float); binary16, bfloat16 and binary32 inputs are rounded once, as the reference.
+    """
     x16 = x.to(torch.float32).to(torch.float16).to(torch.float32)
     if not bool(torch.isfinite(x16).all()):
-        index = tuple(int(i) for i in (~torch.isfinite(x16)).nonzero()[0])
-        raise ValueError(ref.nonfinite_message("activations", layer, float(x[index]), index))
+        raise _nonfinite(x, x16, layer)
     return x16
 
 
-def detect_outliers(x16: torch.Tensor, threshold: float, group: int | None):
+def _groups(tokens: int, group: int | None) -> int:
+    return 1 if group is None else -(-tokens // group)
+
+
+def detect_outliers(x16: torch.Tensor, threshold: float, group: int | None, *, mag: torch.Tensor | None = None):
     """Outlier entries and columns of binary16 activations ``(tokens, d_in)`` (float32 holding binary16).
 
     Returns ``(entries, columns)``: bool ``(tokens, d_in)`` where ``|x| >= threshold``,
     and bool ``(groups, d_in)``, the outlier columns of each detection group.
-    ``None, None`` when ``threshold`` is infinite.
+    ``None, None`` when ``threshold`` is infinite. ``mag``: ``|x16|`` if at hand.
     """
     t16 = float(ref.threshold_binary16(threshold))
     if math.isinf(t16):
         return None, None
-    entries = x16.abs() >= t16  # exact: binary16 magnitude against the rounded-up threshold
+    entries = (x16.abs() if mag is None else mag) >= t16  # exact: binary16 magnitude vs rounded-up threshold
     tokens, d_in = entries.shape
     if group is None or group >= tokens:
         return entries, entries.any(0, keepdim=True)
@@ -86,21 +98,32 @@ def _token_mask(columns: torch.Tensor, tokens: int, group: int | None) -> torch.
     return columns.repeat_interleave(group, 0)[:tokens]
 
 
-def quantize_activations(x16: torch.Tensor, threshold: float, group: int | None):
-    """Steps 2-4 of :mod:`sw.llm_int8` on float32-held binary16 ``(tokens, d_in)``.
+def quantize_activations(x: torch.Tensor, threshold: float, group: int | None, layer: str | None = None):
+    """Steps 1-4 of :mod:`sw.llm_int8` on activations ``(tokens, d_in)`` of any float dtype.
 
-    Returns ``(codes, absmax, columns)``: codes as float32 integers (no -0),
-    ``s_x`` float32 ``(tokens,)``, outlier columns bool ``(groups, d_in)`` or ``None``.
+    Returns ``(x16, codes, absmax, columns)``: ``fl16(x)`` held in float32;
+    the codes as float32 integers; ``s_x`` float32 ``(tokens,)``; the outlier
+    columns bool ``(groups, d_in)``, or ``None`` when there are none (or the
+    threshold is infinite). ``ValueError`` naming ``layer`` if ``fl16(x)`` is
+    not finite.
     """
-    entries, columns = detect_outliers(x16, threshold, group)
+    x16 = x.to(torch.float32).to(torch.float16).to(torch.float32)
     mag = x16.abs()
-    absmax = (mag if entries is None else mag.masked_fill(entries, 0)).amax(1)
+    rowmax = mag.amax(1)  # NaN and inf reach the row maxima
+    if not bool(torch.isfinite(rowmax).all()):
+        raise _nonfinite(x, x16, layer)
+    t16 = float(ref.threshold_binary16(threshold))
+    columns = None
+    absmax = rowmax
+    if x16.shape[0] and float(rowmax.max()) >= t16:  # any outlier at all (never for inf)
+        entries, columns = detect_outliers(x16, threshold, group, mag=mag)
+        absmax = mag.masked_fill(entries, 0).amax(1)
     nonzero = absmax > 0
     r = torch.where(nonzero, torch.reciprocal(absmax) * 127.0, torch.zeros_like(absmax))
     codes = torch.round(x16 * r[:, None])
-    if columns is not None and bool(columns.any()):
+    if columns is not None:
         codes = codes.masked_fill(_token_mask(columns, x16.shape[0], group), 0.0)
-    return codes + 0.0, absmax, columns  # + 0.0 turns -0 into +0, as the integer codes
+    return x16, codes, absmax, columns
 
 
 class LLMInt8Linear(nn.Module):
@@ -174,23 +197,27 @@ class LLMInt8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x16 = binary16(x.reshape(-1, self.in_features), self.name)
-        codes, absmax, columns = quantize_activations(x16, self.threshold, self.group)
+        x2 = x.reshape(-1, self.in_features)
+        x16, codes, absmax, columns = quantize_activations(x2, self.threshold, self.group, self.name)
         c = codes.to(self.codes.dtype) @ self.codes.T
         if self.arithmetic == "bit-true":
             c = c + 0.0  # an all -0 sum is the integer 0
         y = (c.to(torch.float32) * absmax[:, None]) * self.int_scale
         if self.bias is not None:
             y = y + self.bias
+        if not math.isinf(self.threshold):
+            self._count(columns, x2.shape[0])
+        if columns is not None:
+            y = self._outliers(y, x16, columns, columns.any(0).nonzero().flatten())
+        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+
+    def _count(self, columns, tokens: int) -> None:
+        self.counts["groups"] += _groups(tokens, self.group) if tokens else 0
         if columns is not None:
             per_group = columns.sum(1)
-            self.counts["groups"] += columns.shape[0]
-            self.counts["outlier_columns"] += int(per_group.sum())
-            self.counts["max_columns"] = max(self.counts["max_columns"], int(per_group.max()))
-            used = columns.any(0).nonzero().flatten()
-            if used.numel():
-                y = self._outliers(y, x16, columns, used)
-        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
+            total, most = (int(v) for v in torch.stack([per_group.sum(), per_group.max()]).tolist())
+            self.counts["outlier_columns"] += total
+            self.counts["max_columns"] = max(self.counts["max_columns"], most)
 
     def _outliers(self, y, x16, columns, used):
         tokens = x16.shape[0]
@@ -209,8 +236,8 @@ class LLMInt8Linear(nn.Module):
 
 def fast_error_bound(layer: LLMInt8Linear, x: torch.Tensor) -> torch.Tensor:
     """The bound on ``|fast - bit-true|`` stated in this module's docstring, per output (float64)."""
-    x16 = binary16(x.reshape(-1, layer.in_features), layer.name)
-    codes, absmax, columns = quantize_activations(x16, layer.threshold, layer.group)
+    x16, codes, absmax, columns = quantize_activations(x.reshape(-1, layer.in_features), layer.threshold,
+                                                       layer.group, layer.name)
     u = 2.0 ** -24
     gamma = layer.in_features * u / (1 - layer.in_features * u)
     total = (codes.abs().double() @ layer.codes.abs().double().T) * absmax[:, None].double() \

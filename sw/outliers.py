@@ -78,14 +78,16 @@ class _Tally:
         tokens = x16.shape[0]
         if tokens == 0:
             return
-        entries, columns = detect_outliers(x16, threshold, group)
+        mag = x16.abs()
         n_groups = 1 if group is None else -(-tokens // group)
         self.tokens += tokens
         self.groups += n_groups
-        self.max_abs = max(self.max_abs, float(x16.abs().max()))
-        if entries is None:
+        largest = float(mag.max())
+        self.max_abs = max(self.max_abs, largest)
+        if largest < threshold:  # no outlier in this input
             self.histogram[0] += n_groups
             return
+        entries, columns = detect_outliers(x16, threshold, group, mag=mag)
         per_group = columns.sum(1).cpu().numpy()
         self.histogram += np.bincount(per_group, minlength=self.d_in + 1)
         self.column_groups += columns.sum(0).cpu().numpy()

@@ -40,7 +40,7 @@ def _reference(layer, x, **kw):
 def test_scale_of_every_binary16_absmax_matches_the_reference():
     x16 = torch.stack([ALL_F16, ALL_F16 / 2, ALL_F16 * 0.75]).T.contiguous()  # rows (s, s/2, 3s/4)
     x16 = x16.to(torch.float16).to(torch.float32)
-    codes, absmax, columns = quantize_activations(x16, math.inf, None)
+    _, codes, absmax, columns = quantize_activations(x16, math.inf, None)
     q = L.quantize_rows(x16.numpy().astype(np.float16))
     assert columns is None
     np.testing.assert_array_equal(absmax.numpy(), q.absmax)
@@ -124,7 +124,7 @@ def test_groups_run_over_flattened_tokens_batch_outer():
     emulated = LLMInt8Linear.from_linear(layer, arithmetic="bit-true", group=2)
     flat = _reference(layer, x, group=2)
     np.testing.assert_array_equal(emulated(x).reshape(-1, 4).numpy(), flat.numpy())
-    _, _, columns = quantize_activations(x.reshape(-1, 8), 6.0, 2)
+    _, _, _, columns = quantize_activations(x.reshape(-1, 8), 6.0, 2)
     assert columns[:, 2].tolist() == [False, True, False]
 
 
