@@ -243,8 +243,13 @@ def _pct(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
-def summary_markdown(report: dict, *, max_features: int = 8) -> str:
-    """A Markdown summary of a profile: one table row per layer, then the model-wide figures."""
+def summary_markdown(report: dict, *, max_features: int = 8, rows: str | None = None) -> str:
+    """A Markdown summary of a profile: one table row per layer, then the model-wide figures.
+
+    ``rows``: a regular expression; only the layers it matches get a row (the
+    model-wide figures still cover every layer).
+    """
+    import re
     group = report["group"]
     lines = [f"Outliers |x| >= {report['threshold']:g}, detection group "
              f"{'the whole batch' if group is None else f'{group} tokens'}"
@@ -254,6 +259,8 @@ def summary_markdown(report: dict, *, max_features: int = 8) -> str:
              "| tokens affected | top columns |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in report["layers"].items():
+        if rows is not None and not re.search(rows, name):
+            continue
         s = r["outlier_columns_per_group"]
         top = ", ".join(str(c["column"]) for c in r["columns"][:4]) or "-"
         lines.append(f"| {name} | {r['d_in']} | {s['mean']:.2f} | {s['p50']} | {s['p99']} | {s['max']} "
