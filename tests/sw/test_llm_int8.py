@@ -363,3 +363,16 @@ def test_codes_are_in_range_and_zero_exactly_in_outlier_columns(x, threshold, gr
         if q.absmax[t] > 0:
             at = (mag[t] == q.absmax[t]) & ~mask[t]
             assert np.all(np.abs(q.codes[t][at]) == 127)
+
+
+def test_reference_imports_neither_torch_nor_hardware():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, sw.llm_int8; print(' '.join(sys.modules))"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert not {m for m in loaded if m in ("torch", "amaranth") or m.startswith(("hw.", "sim.", "torch."))}
