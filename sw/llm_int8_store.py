@@ -7,11 +7,12 @@
 * ``NAME.weight.fp16`` float16 ``(d_out, d_in)`` -- only for ``outlier_weights="fp16"``;
 * ``NAME.bias`` float32 ``(d_out,)`` when the layer has one.
 
-``DIR/manifest.json`` is the manifest of :mod:`sw.factors` (same format name,
+``DIR/manifest.json`` is the manifest of :mod:`sw.factor_files` (same format name,
 version and keys) whose ``config`` is :meth:`sw.llm_int8_pipeline.Int8Options.to_json`
 (``method`` ``llm-int8`` or ``w8a8``) and whose layer entries name the operand
-format ``int8-vectorwise``. Files are written into a temporary sibling folder
-and moved in (manifest last); loading checks the tensors' SHA-256.
+format ``int8-vectorwise`` (``datapath``: the ``lqer-linear`` datapath cannot
+run them). Each file is written atomically; :func:`save_int8` builds the folder
+beside its place and swaps it in whole. Loading checks the tensors' SHA-256.
 """
 
 from __future__ import annotations
@@ -19,24 +20,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
+from pathlib import Path
 
 import numpy as np
 
-from sw import factors as _factors
-from sw.factors import FORMAT, MANIFEST, TENSORS, FactorsError
+from sw.factor_files import FORMAT, MANIFEST, TENSORS, VERSION, FactorsError, read_manifest
 from sw.llm_int8 import Int8Weight
 
-__all__ = ["OPERAND_FORMAT", "save_int8", "load_int8", "read_manifest"]
+__all__ = ["OPERAND_FORMAT", "write_int8", "save_int8", "load_int8", "int8_method"]
 
 OPERAND_FORMAT = "int8-vectorwise"
+METHODS = ("llm-int8", "w8a8")
 
 
-def save_int8(out_dir: str, weights: dict[str, tuple[Int8Weight, np.ndarray | None]], *, config: dict,
-              source: dict) -> None:
-    """Write ``weights`` (name -> (weight, bias or None)) and their manifest into ``out_dir``."""
-    from safetensors.numpy import save_file
+def write_int8(folder: str | os.PathLike, weights: dict[str, tuple[Int8Weight, np.ndarray | None]], *,
+               config: dict, source: dict) -> dict:
+    """Write ``weights`` (name -> (weight, bias or None)) and their manifest into the existing ``folder``.
+
+    Each file is written atomically (``lqer_hw.files``), the manifest last.
+    Returns the manifest.
+    """
+    from safetensors.numpy import save
+
+    from lqer_hw.files import write_bytes, write_text
 
     tensors: dict[str, np.ndarray] = {}
     layers = {}
@@ -50,54 +56,49 @@ def save_int8(out_dir: str, weights: dict[str, tuple[Int8Weight, np.ndarray | No
         layers[name] = {"d_in": w.d_in, "d_out": w.d_out, "bias": bias is not None,
                         "operands": {"weight": {"format": OPERAND_FORMAT, "shape": [w.d_out, w.d_in],
                                                 "fp16": w.weight16 is not None}}}
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".int8-", dir=parent)
-    try:
-        tensor_path = os.path.join(tmp, TENSORS)
-        save_file(tensors, tensor_path)
-        os.chmod(tensor_path, 0o644)
-        with open(tensor_path, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()
-        manifest = {"format": FORMAT, "version": _factors.VERSION, "config": config,
-                    "source_model": source, "calibration": None,
-                    "tensors": {"file": TENSORS, "sha256": digest}, "layers": layers}
-        with open(os.path.join(tmp, MANIFEST), "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.write("\n")
-        os.makedirs(out_dir, exist_ok=True)
-        os.replace(tensor_path, os.path.join(out_dir, TENSORS))
-        os.replace(os.path.join(tmp, MANIFEST), os.path.join(out_dir, MANIFEST))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def read_manifest(path: str) -> dict:
-    """The manifest of a quantized folder; ``FactorsError`` (one line) when it is not one."""
-    manifest_path = os.path.join(path, MANIFEST)
-    if not os.path.isdir(path) or not os.path.isfile(manifest_path):
-        raise FactorsError(f"quantized must be a folder written by 'lqer-hw quantize' "
-                           f"(with {MANIFEST}); got {path!r}")
-    try:
-        with open(manifest_path) as fh:
-            manifest = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise FactorsError(f"quantized {MANIFEST} must be valid JSON; got {manifest_path!r} ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise FactorsError(f"quantized {MANIFEST} must have format {FORMAT!r}; got {manifest_path!r}")
-    if manifest.get("version") != _factors.VERSION:
-        raise FactorsError(f"quantized manifest version must be {_factors.VERSION}; "
-                           f"got {manifest.get('version')!r}")
+    folder = Path(folder)
+    data = save(tensors)
+    write_bytes(folder / TENSORS, data)
+    manifest = {"format": FORMAT, "version": VERSION, "config": config, "source_model": source,
+                "calibration": None,
+                "datapath": {"lqer-linear": False,
+                             "reason": f"{config.get('method')} weights are int8 vector-wise, not MXINT"},
+                "tensors": {"file": TENSORS, "sha256": hashlib.sha256(data).hexdigest()},
+                "layers": layers}
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
-def load_int8(path: str) -> tuple[dict[str, tuple[Int8Weight, np.ndarray | None]], dict, dict]:
-    """``(weights, config, manifest)`` from a folder written by :func:`save_int8`."""
+def save_int8(out_dir: str | os.PathLike, weights: dict[str, tuple[Int8Weight, np.ndarray | None]], *,
+              config: dict, source: dict, overwrite: bool = True) -> dict:
+    """Write an int8 folder at ``out_dir``, complete or not at all (``lqer_hw.files.OutputFolder``)."""
+    from lqer_hw.files import OutputFolder
+
+    with OutputFolder(out_dir, overwrite=overwrite, name="out") as tmp:
+        return write_int8(tmp, weights, config=config, source=source)
+
+
+def int8_method(path: str | os.PathLike) -> str | None:
+    """The method of the quantized folder ``path`` when it holds llm-int8 / w8a8 weights, else None.
+
+    Never raises: a folder that is not a valid one is left to the loader that reports it.
+    """
+    try:
+        config = read_manifest(path).get("config")
+    except (FactorsError, OSError):
+        return None
+    method = config.get("method") if isinstance(config, dict) else None
+    return method if method in METHODS else None
+
+
+def load_int8(path: str | os.PathLike) -> tuple[dict[str, tuple[Int8Weight, np.ndarray | None]], dict, dict]:
+    """``(weights, config, manifest)`` from a folder written by :func:`write_int8`."""
     from safetensors.numpy import load_file
 
+    path = os.fspath(path)
     manifest = read_manifest(path)
     config = manifest.get("config")
-    if not isinstance(config, dict) or config.get("method") not in ("llm-int8", "w8a8"):
+    if not isinstance(config, dict) or config.get("method") not in METHODS:
         raise FactorsError(f"quantized must hold llm-int8 or w8a8 weights; {path!r} has method "
                            f"{(config or {}).get('method')!r}")
     tensor_path = os.path.join(path, manifest["tensors"]["file"])

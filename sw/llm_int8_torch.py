@@ -271,8 +271,10 @@ def emulate_int8(model: nn.Module, layers: dict[str, nn.Linear], *, method: str 
                    outlier_weights=outlier_weights)
     new = {}
     for name, linear in layers.items():
-        if not isinstance(linear, nn.Linear):
-            raise ValueError(f"layer {name} must be a torch.nn.Linear; got {type(linear).__name__}")
+        # nn.Linear's own forward only: a subclass with its own (an MoE router) is never replaced
+        if not (isinstance(linear, nn.Linear) and type(linear).forward is nn.Linear.forward):
+            raise ValueError(f"layer {name} must be a torch.nn.Linear (with nn.Linear's forward); "
+                             f"got {type(linear).__name__}")
         if weights is not None:
             w, b = weights[name]
             if (w.d_in, w.d_out) != (linear.in_features, linear.out_features):

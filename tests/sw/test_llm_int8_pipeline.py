@@ -2,44 +2,24 @@
 
 import json
 import math
-import os
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from sw import llm_int8 as L
-from sw.default_model import DIRECTORY as DEFAULT_DIR
-from sw.factors import FactorsError
+from sw.factor_files import FactorsError
 from sw.llm_int8_pipeline import Int8Options, emulate, evaluate, outlier_counts, quantize_layers
 from sw.llm_int8_store import load_int8, save_int8
 from sw.llm_int8_torch import LLMInt8Linear
 from sw.models import load_model, quantizable_layers
+from tests.sw.tiny_checkpoints import save, tiny
 
 VOCAB = 4096
 
 
-def tiny(family: str):
-    """The tiny random checkpoints of tests/sw/test_sw_models.py."""
-    from transformers import LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
-
-    torch.manual_seed(0)
-    if family == "opt":
-        return OPTForCausalLM(OPTConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, ffn_dim=64,
-                                        num_attention_heads=2, max_position_embeddings=64,
-                                        word_embed_proj_dim=32))
-    return LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                                        max_position_embeddings=64))
-
-
 def saved(family, folder):
-    model = tiny(family)
-    model.save_pretrained(str(folder))
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(DEFAULT_DIR, name), folder / name)
-    return str(folder)
+    return save(tiny(family), folder)
 
 
 @pytest.mark.parametrize("kwargs,message", [

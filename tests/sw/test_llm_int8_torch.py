@@ -190,8 +190,17 @@ def test_bad_options_are_one_line_errors(kwargs, message):
 
 def test_a_module_that_is_not_linear_is_refused():
     model = _tiny_model()
-    with pytest.raises(ValueError, match="^layer 1 must be a torch.nn.Linear; got ReLU$"):
+    with pytest.raises(ValueError, match=r"^layer 1 must be a torch.nn.Linear \(with nn.Linear's forward\); "
+                                         r"got ReLU$"):
         emulate_int8(model, {"1": model[1]})
+
+    class Router(nn.Linear):
+        def forward(self, x):
+            return super().forward(x), None
+
+    model[0] = Router(8, 16)
+    with pytest.raises(ValueError, match="got Router$"):
+        emulate_int8(model, {"0": model[0]})
 
 
 def test_quantized_weights_can_be_supplied():

@@ -1,13 +1,11 @@
 """``lqer-hw profile``: the JSON report, the Markdown summary, one-line errors with nothing written."""
 
 import json
-import os
-import shutil
 
 import pytest
+import torch
 
 from sw import profile_cli
-from sw.default_model import DIRECTORY as DEFAULT_DIR
 
 PROG = "lqer-hw profile"
 
@@ -32,11 +30,11 @@ def test_profile_of_the_default_model(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--threshold", "0"], "threshold must be a finite number > 0; got '0'"),
-    (["--threshold", "-1"], "threshold must be a finite number > 0; got '-1'"),
-    (["--threshold", "inf"], "threshold must be a finite number > 0; got 'inf'"),
-    (["--threshold", "nan"], "threshold must be a finite number > 0; got 'nan'"),
-    (["--threshold", "six"], "threshold must be a finite number > 0; got 'six'"),
+    (["--threshold", "0"], "threshold must be a number > 0; got '0'"),
+    (["--threshold", "-1"], "threshold must be a number > 0; got '-1'"),
+    (["--threshold", "inf"], "threshold must be a number > 0; got 'inf'"),
+    (["--threshold", "nan"], "threshold must be a number > 0; got 'nan'"),
+    (["--threshold", "six"], "threshold must be a number > 0; got 'six'"),
     (["--group", "0"], "group must be an integer >= 1; got '0'"),
     (["--group", "1.5"], "group must be an integer >= 1; got '1.5'"),
     (["--seq-len", "1"], "seq-len must be an integer >= 2; got '1'"),
@@ -59,7 +57,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, argv, me
 
 
 @pytest.mark.parametrize("out,message", [
-    ("p.txt", "out must be a file name ending in .json; got '{}'"),
+    ("p.txt", "out must end in .json; got '{}'"),
     ("missing/p.json", "out must be in an existing folder; got '{}'"),
 ])
 def test_bad_out(tmp_path, capsys, out, message):
@@ -74,17 +72,33 @@ def test_out_is_required(capsys):
     assert capsys.readouterr().err == f"{PROG}: error: out must be given; got nothing\n"
 
 
-def test_a_model_without_linear_layers(tmp_path, capsys):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def test_a_model_without_linear_layers(tmp_path, capsys, monkeypatch):
+    import sw.models
+    from tests.sw.tiny_checkpoints import save, tiny
 
-    folder = tmp_path / "gpt2"
-    GPT2LMHeadModel(GPT2Config(vocab_size=4096, n_embd=16, n_layer=1, n_head=2, n_positions=32)).save_pretrained(
-        str(folder))
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(DEFAULT_DIR, name), folder / name)
+    folder = save(tiny("opt"), tmp_path / "opt")
+    monkeypatch.setattr(sw.models, "load_model", lambda *a, **k: torch.nn.Sequential(torch.nn.LayerNorm(4)))
     out = tmp_path / "p.json"
-    assert profile_cli.main(["--model", str(folder), "--out", str(out)], PROG) == 2
-    err = capsys.readouterr().err
-    assert err == (f"{PROG}: error: model layer transformer.h.0.attn.c_attn has type Conv1D, which cannot be "
-                   "quantized; supported: torch.nn.Linear\n")
+    assert profile_cli.main(["--model", folder, "--out", str(out)], PROG) == 2
+    assert capsys.readouterr().err == (f"{PROG}: error: model must have torch.nn.Linear layers inside its "
+                                       "decoder blocks; found none\n")
     assert not out.exists()
+
+
+def test_gpt2_conv1d_layers_are_profiled(tmp_path, capsys):
+    from tests.sw.tiny_checkpoints import save, tiny
+
+    folder = save(tiny("gpt2"), tmp_path / "gpt2")
+    out = tmp_path / "p.json"
+    assert profile_cli.main(["--model", folder, "--threshold", "2", "--max-windows", "2", "--out", str(out)],
+                            PROG) == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert "transformer.h.0.attn.c_attn" in report["layers"]
+    assert report["layers"]["transformer.h.0.mlp.c_proj"]["d_in"] == 128
+
+
+def test_dispatched_by_lqer_hw(tmp_path, capsys):
+    from lqer_hw.cli import main
+
+    assert main(["profile", "--threshold", "0", "--out", str(tmp_path / "p.json")]) == 2
+    assert capsys.readouterr().err == "lqer-hw profile: error: threshold must be a number > 0; got '0'\n"
