@@ -227,3 +227,29 @@ def test_counts_tally_outlier_columns_per_group():
     w8a8 = LLMInt8Linear.from_linear(layer, threshold=math.inf)
     w8a8(x)
     assert w8a8.counts["groups"] == 0
+
+
+def test_random_layers_bit_true_equals_the_reference():
+    """Random shapes, scales, thresholds and groups; LQER_VECTORS tokens in all (default 2000), LQER_SEED."""
+    import os
+
+    total = int(os.environ.get("LQER_VECTORS", "2000"))
+    g = np.random.default_rng(int(os.environ.get("LQER_SEED", "0")))
+    done = 0
+    while done < total:
+        tokens, d_in, d_out = int(g.integers(1, 64)), int(g.integers(1, 200)), int(g.integers(1, 40))
+        x = g.standard_normal((tokens, d_in)) * np.exp2(g.integers(-12, 6, (1, d_in)))
+        x[:, g.integers(0, d_in, 3)] *= g.uniform(1, 50)
+        w = g.standard_normal((d_out, d_in)) * np.exp2(float(g.integers(-10, 3)))
+        b = g.standard_normal(d_out) if g.random() < 0.5 else None
+        threshold = float(g.choice([0.0, 0.5, 2.0, 6.0, math.inf]))
+        group = [None, 1, 3, 16][int(g.integers(0, 4))]
+        weights = L.quantize_weight(w, keep_fp16=True)
+        outlier_weights = ["int8", "fp16"][int(g.integers(0, 2))]
+        layer = LLMInt8Linear(weights, b, threshold=threshold, group=group, arithmetic="bit-true",
+                              outlier_weights=outlier_weights)
+        got = layer(torch.from_numpy(x.astype(np.float32))).numpy()
+        expected = L.linear(x.astype(np.float32), weights, b, threshold=threshold, group=group,
+                            outlier_weights=outlier_weights).y
+        np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+        done += tokens
