@@ -1,4 +1,4 @@
-"""Write (or check) the result tables of README.md and docs/sw.md from what the code computes.
+"""Write (or check) the result tables of README.md, docs/sw.md and docs/llm_int8.md from the code.
 
     python scripts/docs_tables.py            # rewrite the generated blocks
     python scripts/docs_tables.py --check    # exit 1 naming every stale block
@@ -7,7 +7,9 @@
 A generated block sits between ``<!-- generated:NAME -->`` and
 ``<!-- /generated:NAME -->``; everything between the markers is replaced.
 Every figure comes from ``lqer-hw eval --json`` on the embedded model and its
-held-out split (windows of 128), run in this process. ``make docs`` runs the
+held-out split (windows of 128), run in this process; the LLM.int8() table also
+scores the tests' tiny random LLaMA and OPT checkpoints (windows of 64) and
+quotes ``lqer-hw profile``. ``make docs`` runs the
 script; ``tests/cli/test_docs_tables.py`` (slow) runs ``--check``.
 """
 
@@ -26,7 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 FILES = {"readme-eval": "README.md", "readme-perplexity": "README.md",
          "sw-fp": "docs/sw.md", "sw-perplexity": "docs/sw.md", "sw-recovery": "docs/sw.md",
-         "sw-bit-true": "docs/sw.md"}
+         "sw-bit-true": "docs/sw.md",
+         "readme-llm-int8": "README.md", "readme-llm-int8-profile": "README.md",
+         "llm-int8": "docs/llm_int8.md", "llm-int8-profile": "docs/llm_int8.md"}
+# LLM.int8(): the lower threshold that finds outliers in each small model, and the profile's
+INT8_LOW = {"default": 4.0, "llama": 3.5, "opt": 3.5}
+PROFILE_THRESHOLD = 4.0
 WIDTHS = (4, 3)
 COMMON = ["--rank", "32", "--block", "16", "--a-width", "8"]
 
@@ -53,6 +60,7 @@ def results(bit_true: bool) -> dict:
             r[(method, w)] = evaluate(["--method", method, "--w-width", str(w), *COMMON])
             r[(method, w, "paper")] = evaluate(["--method", method, "--w-width", str(w), *COMMON,
                                                 "--blocking", "paper"])
+    int8_results(r)
     if bit_true:
         r[("mxint", 4, "bit-true")] = evaluate(["--method", "mxint", "--w-width", "4", "--block",
                                                 "16", "--a-width", "8", "--bit-true"])
@@ -60,6 +68,53 @@ def results(bit_true: bool) -> dict:
             r[("l2qer", w, "bit-true")] = evaluate(["--method", "l2qer", "--w-width", str(w),
                                                     *COMMON, "--bit-true"])
     return r
+
+
+def int8_results(r: dict) -> None:
+    """W8A8 and LLM.int8() on the embedded model and the tests' tiny LLaMA / OPT, and the profile."""
+    import tempfile
+
+    from sw.profile_cli import run_profile
+    from tests.sw.tiny_checkpoints import save, tiny
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in ("default", "llama", "opt"):
+            common = [] if model == "default" else ["--model", save(tiny(model), Path(tmp) / model),
+                                                    "--seq-len", "64"]
+            if model != "default":
+                r[(model, "fp")] = evaluate(common)
+            r[(model, "w8a8")] = evaluate([*common, "--method", "w8a8"])
+            for t in (6.0, INT8_LOW[model]):
+                r[(model, "llm-int8", t)] = evaluate([*common, "--method", "llm-int8", "--threshold", str(t)])
+        r["profile"] = run_profile(out=str(Path(tmp) / "profile.json"), threshold=PROFILE_THRESHOLD,
+                                   progress=False)
+
+
+def _int8_table(r: dict) -> str:
+    rows = ["| model | fp | W8A8 | LLM.int8() t=6 | LLM.int8() lower t | outlier columns per group at "
+            "lower t: mean / max, layers affected | MXINT W4A8 | LQER W4A8 | L2QER W4A8 |",
+            "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+    names = {"default": "embedded OPT (4 layers, hidden 128)", "llama": "tiny random LLaMA (2 layers, hidden 32)",
+             "opt": "tiny random OPT (2 layers, hidden 32)"}
+    for model, name in names.items():
+        fp = r["fp"] if model == "default" else r[(model, "fp")]
+        low = INT8_LOW[model]
+        found = r[(model, "llm-int8", low)]["outliers"]
+        six = r[(model, "llm-int8", 6.0)]
+        mx = (" | ".join(_p(r[(m, 4)]) for m in ("mxint", "lqer", "l2qer")) if model == "default"
+              else "- | - | -")
+        rows.append(f"| {name} | {_p(fp)} | {_p(r[(model, 'w8a8')])} | {_p(six)}"
+                    + ("" if six["outliers"]["max_columns"] == 0 else " (outliers found)")
+                    + f" | {_p(r[(model, 'llm-int8', low)])} (t={low:g}) | {found['mean_columns']:.1f} / "
+                    f"{found['max_columns']}, {100 * found['layers_affected']:.0f}% | {mx} |")
+    return "\n".join(rows)
+
+
+def _int8_profile(r: dict) -> str:
+    from sw.outliers import summary_markdown
+
+    return (f"```\nlqer-hw profile --model default --data default --threshold {PROFILE_THRESHOLD:g} "
+            "--out profile.json\n```\n\n" + summary_markdown(r["profile"], rows=r"layers\.3\.").rstrip("\n"))
 
 
 def _p(record: dict) -> str:
@@ -103,6 +158,10 @@ def render(name: str, r: dict) -> str:
         gaps = [abs(b["perplexity"] - f["perplexity"]) for b, f in zip((mx, l4, l3), fast)]
         return (f"MXINT W4A8 {_p(mx)}, L2QER W4A8 {_p(l4)}, L2QER W3A8 {_p(l3)}; the largest "
                 f"difference from the fast figures above is {max(gaps):.4f}")
+    if name in ("readme-llm-int8", "llm-int8"):
+        return _int8_table(r)
+    if name in ("readme-llm-int8-profile", "llm-int8-profile"):
+        return _int8_profile(r)
     raise KeyError(name)
 
 

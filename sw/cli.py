@@ -2,6 +2,7 @@
 
     lqer-hw quantize --model PATH|default --method l2qer|lqer|mxint [--rank 32 ...]
                      --out DIR [--overwrite]
+    lqer-hw quantize --model PATH|default --method llm-int8|w8a8 [--threshold 6.0 ...] --out DIR
     lqer-hw eval --model PATH|default [--quantized DIR | --method ...] --data FILE|default
                  [--bit-true [--guard-bits N]] [--json] [--verbose]
 
@@ -11,7 +12,8 @@ Every bad input is one line on stderr, ``lqer-hw NAME: error: PARAM must be
 ...; got ...``, exit status 2, nothing written (``lqer_hw.args.run``); Ctrl-C
 is ``lqer-hw NAME: interrupted``, exit status 130. ``quantize`` checks its
 output folder before any work and writes it whole (``lqer_hw.files``).
-``eval`` lives in :mod:`sw.cli_eval`.
+``eval`` lives in :mod:`sw.cli_eval`; both hand ``--method llm-int8|w8a8`` to
+:mod:`sw.llm_int8_cli`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 
 from lqer_hw.args import (Parser, UsageError, add_field_options, choice, given_fields, run,
                           status)
+from sw import llm_int8_cli
 from sw.options import options_of
 from sw.qconfig import METHODS, QUANT_METHODS, CalibOptions, QuantConfig
 
@@ -42,7 +45,7 @@ def _add_model_options(p: Parser) -> None:
 
 
 def _add_quant_options(p: Parser, *, for_eval: bool) -> None:
-    methods = METHODS if for_eval else QUANT_METHODS
+    methods = (METHODS if for_eval else QUANT_METHODS) + llm_int8_cli.METHODS
     p.add_argument("--method", required=not for_eval, type=choice(methods), metavar="METHOD",
                    help=f"{', '.join(methods)}" + (" (default: the float model, fp)" if for_eval
                                                      else " (required)"))
@@ -51,6 +54,7 @@ def _add_quant_options(p: Parser, *, for_eval: bool) -> None:
                    help="l2qer calibration text file, or 'default', the embedded calibration "
                         "text (default 'default')")
     add_field_options(p, CalibOptions, group="l2qer calibration", prefix=CALIB)
+    llm_int8_cli.add_options(p)
     p.add_argument("--layers", metavar="REGEX",
                    help="regular expression narrowing the quantized layers (module names)")
 
@@ -58,7 +62,8 @@ def _add_quant_options(p: Parser, *, for_eval: bool) -> None:
 def parser(prog: str, command: str) -> Parser:
     """The parser of ``quantize`` or ``eval``."""
     if command == "quantize":
-        p = Parser(prog=prog, description="Compute LQER / L2QER factors of a model's linear layers.")
+        p = Parser(prog=prog, description="Compute LQER / L2QER factors (or LLM.int8() / W8A8 int8 "
+                                          "weights) of a model's linear layers.")
         _add_model_options(p)
         _add_quant_options(p, for_eval=False)
         p.add_argument("--out", required=True, metavar="DIR",
@@ -96,6 +101,9 @@ def _flag(name: str) -> str:
 
 def check_applicable(args, method: str) -> None:
     """Refuse an option that would do nothing with ``method`` (one line naming it)."""
+    llm_int8_cli.check_applicable(args, method)
+    if method in llm_int8_cli.METHODS:
+        return
     for cls, prefix in ((QuantConfig, ""), (CalibOptions, CALIB)):
         for name, value in given_fields(args, cls, prefix=prefix).items():
             opt, _ = options_of(cls)[name]
@@ -195,6 +203,8 @@ def _quantize(argv: list[str], prog: str) -> int:
     from sw.default_model import calib_path
 
     args = parser(prog, "quantize").parse_args(argv)
+    if args.method in llm_int8_cli.METHODS:
+        return llm_int8_cli.quantize(args, prog)
     method = args.method
     check_applicable(args, method)
     config = quant_config(args, method)

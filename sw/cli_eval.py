@@ -80,7 +80,7 @@ def plan(args) -> EvalPlan:
             calib = calib_options(args)
             calib_text = read_text(calib_path(args.calib or "default"), name="calib")
     if arithmetic == "bit-true" and method == "fp":
-        raise UsageError("method must be one of mxint, lqer, l2qer for --bit-true; got 'fp'")
+        raise UsageError("method must be one of mxint, lqer, l2qer, llm-int8, w8a8 for --bit-true; got 'fp'")
     if arithmetic == "bit-true" and config.low_rank and config.blocking != "reduction":
         raise UsageError("blocking must be reduction for --bit-true (hardware blocks along the "
                          "reduction axis); got 'paper'")
@@ -93,8 +93,9 @@ def plan(args) -> EvalPlan:
 
 def _quant_dests() -> set[str]:
     from sw.options import options_of
+    from sw.llm_int8_cli import OPTION_DESTS
     return ({*options_of(QuantConfig)} | {f"calib_{n}" for n in options_of(CalibOptions)}
-            | {"calib", "layers"})
+            | {"calib", "layers", *OPTION_DESTS})
 
 
 def data_ids(p: EvalPlan, model, tokenizer):
@@ -229,6 +230,9 @@ def report(p: EvalPlan, args, result, baseline, seconds: float, device) -> None:
 def evaluate(argv: list[str], prog: str) -> int:
     """``lqer-hw eval``: returns the exit status (errors raise; ``sw.cli.main`` reports them)."""
     args = parser(prog, "eval").parse_args(argv)
+    from sw import llm_int8_cli
+    if llm_int8_cli.handles(args):
+        return llm_int8_cli.evaluate(args, prog)
     p = plan(args)
     device = device_of(args.device)
     started = time.time()
