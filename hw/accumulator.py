@@ -9,16 +9,23 @@ the result. The register holds ``(A, E)`` worth ``A * 2**(E - G)``, ``G = guard_
     next partial:   E' = max(E, p)
                     A' = rshift(A, E' - E) + rshift(s << G, E' - p)
 
-One of the two shifts is always zero, so each lane has a single shifter behind
-a swap. The loop (read the state, compare exponents, shift, round, add, write the
-state) is cut into ``stages`` pipeline levels -- exponents and swap; coarse shift;
-fine shift; round and add -- so it no longer limits the clock. To keep one partial
-per cycle, the accumulator is *interleaved* (C-slow): it holds ``stages`` results in
-flight, and the input stream carries their partials round-robin -- item ``n`` belongs
-to slot ``n mod stages``. Each slot is an independent result; by the time slot ``k``'s
-next partial enters, its previous one has left the loop. ``stages=1`` is the plain,
-one-result accumulator. The arithmetic of every result is unchanged: the same rule, in
-its own partial order.
+The datapath splits the rule so that only a short path is loop-carried:
+
+- **exponents first** (feed-forward, one short loop): ``E`` is tracked on its own, so
+  both shift amounts ``E' - E`` and ``E' - p`` are known before ``A`` is touched; the
+  partial's own shift and rounding are done here, outside the loop (``stages``
+  registers over these levels);
+- **the accumulation loop**: read ``A``, shift it by ``E' - E`` (coarse, then fine), round,
+  add the aligned partial, write ``A``. One of the two shifts is always zero, so the two
+  round-up bits never both count, and one adder with a carry-in does it. The loop holds
+  ``slots`` registers (at most :data:`LOOP_LEVELS`).
+
+So that the loop still takes one partial per cycle, the accumulator is *interleaved*
+(C-slow): it keeps ``slots`` results in flight, and the input stream carries their
+partials round-robin -- item ``n`` belongs to slot ``n mod slots``. By the time slot
+``k``'s next partial reads ``A``, its previous one has written it. Each slot is an
+independent result under the same rule, in its own partial order; ``slots=1`` is the
+plain, one-result accumulator.
 
 On ``last`` the slot's result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
 output stream (results leave in the order of their ``last`` partials), or, with
@@ -31,25 +38,29 @@ results into one MXINT block (``lanes`` = its block size), exactly
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, signed_for_range
-from hw.pipeline import StallPipeline
+from hw.pipeline import Pipeline, register_counts
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
-from hw.shifting import round_shifted, shift_right_round_parts, wire
+from hw.shifting import round_parts, shift_right_round_parts, wire
 from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS"]
+__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVELS"]
 
 MAX_LANES = 256
-# Levels of the accumulation loop: exponents and swap; coarse shift; fine shift; round and add.
+# Levels before the loop: exponents (a one-cycle loop of its own); shift amounts; the
+# partial's coarse shift; its fine shift and rounding bits.
+PRE_LEVELS = 4
+PRE_DELAYS = [3.0, 2.5, 3.0, 2.0]
+# Levels of the accumulation loop: read A; coarse shift; fine shift and rounding; add.
 LOOP_LEVELS = 4
-LOOP_DELAYS = [3.0, 2.5, 2.0, 3.5]
+LOOP_DELAYS = [1.5, 3.0, 2.0, 3.0]
 # rshift_round in the reference works in int64; keep the register inside it.
 MAX_ACC_WIDTH = 60
 
@@ -70,9 +81,10 @@ class Accumulator(wiring.Component):
       the register width ``sw.blockmath.accumulator_width`` (at most ``MAX_ACC_WIDTH``);
     - ``rounding``: ``"even"`` or ``"floor"`` for the alignment shifts;
     - ``lanes`` (1..``MAX_LANES``): parallel accumulators sharing one ``last`` flag;
-    - ``stages`` (1..``LOOP_LEVELS``): pipeline registers in the accumulation loop, and so
-      the number of results in flight (item ``n`` of the input belongs to slot
-      ``n mod stages``);
+    - ``slots`` (1..``LOOP_LEVELS``): registers in the accumulation loop, and so the number
+      of results in flight (item ``n`` of the input belongs to slot ``n mod slots``);
+    - ``stages`` (0..``PRE_LEVELS``): registers before the loop (latency ``stages + slots``);
+    - ``backpressure`` (default True; see :class:`hw.pipeline.Pipeline`);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
       results to one block of it (``out_format.block == lanes``; register width at most
       52 bits, the quantizer's input); ``out_stages``: that quantizer's pipeline stages.
@@ -82,15 +94,18 @@ class Accumulator(wiring.Component):
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 stages: int = 1, out_format: MXIntFormat | None = None, out_stages: int = 1):
+                 slots: int = LOOP_LEVELS, stages: int = 2, out_format: MXIntFormat | None = None,
+                 out_stages: int = 5, backpressure: bool = True):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-                        stages, out_format, out_stages)
+                        slots, stages, out_format, out_stages, backpressure)
         super().__init__({"i": In(stream.Signature(self._in_layout)), "o": Out(self._out_sig)})
 
     def _setup(self, sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-               stages, out_format, out_stages):
-        self._stages = check_int("stages", stages, 1, LOOP_LEVELS)
+               slots, stages, out_format, out_stages, backpressure):
+        self._slots = check_int("slots", slots, 1, LOOP_LEVELS)
+        self._stages = check_int("stages", stages, 0, PRE_LEVELS)
+        self._backpressure = bool(backpressure)
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("max_partials", max_partials, 1, 1 << 20)
@@ -128,7 +143,8 @@ class Accumulator(wiring.Component):
         if out_format is not None:
             self._requantizer = Quantizer(
                 out_format=out_format, in_width=acc_width,
-                lsb_width=self._out_exponent_shape.width, stages=out_stages)
+                lsb_width=self._out_exponent_shape.width, stages=out_stages,
+                backpressure=self._backpressure)
             owned(self._requantizer)
             self._out_sig = stream.Signature(block_layout(out_format))
         else:
@@ -186,14 +202,30 @@ class Accumulator(wiring.Component):
         return None if self._requantizer is None else self._requantizer.out_format
 
     @property
-    def stages(self) -> int:
+    def slots(self) -> int:
         """Registers in the accumulation loop, and results in flight (the interleave)."""
+        return self._slots
+
+    @property
+    def stages(self) -> int:
+        """Registers before the accumulation loop."""
         return self._stages
 
     @property
     def latency(self) -> int:
         """Cycles from accepting the ``last`` partial to its result being valid on ``o``."""
-        return self._stages + (0 if self._requantizer is None else self._requantizer.latency)
+        own = self._stages + self._slots
+        return own + (0 if self._requantizer is None else self._requantizer.latency)
+
+    def _counts(self) -> list[int]:
+        """Registers after each level: ``stages`` over the levels before the loop; inside
+        the loop ``slots - 1`` (so a slot's next partial reads ``A`` after its previous one
+        wrote it), then the output register."""
+        pre = ([0] * PRE_LEVELS if not self._stages else
+               register_counts(PRE_LEVELS, self._stages, PRE_DELAYS))
+        inner = ([0] * (LOOP_LEVELS - 1) if self._slots == 1 else
+                 register_counts(LOOP_LEVELS - 1, self._slots - 1, LOOP_DELAYS[:-1]))
+        return pre + inner + [1]
 
     def elaborate(self, platform):
         m = Module()
@@ -203,93 +235,130 @@ class Accumulator(wiring.Component):
             wiring.connect(m, wiring.flipped(self.o), self._requantizer.o)
         else:
             result = self.o
-        K, g, width = self._stages, self._guard_bits, self._acc_width
-        pipe = StallPipeline(m, levels=LOOP_LEVELS, stages=K, valid_in=self.i.valid,
-                             name="acc", delays=LOOP_DELAYS)
+        K, g, width = self._slots, self._guard_bits, self._acc_width
+        lanes = self._lanes
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        pipe = Pipeline(m, levels=PRE_LEVELS + LOOP_LEVELS, counts=self._counts(), valid_in=take,
+                        name="acc", backpressure=self._backpressure)
+        level = iter(range(PRE_LEVELS + LOOP_LEVELS))
+
+        def close(groups):
+            """Close the next level over lists of values; returns the same grouping."""
+            flat = [v for grp in groups for v in grp]
+            out = pipe.after(next(level), flat)
+            result_, k = [], 0
+            for grp in groups:
+                result_.append(out[k:k + len(grp)])
+                k += len(grp)
+            return result_
+
+        def pick(states, index):
+            return states[0] if K == 1 else Array(states)[index]
 
         # the slot of the next item, and which slots hold an open result
         slot = Signal(range(K), name="slot")
         open_ = Signal(K, name="open_results")
-        take = Signal()
-        m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(take):
             m.d.sync += slot.eq(Mux(slot == K - 1, 0, slot + 1))
             m.d.sync += open_.bit_select(slot, 1).eq(~self.i.payload.last)
-        first = ~open_.bit_select(slot, 1)
+        first = wire(m, ~open_.bit_select(slot, 1), "first")
 
-        # the state of every slot and lane: (A, E), written at the loop's last level
-        states = [[(Signal(signed(width), name=f"acc_{k}_{lane}", reset_less=True),
-                    Signal(self._exponent_shape, name=f"exp_{k}_{lane}", reset_less=True))
-                   for lane in range(self._lanes)] for k in range(K)]
-
-        # level 0: read the slot's state, compare exponents, swap, cap the shift
-        carry, lanes = [], []
-        cap = width + 1   # shifts of width + 1 or more all give the same result
-        for lane in range(self._lanes):
-            s = self.i.payload.sums[lane]
-            p = self.i.payload.exponents[lane]
-            acc = Array(st[lane][0] for st in states)[slot] if K > 1 else states[0][lane][0]
-            exp = Array(st[lane][1] for st in states)[slot] if K > 1 else states[0][lane][1]
-            cur_acc = wire(m, Mux(first, 0, acc), f"cur_acc_{lane}")
-            cur_exp = wire(m, Mux(first, p, exp), f"cur_exp_{lane}")
-            scaled = wire(m, (s << g).as_signed(), f"scaled_{lane}")
-            larger = wire(m, p > cur_exp, f"partial_larger_{lane}")
-            distance = wire(m, Mux(larger, p - cur_exp, cur_exp - p), f"distance_{lane}")
-            amount = Signal(range(cap + 1), name=f"shift_{lane}")
-            m.d.comb += amount.eq(Mux(distance > cap, cap, distance))
-            to_shift = Signal(signed(width), name=f"to_shift_{lane}")
-            kept = Signal(signed(width), name=f"kept_{lane}")
-            m.d.comb += [to_shift.eq(Mux(larger, cur_acc, scaled)),
-                         kept.eq(Mux(larger, scaled, cur_acc))]
-            new_exp = wire(m, Mux(larger, p, cur_exp), f"new_exp_{lane}")
-            lanes.append([to_shift, amount, kept, new_exp])
-        ctrl = [self.i.payload.last, slot]
-        flat = pipe.after(0, [v for ln in lanes for v in ln] + ctrl)
-        lanes = [flat[4 * k:4 * k + 4] for k in range(self._lanes)]
-        ctrl = flat[-2:]
-
-        # level 1: coarse shift and sticky; level 2: fine shift
-        staged = []
-        for lane, (to_shift, amount, kept, new_exp) in enumerate(lanes):
-            coarse, sticky, fine = shift_right_round_parts(m, to_shift, amount, f"aligned_{lane}")
-            staged.append([coarse, sticky, fine, kept, new_exp])
-        flat = pipe.after(1, [v for ln in staged for v in ln] + ctrl)
-        staged, ctrl = [flat[5 * k:5 * k + 5] for k in range(self._lanes)], flat[-2:]
-        fine_done = []
-        for lane, (coarse, sticky, fine, kept, new_exp) in enumerate(staged):
-            fine_done.append([wire(m, coarse >> fine, f"with_round_{lane}"), sticky, kept, new_exp])
-        flat = pipe.after(2, [v for ln in fine_done for v in ln] + ctrl)
-        fine_done, ctrl = [flat[4 * k:4 * k + 4] for k in range(self._lanes)], flat[-2:]
-
-        # level 3: round and add; the new state of the item's slot
-        results = []
-        for lane, (with_round, sticky, kept, new_exp) in enumerate(fine_done):
-            shifted = round_shifted(m, with_round, sticky, self._rounding, f"aligned_{lane}")
-            new_acc = wire(m, (kept + shifted)[:width].as_signed(), f"new_acc_{lane}")
-            results.append([new_acc, new_exp])
-        last, item_slot = ctrl
-        # the state is written with the level's closing register (the same enable), so
-        # the slot's next partial, ``stages`` items later, reads it
-        write = Signal(name="state_write")
-        m.d.comb += write.eq(pipe.enable & pipe.valid)
+        # pre 0: the running maximum exponent E of the item's slot (a one-cycle loop)
+        e_states = [[Signal(self._exponent_shape, name=f"exp_{k}_{ln}", reset_less=True)
+                     for ln in range(lanes)] for k in range(K)]
+        sums = [self.i.payload.sums[ln] for ln in range(lanes)]
+        exps = [self.i.payload.exponents[ln] for ln in range(lanes)]
+        e_prev, e_new = [], []
+        for ln in range(lanes):
+            prev = wire(m, pick([st[ln] for st in e_states], slot), f"exp_prev_{ln}")
+            new = wire(m, Mux(first | (exps[ln] > prev), exps[ln], prev), f"exp_new_{ln}")
+            e_prev.append(prev)
+            e_new.append(new)
         for k in range(K):
-            with m.If(write & (item_slot == k)):
-                for lane, (new_acc, new_exp) in enumerate(results):
-                    m.d.sync += [states[k][lane][0].eq(new_acc), states[k][lane][1].eq(new_exp)]
-        flat = pipe.after(3, [v for r in results for v in r] + [last])
-        results, last = [flat[2 * k:2 * k + 2] for k in range(self._lanes)], flat[-1]
+            with m.If(take & (slot == k)):
+                m.d.sync += [e_states[k][ln].eq(e_new[ln]) for ln in range(lanes)]
+        ctrl = [first, self.i.payload.last, slot]
+        sums, exps, e_prev, e_new, ctrl = close([sums, exps, e_prev, e_new, ctrl])
 
-        # only results (items flagged last) leave the loop
-        out_valid = Signal(name="result_valid")
-        m.d.comb += [out_valid.eq(pipe.valid_out & last),
-                     pipe.enable.eq(~out_valid | result.ready),
-                     self.i.ready.eq(pipe.enable),
-                     result.valid.eq(out_valid)]
-        for lane, (new_acc, new_exp) in enumerate(results):
+        # pre 1: the two shift amounts, capped (shifts of width + 1 or more all give the
+        # same result)
+        cap = width + 1
+        first = ctrl[0]
+        amt_acc, amt_s = [], []
+        for ln in range(lanes):
+            for dest, distance, tag in ((amt_acc, e_new[ln] - e_prev[ln], "acc"),
+                                        (amt_s, e_new[ln] - exps[ln], "partial")):
+                amount = Signal(range(cap + 1), name=f"shift_{tag}_{ln}")
+                d = wire(m, distance, f"distance_{tag}_{ln}")
+                m.d.comb += amount.eq(Mux(d > cap, cap, d))
+                dest.append(amount)
+        amt_acc = [wire(m, Mux(first, 0, a), f"shift_acc_first_{ln}") for ln, a in
+                   enumerate(amt_acc)]
+        scaled = [wire(m, (s << g).as_signed(), f"scaled_{ln}") for ln, s in enumerate(sums)]
+        scaled = [Value.cast(v)[:width].as_signed() for v in scaled]
+        scaled, amt_s, amt_acc, e_new, ctrl = close([scaled, amt_s, amt_acc, e_new, ctrl])
+
+        # pre 2, 3: the partial's shift (coarse, fine) and its rounding bits
+        coarse, sticky, fine = [], [], []
+        for ln in range(lanes):
+            c, st, f = shift_right_round_parts(m, scaled[ln], amt_s[ln], f"partial_{ln}")
+            coarse.append(c)
+            sticky.append(st)
+            fine.append(f)
+        coarse, sticky, fine, amt_acc, e_new, ctrl = close([coarse, sticky, fine, amt_acc,
+                                                            e_new, ctrl])
+        floor_s, up_s = [], []
+        for ln in range(lanes):
+            fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
+                                 f"partial_{ln}")
+            floor_s.append(Value.cast(fl)[:width].as_signed())
+            up_s.append(up)
+        floor_s, up_s, amt_acc, e_new, ctrl = close([floor_s, up_s, amt_acc, e_new, ctrl])
+
+        # loop 0: read A of the item's slot (0 for a first partial)
+        a_states = [[Signal(signed(width), name=f"acc_{k}_{ln}", reset_less=True)
+                     for ln in range(lanes)] for k in range(K)]
+        first, last, item_slot = ctrl
+        current = [wire(m, Mux(first, 0, pick([st[ln] for st in a_states], item_slot)),
+                        f"acc_current_{ln}") for ln in range(lanes)]
+        current, floor_s, up_s, amt_acc, e_new, ctrl = close([current, floor_s, up_s, amt_acc,
+                                                              e_new, ctrl])
+        # loop 1, 2: A's shift (coarse, fine) and its rounding bits
+        coarse, sticky, fine = [], [], []
+        for ln in range(lanes):
+            c, st, f = shift_right_round_parts(m, current[ln], amt_acc[ln], f"acc_{ln}")
+            coarse.append(c)
+            sticky.append(st)
+            fine.append(f)
+        coarse, sticky, fine, floor_s, up_s, e_new, ctrl = close(
+            [coarse, sticky, fine, floor_s, up_s, e_new, ctrl])
+        floor_a, up_a = [], []
+        for ln in range(lanes):
+            fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
+                                 f"acc_{ln}")
+            floor_a.append(Value.cast(fl)[:width].as_signed())
+            up_a.append(up)
+        floor_a, up_a, floor_s, up_s, e_new, ctrl = close([floor_a, up_a, floor_s, up_s, e_new,
+                                                           ctrl])
+        # loop 3: one add (at most one of the round-up bits is set: one shift is zero);
+        # the new A is written back for the slot's next partial
+        first, last, item_slot = ctrl
+        new_acc = [wire(m, (floor_a[ln] + floor_s[ln] + (up_a[ln] | up_s[ln]))[:width]
+                        .as_signed(), f"acc_new_{ln}") for ln in range(lanes)]
+        with m.If(pipe.valid):
+            for k in range(K):
+                with m.If(item_slot == k):
+                    m.d.sync += [a_states[k][ln].eq(new_acc[ln]) for ln in range(lanes)]
+        out_exp = [wire(m, (e - g), f"result_exponent_{ln}") for ln, e in enumerate(e_new)]
+        flat = pipe.after(next(level), new_acc + out_exp, keep=last)
+        values, out_exps = flat[:lanes], flat[lanes:]
+        pipe.connect(self.i, result)
+        for ln in range(lanes):
             if self._requantizer is not None:
-                m.d.comb += [result.payload.values[lane].eq(new_acc),
-                             result.payload.lsbs[lane].eq(new_exp - g)]
+                m.d.comb += [result.payload.values[ln].eq(values[ln]),
+                             result.payload.lsbs[ln].eq(out_exps[ln])]
             else:
-                m.d.comb += [result.payload.values[lane].eq(new_acc),
-                             result.payload.exponents[lane].eq(new_exp - g)]
+                m.d.comb += [result.payload.values[ln].eq(values[ln]),
+                             result.payload.exponents[ln].eq(out_exps[ln])]
         return m

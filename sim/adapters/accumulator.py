@@ -23,7 +23,7 @@ class AccumulatorAdapter(Adapter):
         FieldSpec("exponents", "exponents",
                   "(N, lanes) partial exponents: value = sums * 2**exponents"),
         FieldSpec("last", "last", "(N,) 1 on the final partial of each result; item i belongs "
-                  "to slot i mod stages, and each slot's final item must be 1"),
+                  "to slot i mod slots, and each slot's final item must be 1"),
     )
     outputs = (
         FieldSpec("values", "values",
@@ -51,12 +51,12 @@ class AccumulatorAdapter(Adapter):
 
     @staticmethod
     def _slots(dut, n: int) -> list[np.ndarray]:
-        """Item indices of each slot: item ``i`` belongs to slot ``i mod stages``."""
-        return [np.arange(k, n, dut.stages) for k in range(dut.stages)]
+        """Item indices of each slot: item ``i`` belongs to slot ``i mod slots``."""
+        return [np.arange(k, n, dut.slots) for k in range(dut.slots)]
 
     def extra_checks(self, dut, inputs):
         """Every slot's last item has ``last`` = 1 (item ``i`` belongs to slot ``i mod
-        stages``), and no result has more than ``max_partials`` partials (the register
+        slots``), and no result has more than ``max_partials`` partials (the register
         width holds that many; :func:`sw.blockmath.accumulator_width`)."""
         last = inputs["last"]
         for k, idx in enumerate(self._slots(dut, len(last))):
@@ -116,15 +116,15 @@ class AccumulatorAdapter(Adapter):
         slot 0 one full-length result of maximal same-sign partials at the largest
         exponent (the register width) when there is room; exponents mostly within a few
         guard-bit spans of a per-result base, some at the extremes."""
-        per_slot = -(-n // dut.stages)
+        per_slot = -(-n // dut.slots)
         streams = [self._serial_inputs(dut, per_slot, rng, full=(k == 0))
-                   for k in range(dut.stages)]
-        total = per_slot * dut.stages
+                   for k in range(dut.slots)]
+        total = per_slot * dut.slots
         out = {key: np.zeros((total,) + streams[0][key].shape[1:], np.int64)
                for key in streams[0]}
         for k, stream in enumerate(streams):
             for key, value in stream.items():
-                out[key][k::dut.stages] = value
+                out[key][k::dut.slots] = value
         return out
 
     @staticmethod
