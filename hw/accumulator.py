@@ -46,7 +46,8 @@ from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, signed_for_range
 from hw.pipeline import Pipeline, register_counts
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
-from hw.shifting import round_parts, shift_right_round_parts, wire
+from hw.shifting import (add_with_carry_in, round_parts, shift_amount,
+                         shift_right_round_parts, wire)
 from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
@@ -55,9 +56,9 @@ __all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVE
 
 MAX_LANES = 256
 # Levels before the loop: exponents (a one-cycle loop of its own); shift amounts; the
-# partial's coarse shift; its fine shift and rounding bits.
-PRE_LEVELS = 4
-PRE_DELAYS = [3.0, 2.5, 3.0, 2.0]
+# partial's coarse shift; its fine shift and rounding bits; its rounding add.
+PRE_LEVELS = 5
+PRE_DELAYS = [5.0, 4.0, 3.0, 2.5, 3.0]
 # Levels of the accumulation loop: read A; coarse shift; fine shift and rounding; add.
 LOOP_LEVELS = 4
 LOOP_DELAYS = [1.5, 3.0, 2.0, 3.0]
@@ -84,6 +85,7 @@ class Accumulator(wiring.Component):
     - ``slots`` (1..``LOOP_LEVELS``): registers in the accumulation loop, and so the number
       of results in flight (item ``n`` of the input belongs to slot ``n mod slots``);
     - ``stages`` (0..``PRE_LEVELS``): registers before the loop (latency ``stages + slots``);
+      default 4;
     - ``backpressure`` (default True; see :class:`hw.pipeline.Pipeline`);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
       results to one block of it (``out_format.block == lanes``; register width at most
@@ -94,7 +96,7 @@ class Accumulator(wiring.Component):
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 slots: int = LOOP_LEVELS, stages: int = 2, out_format: MXIntFormat | None = None,
+                 slots: int = LOOP_LEVELS, stages: int = 4, out_format: MXIntFormat | None = None,
                  out_stages: int = 5, backpressure: bool = True):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
@@ -287,12 +289,8 @@ class Accumulator(wiring.Component):
         first = ctrl[0]
         amt_acc, amt_s = [], []
         for ln in range(lanes):
-            for dest, distance, tag in ((amt_acc, e_new[ln] - e_prev[ln], "acc"),
-                                        (amt_s, e_new[ln] - exps[ln], "partial")):
-                amount = Signal(range(cap + 1), name=f"shift_{tag}_{ln}")
-                d = wire(m, distance, f"distance_{tag}_{ln}")
-                m.d.comb += amount.eq(Mux(d > cap, cap, d))
-                dest.append(amount)
+            amt_acc.append(shift_amount(m, e_new[ln] - e_prev[ln], cap, f"shift_acc_{ln}"))
+            amt_s.append(shift_amount(m, e_new[ln] - exps[ln], cap, f"shift_partial_{ln}"))
         amt_acc = [wire(m, Mux(first, 0, a), f"shift_acc_first_{ln}") for ln, a in
                    enumerate(amt_acc)]
         scaled = [wire(m, (s << g).as_signed(), f"scaled_{ln}") for ln, s in enumerate(sums)]
@@ -315,6 +313,11 @@ class Accumulator(wiring.Component):
             floor_s.append(Value.cast(fl)[:width].as_signed())
             up_s.append(up)
         floor_s, up_s, amt_acc, e_new, ctrl = close([floor_s, up_s, amt_acc, e_new, ctrl])
+        # pre 4: the partial rounded (its shift and the accumulator's are never both non-zero,
+        # so A's rounding bit alone is left for the loop's add)
+        term_s = [wire(m, (floor_s[ln] + up_s[ln])[:width].as_signed(), f"partial_term_{ln}")
+                  for ln in range(lanes)]
+        term_s, amt_acc, e_new, ctrl = close([term_s, amt_acc, e_new, ctrl])
 
         # loop 0: read A of the item's slot (0 for a first partial)
         a_states = [[Signal(signed(width), name=f"acc_{k}_{ln}", reset_less=True)
@@ -322,8 +325,7 @@ class Accumulator(wiring.Component):
         first, last, item_slot = ctrl
         current = [wire(m, Mux(first, 0, pick([st[ln] for st in a_states], item_slot)),
                         f"acc_current_{ln}") for ln in range(lanes)]
-        current, floor_s, up_s, amt_acc, e_new, ctrl = close([current, floor_s, up_s, amt_acc,
-                                                              e_new, ctrl])
+        current, term_s, amt_acc, e_new, ctrl = close([current, term_s, amt_acc, e_new, ctrl])
         # loop 1, 2: A's shift (coarse, fine) and its rounding bits
         coarse, sticky, fine = [], [], []
         for ln in range(lanes):
@@ -331,21 +333,20 @@ class Accumulator(wiring.Component):
             coarse.append(c)
             sticky.append(st)
             fine.append(f)
-        coarse, sticky, fine, floor_s, up_s, e_new, ctrl = close(
-            [coarse, sticky, fine, floor_s, up_s, e_new, ctrl])
+        coarse, sticky, fine, term_s, e_new, ctrl = close(
+            [coarse, sticky, fine, term_s, e_new, ctrl])
         floor_a, up_a = [], []
         for ln in range(lanes):
             fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
                                  f"acc_{ln}")
             floor_a.append(Value.cast(fl)[:width].as_signed())
             up_a.append(up)
-        floor_a, up_a, floor_s, up_s, e_new, ctrl = close([floor_a, up_a, floor_s, up_s, e_new,
-                                                           ctrl])
-        # loop 3: one add (at most one of the round-up bits is set: one shift is zero);
-        # the new A is written back for the slot's next partial
+        floor_a, up_a, term_s, e_new, ctrl = close([floor_a, up_a, term_s, e_new, ctrl])
+        # loop 3: one add, A's rounding bit as its carry-in; the new A is written back for
+        # the slot's next partial
         first, last, item_slot = ctrl
-        new_acc = [wire(m, (floor_a[ln] + floor_s[ln] + (up_a[ln] | up_s[ln]))[:width]
-                        .as_signed(), f"acc_new_{ln}") for ln in range(lanes)]
+        new_acc = [add_with_carry_in(m, floor_a[ln], term_s[ln], up_a[ln], width,
+                                     f"acc_new_{ln}") for ln in range(lanes)]
         with m.If(pipe.valid):
             for k in range(K):
                 with m.If(item_slot == k):

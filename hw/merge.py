@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.params import check_choice, check_int, signed_for_range
 from hw.pipeline import Pipeline
-from hw.shifting import round_parts, shift_right_round_parts, wire
+from hw.shifting import add_with_carry_in, round_parts, shift_amount, shift_right_round_parts, wire
 from hw.unused import rejectable
 from sw.blockmath import ACC_ROUNDINGS
 
@@ -121,9 +121,7 @@ class Merge(wiring.Component):
             for ln in range(lanes):
                 p, e = exps[ln], exp[ln]
                 big = wire(m, p > e, f"{name}_larger_{ln}")
-                d = wire(m, Mux(big, p - e, e - p), f"{name}_distance_{ln}")
-                amount = Signal(range(cap + 1), name=f"{name}_shift_{ln}")
-                m.d.comb += amount.eq(Mux(d > cap, cap, d))
+                amount = shift_amount(m, Mux(big, p - e, e - p), cap, f"{name}_shift_{ln}")
                 larger.append(big)
                 dist.append(amount)
                 e_new.append(wire(m, Mux(big, p, e), f"{name}_e_{ln}"))
@@ -155,8 +153,8 @@ class Merge(wiring.Component):
                 ups.append(up)
             floors, ups, kept, e_new, pending = close([floors, ups, kept, e_new, pending])
             # the add
-            acc = [wire(m, (kept[ln] + floors[ln] + ups[ln])[:width].as_signed(),
-                        f"{name}_acc_{ln}") for ln in range(lanes)]
+            acc = [add_with_carry_in(m, kept[ln], floors[ln], ups[ln], width, f"{name}_acc_{ln}")
+                   for ln in range(lanes)]
             exp = e_new
             if t < len(self._terms) - 1:
                 acc, exp, pending = close([acc, exp, pending])

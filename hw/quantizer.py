@@ -36,7 +36,7 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, signed_for_range
 from hw.pipeline import Pipeline
-from hw.shifting import bit_length, round_shifted, shift_right_round_parts, wire
+from hw.shifting import bit_length, round_parts, shift_amount, shift_right_round_parts, wire
 from hw.unused import rejectable
 from sw.mxint import MXIntFormat
 
@@ -174,17 +174,8 @@ class Quantizer(wiring.Component):
             with m.Else():
                 m.d.comb += exponent.eq(natural)
             (exponent,), mags, negative, lsbs = stage([exponent], mags, negative, lsbs)
-            amounts = []
-            for k in range(block):
-                amount = Signal(amount_shape, name=f"shift_{k}")
-                right = wire(m, (pre - fmt.frac_bits) + exponent - lsbs[k], f"right_{k}")
-                with m.If(right < 0):
-                    m.d.comb += amount.eq(0)
-                with m.Elif(right > cap):
-                    m.d.comb += amount.eq(cap)
-                with m.Else():
-                    m.d.comb += amount.eq(right)
-                amounts.append(amount)
+            amounts = [shift_amount(m, (pre - fmt.frac_bits) + exponent - lsbs[k], cap,
+                                    f"shift_{k}") for k in range(block)]
         else:
             # fixed point: the bit length n of the OR of the magnitudes decides everything
             ored = mags[0]
@@ -220,9 +211,14 @@ class Quantizer(wiring.Component):
         (exponent,), with_round, sticky, negative = stage([exponent], with_round, sticky,
                                                           negative)
         saturated = []
+        w1 = fmt.width - 1
         for k in range(block):
-            q = round_shifted(m, with_round[k], sticky[k], fmt.rounding, f"rounded_{k}")
-            saturated.append(wire(m, Mux(q > fmt.mantissa_max, fmt.mantissa_max, q),
+            # only the low width-1 bits get the rounding add: any higher bit saturates, and
+            # so does a carry out of the add
+            floor, up = round_parts(m, with_round[k], sticky[k], fmt.rounding, f"rounded_{k}")
+            high = floor[w1:].any() if len(floor) > w1 else 0
+            low = wire(m, floor[:w1] + up, f"rounded_low_{k}")
+            saturated.append(wire(m, Mux(high | low[w1], fmt.mantissa_max, low[:w1]),
                                   f"saturated_{k}"))
         (exponent,), saturated, negative = stage([exponent], saturated, negative)
         mantissas = [Mux(negative[k], -saturated[k], saturated[k]) for k in range(block)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
 
 __all__ = ["wire", "bit_length", "below_mask", "shift_right_round", "shift_right_round_parts",
-           "round_parts", "round_shifted", "FINE_SHIFT_BITS"]
+           "round_parts", "round_shifted", "shift_amount", "add_with_carry_in",
+           "FINE_SHIFT_BITS"]
 
 # The low bits of a shift amount done by the fine (second) part of a split shifter.
 FINE_SHIFT_BITS = 2
@@ -116,3 +117,29 @@ def round_shifted(m: Module, with_round: Value, sticky: Value, rounding: str, na
     """The rounded value ``floor + up`` of :func:`round_parts`."""
     floor, up = round_parts(m, with_round, sticky, rounding, name)
     return wire(m, floor + up, name)
+
+
+def shift_amount(m: Module, distance: Value, cap: int, name: str) -> Signal:
+    """A right-shift amount from ``distance``: negative gives 0, and anything above
+    ``2**k - 1`` (the least such bound >= ``cap``) gives ``2**k - 1`` -- the OR of the high
+    bits instead of a comparator, so no carry chain. Callers pass a ``cap`` beyond which
+    every shift gives the same result (for example the shifted value's width + 1)."""
+    distance = wire(m, distance, f"{name}_distance")
+    k = max(1, int(cap).bit_length())
+    amount = Signal(k, name=name)
+    low = distance.as_unsigned()[:k]
+    high = distance.as_unsigned()[k:]
+    negative = distance[-1] if distance.shape().signed else 0
+    too_big = high.any() if len(high) else 0
+    m.d.comb += amount.eq(Mux(negative, 0, Mux(too_big, (1 << k) - 1, low)))
+    return amount
+
+
+def add_with_carry_in(m: Module, a: Value, b: Value, carry: Value, width: int,
+                      name: str) -> Signal:
+    """``a + b + carry`` (``carry`` one bit) in ``width`` signed bits as one adder: both
+    operands get ``carry`` as an extra low bit, so their sum carries it into bit 1, and
+    the result drops that bit."""
+    a, b = Value.cast(a).as_signed(), Value.cast(b).as_signed()
+    wide = wire(m, Cat(carry, a) .as_signed() + Cat(carry, b).as_signed(), f"{name}_wide")
+    return wire(m, wide[1:width + 1].as_signed(), name)
