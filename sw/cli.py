@@ -256,6 +256,9 @@ def _quantize(argv: list[str], prog: str) -> int:
     if method in CALIBRATED_METHODS:
         check_calibration(model, tokenizer, calib_text, calib)
     layers = select_layers(model, config, args.layers)
+    if method == "resq":
+        from sw.resq_factors import check_resq_calibration
+        check_resq_calibration(config, {n: tuple(m.weight.shape) for n, m in layers.items()}, calib)
     datapath, fit = datapath_fit(config, layers)
     if not fit[datapath]:
         status(prog, f"note: these factors cannot run on the {datapath} datapath: {fit['reason']}")

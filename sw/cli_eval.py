@@ -142,6 +142,10 @@ def quantize_layers(p: EvalPlan, args, model, tokenizer, device, prog: str) -> N
         if p.method in CALIBRATED_METHODS:
             check_calibration(model, tokenizer, p.calib_text, p.calib)
         layers = select_layers(model, p.config, args.layers)
+        if p.method == "resq":
+            from sw.resq_factors import check_resq_calibration
+            check_resq_calibration(p.config, {n: tuple(m.weight.shape) for n, m in layers.items()},
+                                   p.calib)
         if not sys.stderr.isatty():
             status(prog, f"computing {p.method} factors of {plural(len(layers), 'layer')}")
         p.factors, _ = factor_builder(p.method)(model, tokenizer, p.config,

@@ -26,7 +26,8 @@ from sw.qconfig import CalibOptions, QuantConfig
 from sw.resq import Basis, build_bases, collect_moments
 from sw.resq_plan import plan_layers
 
-__all__ = ["resq_layer_factors", "build_resq_factors", "resq_record", "check_resq_layers"]
+__all__ = ["resq_layer_factors", "build_resq_factors", "resq_record", "check_resq_layers",
+           "check_resq_calibration"]
 
 
 def _mx(t: torch.Tensor, fmt: MXIntFormat) -> MXQuantized:
@@ -89,6 +90,23 @@ def check_resq_layers(config: QuantConfig, shapes: dict[str, tuple[int, int]]):
                            resq_down=config.resq_down)
     except ValueError as exc:
         raise FactorsError(str(exc)) from None
+
+
+def check_resq_calibration(config: QuantConfig, shapes: dict[str, tuple[int, int]],
+                           calib: CalibOptions) -> None:
+    """Refuse, before any work, calibration options giving fewer tokens than the largest rank.
+
+    Fewer tokens than ``r`` can never span the high-precision subspace (a singular set); a
+    set with enough tokens may still be singular, which the bases find after calibration.
+    Raises :class:`FactorsError` (one line).
+    """
+    plans = check_resq_layers(config, shapes)
+    need = max((p.rank for p in plans.values() if p.rotation == "pca"), default=0)
+    have = calib.sequences * calib.length
+    if have < need:
+        raise FactorsError(f"calibration set must give at least {need} tokens (the largest "
+                           f"resq rank: its inputs must span the high-precision subspace); got "
+                           f"{have} ({calib.sequences} sequences x {calib.length})")
 
 
 def build_resq_factors(model: nn.Module, tokenizer, config: QuantConfig, *,

@@ -81,8 +81,8 @@ BAD = [
     (["--resq-rank", "16", "--resq-down", "pca", "--layers", "fc2"],
      None),  # fine: fc2 (d_in 512) takes rank 16 with PCA
     (["--calib-sequences", "1", "--calib-length", "8"],
-     f"calibration inputs of layer {FIRST} must span at least 16 directions (the high-precision "
-     "rank); they span 8 of 128 over 8 tokens (a singular calibration set)"),
+     "calibration set must give at least 16 tokens (the largest resq rank: its inputs must span "
+     "the high-precision subspace); got 8 (1 sequences x 8)"),
     (["--resq-basis", "tied"], "resq-basis must be one of per-layer, shared; got 'tied'"),
     (["--resq-format", "int", "--block", "32"],
      "block must not be given with --resq-format int (MXINT options; the integer formats have "
@@ -95,6 +95,23 @@ BAD = [
 def test_bad_resq_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, message):
     assert_usage_error(capsys, Q, ["--method", "resq", *extra, "--out", str(tmp_path / "o")], message,
                        folder=tmp_path)
+
+
+def test_a_singular_calibration_set_stops_before_anything_is_written(tmp_path, capsys):
+    """Enough tokens, but the same 8 positions of one repeated token, 4 times over: the layer
+    inputs span at most 8 directions, fewer than r = 16. Found by the bases, after calibration
+    (a status line may come first); the error is the last line, and nothing is written."""
+    calib = tmp_path / "same.txt"
+    calib.write_text("a" * 4000)
+    out = tmp_path / "o"
+    rc, _, err = run(capsys, Q, ["--method", "resq", "--calib", str(calib), "--calib-sequences", "4",
+                                 "--calib-length", "8", "--out", str(out)])
+    assert rc == 2
+    assert err.strip().splitlines()[-1].startswith(
+        f"{Q}: error: calibration inputs of layer {FIRST} must span at least 16 directions (the "
+        "high-precision rank); they span ")
+    assert "(a singular calibration set)" in err and not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["same.txt"]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -125,10 +142,13 @@ def test_resq_beats_plain_mxint_at_w4a4_on_the_embedded_model(capsys):
     assert fp <= resq <= mxint, (fp, resq, mxint)
 
 
-def _tiny_llama(folder) -> str:
+def _tiny_llama(folder):
     """A random LLaMA-style model (hidden 128, 2 blocks) whose norm weights carry four outlier
-    channels, as trained LLMs' do, and whose logits are scaled up so that the perplexity reacts
-    to quantization noise."""
+    channels, as trained LLMs' do, saved as a checkpoint; and 3072 tokens sampled from it.
+
+    On its own samples the float model is the best predictor in expectation (a quantized
+    model's perplexity there is exp(H(p) + KL(p || q))), so the comparison does not depend on
+    what a random model makes of real text."""
     import transformers as tf
 
     torch.manual_seed(0)
@@ -140,19 +160,42 @@ def _tiny_llama(folder) -> str:
         for block in model.model.layers:
             for norm in (block.input_layernorm, block.post_attention_layernorm):
                 norm.weight[channels] = 40.0
-        model.lm_head.weight *= 20
-    return save(model, folder)
+        model.lm_head.weight *= 5  # a peaked next-token distribution
+        gen = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, 4096, (24, 1), generator=gen)
+        for _ in range(127):
+            probs = torch.softmax(model(input_ids=ids).logits[:, -1].double(), dim=-1)
+            ids = torch.cat([ids, torch.multinomial(probs, 1, generator=gen)], dim=1)
+    return save(model, folder), ids.reshape(-1)
 
 
 def test_resq_beats_plain_mxint_at_w4a4_on_a_tiny_llama(tmp_path, capsys):
-    path = _tiny_llama(tmp_path / "llama")
-    text = text_file(tmp_path)
-    common = ["--model", path, "--data", text, "--seq-len", "128"]
-    calib = ["--calib", text, "--calib-sequences", "8"]
-    fp = _ppl(capsys, common)
-    mxint = _ppl(capsys, [*common, "--method", "mxint", *W4A4])
-    resq = _ppl(capsys, [*common, "--method", "resq", *W4A4, *calib])
-    shared = _ppl(capsys, [*common, "--method", "resq", *W4A4, *calib, "--resq-basis", "shared"])
+    from sw.emulation import emulate_model, restore_model
+    from sw.factor_files import load_factors
+    from sw.models import load_model
+    from sw.perplexity import perplexity
+
+    path, ids = _tiny_llama(tmp_path / "llama")
+    calib = text_file(tmp_path)
+    model = load_model(path)
+    fp = perplexity(model, ids, seq_len=128).perplexity
+    results = {}
+    for name, extra in (("mxint", ["--method", "mxint"]),
+                        ("resq", ["--method", "resq", "--calib", calib, "--calib-sequences", "8"]),
+                        ("shared", ["--method", "resq", "--calib", calib, "--calib-sequences", "8",
+                                    "--resq-basis", "shared"])):
+        out = tmp_path / name
+        rc, _, err = run(capsys, Q, ["--model", path, *extra, *W4A4, "--out", str(out)])
+        assert rc == 0, err
+        factors, config, manifest = load_factors(out)
+        if name == "shared":   # gate/up share one basis, q/k/v another; down_proj is Hadamard
+            layers = manifest["layers"]
+            assert layers["model.layers.0.mlp.up_proj"]["resq"]["basis"] == "model.layers.0.mlp.gate_proj"
+            assert layers["model.layers.0.self_attn.v_proj"]["resq"]["basis"] == "model.layers.0.self_attn.q_proj"
+            assert layers["model.layers.0.mlp.down_proj"]["resq"]["rotation"] == "hadamard"
+        originals = emulate_model(model, factors, mode=config.method, a_width=4)
+        results[name] = perplexity(model, ids, seq_len=128).perplexity
+        restore_model(model, originals)
+    mxint, resq, shared = results["mxint"], results["resq"], results["shared"]
     assert fp <= resq <= mxint and fp <= shared <= mxint, (fp, resq, shared, mxint)
     assert (resq - fp) < 0.5 * (mxint - fp), (fp, resq, mxint)
-    assert os.listdir(tmp_path / "llama")
