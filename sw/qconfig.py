@@ -22,7 +22,7 @@ LOW_RANK_METHODS = ("lqer", "l2qer")        # the methods with A and B
 CALIBRATED_METHODS = ("l2qer", "resq")      # the methods that read calibration text
 BLOCKINGS = ("reduction", "paper")
 SVD_METHODS = ("full", "randomized")
-RESQ_BASES = ("per-layer", "shared")        # sw.resq.BASIS_MODES
+RESQ_BASES = ("per-layer", "shared")        # one ResQ basis per layer, or per input tensor
 RESQ_DOWN = ("hadamard", "pca")             # down projections: the paper's Hadamard, or PCA
 RESQ_FORMATS = ("mxint", "int")             # the project's MXINT, or the paper's integer formats
 
@@ -60,7 +60,8 @@ class QuantConfig:
 
     ``blocking="reduction"`` blocks A along ``d_in`` and B along the rank (what
     hardware needs); ``"paper"`` blocks A along the rank and B along ``d_out``,
-    as the LQER authors' emulation does (fast arithmetic only).
+    as the LQER authors' emulation does (fast arithmetic only). The ``high_width``
+    and ``resq_*`` fields belong to ResQ (docs/sw.md, "ResQ").
     Raises ``ValueError`` naming the first field outside its rule.
     """
 
@@ -93,9 +94,10 @@ class QuantConfig:
                              help="bits of ResQ's r high-precision coordinates and their weights")
     resq_rank: int | str = option("auto", flag="--resq-rank", rule=_RankOrAuto("int"),
                                   methods=("resq",), metavar="N|auto",
-                                  help="ResQ high-precision rank r of every layer but the down "
-                                       "projections; auto: d_in/8 rounded to the nearest "
-                                       "multiple of block (ties up, at least one block)")
+                                  help="ResQ high-precision rank r of every layer (down "
+                                       "projections: 0 with --resq-down hadamard); auto: d_in/8 "
+                                       "rounded to the nearest multiple of block (ties up, at "
+                                       "least one block)")
     resq_basis: str = option("per-layer", flag="--resq-basis",
                              rule=Rule("choice", choices=RESQ_BASES), methods=("resq",),
                              help="one ResQ basis per layer, or shared by the layers that read "

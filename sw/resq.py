@@ -38,6 +38,7 @@ from torch import nn
 from sw.calibration import CalibrationError
 from sw.finite import NonFiniteError, describe_origin, first_nonfinite
 from sw.models import check_token_ids
+from sw.qconfig import RESQ_BASES as BASIS_MODES
 from sw.resq_plan import LayerPlan
 from sw.resq_reference import sylvester_hadamard
 
@@ -45,7 +46,6 @@ __all__ = ["DAMPING", "BASIS_MODES", "Basis", "MomentCollector", "collect_moment
            "random_orthogonal", "pca_basis", "fixed_basis", "build_bases"]
 
 DAMPING = 0.01          # times mean(diag M), added to M's diagonal before eigh (the authors' value)
-BASIS_MODES = ("per-layer", "shared")
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """sw.resq_emulation: bit-true against the NumPy reference (bit for bit), fast against bit-true
 (within a stated bound), the integer formats, the shared projection, and bad input."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -197,3 +199,55 @@ def test_weight_is_the_effective_weight_and_bad_input_is_named():
     with pytest.raises(ValueError, match=r"^guard_bits must keep the accumulator within 53 bits"):
         ResQLinear.from_factors(f, arithmetic="bit-true", guard_bits=32, a_width=16)(
             activations(2, 96, seed=1))
+
+
+VECTORS = int(os.environ.get("LQER_VECTORS", "200"))
+SEED = int(os.environ.get("LQER_SEED", "1"))
+
+
+def test_random_layers_match_the_reference():
+    """Random shapes (partial blocks included), ranks, widths, guard bits and scales; about
+    LQER_VECTORS tokens in all (LQER_SEED): a regression is this test run longer."""
+    from sw.qconfig import QuantConfig
+    from sw.resq import random_orthogonal
+    from sw.resq import Basis
+    from sw.resq_factors import resq_layer_factors
+
+    rng = np.random.default_rng(SEED)
+    done = 0
+    while done < VECTORS:
+        block = int(rng.choice([4, 8, 16]))
+        d_in = int(rng.integers(2, 9)) * 8 + int(rng.integers(0, 2)) * 3
+        rank = int(rng.integers(0, d_in // 2))
+        d_out = int(rng.integers(1, 40))
+        config = QuantConfig(method="resq", block=block, w_width=int(rng.integers(2, 9)),
+                             a_width=int(rng.integers(2, 9)), high_width=int(rng.integers(4, 9)))
+        basis = Basis(name="l", matrix=random_orthogonal(d_in, int(rng.integers(1 << 30))),
+                      rank=rank, rotation="random-orthogonal")
+        w = torch.from_numpy(rng.standard_normal((d_out, d_in)) * 2.0 ** int(rng.integers(-8, 4)))
+        bias = torch.from_numpy(rng.standard_normal(d_out)).float()
+        f = resq_layer_factors(w, basis=basis, config=config, bias=bias)
+        tokens = int(rng.integers(1, 12))
+        x = rng.standard_normal((tokens, d_in)) * np.exp2(rng.integers(-6, 7, size=(tokens, d_in)))
+        guard_bits = [None, 0, 4, 8][int(rng.integers(0, 4))]
+        rounding = ["even", "floor"][int(rng.integers(0, 2))]
+        z_low, z_high = project(x, f.basis, rank)
+        a_format = MXIntFormat(width=config.a_width, block=block)
+        high_format = a_format.replace(width=config.high_width)
+        layer = ResQLinear.from_factors(f, arithmetic="bit-true", a_width=config.a_width,
+                                        guard_bits=guard_bits, acc_rounding=rounding)
+        ops = layer._bit_true_operands
+        out = resq_linear(torch.from_numpy(z_low), torch.from_numpy(z_high) if rank else None,
+                          weight_low=ops["low"], weight_high=ops.get("high"), bias=layer.bias,
+                          a_format=a_format, high_format=high_format, guard_bits=guard_bits,
+                          acc_rounding=rounding)
+        ql = quantize(z_low, a_format)
+        qh = quantize(z_high, high_format) if rank else None
+        ref = resq_linear_terms(ql, f.weight, qh, f.weight_high, guard_bits=guard_bits,
+                                acc_rounding=rounding)
+        for key in ("low", "high"):
+            if ref[key] is not None:
+                np.testing.assert_array_equal(getattr(out, key)[0].numpy(), ref[key][0])
+                np.testing.assert_array_equal(getattr(out, key)[1].numpy(), ref[key][1])
+        np.testing.assert_array_equal(out.y.numpy(), merge(ref, f.bias))
+        done += tokens

@@ -98,3 +98,17 @@ def test_rank_zero_has_no_high_path_and_bad_input_is_named():
         project(np.zeros((2, 16)), f.basis, 0)
     with pytest.raises(ValueError, match=r"^rank must be in 0\.\.31; got 32$"):
         project(np.zeros((2, 32)), f.basis, 32)
+
+
+@pytest.mark.parametrize("module", ["sw.resq_reference", "sw.intq", "sw.resq_plan"])
+def test_the_reference_imports_neither_torch_nor_hardware(module):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = f"import sys, importlib; importlib.import_module({module!r}); print(' '.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert not loaded & {"torch", "amaranth", "hw", "sim"}, sorted(loaded & {"torch", "amaranth", "hw", "sim"})
