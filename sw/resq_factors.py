@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from sw.factor_files import FactorsError, LayerFactors
-from sw.intq import IntQuantized, quantize_per_channel_symmetric
+from sw.intq import quantize_per_channel_symmetric
 from sw.mxint import MXIntFormat, MXQuantized
 from sw.mxint_torch import quantize_torch
 from sw.qconfig import CalibOptions, QuantConfig
