@@ -29,16 +29,27 @@ layer is tested bit for bit against this module on the same ``z``.
 
 ``r = 0`` (a down projection after a Hadamard transform) leaves the high path empty:
 ``y = fl64(A_l 2**lsb_l) + bias``.
+
+The datapath's complete output (:func:`resq_linear_output`) merges in hardware as the LQER
+datapath does (:func:`sw.lqer_reference.lqer_linear_output`), with the narrow path's result
+in the place of LQER's ``u``::
+
+    h    = quantize_exact(accumulate(block_matmul_partials(zq_h, W_h)), high_format)   along d_out
+    y_q  = quantize_exact(accumulate([wide-path partials..., h, bias]), out_format)
+
+so the merge needs no register wider than the wide path's accumulator.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sw.lqer_reference import lqer_linear_terms
-from sw.mxint import MXIntFormat, MXQuantized, quantize
+from sw.blockmath import accumulate, block_matmul_partials
+from sw.lqer_reference import element_partials, lqer_linear_terms
+from sw.mxint import MXIntFormat, MXQuantized, quantize, quantize_exact
 
-__all__ = ["sylvester_hadamard", "project", "resq_linear_terms", "merge", "reference_resq_linear"]
+__all__ = ["sylvester_hadamard", "project", "resq_linear_terms", "merge", "resq_linear_output",
+           "reference_resq_linear"]
 
 
 def sylvester_hadamard(n: int) -> np.ndarray:
@@ -106,6 +117,52 @@ def merge(terms: dict, bias=None) -> np.ndarray:
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
     return y
+
+
+def resq_linear_output(qz_low: MXQuantized, weight_low: MXQuantized,
+                       qz_high: MXQuantized | None = None, weight_high: MXQuantized | None = None,
+                       bias: MXQuantized | None = None, *, out_format: MXIntFormat,
+                       high_format: MXIntFormat | None = None, guard_bits: int = 8,
+                       acc_rounding: str = "even") -> MXQuantized:
+    """The ResQ datapath's complete output on quantized coordinates: MXINT ``out_format`` blocks
+    along ``d_out``, (T, d_out).
+
+    Per token and output channel: the wide path's partials (one per block of ``d_in - r``, in
+    order), then ``h``, the narrow path's accumulator (the ``high`` term of
+    :func:`resq_linear_terms`) requantized in ``high_format`` along ``d_out`` (default:
+    ``out_format`` at the high weights' width), then the bias (MXINT ``(d_out,)`` along
+    ``d_out``, when given), accumulated by :func:`sw.blockmath.accumulate` and requantized by
+    :func:`sw.mxint.quantize_exact` -- the merge of :func:`sw.lqer_reference.lqer_linear_output`
+    with ``h`` for ``u``.
+
+    Error against the exact ``low + h + bias``: below ``(n - 1) * 2**(E - G) / 2`` (round half
+    even; ``n`` = wide-path blocks + 2, ``E`` the largest partial exponent) plus half a step
+    of the output block, unless an element saturates. Raises ``ValueError`` as
+    :func:`resq_linear_terms`, or for ``guard_bits=None`` (the hardware has no exact mode).
+    """
+    if guard_bits is None:
+        raise ValueError("guard_bits must be an integer for the merged output (the datapath's "
+                         "register); got None")
+    if (qz_high is None) != (weight_high is None):
+        raise ValueError("qz_high and weight_high must be given together")
+    sums, lsb = block_matmul_partials(qz_low, weight_low)          # (T, d_out, nb_low)
+    extra_s, extra_p = [], []
+    if qz_high is not None:
+        fmt = high_format if high_format is not None else out_format.replace(width=weight_high.width)
+        acc = lqer_linear_terms(qz_high, weight_high, guard_bits=guard_bits,
+                                acc_rounding=acc_rounding)["main"]
+        hs, hp = element_partials(quantize_exact(acc[0], acc[1], fmt, axis=-1))
+        extra_s.append(hs)
+        extra_p.append(hp)
+    if bias is not None:
+        bs, bp = element_partials(bias)
+        extra_s.append(np.broadcast_to(bs, sums.shape[:2]))
+        extra_p.append(np.broadcast_to(bp, sums.shape[:2]))
+    if extra_s:
+        sums = np.concatenate([sums, np.stack(extra_s, axis=-1)], axis=-1)
+        lsb = np.concatenate([lsb, np.stack(extra_p, axis=-1)], axis=-1)
+    acc, acc_lsb = accumulate(sums, lsb, guard_bits=guard_bits, rounding=acc_rounding)
+    return quantize_exact(acc, acc_lsb, out_format, axis=-1)
 
 
 def reference_resq_linear(x, basis: np.ndarray, weight_low: MXQuantized,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sw import cli
+from tests.sw.cli_checks import error_message
 from tests.sw.test_sw_cli import E, FAST, Q, assert_usage_error, run
 from tests.sw.tiny_checkpoints import save, text_file
 
@@ -107,10 +108,10 @@ def test_a_singular_calibration_set_stops_before_anything_is_written(tmp_path, c
     rc, _, err = run(capsys, Q, ["--method", "resq", "--calib", str(calib), "--calib-sequences", "4",
                                  "--calib-length", "8", "--out", str(out)])
     assert rc == 2
-    assert err.strip().splitlines()[-1].startswith(
-        f"{Q}: error: calibration inputs of layer {FIRST} must span at least 16 directions (the "
-        "high-precision rank); they span ")
-    assert "(a singular calibration set)" in err and not out.exists()
+    message = error_message(err, Q)
+    assert message.startswith(f"calibration inputs of layer {FIRST} must span at least 16 "
+                              "directions (the high-precision rank); they span ")
+    assert "(a singular calibration set)" in message and not out.exists()
     assert sorted(os.listdir(tmp_path)) == ["same.txt"]
 
 

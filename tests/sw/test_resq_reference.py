@@ -5,11 +5,12 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from sw.lqer_reference import lqer_linear_terms
 from sw.mxint import MXIntFormat, quantize
-from sw.resq_reference import (merge, project, reference_resq_linear, resq_linear_terms,
-                               sylvester_hadamard)
+from sw.resq_reference import (merge, project, reference_resq_linear, resq_linear_output,
+                               resq_linear_terms, sylvester_hadamard)
 from tests.sw.resq_layers import activations, linear, resq_factors
 
 A4 = MXIntFormat(width=4, block=16)
@@ -112,3 +113,78 @@ def test_the_reference_imports_neither_torch_nor_hardware(module):
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split())
     assert not loaded & {"torch", "amaranth", "hw", "sim"}, sorted(loaded & {"torch", "amaranth", "hw", "sim"})
+
+
+# ---------------------------------------------------------------- the datapath's merged output
+
+A8, W4 = MXIntFormat(width=8, block=8), MXIntFormat(width=4, block=8)
+
+
+def _coordinates(rng, t, d_low, d_high, d_out, spread):
+    def scaled(shape):
+        return rng.standard_normal(shape) * np.exp2(rng.integers(-spread, spread + 1, shape))
+    ql = quantize(scaled((t, d_low)), W4, axis=1)
+    wl = quantize(scaled((d_out, d_low)), W4, axis=1)
+    qh = quantize(scaled((t, d_high)) * 8, A8, axis=1) if d_high else None
+    wh = quantize(scaled((d_out, d_high)), A8, axis=1) if d_high else None
+    bias = quantize(scaled((d_out,)), A8, axis=0)
+    return ql, wl, qh, wh, bias
+
+
+def test_merged_output_h_and_bias_are_two_more_partials():
+    from sw.blockmath import accumulate, block_matmul_partials
+    from sw.lqer_reference import element_partials
+    from sw.mxint import quantize_exact
+
+    rng = np.random.default_rng(0)
+    ql, wl, qh, wh, bias = _coordinates(rng, 5, 32, 16, 16, 4)
+    out = resq_linear_output(ql, wl, qh, wh, bias, out_format=A8)
+    high = resq_linear_terms(ql, wl, qh, wh)["high"]
+    hs, hp = element_partials(quantize_exact(high[0], high[1], A8, axis=-1))
+    bs, bp = element_partials(bias)
+    s, p = block_matmul_partials(ql, wl)
+    s = np.concatenate([s, hs[..., None], np.broadcast_to(bs, hs.shape)[..., None]], -1)
+    p = np.concatenate([p, hp[..., None], np.broadcast_to(bp, hp.shape)[..., None]], -1)
+    acc, lsb = accumulate(s, p, guard_bits=8)
+    want = quantize_exact(acc, lsb, A8, axis=-1)
+    assert out.format == A8 and out.mantissas.shape == (5, 16)
+    np.testing.assert_array_equal(out.mantissas, want.mantissas)
+    np.testing.assert_array_equal(out.exponents, want.exponents)
+    with pytest.raises(ValueError, match=r"^guard_bits must be an integer for the merged output"):
+        resq_linear_output(ql, wl, out_format=A8, guard_bits=None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 4), st.sampled_from([0, 8, 16]), st.integers(0, 12),
+       st.sampled_from([0, 2, 8]), st.booleans())
+def test_merged_output_error_is_within_the_stated_bound(seed, nb_low, d_high, spread, guard_bits,
+                                                        with_bias):
+    from sw.blockmath import accumulate, block_matmul_partials
+    from sw.lqer_reference import element_partials
+    from sw.mxint import quantize_exact
+
+    rng = np.random.default_rng(seed)
+    ql, wl, qh, wh, bias = _coordinates(rng, 3, 8 * nb_low, d_high, 16, spread)
+    bias = bias if with_bias else None
+    out = resq_linear_output(ql, wl, qh, wh, bias, out_format=A8, guard_bits=guard_bits)
+    low = accumulate(*block_matmul_partials(ql, wl), guard_bits=None)
+    exact = low[0].astype(np.float64) * np.exp2(low[1].astype(np.float64))
+    _, p = block_matmul_partials(ql, wl)
+    e_max = p.max(-1)
+    extras = []
+    if qh is not None:   # h as the datapath computes it (its own accumulation, same guard bits)
+        high = resq_linear_terms(ql, wl, qh, wh, guard_bits=guard_bits)["high"]
+        h = quantize_exact(high[0], high[1], A8, axis=-1)
+        exact = exact + h.dequantize()
+        extras.append(element_partials(h)[1])
+    if bias is not None:
+        exact = exact + bias.dequantize()
+        extras.append(np.broadcast_to(element_partials(bias)[1], e_max.shape))
+    for extra in extras:
+        e_max = np.maximum(e_max, extra)
+    n = nb_low + len(extras)
+    acc_bound = (n - 1) * np.exp2(e_max - guard_bits) / 2
+    step = np.repeat(np.exp2(out.lsb_exponents.astype(np.float64)), 8, axis=1)
+    saturated = np.abs(out.mantissas) == A8.mantissa_max
+    err = np.abs(out.dequantize() - exact)
+    assert np.all((err <= acc_bound + step / 2) | saturated), float(np.max(err - acc_bound - step / 2))
