@@ -112,7 +112,7 @@ def test_weights_of_another_model_are_refused(tmp_path, capsys):
     (["--method", "llm-int8", "--outlier-group", "0"], "outlier-group must be an integer >= 1; got '0'"),
     (["--method", "llm-int8", "--outlier-weights", "bf16"], "outlier-weights must be one of int8, fp16; "
                                                             "got 'bf16'"),
-    (["--method", "int4"], "method must be one of fp, mxint, lqer, l2qer, llm-int8, w8a8; got 'int4'"),
+    (["--method", "int4"], "method must be one of fp, mxint, lqer, l2qer, resq, llm-int8, w8a8; got 'int4'"),
 ])
 def test_bad_eval_options_are_one_line(capsys, argv, message):
     rc, out, _ = run(argv, EVAL, capsys)
