@@ -75,7 +75,7 @@ def check_applicable(args, method: str) -> None:
             raise UsageError(f"{opt.flag.lstrip('-')} must not be given with --method {method} (weights "
                              f"and activations are int8 vector-wise, not MXINT); got {value!r}")
     if getattr(args, "calib", None) is not None:
-        raise UsageError(f"calib must not be given with --method {method} (only l2qer calibrates); "
+        raise UsageError(f"calib must not be given with --method {method} (only l2qer and resq calibrate); "
                          f"got {args.calib!r}")
     if getattr(args, "guard_bits", None) is not None:
         raise UsageError(f"guard-bits must not be given with --method {method} (it has no MXINT "
