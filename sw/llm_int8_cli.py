@@ -67,7 +67,7 @@ def check_applicable(args, method: str) -> None:
         raise UsageError(f"{_flag(dest)} must not be given with --method w8a8 (it has no outlier path); "
                          f"got {value!r}")
     from sw.options import options_of
-    from sw.qconfig import CalibOptions, QuantConfig
+    from sw.qconfig import CALIBRATED_METHODS, CalibOptions, QuantConfig
 
     for cls, prefix in ((QuantConfig, ""), (CalibOptions, "calib_")):
         for name, value in given_fields(args, cls, prefix=prefix).items():
@@ -75,7 +75,8 @@ def check_applicable(args, method: str) -> None:
             raise UsageError(f"{opt.flag.lstrip('-')} must not be given with --method {method} (weights "
                              f"and activations are int8 vector-wise, not MXINT); got {value!r}")
     if getattr(args, "calib", None) is not None:
-        raise UsageError(f"calib must not be given with --method {method} (only l2qer and resq calibrate); "
+        raise UsageError(f"calib must not be given with --method {method} (only "
+                         f"{', '.join(CALIBRATED_METHODS)} calibrate); "
                          f"got {args.calib!r}")
     if getattr(args, "guard_bits", None) is not None:
         raise UsageError(f"guard-bits must not be given with --method {method} (it has no MXINT "

@@ -102,8 +102,8 @@ def test_weights_of_another_model_are_refused(tmp_path, capsys):
                                                  "got 3"),
     (["--method", "llm-int8", "--rank", "8"], "rank must not be given with --method llm-int8 (weights and "
                                               "activations are int8 vector-wise, not MXINT); got 8"),
-    (["--method", "w8a8", "--calib", "default"], "calib must not be given with --method w8a8 (only l2qer "
-                                                 "calibrates); got 'default'"),
+    (["--method", "w8a8", "--calib", "default"], "calib must not be given with --method w8a8 (only l2qer, "
+                                                 "resq calibrate); got 'default'"),
     (["--method", "llm-int8", "--bit-true", "--guard-bits", "4"], "guard-bits must not be given with "
                                                                   "--method llm-int8 (it has no MXINT "
                                                                   "accumulator); got 4"),
