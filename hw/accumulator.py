@@ -55,10 +55,12 @@ from sw.mxint import MXIntFormat
 __all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVELS"]
 
 MAX_LANES = 256
-# Levels before the loop: exponents (a one-cycle loop of its own); shift amounts; the
-# partial's coarse shift; its fine shift and rounding bits; its rounding add.
-PRE_LEVELS = 5
-PRE_DELAYS = [5.0, 4.0, 3.0, 2.5, 3.0]
+# Levels before the loop: read the slot's running maximum exponent E; the new E (written
+# back: with a register between the two, E's own loop takes two cycles, which the slots
+# allow); the shift amounts; the partial's coarse shift; its fine shift and rounding bits;
+# its rounding add.
+PRE_LEVELS = 6
+PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5, 3.0]
 # Levels of the accumulation loop: read A; coarse shift; fine shift and rounding; add.
 LOOP_LEVELS = 4
 LOOP_DELAYS = [1.5, 3.0, 2.0, 3.0]
@@ -85,7 +87,7 @@ class Accumulator(wiring.Component):
     - ``slots`` (1..``LOOP_LEVELS``): registers in the accumulation loop, and so the number
       of results in flight (item ``n`` of the input belongs to slot ``n mod slots``);
     - ``stages`` (0..``PRE_LEVELS``): registers before the loop (latency ``stages + slots``);
-      default 4;
+      default 5;
     - ``backpressure`` (default True; see :class:`hw.pipeline.Pipeline`);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
       results to one block of it (``out_format.block == lanes``; register width at most
@@ -96,7 +98,7 @@ class Accumulator(wiring.Component):
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 slots: int = LOOP_LEVELS, stages: int = 4, out_format: MXIntFormat | None = None,
+                 slots: int = LOOP_LEVELS, stages: int = 5, out_format: MXIntFormat | None = None,
                  out_stages: int = 5, backpressure: bool = True):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
@@ -220,11 +222,18 @@ class Accumulator(wiring.Component):
         return own + (0 if self._requantizer is None else self._requantizer.latency)
 
     def _counts(self) -> list[int]:
-        """Registers after each level: ``stages`` over the levels before the loop; inside
-        the loop ``slots - 1`` (so a slot's next partial reads ``A`` after its previous one
-        wrote it), then the output register."""
-        pre = ([0] * PRE_LEVELS if not self._stages else
-               register_counts(PRE_LEVELS, self._stages, PRE_DELAYS))
+        """Registers after each level: ``stages`` over the levels before the loop (the first
+        between reading and writing E when there are two slots or more); inside the loop
+        ``slots - 1`` (so a slot's next partial reads ``A`` after its previous one wrote
+        it), then the output register."""
+        if not self._stages:
+            pre = [0] * PRE_LEVELS
+        elif self._slots == 1:
+            pre = [0] + register_counts(PRE_LEVELS - 1, self._stages, PRE_DELAYS[1:])
+        elif self._stages == 1:
+            pre = [1] + [0] * (PRE_LEVELS - 1)
+        else:
+            pre = [1] + register_counts(PRE_LEVELS - 1, self._stages - 1, PRE_DELAYS[1:])
         inner = ([0] * (LOOP_LEVELS - 1) if self._slots == 1 else
                  register_counts(LOOP_LEVELS - 1, self._slots - 1, LOOP_DELAYS[:-1]))
         return pre + inner + [1]
@@ -266,21 +275,23 @@ class Accumulator(wiring.Component):
             m.d.sync += open_.bit_select(slot, 1).eq(~self.i.payload.last)
         first = wire(m, ~open_.bit_select(slot, 1), "first")
 
-        # pre 0: the running maximum exponent E of the item's slot (a one-cycle loop)
+        # pre 0, 1: the running maximum exponent E of the item's slot: read, then the new
+        # one, written back (a loop of one or two cycles; the slots give it time)
         e_states = [[Signal(self._exponent_shape, name=f"exp_{k}_{ln}", reset_less=True)
                      for ln in range(lanes)] for k in range(K)]
         sums = [self.i.payload.sums[ln] for ln in range(lanes)]
         exps = [self.i.payload.exponents[ln] for ln in range(lanes)]
-        e_prev, e_new = [], []
-        for ln in range(lanes):
-            prev = wire(m, pick([st[ln] for st in e_states], slot), f"exp_prev_{ln}")
-            new = wire(m, Mux(first | (exps[ln] > prev), exps[ln], prev), f"exp_new_{ln}")
-            e_prev.append(prev)
-            e_new.append(new)
-        for k in range(K):
-            with m.If(take & (slot == k)):
-                m.d.sync += [e_states[k][ln].eq(e_new[ln]) for ln in range(lanes)]
+        e_prev = [wire(m, pick([st[ln] for st in e_states], slot), f"exp_prev_{ln}")
+                  for ln in range(lanes)]
         ctrl = [first, self.i.payload.last, slot]
+        sums, exps, e_prev, ctrl = close([sums, exps, e_prev, ctrl])
+        first, _, item_slot = ctrl
+        e_new = [wire(m, Mux(first | (exps[ln] > e_prev[ln]), exps[ln], e_prev[ln]),
+                      f"exp_new_{ln}") for ln in range(lanes)]
+        with m.If(pipe.valid):
+            for k in range(K):
+                with m.If(item_slot == k):
+                    m.d.sync += [e_states[k][ln].eq(e_new[ln]) for ln in range(lanes)]
         sums, exps, e_prev, e_new, ctrl = close([sums, exps, e_prev, e_new, ctrl])
 
         # pre 1: the two shift amounts, capped (shifts of width + 1 or more all give the

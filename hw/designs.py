@@ -240,7 +240,7 @@ def _builtin_designs() -> None:
         Param("lanes", 1, 1, 256, "parallel accumulators sharing one 'last' flag"),
         Param("slots", 4, 1, 4, "registers in the accumulation loop = results in flight "
               "(item i of the input belongs to result slot i mod slots)"),
-        Param("stages", 4, 0, 5, "registers before the loop (latency = stages + slots)"),
+        Param("stages", 5, 0, 6, "registers before the loop (latency = stages + slots)"),
         block_param(doc="block of the dot products feeding it"),
         width_param("a_width", 8, "activation element bits of those dot products"),
         width_param("w_width", 4, "weight element bits of those dot products"),

@@ -101,7 +101,7 @@ class LQERLinear(wiring.Component):
                  w_format: MXIntFormat = MXIntFormat(width=4),
                  lowrank_format: MXIntFormat = MXIntFormat(width=8),
                  lanes_main: int = 4, lanes_lowrank: int = 0, guard_bits: int = 8,
-                 dot_stages: int = 3, acc_slots: int = 4, acc_stages: int = 4,
+                 dot_stages: int = 3, acc_slots: int = 4, acc_stages: int = 5,
                  quant_stages: int = 5, output: str = "terms", bias: bool = False,
                  merge_stages: int = 6):
         with rejectable(self):
@@ -141,7 +141,7 @@ class LQERLinear(wiring.Component):
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("dot_stages", dot_stages, 1, 8)
         check_int("acc_slots", acc_slots, 1, 4)
-        check_int("acc_stages", acc_stages, 0, 5)
+        check_int("acc_stages", acc_stages, 0, 6)
         check_int("quant_stages", quant_stages, 1, 8)
         check_int("merge_stages", merge_stages, 1, 16)
         self._output = check_choice("output", output, OUTPUTS)
@@ -640,7 +640,7 @@ def _register() -> None:
         Param("guard_bits", 8, 0, 32, "accumulator fraction bits below the running maximum"),
         Param("dot_stages", 3, 1, 8, "pipeline stages of each dot array"),
         Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
-        Param("acc_stages", 4, 0, 5, "accumulator registers before its loop"),
+        Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
         Param("quant_stages", 5, 1, 8, "pipeline stages of each requantizer"),
         Param("merged", 0, 0, 1, "1: merge main + u (+ bias) and requantize to MXINT(a_width) "
               "blocks; 0: emit the two terms"),

@@ -41,7 +41,7 @@ def test_published_widths_match_the_reference_and_the_ports():
     assert len(acc.o.payload.values[0]) == acc.acc_width
     lo, hi = dot.exponent_range
     assert acc.out_exponent_range == (lo - 5, hi - 5)
-    assert (acc.slots, acc.stages, acc.latency) == (4, 4, 8)
+    assert (acc.slots, acc.stages, acc.latency) == (4, 5, 9)
     fmt = MXIntFormat(width=8, block=4)
     req = inspected(Accumulator(sum_width=16, exponent_range=(0, 1), lanes=4, out_format=fmt,
                                 slots=2, stages=1, out_stages=3))
