@@ -99,7 +99,7 @@ class Accumulator(wiring.Component):
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
                  slots: int = LOOP_LEVELS, stages: int = 5, out_format: MXIntFormat | None = None,
-                 out_stages: int = 5, backpressure: bool = True):
+                 out_stages: int = 6, backpressure: bool = True):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
                         slots, stages, out_format, out_stages, backpressure)

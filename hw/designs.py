@@ -224,7 +224,7 @@ def _builtin_designs() -> None:
         Param("frac_bits", 8, -64, 64, "input fraction bits (value = input * 2**-frac_bits)"),
         width_param("width", 8, "output element bits"),
         exponent_bits_param(),
-        Param("stages", 5, 1, 8, "pipeline register stages (= latency in cycles)"),
+        Param("stages", 6, 1, 8, "pipeline register stages (= latency in cycles)"),
     ), _build_quantizer))
     register(Design("dot-array", "P-lane MXINT dot-product array: one activation block "
                     "against P weight blocks (lanes=1: one dot product)", (
@@ -250,7 +250,7 @@ def _builtin_designs() -> None:
         Param("floor_rounding", 0, 0, 1, "1: alignment shifts floor; 0: round half to even"),
         Param("out_width", 0, 0, wmax, f"0: emit (A, lsb exponent); {wmin}..{wmax}: requantize "
               "the lanes' results to one MXINT block of that width (lanes a power of two)"),
-        Param("out_stages", 5, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
+        Param("out_stages", 6, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
     ), _build_accumulator))
 
 

@@ -61,7 +61,7 @@ class Quantizer(wiring.Component):
     """
 
     def __init__(self, *, out_format: MXIntFormat = MXIntFormat(), in_width: int = 16,
-                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 5,
+                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 6,
                  backpressure: bool = True):
         with rejectable(self):
             self._backpressure = bool(backpressure)
@@ -103,11 +103,12 @@ class Quantizer(wiring.Component):
         """Estimated delay (LUT levels) of each pipeline level, in order (module doc)."""
         tree = (self._format.block - 1).bit_length()  # log2(block) halvings
         width = self._in_width
-        if self._lsb_width:
-            head = [2.0, 1.0 + (width - 1).bit_length() + 2.0] + [3.0] * tree + [2.5]
-        else:
-            head = [2.0, 1.0 + tree / 2 + (width - 1).bit_length()]
-        return head + [2.5, 3.0, 1.5, 3.0, 2.0]
+        lod = 1.0 + (width - 1).bit_length()
+        if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp; shift amounts
+            head = [2.0, lod, 2.5] + [3.0] * tree + [2.5, 2.5]
+        else:                # abs; OR tree; leading one; table
+            head = [2.0, 1.0 + tree / 2, lod, 2.0]
+        return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
 
     def elaborate(self, platform):
         m = Module()
@@ -147,11 +148,13 @@ class Quantizer(wiring.Component):
             lo = -2 ** (self._lsb_width - 1)
             hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
             shape = signed_for_range(lo, hi)
+            lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
+            lengths, mags, negative, lsbs = stage(lengths, mags, negative, lsbs)
             nz, fes = [], []
-            for k, (mag, lsb) in enumerate(zip(mags, lsbs)):
+            for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
-                m.d.comb += fe.eq(bit_length(m, mag, f"bit_length_{k}") - 1 + lsb)
-                nz.append(wire(m, mag != 0, f"nonzero_{k}"))
+                m.d.comb += fe.eq(length - 1 + lsb)
+                nz.append(wire(m, length != 0, f"nonzero_{k}"))
                 fes.append(fe)
             nz, fes, mags, negative, lsbs = stage(nz, fes, mags, negative, lsbs)
             pairs = list(zip(nz, fes))
@@ -181,7 +184,8 @@ class Quantizer(wiring.Component):
             ored = mags[0]
             for mag in mags[1:]:
                 ored = ored | mag
-            length = bit_length(m, wire(m, ored, "magnitudes_or"), "block_bit_length")
+            (ored,), mags, negative = stage([wire(m, ored, "magnitudes_or")], mags, negative)
+            length = bit_length(m, ored, "block_bit_length")
             (length,), mags, negative = stage([length], mags, negative)
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
