@@ -226,17 +226,23 @@ class Accumulator(wiring.Component):
         between reading and writing E when there are two slots or more); inside the loop
         ``slots - 1`` (so a slot's next partial reads ``A`` after its previous one wrote
         it), then the output register."""
-        if not self._stages:
-            pre = [0] * PRE_LEVELS
-        elif self._slots == 1:
-            pre = [0] + register_counts(PRE_LEVELS - 1, self._stages, PRE_DELAYS[1:])
-        elif self._stages == 1:
-            pre = [1] + [0] * (PRE_LEVELS - 1)
+        fixed = self._e_loop_registers()
+        # with one slot, E's loop is one cycle: nothing between its read and its write
+        head = max(fixed, 1)
+        rest = self._stages - fixed
+        if rest <= 0:
+            pre = [1] * fixed + [0] * (PRE_LEVELS - fixed)
         else:
-            pre = [1] + register_counts(PRE_LEVELS - 1, self._stages - 1, PRE_DELAYS[1:])
+            pre = [1] * fixed + [0] * (head - fixed) + register_counts(
+                PRE_LEVELS - head, rest, PRE_DELAYS[head:])
         inner = ([0] * (LOOP_LEVELS - 1) if self._slots == 1 else
                  register_counts(LOOP_LEVELS - 1, self._slots - 1, LOOP_DELAYS[:-1]))
         return pre + inner + [1]
+
+    def _e_loop_registers(self) -> int:
+        """Registers inside E's loop (read, compare, write back): as many as the slots and
+        stages allow, up to two (write back from the register after the compare)."""
+        return min(self._slots - 1, self._stages, 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -288,11 +294,19 @@ class Accumulator(wiring.Component):
         first, _, item_slot = ctrl
         e_new = [wire(m, Mux(first | (exps[ln] > e_prev[ln]), exps[ln], e_prev[ln]),
                       f"exp_new_{ln}") for ln in range(lanes)]
-        with m.If(pipe.valid):
-            for k in range(K):
-                with m.If(item_slot == k):
-                    m.d.sync += [e_states[k][ln].eq(e_new[ln]) for ln in range(lanes)]
+
+        def write_e(values, slot_of):
+            with m.If(pipe.valid):
+                for k in range(K):
+                    with m.If(slot_of == k):
+                        m.d.sync += [e_states[k][ln].eq(values[ln]) for ln in range(lanes)]
+
+        late = self._e_loop_registers() == 2  # write back from the next level
+        if not late:
+            write_e(e_new, item_slot)
         sums, exps, e_prev, e_new, ctrl = close([sums, exps, e_prev, e_new, ctrl])
+        if late:
+            write_e(e_new, ctrl[2])
 
         # pre 1: the two shift amounts, capped (shifts of width + 1 or more all give the
         # same result)
