@@ -1,0 +1,218 @@
+"""Building blocks of the floating-point units: unpacking, leading zeros, shifts with
+sticky bits, round to nearest even, packing, and the stream component they share.
+
+Conventions (IEEE 754-2019 §3.4): a finite operand of format ``fmt`` is
+``(-1)**sign * significand * 2**(exponent - bias - fraction_bits)`` where
+``exponent = max(E, 1)`` for the biased field ``E`` (a subnormal uses exponent 1
+and a hidden 0) and ``significand`` is the fraction with the hidden bit prepended.
+
+Rounding a non-negative integer ``v`` right by ``s`` bits to nearest even keeps
+``floor = v >> s``, the *round bit* ``r`` (the first bit shifted out) and the
+*sticky bit* ``t`` (any later bit); it adds one when ``r & (t | floor[0])``.
+Packing a rounded significand ``q`` (hidden bit included, ``q <= 2**p``) with
+exponent ``e >= 1`` as ``((e - 1) << fraction_bits) + q`` gives the IEEE encoding
+in every case: a normal, a carry out of rounding (``q = 2**p``: the exponent steps
+up), a subnormal (``e = 1``, ``q < 2**(p-1)``) and a subnormal rounding up to the
+smallest normal; a sum at or above the infinity pattern has overflowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.params import check_int
+from hw.pipeline import StallPipeline
+from hw.shifting import below_mask, wire
+from sw.ieee import IEEEFormat
+
+__all__ = ["Unpacked", "unpack", "leading_zeros", "shift_right_sticky", "round_even",
+           "pack_rounded", "FPUnit", "MAX_STAGES"]
+
+MAX_STAGES = 8
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    sign: Value
+    exponent: Value       # max(E, 1): subnormals use exponent 1
+    significand: Value    # fraction with the hidden bit (0 for zero and subnormals)
+    is_zero: Value
+    is_inf: Value
+    is_nan: Value
+
+
+def unpack(m: Module, bits: Value, fmt: IEEEFormat, name: str) -> Unpacked:
+    """Fields and classes of the ``fmt`` bit pattern ``bits``."""
+    f, e = fmt.fraction_bits, fmt.exponent_bits
+    fraction = bits[:f]
+    field = bits[f:f + e]
+    normal = wire(m, field != 0, f"{name}_normal")
+    all_ones = wire(m, field == fmt.exponent_all_ones, f"{name}_all_ones")
+    fraction_zero = wire(m, fraction == 0, f"{name}_fraction_zero")
+    return Unpacked(
+        sign=bits[f + e],
+        exponent=wire(m, Mux(normal, field, 1), f"{name}_exponent"),
+        significand=wire(m, Cat(fraction, normal), f"{name}_significand"),
+        is_zero=wire(m, ~normal & fraction_zero, f"{name}_is_zero"),
+        is_inf=wire(m, all_ones & fraction_zero, f"{name}_is_inf"),
+        is_nan=wire(m, all_ones & ~fraction_zero, f"{name}_is_nan"),
+    )
+
+
+def leading_zeros(m: Module, value: Value, name: str) -> Signal:
+    """Leading zeros of unsigned ``value`` (``len(value)`` for 0), as a log-depth tree.
+
+    The value is padded to a power of two at its low end; each tree node merges the
+    (all-zero, count) pairs of its halves: ``count = zh ? half + count_lo : count_hi``.
+    """
+    value = Value.cast(value)
+    width = len(value)
+    size = 1
+    while size < width:
+        size *= 2
+    padded = Cat(Const(0, size - width), value) if size > width else value
+
+    def node(v: Value, path: str):
+        if len(v) == 1:
+            return ~v[0], Const(0, 0)
+        half = len(v) // 2
+        zh, ch = node(v[half:], path + "h")
+        zl, cl = node(v[:half], path + "l")
+        zero = wire(m, zh & zl, f"{name}_z{path}")
+        count = wire(m, Cat(Mux(zh, cl, ch), zh), f"{name}_c{path}")
+        return zero, count
+
+    zero, count = node(padded, "")
+    out = Signal(range(width + 1), name=name)
+    m.d.comb += out.eq(Mux(zero, width, count))
+    return out
+
+
+def shift_right_sticky(m: Module, value: Value, amount: Value, name: str) -> Signal:
+    """``Cat(sticky, round, value >> amount)``: the kept bits with the round and sticky
+    bits of the shift below them (``amount`` unsigned; any size, 0 keeps everything)."""
+    value = wire(m, value, f"{name}_in")
+    width = len(value)
+    with_round = wire(m, (value << 1) >> amount, f"{name}_with_round")
+    below = wire(m, amount - 1, f"{name}_below")  # amount 0: round bit is 0, sticky unused
+    sticky = wire(m, (value & below_mask(width, below)).any(), f"{name}_sticky")
+    return wire(m, Cat(sticky, with_round[:width + 1]), name)
+
+
+def round_even(m: Module, grs: Value, name: str) -> Signal:
+    """Round ``Cat(sticky, round, kept)`` to nearest even: ``kept + 1`` or ``kept`` (one bit
+    wider than ``kept``)."""
+    grs = Value.cast(grs)
+    kept = grs[2:]
+    up = grs[1] & (grs[0] | kept[0])
+    return wire(m, kept + up, name)
+
+
+def pack_rounded(m: Module, exponent: Value, rounded: Value, fmt: IEEEFormat, name: str):
+    """``((exponent - 1) << fraction_bits) + rounded`` and whether it overflowed to infinity.
+
+    ``exponent >= 1`` (unsigned, unbounded above), ``rounded <= 2**precision``. Returns
+    ``(magnitude bits (width - 1), overflow)``.
+    """
+    f = fmt.fraction_bits
+    total = wire(m, ((exponent - 1) << f) + rounded, f"{name}_total")
+    overflow = wire(m, total >= fmt.infinity, f"{name}_overflow")
+    return wire(m, total[:fmt.width - 1], f"{name}_magnitude"), overflow
+
+
+def select_result(m: Module, fmt: IEEEFormat, *, sign: Value, magnitude: Value, overflow: Value,
+                  nan: Value, inf: Value, inf_sign: Value, zero: Value, zero_sign: Value,
+                  name: str) -> Signal:
+    """The output bit pattern: canonical NaN, signed infinity (special or overflow),
+    signed zero, or ``sign`` with ``magnitude``."""
+    out = Signal(fmt.width, name=name)
+    with m.If(nan):
+        m.d.comb += out.eq(fmt.canonical_nan)
+    with m.Elif(inf):
+        m.d.comb += out.eq(Cat(Const(fmt.infinity, fmt.width - 1), inf_sign))
+    with m.Elif(zero):
+        m.d.comb += out.eq(Cat(Const(0, fmt.width - 1), zero_sign))
+    with m.Elif(overflow):
+        m.d.comb += out.eq(Cat(Const(fmt.infinity, fmt.width - 1), sign))
+    with m.Else():
+        m.d.comb += out.eq(Cat(magnitude, sign))
+    return out
+
+
+class Stage:
+    """Values crossing the level boundaries of a :class:`StallPipeline`, by name.
+
+    ``close(**values)`` ends the current level: the values (and every value given to
+    ``carry``) pass its registers; the result holds both under their names, and the
+    carried ones continue through every later boundary.
+    """
+
+    def __init__(self, pipe: StallPipeline):
+        self._pipe = pipe
+        self._level = 0
+        self._carried: dict[str, Value] = {}
+
+    def carry(self, **values) -> None:
+        self._carried.update(values)
+
+    def close(self, **values) -> SimpleNamespace:
+        if set(values) & set(self._carried):
+            raise ValueError(f"values must not repeat carried names; got "
+                             f"{sorted(set(values) & set(self._carried))}")
+        both = {**self._carried, **values}
+        names = list(both)
+        out = dict(zip(names, self._pipe.after(self._level, [Value.cast(both[k]) for k in names])))
+        self._level += 1
+        self._carried = {k: out[k] for k in self._carried}
+        return SimpleNamespace(**out)
+
+
+class FPUnit(wiring.Component):
+    """Base of the units: stream ports ``i`` (struct of the operand bit patterns) and ``o``
+    (``{"y": unsigned(width)}``), one operation per cycle, ``stages`` pipeline registers.
+
+    Subclasses set ``LEVELS`` (names of the combinational levels, in order), ``INPUTS``
+    (field -> shape), ``OUT_FORMAT`` and ``_datapath(m, stage, payload) -> y``.
+    """
+
+    LEVELS: tuple[str, ...] = ()
+    INPUTS: dict = {}
+    OUT_FORMAT: IEEEFormat
+
+    def __init__(self, *, stages: int | None = None):
+        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
+        if stages is None:
+            stages = len(self.LEVELS)
+        self._stages = check_int("stages", stages, 1, MAX_STAGES)
+        in_layout = data.StructLayout(dict(self.INPUTS))
+        out_layout = data.StructLayout({"y": unsigned(self.OUT_FORMAT.width)})
+        self._MustUse__silence = False
+        super().__init__({"i": In(stream.Signature(in_layout)),
+                          "o": Out(stream.Signature(out_layout))})
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input to its output becoming valid (= ``stages``)."""
+        return self._stages
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        """The combinational levels between which the ``stages`` registers are spread."""
+        return self.LEVELS
+
+    def _datapath(self, m: Module, stage: Stage, payload) -> Value:
+        raise NotImplementedError
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, levels=len(self.LEVELS), stages=self._stages,
+                             valid_in=self.i.valid, name="fp")
+        y = self._datapath(m, Stage(pipe), self.i.payload)
+        pipe.connect(self.i, self.o)
+        m.d.comb += self.o.payload.y.eq(y)
+        return m
