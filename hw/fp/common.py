@@ -13,7 +13,9 @@ Packing a rounded significand ``q`` (hidden bit included, ``q <= 2**p``) with
 exponent ``e >= 1`` as ``((e - 1) << fraction_bits) + q`` gives the IEEE encoding
 in every case: a normal, a carry out of rounding (``q = 2**p``: the exponent steps
 up), a subnormal (``e = 1``, ``q < 2**(p-1)``) and a subnormal rounding up to the
-smallest normal; a sum at or above the infinity pattern has overflowed.
+smallest normal; a sum at or above the infinity pattern has overflowed. The
+hardware forms the three possible exponent fields beside the rounding adder
+(:func:`exponent_choices`) and lets the carry pick one (:func:`pack_choice`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,10 +32,10 @@ from hw.pipeline import StallPipeline
 from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
 
-__all__ = ["Unpacked", "unpack", "leading_zeros", "shift_right_sticky", "round_even",
-           "pack_rounded", "FPUnit", "MAX_STAGES"]
+__all__ = ["Unpacked", "unpack", "leading_zeros", "first_one_hot", "one_hot_select", "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "shift_right_sticky", "round_even",
+           "exponent_choices", "pack_choice", "select_result", "Stage", "FPUnit", "MAX_STAGES"]
 
-MAX_STAGES = 8
+MAX_STAGES = 16
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,78 @@ def leading_zeros(m: Module, value: Value, name: str) -> Signal:
     return out
 
 
+def first_one_hot(m: Module, flags: list, name: str) -> Signal:
+    """One-hot of the first true flag in ``flags`` (index 0 first); the last flag's bit
+    is also set when no flag is (so an all-zero input selects the last option)."""
+    out = []
+    seen = None
+    for k, flag in enumerate(flags):
+        last = k == len(flags) - 1
+        here = Const(1) if last else Value.cast(flag)
+        out.append(here if seen is None else here & ~seen)
+        seen = Value.cast(flag) if seen is None else wire(m, seen | flag, f"{name}_seen_{k}")
+    return wire(m, Cat(*out), name)
+
+
+def one_hot_select(m: Module, one_hot: Value, options: list, name: str) -> Signal:
+    """``options[k]`` where bit ``k`` of ``one_hot`` is set (AND-OR: no priority chain)."""
+    width = max(len(Value.cast(o)) for o in options)
+    out = Const(0, width)
+    for k, option in enumerate(options):
+        out = out | (Value.cast(option) & one_hot[k].replicate(width))
+    return wire(m, out, name)
+
+
+def one_hot_index(m: Module, one_hot: Value, name: str) -> Signal:
+    """The index of the set bit of ``one_hot`` (an OR per index bit)."""
+    one_hot = Value.cast(one_hot)
+    bits = max(1, (len(one_hot) - 1).bit_length())
+    index = [Const(0)] * bits
+    for k in range(len(one_hot)):
+        for b in range(bits):
+            if k >> b & 1:
+                index[b] = index[b] | one_hot[k]
+    return wire(m, Cat(*index), name)
+
+
+def group_one_hot(m: Module, probe: Value, group: int, name: str) -> Signal:
+    """Normalisation step 1 (of :func:`group_one_hot`, :func:`coarse_shift`,
+    :func:`fine_shift`): one-hot of the first non-zero ``group``-bit group of ``probe``
+    from its top (the last group if all are zero)."""
+    probe = Value.cast(probe)
+    width = len(probe)
+    count = -(-width // group)
+    flags = [wire(m, probe[max(width - (k + 1) * group, 0):width - k * group].any(),
+                  f"{name}_group_{k}") for k in range(count)]
+    return first_one_hot(m, flags, name)
+
+
+def coarse_shift(m: Module, value: Value, one_hot: Value, group: int, name: str) -> Signal:
+    """Normalisation step 2: ``value`` shifted left by ``group * k``, ``k`` the set bit of
+    ``one_hot`` (from :func:`group_one_hot`)."""
+    value = Value.cast(value)
+    width = len(value)
+    options = [(value << (group * k))[:width] for k in range(len(one_hot))]
+    return one_hot_select(m, one_hot, options, name)
+
+
+def fine_shift(m: Module, value: Value, probe: Value, group: int, name: str):
+    """Normalisation step 3: ``value`` shifted left by the leading zeros of the top
+    ``group`` bits of ``probe`` (after :func:`coarse_shift` they hold its leading one
+    unless the probe is zero). Returns ``(value', one-hot of the shift 0..group-1)``.
+
+    ``probe`` is ``value`` with optional extra ones that stop the shift early (the
+    subnormal limit of an exponent); it must be ``>= value`` bitwise, so no bit of
+    ``value`` is lost, and is shifted in step 2 like ``value``.
+    """
+    value, probe = Value.cast(value), Value.cast(probe)
+    width = len(value)
+    top = [probe[width - 1 - j] for j in range(group)]
+    one_hot = first_one_hot(m, top, f"{name}_fine")
+    options = [(value << j)[:width] for j in range(group)]
+    return one_hot_select(m, one_hot, options, name), one_hot
+
+
 def shift_right_sticky(m: Module, value: Value, amount: Value, name: str) -> Signal:
     """``Cat(sticky, round, value >> amount)``: the kept bits with the round and sticky
     bits of the shift below them (``amount`` unsigned; any size, 0 keeps everything)."""
@@ -113,16 +187,37 @@ def round_even(m: Module, grs: Value, name: str) -> Signal:
     return wire(m, kept + up, name)
 
 
-def pack_rounded(m: Module, exponent: Value, rounded: Value, fmt: IEEEFormat, name: str):
-    """``((exponent - 1) << fraction_bits) + rounded`` and whether it overflowed to infinity.
+def exponent_choices(m: Module, exponent: Value, fmt: IEEEFormat, name: str, *,
+                     minus: Value | None = None) -> Signal:
+    """The biased exponent field, before the overflow test, of a result with (unbounded)
+    exponent ``exponent - minus >= 1`` for each carry ``k = 0, 1, 2`` that the rounded
+    significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``.
+    Computed beside the rounding adder, off its carry chain; :func:`pack_choice` picks
+    one. Returns the three values side by side."""
+    exponent = Value.cast(exponent)
+    values = [exponent + (k - 1) - (0 if minus is None else minus) for k in range(3)]
+    shape = signed(max(len(v) for v in values) + 1)
+    choices = []
+    for k, value in enumerate(values):
+        choice = Signal(shape, name=f"{name}_{k}")
+        m.d.comb += choice.eq(value)
+        choices.append(choice)
+    return wire(m, Cat(*choices), name)
 
-    ``exponent >= 1`` (unsigned, unbounded above), ``rounded <= 2**precision``. Returns
-    ``(magnitude bits (width - 1), overflow)``.
-    """
-    f = fmt.fraction_bits
-    total = wire(m, ((exponent - 1) << f) + rounded, f"{name}_total")
-    overflow = wire(m, total >= fmt.infinity, f"{name}_overflow")
-    return wire(m, total[:fmt.width - 1], f"{name}_magnitude"), overflow
+
+def pack_choice(m: Module, q: Value, choices: Value, fmt: IEEEFormat, name: str):
+    """``(magnitude, overflow)`` of the rounded significand ``q`` (hidden bit included,
+    ``q <= 2**precision``) with :func:`exponent_choices`: the IEEE encoding
+    ``((exponent - 1) << fraction_bits) + q`` without its sign, and whether it reached
+    infinity (field at or above all ones)."""
+    e, f = fmt.exponent_bits, fmt.fraction_bits
+    width = len(choices) // 3
+    parts = [choices[k * width:(k + 1) * width] for k in range(3)]
+    two, one = q[f + 1], q[f]
+    field = wire(m, Mux(two, parts[2], Mux(one, parts[1], parts[0])), f"{name}_field")
+    overflow = field[e:width - 1].any() | field[:e].all()   # non-negative: top bit is 0
+    return (wire(m, Cat(q[:f], field[:e]), f"{name}_magnitude"),
+            wire(m, overflow, f"{name}_overflow"))
 
 
 def select_result(m: Module, fmt: IEEEFormat, *, sign: Value, magnitude: Value, overflow: Value,

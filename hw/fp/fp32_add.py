@@ -25,10 +25,10 @@ zero sum is ``+0`` unless both operands are ``-0`` (sign ``sa & sb``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Mux, unsigned
+from amaranth.hdl import Cat, Const, Mux, unsigned
 
-from hw.fp.common import (FPUnit, leading_zeros, pack_rounded, round_even, select_result,
-                          unpack)
+from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
+                          one_hot_index, one_hot_select, pack_choice, round_even, select_result, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -38,50 +38,70 @@ P = BINARY32.precision     # 24
 EXTRA = 3                  # guard, round, sticky
 WIDE = P + EXTRA           # 27: aligned operands
 SUM = WIDE + 1             # 28: with the carry
+GROUP = 8                  # normalisation: whole bytes, then 0..7 bits
+GROUPS = -(-SUM // GROUP)  # 4
 
 
 class FP32Add(FPUnit):
     """Ports: ``i`` (stream of ``{"a": unsigned(32), "b": unsigned(32)}``, binary32 bit
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded sum)."""
 
-    LEVELS = ("order", "align", "add", "count", "normalize", "round")
+    LEVELS = ("compare", "swap", "align", "add", "detect", "coarse", "fine", "round", "pack")
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 
     def _datapath(self, m, stage, payload):
         ua = unpack(m, payload.a, BINARY32, "a")
         ub = unpack(m, payload.b, BINARY32, "b")
-        swap = wire(m, payload.b[:31] > payload.a[:31], "swap")
-        d_ab = wire(m, ua.exponent - ub.exponent, "d_ab")
-        d_ba = wire(m, ub.exponent - ua.exponent, "d_ba")
-        d = wire(m, Mux(swap, d_ba, d_ab)[:8], "exponent_difference")
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_inf & (ua.sign != ub.sign))
-        stage.carry(sx=Mux(swap, ub.sign, ua.sign), ex=Mux(swap, ub.exponent, ua.exponent),
-                    nan=nan, inf=ua.is_inf | ub.is_inf,
+        stage.carry(nan=nan, inf=ua.is_inf | ub.is_inf,
                     inf_sign=Mux(ua.is_inf, ua.sign, ub.sign), zero_sign=ua.sign & ub.sign)
-        s = stage.close(mx=Mux(swap, ub.significand, ua.significand),
-                        my=Mux(swap, ua.significand, ub.significand),
-                        subtract=ua.sign ^ ub.sign, d=Mux(d > WIDE, WIDE, d))
+        s = stage.close(swap=payload.b[:31] > payload.a[:31],
+                        d_ab=ua.exponent - ub.exponent, d_ba=ub.exponent - ua.exponent,
+                        sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
+                        ma=ua.significand, mb=ub.significand)
+
+        d = wire(m, Mux(s.swap, s.d_ba, s.d_ab)[:8], "exponent_difference")
+        # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
+        amount = wire(m, Mux(d[5:].any(), 31, d[:5]), "align_shift")
+        stage.carry(sx=Mux(s.swap, s.sb, s.sa), ex=Mux(s.swap, s.eb, s.ea))
+        s = stage.close(mx=Mux(s.swap, s.mb, s.ma), my=Mux(s.swap, s.ma, s.mb),
+                        subtract=s.sa ^ s.sb, amount=amount)
 
         wide_y = wire(m, s.my << EXTRA, "y_wide")
-        shifted = wire(m, (wide_y >> s.d)[:WIDE], "y_shifted")
-        sticky = wire(m, (wide_y & below_mask(WIDE, s.d)).any(), "y_sticky")
+        shifted = wire(m, (wide_y >> s.amount)[:WIDE], "y_shifted")
+        sticky = wire(m, (wide_y & below_mask(WIDE, s.amount)).any(), "y_sticky")
         s = stage.close(x=s.mx << EXTRA, y=shifted | sticky, subtract=s.subtract)
 
-        total = wire(m, Mux(s.subtract, s.x - s.y, s.x + s.y)[:SUM], "sum")
-        s = stage.close(total=total)
+        # x + (y xor -subtract) + subtract: one adder for both operations
+        flipped = wire(m, s.y ^ Mux(s.subtract, (1 << WIDE) - 1, 0), "y_flipped")
+        total = wire(m, ((s.x + flipped + s.subtract) ^ (s.subtract << WIDE))[:SUM], "sum")
+        # a one at bit 27 - ex stops the leading-zero count at ex (the subnormal limit)
+        limit = wire(m, (Const(1 << WIDE, SUM) >> s.ex)[:SUM], "normalize_limit")
+        s = stage.close(total=total, limit=limit)
 
-        zeros = leading_zeros(m, s.total, "sum_zeros")
-        s = stage.close(total=s.total, zeros=zeros)
+        probe = wire(m, s.total | s.limit, "sum_probe")
+        s = stage.close(value=s.total, probe=probe, zero=s.total == 0,
+                        groups=group_one_hot(m, probe, GROUP, "sum_groups"))
 
-        h = wire(m, Mux(s.zeros > s.ex, s.ex, s.zeros)[:5], "normalize_shift")
-        moved = wire(m, (s.total << h)[:SUM], "sum_shifted")
+        exponent = one_hot_select(m, s.groups, [s.ex + (1 - GROUP * k) for k in range(GROUPS)],
+                                  "coarse_exponent")
+        s = stage.close(value=coarse_shift(m, s.value, s.groups, GROUP, "sum_coarse"),
+                        probe=coarse_shift(m, s.probe, s.groups, GROUP, "probe_coarse"),
+                        exponent=exponent, zero=s.zero)
+
+        # shifted left by min(leading zeros, ex): the top bit at 27, or the exponent at 1
+        moved, fine = fine_shift(m, s.value, s.probe, GROUP, "sum_fine")
         normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
-        s = stage.close(normalized=normalized, exponent=s.ex + 1 - h, zero=s.total == 0)
+        s = stage.close(normalized=normalized, fine=one_hot_index(m, fine, "fine_amount"),
+                        exponent=s.exponent, zero=s.zero)
 
         n = s.normalized   # bits 26..3: significand, 2: round, 1..0: sticky
-        q = round_even(m, Cat(n[0] | n[1], n[2:]), "rounded")
-        magnitude, overflow = pack_rounded(m, s.exponent, q, BINARY32, "packed")
+        choices = exponent_choices(m, s.exponent, BINARY32, "exponent_choices", minus=s.fine)
+        s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"), zero=s.zero,
+                        choices=choices)
+
+        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY32, "packed")
         y = select_result(m, BINARY32, sign=s.sx, magnitude=magnitude, overflow=overflow,
                           nan=s.nan, inf=s.inf, inf_sign=s.inf_sign, zero=s.zero,
                           zero_sign=s.zero_sign, name="result")

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Mux, unsigned
 
-from hw.fp.common import (FPUnit, leading_zeros, pack_rounded, round_even, select_result,
-                          shift_right_sticky, unpack)
+from hw.fp.common import (FPUnit, exponent_choices, leading_zeros, pack_choice, round_even,
+                          select_result, shift_right_sticky, unpack)
 from hw.shifting import wire
 from sw.ieee import BINARY32
 
@@ -40,7 +40,7 @@ class FP32Mul(FPUnit):
     """Ports: ``i`` (stream of ``{"a": unsigned(32), "b": unsigned(32)}``, binary32 bit
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded product)."""
 
-    LEVELS = ("classify", "normalize", "partials", "sum", "align", "round")
+    LEVELS = ("classify", "normalize", "partials", "sum", "align", "round", "pack")
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 
@@ -79,8 +79,10 @@ class FP32Mul(FPUnit):
         grs = shift_right_sticky(m, s.product, amount, "aligned")
         s = stage.close(grs=grs[:P + 2], out_exponent=Mux(normal, biased, 1))
 
-        q = round_even(m, s.grs, "rounded")
-        magnitude, overflow = pack_rounded(m, s.out_exponent, q, BINARY32, "packed")
+        s = stage.close(q=round_even(m, s.grs, "rounded"),
+                        choices=exponent_choices(m, s.out_exponent, BINARY32, "exponent_choices"))
+
+        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY32, "packed")
         y = select_result(m, BINARY32, sign=s.sign, magnitude=magnitude, overflow=overflow,
                           nan=s.nan, inf=s.inf, inf_sign=s.sign, zero=s.zero,
                           zero_sign=s.sign, name="result")

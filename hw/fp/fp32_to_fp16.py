@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, unsigned
 
-from hw.fp.common import FPUnit, pack_rounded, round_even, select_result, shift_right_sticky, unpack
+from hw.fp.common import (FPUnit, exponent_choices, pack_choice, round_even, select_result,
+                          shift_right_sticky, unpack)
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32
 
@@ -51,7 +52,8 @@ class FP32ToFP16(FPUnit):
                         inf=a.is_inf, zero=a.is_zero)
 
         q = round_even(m, s.grs[:BINARY16.precision + 2], "rounded")
-        magnitude, overflow = pack_rounded(m, s.exponent, q, BINARY16, "packed")
+        choices = exponent_choices(m, s.exponent, BINARY16, "exponent_choices")
+        magnitude, overflow = pack_choice(m, q, choices, BINARY16, "packed")
         y = select_result(m, BINARY16, sign=s.sign, magnitude=magnitude, overflow=overflow,
                           nan=s.nan, inf=s.inf, inf_sign=s.sign, zero=s.zero,
                           zero_sign=s.sign, name="result")

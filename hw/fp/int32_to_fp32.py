@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, signed
 
-from hw.fp.common import FPUnit, leading_zeros, pack_rounded, round_even, select_result
+from hw.fp.common import (FPUnit, exponent_choices, leading_zeros, pack_choice, round_even,
+                          select_result)
 from hw.shifting import wire
 from sw.ieee import BINARY32
 
@@ -46,7 +47,8 @@ class Int32ToFP32(FPUnit):
         low = s.normalized[:DROPPED]
         grs = Cat(low[:DROPPED - 1].any(), low[DROPPED - 1], s.normalized[DROPPED:])
         q = round_even(m, grs, "rounded")
-        packed, _ = pack_rounded(m, s.exponent, q, BINARY32, "packed")
+        choices = exponent_choices(m, s.exponent, BINARY32, "exponent_choices")
+        packed, _ = pack_choice(m, q, choices, BINARY32, "packed")
         y = select_result(m, BINARY32, sign=s.sign, magnitude=packed, overflow=Const(0),
                           nan=Const(0), inf=Const(0), inf_sign=Const(0), zero=s.zero,
                           zero_sign=Const(0), name="result")
