@@ -1,9 +1,10 @@
 """Registers the floating-point units in :mod:`hw.designs` (imported through
 ``hw.designs.EXTENSION_MODULES``).
 
-Every unit has one parameter, ``stages`` (pipeline registers = latency in cycles);
-its default puts one register after each combinational level, which is what the
-project-wide 150 MHz ECP5 goal needs (docs/hw.md, "Floating-point units").
+Every unit has one parameter, ``stages`` (pipeline registers = latency in cycles,
+1..16, spread evenly over the unit's combinational levels by
+:class:`hw.pipeline.StallPipeline`); the default puts one register after each level,
+which is what the project-wide 150 MHz ECP5 goal needs.
 """
 
 from __future__ import annotations
