@@ -3,20 +3,25 @@
 
 The classic swap / align / add / normalise / round datapath with three extra bits
 below the significand (guard, round, sticky; Goldberg, "What every computer
-scientist should know about floating-point arithmetic", 1991, §"Guard digits"):
+scientist should know about floating-point arithmetic", ACM Computing Surveys 1991,
+section "Guard digits"), cut into short levels (one pipeline register after each
+by default; 150 MHz on ECP5 needs them):
 
-- level ``order``: ``x`` = the operand of larger magnitude (the encodings without the
-  sign compare as unsigned integers), ``y`` the other; ``d = ex - ey`` on effective
-  exponents (subnormals at 1); the specials;
-- level ``align``: ``Y = (sy << 3) >> d`` with every bit shifted out OR-ed into bit 0
-  (``d`` capped at 27: all of ``sy`` is then sticky);
-- level ``add``: ``S = (sx << 3) +/- Y`` (subtract when the signs differ; ``S >= 0``);
-- level ``count``: leading zeros ``z`` of the 28-bit ``S`` (bit 27 = carry);
-- level ``normalize``: shift ``S`` left by ``h = min(z, ex)``, drop one bit (kept as
-  sticky), exponent ``ex + 1 - h``: a carry shifts right by one, a cancellation shifts
-  left until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
-- level ``round``: round to nearest even on the three low bits, pack, overflow to
-  signed infinity.
+- ``compare``: which operand is larger in magnitude (the encodings without the sign
+  compare as unsigned integers), both exponent differences (effective exponents,
+  subnormals at 1), the specials;
+- ``swap``: ``x`` = the larger operand, ``y`` the other, ``d = ex - ey`` (32 or more act
+  as 31: all of ``y`` is shifted out either way);
+- ``align``: ``Y = (sy << 3) >> d`` with every bit shifted out OR-ed into bit 0;
+- ``add``: ``S = (sx << 3) +/- Y`` (one adder; subtract when the signs differ;
+  ``S >= 0``), and a one at bit ``27 - ex`` that stops the normalisation at exponent 1;
+- ``detect``, ``coarse``, ``fine``: shift ``S`` left by ``h = min(leading zeros, ex)``
+  (first non-zero byte, whole bytes, 0..7 bits), exponent ``ex + 1 - h``; one bit is
+  then dropped into the sticky bit: a carry shifts right by one, a cancellation left
+  until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
+- ``round``: round to nearest even on the three low bits; the exponent fields for the
+  three carries;
+- ``pack``: the field the carry picks, overflow to signed infinity, the specials.
 
 Specials (IEEE 754-2019 §6.1, §6.3, §7.2): a NaN operand or ``inf + (-inf)`` ->
 canonical NaN ``0x7FC00000``; an infinity otherwise wins with its sign; an exact
@@ -28,7 +33,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Mux, unsigned
 
 from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
-                          one_hot_index, one_hot_select, pack_choice, round_even, select_result, unpack)
+                          one_hot_index, one_hot_select, pack_choice, round_even, select_result,
+                          unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
