@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.adapters import Adapter, FieldSpec, register_adapter
+from sim.adapters.base import Adapter, Bounds, FieldSpec, register_adapter
 from sw import ieee
 from sw.ieee import BINARY16, BINARY32, IEEEFormat
 
@@ -116,13 +116,15 @@ class FPAdapter(Adapter):
         raise NotImplementedError
 
     def input_bounds(self, dut):
+        """Every field: ``(N,)`` bit patterns of the input format (int32: its range)."""
         if self.in_format is None:
-            bounds = ((), *ieee.INT32_RANGE)
+            bounds = Bounds(("N",), *ieee.INT32_RANGE)
         else:
-            bounds = ((), 0, 2 ** self.in_format.width - 1)
+            bounds = Bounds(("N",), 0, 2 ** self.in_format.width - 1)
         return {s.name: bounds for s in self.inputs}
 
     def reference(self, dut, inputs):
+        """``y``: the unit's :mod:`sw.ieee` rule, NaN results canonical."""
         return {"y": self.rule(*(inputs[s.name] for s in self.inputs))}
 
     def edge_inputs(self) -> dict:

@@ -35,7 +35,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
-from hw.pipeline import StallPipeline
+from hw.pipeline import Pipeline, register_counts
+from hw.unused import rejectable
 from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
 
@@ -254,14 +255,14 @@ def select_result(m: Module, fmt: IEEEFormat, *, sign: Value, magnitude: Value, 
 
 
 class Stage:
-    """Values crossing the level boundaries of a :class:`StallPipeline`, by name.
+    """Values crossing the level boundaries of a :class:`hw.pipeline.Pipeline`, by name.
 
     ``close(**values)`` ends the current level: the values (and every value given to
     ``carry``) pass its registers; the result holds both under their names, and the
     carried ones continue through every later boundary.
     """
 
-    def __init__(self, pipe: StallPipeline):
+    def __init__(self, pipe: Pipeline):
         self._pipe = pipe
         self._level = 0
         self._carried: dict[str, Value] = {}
@@ -283,24 +284,32 @@ class Stage:
 
 class FPUnit(wiring.Component):
     """Base of the units: stream ports ``i`` (struct of the operand bit patterns) and ``o``
-    (``{"y": unsigned(width)}``), one operation per cycle, ``stages`` pipeline registers.
+    (``{"y": unsigned(width)}``), one operation per cycle at full rate.
 
-    Subclasses set ``LEVELS`` (names of the combinational levels, in order), ``INPUTS``
-    (field -> shape), ``OUT_FORMAT`` and ``_datapath(m, stage, payload) -> y``.
+    Parameters (keyword-only): ``stages`` 1..``MAX_STAGES`` pipeline registers (= the
+    latency; default one after each level), placed over the levels by their estimated
+    delays (:func:`hw.pipeline.register_counts`); ``backpressure`` (default True; see
+    :class:`hw.pipeline.Pipeline`). Raises ``ValueError`` / ``TypeError`` naming the
+    parameter.
+
+    Subclasses set ``LEVELS`` (names of the combinational levels, in order), ``DELAYS``
+    (their estimated delays in LUT levels, from ECP5 place and route), ``INPUTS`` (field ->
+    shape), ``OUT_FORMAT`` and ``_datapath(m, stage, payload) -> y``.
     """
 
     LEVELS: tuple[str, ...] = ()
+    DELAYS: tuple[float, ...] = ()
     INPUTS: dict = {}
     OUT_FORMAT: IEEEFormat
 
-    def __init__(self, *, stages: int | None = None):
-        self._MustUse__silence = True  # until constructed: a rejected object is no "unused" one
-        if stages is None:
-            stages = len(self.LEVELS)
-        self._stages = check_int("stages", stages, 1, MAX_STAGES)
-        in_layout = data.StructLayout(dict(self.INPUTS))
-        out_layout = data.StructLayout({"y": unsigned(self.OUT_FORMAT.width)})
-        self._MustUse__silence = False
+    def __init__(self, *, stages: int | None = None, backpressure: bool = True):
+        with rejectable(self):
+            if stages is None:
+                stages = len(self.LEVELS)
+            self._stages = check_int("stages", stages, 1, MAX_STAGES)
+            self._backpressure = bool(backpressure)
+            in_layout = data.StructLayout(dict(self.INPUTS))
+            out_layout = data.StructLayout({"y": unsigned(self.OUT_FORMAT.width)})
         super().__init__({"i": In(stream.Signature(in_layout)),
                           "o": Out(stream.Signature(out_layout))})
 
@@ -314,13 +323,24 @@ class FPUnit(wiring.Component):
         """The combinational levels between which the ``stages`` registers are spread."""
         return self.LEVELS
 
+    @property
+    def delays(self) -> list[float]:
+        """Estimated delay (LUT levels) of each level, in order."""
+        return list(self.DELAYS)
+
+    @property
+    def register_counts(self) -> list[int]:
+        """Pipeline registers after each level."""
+        return register_counts(len(self.LEVELS), self._stages, self.delays)
+
     def _datapath(self, m: Module, stage: Stage, payload) -> Value:
         raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, levels=len(self.LEVELS), stages=self._stages,
-                             valid_in=self.i.valid, name="fp")
+        pipe = Pipeline(m, levels=len(self.LEVELS), stages=self._stages, delays=self.delays,
+                        valid_in=self.i.valid & self.i.ready, name="fp",
+                        backpressure=self._backpressure)
         y = self._datapath(m, Stage(pipe), self.i.payload)
         pipe.connect(self.i, self.o)
         m.d.comb += self.o.payload.y.eq(y)

@@ -2,9 +2,9 @@
 ``hw.designs.EXTENSION_MODULES``).
 
 Every unit has one parameter, ``stages`` (pipeline registers = latency in cycles,
-1..16, spread evenly over the unit's combinational levels by
-:class:`hw.pipeline.StallPipeline`); the default puts one register after each level,
-which is what the project-wide 150 MHz ECP5 goal needs.
+1..16, placed over the unit's combinational levels by their estimated delays,
+:func:`hw.pipeline.register_counts`); the default puts one register after each
+level, which is what the project-wide 150 MHz ECP5 goal needs.
 """
 
 from __future__ import annotations

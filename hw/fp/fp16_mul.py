@@ -45,6 +45,7 @@ class FP16Mul(FPUnit):
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the exact binary32 product)."""
 
     LEVELS = ("unpack", "multiply", "detect", "coarse", "fine", "pack")
+    DELAYS = (2.0, 4.0, 3.0, 3.0, 3.5, 3.0)
     INPUTS = {"a": unsigned(16), "b": unsigned(16)}
     OUT_FORMAT = BINARY32
 

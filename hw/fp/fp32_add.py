@@ -53,6 +53,7 @@ class FP32Add(FPUnit):
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded sum)."""
 
     LEVELS = ("compare", "swap", "align", "add", "detect", "coarse", "fine", "round", "pack")
+    DELAYS = (3.0, 2.5, 3.5, 3.0, 3.0, 3.0, 3.5, 3.0, 3.0)
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 

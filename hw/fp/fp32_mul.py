@@ -53,6 +53,7 @@ class FP32Mul(FPUnit):
 
     LEVELS = ("unpack", "coarse", "fine", "partials", "sum", "align_coarse", "align_fine",
               "round", "pack")
+    DELAYS = (3.5, 3.0, 3.5, 4.0, 3.5, 3.5, 3.0, 3.0, 3.0)
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 

@@ -40,6 +40,7 @@ class FP32ToFP16(FPUnit):
     (stream of ``{"y": unsigned(16)}``, binary16 bit patterns)."""
 
     LEVELS = ("classify", "align_coarse", "align_fine", "round", "pack")
+    DELAYS = (3.0, 2.5, 2.5, 2.5, 3.0)
     INPUTS = {"a": unsigned(32)}
     OUT_FORMAT = BINARY16
 

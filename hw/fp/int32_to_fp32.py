@@ -32,6 +32,7 @@ class Int32ToFP32(FPUnit):
     ``{"y": unsigned(32)}``, binary32 bit patterns)."""
 
     LEVELS = ("magnitude", "detect", "coarse", "fine", "round", "pack")
+    DELAYS = (3.0, 3.0, 3.0, 3.5, 3.0, 3.0)
     INPUTS = {"a": signed(INT_BITS)}
     OUT_FORMAT = BINARY32
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sim.adapters
 import sim.fp_adapters  # noqa: F401  (registers the adapters)
-from hw.designs import inspect
+from hw.designs import elaborate, inspect
 from hw.fp.designs import FP_UNITS
 from sim.adapters import get_adapter
 from sim.runner import seed_from_env, simulate, simulator_available, vector_count
@@ -39,11 +38,12 @@ def _ids(case):
 
 def run_chunks(name, params, inputs, simulator, seed):
     """Simulate ``inputs`` in chunks; return (outputs, expected, mismatches, cycles)."""
+    adapter, unit = get_adapter(name), elaborate(name, **params)
     n = len(inputs["a"])
     outputs, expected, mismatches, cycles = [], [], 0, 0
     for start in range(0, n, CHUNK):
-        part = {k: v[start:start + CHUNK] for k, v in inputs.items()}
-        result = simulate(name, params, part, simulator=simulator, seed=seed + start)
+        part = adapter.validate(unit, {k: v[start:start + CHUNK] for k, v in inputs.items()})
+        result = simulate(adapter, unit, part, simulator=simulator, seed=seed + start)
         assert result.n_outputs == len(part["a"])
         outputs.append(result.outputs["y"])
         expected.append(result.expected["y"])
@@ -88,12 +88,9 @@ def test_nan_results_are_the_canonical_nan_on_the_rtl():
                 return ieee.bits_of(ieee.values_of(a, BINARY32) + ieee.values_of(b, BINARY32),
                                     BINARY32)
 
-    original = sim.adapters.ADAPTERS["fp32-add"]
-    sim.adapters.ADAPTERS["fp32-add"] = RawNaN()
-    try:
-        result = simulate("fp32-add", {}, inputs, simulator="verilator")
-    finally:
-        sim.adapters.ADAPTERS["fp32-add"] = original
+    raw_adapter = RawNaN()
+    unit = elaborate("fp32-add")
+    result = simulate(raw_adapter, unit, raw_adapter.validate(unit, inputs), simulator="verilator")
     assert result.mismatches == differs
     nan = ieee.is_nan(result.outputs["y"], BINARY32)
     assert nan.any() and np.all(result.outputs["y"][nan] == BINARY32.canonical_nan)

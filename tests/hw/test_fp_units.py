@@ -44,6 +44,7 @@ def test_ports_and_published_facts(name):
     assert {k: v.width for k, v in members.items()} == fields
     assert unit.o.payload.shape().members["y"].width == out_width
     assert unit.latency == len(unit.levels) == get_design(name).defaults["stages"]
+    assert len(unit.delays) == len(unit.levels) and unit.register_counts == [1] * len(unit.levels)
     assert inspect(name, stages=2).latency == 2
     assert members["a"].signed == (name == "int32-to-fp32")
 
@@ -65,9 +66,10 @@ def test_bad_stages_name_the_parameter(name, stages, error, message):
 @pytest.mark.parametrize("name", UNITS)
 def test_every_pipeline_depth_is_bit_exact_under_stalls(name):
     """Registers at every placement register_counts makes, and more stages than levels."""
-    levels = len(FP_UNITS[name][0].LEVELS)
+    unit_class = FP_UNITS[name][0]
+    levels = len(unit_class.LEVELS)
     for stages in sorted({1, 2, levels // 2 + 1, levels, levels + 2}):
-        assert sum(register_counts(levels, stages)) == stages
+        assert sum(register_counts(levels, stages, list(unit_class.DELAYS))) == stages
         mismatches, got, want, _ = bench_design(name, {"stages": stages}, vectors=300,
                                                 seed=stages, valid_probability=0.7,
                                                 ready_probability=0.6)
