@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.adapters.base import Adapter, Bounds, FieldSpec, register_adapter
+from sim.adapters.base import ADAPTERS, Adapter, Bounds, FieldSpec, register_adapter
 from sw import ieee
 from sw.ieee import BINARY16, BINARY32, IEEEFormat
 
 __all__ = ["edge_values", "FPAdapter", "FP16MulAdapter", "FP32AddAdapter", "FP32MulAdapter",
-           "Int32ToFP32Adapter", "FP32ToFP16Adapter", "FP_ADAPTERS"]
+           "Int32ToFP32Adapter", "FP32ToFP16Adapter", "FP_ADAPTERS", "register_fp_adapters"]
 
 
 def edge_values(fmt: IEEEFormat) -> np.ndarray:
@@ -311,7 +311,16 @@ class FP32ToFP16Adapter(FPAdapter):
         return {"a": np.concatenate(out)}
 
 
-FP_ADAPTERS = (FP16MulAdapter(), FP32AddAdapter(), FP32MulAdapter(), Int32ToFP32Adapter(),
-               FP32ToFP16Adapter())
-for _adapter in FP_ADAPTERS:
-    register_adapter(_adapter)
+FP_ADAPTERS: dict[str, FPAdapter] = {a.design: a for a in (
+    FP16MulAdapter(), FP32AddAdapter(), FP32MulAdapter(), Int32ToFP32Adapter(),
+    FP32ToFP16Adapter())}
+
+
+def register_fp_adapters() -> None:
+    """Add the units' adapters to :mod:`sim.adapters`' registry (``lqer-hw sim``,
+    :func:`sim.adapters.get_adapter`); a second call changes nothing. Explicit rather
+    than on import, so importing this module (as the tests do, passing adapters to
+    :func:`sim.runner.simulate` directly) leaves the registry as it was."""
+    for adapter in FP_ADAPTERS.values():
+        if adapter.design not in ADAPTERS:
+            register_adapter(adapter)

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sim.fp_adapters  # noqa: F401  (registers the adapters)
 from hw.designs import elaborate, inspect
 from hw.fp.designs import FP_UNITS
-from sim.adapters import get_adapter
+from sim.fp_adapters import FP_ADAPTERS
 from sim.runner import seed_from_env, simulate, simulator_available, vector_count
 from sw import ieee
 from sw.ieee import BINARY32
@@ -38,7 +37,7 @@ def _ids(case):
 
 def run_chunks(name, params, inputs, simulator, seed):
     """Simulate ``inputs`` in chunks; return (outputs, expected, mismatches, cycles)."""
-    adapter, unit = get_adapter(name), elaborate(name, **params)
+    adapter, unit = FP_ADAPTERS[name], elaborate(name, **params)
     n = len(inputs["a"])
     outputs, expected, mismatches, cycles = [], [], 0, 0
     for start in range(0, n, CHUNK):
@@ -61,7 +60,7 @@ def test_rtl_matches_ieee_reference(case):
     n = vector_count(DEFAULT_VECTORS)
     if simulator == "icarus":
         n = max(1, n // ICARUS_SHARE)
-    adapter = get_adapter(name)
+    adapter = FP_ADAPTERS[name]
     inputs = adapter.random_inputs(inspect(name, **params), n, np.random.default_rng(seed))
     outputs, expected, mismatches, cycles = run_chunks(name, params, inputs, simulator, seed)
     assert mismatches == 0
@@ -74,7 +73,7 @@ def test_nan_results_are_the_canonical_nan_on_the_rtl():
     whose pattern is not the canonical one mismatch: the RTL emits 0x7FC00000."""
     if not simulator_available("verilator"):
         pytest.skip("verilator is not installed")
-    adapter = get_adapter("fp32-add")
+    adapter = FP_ADAPTERS["fp32-add"]
     inputs = adapter.edge_inputs()
     with np.errstate(all="ignore"):
         raw = ieee.bits_of(ieee.values_of(inputs["a"], BINARY32)

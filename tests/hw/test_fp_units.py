@@ -8,15 +8,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sim.fp_adapters  # noqa: F401  (registers the adapters)
-from hw.designs import get_design, inspect
+import subprocess
+import sys
+
+import sim.fp_adapters
+from hw.designs import elaborate, get_design, inspect
 from hw.fp.common import MAX_STAGES
 from hw.fp.designs import FP_UNITS
 from hw.pipeline import register_counts
-from sim.adapters import get_adapter
-from sim.amaranth_bench import bench_design
+from sim.adapters import ADAPTERS
+from sim.amaranth_bench import run_amaranth
+from sim.codec import PayloadCodec
+from sim.fp_adapters import FP_ADAPTERS
 
 UNITS = tuple(FP_UNITS)
+
+
+def get_adapter(name):
+    return FP_ADAPTERS[name]
+
+
+def bench_design(name, params, *, vectors, seed, valid_probability, ready_probability):
+    """``sim.amaranth_bench.bench_design`` with the unit's adapter passed in (the global
+    registry is left alone): (mismatches, received, expected payloads, cycles)."""
+    unit, adapter = elaborate(name, **params), FP_ADAPTERS[name]
+    inputs = adapter.validate(unit, adapter.random_inputs(unit, vectors,
+                                                          np.random.default_rng(seed)))
+    in_codec = PayloadCodec.from_layout(unit.i.payload.shape())
+    out_codec = PayloadCodec.from_layout(unit.o.payload.shape())
+    items = adapter.input_stream(unit, inputs).pack(in_codec)
+    want = out_codec.pack(adapter.to_payload(adapter.outputs, adapter.reference(unit, inputs)))
+    got, cycles = run_amaranth(unit, items, len(want), valid_probability=valid_probability,
+                               ready_probability=ready_probability, seed=seed)
+    mismatches = sum(g != w for g, w in zip(got, want)) + abs(len(got) - len(want))
+    return mismatches, got, want, cycles
 PORTS = {  # design: (input fields and widths, output width)
     "fp16-mul": ({"a": 16, "b": 16}, 32),
     "fp32-add": ({"a": 32, "b": 32}, 32),
@@ -135,3 +160,17 @@ def test_fp32_to_fp16_sweep_covers_every_exponent_and_its_ties():
     # a tie of the binary16 normal rounding: the 13 dropped bits exactly 1 << 12
     normal = ((a >> 23) & 0xFF) > 112
     assert np.any(normal & ((a & 0x1FFF) == 0x1000))
+
+
+def test_registration_is_explicit_and_idempotent():
+    """Importing sim.fp_adapters leaves the registry alone; register_fp_adapters adds the
+    five adapters once (checked in a fresh interpreter: this one's registry stays as is)."""
+    assert not set(UNITS) & set(ADAPTERS)
+    code = ("import sim.fp_adapters as f; from sim.adapters import ADAPTERS, get_adapter; "
+            "before = set(ADAPTERS); f.register_fp_adapters(); f.register_fp_adapters(); "
+            "print(sorted(set(ADAPTERS) - before), get_adapter('fp32-add') is "
+            "f.FP_ADAPTERS['fp32-add'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split("]")[0] + "]" == str(sorted(UNITS))
+    assert done.stdout.strip().endswith("True")
