@@ -14,8 +14,12 @@ quiet, signalling and payload NaNs. The rest are unit-specific mixtures: uniform
 patterns, all exponents with short significands (which make rounding ties), operand
 pairs aimed at cancellation, underflow into subnormals and overflow, and for
 ``fp32-to-fp16`` a sweep of every exponent with a strided fraction plus the tie
-patterns at each exponent's rounding position. If ``n`` is smaller than the edge set,
-a random subset of it is used.
+patterns at each exponent's rounding position; ``fp16-mul`` also pairs every edge value
+with every binary16 pattern, both orders, once ``n`` is large enough (about 8.7 million).
+If ``n`` is smaller than the edge set, a random subset of it is used.
+
+The adapters are in :data:`FP_ADAPTERS`; :func:`register_fp_adapters` adds them to
+:mod:`sim.adapters`' registry (for ``lqer-hw sim``).
 """
 
 from __future__ import annotations
