@@ -4,7 +4,7 @@ ready back-pressure.
 
 Vectors per unit: ``LQER_VECTORS`` (default 20,000) on Verilator and a quarter of that
 on Icarus (several times slower per vector); they start with every pair of edge values
-and continue with each unit's mixture (sim.fp_adapters). Long runs go through the
+and continue with each unit's mixture (sim.adapters.fp). Long runs go through the
 simulator in chunks of ``CHUNK`` vectors (one build, several runs).
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from hw.designs import elaborate, inspect
 from hw.fp.designs import FP_UNITS
-from sim.fp_adapters import FP_ADAPTERS
+from sim.adapters.fp import FP_ADAPTERS
 from sim.runner import seed_from_env, simulate, simulator_available, vector_count
 from sw import ieee
 from sw.ieee import BINARY32

@@ -8,40 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import subprocess
-import sys
 
-import sim.fp_adapters
 from hw.designs import elaborate, get_design, inspect
 from hw.fp.common import MAX_STAGES
 from hw.fp.designs import FP_UNITS
 from hw.pipeline import register_counts
-from sim.adapters import ADAPTERS
-from sim.amaranth_bench import run_amaranth
+from sim.adapters import ADAPTERS, get_adapter
+from sim.amaranth_bench import bench_design, run_amaranth
+from sim.adapters.fp import FP_ADAPTERS, edge_values
 from sim.codec import PayloadCodec
-from sim.fp_adapters import FP_ADAPTERS
 
 UNITS = tuple(FP_UNITS)
-
-
-def get_adapter(name):
-    return FP_ADAPTERS[name]
-
-
-def bench_design(name, params, *, vectors, seed, valid_probability, ready_probability):
-    """``sim.amaranth_bench.bench_design`` with the unit's adapter passed in (the global
-    registry is left alone): (mismatches, received, expected payloads, cycles)."""
-    unit, adapter = elaborate(name, **params), FP_ADAPTERS[name]
-    inputs = adapter.validate(unit, adapter.random_inputs(unit, vectors,
-                                                          np.random.default_rng(seed)))
-    in_codec = PayloadCodec.from_layout(unit.i.payload.shape())
-    out_codec = PayloadCodec.from_layout(unit.o.payload.shape())
-    items = adapter.input_stream(unit, inputs).pack(in_codec)
-    want = out_codec.pack(adapter.to_payload(adapter.outputs, adapter.reference(unit, inputs)))
-    got, cycles = run_amaranth(unit, items, len(want), valid_probability=valid_probability,
-                               ready_probability=ready_probability, seed=seed)
-    mismatches = sum(g != w for g, w in zip(got, want)) + abs(len(got) - len(want))
-    return mismatches, got, want, cycles
 PORTS = {  # design: (input fields and widths, output width)
     "fp16-mul": ({"a": 16, "b": 16}, 32),
     "fp32-add": ({"a": 32, "b": 32}, 32),
@@ -116,7 +93,7 @@ def test_the_edge_pairs_cover_every_class():
     """The edge values hold both signed zeros, subnormals, normals, infinities, NaNs."""
     from sw.ieee import BINARY16, BINARY32
     for fmt in (BINARY16, BINARY32):
-        e = sim.fp_adapters.edge_values(fmt)
+        e = edge_values(fmt)
         magnitude = e & (fmt.sign_bit - 1)
         field = magnitude >> fmt.fraction_bits
         assert {0, fmt.sign_bit} <= set(e.tolist())                    # signed zeros
@@ -162,15 +139,6 @@ def test_fp32_to_fp16_sweep_covers_every_exponent_and_its_ties():
     assert np.any(normal & ((a & 0x1FFF) == 0x1000))
 
 
-def test_registration_is_explicit_and_idempotent():
-    """Importing sim.fp_adapters leaves the registry alone; register_fp_adapters adds the
-    five adapters once (checked in a fresh interpreter: this one's registry stays as is)."""
-    assert not set(UNITS) & set(ADAPTERS)
-    code = ("import sim.fp_adapters as f; from sim.adapters import ADAPTERS, get_adapter; "
-            "before = set(ADAPTERS); f.register_fp_adapters(); f.register_fp_adapters(); "
-            "print(sorted(set(ADAPTERS) - before), get_adapter('fp32-add') is "
-            "f.FP_ADAPTERS['fp32-add'])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.split("]")[0] + "]" == str(sorted(UNITS))
-    assert done.stdout.strip().endswith("True")
+def test_the_units_are_registered_for_simulation():
+    for name in UNITS:
+        assert ADAPTERS[name] is FP_ADAPTERS[name]

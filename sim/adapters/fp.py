@@ -18,20 +18,20 @@ patterns at each exponent's rounding position; ``fp16-mul`` also pairs every edg
 with every binary16 pattern, both orders, once ``n`` is large enough (about 8.7 million).
 If ``n`` is smaller than the edge set, a random subset of it is used.
 
-The adapters are in :data:`FP_ADAPTERS`; :func:`register_fp_adapters` adds them to
-:mod:`sim.adapters`' registry (for ``lqer-hw sim``).
+The adapters are in :data:`FP_ADAPTERS`, registered once when :mod:`sim.adapters` is
+imported.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sim.adapters.base import ADAPTERS, Adapter, Bounds, FieldSpec, register_adapter
+from sim.adapters.base import Adapter, Bounds, FieldSpec, register_adapter
 from sw import ieee
 from sw.ieee import BINARY16, BINARY32, IEEEFormat
 
 __all__ = ["edge_values", "FPAdapter", "FP16MulAdapter", "FP32AddAdapter", "FP32MulAdapter",
-           "Int32ToFP32Adapter", "FP32ToFP16Adapter", "FP_ADAPTERS", "register_fp_adapters"]
+           "Int32ToFP32Adapter", "FP32ToFP16Adapter", "FP_ADAPTERS"]
 
 
 def edge_values(fmt: IEEEFormat) -> np.ndarray:
@@ -320,11 +320,5 @@ FP_ADAPTERS: dict[str, FPAdapter] = {a.design: a for a in (
     FP32ToFP16Adapter())}
 
 
-def register_fp_adapters() -> None:
-    """Add the units' adapters to :mod:`sim.adapters`' registry (``lqer-hw sim``,
-    :func:`sim.adapters.get_adapter`); a second call changes nothing. Explicit rather
-    than on import, so importing this module (as the tests do, passing adapters to
-    :func:`sim.runner.simulate` directly) leaves the registry as it was."""
-    for adapter in FP_ADAPTERS.values():
-        if adapter.design not in ADAPTERS:
-            register_adapter(adapter)
+for _adapter in FP_ADAPTERS.values():
+    register_adapter(_adapter)
