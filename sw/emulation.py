@@ -140,13 +140,9 @@ class EmulatedLinear(nn.Module):
         if low_rank:
             layer.register_buffer("lowrank_a", _dequantized(factors.a, dtype).to(device), persistent=False)
             layer.register_buffer("lowrank_b", _dequantized(factors.b, dtype).to(device), persistent=False)
-            # x_q @ [W_q^T | A] + [b | 0] in one GEMM: one pass over x_q for both paths, the
-            # bias added by the GEMM as in the float layer
+            # x_q @ [W_q^T | A] in one GEMM: one pass over x_q for both paths
             layer.register_buffer("fused_weight", torch.cat([layer.weight, layer.lowrank_a.T], 0),
                                   persistent=False)
-            fused_bias = (None if bias is None else
-                          torch.cat([bias, bias.new_zeros(layer.lowrank_a.shape[1])]))
-            layer.register_buffer("fused_bias", fused_bias, persistent=False)
         if arithmetic == "bit-true":
             layer._bit_true_operands["weight"] = _mx_rows(w, transpose=False)
             if low_rank:
@@ -187,11 +183,13 @@ class EmulatedLinear(nn.Module):
             xq = self.input_cache.get(x, self.a_format, lambda t: self._fq(t, self.a_format))
         if not self.low_rank:
             return F.linear(xq, self.weight, self.bias)
-        both = F.linear(xq, self.fused_weight, self.fused_bias)
+        both = F.linear(xq, self.fused_weight)
         y, t = both[..., : self.out_features], both[..., self.out_features:]
         lr = self.lowrank_format
         u = self._fq(self._fq(t, lr) @ self.lowrank_b, lr)
-        return y + u  # (x W + b) + u: the float order of the unfused formula
+        if self.bias is not None:
+            y = y + self.bias  # (x W + b) + u: the float order of the unfused formula
+        return y + u
 
     def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
         ops = {k: v.to(x.device) for k, v in self._bit_true_operands.items()}
