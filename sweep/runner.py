@@ -53,7 +53,7 @@ def _worker_init(threads: int) -> None:
 def _local_pool(jobs: list[dict], workers: int) -> Iterable[dict]:
     import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
     pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init,
                                                      initargs=(threads,))
     try:
