@@ -7,7 +7,7 @@ import time
 import pytest
 
 from sweep.cli import main
-from tests.sweep.conftest import command, popen
+from tests.sweep.conftest import SMALL, command, popen
 
 TIMING = ("timing",)
 
@@ -33,12 +33,11 @@ def report_without_time(folder) -> str:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run of the small spec (-j 1, in this process)."""
-    from tests.sweep.conftest import SMALL
-
+    """An uninterrupted run of the small spec (-j 1, in this process); the provider is slow enough
+    (0.4 s a call) for a test to signal a sweep between two points."""
     folder = tmp_path_factory.mktemp("reference")
     spec = folder / "spec.toml"
-    spec.write_text(SMALL.format(provider="area"))
+    spec.write_text(SMALL.format(provider="slow_area"))
     out = folder / "out"
     assert main([str(spec), "-o", str(out)]) == 0
     return spec, out
@@ -83,9 +82,8 @@ def test_rerun_skips_done_points(reference, capsys):
     assert (out / "results.jsonl").read_text() == before
 
 
-def test_killed_after_k_points_then_resumed_gives_the_same_points(reference, tmp_path, small_spec):
-    _, out = reference
-    spec = small_spec(provider="slow_area")  # same points, keyed by another provider: rows differ
+def test_killed_after_k_points_then_resumed_gives_the_same_points(reference, tmp_path):
+    spec, uninterrupted = reference
     resumed = tmp_path / "resumed"
     proc = popen(spec, "-o", resumed)
     journal = resumed / "results.jsonl"
@@ -105,15 +103,9 @@ def test_killed_after_k_points_then_resumed_gives_the_same_points(reference, tmp
     done = command(spec, "-o", resumed)
     assert done.returncode == 0, done.stderr
     assert f"{k} of 5 points done by an earlier run; running {5 - k}" in done.stderr
-    uninterrupted = tmp_path / "uninterrupted"
-    done = command(spec, "-o", uninterrupted)
-    assert done.returncode == 0, done.stderr
     assert canonical(resumed) == canonical(uninterrupted)
     assert (resumed / "results.csv").read_text() == (uninterrupted / "results.csv").read_text()
     assert report_without_time(resumed) == report_without_time(uninterrupted)
-    # and the perplexities are those of the reference run (only the provider's name differs)
-    ppl = lambda f: sorted((r["label"], r["perplexity"]) for r in rows_of(f))  # noqa: E731
-    assert ppl(resumed) == ppl(out)
 
 
 def test_two_processes_give_the_same_rows(reference, tmp_path):
@@ -146,8 +138,8 @@ def test_a_failing_point_is_recorded_and_the_others_run(tmp_path, small_spec, ca
 
 
 def test_placeholder_area_is_null_never_a_number(tmp_path, small_spec):
-    spec = small_spec(text=__import__("tests.sweep.conftest", fromlist=["SMALL"]).SMALL.replace(
-        'area = "tests.sweep.providers:{provider}"\n', 'area = "sweep.area:unavailable"\n'))
+    spec = small_spec(text=SMALL.replace('area = "tests.sweep.providers:{provider}"\n',
+                                         'area = "sweep.area:unavailable"\n'))
     out = tmp_path / "out"
     assert main([str(spec), "-o", str(out)]) == 0
     rows = rows_of(out)
