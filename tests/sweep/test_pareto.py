@@ -2,7 +2,7 @@
 
 import math
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sweep.pareto import dominates, pareto_front
@@ -48,6 +48,8 @@ def test_ties():
 coords = st.one_of(st.integers(0, 6).map(float), st.none())
 
 
+# generation is cheap; on a loaded machine its timing is not (too_slow is about the machine)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(coords, coords), max_size=30))
 def test_matches_the_definition(points):
     assert pareto_front(points) == brute(points)
