@@ -368,3 +368,45 @@ def test_ctrl_c_during_a_long_run(tmp_path):
     assert not list((build / "sim").glob("*/run-*"))
     assert _leftovers(build / "sim") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "in.npz"]
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of the running processes working in ``folder`` or naming it (Linux
+    /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if (str(folder) in cmdline or cwd.startswith(str(folder))) \
+                    and int(entry.name) != os.getpid():
+                found.append(cmdline)
+    return found
+
+
+@pytest.mark.sim
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_command_leaves_no_simulator_running(tmp_path):
+    """SIGKILL (what a test timeout or the OOM killer sends) cannot be caught: the kernel
+    ends the simulator with its parent, so no orphan keeps a CPU busy."""
+    simulator = "icarus" if simulator_available("icarus") else "verilator"
+    if not simulator_available(simulator):
+        pytest.skip("no simulator is installed")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "in.npz", values=rng.integers(-100, 100, (300_000, 2)))
+    build = tmp_path / "build"
+    proc = _start(_quantize_argv(tmp_path / "in.npz", tmp_path / "o.npz", "-p", "block=2",
+                                 "--simulator", simulator), build)
+    running = _wait_for(lambda: any((build / "sim").glob("*/run-*/progress.json")), proc,
+                        timeout=300)
+    assert running, proc.communicate()
+    assert _processes_under(build), "the simulator should be running"
+    proc.kill()
+    proc.communicate(timeout=60)
+    end = time.monotonic() + 10
+    while _processes_under(build) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _processes_under(build) == []
