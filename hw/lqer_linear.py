@@ -149,15 +149,18 @@ class LQERLinear(wiring.Component):
                                  f"got {fmt.block}")
         for name, value, low in (("d_in", d_in, 1), ("d_out", d_out, 1), ("rank", rank, 0)):
             check_int(name, value, low, MAX_DIM)
-        # the shape and format rule, stated once in sw (also what `quantize` reports)
+        # the shape and format rule, stated once in sw (also what `quantize` reports); the
+        # quantizers round half to even, so every format must
+        rounding = next((f.rounding for f in (a_format, w_format, lowrank_format)
+                         if f.rounding != "even"), "even")
         if resq:
             reason = resq_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
-                                 flavour=a_format.flavour, rounding=a_format.rounding)
+                                 flavour=a_format.flavour, rounding=rounding)
         else:
             reason = lqer_linear_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
                                         a_width=a_format.width,
                                         lowrank_width=lowrank_format.width,
-                                        flavour=a_format.flavour, rounding=a_format.rounding)
+                                        flavour=a_format.flavour, rounding=rounding)
         if reason is not None:
             raise ValueError(reason)
         check_int("lanes_main", lanes_main, 1, 256)
