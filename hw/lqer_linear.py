@@ -149,18 +149,23 @@ class LQERLinear(wiring.Component):
                                  f"got {fmt.block}")
         for name, value, low in (("d_in", d_in, 1), ("d_out", d_out, 1), ("rank", rank, 0)):
             check_int(name, value, low, MAX_DIM)
-        # the shape and format rule, stated once in sw (also what `quantize` reports); the
-        # quantizers round half to even, so every format must
-        rounding = next((f.rounding for f in (a_format, w_format, lowrank_format)
-                         if f.rounding != "even"), "even")
+        # the quantizers round half to even and the references (sw.lqer_reference,
+        # sw.resq_reference) do too: a format asking for another rounding is refused here,
+        # by name, rather than silently built with a rounding the reference does not follow
+        for name, fmt in (("a_format", a_format), ("w_format", w_format),
+                          ("lowrank_format", lowrank_format)):
+            if fmt.rounding != "even":
+                raise ValueError(f"{name}.rounding must be 'even' (the datapath rounds half "
+                                 f"to even); got {fmt.rounding!r}")
+        # the shape and format rule, stated once in sw (also what `quantize` reports)
         if resq:
             reason = resq_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
-                                 flavour=a_format.flavour, rounding=rounding)
+                                 flavour=a_format.flavour, rounding=a_format.rounding)
         else:
             reason = lqer_linear_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
                                         a_width=a_format.width,
                                         lowrank_width=lowrank_format.width,
-                                        flavour=a_format.flavour, rounding=rounding)
+                                        flavour=a_format.flavour, rounding=a_format.rounding)
         if reason is not None:
             raise ValueError(reason)
         check_int("lanes_main", lanes_main, 1, 256)

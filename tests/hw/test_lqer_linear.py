@@ -222,7 +222,11 @@ def test_resq_default_lanes_never_stall_the_wide_path(d_in, d_out, rank, block, 
     ({"rank": 20}, ValueError, "rank must be a multiple of block (16); got 20"),
     ({"mode": "resq2"}, ValueError, 'mode must be one of "lqer", "resq"; got \'resq2\''),
     ({"lowrank_format": MXIntFormat(width=8, rounding="away")}, ValueError,
-     "rounding must be 'even' (round half to even); got 'away'"),
+     "lowrank_format.rounding must be 'even' (the datapath rounds half to even); got 'away'"),
+    ({"w_format": MXIntFormat(width=4, rounding="away")}, ValueError,
+     "w_format.rounding must be 'even' (the datapath rounds half to even); got 'away'"),
+    ({"a_format": MXIntFormat(width=4, rounding="away")}, ValueError,
+     "a_format.rounding must be 'even' (the datapath rounds half to even); got 'away'"),
 ])
 def test_resq_bad_parameters_get_one_line(kwargs, error, message):
     with pytest.raises(error) as info:
