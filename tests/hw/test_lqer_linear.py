@@ -3,6 +3,8 @@ default lanes, parameter checks; and the adapter's reference against sw.bittrue.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -269,3 +271,26 @@ def test_resq_adapter_reference_is_the_bittrue_layer(seed):
     assert np.array_equal(ref["main_exponents"].reshape(6, d_out), want.low[1].numpy())
     assert np.array_equal(ref["high_values"].reshape(6, d_out), want.high[0].numpy())
     assert np.array_equal(ref["high_exponents"].reshape(6, d_out), want.high[1].numpy())
+
+
+def _doc_table(name: str) -> list[list[str]]:
+    """Rows (cells) of the table between ``<!-- checked:NAME -->`` markers in docs/lqer_linear.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "lqer_linear.md").read_text()
+    body = text.split(f"<!-- checked:{name} -->")[1].split(f"<!-- /checked:{name} -->")[0]
+    lines = [line for line in body.strip().splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_docs_resq_cycles_table_is_what_the_components_publish():
+    rows = _doc_table("resq-cycles")
+    assert len(rows) >= 4
+    for shape, r, p_m, p_l, wide, resq, lqer in rows:
+        d_in, d_out = (int(v) for v in shape.split(" x "))
+        r, p_m = int(r), int(p_m)
+        wide_c = inspect("resq-linear", d_in=d_in, d_out=d_out, rank=0, lanes_main=p_m)
+        resq_c = inspect("resq-linear", d_in=d_in, d_out=d_out, rank=r, lanes_main=p_m)
+        lqer_c = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=min(32, d_in // 2),
+                         lanes_main=p_m)
+        assert (int(p_l), int(wide), int(resq)) == (
+            resq_c.lanes_lowrank, wide_c.cycles_per_token, resq_c.cycles_per_token), shape
+        assert lqer == f"{lqer_c.cycles_per_token} (P_l {lqer_c.lanes_lowrank})", shape
