@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import sim.runner as runner
+from hw.designs import DESIGNS, get_design
 from sim.cli import StatusDisplay
 from sim.cli import main as sim_main
 from sim.runner import simulator_available
@@ -128,13 +129,18 @@ def test_malformed_inputs_get_one_line_and_no_simulation(tmp_path, capsys, mutat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz"]
 
 
+def registered_designs() -> list[str]:
+    get_design("dot-array")  # loads the registry's extensions (fp units, baselines)
+    return list(DESIGNS)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["dot-array", "--inputs", "/nonexistent.npz", "--outputs", "o.npz"],
      "inputs must name an existing .npz file; got '/nonexistent.npz'"),
     (["dot-array", "-p", "block=3", "--inputs", "x", "--outputs", "o.npz"],
      "block must be a power of two in 1..256; got 3"),
     (["dot", "--inputs", "x", "--outputs", "o.npz"],
-     "design must be one of quantizer, dot-array, accumulator, lqer-linear; got 'dot'"),
+     f"design must be one of {', '.join(registered_designs())}; got 'dot'"),
     (["quantizer", "--inputs", "x", "--outputs", "o.npz", "--stall", "1"],
      "stall must be a number >= 0 and < 1; got '1'"),
 ])
@@ -226,7 +232,7 @@ def test_not_an_npz_and_accumulator_last_flag(tmp_path, capsys):
     code, _, err = _run(["accumulator", "--inputs", str(tmp_path / "acc.npz"), "--outputs",
                          str(tmp_path / "o.npz")], capsys)
     assert (code, err) == (2, "lqer-hw sim: error: last must be 1 on the final partial "
-                              "(last[-1]); got 0\n")
+                              "of every slot (slot 0, item 0); got 0\n")
 
 
 def test_help_documents_the_fields_of_every_design_and_the_build_folder(capsys):

@@ -85,6 +85,15 @@ LQER_CASES = [
     ("icarus", {"d_in": 24, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 8,
                 "lanes_lowrank": 1, "a_width": 6, "lowrank_width": 6, "w_width": 3,
                 "exponent_bits": 5, "guard_bits": 2, "dot_stages": 1}),
+    # the complete output: main + u + bias merged and requantized to MXINT(a_width), both
+    # simulators; shallow pipelines and fewer accumulator slots than output groups
+    ("icarus", {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2,
+                "merged": 1, "bias": 1}),
+    ("verilator", {"d_in": 8, "d_out": 16, "rank": 4, "block": 4, "lanes_main": 2,
+                   "merged": 1, "bias": 1, "acc_slots": 2, "acc_stages": 0,
+                   "quant_stages": 2, "merge_stages": 2, "dot_stages": 1}),
+    ("icarus", {"d_in": 16, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 4,
+                "merged": 1, "acc_slots": 1, "quant_stages": 8, "merge_stages": 16}),
 ]
 
 
