@@ -118,9 +118,13 @@ RESQ_CASES = [
     # both paths, default narrow lanes (the least that never stalls the wide path), r = d/4
     ("icarus", {"d_in": 32, "d_out": 32, "rank": 8, "block": 8, "lanes_main": 2}),
     ("verilator", {"d_in": 16, "d_out": 8, "rank": 8, "block": 4, "lanes_main": 2}),
-    # merged output with a bias: high requantized, merged, MXINT(high_width) blocks out
+    # merged output with a bias: high requantized, merged, MXINT(high_width) blocks out;
+    # on Verilator with shallow pipelines and fewer accumulator slots than output groups
     ("icarus", {"d_in": 32, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 4,
                 "merged": 1, "bias": 1}),
+    ("verilator", {"d_in": 8, "d_out": 8, "rank": 4, "block": 4, "lanes_main": 2,
+                   "merged": 1, "bias": 1, "acc_slots": 2, "acc_stages": 0,
+                   "quant_stages": 2, "merge_stages": 2, "dot_stages": 1}),
     # the narrow path is the longer one (more high than low coordinates), one narrow lane,
     # narrow formats, few guard bits, one-stage dot arrays
     ("icarus", {"d_in": 16, "d_out": 16, "rank": 12, "block": 4, "lanes_main": 8,

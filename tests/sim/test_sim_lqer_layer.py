@@ -133,7 +133,7 @@ def test_small_layer_with_bias_on_the_default_simulator(small_factors, tmp_path,
               "--factors (the rest come from the factors); got 'd_in'"),
     ("lanes", "lanes_main must divide d_out (16) and divide or be a multiple of block (16); got 3"),
     ("missing", "inputs must name an existing .npy file; got '{tmp}/none.npy'"),
-    ("design", "factors needs design lqer-linear; got 'dot'"),
+    ("design", "factors needs design lqer-linear or resq-linear; got 'dot'"),
     ("factors", "quantized must be a folder written by 'lqer-hw quantize' (with "
                 "manifest.json); got '{tmp}'"),
 ])
