@@ -12,6 +12,7 @@ import torch
 from hw.designs import all_designs, inspect
 from hw.lqer_linear import LQERLinear
 from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
+from hw.unused import inspected
 from sim.adapters import get_adapter
 from sim.amaranth_bench import bench_design
 from sw.bittrue import MXTensor, lqer_linear
@@ -238,8 +239,9 @@ def test_resq_bad_parameters_get_one_line(kwargs, error, message):
 
 def test_resq_mode_takes_any_high_width():
     """Unlike LQER (one low-rank array takes x, then t) the narrow path has its own format."""
-    c = LQERLinear(mode="resq", d_in=64, d_out=32, rank=16, a_format=MXIntFormat(width=4),
-                   lowrank_format=MXIntFormat(width=6))
+    c = inspected(LQERLinear(mode="resq", d_in=64, d_out=32, rank=16,
+                             a_format=MXIntFormat(width=4),
+                             lowrank_format=MXIntFormat(width=6)))
     assert c.lowrank_format.width == 6 and c.out_format.width == 6
 
 
