@@ -296,3 +296,14 @@ def test_docs_resq_cycles_table_is_what_the_components_publish():
         assert (int(p_l), int(wide), int(resq)) == (
             resq_c.lanes_lowrank, wide_c.cycles_per_token, resq_c.cycles_per_token), shape
         assert lqer == f"{lqer_c.cycles_per_token} (P_l {lqer_c.lanes_lowrank})", shape
+
+
+def test_docs_lqer_cycles_table_is_what_the_components_publish():
+    rows = _doc_table("lqer-cycles")
+    assert len(rows) >= 4
+    for shape, p_m, p_l, main_only, dual in rows:
+        d_in, d_out = (int(v) for v in shape.split(" x "))
+        main_c = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=0, lanes_main=int(p_m))
+        dual_c = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=32, lanes_main=int(p_m))
+        assert (int(p_l), int(main_only), int(dual)) == (
+            dual_c.lanes_lowrank, main_c.cycles_per_token, dual_c.cycles_per_token), shape
