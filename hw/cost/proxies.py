@@ -17,6 +17,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
+from hw.unused import rejectable
 
 __all__ = ["IntAccumulator", "OutlierDetector", "Compaction", "FP16_INFINITY"]
 
@@ -33,9 +34,10 @@ class IntAccumulator(wiring.Component):
     """
 
     def __init__(self, *, lanes: int = 1, in_width: int = 20, acc_width: int = 32):
-        self.lanes = check_int("lanes", lanes, 1, 256)
-        self.in_width = check_int("in_width", in_width, 2, 64)
-        self.acc_width = check_int("acc_width", acc_width, in_width, 64)
+        with rejectable(self):
+            self.lanes = check_int("lanes", lanes, 1, 256)
+            self.in_width = check_int("in_width", in_width, 2, 64)
+            self.acc_width = check_int("acc_width", acc_width, in_width, 64)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "sums": data.ArrayLayout(signed(in_width), lanes), "last": 1}))),
@@ -81,8 +83,9 @@ class OutlierDetector(wiring.Component):
     """
 
     def __init__(self, *, block: int = 16, threshold: int = 0x4600):
-        self.block = check_int("block", block, 1, 256)
-        self.threshold = check_int("threshold", threshold, 0, FP16_INFINITY)
+        with rejectable(self):
+            self.block = check_int("block", block, 1, 256)
+            self.threshold = check_int("threshold", threshold, 0, FP16_INFINITY)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "x": data.ArrayLayout(unsigned(16), block), "last": 1}))),
@@ -123,9 +126,10 @@ class Compaction(wiring.Component):
     """
 
     def __init__(self, *, block: int = 16, index_width: int = 12):
-        self.block = check_int("block", block, 1, 256, power_of_two=True)
-        self.index_width = check_int("index_width", index_width, max(1, block.bit_length() - 1),
-                                     24)
+        with rejectable(self):
+            self.block = check_int("block", block, 1, 256, power_of_two=True)
+            self.index_width = check_int("index_width", index_width,
+                                         max(1, block.bit_length() - 1), 24)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "mask": block, "base": unsigned(index_width)}))),
