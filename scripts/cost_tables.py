@@ -1,0 +1,156 @@
+"""Write (or check) the generated tables of docs/cost.md from what the cost model computes.
+
+    python scripts/cost_tables.py               # rewrite the generated blocks
+    python scripts/cost_tables.py --check       # exit 1 naming every stale block
+    python scripts/cost_tables.py --validation  # also the validation table (synthesises
+                                                # lqer-linear at every validation shape)
+
+A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``. The
+figures come from ``hw.cost`` run in this process on the built-in ``llama-7b`` shapes at
+the defaults of ``lqer-hw cost`` (16 MACs per cycle, W4A8, block 16, rank 32, the LQER
+authors' 353 outlier columns) on ``xc7-nodsp``, through the user's synthesis cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DOC = ROOT / "docs" / "cost.md"
+TARGET = "xc7-nodsp"
+# The LQER authors' hardware workbook, LLaMA-7B FFN layer (4096 x 11008), 16 MACs per
+# cycle, fabric only (LUTs): as quoted in issue 15 and the LQER paper's area comparison.
+WORKBOOK = {"fp16": ("FP16", 6125), "l2qer": ("L2QER-MXINT W4A8", 1993),
+            "llm-int8": ("LLM.int4(), 353 high-precision columns", 130019),
+            "aqas": ("AQAS W4A8", 2760)}
+
+
+def _run_llama(progress) -> dict:
+    from hw.cost.cli import check_inputs, cost
+    from hw.cost.methods import CostConfig
+    from hw.synth.cache import ResultCache, default_cache_root
+
+    cfg = CostConfig()
+    shapes, methods, targets, profile, _ = check_inputs(
+        model="llama-7b", methods=None, cfg=cfg, targets=[TARGET], outliers=None,
+        outlier_columns=None)
+    with tempfile.TemporaryDirectory() as tmp:
+        return cost(shapes=shapes, methods=methods, cfg=cfg, targets=targets, profile=profile,
+                    build=Path(tmp), cache=ResultCache(default_cache_root("synth")),
+                    progress=progress)
+
+
+def ffn_table(result: dict) -> str:
+    from hw.cost.report import _bits, _num
+    rows = [r for r in result["layers"] if r["layer"] == "model.layers.0.mlp.up_proj"
+            and r["target"] == TARGET]
+    fp16 = next(r for r in rows if r["method"] == "fp16")
+    wb_fp16 = WORKBOOK["fp16"][1]
+    lines = ["| method | LUTs | FFs | x FP16 | buffers (RAMB36) | source | LQER workbook | LUTs "
+             "| x FP16 |", "|---|---:|---:|---:|---:|---|---|---:|---:|"]
+    for r in rows:
+        label, wb = WORKBOOK.get(r["method"], ("–", None))
+        lines.append(
+            f"| {r['method']} | {_num(r['luts'])} | {_num(r['ffs'])} | "
+            f"{r['luts'] / fp16['luts']:.3f}x | {_bits(r['buffer_bits'] + r['table_bits'])} "
+            f"({_num(r['buffer_brams'] + r['table_brams'])}) | {r['source']} "
+            f"({100 * r['synthesised_luts'] / r['luts']:.0f}% synthesised) | {label} | "
+            f"{_num(wb)} | {'–' if wb is None else f'{wb / wb_fp16:.3f}x'} |")
+    label, wb = WORKBOOK["aqas"]
+    lines.append(f"| – (not modelled) | – | – | – | – | – | {label} | {_num(wb)} | "
+                 f"{wb / wb_fp16:.3f}x |")
+    return "\n".join(lines)
+
+
+def ffn_parts(result: dict) -> str:
+    from hw.cost.report import parts_table
+    out = []
+    for method in ("fp16", "l2qer", "llm-int8"):
+        e = next(e for e in result["engines"] if e["method"] == method and e["target"] == TARGET
+                 and (e["d_in"], e["d_out"]) == (4096, 11008))
+        out += [f"**{method}** ({e['luts']:,} LUTs, {e['ffs']:,} FFs):", "", parts_table(e)]
+    return "\n".join(out).rstrip()
+
+
+def model_table(result: dict) -> str:
+    from hw.cost.report import totals_table
+    return totals_table(result["model_totals"], TARGET, result["methods"]).rstrip()
+
+
+def method_table() -> str:
+    from hw.cost.methods import METHODS, CostConfig, Sizing
+    from hw.cost.outliers import OutlierCounts
+    from hw.cost.parts import resolve
+    s = Sizing(CostConfig(), 4096, 11008, OutlierCounts(353.0, 353, 353, 353))
+    lines = ["| method | part (LLaMA-7B FFN, 16 MACs/cycle) | count | source |", "|---|---|---:|---|"]
+    for name, m in METHODS.items():
+        for u in m.uses:
+            part = u.part(s)
+            lines.append(f"| {name} | {u.role}: `{part.label}` | {u.count(s)} | "
+                         f"{resolve(part).source} |")
+    return "\n".join(lines)
+
+
+def validation_table(progress) -> str:
+    from hw.cost import validate
+    from hw.cost.methods import CostConfig
+    from hw.synth.cache import ResultCache, default_cache_root
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = validate.validate(CostConfig(), validate.SHAPES, validate.TARGETS, Path(tmp),
+                                 cache=ResultCache(default_cache_root("synth")),
+                                 progress=progress)
+    lines = ["| d_in x d_out | rank | P_l | target | LUTs predicted | synthesised | error | "
+             "FFs predicted | synthesised | error |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['d_in']} x {r['d_out']} | {r['rank']} | {r['lowrank_lanes']} | "
+                     f"{r['target']} | {r['predicted_luts']:,} | {r['synthesised_luts']:,} | "
+                     f"{100 * r['luts_error']:+.1f}% | {r['predicted_ffs']:,} | "
+                     f"{r['synthesised_ffs']:,} | {100 * r['ffs_error']:+.1f}% |")
+    worst = max(max(abs(r["luts_error"]), abs(r["ffs_error"])) for r in rows)
+    return "\n".join(lines) + f"\n\nLargest |error|: {100 * worst:.1f}%."
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n).*?(\n<!-- /generated:"
+                         rf"{re.escape(name)} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"docs/cost.md has no block {name!r}")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true")
+    p.add_argument("--validation", action="store_true")
+    args = p.parse_args(argv)
+
+    def progress(done, total, job, outcome):
+        print(f"[{done}/{total}] {job.design} @ {job.target.name}", file=sys.stderr, flush=True)
+
+    result = _run_llama(progress)
+    blocks = {"cost-llama7b-ffn": ffn_table(result), "cost-llama7b-parts": ffn_parts(result),
+              "cost-llama7b-model": model_table(result), "cost-methods": method_table()}
+    if args.validation:
+        blocks["cost-validation"] = validation_table(progress)
+    text = DOC.read_text()
+    new = text
+    for name, body in blocks.items():
+        new = _replace(new, name, body)
+    if args.check:
+        stale = [n for n, b in blocks.items() if _replace(text, n, b) != text]
+        for n in stale:
+            print(f"docs/cost.md: block {n} is stale", file=sys.stderr)
+        return 1 if stale else 0
+    DOC.write_text(new)
+    print(f"wrote {DOC.relative_to(ROOT)} ({', '.join(blocks)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
