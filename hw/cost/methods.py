@@ -235,22 +235,26 @@ class Sizing:
 
     @property
     def outlier_columns(self) -> float:
-        """The outlier count the fp16 lanes are sized for (cfg.outlier_sizing)."""
+        """The outlier count the fp16 lanes are sized for (cfg.outlier_sizing; at most d_in)."""
         if self.outliers is None:
             raise ValueError("outliers must be given for llm-int8 (--outliers PROFILE.json or "
                              "--outlier-columns N); got neither")
-        return self.outliers.at(self.cfg.outlier_sizing)
+        return min(self.outliers.at(self.cfg.outlier_sizing), self.d_in)
 
     @property
     def fp_lanes(self) -> int:
-        """fp16 lanes F: the fewest that keep ``outlier_columns`` within main_steps (>= 1)."""
-        n = self.outlier_columns
-        return max(1, _ceil(math.ceil(n) * self.dout_p, self.main_steps))
+        """fp16 lanes F: the fewest whose ``outlier_cycles(outlier_columns)`` fit within
+        main_steps (at least 1; at most one per output channel)."""
+        n = math.ceil(self.outlier_columns)
+        if n == 0:
+            return 1
+        per_lane = self.main_steps // n  # output channels one lane can take in time
+        return self.dout_p if per_lane == 0 else _ceil(self.dout_p, per_lane)
 
     def outlier_statistics(self) -> dict[str, float]:
         """The profile's outlier counts at which extra cycles are reported."""
         o = self.outliers
-        return {"mean": o.mean, "p99": o.p99, "max": o.max}
+        return {k: min(v, self.d_in) for k, v in (("mean", o.mean), ("p99", o.p99), ("max", o.max))}
 
     def outlier_cycles(self, columns: float) -> int:
         """Cycles of the fp16 path for ``columns`` outlier columns: each lane takes one

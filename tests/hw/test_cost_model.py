@@ -80,7 +80,7 @@ def test_layers_and_model_totals(setup):
     layers, engines = model.evaluate(shapes, ["fp16", "mxint", "llm-int8"], cfg, [TARGET],
                                      figures, fits, profile)
     assert len(layers) == 3 * len(shapes.layers)
-    assert len(engines) == 3 * 2  # two distinct layer shapes
+    assert len(engines) == 3 * 3  # three distinct layer shapes
     fc1 = [r for r in layers if r["layer"].endswith("0.fc1")]
     fp16 = next(r for r in fc1 if r["method"] == "fp16")
     assert fp16["luts_vs_fp16"] == 1.0
