@@ -117,18 +117,19 @@ def check_inputs(*, model: str, methods: list[str] | None, cfg, targets: list[st
         profile = read_profile(outliers, shapes)
     elif outlier_columns is not None:
         profile = fixed_columns(outlier_columns, shapes)
-    elif "llm-int8" in methods:
+    elif any(METHODS[m].needs_outliers for m in methods):
         builtin = BUILTIN.get(model, {}).get("_outlier_columns")
+        needy = [m for m in methods if METHODS[m].needs_outliers]
         if builtin is not None:
             profile = fixed_columns(builtin[0], shapes)
             profile = type(profile)(f"{builtin[0]} columns per layer ({builtin[1]})",
                                     profile.layers)
         elif explicit:
-            raise UsageError("outliers must be given for llm-int8 (--outliers PROFILE.json or "
-                             "--outlier-columns N); got neither")
+            raise UsageError(f"outliers must be given for {needy[0]} (--outliers PROFILE.json "
+                             "or --outlier-columns N); got neither")
         else:
-            methods.remove("llm-int8")
-            notes.append("llm-int8 left out: no outlier profile (--outliers or "
+            methods = [m for m in methods if m not in needy]
+            notes.append(f"{', '.join(needy)} left out: no outlier profile (--outliers or "
                          "--outlier-columns)")
     if any(METHODS[m].uses_rank for m in methods):
         narrowest = min(shapes.layers, key=lambda layer: min(layer.d_in, layer.d_out))

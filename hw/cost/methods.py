@@ -41,6 +41,10 @@ FP16_THRESHOLD = 0x4600     # binary16 pattern of 6.0
 INT32 = 32                  # LLM.int8()'s integer accumulator (sw.llm_int8: int32)
 FP16, FP32 = 16, 32
 RECIPROCAL_TABLE = 1024     # sw.llm_int8: r depends on s_x's 10 fraction bits (docs/llm_int8.md)
+# LLM.int8()'s activation codes round(x * r) are made one element per cycle in a pass of
+# d_in cycles (d_in is a small share of a token's d_in * d_out / MACs cycles); a block per
+# cycle would take `block` multipliers for a pass of d_in / block cycles.
+QUANTIZER_LANES = 1
 
 
 @dataclass(frozen=True)
@@ -230,10 +234,6 @@ class Sizing:
 
     # ---- LLM.int8()
     @property
-    def int_path(self) -> _Path:
-        return _Path(self.fmt["high"], self.fmt["high"], self.nb_in, 0)
-
-    @property
     def outlier_columns(self) -> float:
         """The outlier count the fp16 lanes are sized for (cfg.outlier_sizing; at most d_in)."""
         if self.outliers is None:
@@ -306,6 +306,7 @@ class Method:
     status: str = ""                # what exists in RTL today
     needs_outliers: bool = False    # sized from the LLM.int8() outlier counts
     uses_rank: bool = False         # sized by the LQER rank
+    gather_width: int = 0           # bits of a weight gathered at run time (outlier path)
 
 
 def _dot(path_of, lanes_of) -> Callable[[Sizing], Part]:
@@ -376,8 +377,9 @@ def _fp16_schedule(s: Sizing) -> Schedule:
 
 
 def _int8_schedule(s: Sizing, outliers: bool) -> Schedule:
-    """The activation pass (absmax, and the outlier mask) over the token's blocks, then
-    the int path; with outliers the fp16 path runs beside it and may run longer."""
+    """Two activation passes, then the int path: the absmax (and the outlier mask) one
+    block per cycle, the int8 codes one element per cycle (:data:`QUANTIZER_LANES`); with
+    outliers the fp16 path runs beside the int path and may run longer."""
     from hw.cost.parts import fp_latency
     latency = s.cfg.dot_stages + 1 + fp_latency("int32-to-fp32") + 2 * fp_latency("fp32-mul")
     steps = s.main_steps
@@ -386,7 +388,8 @@ def _int8_schedule(s: Sizing, outliers: bool) -> Schedule:
         latency += fp_latency("fp32-add")
         counts = s.outlier_statistics()
         extra = {k: max(0, s.outlier_cycles(v) - s.main_steps) for k, v in counts.items()}
-    return Schedule(steps, s.nb_in + steps + latency, extra)
+    passes = s.nb_in + _ceil(s.din_p, QUANTIZER_LANES)
+    return Schedule(steps, passes + steps + latency, extra)
 
 
 def _resq_schedule(s: Sizing) -> Schedule:
@@ -396,24 +399,54 @@ def _resq_schedule(s: Sizing) -> Schedule:
     return Schedule(steps, steps + s.cfg.dot_stages + 3)
 
 
-_INT8_FRONT = (
-    Use("activation quantizer (x * r, per element)", _fp("fp32-mul"), lambda s: s.block),
-    Use("int8 dot array", lambda s: Part.of("int-dot-array", lanes=s.P, block=s.block,
-                                            a_width=HIGH_WIDTH, w_width=HIGH_WIDTH,
-                                            stages=s.cfg.dot_stages)),
-    Use("int32 accumulator", lambda s: Part.of("int-accumulator", lanes=s.P,
-                                               in_width=s.int_path.sum_width, acc_width=INT32)),
-    Use("dequantization int32 -> fp32", _fp("int32-to-fp32")),
-    Use("dequantization (x s_x, x s_w/127^2)", _fp("fp32-mul"), lambda s: 2),
-)
-_INT8_STORES = (
-    Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16),
-    Store("x codes (int8)", lambda s: s.nb_in, lambda s: s.block * HIGH_WIDTH),
-    Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
-    Store("W_i8 (int8 weights)", lambda s: s.main_steps, lambda s: s.P * s.block * HIGH_WIDTH,
-          "weights"),
-    Store("s_w / 127^2 (per row, fp32)", lambda s: s.dout_p, lambda s: FP32, "weights"),
-)
+def _int_front(width: int) -> tuple[Use, ...]:
+    """The int path of vector-wise ``width``-bit quantization (``sw.llm_int8`` at 8 bits)."""
+    return (
+        Use("activation quantizer (x * r)", _fp("fp32-mul"), lambda s: QUANTIZER_LANES),
+        Use(f"int{width} dot array", lambda s: Part.of(
+            "int-dot-array", lanes=s.P, block=s.block, a_width=width, w_width=width,
+            stages=s.cfg.dot_stages)),
+        Use("int32 accumulator", lambda s: Part.of(
+            "int-accumulator", lanes=s.P, in_width=dot_sum_width(s.block, width, width),
+            acc_width=INT32)),
+        Use("dequantization int32 -> fp32", _fp("int32-to-fp32")),
+        Use("dequantization (x s_x, x s_w/q^2)", _fp("fp32-mul"), lambda s: 2),
+    )
+
+
+def _int_stores(width: int) -> tuple[Store, ...]:
+    return (
+        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16),
+        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width),
+        Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
+        Store(f"W (int{width} weights)", lambda s: s.main_steps,
+              lambda s: s.P * s.block * width, "weights"),
+        Store("s_w / q^2 (per row, fp32)", lambda s: s.dout_p, lambda s: FP32, "weights"),
+    )
+
+
+def _outlier_method(name: str, summary: str, width: int, status: str) -> Method:
+    """LLM.int8()'s shape at an int path of ``width`` bits: detector and compaction, the
+    int path, ``F`` fp16 outlier lanes dequantizing the gathered weights, the merge."""
+    return Method(
+        name, summary,
+        (Use("outlier detector and absmax", lambda s: Part.of(
+            "outlier-detector", block=s.block, threshold=FP16_THRESHOLD)),
+         Use("compaction network", lambda s: Part.of("compaction", block=s.block,
+                                                     index_width=s.index_width)),)
+        + _int_front(width)
+        + (Use("outlier weight int -> fp32", _fp("int32-to-fp32"), lambda s: s.fp_lanes),
+           Use("outlier weight dequantization", _fp("fp32-mul"), lambda s: 2 * s.fp_lanes),
+           Use("outlier weight fp32 -> fp16", _fp("fp32-to-fp16"), lambda s: s.fp_lanes),
+           Use("outlier fp16 products", _fp("fp16-mul"), lambda s: s.fp_lanes),
+           Use("outlier fp32 accumulators", _fp("fp32-add"), lambda s: s.fp_lanes),
+           Use("merge (int + outlier)", _fp("fp32-add"))),
+        _int_stores(width) + (
+            Store("outlier column list", lambda s: s.din_p, lambda s: s.index_width),
+            Store("int results awaiting merge (fp32)", lambda s: s.dout_p, lambda s: FP32)),
+        lambda s: _int8_schedule(s, outliers=True), second_path=True, needs_outliers=True,
+        gather_width=width, status=status)
+
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
@@ -429,8 +462,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
         "w8a8", "vector-wise int8 weights and activations (LLM.int8() without outliers)",
         (Use("activation absmax", lambda s: Part.of("outlier-detector", block=s.block,
-                                                    threshold=0x7C00)),) + _INT8_FRONT,
-        _INT8_STORES,
+                                                    threshold=0x7C00)),) + _int_front(HIGH_WIDTH),
+        _int_stores(HIGH_WIDTH),
         lambda s: _int8_schedule(s, outliers=False),
         status="int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
     Method(
@@ -447,24 +480,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
         design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
         uses_rank=True, status="RTL: lqer-linear"),
-    Method(
+    _outlier_method(
         "llm-int8", "LLM.int8(): int8 path plus fp16 outlier columns gathered at run time",
-        (Use("outlier detector and absmax", lambda s: Part.of(
-            "outlier-detector", block=s.block, threshold=FP16_THRESHOLD)),
-         Use("compaction network", lambda s: Part.of("compaction", block=s.block,
-                                                     index_width=s.index_width)),)
-        + _INT8_FRONT
-        + (Use("outlier weight int8 -> fp32", _fp("int32-to-fp32"), lambda s: s.fp_lanes),
-           Use("outlier weight dequantization", _fp("fp32-mul"), lambda s: 2 * s.fp_lanes),
-           Use("outlier weight fp32 -> fp16", _fp("fp32-to-fp16"), lambda s: s.fp_lanes),
-           Use("outlier fp16 products", _fp("fp16-mul"), lambda s: s.fp_lanes),
-           Use("outlier fp32 accumulators", _fp("fp32-add"), lambda s: s.fp_lanes),
-           Use("merge (int + outlier)", _fp("fp32-add"))),
-        _INT8_STORES + (
-            Store("outlier column list", lambda s: s.din_p, lambda s: s.index_width),
-            Store("int results awaiting merge (fp32)", lambda s: s.dout_p, lambda s: FP32)),
-        lambda s: _int8_schedule(s, outliers=True), second_path=True, needs_outliers=True,
-        status="int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
+        HIGH_WIDTH, "int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
+    _outlier_method(
+        "llm-int4", "LLM.int4() (the LQER authors' comparison): LLM.int8() with a 4-bit int path",
+        4, "as llm-int8 at 4 bits; no sw reference (round(x * 7 / s_x) assumed)"),
     Method(
         "resq", "ResQ: low-precision path over d - r projected coordinates, 8-bit path over r",
         (Use("low-precision dot array", _dot(lambda s: s.resq_low, lambda s: s.P)),

@@ -174,13 +174,14 @@ def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
         record[f"{kind}_brams"] = None if any(b is None for b in brams) else sum(brams)
     record["traffic_bits"] = record["weights_bits"]  # every weight is read once per token
     record["gather_bits"] = 0
-    if key.method == "llm-int8":
-        # the outlier path reads the gathered columns' int8 weights again, at run-time
+    if method.needs_outliers:
+        # the outlier path reads the gathered columns' weights again, at run-time
         # addresses: counted at the sizing statistic
-        record["gather_bits"] = int(round(sizing.outlier_columns * sizing.dout_p * 8))
+        record["gather_bits"] = int(round(sizing.outlier_columns * sizing.dout_p
+                                          * method.gather_width))
         record["fp_lanes"] = sizing.fp_lanes
         record["outlier_columns"] = sizing.outlier_columns
-    if method.second_path and key.method in ("lqer", "l2qer"):
+    if method.uses_rank:
         record["lowrank_lanes"] = sizing.lowrank_lanes
         record["rank"] = cfg.rank
     if key.method == "resq":

@@ -31,7 +31,7 @@ def _other_profile(tmp_path):
     return str(path)
 
 
-METHODS = "fp16, w8a8, mxint, lqer, l2qer, llm-int8, resq"
+METHODS = "fp16, w8a8, mxint, lqer, l2qer, llm-int8, llm-int4, resq"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -110,7 +110,8 @@ def test_default_methods_leave_llm_int8_out_without_outliers(capsys):
         model="default", methods=None, cfg=cli_config(), targets=[], outliers=None,
         outlier_columns=None)
     assert "llm-int8" not in methods and targets == ["xc7-nodsp"] and profile is None
-    assert notes == ["llm-int8 left out: no outlier profile (--outliers or --outlier-columns)"]
+    assert notes == ["llm-int8, llm-int4 left out: no outlier profile (--outliers or "
+                     "--outlier-columns)"]
     _, methods, _, profile, _ = cli.check_inputs(
         model="llama-7b", methods=None, cfg=cli_config(), targets=["lut6", "lut6"], outliers=None,
         outlier_columns=None)
