@@ -212,18 +212,22 @@ def evaluate(shapes, methods: list[str], cfg: CostConfig, targets: list[str], fi
 
 
 def model_totals(layers: list[dict]) -> list[dict]:
-    """Per method and target: one engine for the whole model (sized for its largest layer:
-    the maximum of each figure over the layers), weights and traffic summed over the
-    layers, cycles per token summed (the layers run one after another on it)."""
+    """Per method and target: one engine for the whole model, the layers running one after
+    another on it: its logic is that of the layer engine with the most LUTs (``sized_by``),
+    its buffers the largest any layer needs; weights, traffic and cycles per token are
+    summed over the layers."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in layers:
         groups.setdefault((r["method"], r["target"]), []).append(r)
     out = []
     for (method, target), rows in groups.items():
         total = {"method": method, "target": target, "layers": len(rows)}
-        for k in FIGURES + ("synthesised_luts", "buffer_bits", "table_bits"):
-            values = [r[k] for r in rows if r.get(k) is not None]
-            total[k] = max(values) if values else None
+        largest = max(rows, key=lambda r: (r["luts"] or 0, r["d_in"] * r["d_out"]))
+        total["sized_by"] = largest["layer"]
+        for k in FIGURES + ("synthesised_luts",):
+            total[k] = largest[k]
+        for k in ("buffer_bits", "table_bits"):
+            total[k] = max(r[k] for r in rows)
         for k in ("buffer_brams", "table_brams"):
             values = [r[k] for r in rows]
             total[k] = None if any(v is None for v in values) else max(values)

@@ -59,7 +59,7 @@ class Part:
 
     @property
     def label(self) -> str:
-        return f"{self.name} " + " ".join(f"{k}={v}" for k, v in self.params)
+        return " ".join([self.name, *(f"{k}={v}" for k, v in self.params)])
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,8 @@ def markdown(result: dict) -> str:
     for target in targets:
         lines += [f"## {target}", "", "### Per layer", "",
                   kind_table(result["layers"], target, methods),
-                  "### Whole model (one engine sized for the largest layer; cycles summed)", "",
+                  "### Whole model (one engine for every layer: the logic of the largest layer "
+                  "engine, the largest buffers; weights, traffic and cycles summed)", "",
                   totals_table(result["model_totals"], target, methods)]
         engines = [e for e in result["engines"] if e["target"] == target]
         biggest = max(engines, key=lambda e: e["d_in"] * e["d_out"])
@@ -163,8 +164,8 @@ def markdown(result: dict) -> str:
 
 
 def plot_area(totals: list[dict], path: str | Path, *, title: str) -> bool:
-    """Bars of each method's model-engine LUTs relative to FP16, one bar per target
-    (hatched when estimated); False when there is no FP16 to relate to."""
+    """Bars of each method's model-engine LUTs relative to FP16, one bar per target: the
+    synthesised LUTs solid, the estimated ones hatched on top; False without FP16."""
     rows = [t for t in totals if t.get("luts_vs_fp16") is not None]
     if not rows:
         return False
@@ -177,20 +178,25 @@ def plot_area(totals: list[dict], path: str | Path, *, title: str) -> bool:
     width = 0.8 / len(targets)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(methods) + 2), 4))
     for j, target in enumerate(targets):
+        base = next(t["luts"] for t in rows if t["method"] == "fp16" and t["target"] == target)
         for i, method in enumerate(methods):
             t = next((t for t in rows if t["method"] == method and t["target"] == target), None)
             if t is None:
                 continue
-            ax.bar(i + (j - (len(targets) - 1) / 2) * width, t["luts_vs_fp16"], width,
-                   color=f"C{j}", hatch="//" if t["source"] == "estimated" else None,
-                   edgecolor="black", linewidth=0.5, label=target if i == 0 else None)
-            ax.text(i + (j - (len(targets) - 1) / 2) * width, t["luts_vs_fp16"],
-                    f"{t['luts_vs_fp16']:.2f}", ha="center", va="bottom", fontsize=7)
+            x = i + (j - (len(targets) - 1) / 2) * width
+            measured = t["synthesised_luts"] / base
+            ax.bar(x, measured, width, color=f"C{j}", edgecolor="black", linewidth=0.5,
+                   label=target if i == 0 else None)
+            ax.bar(x, t["luts_vs_fp16"] - measured, width, bottom=measured, color=f"C{j}",
+                   alpha=0.45, hatch="//", edgecolor="black", linewidth=0.5)
+            ax.text(x, t["luts_vs_fp16"], f"{t['luts_vs_fp16']:.2f}", ha="center", va="bottom",
+                    fontsize=7)
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(range(len(methods)))
     ax.set_xticklabels(methods)
     ax.set_ylabel("LUTs relative to FP16")
-    ax.set_title(title + "\n(hatched: contains estimated parts)", fontsize=10)
+    ax.set_title(title + "\n(solid: synthesised parts; hatched: estimated parts and glue)",
+                 fontsize=10)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
