@@ -127,3 +127,26 @@ def test_the_dispatcher_lists_and_runs_the_command(capsys):
     assert "cost" in dispatcher.SUBCOMMANDS
     assert dispatcher.main(["cost", "--help"]) == 0
     assert "--macs-per-cycle" in capsys.readouterr().out
+
+
+@pytest.mark.synth
+def test_a_run_writes_every_output_and_a_rerun_synthesises_nothing(tmp_path_factory, capsys):
+    root = tmp_path_factory.getbasetemp()
+    cache = root / "cost-cache"   # shared with tests/hw/test_cost_validate.py
+    out = root / "cost-run"
+    argv = ["--model", "default", "--methods", "fp16,mxint", "-t", "lut6", "--cache", str(cache),
+            "-j", "2"]
+    assert cli.main([*argv, "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"wrote {out}/cost.json")
+    assert {p.name for p in out.iterdir()} - {"synth"} == {"area.png", "cost.csv", "cost.json",
+                                                          "cost.md"}
+    result = json.loads((out / "cost.json").read_text())
+    assert len(result["layers"]) == 2 * 24 and result["methods"] == ["fp16", "mxint"]
+    mx = next(r for r in result["layers"] if r["method"] == "mxint")
+    assert mx["luts"] > mx["synthesised_luts"] > 0 and mx["ffs"] > 0
+    assert (out / "cost.csv").read_text().count("\n") == 1 + 2 * 24
+    again = root / "cost-rerun"
+    assert cli.main([*argv, "-o", str(again)]) == 0
+    assert "@ lut6" not in capsys.readouterr().err   # every part found through the index
+    assert json.loads((again / "cost.json").read_text())["layers"] == result["layers"]
