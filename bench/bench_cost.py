@@ -7,7 +7,8 @@ cached run times.
    line per shape and target and the largest error (the project's bound: +-10%).
 2. Timing: ``lqer-hw cost --model llama-7b`` (all methods, ``xc7-nodsp``) once with an
    empty synthesis cache (cold) and once more with the cache it filled (cached); prints
-   both and their ratio (one run on a shared machine: the ratio is the figure to keep).
+   wall and CPU seconds (the command and its Yosys runs) and the ratio (one run on a shared
+   machine: the CPU time and the ratio are the figures to keep).
 
     python bench/bench_cost.py [--smallest] [--no-validation] [--no-timing] [-j 1]
                                [--cache DIR] [-o build/bench/cost]
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -57,30 +59,35 @@ def _validation(args, out: Path) -> bool:
     return True
 
 
-def _timed_run(cache: Path, out: Path) -> tuple[float, int]:
+def _timed_run(cache: Path, out: Path, jobs: int) -> tuple[float, float, int]:
+    """Wall and CPU seconds (the command and its Yosys runs) of one run; its exit status."""
     cmd = [sys.executable, "-m", "lqer_hw", "cost", "--model", "llama-7b", "-t", "xc7-nodsp",
-           "--cache", str(cache), "-o", str(out), "--overwrite"]
+           "--cache", str(cache), "-j", str(jobs), "-o", str(out), "--overwrite"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode:
         print(f"bench_cost: error: {' '.join(cmd[2:])} failed: {done.stderr.strip()[-500:]}",
               file=sys.stderr)
-    return elapsed, done.returncode
+    return elapsed, cpu, done.returncode
 
 
-def _timing(out: Path) -> bool:
+def _timing(out: Path, jobs: int) -> bool:
     cache = out / "timing-cache"
     shutil.rmtree(cache, ignore_errors=True)
-    cold, rc = _timed_run(cache, out / "cold")
+    cold, cold_cpu, rc = _timed_run(cache, out / "cold", jobs)
     if rc:
         return False
-    cached, rc = _timed_run(cache, out / "cached")
+    cached, cached_cpu, rc = _timed_run(cache, out / "cached", jobs)
     if rc:
         return False
-    print(f"lqer-hw cost --model llama-7b (all methods, xc7-nodsp): cold {cold:.1f} s, "
-          f"cached {cached:.1f} s, cold / cached {cold / cached:.1f}x")
+    print(f"lqer-hw cost --model llama-7b (all methods, xc7-nodsp, -j {jobs}): cold {cold:.1f} s "
+          f"wall / {cold_cpu:.1f} s CPU, cached {cached:.1f} s wall / {cached_cpu:.1f} s CPU, "
+          f"cold / cached {cold / cached:.0f}x")
     return True
 
 
@@ -99,7 +106,7 @@ def main(argv=None) -> int:
     if not args.no_validation:
         ok &= _validation(args, out)
     if not args.no_timing:
-        ok &= _timing(out)
+        ok &= _timing(out, args.jobs)
     return 0 if ok else 1
 
 

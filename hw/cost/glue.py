@@ -5,21 +5,27 @@ A datapath synthesised whole is its parts plus *glue*. The glue of ``lqer-linear
 (which keeps its per-token buffers in registers today) is modelled per target and
 resource as
 
-    LUTs  = lut_per_mux_bit * mux_bits + lut_base + lut_second * second_path
-    FFs   = register_bits            + ff_base  + ff_second  * second_path
+    LUTs  = a * operand_mux + b * result_mux + base + second * second_path
+    FFs   = register_bits                    + base + second * second_path
 
-where, by construction from the method's buffer list (:mod:`hw.cost.methods`),
-``mux_bits = sum width * (depth - 1)`` over buffers held in registers (the read
-multiplexers), ``register_bits`` their bits plus the fixed register banks (the
-requantizer staging), and ``second_path`` is 1 when a second datapath (the low-rank
-path) is present. The three LUT and two FF coefficients come from synthesising
-``lqer-linear`` at the three :data:`FIT_SHAPES` (two main-only sizes, one with rank)
-and subtracting the parts synthesised alone; other resources (carry cells,
-transistors, ...) are fitted the same way as LUTs.
+counted by construction from the method's buffer list (:mod:`hw.cost.methods`):
+``operand_mux`` / ``result_mux`` are ``sum width * (depth - 1)`` (the read multiplexers'
+inputs) over the buffers in registers that feed a dot array every step (activations,
+t) and over those read once per output block (results, u); ``register_bits`` their bits
+plus the fixed register banks (the requantizer staging); ``second_path`` is 1 when a
+second datapath (the low-rank path) is present. The two kinds of buffer are costed
+apart because they are: an operand multiplexer sits in front of the multipliers, where
+synthesis can fold a small one into the partial products and cannot fold a larger one,
+while a result multiplexer is a plain tree (measured: doubling ``d_out`` at
+``d_in = 32`` adds 26 LUTs, doubling ``d_in`` at ``d_out = 64`` adds 320). The four LUT
+and two FF coefficients come from synthesising ``lqer-linear`` at the four
+:data:`FIT_SHAPES` (three main-only sizes varying ``d_in`` and ``d_out`` apart, one with
+rank) and subtracting the parts synthesised alone; other resources (carry cells,
+transistors, ...) are fitted as LUTs are.
 
 When buffers are memories (``buffers="memory"``, the cost model's engines at full
 size: docs/cost.md), their bits go to block RAMs and the glue is the control alone
-(``mux_bits = 0``, ``register_bits`` = the fixed banks): that figure is an
+(no multiplexers, ``register_bits`` = the fixed banks): that figure is an
 extrapolation and is reported as ``estimated``.
 """
 
@@ -35,12 +41,13 @@ from hw.cost.parts import FIGURES
 __all__ = ["FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes", "fit"]
 
 # (d_in, d_out, rank) of the fit points, in blocks
-FIT_SHAPES = ((2, 2, 0), (4, 4, 0), (4, 4, 1))
+FIT_SHAPES = ((2, 2, 0), (2, 4, 0), (4, 4, 0), (4, 4, 1))
 
 
 @dataclass(frozen=True)
 class GlueFeatures:
-    mux_bits: int
+    operand_mux: int
+    result_mux: int
     register_bits: int
     second_path: int
 
@@ -50,14 +57,15 @@ def features(method, sizing, buffers: str) -> GlueFeatures:
     with per-token buffers held in ``buffers`` (``"registers"`` or ``"memory"``)."""
     if buffers not in ("registers", "memory"):
         raise ValueError(f'buffers must be one of "registers", "memory"; got {buffers!r}')
-    mux = regs = 0
+    mux = {"operand": 0, "result": 0}
+    regs = 0
     for store in method.stores:
         depth, width = store.depth(sizing), store.width(sizing)
         if store.kind == "registers" or (store.kind == "buffer" and buffers == "registers"):
             regs += depth * width
             if store.kind == "buffer":
-                mux += width * (depth - 1)
-    return GlueFeatures(mux, regs, int(method.second_path))
+                mux[store.read] += width * (depth - 1)
+    return GlueFeatures(mux["operand"], mux["result"], regs, int(method.second_path))
 
 
 def fit_shapes(cfg) -> list[tuple[int, int, int]]:
@@ -69,11 +77,11 @@ def fit_shapes(cfg) -> list[tuple[int, int, int]]:
 
 @dataclass(frozen=True)
 class GlueFit:
-    """Fitted glue of one target: per resource, ``(per mux bit, base, second path)``;
-    for ``ffs`` the register bits count one each on top."""
+    """Fitted glue of one target: per resource, ``(per operand mux input, per result mux
+    input, base, second path)``; for ``ffs`` the register bits count one each on top."""
 
     target: str
-    coefficients: dict[str, tuple[float, float, float] | None]
+    coefficients: dict[str, tuple[float, float, float, float] | None]
     points: tuple[dict, ...] = ()
 
     def predict(self, f: GlueFeatures) -> dict[str, float | None]:
@@ -82,7 +90,7 @@ class GlueFit:
             if c is None:
                 out[name] = None
                 continue
-            value = c[0] * f.mux_bits + c[1] + c[2] * f.second_path
+            value = c[0] * f.operand_mux + c[1] * f.result_mux + c[2] + c[3] * f.second_path
             if name == "ffs":
                 value += f.register_bits
             out[name] = value
@@ -93,8 +101,9 @@ def fit(target: str, points: list[dict]) -> GlueFit:
     """Least-squares glue coefficients of ``target`` from ``points``: each
     ``{"features": GlueFeatures, "measured": figures, "parts": figures}`` (whole design,
     and its parts summed). A resource the target lacks stays ``None``."""
-    rows = np.array([[p["features"].mux_bits, 1.0, p["features"].second_path] for p in points])
-    coefficients: dict[str, tuple[float, float, float] | None] = {}
+    rows = np.array([[p["features"].operand_mux, p["features"].result_mux, 1.0,
+                      p["features"].second_path] for p in points])
+    coefficients: dict[str, tuple[float, float, float, float] | None] = {}
     for name in FIGURES:
         if any(p["measured"].get(name) is None or p["parts"].get(name) is None for p in points):
             coefficients[name] = None
@@ -103,8 +112,8 @@ def fit(target: str, points: list[dict]) -> GlueFit:
                              - (p["features"].register_bits if name == "ffs" else 0)
                              for p in points], dtype=float)
         if name == "ffs":  # registers are counted exactly: fit the constants only
-            solution, *_ = np.linalg.lstsq(rows[:, 1:], residual, rcond=None)
-            coefficients[name] = (0.0, float(solution[0]), float(solution[1]))
+            solution, *_ = np.linalg.lstsq(rows[:, 2:], residual, rcond=None)
+            coefficients[name] = (0.0, 0.0, float(solution[0]), float(solution[1]))
         else:
             solution, *_ = np.linalg.lstsq(rows, residual, rcond=None)
             coefficients[name] = tuple(float(v) for v in solution)

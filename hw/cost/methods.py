@@ -276,12 +276,15 @@ class Use:
 @dataclass(frozen=True)
 class Store:
     """A memory ``depth`` words x ``width`` bits of ``kind`` buffer / table / registers /
-    weights (functions of a :class:`Sizing`)."""
+    weights (functions of a :class:`Sizing`). ``read``: how a buffer is read, ``"operand"``
+    (a dot array's operand, every step: activations, t) or ``"result"`` (once per output
+    block: results awaiting the merge); the glue model costs the two apart."""
 
     role: str
     depth: Callable[[Sizing], int]
     width: Callable[[Sizing], int]
     kind: str = "buffer"
+    read: str = "result"
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,7 @@ _MAIN = (
     Use("main accumulator", _acc(lambda s: s.main, lambda s: s.P)),
 )
 _MAIN_STORES = (
-    Store("x buffer (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"])),
+    Store("x buffer (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]), read="operand"),
     Store("main results (per output block)", lambda s: s.nb_out,
           lambda s: s.block * s.main.result_width),
     Store("W_q (MXINT weights)", lambda s: s.main_steps,
@@ -357,7 +360,7 @@ _LOWRANK = (
         width=s.cfg.a_width, exponent_bits=s.e, stages=1)),
 )
 _LOWRANK_STORES = (
-    Store("t buffer", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"])),
+    Store("t buffer", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
     Store("u buffer", lambda s: s.nb_out, lambda s: _block_bits(s.fmt["a"])),
     Store("requantizer staging", lambda s: 1,
           lambda s: s.block * (s.lowrank.acc_width + s.lowrank_lsb_width), "registers"),
@@ -416,8 +419,8 @@ def _int_front(width: int) -> tuple[Use, ...]:
 
 def _int_stores(width: int) -> tuple[Store, ...]:
     return (
-        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16),
-        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width),
+        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16, read="operand"),
+        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width, read="operand"),
         Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
         Store(f"W (int{width} weights)", lambda s: s.main_steps,
               lambda s: s.P * s.block * width, "weights"),
@@ -454,7 +457,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         (Use("fp16 multipliers", _fp("fp16-mul"), lambda s: s.P * s.block),
          Use("fp32 adder trees", _fp("fp32-add"), lambda s: s.P * (s.block - 1)),
          Use("fp32 accumulators", _fp("fp32-add"), lambda s: s.P)),
-        (Store("x buffer (fp16)", lambda s: s.nb_in, lambda s: s.block * FP16),
+        (Store("x buffer (fp16)", lambda s: s.nb_in, lambda s: s.block * FP16, read="operand"),
          Store("W (fp16 weights)", lambda s: s.main_steps, lambda s: s.P * s.block * FP16,
                "weights")),
         _fp16_schedule,
@@ -493,9 +496,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Use("high-precision dot array", _dot(lambda s: s.resq_high, lambda s: s.resq_high_lanes)),
          Use("high-precision accumulator", _acc(lambda s: s.resq_high,
                                                 lambda s: s.resq_high_lanes))),
-        (Store("x buffer, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"])),
+        (Store("x buffer, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"]),
+               read="operand"),
          Store("x buffer, high subspace", lambda s: s.nb_high,
-               lambda s: _block_bits(s.fmt["high"])),
+               lambda s: _block_bits(s.fmt["high"]), read="operand"),
          Store("low-path results", lambda s: s.nb_out, lambda s: s.block * s.resq_low.result_width),
          Store("high-path results", lambda s: s.nb_out,
                lambda s: s.block * s.resq_high.result_width),

@@ -23,9 +23,8 @@ __all__ = ["SMALLEST", "SHAPES", "TARGETS", "BOUND", "points", "validate"]
 TARGETS = ("xc7-nodsp", "lut6")
 BOUND = 0.10
 # (d_in, d_out, rank) at the default block 16; low-rank lanes follow the default rule
-SMALLEST = ((32, 64, 0), (64, 32, 16))
-SHAPES = SMALLEST + ((64, 32, 0), (32, 64, 16), (32, 32, 16), (64, 64, 32), (128, 64, 0),
-                     (128, 128, 32))
+SMALLEST = ((64, 32, 0), (64, 32, 16))
+SHAPES = SMALLEST + ((32, 64, 16), (32, 32, 16), (64, 64, 32), (128, 64, 0), (128, 128, 32))
 
 
 def _key_and_config(cfg: CostConfig, shape) -> tuple[model.EngineKey, CostConfig]:

@@ -28,9 +28,10 @@ def _figures(parts, target=TARGET):
     return table
 
 
-GLUE = GlueFit(TARGET, {"luts": (0.5, 200.0, 1000.0), "ffs": (0.0, 50.0, 300.0),
-                        "carries": (0.0, 1.0, 2.0), "dsps": (0.0, 0.0, 0.0), "brams": (0.0, 0.0, 0.0),
-                        "lutrams": (0.0, 0.0, 0.0), "transistors": None},
+GLUE = GlueFit(TARGET, {"luts": (1.0, 0.5, 200.0, 1000.0), "ffs": (0.0, 0.0, 50.0, 300.0),
+                        "carries": (0.0, 0.0, 1.0, 2.0), "dsps": (0.0, 0.0, 0.0, 0.0),
+                        "brams": (0.0, 0.0, 0.0, 0.0), "lutrams": (0.0, 0.0, 0.0, 0.0),
+                        "transistors": None},
                ({"shape": [32, 32, 0]}, {"shape": [64, 64, 0]}, {"shape": [64, 64, 16]}))
 
 
