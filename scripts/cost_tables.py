@@ -27,7 +27,7 @@ TARGET = "xc7-nodsp"
 # The LQER authors' hardware workbook, LLaMA-7B FFN layer (4096 x 11008), 16 MACs per
 # cycle, fabric only (LUTs): as quoted in issue 15 and the LQER paper's area comparison.
 WORKBOOK = {"fp16": ("FP16", 6125), "l2qer": ("L2QER-MXINT W4A8", 1993),
-            "llm-int8": ("LLM.int4(), 353 high-precision columns", 130019),
+            "llm-int4": ("LLM.int4(), 353 high-precision columns", 130019),
             "aqas": ("AQAS W4A8", 2760)}
 
 
@@ -117,11 +117,11 @@ def validation_table(progress) -> str:
 
 
 def _replace(text: str, name: str, body: str) -> str:
-    pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n).*?(\n<!-- /generated:"
+    pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /generated:"
                          rf"{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
         raise SystemExit(f"docs/cost.md has no block {name!r}")
-    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
 def main(argv=None) -> int:
