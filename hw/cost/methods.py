@@ -346,7 +346,8 @@ _MAIN = (
     Use("main accumulator", _acc(lambda s: s.main, lambda s: s.P)),
 )
 _MAIN_STORES = (
-    Store("x buffer (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]), read="operand"),
+    Store("x buffer (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]),
+          read="operand"),
     Store("main results (per output block)", lambda s: s.nb_out,
           lambda s: s.block * s.main.result_width),
     Store("W_q (MXINT weights)", lambda s: s.main_steps,
@@ -419,8 +420,10 @@ def _int_front(width: int) -> tuple[Use, ...]:
 
 def _int_stores(width: int) -> tuple[Store, ...]:
     return (
-        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16, read="operand"),
-        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width, read="operand"),
+        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16,
+              read="operand"),
+        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width,
+              read="operand"),
         Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
         Store(f"W (int{width} weights)", lambda s: s.main_steps,
               lambda s: s.P * s.block * width, "weights"),

@@ -32,7 +32,8 @@ from typing import Callable
 from hw.synth.targets import CATEGORIES
 
 __all__ = ["Part", "Resolution", "FIGURES", "BUILDERS", "PROXIES", "resolve", "measure",
-           "PartFailure", "PartIndex", "source_fingerprint", "fp_estimates", "fp_latency", "figures_of", "SYNTHESISED", "ESTIMATED"]
+           "PartFailure", "PartIndex", "source_fingerprint", "fp_estimates", "fp_latency",
+           "figures_of", "SYNTHESISED", "ESTIMATED"]
 
 SYNTHESISED = "synthesised"
 ESTIMATED = "estimated"

@@ -85,7 +85,8 @@ def kind_table(layers: list[dict], target: str, methods: list[str]) -> str:
     rows = [r for r in layers if r["target"] == target and r["block_index"] == first]
     head = ["layer", "d_in x d_out", "method", "LUTs", "FFs", "x FP16", "buffers (BRAM)",
             "weights", "cycles / token", "extra cycles mean / p99 / max", "source"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * 7 + ["---"]) + "|"]
+    rule = ["---"] * 3 + ["---:"] * 7 + ["---"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(rule) + "|"]
     order = {m: i for i, m in enumerate(methods)}
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     for kind in kinds:
