@@ -161,7 +161,9 @@ def cost(*, shapes, methods: list[str], cfg, targets: list[str], profile, build:
     figures = measure(parts, [get_target(t) for t in targets], build, cache=cache,
                       workers=workers, progress=progress, announce=announce, timeout=timeout)
     fits = cost_model.glue_fits(cfg, targets, figures)
-    layers, engines = cost_model.evaluate(shapes, methods, cfg, targets, figures, fits, profile)
+    with cost_model.schedule_memo(cache):
+        layers, engines = cost_model.evaluate(shapes, methods, cfg, targets, figures, fits,
+                                              profile)
     totals = cost_model.model_totals(layers)
     return {
         "format": FORMAT, "version": VERSION,

@@ -38,7 +38,8 @@ import numpy as np
 
 from hw.cost.parts import FIGURES
 
-__all__ = ["FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes", "fit"]
+__all__ = ["FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes", "fit",
+           "implemented_buffers"]
 
 # (d_in, d_out, rank) of the fit points, in blocks
 FIT_SHAPES = ((2, 2, 0), (2, 4, 0), (4, 4, 0), (4, 4, 1))
@@ -65,7 +66,17 @@ def features(method, sizing, buffers: str) -> GlueFeatures:
             regs += depth * width
             if store.kind == "buffer":
                 mux[store.read] += width * (depth - 1)
+        elif store.kind == "buffer" and store.fifo:
+            regs += width  # a buffered FIFO's output register
     return GlueFeatures(mux["operand"], mux["result"], regs, int(method.second_path))
+
+
+def implemented_buffers(target: str) -> str:
+    """How synthesis implements ``lqer-linear``'s memories and FIFOs on ``target``:
+    ``"memory"`` where the target has RAM primitives, ``"registers"`` on the generic LUT
+    targets and ``cmos`` (Yosys maps a memory to flip-flops and multiplexers there)."""
+    from hw.cost.memory import block_ram
+    return "memory" if block_ram(target) is not None else "registers"
 
 
 def fit_shapes(cfg) -> list[tuple[int, int, int]]:

@@ -32,7 +32,7 @@ from hw.params import signed_for_range
 from sw.blockmath import accumulator_width, dot_sum_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["CostConfig", "Sizing", "Use", "Store", "Schedule", "Method", "METHODS",
+__all__ = ["CYCLES_MEMO", "lqer_cycles", "CostConfig", "Sizing", "Use", "Store", "Schedule", "Method", "METHODS",
            "method_names", "HIGH_WIDTH", "THRESHOLD", "FP16_THRESHOLD"]
 
 HIGH_WIDTH = 8              # LLM.int8()'s int8 path and ResQ's high-precision subspace
@@ -58,8 +58,12 @@ class CostConfig:
     w_width: int = 4
     a_width: int = 8
     exponent_bits: int = 8
-    guard_bits: int = 8
-    dot_stages: int = 2
+    # pipeline depths of the parts: lqer-linear's defaults (read from the registry)
+    guard_bits: int = field(default_factory=lambda: _lqer_default("guard_bits"))
+    dot_stages: int = field(default_factory=lambda: _lqer_default("dot_stages"))
+    acc_slots: int = field(default_factory=lambda: _lqer_default("acc_slots"))
+    acc_stages: int = field(default_factory=lambda: _lqer_default("acc_stages"))
+    quant_stages: int = field(default_factory=lambda: _lqer_default("quant_stages"))
     resq_fraction: int = 8          # ResQ keeps d_in / resq_fraction directions in 8-bit
     outlier_sizing: str = "p99"     # which outlier count sizes LLM.int8()'s fp16 lanes
 
@@ -88,6 +92,11 @@ class CostConfig:
         return {"a": MXIntFormat(width=self.a_width, block=b, exponent_bits=e),
                 "w": MXIntFormat(width=self.w_width, block=b, exponent_bits=e),
                 "high": MXIntFormat(width=HIGH_WIDTH, block=b, exponent_bits=e)}
+
+
+def _lqer_default(name: str) -> int:
+    from hw.designs import get_design
+    return get_design("lqer-linear").defaults[name]
 
 
 def _ceil(a: int, b: int) -> int:
@@ -176,8 +185,7 @@ class Sizing:
     def lowrank_lanes(self) -> int:
         """P_l: the least power of two that never stalls the main path (hw.lqer_schedule)."""
         return default_lowrank_lanes(d_in=self.din_p, d_out=self.dout_p, rank=self.rank,
-                                     block=self.block, lanes_main=self.P,
-                                     dot_stages=self.cfg.dot_stages)
+                                     block=self.block, lanes_main=self.P, **self.latencies)
 
     @cached_property
     def lowrank(self) -> _Path:
@@ -187,9 +195,21 @@ class Sizing:
     def lowrank_lsb_width(self) -> int:
         return self.lowrank.exponent_width
 
+    @property
+    def acc_latency(self) -> int:
+        """Latency of an accumulator (``hw.accumulator``: its stages plus its slots)."""
+        return self.cfg.acc_stages + self.cfg.acc_slots
+
+    @property
+    def latencies(self) -> dict:
+        """The part latencies ``hw.lqer_schedule.LQERSchedule`` takes (two-term output)."""
+        c = self.cfg
+        return dict(slots=c.acc_slots, dot_latency=c.dot_stages, acc_latency=self.acc_latency,
+                    quant_latency=c.quant_stages)
+
     def lqer_schedule(self, rank: int) -> LQERSchedule:
         return LQERSchedule(self.din_p, self.dout_p, rank, self.block, self.P,
-                            self.lowrank_lanes if rank else 1, self.cfg.dot_stages)
+                            self.lowrank_lanes if rank else 1, **self.latencies)
 
     def lqer_design(self, rank: int) -> dict[str, int]:
         """``lqer-linear`` parameters of this engine (rank 0: the MXINT layer)."""
@@ -197,7 +217,10 @@ class Sizing:
         return {"d_in": self.din_p, "d_out": self.dout_p, "rank": rank, "block": self.block,
                 "a_width": c.a_width, "w_width": c.w_width, "lowrank_width": c.a_width,
                 "exponent_bits": c.exponent_bits, "lanes_main": self.P, "lanes_lowrank": 0,
-                "guard_bits": c.guard_bits, "dot_stages": c.dot_stages}
+                "guard_bits": c.guard_bits, "dot_stages": c.dot_stages,
+                "acc_slots": c.acc_slots, "acc_stages": c.acc_stages,
+                "quant_stages": c.quant_stages, "merged": 0, "bias": 0,
+                "merge_stages": _lqer_default("merge_stages")}
 
     # ---- ResQ
     @property
@@ -285,6 +308,7 @@ class Store:
     width: Callable[[Sizing], int]
     kind: str = "buffer"
     read: str = "result"
+    fifo: bool = False    # a buffered FIFO: its output register stays in logic as a memory
 
 
 @dataclass(frozen=True)
@@ -316,16 +340,18 @@ def _dot(path_of, lanes_of) -> Callable[[Sizing], Part]:
     def part(s: Sizing) -> Part:
         p = path_of(s)
         return Part.of("dot-array", lanes=lanes_of(s), block=s.block, a_width=p.a.width,
-                       w_width=p.w.width, exponent_bits=s.e, stages=s.cfg.dot_stages)
+                       w_width=p.w.width, exponent_bits=s.e, stages=s.cfg.dot_stages,
+                       backpressure=0)
     return part
 
 
 def _acc(path_of, lanes_of) -> Callable[[Sizing], Part]:
     def part(s: Sizing) -> Part:
         p = path_of(s)
-        return Part.of("accumulator", lanes=lanes_of(s), block=s.block, a_width=p.a.width,
+        return Part.of("accumulator", lanes=lanes_of(s), slots=s.cfg.acc_slots,
+                       stages=s.cfg.acc_stages, block=s.block, a_width=p.a.width,
                        w_width=p.w.width, exponent_bits=s.e, guard_bits=p.guard_bits,
-                       max_partials=p.partials, floor_rounding=0, out_width=0, out_stages=1)
+                       max_partials=p.partials, backpressure=0)
     return part
 
 
@@ -333,10 +359,24 @@ def _fp(name: str) -> Callable[[Sizing], Part]:
     return lambda s: Part.of(name)
 
 
+# LQERSchedule.cycles_per_token runs the output stage's cycle model over a whole token
+# (seconds at LLaMA sizes): memoised by the schedule (its repr), in this process and, when
+# hw.cost.model.schedule_memo loads one, beside the synthesis cache across runs.
+CYCLES_MEMO: dict[str, int] = {}
+
+
+def lqer_cycles(schedule: LQERSchedule) -> int:
+    """``schedule.cycles_per_token``, memoised in :data:`CYCLES_MEMO`."""
+    key = repr(schedule)
+    if key not in CYCLES_MEMO:
+        CYCLES_MEMO[key] = schedule.cycles_per_token
+    return CYCLES_MEMO[key]
+
+
 def _lqer_schedule(rank_of) -> Callable[[Sizing], Schedule]:
     def schedule(s: Sizing) -> Schedule:
         sch = s.lqer_schedule(rank_of(s))
-        return Schedule(sch.steps, sch.cycles_per_token)
+        return Schedule(sch.steps, lqer_cycles(sch))
     return schedule
 
 
@@ -344,12 +384,15 @@ def _lqer_schedule(rank_of) -> Callable[[Sizing], Schedule]:
 _MAIN = (
     Use("main dot array", _dot(lambda s: s.main, lambda s: s.P)),
     Use("main accumulator", _acc(lambda s: s.main, lambda s: s.P)),
+    Use("main results, groups to blocks", lambda s: Part.of(
+        "rechunk", value_width=s.main.acc_width, exponent_width=s.main.exponent_width,
+        n_in=s.P, n_out=s.block)),
 )
 _MAIN_STORES = (
-    Store("x buffer (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]),
+    Store("x memory (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]),
           read="operand"),
-    Store("main results (per output block)", lambda s: s.nb_out,
-          lambda s: s.block * s.main.result_width),
+    Store("main FIFO (results awaiting u)", lambda s: s.dout_p // s.P + 1,
+          lambda s: s.P * s.main.result_width, fifo=True),
     Store("W_q (MXINT weights)", lambda s: s.main_steps,
           lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
 )
@@ -358,11 +401,11 @@ _LOWRANK = (
     Use("low-rank accumulator", _acc(lambda s: s.lowrank, lambda s: s.lowrank_lanes)),
     Use("requantizer (t, u)", lambda s: Part.of(
         "quantizer", block=s.block, in_width=s.lowrank.acc_width, lsb_width=s.lowrank_lsb_width,
-        width=s.cfg.a_width, exponent_bits=s.e, stages=1)),
+        width=s.cfg.a_width, exponent_bits=s.e, stages=s.cfg.quant_stages, backpressure=0)),
 )
 _LOWRANK_STORES = (
-    Store("t buffer", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
-    Store("u buffer", lambda s: s.nb_out, lambda s: _block_bits(s.fmt["a"])),
+    Store("t memory", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
+    Store("u FIFO", lambda s: s.nb_out + 1, lambda s: _block_bits(s.fmt["a"]), fifo=True),
     Store("requantizer staging", lambda s: 1,
           lambda s: s.block * (s.lowrank.acc_width + s.lowrank_lsb_width), "registers"),
     Store("A^T (low-rank factor)", lambda s: s.rank // s.lowrank_lanes * s.nb_in,
@@ -400,7 +443,7 @@ def _resq_schedule(s: Sizing) -> Schedule:
     low = s.dout_p // s.P * s.nb_low
     high = s.dout_p // s.resq_high_lanes * s.nb_high
     steps = max(low, high)
-    return Schedule(steps, steps + s.cfg.dot_stages + 3)
+    return Schedule(steps, steps + s.cfg.dot_stages + s.acc_latency + 2)
 
 
 def _int_front(width: int) -> tuple[Use, ...]:

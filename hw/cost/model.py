@@ -29,10 +29,43 @@ from hw.cost.memory import Memory
 from hw.cost.methods import METHODS, CostConfig, Method, Sizing
 from hw.cost.parts import ESTIMATED, FIGURES, SYNTHESISED, Part
 
-__all__ = ["EngineKey", "plan", "required_parts", "fit_points", "glue_fits", "engine_cost",
+__all__ = ["schedule_memo", "EngineKey", "plan", "required_parts", "fit_points", "glue_fits", "engine_cost",
            "evaluate", "model_totals", "MEMORY_KINDS"]
 
 MEMORY_KINDS = ("buffer", "table", "weights")
+
+
+class schedule_memo:
+    """Context manager: :data:`hw.cost.methods.CYCLES_MEMO` loaded from and saved to
+    ``<cache root>/schedules-<hash of hw/lqer_schedule.py>.json`` (the cycle model's
+    results outlive the process; a change to the schedule module starts a new file)."""
+
+    def __init__(self, cache):
+        import hashlib
+        from pathlib import Path
+
+        import hw.lqer_schedule as schedule_module
+        digest = hashlib.sha256(Path(schedule_module.__file__).read_bytes()).hexdigest()[:16]
+        self.path = None if cache is None else Path(cache.root) / f"schedules-{digest}.json"
+
+    def __enter__(self):
+        import json
+        from hw.cost.methods import CYCLES_MEMO
+        if self.path is not None:
+            try:
+                CYCLES_MEMO.update(json.loads(self.path.read_text()))
+            except (OSError, ValueError):
+                pass
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import json
+        from hw.cost.methods import CYCLES_MEMO
+        from lqer_hw.files import write_text
+        if exc_type is None and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(self.path, json.dumps(CYCLES_MEMO, indent=0) + "\n")
+        return False
 
 
 @dataclass(frozen=True)
@@ -116,7 +149,8 @@ def glue_fits(cfg: CostConfig, targets: list[str], figures: dict) -> dict[str, g
         points = []
         for method, sizing, design in fit_points(cfg):
             points.append({
-                "features": glue_mod.features(method, sizing, "registers"),
+                "features": glue_mod.features(method, sizing,
+                                              glue_mod.implemented_buffers(target)),
                 "measured": figures[(design, target)]["figures"],
                 "parts": _parts_total(method, sizing, target, figures),
                 "shape": [sizing.d_in, sizing.d_out, sizing.cfg.rank if method.second_path else 0],
@@ -128,7 +162,9 @@ def glue_fits(cfg: CostConfig, targets: list[str], figures: dict) -> dict[str, g
 def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
                 fit: glue_mod.GlueFit, *, buffers: str = "memory") -> dict:
     """One engine on one target (module docstring); ``buffers``: where per-token buffers
-    live (``"memory"`` for the cost model, ``"registers"`` as lqer-linear today)."""
+    live: ``"memory"`` (the cost model: in RAM, counted in bits and block RAMs) or
+    ``"registers"`` (flip-flops and multiplexers, counted in the glue: what synthesis
+    makes of memories on a target without RAM)."""
     method = METHODS[key.method]
     sizing = sizing_of(key, cfg)
     rows = []
@@ -140,8 +176,7 @@ def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
                         for k in FIGURES}})
     g = fit.predict(glue_mod.features(method, sizing, buffers))
     shapes = ", ".join(f"{p['shape'][0]}x{p['shape'][1]} rank {p['shape'][2]}" for p in fit.points)
-    where = "buffers in registers" if buffers == "registers" else \
-        "buffers as memories: control only, extrapolated"
+    where = "buffers in registers" if buffers == "registers" else "buffers as memories"
     rows.append({"role": "control and buffer logic (glue)", "part": "glue", "count": 1,
                  "source": ESTIMATED,
                  "basis": f"fitted on lqer-linear syntheses ({shapes}); {where}",

@@ -3,20 +3,19 @@
 A :class:`Part` is a name and a parameter set. :func:`resolve` says where its figures
 come from, in this order:
 
-1. an exact builder here (:data:`BUILDERS`): the project's own component class at
-   parameters the registry does not expose (the quantizer with per-element exponents,
-   as inside ``lqer-linear``; the plain integer dot array of ``hw.synth.baseline``);
-2. the design registry (:mod:`hw.designs`): ``dot-array``, ``accumulator`` and every
-   design that registers later (the floating-point units and LLM.int8() parts of
-   issue 13 join here with no change to this module);
-3. a proxy (:mod:`hw.cost.proxies`): synthesised, but reported as ``estimated``;
-4. a measured table (``fp_estimates.json``, written by ``scripts/cost_fp_estimates.py``):
-   figures of RTL that exists on a branch but not on main, reported as ``estimated``
-   with the branch and commit.
+1. an exact builder here (:data:`BUILDERS`): the project's own component class at the
+   parameters ``lqer-linear`` builds it with, which the registry does not expose (no
+   back-pressure on the dot arrays, accumulators and quantizers of a free-running
+   datapath; per-element exponents on the quantizer; the results rechunker), and the plain
+   integer dot array of ``hw.synth.baseline``;
+2. the design registry (:mod:`hw.designs`): the IEEE-754 units (``hw/fp``), ``lqer-linear``
+   and every design that registers later (issue 13's LLM.int8() parts join here with no
+   change to this module);
+3. a proxy (:mod:`hw.cost.proxies`): synthesised, but reported as ``estimated``.
 
-Parts of kinds 1-3 are synthesised once per parameter set and target through the
-cached flow (:func:`hw.synth.flow.run_jobs`, :mod:`hw.synth.cache`); a rerun finds
-them in the cache.
+Every part is synthesised once per parameter set and target through the cached flow
+(:func:`hw.synth.flow.run_jobs`, :mod:`hw.synth.cache`); :class:`PartIndex` lets a rerun
+find it without elaborating it.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,14 +30,13 @@ from typing import Callable
 from hw.synth.targets import CATEGORIES
 
 __all__ = ["Part", "Resolution", "FIGURES", "BUILDERS", "PROXIES", "resolve", "measure",
-           "PartFailure", "PartIndex", "source_fingerprint", "fp_estimates", "fp_latency",
-           "figures_of", "SYNTHESISED", "ESTIMATED"]
+           "PartFailure", "PartIndex", "source_fingerprint", "fp_latency", "figures_of",
+           "SYNTHESISED", "ESTIMATED"]
 
 SYNTHESISED = "synthesised"
 ESTIMATED = "estimated"
 # Figures summed over parts: the synthesis categories and the ASIC transistor count.
 FIGURES = (*CATEGORIES, "transistors")
-ESTIMATES_FILE = Path(__file__).with_name("fp_estimates.json")
 
 
 @dataclass(frozen=True)
@@ -66,21 +63,49 @@ class Part:
 @dataclass(frozen=True)
 class Resolution:
     """Where a part's figures come from: ``source`` (``synthesised`` / ``estimated``),
-    ``basis`` (one line: which design, proxy or measurement), ``build`` (the component,
-    when it is synthesised here) or ``table`` (target -> figures, when measured elsewhere)."""
+    ``basis`` (one line: which design or proxy), ``build`` (makes the component)."""
 
     source: str
     basis: str
-    build: Callable[[], object] | None = None
-    table: dict[str, dict] | None = None
+    build: Callable[[], object]
+
+
+def _format(p: dict, width: str):
+    from sw.mxint import MXIntFormat
+    return MXIntFormat(width=p[width], block=p["block"], exponent_bits=p["exponent_bits"])
+
+
+def _dot_array(p: dict):
+    from hw.dot_array import DotArray
+    return DotArray(lanes=p["lanes"], a_format=_format(p, "a_width"),
+                    w_format=_format(p, "w_width"), stages=p["stages"],
+                    backpressure=bool(p["backpressure"]))
+
+
+def _accumulator(p: dict):
+    from hw.accumulator import Accumulator
+    from hw.dot_array import DotGeometry
+    dot = DotGeometry(a_format=_format(p, "a_width"), w_format=_format(p, "w_width"), stages=1)
+    return Accumulator(sum_width=dot.sum_width, exponent_range=dot.exponent_range,
+                       guard_bits=p["guard_bits"], max_partials=p["max_partials"],
+                       lanes=p["lanes"], slots=p["slots"], stages=p["stages"],
+                       backpressure=bool(p["backpressure"]))
 
 
 def _quantizer(p: dict):
     from hw.quantizer import Quantizer
-    from sw.mxint import MXIntFormat
-    fmt = MXIntFormat(width=p["width"], block=p["block"], exponent_bits=p["exponent_bits"])
-    return Quantizer(out_format=fmt, in_width=p["in_width"], frac_bits=p.get("frac_bits", 0),
-                     lsb_width=p.get("lsb_width", 0), stages=p["stages"])
+    return Quantizer(out_format=_format(p, "width"), in_width=p["in_width"],
+                     frac_bits=p.get("frac_bits", 0), lsb_width=p.get("lsb_width", 0),
+                     stages=p["stages"], backpressure=bool(p.get("backpressure", 1)))
+
+
+def _rechunk(p: dict):
+    from amaranth.hdl import signed
+    from amaranth.lib import data
+    from hw.rechunk import Rechunk
+    channel = data.StructLayout({"value": signed(p["value_width"]),
+                                 "exponent": signed(p["exponent_width"])})
+    return Rechunk(element=channel, n_in=p["n_in"], n_out=p["n_out"])
 
 
 def _int_dot_array(p: dict):
@@ -88,12 +113,18 @@ def _int_dot_array(p: dict):
     return IntDotArray(**p)
 
 
-# name -> (builder, basis): the project's components at parameters the registry lacks.
-BUILDERS: dict[str, tuple[Callable[[dict], object], str]] = {
+# name -> (builder, basis, parameters that select the builder over the registry design)
+BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
+    "dot-array": (_dot_array, "hw.dot_array.DotArray (no back-pressure, as in lqer-linear)",
+                  "backpressure"),
+    "accumulator": (_accumulator, "hw.accumulator.Accumulator (no back-pressure, as in "
+                                  "lqer-linear)", "backpressure"),
     "quantizer": (_quantizer, "hw.quantizer.Quantizer (per-element exponents, as in "
-                              "lqer-linear)"),
+                              "lqer-linear)", "lsb_width"),
+    "rechunk": (_rechunk, "hw.rechunk.Rechunk of {value, exponent} channels (lqer-linear's "
+                          "groups to blocks)", ""),
     "int-dot-array": (_int_dot_array, "hw.synth.baseline.IntDotArray (the MXINT array "
-                                      "without shared exponents)"),
+                                      "without shared exponents)", ""),
 }
 
 
@@ -112,15 +143,6 @@ PROXIES: dict[str, tuple[Callable[[dict], object], str]] = {
 }
 
 
-def fp_estimates(path: str | os.PathLike = ESTIMATES_FILE) -> dict:
-    """The measured table of parts that are not on main (``{"basis", "parts": {name:
-    {"params": {...}, "targets": {target: figures}}}}``); empty when the file is absent."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return {"basis": "", "parts": {}}
-
-
 def _registered(name: str) -> bool:
     from hw.designs import all_designs
     return any(d.name == name for d in all_designs())
@@ -129,38 +151,26 @@ def _registered(name: str) -> bool:
 def resolve(part: Part) -> Resolution:
     """Where ``part``'s figures come from (module docstring); ``ValueError`` if nowhere."""
     p = part.kwargs
-    if part.name in BUILDERS and (part.name != "quantizer" or "lsb_width" in p):
-        build, basis = BUILDERS[part.name]
-        return Resolution(SYNTHESISED, basis, build=lambda: build(p))
+    if part.name in BUILDERS:
+        build, basis, selector = BUILDERS[part.name]
+        if not selector or selector in p:
+            return Resolution(SYNTHESISED, basis, lambda: build(p))
     if _registered(part.name):
         from hw.designs import elaborate
         return Resolution(SYNTHESISED, f"design {part.name}",
-                          build=lambda: elaborate(part.name, **p))
+                          lambda: elaborate(part.name, **p))
     if part.name in PROXIES:
         build, basis = PROXIES[part.name]
         return Resolution(ESTIMATED, f"{basis} (synthesised stand-in, not a verified design)",
-                          build=lambda: build(p))
-    table = fp_estimates()
-    entry = table["parts"].get(part.name)
-    if entry is not None:
-        if entry.get("params", {}) != {k: v for k, v in p.items() if k in entry.get("params", {})}:
-            raise ValueError(f"part {part.label} must use the measured parameters "
-                             f"{entry['params']}; got {p}")
-        return Resolution(ESTIMATED, f"{part.name}: {table['basis']}", table=entry["targets"])
-    raise ValueError(f"part must be a registered design, a builder, a proxy or a measured "
-                     f"part; got {part.name!r}")
+                          lambda: build(p))
+    raise ValueError(f"part must be a registered design, a builder or a proxy; got "
+                     f"{part.name!r}")
 
 
 def fp_latency(name: str) -> int:
-    """Latency in cycles of the floating-point unit ``name`` at its default stages: the
-    registered design's published ``latency``, else the measured table's."""
-    if _registered(name):
-        from hw.designs import inspect
-        return int(inspect(name).latency)
-    entry = fp_estimates()["parts"].get(name)
-    if entry is None:
-        raise ValueError(f"part must be a registered design or a measured part; got {name!r}")
-    return int(entry["latency"])
+    """Latency in cycles of the registered unit ``name`` at its default stages."""
+    from hw.designs import inspect
+    return int(inspect(name).latency)
 
 
 def figures_of(record: dict) -> dict:
@@ -250,16 +260,6 @@ def measure(parts: list[Part], targets: list, out: Path, *, cache=None, workers:
     jobs, owners = [], []
     for part in dict.fromkeys(parts):
         how = resolve(part)
-        if how.table is not None:
-            for target in targets:
-                figures = how.table.get(target.name)
-                if figures is None:
-                    raise ValueError(f"target must be one of {', '.join(how.table)} for the "
-                                     f"estimated part {part.name}; got {target.name!r}")
-                results[(part, target.name)] = {"figures": {k: figures.get(k) for k in FIGURES},
-                                                "source": how.source, "basis": how.basis,
-                                                "cached": True, "wall_s": 0.0}
-            continue
         hits = {t.name: index.get(part, t) for t in targets} if index is not None else {}
         if hits and all(r is not None for r in hits.values()):
             for name, r in hits.items():

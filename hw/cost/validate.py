@@ -1,9 +1,11 @@
 """The model held against full synthesis of the whole datapath.
 
-For each shape ``(d_in, d_out, rank)`` the cost model predicts ``lqer-linear`` as it is
-built today (per-token buffers in registers): the parts synthesised alone, counted,
-plus the glue fitted at :data:`hw.cost.glue.FIT_SHAPES`, plus the register buffers;
-the whole design is synthesised and the two compared. Validation shapes are not fit
+For each shape ``(d_in, d_out, rank)`` the cost model predicts ``lqer-linear`` as
+synthesis builds it on the target (its memories and FIFOs in RAM on xc7, as flip-flops
+and multiplexers on the generic LUT targets: :func:`hw.cost.glue.implemented_buffers`):
+the parts synthesised alone, counted, plus the glue fitted at
+:data:`hw.cost.glue.FIT_SHAPES`; the whole design is synthesised and the two compared
+(LUTs and FFs; memories mapped to RAM are counted apart). Validation shapes are not fit
 shapes. The bound the project holds: LUTs and FFs within +-10% on ``xc7-nodsp`` and
 ``lut6`` (``tests/hw/test_cost_validate.py`` on the smallest shapes,
 ``bench/bench_cost.py`` on all of :data:`SHAPES`).
@@ -14,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from hw.cost import model
-from hw.cost.glue import fit_shapes
+from hw.cost.glue import fit_shapes, implemented_buffers
 from hw.cost.methods import METHODS, CostConfig, Sizing
 from hw.cost.parts import Part, measure
 
@@ -67,7 +69,7 @@ def validate(cfg: CostConfig, shapes, targets, build, *, cache=None, workers: in
         key, kcfg = _key_and_config(cfg, shape)
         for target in targets:
             predicted = model.engine_cost(key, kcfg, target, figures, fits[target],
-                                          buffers="registers")
+                                          buffers=implemented_buffers(target))
             measured = figures[(design, target)]["figures"]
             row = {"d_in": shape[0], "d_out": shape[1], "rank": shape[2], "target": target,
                    "lowrank_lanes": predicted.get("lowrank_lanes", 0),

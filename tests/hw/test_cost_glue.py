@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hw.cost.glue import GlueFeatures, features, fit, fit_shapes
+from hw.cost.glue import GlueFeatures, features, fit, fit_shapes, implemented_buffers
 from hw.cost.methods import METHODS, CostConfig, Sizing
 from hw.cost.parts import FIGURES
 
@@ -16,20 +16,27 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
     x_bits = 16 * 8 + 8                              # an MXINT8 block
     result = 24 + 10                                 # main accumulator (15 + 8 + 1) and exponent
     f = features(METHODS["mxint"], s, "registers")
-    assert f == GlueFeatures(operand_mux=x_bits * (2 - 1), result_mux=16 * result * (2 - 1),
-                             register_bits=2 * x_bits + 32 * result, second_path=0)
-    s = dataclasses.replace(CostConfig(), rank=16)
-    s = Sizing(s, 64, 64)
-    lr_acc, lsb = 19 + 8 + 2, 10
+    # x memory: 2 blocks, read by the dot array; main FIFO: 32 channels + 1, read per block
+    assert f == GlueFeatures(operand_mux=x_bits * (2 - 1), result_mux=result * (33 - 1),
+                             register_bits=2 * x_bits + 33 * result, second_path=0)
+    # as memories, only the FIFO's output register stays in the glue
+    assert features(METHODS["mxint"], s, "memory") == GlueFeatures(0, 0, result, 0)
+    s = Sizing(dataclasses.replace(CostConfig(), rank=16), 64, 64)
+    lr_acc, lsb, result = 19 + 8 + 2, 10, 25 + 10
+    staging = 16 * (lr_acc + lsb)
     f = features(METHODS["lqer"], s, "registers")
     assert f.second_path == 1
-    assert f.register_bits == 4 * x_bits + 64 * (15 + 8 + 2 + 10) + 1 * x_bits + 4 * x_bits + \
-        16 * (lr_acc + lsb)
-    # as memories, only the fixed staging registers stay in the glue
-    assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, 16 * (25 + 10) * 3 + x_bits * 3)
-    assert features(METHODS["lqer"], s, "memory") == GlueFeatures(0, 0, 16 * (lr_acc + lsb), 1)
+    assert f.register_bits == 4 * x_bits + 65 * result + 1 * x_bits + 5 * x_bits + staging
+    assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 64 + x_bits * 4)
+    assert features(METHODS["lqer"], s, "memory") == \
+        GlueFeatures(0, 0, result + x_bits + staging, 1)
     with pytest.raises(ValueError, match=r'^buffers must be one of "registers", "memory"; got '):
         features(METHODS["lqer"], s, "bram")
+
+
+def test_buffers_are_memories_where_the_target_has_ram():
+    assert [implemented_buffers(t) for t in ("xc7-nodsp", "ecp5", "ice40", "lut6", "cmos")] == \
+        ["memory", "memory", "memory", "registers", "registers"]
 
 
 def test_fit_shapes_are_whole_blocks_and_lane_groups():

@@ -1,59 +1,59 @@
-"""hw.cost.parts: where each part's figures come from, the measured table, and (marked
-``synth``) measuring through the cache and its part index."""
+"""hw.cost.parts: where each part's figures come from, the builders match the parts
+inside lqer-linear, and (marked ``synth``) measuring through the cache and its index."""
 
 from __future__ import annotations
 
 import pytest
 
 from hw.cost import parts as parts_mod
-from hw.cost.parts import (ESTIMATED, SYNTHESISED, Part, PartIndex, fp_estimates, fp_latency,
-                           measure, resolve)
+from hw.cost.parts import (ESTIMATED, SYNTHESISED, Part, PartIndex, fp_latency, measure,
+                           resolve)
 from hw.synth.cache import ResultCache
 from hw.synth.targets import get_target
 from hw.unused import inspected
 
 
-def test_resolution_order_builders_registry_proxies_table():
+def test_resolution_order_builders_registry_proxies():
     q = resolve(Part.of("quantizer", block=4, in_width=12, lsb_width=6, width=4,
-                        exponent_bits=4, stages=1))
+                        exponent_bits=4, stages=1, backpressure=0))
     assert q.source == SYNTHESISED and "hw.quantizer.Quantizer" in q.basis
     assert inspected(q.build()).lsb_width == 6
-    d = resolve(Part.of("dot-array", lanes=1, block=2, a_width=4, w_width=3, exponent_bits=4,
-                        stages=1))
-    assert d.source == SYNTHESISED and d.basis == "design dot-array"
+    plain = resolve(Part.of("dot-array", lanes=1, block=2, a_width=4, w_width=3,
+                            exponent_bits=4, stages=1))
+    assert plain.source == SYNTHESISED and plain.basis == "design dot-array"
+    free = resolve(Part.of("dot-array", lanes=1, block=2, a_width=4, w_width=3,
+                           exponent_bits=4, stages=1, backpressure=0))
+    assert "no back-pressure" in free.basis
+    assert resolve(Part.of("fp16-mul")).basis == "design fp16-mul"
     assert resolve(Part.of("int-dot-array", lanes=1, block=2, a_width=4, w_width=4,
                            stages=1)).source == SYNTHESISED
     p = resolve(Part.of("compaction", block=4, index_width=6))
     assert p.source == ESTIMATED and "not a verified design" in p.basis
-    f = resolve(Part.of("fp16-mul"))
-    if f.table is not None:  # until the floating-point units are registered on main
-        assert f.source == ESTIMATED and "not on main" in f.basis
-        assert set(f.table) >= {"xc7-nodsp", "lut6"}
-    with pytest.raises(ValueError, match=r"^part must be a registered design, a builder, a "
-                       r"proxy or a measured part; got 'fp8-mul'$"):
+    with pytest.raises(ValueError, match=r"^part must be a registered design, a builder or a "
+                       r"proxy; got 'fp8-mul'$"):
         resolve(Part.of("fp8-mul"))
 
 
-def test_the_measured_table_has_every_unit_every_target_and_a_latency():
-    table = fp_estimates()
+def test_builders_make_the_parts_lqer_linear_is_made_of():
+    """The RTL of each part the cost model lists equals the submodule lqer-linear builds."""
+    from hw.cost.methods import METHODS, CostConfig, Sizing
+    from hw.designs import emit, inspect
+    from hw.lqer_linear import LQERLinear
+    s = Sizing(CostConfig(rank=16), 64, 32)
+    design = inspect("lqer-linear", **s.lqer_design(16))
+    uses = {u.role: u.part(s) for u in METHODS["lqer"].uses}
+    inside = {"main dot array": design._main_dots, "main accumulator": design._main_acc,
+              "low-rank dot array": design._lr_dots, "low-rank accumulator": design._lr_acc,
+              "requantizer (t, u)": design._quant}
+    assert isinstance(design, LQERLinear)
+    for role, component in inside.items():
+        built = resolve(uses[role]).build()
+        assert emit(built, fmt="rtlil", name="t") == emit(component, fmt="rtlil", name="t"), role
+
+
+def test_registered_units_publish_their_latency():
     for name in ("fp16-mul", "fp32-add", "fp32-mul", "int32-to-fp32", "fp32-to-fp16"):
-        entry = table["parts"][name]
-        assert set(entry["targets"]) == {"xc7", "xc7-nodsp", "ice40", "ecp5", "gowin", "lut4",
-                                         "lut6", "cmos"}
-        assert fp_latency(name) == entry["latency"] >= 1
-        assert entry["targets"]["xc7-nodsp"]["dsps"] == 0 and entry["targets"]["cmos"]["transistors"]
-    assert fp_estimates("/no/such/file.json") == {"basis": "", "parts": {}}
-
-
-def test_a_target_missing_from_the_table_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(parts_mod, "fp_estimates", lambda path=None: {
-        "basis": "test", "parts": {"fp16-mul": {"params": {}, "latency": 3,
-                                                "targets": {"lut6": {"luts": 10}}}}})
-    if any(d for d in ("fp16-mul",) if parts_mod._registered(d)):
-        pytest.skip("fp16-mul is registered: no table")
-    with pytest.raises(ValueError, match=r"^target must be one of lut6 for the estimated part "
-                       r"fp16-mul; got 'xc7-nodsp'$"):
-        measure([Part.of("fp16-mul")], [get_target("xc7-nodsp")], tmp_path)
+        assert fp_latency(name) >= 1
 
 
 @pytest.mark.synth
