@@ -84,16 +84,22 @@ def model_table(result: dict) -> str:
 
 
 def method_table() -> str:
+    """One row per part; methods with the same part list share their rows."""
     from hw.cost.methods import METHODS, CostConfig, Sizing
     from hw.cost.outliers import OutlierCounts
     from hw.cost.parts import resolve
     s = Sizing(CostConfig(), 4096, 11008, OutlierCounts(353.0, 353, 353, 353))
-    lines = ["| method | part (LLaMA-7B FFN, 16 MACs/cycle) | count | source |", "|---|---|---:|---|"]
+    lists: dict[tuple, list[str]] = {}
     for name, m in METHODS.items():
-        for u in m.uses:
-            part = u.part(s)
-            lines.append(f"| {name} | {u.role}: `{part.label}` | {u.count(s)} | "
-                         f"{resolve(part).source} |")
+        rows = tuple((u.role, u.part(s).label, u.count(s)) for u in m.uses)
+        lists.setdefault(rows, []).append(name)
+    lines = ["| methods | part (LLaMA-7B FFN, 16 MACs/cycle) | count | source |",
+             "|---|---|---:|---|"]
+    for rows, names in lists.items():
+        for role, label, count in rows:
+            source = resolve(next(u.part(s) for u in METHODS[names[0]].uses
+                                  if u.role == role)).source
+            lines.append(f"| {', '.join(names)} | {role}: `{label}` | {count} | {source} |")
     return "\n".join(lines)
 
 
