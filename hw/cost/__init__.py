@@ -12,7 +12,13 @@ Modules, one job each:
 - :mod:`hw.cost.outliers`: the LLM.int8() outlier profile (``lqer-hw profile`` output);
 - :mod:`hw.cost.model`: the composition, per layer, method and target;
 - :mod:`hw.cost.report`: JSON, CSV, Markdown and the bar chart;
-- :mod:`hw.cost.cli`: ``lqer-hw cost``.
+- :mod:`hw.cost.cli`: ``lqer-hw cost``;
+- :mod:`hw.cost.provider`: :func:`area`, the area provider of ``lqer-hw sweep``
+  (``hw.cost:area``).
 
 Nothing here imports torch.
 """
+
+from hw.cost.provider import area
+
+__all__ = ["area"]

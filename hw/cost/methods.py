@@ -65,6 +65,7 @@ class CostConfig:
     acc_stages: int = field(default_factory=lambda: _lqer_default("acc_stages"))
     quant_stages: int = field(default_factory=lambda: _lqer_default("quant_stages"))
     resq_fraction: int = 8          # ResQ keeps d_in / resq_fraction directions in 8-bit
+    resq_rank: int = 0              # ResQ's high-precision directions in every layer (0: by fraction)
     outlier_sizing: str = "p99"     # which outlier count sizes LLM.int8()'s fp16 lanes
 
     @property
@@ -82,6 +83,9 @@ class CostConfig:
         if self.rank < self.block or self.rank % self.block:
             raise ValueError(f"rank must be a positive multiple of block ({self.block}); got "
                              f"{self.rank}")
+        if self.resq_rank < 0 or self.resq_rank % self.block:
+            raise ValueError(f"resq-rank must be 0 (d_in / resq-fraction) or a multiple of block "
+                             f"({self.block}); got {self.resq_rank}")
         if self.outlier_sizing not in SIZINGS:
             raise ValueError(f"outlier-sizing must be one of {', '.join(SIZINGS)}; got "
                              f"{self.outlier_sizing!r}")
@@ -225,9 +229,11 @@ class Sizing:
     # ---- ResQ
     @property
     def resq_rank(self) -> int:
-        """High-precision directions: ``d_in / resq_fraction`` rounded up to a block,
-        at least one block, leaving at least one block to the low-precision path."""
-        r = _ceil(_ceil(self.din_p, self.cfg.resq_fraction), self.block) * self.block
+        """High-precision directions: ``cfg.resq_rank`` when given, else ``d_in /
+        resq_fraction`` rounded up to a block; at least one block, leaving at least one
+        block to the low-precision path."""
+        r = self.cfg.resq_rank or \
+            _ceil(_ceil(self.din_p, self.cfg.resq_fraction), self.block) * self.block
         return min(max(r, self.block), self.din_p - self.block)
 
     @property

@@ -132,7 +132,7 @@ def test_the_dispatcher_lists_and_runs_the_command(capsys):
 @pytest.mark.synth
 def test_a_run_writes_every_output_and_a_rerun_synthesises_nothing(tmp_path_factory, capsys):
     root = tmp_path_factory.getbasetemp()
-    cache = root / "cost-cache"   # shared with tests/hw/test_cost_validate.py
+    cache = root / "synth"   # shared with test_cost_validate.py and test_cost_provider.py
     out = root / "cost-run"
     argv = ["--model", "default", "--methods", "fp16,mxint", "-t", "lut6", "--cache", str(cache),
             "-j", "2"]

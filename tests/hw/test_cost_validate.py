@@ -26,7 +26,7 @@ def test_validation_shapes_are_not_fit_shapes_and_cover_both_paths():
 def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shapes(tmp_path_factory):
     root = tmp_path_factory.getbasetemp()
     rows = validate.validate(CostConfig(), validate.SMALLEST, validate.TARGETS,
-                             root / "cost-validate", cache=ResultCache(root / "cost-cache"),
+                             root / "cost-validate", cache=ResultCache(root / "synth"),
                              workers=2)
     assert {(r["d_in"], r["d_out"], r["rank"], r["target"]) for r in rows} == \
         {(*s, t) for s in validate.SMALLEST for t in validate.TARGETS}
