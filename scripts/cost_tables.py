@@ -1,4 +1,5 @@
-"""Write (or check) the generated tables of docs/cost.md from what the cost model computes.
+"""Write (or check) the generated tables of docs/cost.md and README.md (`make docs-cost`)
+from what the cost model computes.
 
     python scripts/cost_tables.py               # rewrite the generated blocks
     python scripts/cost_tables.py --check       # exit 1 naming every stale block
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DOC = ROOT / "docs" / "cost.md"
+README = ROOT / "README.md"
+README_BLOCKS = ("readme-cost",)
 TARGET = "xc7-nodsp"
 # The LQER authors' hardware workbook, LLaMA-7B FFN layer (4096 x 11008), 16 MACs per
 # cycle, fabric only (LUTs): as quoted in issue 15 and the LQER paper's area comparison.
@@ -78,6 +81,27 @@ def ffn_parts(result: dict) -> str:
     return "\n".join(out).rstrip()
 
 
+def readme_table(result: dict) -> str:
+    """The README's table: the FFN layer beside the workbook, and the whole model."""
+    from hw.cost.report import _bits, _num
+    ffn = {r["method"]: r for r in result["layers"]
+           if r["layer"] == "model.layers.0.mlp.up_proj" and r["target"] == TARGET}
+    totals = {t["method"]: t for t in result["model_totals"] if t["target"] == TARGET}
+    wb_fp16 = WORKBOOK["fp16"][1]
+    lines = ["| method | FFN layer LUTs | x FP16 | workbook x FP16 | model engine LUTs | x FP16 "
+             "| weight bits read per token | cycles per token |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for method in result["methods"]:
+        r, t = ffn[method], totals[method]
+        wb = WORKBOOK.get(method, (None, None))[1]
+        lines.append(
+            f"| {method} | {_num(r['luts'])} | {r['luts_vs_fp16']:.3f}x | "
+            f"{'–' if wb is None else f'{wb / wb_fp16:.3f}x'} | {_num(t['luts'])} | "
+            f"{t['luts_vs_fp16']:.3f}x | {_bits(t['traffic_bits'] + t['gather_bits'])} | "
+            f"{_num(t['cycles_per_token'])} |")
+    return "\n".join(lines)
+
+
 def model_table(result: dict) -> str:
     from hw.cost.report import totals_table
     return totals_table(result["model_totals"], TARGET, result["methods"]).rstrip()
@@ -122,11 +146,11 @@ def validation_table(progress) -> str:
     return "\n".join(lines) + f"\n\nLargest |error|: {100 * worst:.1f}%."
 
 
-def _replace(text: str, name: str, body: str) -> str:
+def _replace(text: str, name: str, body: str, where: str = "docs/cost.md") -> str:
     pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /generated:"
                          rf"{re.escape(name)} -->)", re.S)
     if not pattern.search(text):
-        raise SystemExit(f"docs/cost.md has no block {name!r}")
+        raise SystemExit(f"{where} has no block {name!r}")
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
@@ -144,17 +168,25 @@ def main(argv=None) -> int:
               "cost-llama7b-model": model_table(result), "cost-methods": method_table()}
     if args.validation:
         blocks["cost-validation"] = validation_table(progress)
-    text = DOC.read_text()
-    new = text
-    for name, body in blocks.items():
-        new = _replace(new, name, body)
+    blocks["readme-cost"] = readme_table(result)
+    stale, writes = [], []
+    for path in (DOC, README):
+        where = str(path.relative_to(ROOT))
+        mine = {n: b for n, b in blocks.items() if (n in README_BLOCKS) == (path == README)}
+        text = path.read_text()
+        new = text
+        for name, body in mine.items():
+            new = _replace(new, name, body, where)
+        stale += [f"{where}: block {n} is stale" for n, b in mine.items()
+                  if _replace(text, n, b, where) != text]
+        writes.append((path, new, mine))
     if args.check:
-        stale = [n for n, b in blocks.items() if _replace(text, n, b) != text]
-        for n in stale:
-            print(f"docs/cost.md: block {n} is stale", file=sys.stderr)
+        for line in stale:
+            print(line, file=sys.stderr)
         return 1 if stale else 0
-    DOC.write_text(new)
-    print(f"wrote {DOC.relative_to(ROOT)} ({', '.join(blocks)})")
+    for path, new, mine in writes:
+        path.write_text(new)
+        print(f"wrote {path.relative_to(ROOT)} ({', '.join(mine)})")
     return 0
 
 
