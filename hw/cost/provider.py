@@ -12,8 +12,10 @@ hardware fields, with the method in the cost model's names (``fp16``, ``w8a8``,
 - ``model`` (``"default"``, a folder or ``config.json``, or a built-in shape set such as
   ``llama-7b``), ``layers`` (a regular expression searched in the layer names, as
   ``lqer-hw eval --layers``: only the layers it selects are costed);
-- ``macs_per_cycle`` (iso-throughput), ``block``, ``w_width``, ``a_width``,
-  ``exponent_bits``, ``guard_bits`` (bit-true arithmetic; else the datapath's default);
+- ``macs_per_cycle`` (iso-throughput), ``block`` (absent: the largest power of two up to
+  16 that divides ``macs_per_cycle``, so the sweep's FP16 baseline, which gives no block,
+  matches any throughput), ``w_width``, ``a_width``, ``exponent_bits``, ``guard_bits``
+  (bit-true arithmetic; else the datapath's default);
 - ``lqer`` / ``l2qer``: ``rank`` (a rank that is not a multiple of the block is costed
   on the engine of the next multiple: its factors zero-padded, as the reference pads a
   short block; reported as ``rank_costed``), ``lowrank_width`` (must equal ``a_width``:
@@ -46,6 +48,7 @@ per process, so a sweep pays for each part once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -124,7 +127,9 @@ def request(method_config: dict, target: str) -> Request:
     if block is not None and (isinstance(block, bool) or not isinstance(block, int) or
                               not 1 <= block <= 256 or block & (block - 1)):
         raise ValueError(f"block must be a power of two in 1..256; got {block!r}")
-    fields["block"] = block = block or d.block
+    # absent (the sweep's FP16 baseline gives none): the lane width that fits the throughput,
+    # the largest power of two up to the default block dividing macs_per_cycle
+    fields["block"] = block = block or math.gcd(fields["macs_per_cycle"], d.block)
     fields["w_width"] = _int(c, "w_width", d.w_width, 2, 16)
     fields["a_width"] = _int(c, "a_width", d.a_width, 2, 16)
     fields["exponent_bits"] = _int(c, "exponent_bits", d.exponent_bits, 2, 8)

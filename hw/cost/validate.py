@@ -20,13 +20,22 @@ from hw.cost.glue import fit_shapes, implemented_buffers
 from hw.cost.methods import METHODS, CostConfig, Sizing
 from hw.cost.parts import Part, measure
 
-__all__ = ["SMALLEST", "SHAPES", "TARGETS", "BOUND", "points", "validate"]
+__all__ = ["SMALLEST", "SHAPES", "TARGETS", "BOUND", "TEST_CONFIG", "scaled", "points",
+           "validate"]
 
 TARGETS = ("xc7-nodsp", "lut6")
 BOUND = 0.10
 # (d_in, d_out, rank) at the default block 16; low-rank lanes follow the default rule
 SMALLEST = ((64, 32, 0), (64, 32, 16))
 SHAPES = SMALLEST + ((32, 64, 16), (32, 32, 16), (64, 64, 32), (128, 64, 0), (128, 128, 32))
+# The test's configuration: the smallest parts (block 4, one main lane), with SMALLEST scaled
+# to it (tests/hw/test_cost_validate.py; the bench holds block 16 at every shape)
+TEST_CONFIG = CostConfig(block=4, macs_per_cycle=4)
+
+
+def scaled(shapes, block: int) -> tuple[tuple[int, int, int], ...]:
+    """``shapes`` (at block 16) at ``block``: every size in the same number of blocks."""
+    return tuple(tuple(n * block // 16 for n in shape) for shape in shapes)
 
 
 def _key_and_config(cfg: CostConfig, shape) -> tuple[model.EngineKey, CostConfig]:

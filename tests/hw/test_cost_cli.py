@@ -10,6 +10,7 @@ import pytest
 
 from hw.cost import cli
 from lqer_hw import cli as dispatcher
+from tests.hw.cost_cache import session_cache_root
 
 
 @pytest.fixture(autouse=True)
@@ -131,11 +132,11 @@ def test_the_dispatcher_lists_and_runs_the_command(capsys):
 
 @pytest.mark.synth
 def test_a_run_writes_every_output_and_a_rerun_synthesises_nothing(tmp_path_factory, capsys):
-    root = tmp_path_factory.getbasetemp()
-    cache = root / "synth"   # shared with test_cost_validate.py and test_cost_provider.py
+    root = tmp_path_factory.mktemp("cost-cli")
+    cache = session_cache_root(tmp_path_factory)  # the smallest parts (block 4), shared
     out = root / "cost-run"
-    argv = ["--model", "default", "--methods", "fp16,mxint", "-t", "lut6", "--cache", str(cache),
-            "-j", "2"]
+    argv = ["--model", "default", "--methods", "fp16,mxint", "--block", "4", "--macs-per-cycle",
+            "4", "-t", "lut6", "--cache", str(cache), "-j", "2"]
     assert cli.main([*argv, "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith(f"wrote {out}/cost.json")

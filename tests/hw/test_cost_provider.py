@@ -10,6 +10,7 @@ import pytest
 import hw.cost
 from hw.cost import provider
 from hw.cost.methods import CostConfig
+from tests.hw.cost_cache import session_cache_root
 
 LQER = {"method": "lqer", "model": "default", "layers": None, "w_width": 4, "a_width": 8,
         "lowrank_width": 8, "rank": 32, "block": 16, "exponent_bits": 8, "flavour": "ocp",
@@ -42,6 +43,8 @@ def test_a_request_maps_the_eval_fields_onto_the_cost_config():
     base = provider.request({"method": "fp", "model": "default", "layers": None,
                              "trust_remote_code": False, "macs_per_cycle": 16}, "xc7-nodsp")
     assert base.method == "fp16" and base.cfg == CostConfig()
+    narrow = provider.request({"method": "fp16", "model": "default", "macs_per_cycle": 8}, "lut6")
+    assert narrow.cfg == CostConfig(macs_per_cycle=8, block=8)   # no block: fits the throughput
     resq = provider.request({**LQER, "method": "resq", "resq_rank": 32}, "lut6")
     assert resq.cfg.resq_rank == 32 and resq.rank_given is None
 
@@ -128,25 +131,26 @@ def test_a_layers_pattern_narrows_the_costed_layers(monkeypatch):
 
 @pytest.mark.synth
 def test_the_sweep_gets_real_areas_relative_to_fp16(tmp_path_factory, monkeypatch):
-    """Through sweep.area.area_of, as a sweep point does; the cache is the one
-    tests/hw/test_cost_cli.py fills (same model, methods and target), and the result
-    equals that of ``lqer-hw cost`` for the same configuration."""
+    """Through sweep.area.area_of, as a sweep point does, with the smallest parts (block 4;
+    the session cache tests/hw/test_cost_cli.py fills for the same model, methods and
+    target); the result equals that of ``lqer-hw cost`` for the same configuration."""
     from sweep.area import area_of
 
-    root = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("LQER_CACHE_DIR", str(root))   # default_cache_root("synth") = root/synth
-    config = {**LQER, "method": "mxint"}
-    got = area_of(hw.cost.area, config, {"macs_per_cycle": 16}, ["lut6"])["lut6"]
+    cache = session_cache_root(tmp_path_factory)   # the smallest parts (block 4), shared
+    monkeypatch.setenv("LQER_CACHE_DIR", str(cache.parent))  # default_cache_root("synth")
+    config = {**LQER, "method": "mxint", "block": 4, "macs_per_cycle": None}
+    got = area_of(hw.cost.area, config, {"macs_per_cycle": 4}, ["lut6"])["lut6"]
     assert got["unit"] == "LUT" and got["area"] == got["luts"] > got["synthesised_luts"] > 0
     assert 0 < got["fp16"] and got["relative"] == got["area"] / got["fp16"] < 1
     assert got["layers_costed"] == 24 and got["cycles_per_token"] >= got["steps_per_token"]
     json.dumps(got)   # a result row is JSON
     from hw.cost import cli
-    out = root / "cost-provider-cli"
-    assert cli.main(["--model", "default", "--methods", "mxint", "-t", "lut6", "--cache",
-                     str(root / "synth"), "-o", str(out)]) == 0
+    out = tmp_path_factory.mktemp("cost-provider") / "cli"
+    assert cli.main(["--model", "default", "--methods", "mxint", "--block", "4",
+                     "--macs-per-cycle", "4", "-t", "lut6", "--cache", str(cache),
+                     "-o", str(out)]) == 0
     total = json.loads((out / "cost.json").read_text())["model_totals"][0]
     assert total["luts"] == got["area"] and total["cycles_per_token"] == got["cycles_per_token"]
     provider._MEMO.clear()
-    again = hw.cost.area(config, "lut6")   # recomposed from the cache
+    again = hw.cost.area({**config, "macs_per_cycle": 4}, "lut6")   # recomposed from the cache
     assert again["area"] == got["area"]
