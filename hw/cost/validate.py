@@ -7,8 +7,8 @@ the parts synthesised alone, counted, plus the glue fitted at
 :data:`hw.cost.glue.FIT_SHAPES`; the whole design is synthesised and the two compared
 (LUTs and FFs; memories mapped to RAM are counted apart). Validation shapes are not fit
 shapes. The bound the project holds: LUTs and FFs within +-10% on ``xc7-nodsp`` and
-``lut6`` (``tests/hw/test_cost_validate.py`` on the smallest shapes,
-``bench/bench_cost.py`` on all of :data:`SHAPES`).
+``lut6`` (``tests/hw/test_cost_validate.py`` on the smallest shapes with the smallest
+parts, :data:`TEST_CONFIG`; ``bench/bench_cost.py`` on all of :data:`SHAPES` at block 16).
 """
 
 from __future__ import annotations
