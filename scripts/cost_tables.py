@@ -136,7 +136,8 @@ def validation_table(progress) -> str:
                                  cache=ResultCache(default_cache_root("synth")),
                                  progress=progress)
     lines = ["| d_in x d_out | rank | P_l | target | LUTs predicted | synthesised | error | "
-             "FFs predicted | synthesised | error |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "FFs predicted | synthesised | error |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['d_in']} x {r['d_out']} | {r['rank']} | {r['lowrank_lanes']} | "
                      f"{r['target']} | {r['predicted_luts']:,} | {r['synthesised_luts']:,} | "

@@ -32,7 +32,8 @@ from hw.params import signed_for_range
 from sw.blockmath import accumulator_width, dot_sum_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["CYCLES_MEMO", "lqer_cycles", "CostConfig", "Sizing", "Use", "Store", "Schedule", "Method", "METHODS",
+__all__ = ["CYCLES_MEMO", "lqer_cycles", "CostConfig", "Sizing", "Use", "Store", "Schedule",
+           "Method", "METHODS",
            "method_names", "HIGH_WIDTH", "THRESHOLD", "FP16_THRESHOLD"]
 
 HIGH_WIDTH = 8              # LLM.int8()'s int8 path and ResQ's high-precision subspace
@@ -65,7 +66,7 @@ class CostConfig:
     acc_stages: int = field(default_factory=lambda: _lqer_default("acc_stages"))
     quant_stages: int = field(default_factory=lambda: _lqer_default("quant_stages"))
     resq_fraction: int = 8          # ResQ keeps d_in / resq_fraction directions in 8-bit
-    resq_rank: int = 0              # ResQ's high-precision directions in every layer (0: by fraction)
+    resq_rank: int = 0              # ResQ's high-precision directions per layer (0: by fraction)
     outlier_sizing: str = "p99"     # which outlier count sizes LLM.int8()'s fp16 lanes
 
     @property
