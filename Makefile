@@ -40,7 +40,7 @@ eval: setup
 	$(VENV)/bin/lqer-hw eval --model default --data default --method l2qer --rank 32 \
 		--w-width 4 --a-width 8 --block 16 --calib default
 
-# The default sweep (sweep/default.toml): 28 points, resumable; prints where its outputs are.
+# The default sweep (sweep/default.toml): 31 points, resumable; prints where its outputs are.
 sweep: setup
 	$(VENV)/bin/lqer-hw sweep default -o build/sweep -j $(JOBS)
 
@@ -54,7 +54,7 @@ sim: setup
 	$(PY) -m pytest -n $(JOBS) -q -m sim
 
 regress: setup
-	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim
+	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim --timeout 0
 
 synth: setup
 	$(VENV)/bin/lqer-hw synth --default -j $(JOBS) -o build/synth --overwrite
@@ -65,9 +65,10 @@ pnr: setup
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes).
-docs: setup
-	$(PY) scripts/docs_tables.py --bit-true
+# The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes),
+# and the README's sweep excerpt and plot from the default sweep (make sweep).
+docs: sweep
+	$(PY) scripts/docs_tables.py --bit-true --sweep build/sweep
 
 # The cost tables of README.md and docs/cost.md (LLaMA-7B, xc7-nodsp; cold: synthesises the parts).
 docs-cost: setup

@@ -3,6 +3,10 @@
 import pytest
 
 from sweep.spec import SpecError, expand, grid_spec, load_spec
+from sw.llm_int8_cli import METHODS as INT8_METHODS
+from sw.qconfig import METHODS
+
+EVAL_METHODS = ", ".join(METHODS + INT8_METHODS)  # eval's --method choices
 
 
 def _expand_text(tmp_path, text):
@@ -14,10 +18,13 @@ def _expand_text(tmp_path, text):
 def test_default_spec_is_the_issue_grid():
     points = expand(load_spec("default"))
     labels = [p.label for p in points]
-    assert labels[:4] == ["fp", "mxint W4A8", "mxint W3A8", "mxint W2A8"]
+    assert labels[:7] == ["fp", "w8a8", "llm-int8", "resq W4A8", "mxint W4A8", "mxint W3A8",
+                          "mxint W2A8"]
     assert {"lqer W4A8 r32", "l2qer W4A8 r32", "lqer W2A8 r64", "l2qer W3A8 r8"} <= set(labels)
-    assert len(points) == 1 + 3 + 2 * 3 * 4
-    assert all(p.config["block"] == 16 and p.config["a_width"] == 8 for p in points[1:])
+    assert len(points) == 1 + 2 + 1 + 3 + 2 * 3 * 4
+    mx = [p for p in points if p.config["method"] not in ("fp", "w8a8", "llm-int8")]
+    assert all(p.config["block"] == 16 and p.config["a_width"] == 8 for p in mx)
+    assert points[2].config["threshold"] == 6.0
     assert all(p.hardware == {"macs_per_cycle": 16} for p in points)
     # settings go only to the methods that take them: fp gets no a-width, no block
     assert points[0].argv == ("--model", "default", "--data", "default", "--method", "fp")
@@ -65,8 +72,8 @@ def test_bit_true_flag_and_labels_of_what_varies(tmp_path):
 
 
 @pytest.mark.parametrize("text,line", [
-    ('[[grid]]\nmethod = "resq"\n',
-     "point 1 ([[grid]] 1: method=resq): method must be one of fp, mxint, lqer, l2qer; got 'resq'"),
+    ('[[grid]]\nmethod = "gptq"\n',
+     f"point 1 ([[grid]] 1: method=gptq): method must be one of {EVAL_METHODS}; got 'gptq'"),
     ('[[grid]]\nmethod = "lqer"\nw-width = [4, 17]\n',
      "point 2 ([[grid]] 1: method=lqer w-width=17): w-width must be an integer in 2..16; got '17'"),
     ('[[grid]]\nmethod = "lqer"\nrank = 0\n',
