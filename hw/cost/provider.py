@@ -27,9 +27,11 @@ hardware fields, with the method in the cost model's names (``fp16``, ``w8a8``,
   costed like the other layers and the online Hadamard transform is not counted
   (docs/cost.md);
 - ``llm-int8`` / ``llm-int4``: ``outlier_columns`` (one count for every layer) or
-  ``outliers`` (a ``lqer-hw profile`` JSON of the model); without either, a built-in
-  shape set's published count (LLaMA-7B: 353) at the default ``threshold`` 6.0;
-  ``outlier_sizing`` (default ``p99``).
+  ``outliers`` (a ``lqer-hw profile`` JSON of the model); without either, at the
+  default ``threshold`` 6.0 and ``outlier_group`` (a whole batch): the embedded model's
+  profile (:data:`DEFAULT_PROFILE`) or a built-in shape set's published count (LLaMA-7B:
+  353); ``outlier_sizing`` (default ``p99``); ``outlier_weights`` ``int8`` (the gathered
+  weights are the int8 ones, dequantized).
 
 Other keys (data, calibration, SVD, seeds, device, ...) do not change the hardware and
 are ignored. A value the cost model cannot honour raises ``ValueError`` with one line
@@ -56,6 +58,10 @@ from pathlib import Path
 __all__ = ["area", "cost_area", "request", "Request", "ALIASES"]
 
 ALIASES = {"fp": "fp16"}            # eval's float model is the FP16 datapath
+# The embedded model's LLM.int8() outlier profile, written by
+# `lqer-hw profile --model default --data default --threshold 6.0 --out hw/cost/default_profile.json`
+# (the whole held-out split; no column reaches 6.0 in any layer)
+DEFAULT_PROFILE = Path(__file__).with_name("default_profile.json")
 MXINT_METHODS = ("mxint", "lqer", "l2qer", "resq")
 _MEMO: dict[tuple, dict] = {}
 
@@ -178,6 +184,12 @@ def request(method_config: dict, target: str) -> Request:
             raise ValueError(f"threshold must be {THRESHOLD} without outliers or "
                              f"outlier_columns (the published counts are at {THRESHOLD}); "
                              f"got {threshold!r}")
+        group = c.get("outlier_group")
+        if outliers is None and outlier_columns is None and group is not None:
+            raise ValueError(f"outlier_group must be none (a whole batch, as the built-in "
+                             f"counts) without outliers or outlier_columns; got {group!r}")
+        _choice(c, "outlier_weights", "int8", "the outlier path dequantizes the gathered int8 "
+                "weights")
     cfg = CostConfig(**fields).check()
     return Request(method, target, model, layers, cfg, outliers, outlier_columns, rank_given)
 
@@ -195,6 +207,10 @@ def _shapes(req: Request):
             profile = read_profile(req.outliers, shapes)
         elif req.outlier_columns is not None:
             profile = fixed_columns(req.outlier_columns, shapes)
+        elif req.model == "default":
+            measured = read_profile(str(DEFAULT_PROFILE), shapes)
+            profile = OutlierProfile(f"the embedded model's profile ({DEFAULT_PROFILE.name})",
+                                     measured.layers, measured.threshold)
         elif BUILTIN.get(req.model, {}).get("_outlier_columns"):
             n, source = BUILTIN[req.model]["_outlier_columns"]
             profile = OutlierProfile(f"{n} columns per layer ({source})",

@@ -81,6 +81,12 @@ def test_an_explicit_resq_rank_sizes_the_high_precision_path():
                                                r"outlier_columns .*; got 4\.0"),
     ({"method": "llm-int8", "outliers": "p.json", "outlier_columns": 3},
      r"outliers must not be given with outlier_columns; got both"),
+    ({"method": "llm-int8", "outlier_group": 64}, r"outlier_group must be none \(a whole batch, "
+                                                  r"as the built-in counts\) without outliers or "
+                                                  r"outlier_columns; got 64"),
+    ({"method": "llm-int8", "outlier_weights": "fp16"},
+     r"outlier_weights must be 'int8' \(the outlier path dequantizes the gathered int8 "
+     r"weights\); got 'fp16'"),
     ({"method": "llm-int8", "outlier_sizing": "p90"},
      r"outlier_sizing must be one of mean, p50, p99, max; got 'p90'"),
 ])
@@ -102,9 +108,9 @@ def test_what_cannot_be_honoured_is_a_one_line_value_error_naming_it(change, mes
     ({**LQER, "layers": "no_such_layer"}, "lut6",
      r"layers must match at least one linear layer of the model; got 'no_such_layer'"),
     ({**LQER, "model": "/no/such/folder"}, "lut6", r"model must be .*; got '/no/such/folder'"),
-    ({**LQER, "method": "llm-int8"}, "lut6",
+    ({**LQER, "method": "llm-int8", "model": "opt-1.3b"}, "lut6",
      r"outlier_columns \(or outliers, a profile\) must be given for llm-int8 on model "
-     r"'default'; got neither"),
+     r"'opt-1.3b'; got neither"),
     ({**LQER, "method": "llm-int8", "outlier_columns": 129}, "lut6",
      r"outlier_columns must be at most d_in of every layer \(128 at .*\); got 129"),
 ])
@@ -112,6 +118,30 @@ def test_model_dependent_refusals_come_before_any_synthesis(config, target, mess
     with pytest.raises(ValueError, match=message):
         hw.cost.area(config, target)
     assert not (tmp_path / "user-cache").exists()
+
+
+def test_llm_int8_on_the_embedded_model_takes_its_measured_profile(monkeypatch):
+    seen = {}
+
+    def fake_cost(**kwargs):
+        seen.update(kwargs)
+        raise KeyboardInterrupt   # stop before any synthesis
+
+    import hw.cost.cli
+    monkeypatch.setattr(hw.cost.cli, "cost", fake_cost)
+    with pytest.raises(KeyboardInterrupt):
+        hw.cost.area({"method": "llm-int8", "model": "default", "threshold": 6.0,
+                      "outlier_weights": "int8", "macs_per_cycle": 16}, "lut6")
+    profile = seen["profile"]
+    assert profile.threshold == 6.0 and "default_profile.json" in profile.source
+    assert set(profile.layers) == {layer.name for layer in seen["shapes"].layers}
+    data = json.loads(provider.DEFAULT_PROFILE.read_text())
+    assert data["model"] == "default" and data["threshold"] == 6.0 and data["group"] is None
+    name, counts = next(iter(data["layers"].items()))
+    assert profile.of(name).p99 == counts["outlier_columns_per_group"]["p99"]
+    with pytest.raises(KeyboardInterrupt):   # an explicit count wins over the profile
+        hw.cost.area({"method": "llm-int8", "model": "default", "outlier_columns": 3}, "lut6")
+    assert seen["profile"].of(name).p99 == 3
 
 
 def test_a_layers_pattern_narrows_the_costed_layers(monkeypatch):
