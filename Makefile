@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup eval sweep test test-fast sim regress synth pnr bench docs default-model clean help
+.PHONY: setup eval sweep test test-fast sim regress synth pnr bench docs docs-cost default-model clean help
 
 help:
 	@echo "make setup    create .venv and install the pinned dependencies"
@@ -20,6 +20,7 @@ help:
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
 	@echo "make docs     rewrite the result tables of README.md and docs/sw.md from the code"
+	@echo "make docs-cost  rewrite the cost tables of README.md and docs/cost.md (LLaMA-7B)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +69,10 @@ bench: setup
 # and the README's sweep excerpt and plot from the default sweep (make sweep).
 docs: sweep
 	$(PY) scripts/docs_tables.py --bit-true --sweep build/sweep
+
+# The cost tables of README.md and docs/cost.md (LLaMA-7B, xc7-nodsp; cold: synthesises the parts).
+docs-cost: setup
+	$(PY) scripts/cost_tables.py
 
 # Re-train the embedded model (deterministic; about 15 minutes on 2 cores).
 default-model: setup
