@@ -157,6 +157,11 @@ def sweep(argv: list[str], prog: str) -> int:
     if reused:
         status(prog, f"{reused} of {len(points)} points done by an earlier run; running "
                      f"{len(todo)}")
+    elif todo:
+        status(prog, f"running {len(todo)} points on {args.jobs} "
+                     f"{'worker' if args.jobs == 1 else 'workers'} ({args.engine}); area from "
+                     f"{provider} (a first run synthesises the parts it needs: minutes, then "
+                     "cached)")
     stats = runner.run([p.job(spec.targets, provider) for p in todo], journal,
                        engine=args.engine, workers=args.jobs, address=args.address,
                        total=len(points), done_before=reused,
