@@ -23,6 +23,7 @@ from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.liberty import sequential_cells
 from hw.synth.targets import CATEGORIES, LIBERTY_FILE, LIBERTY_TARGET, Target
+from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
 __all__ = ["Job", "SynthFailure", "component_facts", "jobs_for_component", "jobs_for_design",
@@ -138,7 +139,32 @@ def _transistors(value) -> tuple[int | None, bool | None]:
     return int(text.rstrip("+")), not text.endswith("+")
 
 
-def _record(job: Job, stat: dict, wall_s: float) -> dict:
+# Passes kept per record (by time); the log holds the full table.
+TOP_PASSES = 12
+
+
+def timing_fields(folder: Path, usage: dict, wall_s: float) -> dict:
+    """Where a run's time went: ``wall_s`` (measured here), ``cpu_s`` and ``max_rss_mb`` (of
+    the Yosys process), ``yosys_s`` (Yosys's own total) and ``yosys_passes`` (its slowest
+    passes, seconds as Yosys states them; shares of ``yosys_s`` are comparable across loads)."""
+    try:
+        times = yosys.pass_times((folder / LOG_FILE).read_text(errors="replace"))
+    except OSError:
+        times = yosys.PassTimes()
+    return {"wall_s": round(wall_s, 3), "cpu_s": usage.get("cpu_s"),
+            "max_rss_mb": usage.get("max_rss_mb"), "yosys_s": times.total_s,
+            "yosys_passes": {k: round(v, 3) for k, v in list(times.items())[:TOP_PASSES]}}
+
+
+def _estimate(job: Job, folder: Path) -> dict:
+    """The target's Fmax estimate from ``sta.txt`` (:mod:`hw.synth.timing`); {} without a model."""
+    model = job.target.timing
+    if model is None:
+        return {}
+    return estimate(parse_sta((folder / STA_FILE).read_text(errors="replace")), model)
+
+
+def _record(job: Job, stat: dict, timing: dict, fmax_estimate: dict) -> dict:
     design = stat["design"]
     cells = dict(sorted(design.get("num_cells_by_type", {}).items()))
     counts = job.target.classify(cells)
@@ -152,7 +178,8 @@ def _record(job: Job, stat: dict, wall_s: float) -> dict:
         **counts,
         "cells_total": int(design.get("num_cells", sum(cells.values()))), "cells": cells,
         "transistors": None, "transistors_exact": None, "area": None, "sequential_area": None,
-        "wall_s": round(wall_s, 3),
+        "est_fmax_mhz": None, **fmax_estimate,
+        **timing,
     }
     if "-tech cmos" in job.target.stat_options:
         record["transistors"], record["transistors_exact"] = _transistors(
@@ -188,7 +215,7 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
             return _finish(job, out, hit, cached=True, key=key, cache=cache)
     folder = job.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (REPORT_FILE, "stat.json"):
+    for stale in (REPORT_FILE, "stat.json", STA_FILE):
         (folder / stale).unlink(missing_ok=True)
     write_text(folder / "design.il", job.rtlil)
     write_text(folder / "flow.ys", job.script)
@@ -196,15 +223,18 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
         write_text(folder / LIBERTY_FILE, job.liberty or "")
     start = time.monotonic()
     try:
-        yosys.run_yosys(folder, timeout=timeout)
+        usage = yosys.run_yosys(folder, timeout=timeout)
         stat = _read_stat(folder / "stat.json")
+        fmax_estimate = _estimate(job, folder)
     except yosys.YosysError as exc:
         raise SynthFailure(f"{job.label}: yosys failed: {exc}", exc.log) from None
     except (OSError, ValueError, KeyError) as exc:
-        raise SynthFailure(f"{job.label}: unreadable stat.json ({exc})", folder / LOG_FILE) from None
-    record = _record(job, stat, time.monotonic() - start)
+        raise SynthFailure(f"{job.label}: unreadable stat.json or {STA_FILE} ({exc})",
+                           folder / LOG_FILE) from None
+    record = _record(job, stat, timing_fields(folder, usage, time.monotonic() - start),
+                     fmax_estimate)
     if cache is not None:
-        cache.put(key, record, files={LOG_FILE: folder / LOG_FILE})
+        cache.put(key, record, files={LOG_FILE: folder / LOG_FILE, STA_FILE: folder / STA_FILE})
     return _finish(job, out, record, cached=False, key=key)
 
 

@@ -24,6 +24,7 @@ from hw.synth.cache import ResultCache, cache_key
 from hw.synth.flow import REPORT_FILE, SynthFailure, component_facts, params_slug
 from hw.synth.harness import TimingHarness
 from hw.synth.targets import TARGETS, Target
+from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
 __all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
@@ -31,7 +32,8 @@ __all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_f
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 SEED = 1
-LOGS = ("yosys.log", "nextpnr.log")  # kept with a cached record and restored with it
+LOGS = ("yosys.log", "nextpnr.log", STA_FILE)  # kept with a cached record, restored with it
+NEXTPNR_USAGE_FILE = "nextpnr.usage.json"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class Family:
 
     def tool_version(self) -> str:
         return importlib.metadata.version(self.package.replace("_", "-"))
+
+    @property
+    def tool(self) -> yosys.Tool:
+        return yosys.Tool(self.package, f"nextpnr-{self.name}.wasm", self.function)
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -85,8 +91,9 @@ class PnrJob:
     @property
     def script(self) -> str:
         lines = self.family.target.script(self.top).splitlines()
-        # the netlist for nextpnr, written before the statistics
-        lines.insert(len(lines) - 1, "write_json netlist.json")
+        # the netlist for nextpnr, written before the statistics (and the estimate's reload)
+        stat = next(i for i, line in enumerate(lines) if line.startswith("tee -q -o stat.json"))
+        lines.insert(stat, "write_json netlist.json")
         return "\n".join(lines) + "\n"
 
     def nextpnr_args(self) -> list[str]:
@@ -134,13 +141,13 @@ def pnr_jobs_for_design(name: str, params: dict[str, int], families, **kwargs) -
     return pnr_jobs_for_component(name, params, elaborate(name, **params), families, **kwargs)
 
 
-def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> None:
-    runner = (f"import sys, {family.package} as m; "
-              f"sys.exit(m.{family.function}(sys.argv[1:]))")
+def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> dict:
+    """Run nextpnr in ``folder``; its CPU time and peak memory (``yosys.read_usage``)."""
     log = folder / "nextpnr.log"
+    command = yosys.measured_command(family.package, family.function, NEXTPNR_USAGE_FILE)
     with open(folder / "nextpnr.stderr", "wb") as err:
         try:
-            proc = subprocess.run([sys.executable, "-c", runner, *args], cwd=folder,
+            proc = subprocess.run([*command, *args], cwd=folder,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=err, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -157,6 +164,7 @@ def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float |
                 message = errors[0][len("ERROR:"):].strip()
                 break
         raise NextpnrError(message, log)
+    return yosys.read_usage(folder / NEXTPNR_USAGE_FILE)
 
 
 def _fit(family: Family, counts: dict) -> str | None:
@@ -189,7 +197,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
     hit = cache.get(key) if cache is not None else None
     if hit is None:
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in (REPORT_FILE, "stat.json", "nextpnr.json"):
+        for stale in (REPORT_FILE, "stat.json", "nextpnr.json", STA_FILE):
             (folder / stale).unlink(missing_ok=True)
         write_text(folder / "design.il", job.rtlil)
         write_text(folder / "flow.ys", job.script)
@@ -197,14 +205,18 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         start = time.monotonic()
         log = folder / "yosys.log"
         try:
-            yosys.run_yosys(folder, timeout=timeout)
+            synth_usage = yosys.run_yosys(folder, timeout=timeout)
             stat = json.loads((folder / "stat.json").read_text())["design"]
             counts = job.family.target.classify(stat.get("num_cells_by_type", {}))
+            model = job.family.target.timing
+            fmax_estimate = ({} if model is None else
+                             estimate(parse_sta((folder / STA_FILE).read_text()), model))
             note = _fit(job.family, counts)
             timing = {"fmax_mhz": None, "fmax_constraint_mhz": None, "pnr_utilization": {}}
+            pnr_usage = {}
             if note is None:
                 log = folder / "nextpnr.log"
-                _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
+                pnr_usage = _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
                 timing = _read_report(folder / "nextpnr.json")
         except (yosys.YosysError, NextpnrError) as exc:
             tool = "yosys" if isinstance(exc, yosys.YosysError) else "nextpnr"
@@ -214,7 +226,10 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         hit = {"design": job.design, "params": job.params, "target": job.family.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
-               "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3)}
+               "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
+               "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": pnr_usage.get("cpu_s"),
+               "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
+               **{f"harness_{k}": v for k, v in fmax_estimate.items()}}
         if cache is not None:
             cache.put(key, hit, files={name: folder / name for name in LOGS})
         cached = False
@@ -233,8 +248,11 @@ def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
                  progress=None) -> tuple[list[dict], list[SynthFailure]]:
     """Run ``jobs`` on ``workers`` threads; records in job order, and the failures."""
     results: dict[int, dict | SynthFailure] = {}
-    if any(cache is None or cache.get(job.key) is None for job in jobs):
+    missing = [job for job in jobs if cache is None or cache.get(job.key) is None]
+    if missing:
         yosys.ensure_ready()
+        for tool in {job.family.name: job.family.tool for job in missing}.values():
+            yosys.ensure_ready(tool=tool)
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         futures = {pool.submit(run_pnr_job, job, out, cache=cache, timeout=timeout): i

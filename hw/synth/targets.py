@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
+
 __all__ = ["Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
            "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
 
@@ -41,13 +43,17 @@ class Target:
     categories: dict[str, str] = field(default_factory=dict)  # category -> cell-type regex
     stat_options: str = ""            # extra `stat` options (-tech cmos, -liberty ...)
     family: str = ""                  # short family label for tables and plots
+    timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
 
-    def script(self, top: str) -> str:
-        """The full Yosys script for top module ``top`` (run inside the build folder)."""
+    def script(self, top: str, *, estimate: bool = True) -> str:
+        """The full Yosys script for top module ``top`` (run inside the build folder); with
+        ``estimate`` and a timing model, ``sta`` runs after ``stat`` (:mod:`hw.synth.timing`)."""
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
         lines += [c.format(top=top) for c in self.commands]
         stat = f"stat -json {self.stat_options}".strip()
         lines.append(f"tee -q -o stat.json {stat}")
+        if estimate and self.timing is not None:
+            lines += self.timing.commands()
         return "\n".join(lines) + "\n"
 
     def classify(self, cells: dict[str, int]) -> dict[str, int | None]:
@@ -70,7 +76,7 @@ def _xc7(name: str, description: str, extra: str) -> Target:
         {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
          "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
          "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},
-        family="xc7")
+        family="xc7", timing=XC7_TIMING)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -80,7 +86,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            ("synth_ice40 -top {top}",),
            {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
             "carries": r"^SB_CARRY$", "brams": r"^SB_(RAM40_4K|SPRAM256KA)"},
-           family="ice40"),
+           family="ice40", timing=ICE40_HX_TIMING),
     Target("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed",
            ("synth_ecp5 -top {top}",),
            {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
