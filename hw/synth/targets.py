@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
 
-__all__ = ["Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
+__all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
            "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
 
 # Resource categories reported for every target, in table order.
@@ -32,7 +32,33 @@ LIBERTY_FILE = "cells.lib"
 # functions and areas, which is what an area figure needs.
 LIBERTY_ABC_SCRIPT = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;strash;dch,-f;map,-a;topo"
 
-_GENERIC_FF = r"^\$_(S|AL)?DFF"   # $_DFF_*, $_DFFE_*, $_SDFF*_, $_DFFSR*_, $_ALDFF*_
+_GENERIC_FF = r"^\$_(S|AL)?DFF"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How hard Yosys works on every target: ``prelude`` runs before the synthesis command.
+
+    Every record names the flow that made it (``flow``), and so do the reports.
+    """
+
+    name: str
+    description: str
+    prelude: tuple[str, ...] = ()
+
+
+FLOWS: dict[str, Flow] = {f.name: f for f in (
+    Flow("full", "every family's synthesis script as Yosys ships it"),
+    Flow("fast", "as full, but ABC9 maps without its &mfs resubstitution step "
+                 "(scratchpad abc9.nomfs)", ("scratchpad -set abc9.nomfs 1",)),
+)}
+DEFAULT_FLOW = "full"
+
+
+def get_flow(name: str) -> Flow:
+    if name not in FLOWS:
+        raise ValueError(f"flow must be one of {', '.join(FLOWS)}; got {name!r}")
+    return FLOWS[name]   # $_DFF_*, $_DFFE_*, $_SDFF*_, $_DFFSR*_, $_ALDFF*_
 
 
 @dataclass(frozen=True)
@@ -45,10 +71,13 @@ class Target:
     family: str = ""                  # short family label for tables and plots
     timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
 
-    def script(self, top: str, *, estimate: bool = True) -> str:
-        """The full Yosys script for top module ``top`` (run inside the build folder); with
-        ``estimate`` and a timing model, ``sta`` runs after ``stat`` (:mod:`hw.synth.timing`)."""
+    def script(self, top: str, *, estimate: bool = True, flow: Flow | None = None) -> str:
+        """The full Yosys script for top module ``top`` (run inside the build folder) in
+        ``flow`` (default :data:`DEFAULT_FLOW`); with ``estimate`` and a timing model, ``sta``
+        runs after ``stat`` (:mod:`hw.synth.timing`)."""
+        flow = FLOWS[DEFAULT_FLOW] if flow is None else flow
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
+        lines += list(flow.prelude)
         lines += [c.format(top=top) for c in self.commands]
         stat = f"stat -json {self.stat_options}".strip()
         lines.append(f"tee -q -o stat.json {stat}")
