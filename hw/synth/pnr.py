@@ -21,9 +21,10 @@ from pathlib import Path
 
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
-from hw.synth.flow import REPORT_FILE, SynthFailure, component_facts, params_slug
+from hw.synth.flow import (REPORT_FILE, SynthFailure, component_facts, estimated_cost,
+                           params_slug)
 from hw.synth.harness import TimingHarness
-from hw.synth.targets import TARGETS, Target
+from hw.synth.targets import DEFAULT_FLOW, FLOWS, TARGETS, Flow, Target
 from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
@@ -87,10 +88,11 @@ class PnrJob:
     constraints: str              # constraint file text
     facts: dict = field(default_factory=dict)
     harness_bits: int = 0
+    flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
 
     @property
     def script(self) -> str:
-        lines = self.family.target.script(self.top).splitlines()
+        lines = self.family.target.script(self.top, flow=self.flow).splitlines()
         # the netlist for nextpnr, written before the statistics (and the estimate's reload)
         stat = next(i for i, line in enumerate(lines) if line.startswith("tee -q -o stat.json"))
         lines.insert(stat, "write_json netlist.json")
@@ -118,7 +120,8 @@ class PnrJob:
 
 
 def pnr_jobs_for_component(design: str, params: dict[str, int], component, families, *,
-                           constraints_dir: Path = CONSTRAINTS_DIR) -> list[PnrJob]:
+                           constraints_dir: Path = CONSTRAINTS_DIR,
+                           flow: Flow | None = None) -> list[PnrJob]:
     from hw.designs import emit, top_name
     facts = component_facts(component)
     harness = TimingHarness(component)
@@ -132,7 +135,7 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
         except OSError as exc:
             raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
         jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
-                           harness.register_bits))
+                           harness.register_bits, FLOWS[DEFAULT_FLOW] if flow is None else flow))
     return jobs
 
 
@@ -224,6 +227,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         except (OSError, ValueError, KeyError) as exc:
             raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
         hit = {"design": job.design, "params": job.params, "target": job.family.name,
+               "pnr_flow": job.flow.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
@@ -255,8 +259,11 @@ def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
             yosys.ensure_ready(tool=tool)
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        futures = {pool.submit(run_pnr_job, job, out, cache=cache, timeout=timeout): i
-                   for i, job in enumerate(jobs)}
+        # longest first (hw.synth.flow.estimated_cost), so no long run is left alone at the end
+        order = sorted(range(len(jobs)),
+                       key=lambda i: -estimated_cost(jobs[i].rtlil, jobs[i].family.target))
+        futures = {pool.submit(run_pnr_job, jobs[i], out, cache=cache, timeout=timeout): i
+                   for i in order}
         for future in as_completed(futures):
             index = futures[future]
             try:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw.synth.cli import _points, build_parser, open_cache, output_folder
-from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
+from hw.synth.cli import build_parser, open_cache, output_folder, plan, plan_jobs
+from hw.synth.flow import SynthFailure, run_jobs
 from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+from hw.synth.targets import get_flow
 from hw.synth.report import params_text, write_reports
 from lqer_hw.args import UsageError, run
 from lqer_hw.files import OutputFolder
@@ -58,13 +59,14 @@ def _pnr(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
     output = OutputFolder(output_folder(args), overwrite=args.overwrite, name="output")
     families = _families(args.family)
-    points = _points(args)
+    flow = get_flow(args.flow)
     cache = open_cache(args, "synth")
-    targets = [f.target for f in families]
-    synth_jobs = [j for name, params in points for j in jobs_for_design(name, params, targets)]
-    pnr_jobs = [j for name, params in points
-                for j in pnr_jobs_for_design(name, params, families,
-                                             constraints_dir=Path(args.constraints))]
+    points = plan(args, [f.target for f in families])
+    synth_jobs = plan_jobs(points, flow=flow)
+    pnr_jobs = [j for name, params, targets, _, _ in points
+                for j in pnr_jobs_for_design(name, params,
+                                             [FAMILIES[t.name] for t in targets],
+                                             constraints_dir=Path(args.constraints), flow=flow)]
     with output as build:
         def failed(outcome):
             print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,

@@ -70,6 +70,7 @@ class Target:
     stat_options: str = ""            # extra `stat` options (-tech cmos, -liberty ...)
     family: str = ""                  # short family label for tables and plots
     timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
+    dsp_multipliers: bool = False     # multipliers go to DSP blocks (cheap to synthesise)
 
     def script(self, top: str, *, estimate: bool = True, flow: Flow | None = None) -> str:
         """The full Yosys script for top module ``top`` (run inside the build folder) in
@@ -98,19 +99,19 @@ class Target:
         return counts
 
 
-def _xc7(name: str, description: str, extra: str) -> Target:
+def _xc7(name: str, description: str, extra: str, dsp: bool) -> Target:
     return Target(
         name, description,
         (f"synth_xilinx -flatten -noiopad -noclkbuf{extra} -top {{top}}",),
         {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
          "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
          "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},
-        family="xc7", timing=XC7_TIMING)
+        family="xc7", timing=XC7_TIMING, dsp_multipliers=dsp)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", ""),
-    _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp"),
+    _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", "", True),
+    _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp", False),
     Target("ice40", "Lattice iCE40 (synth_ice40; no SB_MAC16, as on the HX parts)",
            ("synth_ice40 -top {top}",),
            {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
@@ -121,14 +122,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
             "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$",
             "lutrams": r"^TRELLIS_DPR16X4$"},
-           family="ecp5"),
+           family="ecp5", dsp_multipliers=True),
     Target("gowin", "Gowin GW1N/GW2A (synth_gowin), DSP multipliers allowed",
            ("synth_gowin -noiopads -top {top}",),
            {"luts": r"^LUT[1-4]$", "ffs": r"^DFF[A-Z]*$",
             "dsps": r"^(MULT\d+X\d+|MULTALU\w*|MULTADDALU\w*|PADD\d+|ALU54D)$",
             "carries": r"^ALU$", "brams": r"^(SP|SPX9|SDP|SDPB|SDPX9B|DP|DPB|DPX9B|pROM|pROMX9)$",
             "lutrams": r"^RAM16S"},
-           family="gowin"),
+           family="gowin", dsp_multipliers=True),
     Target("lut4", "generic 4-input LUTs (synth -lut 4)",
            ("synth -flatten -top {top} -lut 4",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
