@@ -193,11 +193,11 @@ def _run_fmax(args, designs, cache, out: Path) -> str:
                                         timeout=args.timeout)
     for failure in [*failures, *pnr_failures]:
         print(f"bench_timing: error: {failure}", file=sys.stderr)
-    pnr = {(r["design"], _key(r["params"]), r["target"]): r for r in timing}
+    pnr = {(r["design"], _key(r["params"]), r["pnr_family"]): r for r in timing}
     estimates = {(r["design"], _key(r["params"])): r.get("est_fmax_mhz") for r in synth}
     rows = fmax_rows(points, pnr, estimates, args.families)
     calibration = [(r["harness_est_fmax_mhz"], r["fmax_mhz"]) for r in timing
-                   if r["target"] == "ice40" and r.get("fmax_mhz")
+                   if r["pnr_family"] == "ice40" and r.get("fmax_mhz")
                    and r.get("harness_est_fmax_mhz")]
     text = markdown(fmax_header(args.families), rows)
     if calibration:

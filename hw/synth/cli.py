@@ -21,7 +21,8 @@ from pathlib import Path
 from hw.synth.cache import ResultCache, default_cache_root
 from hw.synth.flow import SynthFailure, jobs_for_component, jobs_for_design, run_jobs
 from hw.synth.report import params_text, write_reports
-from hw.synth.targets import DEFAULT_FLOW, FLOWS, TARGETS, get_flow, get_target, target_names
+from hw.synth.targets import (DEFAULT_FLOW, DEFAULT_TARGETS, FLOWS, TARGETS, get_flow, get_target,
+                              target_names)
 from lqer_hw.args import Parser, UsageError, integer, number, run
 from lqer_hw.files import OutputFolder
 
@@ -83,7 +84,8 @@ def _parser(prog: str) -> Parser:
                      what="Synthesise designs with Yosys and report LUTs, FFs, DSPs, carry "
                           "cells, block RAMs and an ASIC figure per target.")
     p.add_argument("-t", "--target", action="append", default=[], metavar="T",
-                   help=f"target (repeatable; default all): {', '.join(target_names(True))}")
+                   help=f"target (repeatable; default all but ecp5-nodsp and liberty): "
+                        f"{', '.join(target_names(True))}")
     p.add_argument("--liberty", metavar="FILE",
                    help="also report standard-cell area with this liberty file")
     p.add_argument("--list-targets", action="store_true", help="list targets and exit")
@@ -105,7 +107,7 @@ def read_liberty(path: str | None) -> str | None:
 
 
 def resolve_targets(names: list[str], *, liberty: bool):
-    names = list(dict.fromkeys(names)) or list(TARGETS)
+    names = list(dict.fromkeys(names)) or list(DEFAULT_TARGETS)
     if liberty and "liberty" not in names:
         names.append("liberty")
     try:

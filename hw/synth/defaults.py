@@ -10,8 +10,8 @@ the designs it names (a name not registered is skipped).
 
 Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on every target;
 a larger one (a datapath) on :data:`DATAPATH_TARGETS` only: the targets the cost model and
-the place-and-route report read (fabric-only 7-series, and the DSP families, where
-multipliers cost little synthesis time). Synthesis time grows with the multipliers a
+the place-and-route report read (fabric-only 7-series, ECP5 as ``lqer-hw pnr`` places it,
+and the DSP families, where multipliers cost little synthesis time). Synthesis time grows with the multipliers a
 target maps to LUTs (docs/synth.md, "Where the time goes"), and a datapath's figures on
 the generic LUT and CMOS targets say nothing its parts do not, so this keeps a cold
 ``make synth`` inside its budget as designs join. ``lqer-hw synth DESIGN -t ...`` runs any
@@ -31,7 +31,7 @@ PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits":
 SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
-DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "gowin")
+DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 
 
 def registered_designs() -> list:

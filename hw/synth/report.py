@@ -17,7 +17,7 @@ from hw.synth.targets import CATEGORIES, FLOWS
 from lqer_hw.files import atomic_file, write_text
 
 __all__ = ["write_reports", "markdown_summary", "markdown_table", "csv_text", "plot_luts",
-           "main_parameter", "time_summary", "CSV_COLUMNS", "ESTIMATE_NOTE"]
+           "main_parameter", "time_summary", "idle_wall_time", "CSV_COLUMNS", "ESTIMATE_NOTE"]
 
 CSV_COLUMNS = ("design", "params", "target", "flow", *CATEGORIES, "transistors", "area",
                "fmax_mhz", "est_fmax_mhz", "cells_total", "wall_s", "cpu_s", "cached", "yosys",
@@ -170,7 +170,18 @@ def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per d
     return True
 
 
-def time_summary(records: list[dict], top: int = 8) -> str:
+def idle_wall_time(cpu_seconds: list[float], workers: int) -> float:
+    """Wall time of running jobs of ``cpu_seconds`` on ``workers`` otherwise idle cores, each
+    job on one core, the longest started first (as ``run_jobs`` starts them): the time the
+    last worker ends (list scheduling). Measures nothing; it turns CPU times measured on a
+    busy machine into what an idle one would take."""
+    ends = [0.0] * max(1, workers)
+    for seconds in sorted(cpu_seconds, reverse=True):
+        ends[ends.index(min(ends))] += seconds
+    return max(ends)
+
+
+def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
     """Where the synthesis time of ``records`` went (runs answered by the cache excluded):
     CPU seconds per design and per target with their shares, and the passes that took most
     of it. A run's pass times are Yosys's (wall time under WASI); each is weighted by the
@@ -195,8 +206,10 @@ def time_summary(records: list[dict], top: int = 8) -> str:
         return ", ".join(f"{name} {seconds:.0f} s ({seconds / total:.0%})"
                          for name, seconds in items)
 
+    idle = idle_wall_time([r["cpu_s"] for r in runs], workers)
     return "\n".join([
-        f"{len(runs)} Yosys runs, {total:.0f} CPU seconds in all.", "",
+        f"{len(runs)} Yosys runs, {total:.0f} CPU seconds in all (on {workers} idle cores, "
+        f"longest first: about {idle:.0f} s of Yosys).", "",
         f"- by design: {shares(by_design)}",
         f"- by target: {shares(by_target)}",
         f"- by pass (top {top}): {shares(passes, top)}", ""])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
 
-__all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
+__all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "DEFAULT_TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
            "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
 
 # Resource categories reported for every target, in table order.
@@ -109,6 +109,14 @@ def _xc7(name: str, description: str, extra: str, dsp: bool) -> Target:
         family="xc7", timing=XC7_TIMING, dsp_multipliers=dsp)
 
 
+def _ecp5(name: str, description: str, extra: str, dsp: bool) -> Target:
+    return Target(
+        name, description, (f"synth_ecp5{extra} -top {{top}}",),
+        {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
+         "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$", "lutrams": r"^TRELLIS_DPR16X4$"},
+        family="ecp5", dsp_multipliers=dsp)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", "", True),
     _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp", False),
@@ -117,12 +125,9 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
             "carries": r"^SB_CARRY$", "brams": r"^SB_(RAM40_4K|SPRAM256KA)"},
            family="ice40", timing=ICE40_HX_TIMING),
-    Target("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed",
-           ("synth_ecp5 -top {top}",),
-           {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
-            "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$",
-            "lutrams": r"^TRELLIS_DPR16X4$"},
-           family="ecp5", dsp_multipliers=True),
+    _ecp5("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed", "", True),
+    _ecp5("ecp5-nodsp", "Lattice ECP5 fabric only (synth_ecp5 -nodsp): multipliers in LUTs, "
+          "as `lqer-hw pnr` places them", " -nodsp", False),
     Target("gowin", "Gowin GW1N/GW2A (synth_gowin), DSP multipliers allowed",
            ("synth_gowin -noiopads -top {top}",),
            {"luts": r"^LUT[1-4]$", "ffs": r"^DFF[A-Z]*$",
@@ -145,6 +150,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
             "opt_clean"),
            {"ffs": _GENERIC_FF}, stat_options="-tech cmos", family="asic"),
 )}
+
+# What `lqer-hw synth` runs when no target is named: all but ecp5-nodsp, the ECP5 figure
+# `lqer-hw pnr` places (and synthesises itself).
+DEFAULT_TARGETS = tuple(name for name in TARGETS if name != "ecp5-nodsp")
 
 # Only with --liberty FILE: standard-cell area from the user's library.
 LIBERTY_TARGET = Target(

@@ -20,7 +20,8 @@ from hw.synth.defaults import (DATAPATH_TARGETS, HEAVY_MULTIPLIERS, PAPER_CONFIG
 from hw.synth.harness import TimingHarness
 from hw.synth.liberty import cell_names, sequential_cells
 from hw.synth.report import (CSV_COLUMNS, ESTIMATE_NOTE, csv_text, main_parameter,
-                             markdown_summary, markdown_table, time_summary, write_reports)
+                             markdown_summary, markdown_table, time_summary, write_reports,
+                             idle_wall_time)
 from hw.synth.targets import LIBERTY_TARGET, TARGETS, get_target
 
 from tests.synth.synth_helpers import RegisteredAdder
@@ -52,7 +53,7 @@ def test_fabric_only_xilinx_flow_forbids_dsps_and_the_other_allows_them():
 
 def test_unknown_target_and_liberty_without_file_are_refused():
     with pytest.raises(ValueError, match=r"^target must be one of xc7, xc7-nodsp, ice40, ecp5, "
-                       r"gowin, lut4, lut6, cmos, liberty; got 'xc9'$"):
+                       r"ecp5-nodsp, gowin, lut4, lut6, cmos, liberty; got 'xc9'$"):
         get_target("xc9")
     with pytest.raises(ValueError, match=r"^target 'liberty' needs --liberty FILE$"):
         get_target("liberty")
@@ -227,12 +228,20 @@ def test_time_summary_weights_pass_times_by_cpu_and_skips_cached_runs():
             _record("c", {}, "lut6", 1, cpu_s=99.0, yosys_s=99.0, cached=True,
                     yosys_passes={"opt": 99.0})]
     text = time_summary(runs)
-    assert text.startswith("2 Yosys runs, 40 CPU seconds in all.")
+    assert text.startswith("2 Yosys runs, 40 CPU seconds in all (on 2 idle cores, longest "
+                           "first: about 30 s of Yosys).")
     assert "- by design: b 30 s (75%), a 10 s (25%)" in text
     assert "- by target: lut6 30 s (75%), xc7 10 s (25%)" in text
     # a's passes scaled by 10/40: abc9_exe 7.5 + 30, read_verilog 2.5
     assert "- by pass (top 8): abc9_exe 38 s (94%), read_verilog 2 s (6%)" in text
     assert time_summary([runs[2]]) == ""
+
+
+def test_idle_wall_time_schedules_the_longest_first():
+    assert idle_wall_time([5, 3, 3, 3], 2) == 8      # 5+3 | 3+3... then max(8, 6)
+    assert idle_wall_time([5, 3, 3, 3], 1) == 14
+    assert idle_wall_time([10, 1, 1], 4) == 10       # never shorter than the longest job
+    assert idle_wall_time([], 2) == 0
 
 
 def test_main_parameter_is_the_one_that_varies():
