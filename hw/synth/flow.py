@@ -150,7 +150,8 @@ def jobs_for_component(design: str, params: dict[str, int], component, targets: 
     rtlil = emit(component, fmt="rtlil", name=top) if rtlil is None else rtlil
     facts = component_facts(component)
     flow = FLOWS[DEFAULT_FLOW] if flow is None else flow
-    return [Job(design, dict(params), t, rtlil, top, facts, liberty, flow) for t in targets]
+    return [Job(design, dict(params), t, rtlil, top, facts, liberty, flow.applied(t.name))
+            for t in targets]
 
 
 def jobs_for_design(name: str, params: dict[str, int], targets: list[Target], *,

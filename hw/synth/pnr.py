@@ -146,8 +146,9 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
             text = path.read_text()
         except OSError as exc:
             raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
+        flow_used = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(family.target.name)
         jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
-                           harness.register_bits, FLOWS[DEFAULT_FLOW] if flow is None else flow))
+                           harness.register_bits, flow_used))
     return jobs
 
 

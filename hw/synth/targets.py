@@ -45,12 +45,23 @@ class Flow:
     name: str
     description: str
     prelude: tuple[str, ...] = ()
+    targets: tuple[str, ...] | None = None  # where it differs from "full" (None: everywhere)
+
+    def applied(self, target_name: str) -> "Flow":
+        """The flow a target really runs: this one, or "full" where this one does not apply."""
+        if self.targets is None or target_name in self.targets:
+            return self
+        return FLOWS["full"]
 
 
+# "fast" drops ABC9's &mfs step only where that keeps LUT counts within 3% of the full flow
+# on every design both can run (measured in docs/synth.md, "Flows"; tests/synth checks it):
+# on fabric-only 7-series, the one LUT-multiplier target of every default point. On iCE40,
+# ECP5 and generic LUT4 the step is worth more than 3%; on the DSP targets it saves little.
 FLOWS: dict[str, Flow] = {f.name: f for f in (
     Flow("full", "every family's synthesis script as Yosys ships it"),
-    Flow("fast", "as full, but ABC9 maps without its &mfs resubstitution step "
-                 "(scratchpad abc9.nomfs)", ("scratchpad -set abc9.nomfs 1",)),
+    Flow("fast", "as full, but on xc7-nodsp ABC9 maps without its &mfs resubstitution step "
+                 "(scratchpad abc9.nomfs)", ("scratchpad -set abc9.nomfs 1",), ("xc7-nodsp",)),
 )}
 DEFAULT_FLOW = "full"
 
@@ -76,7 +87,7 @@ class Target:
         """The full Yosys script for top module ``top`` (run inside the build folder) in
         ``flow`` (default :data:`DEFAULT_FLOW`); with ``estimate`` and a timing model, ``sta``
         runs after ``stat`` (:mod:`hw.synth.timing`)."""
-        flow = FLOWS[DEFAULT_FLOW] if flow is None else flow
+        flow = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(self.name)
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
         lines += list(flow.prelude)
         lines += [c.format(top=top) for c in self.commands]
