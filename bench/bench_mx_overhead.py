@@ -4,13 +4,13 @@ Both arrays have the same lanes, block, mantissa widths, multipliers, adder tree
 pipeline; the MXINT one adds the shared-exponent path (exponent inputs, one exponent
 adder per lane, and the exponent carried through every pipeline stage beside its lane's
 sum). Synthesised with Yosys in one run on xc7-nodsp (fabric only, as the LQER cost model
-assumed) and generic LUT6, at each pipeline depth asked for. Prints one line per
-(target, stages, lanes): LUTs, FFs, LUT RAMs (xc7 shift registers) and the ratios, then
-the exponent flip-flops the structure predicts (:func:`exponent_register_bits`). Never
-gates anything. Results come from the shared result cache when the same RTLIL and flow
+assumed), generic LUT6 and the CMOS estimate, at each pipeline depth asked for. Prints one
+line per (target, stages, lanes): LUTs, FFs, LUT RAMs (xc7 shift registers), transistors
+and the ratios, then the exponent flip-flops the structure predicts
+(:func:`exponent_register_bits`). Never gates anything. Results come from the shared result cache when the same RTLIL and flow
 were synthesised before (``make synth`` holds the MXINT arrays at 2 stages).
 
-    python bench/bench_mx_overhead.py [--lanes 1,2,4,8] [--stages 2,3] [-j 2]
+    python bench/bench_mx_overhead.py [--lanes 1,2,4,8] [--stages 2,3] [--targets T,...] [-j 2]
                                       [-o build/bench/mx_overhead] [--cache DIR]
 """
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-BENCH_TARGETS = ("xc7-nodsp", "lut6")
+BENCH_TARGETS = ("xc7-nodsp", "lut6", "cmos")
 DEFAULT_LANES = (1, 2, 4, 8)
 DEFAULT_STAGES = (2, 3)
 
@@ -39,9 +39,10 @@ def exponent_register_bits(lanes: int, stages: int, exponent_width: int) -> int:
 
 
 def overhead_rows(records: list[dict], targets, stages_list, lanes_list) -> list[list[str]]:
-    """One row per (target, stages, lanes): MX and int LUTs, FFs, LUT RAMs and ratios.
-    ``records`` carry ``design`` ("dot-array" or "int-dot-array"), ``params`` (lanes,
-    stages), ``target``, ``luts``, ``ffs``, ``lutrams``."""
+    """One row per (target, stages, lanes): MX and int LUTs, FFs, LUT RAMs, transistors and
+    ratios ("–" where the target has no such figure). ``records`` carry ``design``
+    ("dot-array" or "int-dot-array"), ``params`` (lanes, stages), ``target``, ``luts``,
+    ``ffs``, ``lutrams``, ``transistors``."""
     by = {(r["design"], r["target"], r["params"]["stages"], r["params"]["lanes"]): r
           for r in records}
     rows = []
@@ -53,18 +54,27 @@ def overhead_rows(records: list[dict], targets, stages_list, lanes_list) -> list
                 if mx is None or plain is None:
                     continue
                 rows.append([target, str(stages), str(lanes),
-                             str(mx["luts"]), str(plain["luts"]), f"{mx['luts'] / plain['luts']:.3f}",
-                             str(mx["ffs"]), str(plain["ffs"]), f"{mx['ffs'] / plain['ffs']:.3f}",
-                             _count(mx.get("lutrams")), _count(plain.get("lutrams"))])
+                             *_pair(mx.get("luts"), plain.get("luts")),
+                             *_pair(mx.get("ffs"), plain.get("ffs")),
+                             _count(mx.get("lutrams")), _count(plain.get("lutrams")),
+                             _ratio(mx.get("transistors"), plain.get("transistors"))])
     return rows
 
 
 HEADER = ["target", "stages", "lanes", "MX LUTs", "int LUTs", "LUT ratio", "MX FFs", "int FFs",
-          "FF ratio", "MX LUTRAM", "int LUTRAM"]
+          "FF ratio", "MX LUTRAM", "int LUTRAM", "transistor ratio"]
 
 
 def _count(value) -> str:
     return "–" if value is None else str(value)
+
+
+def _ratio(a, b) -> str:
+    return "–" if a is None or not b else f"{a / b:.3f}"
+
+
+def _pair(a, b) -> list[str]:
+    return [_count(a), _count(b), _ratio(a, b)]
 
 
 def _list(text: str, name: str) -> list[int]:
@@ -88,17 +98,22 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lanes", default=",".join(map(str, DEFAULT_LANES)))
     p.add_argument("--stages", default=",".join(map(str, DEFAULT_STAGES)))
+    p.add_argument("--targets", default=",".join(BENCH_TARGETS))
     p.add_argument("-j", "--jobs", type=int, default=2)
     p.add_argument("-o", "--output", default=str(ROOT / "build" / "bench" / "mx_overhead"))
     p.add_argument("--cache", default=None, help="result cache (default: the shared one)")
     args = p.parse_args(argv)
     try:
         lanes_list, stages_list = _list(args.lanes, "lanes"), _list(args.stages, "stages")
+        names = [t for t in args.targets.split(",") if t]
+        for name in names:
+            if name not in TARGETS:
+                raise ValueError(f"targets must be among {', '.join(TARGETS)}; got {name!r}")
     except ValueError as exc:
         print(f"bench_mx_overhead: error: {exc}", file=sys.stderr)
         return 2
     widths = {k: PAPER_CONFIGURATION[k] for k in ("block", "a_width", "w_width")}
-    targets = [TARGETS[t] for t in BENCH_TARGETS]
+    targets = [TARGETS[t] for t in names]
 
     jobs = []
     for stages in stages_list:
@@ -125,7 +140,7 @@ def main(argv=None) -> int:
           f"MXINT{widths['w_width']}, {bits}-bit shared exponents ({exponent_width}-bit "
           f"exponent sum per lane) ({time.monotonic() - start:.0f} s, "
           f"{sum(r['cached'] for r in records)}/{len(records)} cached)")
-    rows = overhead_rows(records, BENCH_TARGETS, stages_list, lanes_list)
+    rows = overhead_rows(records, names, stages_list, lanes_list)
     print("| " + " | ".join(HEADER) + " |")
     print("|" + "|".join("---" for _ in HEADER) + "|")
     for row in rows:

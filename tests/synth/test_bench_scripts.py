@@ -117,12 +117,15 @@ def test_exponent_registers_are_all_the_flip_flops_the_mx_format_adds(lanes, sta
 
 
 def test_overhead_rows_pair_the_arrays_and_give_ratios():
-    def rec(design, lanes, luts, ffs, lutrams=None):
-        return {"design": design, "target": "xc7-nodsp", "params": {"lanes": lanes, "stages": 3},
-                "luts": luts, "ffs": ffs, "lutrams": lutrams}
+    def rec(design, lanes, luts, ffs, lutrams=None, target="xc7-nodsp", transistors=None):
+        return {"design": design, "target": target, "params": {"lanes": lanes, "stages": 3},
+                "luts": luts, "ffs": ffs, "lutrams": lutrams, "transistors": transistors}
     records = [rec("dot-array", 1, 101, 120, 10), rec("int-dot-array", 1, 100, 100, 0),
-               rec("dot-array", 2, 50, 50)]  # no integer partner: left out
-    rows = overhead.overhead_rows(records, ["xc7-nodsp"], [3], [1, 2])
+               rec("dot-array", 2, 50, 50),  # no integer partner: left out
+               rec("dot-array", 1, None, 120, target="cmos", transistors=1010),
+               rec("int-dot-array", 1, None, 100, target="cmos", transistors=1000)]
+    rows = overhead.overhead_rows(records, ["xc7-nodsp", "cmos"], [3], [1, 2])
     assert rows == [["xc7-nodsp", "3", "1", "101", "100", "1.010", "120", "100", "1.200",
-                     "10", "0"]]
+                     "10", "0", "–"],
+                    ["cmos", "3", "1", "–", "–", "–", "120", "100", "1.200", "–", "–", "1.010"]]
     assert len(overhead.HEADER) == len(rows[0])
