@@ -1,44 +1,69 @@
-"""Cross-block accumulator: exactly ``sw.blockmath.accumulate`` in hardware.
+"""Cross-block accumulator: exactly ``sw.blockmath.accumulate`` in hardware, pipelined.
 
 Per lane, a stream of partials ``(s_j, p_j)`` (value ``s_j * 2**p_j``; from the
-dot-product unit or array) is accumulated in order; the partial flagged
-``last`` closes the dot product. The register holds ``(A, E)`` worth
-``A * 2**(E - G)``, ``G = guard_bits`` (running-max alignment)::
+dot-product array) is accumulated in order; the partial flagged ``last`` closes
+the result. The register holds ``(A, E)`` worth ``A * 2**(E - G)``, ``G = guard_bits``
+(running-max alignment, docs/design.md "Exact block arithmetic")::
 
     first partial:  A = s << G,  E = p
     next partial:   E' = max(E, p)
                     A' = rshift(A, E' - E) + rshift(s << G, E' - p)
 
-One of the two shifts is always zero, so each lane has a single shifter behind
-a swap: the operand with the smaller exponent goes through it. ``rshift``
-rounds by ``"floor"`` (arithmetic shift) or ``"even"`` (half to even). The loop
-is one cycle, so one partial per lane per cycle is accepted. The register
-width is ``sw.blockmath.accumulator_width(sum_width, G, max_partials)``; more
-than ``max_partials`` partials before ``last`` may overflow it.
+The datapath splits the rule so that only a short path is loop-carried:
 
-On ``last`` the result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
-output stream, or, with ``out_format`` set, through a :class:`hw.quantizer.Quantizer`
-that turns the ``lanes`` results into one MXINT block (``lanes`` = its block size),
-exactly ``sw.mxint.quantize_exact(A, E - G, out_format)``.
+- **exponents first** (feed-forward, one short loop): ``E`` is tracked on its own, so
+  both shift amounts ``E' - E`` and ``E' - p`` are known before ``A`` is touched; the
+  partial's own shift and rounding are done here, outside the loop (``stages``
+  registers over these levels);
+- **the accumulation loop**: read ``A``, shift it by ``E' - E`` (coarse, then fine), round,
+  add the aligned partial, write ``A``. One of the two shifts is always zero, so the two
+  round-up bits never both count, and one adder with a carry-in does it. The loop holds
+  ``slots`` registers (at most :data:`LOOP_LEVELS`).
+
+So that the loop still takes one partial per cycle, the accumulator is *interleaved*
+(C-slow): it keeps ``slots`` results in flight, and the input stream carries their
+partials round-robin -- item ``n`` belongs to slot ``n mod slots``. By the time slot
+``k``'s next partial reads ``A``, its previous one has written it. Each slot is an
+independent result under the same rule, in its own partial order; ``slots=1`` is the
+plain, one-result accumulator.
+
+On ``last`` the slot's result ``(A', E' - G)`` (value ``A' * 2**(E' - G)``) goes to the
+output stream (results leave in the order of their ``last`` partials), or, with
+``out_format`` set, through a :class:`hw.quantizer.Quantizer` that turns the ``lanes``
+results into one MXINT block (``lanes`` = its block size), exactly
+``sw.mxint.quantize_exact(A, E - G, out_format)``. The register width is
+``sw.blockmath.accumulator_width(sum_width, G, max_partials)``; more than
+``max_partials`` partials before ``last`` may overflow it.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, signed_for_range
+from hw.pipeline import Pipeline, register_counts
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
-from hw.shifting import shift_right_round, wire
+from hw.shifting import (add_with_carry_in, round_parts, shift_amount,
+                         shift_right_round_parts, wire)
 from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH"]
+__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVELS"]
 
 MAX_LANES = 256
+# Levels before the loop: read the slot's running maximum exponent E; the new E (written
+# back: with a register between the two, E's own loop takes two cycles, which the slots
+# allow); the shift amounts; the partial's coarse shift; its fine shift and rounding bits;
+# its rounding add.
+PRE_LEVELS = 6
+PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5, 3.0]
+# Levels of the accumulation loop: read A; coarse shift; fine shift and rounding; add.
+LOOP_LEVELS = 4
+LOOP_DELAYS = [1.5, 3.0, 2.0, 3.0]
 # rshift_round in the reference works in int64; keep the register inside it.
 MAX_ACC_WIDTH = 60
 
@@ -59,6 +84,11 @@ class Accumulator(wiring.Component):
       the register width ``sw.blockmath.accumulator_width`` (at most ``MAX_ACC_WIDTH``);
     - ``rounding``: ``"even"`` or ``"floor"`` for the alignment shifts;
     - ``lanes`` (1..``MAX_LANES``): parallel accumulators sharing one ``last`` flag;
+    - ``slots`` (1..``LOOP_LEVELS``): registers in the accumulation loop, and so the number
+      of results in flight (item ``n`` of the input belongs to slot ``n mod slots``);
+    - ``stages`` (0..``PRE_LEVELS``): registers before the loop (latency ``stages + slots``);
+      default 5;
+    - ``backpressure`` (default True; see :class:`hw.pipeline.Pipeline`);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
       results to one block of it (``out_format.block == lanes``; register width at most
       52 bits, the quantizer's input); ``out_stages``: that quantizer's pipeline stages.
@@ -68,14 +98,18 @@ class Accumulator(wiring.Component):
 
     def __init__(self, *, sum_width: int, exponent_range: tuple[int, int], guard_bits: int = 8,
                  max_partials: int = 64, rounding: str = "even", lanes: int = 1,
-                 out_format: MXIntFormat | None = None, out_stages: int = 1):
+                 slots: int = LOOP_LEVELS, stages: int = 5, out_format: MXIntFormat | None = None,
+                 out_stages: int = 6, backpressure: bool = True):
         with rejectable(self):
             self._setup(sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-                        out_format, out_stages)
+                        slots, stages, out_format, out_stages, backpressure)
         super().__init__({"i": In(stream.Signature(self._in_layout)), "o": Out(self._out_sig)})
 
     def _setup(self, sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
-               out_format, out_stages):
+               slots, stages, out_format, out_stages, backpressure):
+        self._slots = check_int("slots", slots, 1, LOOP_LEVELS)
+        self._stages = check_int("stages", stages, 0, PRE_LEVELS)
+        self._backpressure = bool(backpressure)
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("max_partials", max_partials, 1, 1 << 20)
@@ -113,7 +147,8 @@ class Accumulator(wiring.Component):
         if out_format is not None:
             self._requantizer = Quantizer(
                 out_format=out_format, in_width=acc_width,
-                lsb_width=self._out_exponent_shape.width, stages=out_stages)
+                lsb_width=self._out_exponent_shape.width, stages=out_stages,
+                backpressure=self._backpressure)
             owned(self._requantizer)
             self._out_sig = stream.Signature(block_layout(out_format))
         else:
@@ -171,36 +206,43 @@ class Accumulator(wiring.Component):
         return None if self._requantizer is None else self._requantizer.out_format
 
     @property
+    def slots(self) -> int:
+        """Registers in the accumulation loop, and results in flight (the interleave)."""
+        return self._slots
+
+    @property
+    def stages(self) -> int:
+        """Registers before the accumulation loop."""
+        return self._stages
+
+    @property
     def latency(self) -> int:
         """Cycles from accepting the ``last`` partial to its result being valid on ``o``."""
-        return 1 + (0 if self._requantizer is None else self._requantizer.latency)
+        own = self._stages + self._slots
+        return own + (0 if self._requantizer is None else self._requantizer.latency)
 
-    def _lane(self, m, k, first, s, p):
-        """Next ``(A, E)`` of lane ``k`` for partial ``(s, p)``, and its state registers."""
-        g, width = self._guard_bits, self._acc_width
-        # no reset needed: ``first`` masks the registers' contents
-        acc = Signal(signed(width), name=f"acc_{k}", reset_less=True)
-        exp = Signal(self._exponent_shape, name=f"exp_{k}", reset_less=True)
-        # a first partial meets an empty register at its own exponent
-        cur_acc = wire(m, Mux(first, 0, acc), f"cur_acc_{k}")
-        cur_exp = wire(m, Mux(first, p, exp), f"cur_exp_{k}")
-        scaled = Signal(signed(width), name=f"scaled_{k}")
-        m.d.comb += scaled.eq(s << g)
-        partial_larger = wire(m, p > cur_exp, f"partial_larger_{k}")
-        distance = wire(m, Mux(partial_larger, p - cur_exp, cur_exp - p), f"distance_{k}")
-        # shifts of width + 1 or more all give the same result (0 or -1 for floor)
-        cap = width + 1
-        amount = Signal(range(cap + 1), name=f"shift_{k}")
-        m.d.comb += amount.eq(Mux(distance > cap, cap, distance))
-        to_shift = Signal(signed(width), name=f"to_shift_{k}")
-        kept = Signal(signed(width), name=f"kept_{k}")
-        m.d.comb += [to_shift.eq(Mux(partial_larger, cur_acc, scaled)),
-                     kept.eq(Mux(partial_larger, scaled, cur_acc))]
-        shifted = shift_right_round(m, to_shift, amount, self._rounding, f"aligned_{k}")
-        new_acc = Signal(signed(width), name=f"new_acc_{k}")
-        new_exp = Signal(self._exponent_shape, name=f"new_exp_{k}")
-        m.d.comb += [new_acc.eq(kept + shifted), new_exp.eq(Mux(partial_larger, p, cur_exp))]
-        return acc, exp, new_acc, new_exp
+    def _counts(self) -> list[int]:
+        """Registers after each level: ``stages`` over the levels before the loop (the first
+        between reading and writing E when there are two slots or more); inside the loop
+        ``slots - 1`` (so a slot's next partial reads ``A`` after its previous one wrote
+        it), then the output register."""
+        fixed = self._e_loop_registers()
+        # with one slot, E's loop is one cycle: nothing between its read and its write
+        head = max(fixed, 1)
+        rest = self._stages - fixed
+        if rest <= 0:
+            pre = [1] * fixed + [0] * (PRE_LEVELS - fixed)
+        else:
+            pre = [1] * fixed + [0] * (head - fixed) + register_counts(
+                PRE_LEVELS - head, rest, PRE_DELAYS[head:])
+        inner = ([0] * (LOOP_LEVELS - 1) if self._slots == 1 else
+                 register_counts(LOOP_LEVELS - 1, self._slots - 1, LOOP_DELAYS[:-1]))
+        return pre + inner + [1]
+
+    def _e_loop_registers(self) -> int:
+        """Registers inside E's loop (read, compare, write back): as many as the slots and
+        stages allow, up to two (write back from the register after the compare)."""
+        return min(self._slots - 1, self._stages, 2)
 
     def elaborate(self, platform):
         m = Module()
@@ -210,33 +252,139 @@ class Accumulator(wiring.Component):
             wiring.connect(m, wiring.flipped(self.o), self._requantizer.o)
         else:
             result = self.o
-
-        first = Signal(init=1)  # the next partial starts a new dot product
-        out_valid = Signal()
+        K, g, width = self._slots, self._guard_bits, self._acc_width
+        lanes = self._lanes
         take = Signal()
-        m.d.comb += [self.i.ready.eq(~out_valid | result.ready),
-                     take.eq(self.i.valid & self.i.ready),
-                     result.valid.eq(out_valid)]
-        with m.If(result.ready):
-            m.d.sync += out_valid.eq(0)
-        with m.If(take):
-            m.d.sync += first.eq(self.i.payload.last)
-            with m.If(self.i.payload.last):
-                m.d.sync += out_valid.eq(1)
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        pipe = Pipeline(m, levels=PRE_LEVELS + LOOP_LEVELS, counts=self._counts(), valid_in=take,
+                        name="acc", backpressure=self._backpressure)
+        level = iter(range(PRE_LEVELS + LOOP_LEVELS))
 
-        for k in range(self._lanes):
-            acc, exp, new_acc, new_exp = self._lane(
-                m, k, first, self.i.payload.sums[k], self.i.payload.exponents[k])
-            out_value = Signal(signed(self._acc_width), name=f"out_value_{k}", reset_less=True)
-            out_exp = Signal(self._out_exponent_shape, name=f"out_exp_{k}", reset_less=True)
-            with m.If(take):
-                m.d.sync += [acc.eq(new_acc), exp.eq(new_exp)]
-                with m.If(self.i.payload.last):
-                    m.d.sync += [out_value.eq(new_acc), out_exp.eq(new_exp - self._guard_bits)]
+        def close(groups):
+            """Close the next level over lists of values; returns the same grouping."""
+            flat = [v for grp in groups for v in grp]
+            out = pipe.after(next(level), flat)
+            result_, k = [], 0
+            for grp in groups:
+                result_.append(out[k:k + len(grp)])
+                k += len(grp)
+            return result_
+
+        def pick(states, index):
+            return states[0] if K == 1 else Array(states)[index]
+
+        # the slot of the next item, and which slots hold an open result
+        slot = Signal(range(K), name="slot")
+        open_ = Signal(K, name="open_results")
+        with m.If(take):
+            m.d.sync += slot.eq(Mux(slot == K - 1, 0, slot + 1))
+            m.d.sync += open_.bit_select(slot, 1).eq(~self.i.payload.last)
+        first = wire(m, ~open_.bit_select(slot, 1), "first")
+
+        # pre 0, 1: the running maximum exponent E of the item's slot: read, then the new
+        # one, written back (a loop of one or two cycles; the slots give it time)
+        e_states = [[Signal(self._exponent_shape, name=f"exp_{k}_{ln}", reset_less=True)
+                     for ln in range(lanes)] for k in range(K)]
+        sums = [self.i.payload.sums[ln] for ln in range(lanes)]
+        exps = [self.i.payload.exponents[ln] for ln in range(lanes)]
+        e_prev = [wire(m, pick([st[ln] for st in e_states], slot), f"exp_prev_{ln}")
+                  for ln in range(lanes)]
+        ctrl = [first, self.i.payload.last, slot]
+        sums, exps, e_prev, ctrl = close([sums, exps, e_prev, ctrl])
+        first, _, item_slot = ctrl
+        e_new = [wire(m, Mux(first | (exps[ln] > e_prev[ln]), exps[ln], e_prev[ln]),
+                      f"exp_new_{ln}") for ln in range(lanes)]
+
+        def write_e(values, slot_of):
+            with m.If(pipe.valid):
+                for k in range(K):
+                    with m.If(slot_of == k):
+                        m.d.sync += [e_states[k][ln].eq(values[ln]) for ln in range(lanes)]
+
+        late = self._e_loop_registers() == 2  # write back from the next level
+        if not late:
+            write_e(e_new, item_slot)
+        sums, exps, e_prev, e_new, ctrl = close([sums, exps, e_prev, e_new, ctrl])
+        if late:
+            write_e(e_new, ctrl[2])
+
+        # pre 1: the two shift amounts, capped (shifts of width + 1 or more all give the
+        # same result)
+        cap = width + 1
+        first = ctrl[0]
+        amt_acc, amt_s = [], []
+        for ln in range(lanes):
+            amt_acc.append(shift_amount(m, e_new[ln] - e_prev[ln], cap, f"shift_acc_{ln}"))
+            amt_s.append(shift_amount(m, e_new[ln] - exps[ln], cap, f"shift_partial_{ln}"))
+        amt_acc = [wire(m, Mux(first, 0, a), f"shift_acc_first_{ln}") for ln, a in
+                   enumerate(amt_acc)]
+        scaled = [wire(m, (s << g).as_signed(), f"scaled_{ln}") for ln, s in enumerate(sums)]
+        scaled = [Value.cast(v)[:width].as_signed() for v in scaled]
+        scaled, amt_s, amt_acc, e_new, ctrl = close([scaled, amt_s, amt_acc, e_new, ctrl])
+
+        # pre 2, 3: the partial's shift (coarse, fine) and its rounding bits
+        coarse, sticky, fine = [], [], []
+        for ln in range(lanes):
+            c, st, f = shift_right_round_parts(m, scaled[ln], amt_s[ln], f"partial_{ln}")
+            coarse.append(c)
+            sticky.append(st)
+            fine.append(f)
+        coarse, sticky, fine, amt_acc, e_new, ctrl = close([coarse, sticky, fine, amt_acc,
+                                                            e_new, ctrl])
+        floor_s, up_s = [], []
+        for ln in range(lanes):
+            fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
+                                 f"partial_{ln}")
+            floor_s.append(Value.cast(fl)[:width].as_signed())
+            up_s.append(up)
+        floor_s, up_s, amt_acc, e_new, ctrl = close([floor_s, up_s, amt_acc, e_new, ctrl])
+        # pre 4: the partial rounded (its shift and the accumulator's are never both non-zero,
+        # so A's rounding bit alone is left for the loop's add)
+        term_s = [wire(m, (floor_s[ln] + up_s[ln])[:width].as_signed(), f"partial_term_{ln}")
+                  for ln in range(lanes)]
+        term_s, amt_acc, e_new, ctrl = close([term_s, amt_acc, e_new, ctrl])
+
+        # loop 0: read A of the item's slot (0 for a first partial)
+        a_states = [[Signal(signed(width), name=f"acc_{k}_{ln}", reset_less=True)
+                     for ln in range(lanes)] for k in range(K)]
+        first, last, item_slot = ctrl
+        current = [wire(m, Mux(first, 0, pick([st[ln] for st in a_states], item_slot)),
+                        f"acc_current_{ln}") for ln in range(lanes)]
+        current, term_s, amt_acc, e_new, ctrl = close([current, term_s, amt_acc, e_new, ctrl])
+        # loop 1, 2: A's shift (coarse, fine) and its rounding bits
+        coarse, sticky, fine = [], [], []
+        for ln in range(lanes):
+            c, st, f = shift_right_round_parts(m, current[ln], amt_acc[ln], f"acc_{ln}")
+            coarse.append(c)
+            sticky.append(st)
+            fine.append(f)
+        coarse, sticky, fine, term_s, e_new, ctrl = close(
+            [coarse, sticky, fine, term_s, e_new, ctrl])
+        floor_a, up_a = [], []
+        for ln in range(lanes):
+            fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
+                                 f"acc_{ln}")
+            floor_a.append(Value.cast(fl)[:width].as_signed())
+            up_a.append(up)
+        floor_a, up_a, term_s, e_new, ctrl = close([floor_a, up_a, term_s, e_new, ctrl])
+        # loop 3: one add, A's rounding bit as its carry-in; the new A is written back for
+        # the slot's next partial
+        first, last, item_slot = ctrl
+        new_acc = [add_with_carry_in(m, floor_a[ln], term_s[ln], up_a[ln], width,
+                                     f"acc_new_{ln}") for ln in range(lanes)]
+        with m.If(pipe.valid):
+            for k in range(K):
+                with m.If(item_slot == k):
+                    m.d.sync += [a_states[k][ln].eq(new_acc[ln]) for ln in range(lanes)]
+        out_exp = [wire(m, (e - g), f"result_exponent_{ln}") for ln, e in enumerate(e_new)]
+        flat = pipe.after(next(level), new_acc + out_exp, keep=last)
+        values, out_exps = flat[:lanes], flat[lanes:]
+        pipe.connect(self.i, result)
+        for ln in range(lanes):
             if self._requantizer is not None:
-                m.d.comb += [result.payload.values[k].eq(out_value),
-                             result.payload.lsbs[k].eq(out_exp)]
+                m.d.comb += [result.payload.values[ln].eq(values[ln]),
+                             result.payload.lsbs[ln].eq(out_exps[ln])]
             else:
-                m.d.comb += [result.payload.values[k].eq(out_value),
-                             result.payload.exponents[k].eq(out_exp)]
+                m.d.comb += [result.payload.values[ln].eq(values[ln]),
+                             result.payload.exponents[ln].eq(out_exps[ln])]
         return m

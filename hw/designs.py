@@ -27,7 +27,7 @@ __all__ = ["Param", "Design", "DESIGNS", "register", "get_design", "parse_params
            "width_param", "exponent_bits_param", "params_format"]
 
 # Modules that register further designs when imported (see register()).
-EXTENSION_MODULES = ("hw.lqer_linear",)
+EXTENSION_MODULES = ("hw.lqer_linear", "hw.fp.designs")
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def _build_quantizer(*, in_width, frac_bits, stages, **p):
                      frac_bits=frac_bits, stages=stages)
 
 
-def _build_accumulator(*, lanes, guard_bits, max_partials, floor_rounding, out_width,
+def _build_accumulator(*, lanes, slots, stages, guard_bits, max_partials, floor_rounding, out_width,
                        out_stages, **p):
     """An accumulator sized for the partials of ``dot-array`` with these widths."""
     from hw.accumulator import Accumulator
@@ -212,7 +212,8 @@ def _build_accumulator(*, lanes, guard_bits, max_partials, floor_rounding, out_w
     return Accumulator(sum_width=dot.sum_width, exponent_range=dot.exponent_range,
                        guard_bits=guard_bits, max_partials=max_partials,
                        rounding="floor" if floor_rounding else "even", lanes=lanes,
-                       out_format=out_format, out_stages=out_stages)
+                       slots=slots, stages=stages, out_format=out_format,
+                       out_stages=out_stages)
 
 
 def _builtin_designs() -> None:
@@ -223,7 +224,7 @@ def _builtin_designs() -> None:
         Param("frac_bits", 8, -64, 64, "input fraction bits (value = input * 2**-frac_bits)"),
         width_param("width", 8, "output element bits"),
         exponent_bits_param(),
-        Param("stages", 1, 1, 8, "pipeline register stages (= latency in cycles)"),
+        Param("stages", 7, 1, 8, "pipeline register stages (= latency in cycles)"),
     ), _build_quantizer))
     register(Design("dot-array", "P-lane MXINT dot-product array: one activation block "
                     "against P weight blocks (lanes=1: one dot product)", (
@@ -232,11 +233,14 @@ def _builtin_designs() -> None:
         width_param("a_width", 8, "activation element bits"),
         width_param("w_width", 4, "weight element bits"),
         exponent_bits_param(),
-        Param("stages", 2, 1, 8, "pipeline register stages (= latency in cycles)"),
+        Param("stages", 3, 1, 8, "pipeline register stages (= latency in cycles)"),
     ), _build_dot_array))
     register(Design("accumulator", "cross-block accumulator (sw.blockmath.accumulate) of dot "
                     "partials, optionally requantized to MXINT", (
         Param("lanes", 1, 1, 256, "parallel accumulators sharing one 'last' flag"),
+        Param("slots", 4, 1, 4, "registers in the accumulation loop = results in flight "
+              "(item i of the input belongs to result slot i mod slots)"),
+        Param("stages", 5, 0, 6, "registers before the loop (latency = stages + slots)"),
         block_param(doc="block of the dot products feeding it"),
         width_param("a_width", 8, "activation element bits of those dot products"),
         width_param("w_width", 4, "weight element bits of those dot products"),
@@ -246,7 +250,7 @@ def _builtin_designs() -> None:
         Param("floor_rounding", 0, 0, 1, "1: alignment shifts floor; 0: round half to even"),
         Param("out_width", 0, 0, wmax, f"0: emit (A, lsb exponent); {wmin}..{wmax}: requantize "
               "the lanes' results to one MXINT block of that width (lanes a power of two)"),
-        Param("out_stages", 1, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
+        Param("out_stages", 6, 1, 8, "pipeline stages of the requantizer (when out_width > 0)"),
     ), _build_accumulator))
 
 

@@ -9,9 +9,9 @@ block arithmetic"; ``sw.blockmath.block_dot``)::
     exponents[k] = x.exponent + w[k].exponent - a_frac - w_frac   value = sums[k] * 2**exponents[k]
 
 Levels: one multiplier level, then ``log2(block)`` adder-tree levels; ``stages``
-registers are spread over them (:mod:`hw.pipeline`), so the latency is ``stages``
-cycles. All lanes share one pipeline and one handshake. ``lanes=1`` is the single
-dot-product unit.
+registers are spread over them by their estimated delays (:mod:`hw.pipeline`), so the
+latency is ``stages`` cycles. All lanes share one pipeline and one handshake. ``lanes=1``
+is the single dot-product unit.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, signed_for_range
-from hw.pipeline import StallPipeline
+from hw.pipeline import Pipeline
 from hw.unused import rejectable
 from sw.blockmath import dot_sum_width
 from sw.mxint import MXIntFormat
@@ -59,8 +59,15 @@ class DotGeometry:
         self.exponent_shape = signed_for_range(*self.exponent_range)
         self.levels = 1 + int(math.log2(self.block))
 
+    @property
+    def delays(self) -> list[float]:
+        """Estimated delay of each level in LUT levels: the multiplier, then the adder tree
+        (a carry chain per level, a bit longer each time)."""
+        multiplier = 1.0 + 0.6 * min(self.a_format.width, self.w_format.width)
+        return [multiplier] + [1.5 + 0.1 * k for k in range(self.levels - 1)]
 
-def build_dot_lanes(m: Module, pipe: StallPipeline, geometry: DotGeometry, x, ws):
+
+def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
     """Datapath of ``len(ws)`` dot products sharing activation block ``x``.
 
     ``x`` and each of ``ws`` are views of an MXINT block layout. Returns
@@ -98,12 +105,16 @@ class DotArray(wiring.Component):
     ``sums[k] * 2**exponents[k]``.
 
     Parameters (keyword-only): ``lanes`` 1..``MAX_LANES``, ``a_format`` (default MXINT8,
-    block 16), ``w_format`` (default MXINT4, block 16), ``stages`` 1..``MAX_STAGES``.
+    block 16), ``w_format`` (default MXINT4, block 16), ``stages`` 1..``MAX_STAGES``,
+    ``backpressure`` (default True; False inside a datapath whose consumer is always
+    ready: no output FIFO, ``i.ready`` always high -- :class:`hw.pipeline.Pipeline`).
     """
 
     def __init__(self, *, lanes: int = 4, a_format: MXIntFormat = MXIntFormat(width=8),
-                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 2):
+                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 3,
+                 backpressure: bool = True):
         with rejectable(self):
+            self._backpressure = bool(backpressure)
             self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
             self._g = DotGeometry(a_format=a_format, w_format=w_format, stages=stages)
             in_layout = data.StructLayout({
@@ -146,8 +157,9 @@ class DotArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, levels=self._g.levels, stages=self._g.stages,
-                             valid_in=self.i.valid, name="dots")
+        pipe = Pipeline(m, levels=self._g.levels, stages=self._g.stages, delays=self._g.delays,
+                        valid_in=self.i.valid & self.i.ready, name="dots",
+                        backpressure=self._backpressure)
         ws = [self.i.payload.w[k] for k in range(self._lanes)]
         sums, exponents = build_dot_lanes(m, pipe, self._g, self.i.payload.x, ws)
         pipe.connect(self.i, self.o)

@@ -1,56 +1,81 @@
 """The LQER dual-path linear datapath: a 4-bit high-rank path beside an 8-bit low-rank path.
 
 Per token (docs/design.md, Datapaths, reduction-axis blocking; bit-exact with
-``sw.lqer_reference.reference_lqer_linear`` and ``sw.bittrue.lqer_linear``)::
+``sw.lqer_reference``: :func:`~sw.lqer_reference.lqer_linear_terms` for the two-term
+output, :func:`~sw.lqer_reference.lqer_linear_output` for the merged one)::
 
     main = accumulate(x_q . W_q)          P_m lanes, MXINT(a_width) x MXINT(w_width), over d_in
     t    = Q(accumulate(x_q . A))         P_l lanes over d_in, requantized along the rank
     u    = Q(accumulate(t . B))           the same P_l lanes over the rank, requantized along d_out
-    y    = main + u                       emitted exactly as two terms per output channel
+    y    = main + u                       output="terms": two exact terms per channel
+    y_q  = Q(accumulate(main..., u, b))   output="mxint": merged, with the MXINT bias b,
+                                          requantized to MXINT(a_width) blocks along d_out
 
-Structure: two :class:`hw.dot_array.DotArray` + :class:`hw.accumulator.Accumulator`
-pairs run free (their outputs are never blocked) and write into small register
-buffers; one :class:`hw.quantizer.Quantizer` requantizes the low-rank results a
-block at a time (first the ``rank / block`` blocks of t, then the ``d_out / block``
-blocks of u). A step counter follows :class:`hw.lqer_schedule.LQERSchedule`; the
-only waits are at a token's first item (the previous token's outputs must be out,
-since the buffers are single) and the fixed gap before the U phase.
+Structure (everything that grows with the layer is a memory, so the logic grows with the
+lanes only):
 
-Storage is outside the datapath: W_q, A^T and B^T blocks arrive on the input stream
-beside the activations, in schedule order (:mod:`hw.lqer_schedule` documents it and
-builds it from the operand matrices). Input item, per step::
+- two :class:`hw.dot_array.DotArray` + :class:`hw.accumulator.Accumulator` pairs run free
+  (their outputs are never blocked); the accumulators are interleaved over ``K`` results
+  (their ``slots``), so the schedule (:mod:`hw.lqer_schedule`) feeds ``K`` groups of output
+  channels round-robin, each activation block ``K`` times in a row;
+- the x memory (``d_in / block`` blocks) keeps the token's activations after the first
+  ``K * nb_in`` steps, which take them from the stream; the t memory (``rank / block``
+  blocks) keeps t for the U phase;
+- one :class:`hw.quantizer.Quantizer` requantizes the low-rank results a block at a time
+  (first the blocks of t, into the t memory, then those of u, into the u FIFO);
+- the main results wait in the main FIFO (``d_out / P_m`` entries of ``P_m`` channels)
+  until u is ready; :class:`hw.rechunk.Rechunk` turns groups into blocks. With the merged
+  output, u and the bias (its own FIFO, from the stream's first ``nb_out`` steps) go to
+  groups, :class:`hw.merge.Merge` continues each channel's accumulation with them, and a
+  second :class:`~hw.quantizer.Quantizer` requantizes the blocks.
 
-    {"x": MXINTx block (read on the token's first nb_in steps, then replayed from a buffer),
-     "w": P_m MXINTw blocks of W_q (main path), "f": P_l MXINT blocks of A^T or B^T}
+A token's first item waits until the previous token's last output has left (one token in
+flight, so each memory and FIFO holds one token); the published ``cycles_per_token`` and
+``latency`` come from :class:`hw.lqer_schedule.LQERSchedule`.
 
-Output item, per block of ``block`` output channels::
+Storage of the weights is outside the datapath: W_q, A^T, B^T (and the bias) blocks arrive
+on the input stream beside the activations, in schedule order (:mod:`hw.lqer_schedule`
+documents it and builds it). Input item, per step::
 
-    {"main_values", "main_exponents": per channel, value main_values * 2**main_exponents,
-     "u": the MXINT block of u}      y_i = main_i + u_i (the bias is added outside)
+    {"x": MXINT(a) block, "w": P_m MXINT(w) blocks of W_q, "f": P_l MXINT(lowrank) blocks
+     of A^T or B^T (rank > 0), "b": the MXINT(a) bias block (merged output with bias)}
 
-The merge is left as two exact terms because their exponents may differ by
-hundreds of bits; a consumer adds them (``sw.bittrue`` in float64) or a later
-stage requantizes. ResQ (one 8-bit GEMV over a projected subspace) is the low-rank
-path with the T phase only; the phase list in the schedule is where it would go.
+Output item, per block of ``block`` output channels: ``{"main_values", "main_exponents"
+(per channel, value main_values * 2**main_exponents), "u": the MXINT block of u}``
+(``output="terms"``; the bias is added outside), or the MXINT(a_width) block of y
+(``output="mxint"``). ResQ (one 8-bit GEMV over a projected subspace) is the low-rank
+path with the T phase only.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import Accumulator
 from hw.dot_array import DotArray
-from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
+from hw.lqer_schedule import OUTPUTS, LQERSchedule, default_lowrank_lanes
+from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
-from hw.params import check_int, is_power_of_two, signed_for_range
+from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
+from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
+from sw.blockmath import accumulator_width
 from sw.datapath import MAX_DIM, lqer_linear_reason
 from sw.mxint import MXIntFormat
 
-__all__ = ["LQERLinear"]
+__all__ = ["LQERLinear", "fifo_depth"]
+
+
+def fifo_depth(items: int) -> int:
+    """Entries of a buffered FIFO that must take ``items`` writes in consecutive cycles
+    without a read: one more than ``items`` (``SyncFIFOBuffered`` moves an entry to its
+    output register a cycle after it is written, and refuses a write until then)."""
+    return items + 1
 
 
 class LQERLinear(wiring.Component):
@@ -58,14 +83,17 @@ class LQERLinear(wiring.Component):
 
     Parameters (keyword-only): ``d_in``, ``d_out`` (1..``MAX_DIM``, multiples of the
     block), ``rank`` (0..min(d_in, d_out), a multiple of the block; 0 is the plain MXINT
-    layer, the main path alone, for cost comparisons); ``a_format`` (activations, default
-    MXINT8 block 16), ``w_format`` (W_q, default MXINT4), ``lowrank_format`` (A, B, t and
-    u; default MXINT8; its width must equal ``a_format``'s when ``rank > 0``, since one
-    low-rank array takes x, then t), all sharing one block; ``lanes_main`` (divides
-    ``d_out``); ``lanes_lowrank`` (0: the default,
-    :func:`hw.lqer_schedule.default_lowrank_lanes`; else a power of two dividing the
-    block); ``guard_bits`` (0..32); ``dot_stages`` (1..8). Raises ``ValueError`` /
-    ``TypeError`` naming the parameter.
+    layer, the main path alone, for cost comparisons); ``a_format`` (activations and the
+    merged output, default MXINT8 block 16), ``w_format`` (W_q, default MXINT4),
+    ``lowrank_format`` (A, B, t and u; default MXINT8; its width must equal ``a_format``'s
+    when ``rank > 0``, since one low-rank array takes x, then t), all sharing one block;
+    ``lanes_main`` (1..256, dividing ``d_out`` or a multiple of the block dividing it);
+    ``lanes_lowrank`` (0: the default, :func:`hw.lqer_schedule.default_lowrank_lanes`;
+    else a power of two dividing the block); ``guard_bits`` (0..32); ``dot_stages``
+    (1..8), ``acc_slots`` (1..4) and ``acc_stages`` (0..4) of the dot arrays and
+    accumulators; ``quant_stages`` (1..8) of the quantizers; ``output`` ("terms" or
+    "mxint"); ``bias`` (merged output: a bias block per output block); ``merge_stages``
+    (1..16). Raises ``ValueError`` / ``TypeError`` naming the parameter.
     """
 
     def __init__(self, *, d_in: int = 64, d_out: int = 64, rank: int = 32,
@@ -73,15 +101,19 @@ class LQERLinear(wiring.Component):
                  w_format: MXIntFormat = MXIntFormat(width=4),
                  lowrank_format: MXIntFormat = MXIntFormat(width=8),
                  lanes_main: int = 4, lanes_lowrank: int = 0, guard_bits: int = 8,
-                 dot_stages: int = 2):
+                 dot_stages: int = 3, acc_slots: int = 4, acc_stages: int = 5,
+                 quant_stages: int = 5, output: str = "terms", bias: bool = False,
+                 merge_stages: int = 6):
         with rejectable(self):
             self._setup(d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
-                        lanes_lowrank, guard_bits, dot_stages)
+                        lanes_lowrank, guard_bits, dot_stages, acc_slots, acc_stages,
+                        quant_stages, output, bias, merge_stages)
         super().__init__({"i": In(stream.Signature(data.StructLayout(self._in_fields))),
-                          "o": Out(stream.Signature(data.StructLayout(self._out_fields)))})
+                          "o": Out(stream.Signature(self._out_layout))})
 
     def _setup(self, d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
-               lanes_lowrank, guard_bits, dot_stages):
+               lanes_lowrank, guard_bits, dot_stages, acc_slots, acc_stages, quant_stages,
+               output, bias, merge_stages):
         check_hardware_format("a_format", a_format)
         block = a_format.block
         for name, fmt in (("w_format", w_format), ("lowrank_format", lowrank_format)):
@@ -98,66 +130,127 @@ class LQERLinear(wiring.Component):
         if reason is not None:
             raise ValueError(reason)
         check_int("lanes_main", lanes_main, 1, 256)
-        if d_out % lanes_main:
-            raise ValueError(f"lanes_main must divide d_out ({d_out}); got {lanes_main}")
+        if d_out % lanes_main or (lanes_main > block and lanes_main % block) or \
+                (lanes_main < block and block % lanes_main):
+            raise ValueError(f"lanes_main must divide d_out ({d_out}) and divide or be a "
+                             f"multiple of block ({block}); got {lanes_main}")
         check_int("lanes_lowrank", lanes_lowrank, 0, 256)
         if lanes_lowrank and not (is_power_of_two(lanes_lowrank) and lanes_lowrank <= block):
             raise ValueError(f"lanes_lowrank must be 0 (default) or a power of two in 1..{block} "
                              f"(it divides block); got {lanes_lowrank}")
         check_int("guard_bits", guard_bits, 0, 32)
         check_int("dot_stages", dot_stages, 1, 8)
+        check_int("acc_slots", acc_slots, 1, 4)
+        check_int("acc_stages", acc_stages, 0, 6)
+        check_int("quant_stages", quant_stages, 1, 8)
+        check_int("merge_stages", merge_stages, 1, 16)
+        self._output = check_choice("output", output, OUTPUTS)
+        if bias not in (True, False, 0, 1):
+            raise TypeError(f"bias must be a bool; got {bias!r}")
+        if bias and output != "mxint":
+            raise ValueError('bias must be False unless output is "mxint" (the two-term output '
+                             "leaves the bias to its consumer); got True")
+        self._bias = bool(bias)
+        merged = output == "mxint"
         self._a_format, self._w_format, self._lr_format = a_format, w_format, lowrank_format
-        if rank and not lanes_lowrank:
-            lanes_lowrank = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank, block=block,
-                                                  lanes_main=lanes_main, dot_stages=dot_stages)
-        if not rank:
-            lanes_lowrank = 0
-        self._schedule = LQERSchedule(d_in, d_out, rank, block, lanes_main, max(lanes_lowrank, 1),
-                                      dot_stages)
         self._guard_bits = guard_bits
-        self._lanes_lowrank = lanes_lowrank
+        nb_in, nb_k, nb_out = d_in // block, rank // block, d_out // block
 
-        nb_in, nb_k = d_in // block, rank // block
+        # the parts
+        main_partials = nb_in + (2 if merged else 0)  # u and the bias are two more partials
         self._main_dots = DotArray(lanes=lanes_main, a_format=a_format, w_format=w_format,
-                                   stages=dot_stages)
+                                   stages=dot_stages, backpressure=False)
         self._main_acc = Accumulator(sum_width=self._main_dots.sum_width,
                                      exponent_range=self._main_dots.exponent_range,
-                                     guard_bits=guard_bits, max_partials=nb_in,
-                                     lanes=lanes_main)
+                                     guard_bits=guard_bits, max_partials=main_partials,
+                                     lanes=lanes_main, slots=acc_slots, stages=acc_stages,
+                                     backpressure=False)
+        acc_latency = self._main_acc.latency
+        latencies = dict(slots=acc_slots, dot_latency=dot_stages, acc_latency=acc_latency,
+                         quant_latency=quant_stages, output=output, bias=self._bias,
+                         merge_latency=merge_stages if merged else 0,
+                         out_quant_latency=quant_stages if merged else 0)
+        if rank and not lanes_lowrank:
+            lanes_lowrank = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank,
+                                                  block=block, lanes_main=lanes_main,
+                                                  **latencies)
+        if not rank:
+            lanes_lowrank = 0
+        self._lanes_lowrank = lanes_lowrank
+        self._schedule = LQERSchedule(d_in, d_out, rank, block, lanes_main,
+                                      max(lanes_lowrank, 1), **latencies)
         parts = [self._main_dots, self._main_acc]
         self._lr_dots = self._lr_acc = self._quant = None
         if rank:
             self._lr_dots = DotArray(lanes=lanes_lowrank, a_format=a_format,
-                                     w_format=lowrank_format, stages=dot_stages)
+                                     w_format=lowrank_format, stages=dot_stages,
+                                     backpressure=False)
             self._lr_acc = Accumulator(sum_width=self._lr_dots.sum_width,
                                        exponent_range=self._lr_dots.exponent_range,
                                        guard_bits=guard_bits, max_partials=max(nb_in, nb_k),
-                                       lanes=lanes_lowrank)
+                                       lanes=lanes_lowrank, slots=acc_slots, stages=acc_stages,
+                                       backpressure=False)
             if self._lr_acc.acc_width > MAX_IN_WIDTH:
                 raise ValueError(f"guard_bits must keep the low-rank accumulator within "
                                  f"{MAX_IN_WIDTH} bits (the quantizer's input); got "
                                  f"{self._lr_acc.acc_width}")
             lsb_shape = signed_for_range(*self._lr_acc.out_exponent_range)
             self._quant = Quantizer(out_format=lowrank_format, in_width=self._lr_acc.acc_width,
-                                    lsb_width=lsb_shape.width, stages=1)
+                                    lsb_width=lsb_shape.width, stages=quant_stages,
+                                    backpressure=False)
             parts += [self._lr_dots, self._lr_acc, self._quant]
+
+        # the main results, as channels: {value, exponent}
+        self._channel = data.StructLayout({
+            "value": signed(self._main_acc.acc_width),
+            "exponent": signed_for_range(*self._main_acc.out_exponent_range)})
+        self._merge = self._out_quant = None
+        if merged:
+            terms = []
+            if rank:
+                terms.append(("u", lowrank_format.width, lowrank_format.lsb_range))
+            if self._bias:
+                terms.append(("bias", a_format.width, a_format.lsb_range))
+            if terms:
+                self._merge = Merge(lanes=lanes_main, acc_width=self._main_acc.acc_width,
+                                    result_range=self._main_acc.out_exponent_range,
+                                    terms=tuple(terms), guard_bits=guard_bits, stages=merge_stages)
+                out_range = self._merge.out_exponent_range
+                parts.append(self._merge)
+            else:
+                out_range = self._main_acc.out_exponent_range
+            if self._main_acc.acc_width > MAX_IN_WIDTH:
+                raise ValueError(f"guard_bits must keep the main accumulator within "
+                                 f"{MAX_IN_WIDTH} bits (the output quantizer's input); got "
+                                 f"{self._main_acc.acc_width}")
+            self._out_quant = Quantizer(out_format=a_format, in_width=self._main_acc.acc_width,
+                                        lsb_width=signed_for_range(*out_range).width,
+                                        stages=quant_stages)
+            parts.append(self._out_quant)
         owned(*parts)
 
         in_fields = {"x": block_layout(a_format),
                      "w": data.ArrayLayout(block_layout(w_format), lanes_main)}
-        out_fields = {
-            "main_values": data.ArrayLayout(signed(self._main_acc.acc_width), block),
-            "main_exponents": data.ArrayLayout(
-                signed_for_range(*self._main_acc.out_exponent_range), block),
-        }
         if rank:
             in_fields["f"] = data.ArrayLayout(block_layout(lowrank_format), lanes_lowrank)
-            out_fields["u"] = block_layout(lowrank_format)
-        self._in_fields, self._out_fields = in_fields, out_fields
+        if self._bias:
+            in_fields["b"] = block_layout(a_format)
+        self._in_fields = in_fields
+        if merged:
+            self._out_layout = block_layout(a_format)
+        else:
+            out_fields = {
+                "main_values": data.ArrayLayout(signed(self._main_acc.acc_width), block),
+                "main_exponents": data.ArrayLayout(
+                    signed_for_range(*self._main_acc.out_exponent_range), block)}
+            if rank:
+                out_fields["u"] = block_layout(lowrank_format)
+            self._out_layout = data.StructLayout(out_fields)
 
     # -- published facts -----------------------------------------------------------------
     @property
     def schedule(self) -> LQERSchedule:
+        """The step schedule and timing model (:mod:`hw.lqer_schedule`)."""
         return self._schedule
 
     @property
@@ -188,6 +281,16 @@ class LQERLinear(wiring.Component):
     @property
     def guard_bits(self) -> int:
         return self._guard_bits
+
+    @property
+    def output(self) -> str:
+        """``"terms"`` (main and u per channel) or ``"mxint"`` (merged, requantized)."""
+        return self._output
+
+    @property
+    def bias(self) -> bool:
+        """Whether the merged output adds a bias block from the stream."""
+        return self._bias
 
     @property
     def a_format(self) -> MXIntFormat:
@@ -225,131 +328,171 @@ class LQERLinear(wiring.Component):
         """Cycles from a token's last input item to its last output block, at full rate."""
         return self._schedule.latency
 
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each memory and FIFO (what grows with the layer)."""
+        s = self._schedule
+        bits = {"x": s.nb_in * block_layout(self._a_format).size,
+                "main_fifo": fifo_depth(s.main_groups) * data.ArrayLayout(
+                    self._channel, s.lanes_main).size}
+        if s.rank:
+            bits["t"] = s.nb_k * block_layout(self._lr_format).size
+            bits["u_fifo"] = fifo_depth(s.nb_out) * block_layout(self._lr_format).size
+        if self._bias:
+            bits["bias_fifo"] = fifo_depth(s.nb_out) * block_layout(self._a_format).size
+        return bits
+
     # -- hardware ------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        sch = self._schedule
-        nb_in, nb_k, nb_out = sch.nb_in, sch.nb_k, sch.nb_out
-        pm, pl = sch.lanes_main, self._lanes_lowrank
-        ds = sch.dot_stages
+        s = self._schedule
+        K, nb_in, nb_k, nb_out = s.slots, s.nb_in, s.nb_k, s.nb_out
+        rank = s.rank
+
+        # input side: the step counters of the current token
+        step = Signal(range(s.steps), name="step")
+        busy = Signal(name="token_busy")      # taken, outputs not all out
+        accept = Signal(name="accept")
+        m.d.comb += [self.i.ready.eq(~((step == 0) & busy)),
+                     accept.eq(self.i.valid & self.i.ready)]
+        last_step = step == s.steps - 1
+        k = Signal(range(K), name="slot")
+        j = Signal(range(nb_in), name="x_block")
+        k_next, j_next = Signal.like(k), Signal.like(j)
+        m.d.comb += [k_next.eq(k), j_next.eq(j)]
+        with m.If(accept):
+            m.d.sync += step.eq(Mux(last_step, 0, step + 1))
+            with m.If(step == 0):
+                m.d.sync += busy.eq(1)
+            with m.If(last_step):
+                m.d.comb += [k_next.eq(0), j_next.eq(0)]
+            with m.Else():
+                m.d.comb += k_next.eq(Mux(k == K - 1, 0, k + 1))
+                with m.If(k == K - 1):
+                    m.d.comb += j_next.eq(Mux(j == nb_in - 1, 0, j + 1))
+        m.d.sync += [k.eq(k_next), j.eq(j_next)]
+
+        # the x memory: the token's activation blocks after the first K * nb_in steps
+        x_layout = block_layout(self._a_format)
+        m.submodules.x_memory = xmem = Memory(shape=x_layout.size, depth=nb_in, init=[])
+        xw = xmem.write_port()
+        xr = xmem.read_port(transparent_for=(xw,))
+        from_stream = step < s.x_stream_steps
+        item_x = self.i.payload.x.as_value()
+        m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x),
+                     xw.en.eq(accept & from_stream & (k == 0)),
+                     xr.addr.eq(j_next), xr.en.eq(1)]
+        x_operand = Signal(x_layout.size, name="x_operand")
+        m.d.comb += x_operand.eq(Mux(from_stream, item_x, xr.data))
+
+        # main path: dot array -> accumulator -> main FIFO
         m.submodules.main_dots = main_dots = self._main_dots
         m.submodules.main_acc = main_acc = self._main_acc
-
-        # input side: step counters of the current token
-        step = Signal(range(sch.steps), name="step")
-        xblock = Signal(range(nb_in), name="x_block")
-        token_open = Signal(name="token_open")  # accepted, outputs not all emitted
-        accept = Signal(name="accept")
-        m.d.comb += [self.i.ready.eq(~((step == 0) & token_open)),
-                     accept.eq(self.i.valid & self.i.ready)]
-        last_step = step == sch.steps - 1
-        with m.If(accept):
-            m.d.sync += [step.eq(Mux(last_step, 0, step + 1)),
-                         xblock.eq(Mux(last_step | (xblock == nb_in - 1), 0, xblock + 1))]
-            with m.If(step == 0):
-                m.d.sync += token_open.eq(1)
-
-        # activation buffer: the token's x blocks, kept for the later output groups
-        x_bits = block_layout(self._a_format).size
-        xbuf = [Signal(x_bits, name=f"x_buf_{k}", reset_less=True) for k in range(nb_in)]
-        item_x = self.i.payload.x.as_value()
-        first_pass = step < nb_in
-        with m.If(accept & first_pass):
-            for k in range(nb_in):
-                with m.If(xblock == k):
-                    m.d.sync += xbuf[k].eq(item_x)
-        x_operand = Signal(x_bits, name="x_operand")
-        m.d.comb += x_operand.eq(Mux(first_pass, item_x, Array(xbuf)[xblock]))
-
-        # main path: dot array -> accumulator -> per-channel buffer
-        m.d.comb += [main_dots.i.valid.eq(accept & (step < sch.main_steps)),
+        m.d.comb += [main_dots.i.valid.eq(accept & (step < s.main_steps)),
                      main_dots.i.payload.x.eq(x_operand),
                      main_dots.i.payload.w.eq(self.i.payload.w),
-                     main_dots.o.ready.eq(1),
-                     main_acc.o.ready.eq(1)]
-        main_last = self._delay(m, xblock == nb_in - 1, ds, "main_last")
-        self._feed_accumulator(m, main_dots, main_acc, main_last)
-        groups = sch.d_out // pm
-        main_group = Signal(range(groups), name="main_group")
-        main_done = Signal(range(groups + 1), name="main_groups_done")
-        mv = [Signal(signed(main_acc.acc_width), name=f"main_value_{c}", reset_less=True)
-              for c in range(sch.d_out)]
-        me = [Signal(self.o.payload.main_exponents[0].shape(), name=f"main_exp_{c}",
-                     reset_less=True) for c in range(sch.d_out)]
+                     main_dots.o.ready.eq(1), main_acc.o.ready.eq(1)]
+        self._feed(m, main_dots, main_acc, self._delay(m, j == nb_in - 1, s.dot_latency,
+                                                       "main_last"))
+        pm = s.lanes_main
+        group_layout = data.ArrayLayout(self._channel, pm)
+        m.submodules.main_fifo = main_fifo = SyncFIFOBuffered(width=group_layout.size,
+                                                              depth=fifo_depth(s.main_groups))
+        result = Signal(range(max(s.main_steps // nb_in, 1)), name="main_result")
         with m.If(main_acc.o.valid):
-            m.d.sync += [main_group.eq(Mux(main_group == groups - 1, 0, main_group + 1)),
-                         main_done.eq(main_done + 1)]
-            for g in range(groups):
-                with m.If(main_group == g):
-                    for lane in range(pm):
-                        m.d.sync += [mv[g * pm + lane].eq(main_acc.o.payload.values[lane]),
-                                     me[g * pm + lane].eq(main_acc.o.payload.exponents[lane])]
+            m.d.sync += result.eq(Mux(result == s.main_steps // nb_in - 1, 0, result + 1))
+        group = data.View(group_layout, main_fifo.w_data)
+        m.d.comb += main_fifo.w_en.eq(main_acc.o.valid & (result < s.main_groups))
+        for lane in range(pm):
+            m.d.comb += [group[lane].value.eq(main_acc.o.payload.values[lane]),
+                         group[lane].exponent.eq(main_acc.o.payload.exponents[lane])]
 
-        # output side: one block of channels per item, once all its terms are in
+        u_fifo = None
+        if rank:
+            u_fifo = self._lowrank(m, accept, step, k, j, x_operand)
+
+        bias_fifo = None
+        if self._bias:
+            m.submodules.bias_fifo = bias_fifo = SyncFIFOBuffered(width=x_layout.size,
+                                                                  depth=fifo_depth(nb_out))
+            m.d.comb += [bias_fifo.w_data.eq(self.i.payload.b.as_value()),
+                         bias_fifo.w_en.eq(accept & (step < nb_out))]
+
+        # output side
+        out_taken = self.o.valid & self.o.ready
         out_block = Signal(range(nb_out), name="out_block")
-        ready_terms = main_done * pm >= (out_block + 1) * sch.block
-        if self.rank:
-            quant_count = self._lowrank(m, accept, step, xblock, x_operand)
-            ubuf = self._ubuf
-            ready_terms = ready_terms & (quant_count >= nb_k + 1 + out_block)
-            m.d.comb += self.o.payload.u.eq(Array(ubuf)[out_block])
-        m.d.comb += self.o.valid.eq(ready_terms)
-        for k in range(sch.block):
-            m.d.comb += [
-                self.o.payload.main_values[k].eq(
-                    Array([mv[ob * sch.block + k] for ob in range(nb_out)])[out_block]),
-                self.o.payload.main_exponents[k].eq(
-                    Array([me[ob * sch.block + k] for ob in range(nb_out)])[out_block]),
-            ]
-        with m.If(self.o.valid & self.o.ready):
+        with m.If(out_taken):
             with m.If(out_block == nb_out - 1):
-                # the token is complete: its buffers may take the next token
-                m.d.sync += [out_block.eq(0), token_open.eq(0), main_done.eq(0)]
-                if self.rank:
-                    m.d.sync += quant_count.eq(0)
+                m.d.sync += [out_block.eq(0), busy.eq(0)]  # the token is complete
             with m.Else():
                 m.d.sync += out_block.eq(out_block + 1)
+        self._debug = {"main_fifo": main_fifo, "u_fifo": u_fifo}
+        if self._output == "terms":
+            self._terms_output(m, main_fifo, group_layout, u_fifo)
+        else:
+            self._merged_output(m, main_fifo, group_layout, u_fifo, bias_fifo)
         return m
 
-    def _lowrank(self, m, accept, step, xblock, x_operand):
-        """The T and U phases on one dot array, accumulator and requantizer; returns the
-        count of requantized blocks of the token (t blocks first, then u blocks)."""
-        sch = self._schedule
-        nb_in, nb_k, nb_out, pl = sch.nb_in, sch.nb_k, sch.nb_out, self._lanes_lowrank
+    def _lowrank(self, m, accept, step, k, j, x_operand):
+        """The T and U phases on one dot array, accumulator and requantizer; returns the u
+        FIFO (t goes to the t memory, read back by the U phase)."""
+        s = self._schedule
+        K, nb_in, nb_k, nb_out, pl = s.slots, s.nb_in, s.nb_k, s.nb_out, self._lanes_lowrank
         m.submodules.lowrank_dots = dots = self._lr_dots
         m.submodules.lowrank_acc = acc = self._lr_acc
         m.submodules.requantizer = quant = self._quant
         block_bits = block_layout(self._lr_format).size
-        tbuf = [Signal(block_bits, name=f"t_buf_{k}", reset_less=True) for k in range(nb_k)]
-        self._ubuf = ubuf = [Signal(block_bits, name=f"u_buf_{k}", reset_less=True)
-                             for k in range(nb_out)]
+        m.submodules.t_memory = tmem = Memory(shape=block_bits, depth=nb_k, init=[])
+        tw, tr = tmem.write_port(), None
+        tr = tmem.read_port(transparent_for=(tw,))
+        m.submodules.u_fifo = u_fifo = SyncFIFOBuffered(width=block_bits,
+                                                        depth=fifo_depth(nb_out))
 
-        t_phase = step < sch.t_steps
-        u_phase = (step >= sch.u_start) & (step < sch.lowrank_steps)
-        tblock = Signal(range(nb_k), name="t_block")
+        # U-phase counters (slot and t block), with next-state values for the t read
+        t_phase = step < s.t_steps
+        u_phase = (step >= s.u_start) & (step < s.lowrank_steps)
+        ku = Signal(range(K), name="u_slot")
+        tb = Signal(range(nb_k), name="t_block")
+        ku_next, tb_next = Signal.like(ku), Signal.like(tb)
+        m.d.comb += [ku_next.eq(ku), tb_next.eq(tb)]
         with m.If(accept & u_phase):
-            m.d.sync += tblock.eq(Mux(tblock == nb_k - 1, 0, tblock + 1))
-        m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
-                     dots.i.payload.x.eq(Mux(t_phase, x_operand, Array(tbuf)[tblock])),
-                     dots.i.payload.w.eq(self.i.payload.f),
-                     dots.o.ready.eq(1),
-                     acc.o.ready.eq(1),
-                     quant.o.ready.eq(1)]
-        last = self._delay(m, Mux(t_phase, xblock == nb_in - 1, tblock == nb_k - 1),
-                           sch.dot_stages, "lowrank_last")
-        self._feed_accumulator(m, dots, acc, last)
+            with m.If(step == s.lowrank_steps - 1):
+                m.d.comb += [ku_next.eq(0), tb_next.eq(0)]
+            with m.Else():
+                m.d.comb += ku_next.eq(Mux(ku == K - 1, 0, ku + 1))
+                with m.If(ku == K - 1):
+                    m.d.comb += tb_next.eq(Mux(tb == nb_k - 1, 0, tb + 1))
+        m.d.sync += [ku.eq(ku_next), tb.eq(tb_next)]
+        m.d.comb += [tr.addr.eq(tb_next), tr.en.eq(1)]
 
-        # staging: block / P_l accumulator results make one block for the requantizer
-        pieces = sch.block // pl
+        m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
+                     dots.i.payload.x.eq(Mux(t_phase, x_operand, tr.data)),
+                     dots.i.payload.w.eq(self.i.payload.f),
+                     dots.o.ready.eq(1), acc.o.ready.eq(1), quant.o.ready.eq(1)]
+        last = self._delay(m, Mux(t_phase, j == nb_in - 1, tb == nb_k - 1), s.dot_latency,
+                           "lowrank_last")
+        self._feed(m, dots, acc, last)
+
+        # which results to keep: T groups first, then U groups, padded ones dropped
+        t_all = s.t_steps // nb_in
+        total = t_all + s.u_steps // nb_k
+        result = Signal(range(total), name="lowrank_result")
+        with m.If(acc.o.valid):
+            m.d.sync += result.eq(Mux(result == total - 1, 0, result + 1))
+        keep = (result < s.t_groups) | ((result >= t_all) & (result < t_all + s.u_groups))
+
+        # staging: block / P_l results make one block for the requantizer
+        pieces = s.block // pl
         lsb_shape = quant.i.payload.lsbs[0].shape()
-        stage_v = [Signal(signed(acc.acc_width), name=f"stage_value_{k}", reset_less=True)
-                   for k in range(sch.block)]
-        stage_e = [Signal(lsb_shape, name=f"stage_lsb_{k}", reset_less=True)
-                   for k in range(sch.block)]
+        stage_v = [Signal(signed(acc.acc_width), name=f"stage_value_{e}", reset_less=True)
+                   for e in range(s.block)]
+        stage_e = [Signal(lsb_shape, name=f"stage_lsb_{e}", reset_less=True)
+                   for e in range(s.block)]
         piece = Signal(range(pieces), name="stage_piece")
         stage_full = Signal(name="stage_full")
-        m.d.sync += stage_full.eq(acc.o.valid & (piece == pieces - 1))
-        with m.If(acc.o.valid):
+        take = acc.o.valid & keep
+        m.d.sync += stage_full.eq(take & (piece == pieces - 1))
+        with m.If(take):
             m.d.sync += piece.eq(Mux(piece == pieces - 1, 0, piece + 1))
             for p in range(pieces):
                 with m.If(piece == p):
@@ -357,18 +500,97 @@ class LQERLinear(wiring.Component):
                         m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
         m.d.comb += quant.i.valid.eq(stage_full)
-        for k in range(sch.block):
-            m.d.comb += [quant.i.payload.values[k].eq(stage_v[k]),
-                         quant.i.payload.lsbs[k].eq(stage_e[k])]
+        for e in range(s.block):
+            m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),
+                         quant.i.payload.lsbs[e].eq(stage_e[e])]
 
-        # requantized blocks: t (read by the U phase), then u (read by the output)
-        count = Signal(range(nb_k + nb_out + 1), name="requantized_blocks")
+        # requantized blocks: t (into the t memory), then u (into the u FIFO)
+        count = Signal(range(nb_k + nb_out), name="requantized_blocks")
         with m.If(quant.o.valid):
-            m.d.sync += count.eq(count + 1)
-            for k, dest in enumerate(tbuf + ubuf):
-                with m.If(count == k):
-                    m.d.sync += dest.eq(quant.o.payload.as_value())
-        return count
+            m.d.sync += count.eq(Mux(count == nb_k + nb_out - 1, 0, count + 1))
+        m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
+                     tw.en.eq(quant.o.valid & (count < nb_k)),
+                     u_fifo.w_data.eq(quant.o.payload.as_value()),
+                     u_fifo.w_en.eq(quant.o.valid & (count >= nb_k))]
+        return u_fifo
+
+    def _groups_to_blocks(self, m, name: str):
+        """A rechunker from groups of ``P_m`` channels to blocks (submodule ``name``)."""
+        chunk = Rechunk(element=self._channel, n_in=self.lanes_main, n_out=self.block)
+        m.submodules[name] = chunk
+        return chunk
+
+    def _terms_output(self, m, main_fifo, group_layout, u_fifo):
+        """Output item: the main terms of a block of channels beside the block of u."""
+        blocks = self._groups_to_blocks(m, "main_blocks")
+        m.d.comb += [blocks.i.valid.eq(main_fifo.r_rdy), main_fifo.r_en.eq(blocks.i.ready),
+                     blocks.i.payload.eq(data.View(group_layout, main_fifo.r_data))]
+        ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.r_rdy
+        m.d.comb += [self.o.valid.eq(ready), blocks.o.ready.eq(self.o.valid & self.o.ready)]
+        if u_fifo is not None:
+            m.d.comb += [u_fifo.r_en.eq(self.o.valid & self.o.ready),
+                         self.o.payload.u.eq(u_fifo.r_data)]
+        for e in range(self.block):
+            m.d.comb += [self.o.payload.main_values[e].eq(blocks.o.payload[e].value),
+                         self.o.payload.main_exponents[e].eq(blocks.o.payload[e].exponent)]
+
+    def _term_pieces(self, m, fifo, fmt: MXIntFormat, name: str):
+        """A FIFO of MXINT blocks as a stream of ``P_m``-channel pieces, each element
+        ``{sum, exponent}`` (the element's value ``sum * 2**exponent``)."""
+        element = data.StructLayout({"sum": signed(fmt.width),
+                                     "exponent": signed_for_range(*fmt.lsb_range)})
+        chunk = Rechunk(element=element, n_in=self.block, n_out=self.lanes_main)
+        m.submodules[name] = chunk
+        view = data.View(block_layout(fmt), fifo.r_data)
+        m.d.comb += [chunk.i.valid.eq(fifo.r_rdy), fifo.r_en.eq(chunk.i.ready)]
+        for e in range(self.block):
+            m.d.comb += [chunk.i.payload[e].sum.eq(view.mantissas[e]),
+                         chunk.i.payload[e].exponent.eq(view.exponent - fmt.frac_bits)]
+        return chunk
+
+    def _merged_output(self, m, main_fifo, group_layout, u_fifo, bias_fifo):
+        """Output item: the block's channels continued with u and the bias, requantized."""
+        pm = self.lanes_main
+        group = data.View(group_layout, main_fifo.r_data)
+        sources = [main_fifo.r_rdy]
+        pieces = {}
+        if u_fifo is not None:
+            pieces["u"] = self._term_pieces(m, u_fifo, self._lr_format, "u_pieces")
+        if bias_fifo is not None:
+            pieces["bias"] = self._term_pieces(m, bias_fifo, self._a_format, "bias_pieces")
+        sources += [p.o.valid for p in pieces.values()]
+        blocks = self._groups_to_blocks(m, "merged_blocks")
+        m.submodules.out_quant = quant = self._out_quant
+        if self._merge is not None:
+            m.submodules.merge = merge = self._merge
+            join_valid = Signal(name="join_valid")
+            valid = sources[0]
+            for v in sources[1:]:
+                valid = valid & v
+            m.d.comb += [join_valid.eq(valid), merge.i.valid.eq(join_valid)]
+            joined = join_valid & merge.i.ready
+            m.d.comb += main_fifo.r_en.eq(joined)
+            for name, chunk in pieces.items():
+                m.d.comb += chunk.o.ready.eq(joined)
+                for lane in range(pm):
+                    m.d.comb += [merge.i.payload[f"{name}_sums"][lane].eq(chunk.o.payload[lane].sum),
+                                 merge.i.payload[f"{name}_exponents"][lane].eq(
+                                     chunk.o.payload[lane].exponent)]
+            for lane in range(pm):
+                m.d.comb += [merge.i.payload.values[lane].eq(group[lane].value),
+                             merge.i.payload.exponents[lane].eq(group[lane].exponent)]
+            m.d.comb += [blocks.i.valid.eq(merge.o.valid), merge.o.ready.eq(blocks.i.ready)]
+            for lane in range(pm):
+                m.d.comb += [blocks.i.payload[lane].value.eq(merge.o.payload.values[lane]),
+                             blocks.i.payload[lane].exponent.eq(merge.o.payload.exponents[lane])]
+        else:  # no rank, no bias: the main results alone, requantized
+            m.d.comb += [blocks.i.valid.eq(main_fifo.r_rdy), main_fifo.r_en.eq(blocks.i.ready),
+                         blocks.i.payload.eq(group)]
+        m.d.comb += [quant.i.valid.eq(blocks.o.valid), blocks.o.ready.eq(quant.i.ready)]
+        for e in range(self.block):
+            m.d.comb += [quant.i.payload.values[e].eq(blocks.o.payload[e].value),
+                         quant.i.payload.lsbs[e].eq(blocks.o.payload[e].exponent)]
+        wiring.connect(m, wiring.flipped(self.o), quant.o)
 
     @staticmethod
     def _delay(m, value, cycles: int, name: str):
@@ -380,20 +602,23 @@ class LQERLinear(wiring.Component):
         return value
 
     @staticmethod
-    def _feed_accumulator(m, dots, acc, last):
+    def _feed(m, dots, acc, last):
         m.d.comb += [acc.i.valid.eq(dots.o.valid), acc.i.payload.last.eq(last)]
         for lane in range(dots.lanes):
             m.d.comb += [acc.i.payload.sums[lane].eq(dots.o.payload.sums[lane]),
                          acc.i.payload.exponents[lane].eq(dots.o.payload.exponents[lane])]
 
 
-def _build(*, d_in, d_out, rank, lanes_main, lanes_lowrank, guard_bits, dot_stages,
-           **p) -> LQERLinear:
+def _build(*, d_in, d_out, rank, lanes_main, lanes_lowrank, guard_bits, dot_stages, acc_slots,
+           acc_stages, quant_stages, merged, bias, merge_stages, **p) -> LQERLinear:
     from hw.designs import params_format
     return LQERLinear(d_in=d_in, d_out=d_out, rank=rank, a_format=params_format(p, "a_width"),
                       w_format=params_format(p, "w_width"),
                       lowrank_format=params_format(p, "lowrank_width"), lanes_main=lanes_main,
-                      lanes_lowrank=lanes_lowrank, guard_bits=guard_bits, dot_stages=dot_stages)
+                      lanes_lowrank=lanes_lowrank, guard_bits=guard_bits, dot_stages=dot_stages,
+                      acc_slots=acc_slots, acc_stages=acc_stages, quant_stages=quant_stages,
+                      output="mxint" if merged else "terms", bias=bool(bias),
+                      merge_stages=merge_stages)
 
 
 def _register() -> None:
@@ -405,7 +630,7 @@ def _register() -> None:
         Param("d_out", 64, 1, MAX_DIM, "output features (a multiple of block)"),
         Param("rank", 32, 0, MAX_DIM, "low-rank factor rank (multiple of block); 0: main only"),
         block_param(),
-        width_param("a_width", 8, "activation element bits (also t and u)"),
+        width_param("a_width", 8, "activation element bits (also t, u and the merged output)"),
         width_param("w_width", 4, "main weight (W_q) element bits"),
         width_param("lowrank_width", 8, "A, B, t, u element bits (= a_width when rank > 0)"),
         exponent_bits_param(),
@@ -413,7 +638,15 @@ def _register() -> None:
         Param("lanes_lowrank", 0, 0, 256, "low-rank dot lanes; 0: the least that never "
               "stalls the main path"),
         Param("guard_bits", 8, 0, 32, "accumulator fraction bits below the running maximum"),
-        Param("dot_stages", 2, 1, 8, "pipeline stages of each dot array"),
+        Param("dot_stages", 3, 1, 8, "pipeline stages of each dot array"),
+        Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
+        Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
+        Param("quant_stages", 5, 1, 8, "pipeline stages of each requantizer"),
+        Param("merged", 0, 0, 1, "1: merge main + u (+ bias) and requantize to MXINT(a_width) "
+              "blocks; 0: emit the two terms"),
+        Param("bias", 0, 0, 1, "1 (with merged=1): a bias block per output block, from the "
+              "stream"),
+        Param("merge_stages", 6, 1, 16, "pipeline stages of the merge (merged=1)"),
     ), _build))
 
 

@@ -1,58 +1,73 @@
-"""The per-token step schedule of the LQER datapath (:mod:`hw.lqer_linear`) and its input
-stream: the datapath's interface to a weight memory or DMA. Plain Python and NumPy.
+"""The per-token step schedule of the LQER datapath (:mod:`hw.lqer_linear`), its input
+stream (the datapath's interface to a weight memory or DMA) and its full-rate timing.
+Plain Python and NumPy.
 
 One input item per *step*; a token takes ``steps`` items. With ``nb_in = d_in/block``,
-``nb_k = rank/block``, ``P_m`` main lanes and ``P_l`` low-rank lanes::
+``nb_k = rank/block``, ``nb_out = d_out/block``, ``P_m`` main lanes, ``P_l`` low-rank
+lanes and ``K`` accumulator slots (the accumulators are interleaved over ``K`` results,
+:mod:`hw.accumulator`), output channels are processed in *groups* of ``P_m`` (main) or
+``P_l`` (low rank) channels, ``K`` groups at a time: a group count is padded up to a
+multiple of ``K`` with groups whose weights are zero and whose results are dropped::
 
-    main path   steps [0, M)         M  = (d_out / P_m) * nb_in
-                step s: output group s // nb_in (P_m channels), x block j = s % nb_in
-    low rank T  steps [0, L_T)       L_T = (rank / P_l) * nb_in      t = Q(x A)
-                step s: rank group s // nb_in, x block j = s % nb_in (the same j)
-    gap         H idle low-rank steps, H = dot_stages + quant_stages + 2: the last
-                t block is requantized and stored before the first U step reads it
-    low rank U  steps [u0, L)        u0 = L_T + H,  L = u0 + (d_out / P_l) * nb_k
-                step s: output group (s - u0) // nb_k (P_l channels), t block (s - u0) % nb_k
-    steps = max(M, L)
+    main        steps [0, M)     G_m = ceil(d_out/P_m / K) * K groups,  M = G_m * nb_in
+    low rank T  steps [0, T)     G_t = ceil(rank/P_l / K) * K groups,   T = G_t * nb_in
+                step s: k = s % K, x block j = (s // K) % nb_in, group (s // (K nb_in)) K + k
+    gap         H idle low-rank steps: every t block is requantized and written before a
+                U step reads it (``u_start`` = T + H, the least that works)
+    low rank U  steps [u0, L)    G_u = ceil(d_out/P_l / K) * K groups,  L = u0 + G_u * nb_k
+                step s, s' = s - u0: k = s' % K, t block (s' // K) % nb_k,
+                group (s' // (K nb_k)) K + k
+    steps S = max(M, L)
 
-The low-rank path never stalls the main path when ``L <= M``, i.e.
-
-    P_l >= (rank * nb_in + d_out * nb_k) / (M - H)
-        ~= P_m * rank * (1/d_out + 1/d_in)          (for M >> H)
-
+So each x block (t block) is used by ``K`` consecutive steps, and the accumulator slot of
+step ``s`` (item count mod K) is always ``k``. The low-rank path never stalls the main
+path when ``L <= M``, i.e. roughly ``P_l >= P_m * rank * (1/d_out + 1/d_in)``;
 :func:`default_lowrank_lanes` picks the smallest power of two ``P_l <= block`` that
-satisfies it (``block`` when none does). The timing model below (one item per cycle,
-output always ready) gives :attr:`LQERSchedule.cycles_per_token`; the tests compare it
-with the simulated RTL.
+satisfies it (``block`` when none does).
 
-Input stream (what the producer delivers; field names are those of the input port's
-layout, ``{"x": block, "w": P_m blocks, "f": P_l blocks}`` with each block
-``{"exponent", "mantissas"}``). Item ``s`` of every token carries:
+Input stream (field names of the input port's layout; each block is ``{"exponent",
+"mantissas"}``). Item ``s`` of every token carries:
 
-- ``x``: the token's activation block ``s % nb_in`` (:func:`activation_order`). The
-  datapath reads it on the token's first ``nb_in`` steps only and replays its own copy
-  afterwards, but the slot is filled on every step so the stream is regular;
-- ``w``: on main steps ``s < M``, the W_q blocks of rows ``g*P_m .. g*P_m + P_m - 1``
-  (``g = s // nb_in``), column block ``s % nb_in``; zero after ``M``;
-- ``f`` (``rank > 0``): on T steps ``s < L_T``, the A^T blocks of rank rows
-  ``g*P_l ..`` (``g = s // nb_in``), column block ``s % nb_in``; on U steps
-  ``u0 <= s < L``, the B^T blocks of output rows ``g*P_l ..`` (``g = (s - u0) // nb_k``),
-  rank block ``(s - u0) % nb_k``; zero in the gap and after ``L``.
+- ``x``: the token's activation block ``(s // K) % nb_in`` (:func:`activation_order`); the
+  datapath reads it on the first ``K * nb_in`` steps and keeps it in its x memory for the
+  later ones, but the slot is filled on every step so the stream is regular;
+- ``w``: on main steps ``s < M``, the W_q blocks of rows ``g*P_m .. g*P_m + P_m - 1`` of the
+  step's group ``g``, column block ``j``; zero in padded groups and after ``M``;
+- ``f`` (``rank > 0``): on T steps the A^T blocks of rank rows ``g*P_l ..``, column block
+  ``j``; on U steps the B^T blocks of output rows ``g*P_l ..``, rank block ``(s' // K) %
+  nb_k``; zero in padded groups, in the gap and after ``L``;
+- ``b`` (merged output with a bias): on steps ``s < nb_out``, the bias block ``s``.
 
-``w`` and ``f`` are the same for every token: :func:`weight_steps` gives them once per
-layer (``steps`` rows), :func:`activation_blocks` gives the per-token part, and a
-producer (or the cocotb bench, :mod:`sim.stream`) merges them step by step, so a run's
-stored stream is O(layer + tokens * d_in), not O(tokens * layer).
-:func:`input_items` is the explicit merge (tests, small runs).
+``w``, ``f`` and ``b`` are the same for every token: :func:`weight_steps` gives them once
+per layer (``steps`` rows), :func:`activation_blocks` gives the per-token part, and a
+producer (or the cocotb bench, :mod:`sim.stream`) merges them step by step, so a stored
+stream is O(layer + tokens * d_in), not O(tokens * layer). :func:`input_items` is the
+explicit merge (tests, small runs).
+
+Timing (:meth:`LQERSchedule.output_cycles`): one token at full rate (an item every cycle,
+the output always ready), from the published latencies of the parts; the datapath takes a
+token's first item only when the previous token's last output has left, so
+``cycles_per_token`` is one more than the last output's cycle. The tests compare both with
+the simulated RTL.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["LQERSchedule", "default_lowrank_lanes", "activation_order", "activation_blocks",
-           "weight_steps", "input_items"]
+           "weight_steps", "input_items", "OUTPUTS", "FIFO_LATENCY"]
+
+OUTPUTS = ("terms", "mxint")
+# A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
+FIFO_LATENCY = 2
+
+
+def _padded(groups: int, slots: int) -> int:
+    return math.ceil(groups / slots) * slots
 
 
 @dataclass(frozen=True)
@@ -60,10 +75,11 @@ class LQERSchedule:
     """Step counts and full-rate timing of one token on the LQER datapath (module doc).
 
     Fields: layer shape ``d_in``, ``d_out``, ``rank`` (elements; multiples of ``block``),
-    ``block`` (elements per MXINT block), ``lanes_main`` (P_m) and ``lanes_lowrank``
-    (P_l, at least 1) dot lanes, ``dot_stages`` and ``quant_stages`` (pipeline registers
-    of the dot arrays and of the requantizer). Step counts are input items; cycle counts
-    assume one item per cycle and an always-ready output. The parameters are checked by
+    ``block``, ``lanes_main`` (P_m) and ``lanes_lowrank`` (P_l, at least 1), ``slots`` (K),
+    the latencies of the parts (cycles): ``dot_latency``, ``acc_latency``,
+    ``quant_latency`` (the low-rank requantizer), and for the merged output
+    (``output="mxint"``) ``merge_latency`` and ``out_quant_latency``; ``bias`` (a bias
+    block per output block, merged output only). The parameters are checked by
     :class:`hw.lqer_linear.LQERLinear`, not here.
     """
 
@@ -73,9 +89,16 @@ class LQERSchedule:
     block: int
     lanes_main: int
     lanes_lowrank: int
-    dot_stages: int
-    quant_stages: int = 1
+    slots: int
+    dot_latency: int
+    acc_latency: int
+    quant_latency: int
+    output: str = "terms"
+    bias: bool = False
+    merge_latency: int = 0
+    out_quant_latency: int = 0
 
+    # --- counts -----------------------------------------------------------------------
     @property
     def nb_in(self) -> int:
         """Activation blocks per token, ``d_in / block``."""
@@ -92,68 +115,232 @@ class LQERSchedule:
         return self.d_out // self.block
 
     @property
+    def main_groups(self) -> int:
+        """Groups of ``P_m`` output channels with weights, ``d_out / P_m``."""
+        return self.d_out // self.lanes_main
+
+    @property
+    def t_groups(self) -> int:
+        """Groups of ``P_l`` rank channels with weights (0 without rank)."""
+        return self.rank // self.lanes_lowrank if self.rank else 0
+
+    @property
+    def u_groups(self) -> int:
+        """Groups of ``P_l`` output channels of u (0 without rank)."""
+        return self.d_out // self.lanes_lowrank if self.rank else 0
+
+    @property
     def main_steps(self) -> int:
-        """``M``: steps that carry W_q blocks, ``(d_out / P_m) * nb_in``."""
-        return self.d_out // self.lanes_main * self.nb_in
+        """``M``: steps that carry W_q blocks (padded groups included)."""
+        return _padded(self.main_groups, self.slots) * self.nb_in
 
     @property
     def t_steps(self) -> int:
-        """``L_T``: steps that carry A^T blocks, ``(rank / P_l) * nb_in`` (0 without rank)."""
-        return 0 if not self.rank else self.rank // self.lanes_lowrank * self.nb_in
+        """``T``: steps that carry A^T blocks (0 without rank)."""
+        return _padded(self.t_groups, self.slots) * self.nb_in
 
     @property
-    def gap(self) -> int:
-        """Idle low-rank steps between the T and U phases (t's write-back latency)."""
-        return self.dot_stages + self.quant_stages + 2
+    def u_steps(self) -> int:
+        """Steps that carry B^T blocks (0 without rank)."""
+        return _padded(self.u_groups, self.slots) * self.nb_k
+
+    @property
+    def x_stream_steps(self) -> int:
+        """Steps whose activation block comes from the stream (``K * nb_in``); later steps
+        read the x memory."""
+        return self.slots * self.nb_in
+
+    # --- the gap --------------------------------------------------------------------------
+    def _result_cycle(self, group: int, blocks: int, start: int = 0) -> int:
+        """Cycle at which an accumulator result of ``group`` is valid (reduction over
+        ``blocks`` blocks, phase starting at step ``start``)."""
+        k = self.slots
+        last_step = start + ((group // k) * blocks + blocks - 1) * k + group % k
+        return last_step + self.dot_latency + self.acc_latency
+
+    def _block_written(self, block_index: int, blocks: int, start: int = 0) -> int:
+        """Cycle in which requantized low-rank block ``block_index`` is written (t memory
+        or u FIFO): its last group's result, one staging cycle, the requantizer."""
+        last_group = (block_index + 1) * self.block // self.lanes_lowrank - 1
+        return self._result_cycle(last_group, blocks, start) + 1 + self.quant_latency
 
     @property
     def u_start(self) -> int:
-        """``u0``: the first step that carries B^T blocks."""
-        return self.t_steps + self.gap
+        """``u0``: the first step that carries B^T blocks -- after the T phase, and late
+        enough that every t block is in the t memory before a U step reads it (a read
+        issued in cycle c returns in c + 1 and sees writes of cycles before c)."""
+        if not self.rank:
+            return 0
+        need = max(self._block_written(b, self.nb_in) + 2 - b * self.slots
+                   for b in range(self.nb_k))
+        return max(self.t_steps, need)
+
+    @property
+    def gap(self) -> int:
+        """``H``: idle low-rank steps between the T and U phases."""
+        return self.u_start - self.t_steps
 
     @property
     def lowrank_steps(self) -> int:
         """``L``: steps up to the last B^T block (0 without rank)."""
-        if not self.rank:
-            return 0
-        return self.u_start + self.d_out // self.lanes_lowrank * self.nb_k
+        return self.u_start + self.u_steps if self.rank else 0
 
     @property
     def steps(self) -> int:
         """Input items per token."""
-        return max(self.main_steps, self.lowrank_steps)
+        return max(self.main_steps, self.lowrank_steps,
+                   self.nb_out if (self.bias and self.output == "mxint") else 0)
 
-    def _emit_cycles(self) -> list[int]:
-        """Cycle (after the token's first item) at which each output block is emitted."""
-        ds, qs = self.dot_stages, self.quant_stages
-        emit, last = [], -1
-        for ob in range(self.nb_out):
-            group = ((ob + 1) * self.block - 1) // self.lanes_main
-            ready = (group + 1) * self.nb_in - 1 + ds + 2
-            if self.rank:
-                u_groups = (ob + 1) * self.block // self.lanes_lowrank
-                ready = max(ready, self.u_start + u_groups * self.nb_k - 1 + ds + qs + 3)
-            last = max(ready, last + 1)
-            emit.append(last)
-        return emit
+    # --- the output stage ----------------------------------------------------------------
+    def _main_ready(self) -> list[int]:
+        """Cycle from which each main group's result can be read from the main FIFO."""
+        return [self._result_cycle(g, self.nb_in) + FIFO_LATENCY
+                for g in range(self.main_groups)]
+
+    def _u_ready(self) -> list[int]:
+        return [self._block_written(b, self.nb_k, self.u_start) + FIFO_LATENCY
+                for b in range(self.nb_out)] if self.rank else []
+
+    def _bias_ready(self) -> list[int]:
+        return [b + FIFO_LATENCY for b in range(self.nb_out)] if self.bias else []
+
+    def output_cycles(self) -> list[int]:
+        """Cycle (after the token's first item) in which each output block leaves, at full
+        rate: a cycle-by-cycle model of the output stage's handshakes (module doc)."""
+        return _OutputModel(self).run()
 
     @property
     def cycles_per_token(self) -> int:
         """Cycles between consecutive tokens' first items at full rate."""
-        return self._emit_cycles()[-1] + 1
+        return self.output_cycles()[-1] + 1
 
     @property
     def latency(self) -> int:
-        """Cycles from a token's last input item to its last output block."""
-        return self._emit_cycles()[-1] - (self.steps - 1)
+        """Cycles from a token's last input item to its last output block, at full rate."""
+        return self.output_cycles()[-1] - (self.steps - 1)
+
+
+class _Chunker:
+    """Cycle model of :class:`hw.rechunk.Rechunk` (``n_in`` to ``n_out`` elements)."""
+
+    def __init__(self, n_in: int, n_out: int):
+        self.gather = n_in < n_out
+        self.ratio = max(n_in, n_out) // min(n_in, n_out)
+        self.count = 0           # gathering: items held; splitting: pieces left
+        self.full = False        # gathering: an output item is ready
+        self.passthrough = n_in == n_out
+
+    def out_valid(self, in_valid: bool) -> bool:
+        if self.passthrough:
+            return in_valid
+        return self.full if self.gather else self.count > 0
+
+    def in_ready(self, out_taken: bool) -> bool:
+        if self.passthrough:
+            return out_taken
+        if self.gather:
+            return not self.full or out_taken
+        return self.count == 0 or (out_taken and self.count == 1)
+
+    def step(self, in_taken: bool, out_taken: bool) -> None:
+        if self.passthrough:
+            return
+        if self.gather:
+            if out_taken:
+                self.full = False
+            if in_taken:
+                self.count += 1
+                if self.count == self.ratio:
+                    self.count, self.full = 0, True
+        else:
+            if out_taken:
+                self.count -= 1
+            if in_taken:
+                self.count = self.ratio
+
+
+class _OutputModel:
+    """The output stage at full rate, one cycle at a time (``LQERSchedule.output_cycles``).
+
+    Terms: main FIFO (groups) -> rechunk to blocks -> join with the u FIFO -> out.
+    Merged: main FIFO, u FIFO -> rechunk to groups, bias FIFO -> rechunk to groups -> join
+    -> merge (latency) -> rechunk to blocks -> quantizer (latency) -> out.
+    """
+
+    def __init__(self, s: LQERSchedule):
+        self.s = s
+
+    def run(self) -> list[int]:
+        s = self.s
+        main, u_ready, b_ready = s._main_ready(), s._u_ready(), s._bias_ready()
+        pm, blk = s.lanes_main, s.block
+        emitted: list[int] = []
+        if s.output == "terms":
+            to_blocks = _Chunker(pm, blk)
+            g = 0
+            cycle = 0
+            while len(emitted) < s.nb_out:
+                b = len(emitted)
+                have_main = g < len(main) and main[g] <= cycle
+                chunk_valid = to_blocks.out_valid(have_main)
+                u_ok = not s.rank or u_ready[b] <= cycle
+                out = chunk_valid and u_ok
+                taken = have_main and to_blocks.in_ready(out)
+                to_blocks.step(taken, out)
+                if taken:
+                    g += 1
+                if out:
+                    emitted.append(cycle)
+                cycle += 1
+            return emitted
+        # merged output
+        u_chunk = _Chunker(blk, pm) if s.rank else None
+        b_chunk = _Chunker(blk, pm) if s.bias else None
+        to_blocks = _Chunker(pm, blk)
+        g = ub = bb = 0
+        merged: list[int] = []      # cycles at which merged groups leave the merge
+        taken_blocks: list[int] = []
+        cycle = 0
+        mg, qo = s.merge_latency, s.out_quant_latency
+        while len(taken_blocks) < s.nb_out:
+            have_main = g < len(main) and main[g] <= cycle
+            u_in = u_chunk is not None and ub < len(u_ready) and u_ready[ub] <= cycle
+            b_in = b_chunk is not None and bb < len(b_ready) and b_ready[bb] <= cycle
+            u_ok = u_chunk is None or u_chunk.out_valid(u_in)
+            b_ok = b_chunk is None or b_chunk.out_valid(b_in)
+            join = have_main and u_ok and b_ok
+            if join:
+                merged.append(cycle + mg)
+            # the rechunk after the merge: its input is what left the merge this cycle
+            arriving = bool(merged) and merged[0] == cycle
+            block_out = to_blocks.out_valid(arriving)
+            if block_out:
+                taken_blocks.append(cycle)   # the quantizer takes it at once
+            took = arriving and to_blocks.in_ready(block_out)
+            if arriving:
+                assert took, "the merge output is never blocked at full rate"
+                merged.pop(0)
+            to_blocks.step(took, block_out)
+            if u_chunk is not None:
+                u_taken = u_in and u_chunk.in_ready(join)
+                u_chunk.step(u_taken, join)
+                ub += u_taken
+            if b_chunk is not None:
+                b_taken = b_in and b_chunk.in_ready(join)
+                b_chunk.step(b_taken, join)
+                bb += b_taken
+            g += join
+            cycle += 1
+        return [c + qo for c in taken_blocks]
 
 
 def default_lowrank_lanes(*, d_in: int, d_out: int, rank: int, block: int, lanes_main: int,
-                          dot_stages: int, quant_stages: int = 1) -> int:
-    """Smallest power of two ``P_l <= block`` with ``lowrank_steps <= main_steps``."""
+                          **latencies) -> int:
+    """Smallest power of two ``P_l <= block`` with ``lowrank_steps <= main_steps``
+    (``latencies``: the :class:`LQERSchedule` fields other than the shape and lanes)."""
     lanes = 1
     while lanes < block:
-        s = LQERSchedule(d_in, d_out, rank, block, lanes_main, lanes, dot_stages, quant_stages)
+        s = LQERSchedule(d_in, d_out, rank, block, lanes_main, lanes, **latencies)
         if s.lowrank_steps <= s.main_steps:
             return lanes
         lanes *= 2
@@ -164,7 +351,7 @@ def default_lowrank_lanes(*, d_in: int, d_out: int, rank: int, block: int, lanes
 
 def activation_order(schedule: LQERSchedule) -> np.ndarray:
     """``(steps,)`` int64: the activation block (0..nb_in-1) that step ``s`` carries."""
-    return np.arange(schedule.steps, dtype=np.int64) % schedule.nb_in
+    return (np.arange(schedule.steps, dtype=np.int64) // schedule.slots) % schedule.nb_in
 
 
 def activation_blocks(schedule: LQERSchedule, x_mantissas, x_exponents) -> dict[str, np.ndarray]:
@@ -176,45 +363,63 @@ def activation_blocks(schedule: LQERSchedule, x_mantissas, x_exponents) -> dict[
             "x.exponent": xe.reshape(t, schedule.nb_in)}
 
 
-def _slots(mantissas, exponents, group_rows, col_blocks, lanes: int, block: int):
-    """Blocks of rows ``group_rows[i]*lanes + 0..lanes-1`` at column block ``col_blocks[i]``."""
-    rows = np.asarray(group_rows)[:, None] * lanes + np.arange(lanes)
+def _phase(steps: int, slots: int, blocks: int):
+    """Per step of a phase: (group, block index) -- the order of the module doc."""
+    s = np.arange(steps)
+    k = s % slots
+    return (s // (slots * blocks)) * slots + k, (s // slots) % blocks
+
+
+def _slots(mantissas, exponents, groups, col_blocks, lanes: int, block: int, rows: int):
+    """Blocks of rows ``groups[i]*lanes + 0..lanes-1`` at column block ``col_blocks[i]``;
+    rows at or beyond ``rows`` (padded groups) are zero."""
+    r = np.asarray(groups)[:, None] * lanes + np.arange(lanes)
+    real = r < rows
+    r = np.where(real, r, 0)
     cols = np.asarray(col_blocks)[:, None]
     m = np.asarray(mantissas, np.int64)
     m = m.reshape(m.shape[0], -1, block)
-    return m[rows, cols], np.asarray(exponents, np.int64)[rows, cols]
+    return (m[r, cols] * real[..., None], np.asarray(exponents, np.int64)[r, cols] * real)
 
 
 def weight_steps(schedule: LQERSchedule, w_mantissas, w_exponents, a_mantissas=None,
-                 a_exponents=None, b_mantissas=None, b_exponents=None) -> dict[str, np.ndarray]:
+                 a_exponents=None, b_mantissas=None, b_exponents=None, bias_mantissas=None,
+                 bias_exponents=None) -> dict[str, np.ndarray]:
     """The per-layer part of the stream, the same for every token (``S = steps`` rows).
 
     Operands are blocked along their last axis: W_q ``(d_out, d_in)`` with exponents
     ``(d_out, nb_in)``; A^T ``(rank, d_in)`` / ``(rank, nb_in)``; B^T ``(d_out, rank)`` /
-    ``(d_out, nb_k)`` (A and B only when ``rank > 0``). Returns ``w.mantissas``
-    ``(S, P_m, block)``, ``w.exponent`` ``(S, P_m)`` and, with rank, ``f.mantissas``
-    ``(S, P_l, block)``, ``f.exponent`` ``(S, P_l)``; unused slots are zero.
+    ``(d_out, nb_k)`` (A and B only when ``rank > 0``); the bias ``(d_out,)`` /
+    ``(nb_out,)`` (merged output with a bias). Returns ``w.mantissas`` ``(S, P_m, block)``,
+    ``w.exponent`` ``(S, P_m)``, with rank ``f.mantissas`` ``(S, P_l, block)``,
+    ``f.exponent`` ``(S, P_l)``, with a bias ``b.mantissas`` ``(S, block)``, ``b.exponent``
+    ``(S,)``; unused slots are zero.
     """
     s, b = schedule, schedule.block
-    steps = np.arange(s.steps)
     pm = s.lanes_main
-    main = steps[:s.main_steps]
     wm = np.zeros((s.steps, pm, b), np.int64)
     we = np.zeros((s.steps, pm), np.int64)
-    wm[:s.main_steps], we[:s.main_steps] = _slots(w_mantissas, w_exponents, main // s.nb_in,
-                                                  main % s.nb_in, pm, b)
+    groups, cols = _phase(s.main_steps, s.slots, s.nb_in)
+    wm[:s.main_steps], we[:s.main_steps] = _slots(w_mantissas, w_exponents, groups, cols, pm, b,
+                                                  s.d_out)
     out = {"w.mantissas": wm, "w.exponent": we}
     if s.rank:
         pl = s.lanes_lowrank
         fm = np.zeros((s.steps, pl, b), np.int64)
         fe = np.zeros((s.steps, pl), np.int64)
-        t = steps[:s.t_steps]
-        fm[:s.t_steps], fe[:s.t_steps] = _slots(a_mantissas, a_exponents, t // s.nb_in,
-                                                t % s.nb_in, pl, b)
-        u = steps[s.u_start:s.lowrank_steps] - s.u_start
-        fm[s.u_start:s.lowrank_steps], fe[s.u_start:s.lowrank_steps] = _slots(
-            b_mantissas, b_exponents, u // s.nb_k, u % s.nb_k, pl, b)
+        groups, cols = _phase(s.t_steps, s.slots, s.nb_in)
+        fm[:s.t_steps], fe[:s.t_steps] = _slots(a_mantissas, a_exponents, groups, cols, pl, b,
+                                                s.rank)
+        groups, cols = _phase(s.u_steps, s.slots, s.nb_k)
+        u = slice(s.u_start, s.lowrank_steps)
+        fm[u], fe[u] = _slots(b_mantissas, b_exponents, groups, cols, pl, b, s.d_out)
         out.update({"f.mantissas": fm, "f.exponent": fe})
+    if s.bias and s.output == "mxint":
+        bm = np.zeros((s.steps, b), np.int64)
+        be = np.zeros((s.steps,), np.int64)
+        bm[:s.nb_out] = np.asarray(bias_mantissas, np.int64).reshape(s.nb_out, b)
+        be[:s.nb_out] = np.asarray(bias_exponents, np.int64).reshape(s.nb_out)
+        out.update({"b.mantissas": bm, "b.exponent": be})
     return out
 
 

@@ -1,21 +1,29 @@
-"""A pipeline that advances as a whole and stalls when its output is blocked.
+"""A free-running pipeline with credit-based back-pressure.
 
 Each datapath is a sequence of combinational *levels* (a multiplier, one
 adder-tree level, ...), each with an estimated delay (in LUT levels; equal when
 not given). ``stages`` registers are placed at level boundaries so that the
 largest delay between two registers is as small as it can be (a linear
-partition), the last always at the output, so outputs are registered and the
-latency is exactly ``stages`` cycles. The whole pipeline advances when its
-output slot is empty or being taken (``enable = ~valid_out | ready``); the
-input is ready under the same condition, which gives one item per cycle
-whenever the consumer is ready.
+partition, :func:`register_counts`), the last always at the output; a datapath
+may also give the counts itself. The latency is exactly ``stages`` cycles.
+
+The registers have no enable: the pipeline never stalls, so no stall signal fans
+out to every register (on FPGAs that fan-out, not the logic, set the clock of a
+stalling pipeline). Back-pressure is handled by credit instead: the last register
+is a small FIFO of ``stages + 1`` entries, and the input is ready only while fewer
+than that many items are inside (in flight or waiting in the FIFO), a count held in
+a register. So ``ready`` depends on registers alone, an item is never lost, and with
+an always-ready consumer one item passes per cycle. A datapath inside a larger one
+whose output is never blocked can drop the FIFO (``backpressure=False``): its input
+is then always ready and its output is the last register.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Signal, Value
+from amaranth.hdl import Cat, Signal, Value
+from amaranth.lib.fifo import SyncFIFO
 
-__all__ = ["register_counts", "StallPipeline"]
+__all__ = ["register_counts", "Pipeline"]
 
 
 def register_counts(levels: int, stages: int, delays: list[float] | None = None) -> list[int]:
@@ -54,47 +62,110 @@ def register_counts(levels: int, stages: int, delays: list[float] | None = None)
     return counts
 
 
-class StallPipeline:
-    """Register placement and the valid chain for one datapath inside module ``m``."""
+class Pipeline:
+    """Register placement, the valid chain and the output of one datapath inside module ``m``.
 
-    def __init__(self, m, *, levels: int, stages: int, valid_in: Value, name: str = "pipe",
-                 delays: list[float] | None = None):
+    ``valid_in``: an item enters this cycle (the input stream's ``valid & ready``).
+    Either ``stages`` (placed by :func:`register_counts` over ``levels`` with ``delays``)
+    or ``counts`` (registers after each level, the last at least 1) is given.
+    Close the levels in order with :meth:`after`; then :meth:`connect` the streams.
+    """
+
+    def __init__(self, m, *, levels: int, valid_in: Value, name: str = "pipe",
+                 stages: int | None = None, delays: list[float] | None = None,
+                 counts: list[int] | None = None, backpressure: bool = True):
+        if (stages is None) == (counts is None):
+            raise ValueError("give either stages or counts")
+        if counts is None:
+            counts = register_counts(levels, stages, delays)
+        if len(counts) != levels or counts[-1] < 1 or min(counts) < 0:
+            raise ValueError(f"counts must have one entry per level ({levels}), the last >= 1; "
+                             f"got {counts}")
         self._m = m
-        self._counts = register_counts(levels, stages, delays)
+        self._counts = list(counts)
         self._name = name
         self._next_level = 0
-        self.enable = Signal(name=f"{name}_enable")
         self._valid = valid_in
+        self._backpressure = backpressure
+        self._fifo = None
+        self._dropped = Signal(name=f"{name}_dropped")
+        self.latency = sum(counts)
 
     @property
-    def valid_out(self) -> Value:
-        if self._next_level != len(self._counts):
-            raise RuntimeError("valid_out read before every level was closed")
+    def counts(self) -> list[int]:
+        """Registers after each level."""
+        return list(self._counts)
+
+    @property
+    def valid(self) -> Value:
+        """Whether the values at the next level to close hold an item (before its registers)."""
         return self._valid
 
-    def after(self, level: int, values: list[Value]) -> list[Value]:
-        """Close ``level`` (in order): return ``values`` delayed by its registers."""
+    def _register(self, values: list[Value], tag: str) -> list[Value]:
+        # data registers need no reset: the valid chain says what they hold
+        regs = [Signal(Value.cast(v).shape(), name=f"{tag}_{j}", reset_less=True)
+                for j, v in enumerate(values)]
+        valid = Signal(name=f"{tag}_valid")
+        self._m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+        self._m.d.sync += valid.eq(self._valid)
+        self._valid = valid
+        return regs
+
+    def after(self, level: int, values: list[Value], *, keep: Value | None = None) -> list[Value]:
+        """Close ``level`` (in order): ``values`` delayed by its registers.
+
+        At the last level, ``keep`` (default: every item) selects the items that leave
+        through the output; the others end here (an accumulator's partials)."""
         if level != self._next_level:
             raise RuntimeError(f"levels must be closed in order; expected {self._next_level}, "
                                f"got {level}")
         self._next_level += 1
-        for k in range(self._counts[level]):
-            tag = f"{self._name}_l{level}_r{k}"
-            # data registers need no reset: the valid chain says what they hold
-            regs = [Signal(Value.cast(v).shape(), name=f"{tag}_{j}", reset_less=True)
-                    for j, v in enumerate(values)]
-            valid = Signal(name=f"{tag}_valid")
-            with self._m.If(self.enable):
-                self._m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
-                self._m.d.sync += valid.eq(self._valid)
-            values, self._valid = regs, valid
-        return values
+        last = self._next_level == len(self._counts)
+        if keep is not None and not last:
+            raise RuntimeError("keep applies to the last level only")
+        n = self._counts[level]
+        for k in range(n - 1 if last else n):
+            values = self._register(values, f"{self._name}_l{level}_r{k}")
+        if not last:
+            return values
+        keep = Value.cast(1) if keep is None else keep
+        values = [Value.cast(v) for v in values]
+        if not self._backpressure:
+            m = self._m
+            kept = Signal(name=f"{self._name}_keep")
+            m.d.comb += kept.eq(keep)
+            self._valid = self._valid & kept
+            return self._register(values, f"{self._name}_out")
+        # the output register is a FIFO of stages + 1 entries
+        width = sum(len(v) for v in values)
+        self._fifo = fifo = SyncFIFO(width=width, depth=self.latency + 1)
+        self._m.submodules[f"{self._name}_fifo"] = fifo
+        self._m.d.comb += [fifo.w_data.eq(Cat(*values)), fifo.w_en.eq(self._valid & keep),
+                           self._dropped.eq(self._valid & ~keep)]
+        out, offset = [], 0
+        for v in values:
+            sig = Signal(v.shape(), name=f"{self._name}_out_{len(out)}")
+            self._m.d.comb += sig.eq(fifo.r_data[offset:offset + len(v)])
+            offset += len(v)
+            out.append(sig)
+        return out
 
     def connect(self, i, o) -> None:
-        """Tie the pipeline to input stream ``i`` and output stream ``o``."""
+        """Tie the pipeline to input stream ``i`` and output stream ``o`` (every level closed).
+
+        With back-pressure: ``i.ready`` while fewer than ``stages + 1`` items are inside;
+        ``o`` from the FIFO. Without: ``i.ready`` always, ``o.valid`` the last register's
+        valid, and ``o.ready`` must be high whenever an item leaves."""
+        if self._next_level != len(self._counts):
+            raise RuntimeError("connect before every level was closed")
         m = self._m
-        m.d.comb += [
-            self.enable.eq(~self.valid_out | o.ready),
-            i.ready.eq(self.enable),
-            o.valid.eq(self.valid_out),
-        ]
+        if not self._backpressure:
+            m.d.comb += [i.ready.eq(1), o.valid.eq(self._valid)]
+            return
+        fifo = self._fifo
+        inside = Signal(range(self.latency + 2), name=f"{self._name}_inside")
+        take = i.valid & i.ready
+        pop = o.valid & o.ready
+        m.d.sync += inside.eq(inside + take - pop - self._dropped)
+        m.d.comb += [i.ready.eq(inside < self.latency + 1),
+                     o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]

@@ -6,19 +6,21 @@ signed exponent carried beside the value (accumulator outputs, each with its own
 alignment). The output is bit-exact with
 ``sw.mxint.quantize_exact(values, lsb, out_format)``. The datapath is a chain of
 levels (docs/design.md, "Hardware shape"); ``stages`` registers are placed over them
-by :func:`hw.pipeline.register_counts` using the delay estimates below:
+by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quantizer.delays`:
 
 1. magnitudes ``|v_i|`` and signs;
-2. per element (``lsb_width > 0``): ``floor(log2 |v_i|) = bit_length - 1 + lsb_i``;
-3. the block's ``floor(log2 max|v_i|)``: leading-one detection on the OR of the
-   magnitudes (fixed point) or a max tree of the per-element exponents, one level per
-   halving;
-4. the shared exponent clamped to the exponent range (an all-zero block gets the
-   minimum), and each element's right shift of ``|v_i| << (width-1)``;
-5. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky
-   bit of everything shifted out;
-6. the fine part, the round bit;
-7. rounding (half to even, or ties away), saturation to ``2**(width-1) - 1``, sign.
+2. the block's ``floor(log2 max|v_i|)``: in fixed-point mode, a leading-one tree on the
+   OR of the magnitudes, giving the bit length ``n``; with per-element exponents, each
+   element's ``bit_length - 1 + lsb_i`` and then a max tree, one level per halving;
+3. the shared exponent clamped to the exponent range (an all-zero block gets the
+   minimum) and each element's right shift of ``|v_i| << (width-1)``: in fixed-point mode
+   both are functions of ``n`` alone, a small table; otherwise a clamp, then a subtract
+   and a clamp per element;
+4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
+   of everything shifted out (a table of masks by shift, not comparators);
+5. the fine part, the round bit;
+6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1``;
+7. the sign.
 
 Left shifts of ``width - 1`` or more can only come from a clamped exponent and
 always saturate a non-zero element, so ``|v| << (width-1)`` covers every case;
@@ -33,8 +35,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, signed_for_range
-from hw.pipeline import StallPipeline
-from hw.shifting import bit_length, round_shifted, shift_right_round_parts, wire
+from hw.pipeline import Pipeline
+from hw.shifting import bit_length, round_parts, shift_amount, shift_right_round_parts, wire
 from hw.unused import rejectable
 from sw.mxint import MXIntFormat
 
@@ -53,13 +55,16 @@ class Quantizer(wiring.Component):
     "ocp"; its ``block`` is the vector length and its ``rounding`` the rounding),
     ``in_width`` 2..``MAX_IN_WIDTH`` input bits, ``frac_bits`` -64..64 (fixed-point
     mode), ``lsb_width`` 0..16 (0: fixed point; else per-element exponents of that
-    many bits), ``stages`` 1..``MAX_STAGES`` (= :attr:`latency`). Raises ``ValueError``
-    / ``TypeError`` naming the parameter.
+    many bits), ``stages`` 1..``MAX_STAGES`` (= :attr:`latency`), ``backpressure``
+    (default True; see :class:`hw.pipeline.Pipeline`). Raises ``ValueError`` /
+    ``TypeError`` naming the parameter.
     """
 
     def __init__(self, *, out_format: MXIntFormat = MXIntFormat(), in_width: int = 16,
-                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 1):
+                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 7,
+                 backpressure: bool = True):
         with rejectable(self):
+            self._backpressure = bool(backpressure)
             self._format = check_hardware_format("out_format", out_format)
             self._in_width = check_int("in_width", in_width, 2, MAX_IN_WIDTH)
             self._frac_bits = check_int("frac_bits", frac_bits, -64, 64)
@@ -93,23 +98,29 @@ class Quantizer(wiring.Component):
         """Cycles from an accepted input to its block becoming valid (= ``stages``)."""
         return self._stages
 
-    def _levels(self) -> list[float]:
-        """Estimated delay (LUT levels) of each pipeline level, in order."""
+    @property
+    def delays(self) -> list[float]:
+        """Estimated delay (LUT levels) of each pipeline level, in order (module doc)."""
         tree = (self._format.block - 1).bit_length()  # log2(block) halvings
-        if self._lsb_width:
-            head = [2.0, 3.0] + [2.5] * tree          # abs; bit length + lsb; max tree
-        else:
-            head = [2.0, 1.0 + tree / 2 + 2.0]          # abs; OR tree + leading one
-        return head + [3.0, 2.5, 2.0, 3.0]             # clamp+shift; coarse; fine; round
+        width = self._in_width
+        lod = 1.0 + (width - 1).bit_length()
+        # abs: a negation, a carry chain over in_width bits, in and out of the chain
+        negate = 2.0 + width / 16
+        if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp; shift amounts
+            head = [negate, lod, 2.5] + [3.0] * tree + [2.5, 2.5]
+        else:                # abs; OR tree; leading one; table
+            head = [negate, 1.0 + tree / 2, lod, 2.0]
+        return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
 
     def elaborate(self, platform):
         m = Module()
         fmt = self._format
         emin, emax = fmt.exponent_range
         block = fmt.block
-        delays = self._levels()
-        pipe = StallPipeline(m, levels=len(delays), stages=self._stages, valid_in=self.i.valid,
-                             name="quant", delays=delays)
+        delays = self.delays
+        pipe = Pipeline(m, levels=len(delays), stages=self._stages, delays=delays,
+                        valid_in=self.i.valid & self.i.ready, name="quant",
+                        backpressure=self._backpressure)
         level = iter(range(len(delays)))
         values = [self.i.payload.values[k] for k in range(block)]
         per_element = bool(self._lsb_width)
@@ -125,23 +136,29 @@ class Quantizer(wiring.Component):
                 k += len(g)
             return result
 
-        # 1: magnitudes and signs
+        pre = fmt.width - 1
+        cap = self._in_width + pre + 1
+        amount_shape = range(cap + 1)
+
+        # magnitudes and signs
         mags = [wire(m, abs(v), f"magnitude_{k}") for k, v in enumerate(values)]
         negative = [v < 0 for v in values]
         mags, negative, lsbs = stage(mags, negative, lsbs)
 
-        # 2-3: floor(log2 max |v|) of the block, and whether it is all zero
         if per_element:
+            # each element's floor(log2 |v|), then a max tree over the block
             lo = -2 ** (self._lsb_width - 1)
             hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
             shape = signed_for_range(lo, hi)
-            pairs = []
-            for k, (mag, lsb) in enumerate(zip(mags, lsbs)):
+            lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
+            lengths, mags, negative, lsbs = stage(lengths, mags, negative, lsbs)
+            nz, fes = [], []
+            for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
-                m.d.comb += fe.eq(bit_length(m, mag, f"bit_length_{k}") - 1 + lsb)
-                pairs.append((mag != 0, fe))
-            nz, fes, mags, negative, lsbs = stage([p[0] for p in pairs], [p[1] for p in pairs],
-                                                  mags, negative, lsbs)
+                m.d.comb += fe.eq(length - 1 + lsb)
+                nz.append(wire(m, length != 0, f"nonzero_{k}"))
+                fes.append(fe)
+            nz, fes, mags, negative, lsbs = stage(nz, fes, mags, negative, lsbs)
             pairs = list(zip(nz, fes))
             while len(pairs) > 1:
                 merged = []
@@ -153,44 +170,40 @@ class Quantizer(wiring.Component):
                 nz, fes, mags, negative, lsbs = stage([p[0] for p in merged],
                                                       [p[1] for p in merged], mags, negative, lsbs)
                 pairs = list(zip(nz, fes))
-            natural, all_zero = pairs[0][1], ~pairs[0][0]
+            natural, nonzero = pairs[0][1], pairs[0][0]
+            exponent = Signal(signed(fmt.exponent_bits), name="exponent")
+            with m.If(~nonzero | (natural < emin)):
+                m.d.comb += exponent.eq(emin)
+            with m.Elif(natural > emax):
+                m.d.comb += exponent.eq(emax)
+            with m.Else():
+                m.d.comb += exponent.eq(natural)
+            (exponent,), mags, negative, lsbs = stage([exponent], mags, negative, lsbs)
+            amounts = [shift_amount(m, (pre - fmt.frac_bits) + exponent - lsbs[k], cap,
+                                    f"shift_{k}") for k in range(block)]
         else:
+            # fixed point: the bit length n of the OR of the magnitudes decides everything
             ored = mags[0]
             for mag in mags[1:]:
                 ored = ored | mag
-            ored = wire(m, ored, "magnitudes_or")
+            (ored,), mags, negative = stage([wire(m, ored, "magnitudes_or")], mags, negative)
             length = bit_length(m, ored, "block_bit_length")
-            natural = wire(m, (length - 1 - self._frac_bits).as_signed(), "natural_exponent")
-            all_zero = ored == 0
-            (natural, all_zero), mags, negative = stage([natural, all_zero], mags, negative)
-
-        # 4: the clamped shared exponent and each element's right shift
-        exponent = Signal(signed(fmt.exponent_bits), name="exponent")
-        with m.If(all_zero | (natural < emin)):
-            m.d.comb += exponent.eq(emin)
-        with m.Elif(natural > emax):
-            m.d.comb += exponent.eq(emax)
-        with m.Else():
-            m.d.comb += exponent.eq(natural)
-        pre = fmt.width - 1
-        cap = self._in_width + pre + 1
-        amounts = []
-        for k in range(block if per_element else 1):
-            lsb = lsbs[k] if per_element else -self._frac_bits
-            amount = Signal(range(cap + 1), name=f"shift_{k}")
-            right = wire(m, pre - (lsb + fmt.frac_bits - exponent), f"right_{k}")
-            with m.If(right < 0):
-                m.d.comb += amount.eq(0)
-            with m.Elif(right > cap):
-                m.d.comb += amount.eq(cap)
-            with m.Else():
-                m.d.comb += amount.eq(right)
-            amounts.append(amount)
+            (length,), mags, negative = stage([length], mags, negative)
+            exponent = Signal(signed(fmt.exponent_bits), name="exponent")
+            amount = Signal(amount_shape, name="shift")
+            with m.Switch(length):
+                for n in range(self._in_width + 1):
+                    natural = n - 1 - self._frac_bits
+                    e = emin if n == 0 else min(max(natural, emin), emax)
+                    right = (pre - fmt.frac_bits) + e + self._frac_bits
+                    with m.Case(n):
+                        m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
+            amounts = [amount]
         (exponent,), amounts, mags, negative = stage([exponent], amounts, mags, negative)
         if not per_element:
             amounts = amounts * block
 
-        # 5: coarse shift and sticky; 6: fine shift; 7: round, saturate, sign
+        # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
         for k in range(block):
             parts = shift_right_round_parts(m, mags[k] << pre, amounts[k], f"rounded_{k}")
@@ -203,11 +216,18 @@ class Quantizer(wiring.Component):
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
         (exponent,), with_round, sticky, negative = stage([exponent], with_round, sticky,
                                                           negative)
-        mantissas = []
+        saturated = []
+        w1 = fmt.width - 1
         for k in range(block):
-            q = round_shifted(m, with_round[k], sticky[k], fmt.rounding, f"rounded_{k}")
-            q = wire(m, Mux(q > fmt.mantissa_max, fmt.mantissa_max, q), f"saturated_{k}")
-            mantissas.append(Mux(negative[k], -q, q))
+            # only the low width-1 bits get the rounding add: any higher bit saturates, and
+            # so does a carry out of the add
+            floor, up = round_parts(m, with_round[k], sticky[k], fmt.rounding, f"rounded_{k}")
+            high = floor[w1:].any() if len(floor) > w1 else 0
+            low = wire(m, floor[:w1] + up, f"rounded_low_{k}")
+            saturated.append(wire(m, Mux(high | low[w1], fmt.mantissa_max, low[:w1]),
+                                  f"saturated_{k}"))
+        (exponent,), saturated, negative = stage([exponent], saturated, negative)
+        mantissas = [Mux(negative[k], -saturated[k], saturated[k]) for k in range(block)]
         (exponent,), mantissas = stage([exponent], mantissas)
 
         pipe.connect(self.i, self.o)

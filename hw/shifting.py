@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 
 __all__ = ["wire", "bit_length", "below_mask", "shift_right_round", "shift_right_round_parts",
-           "round_shifted", "FINE_SHIFT_BITS"]
+           "round_parts", "round_shifted", "shift_amount", "add_with_carry_in",
+           "FINE_SHIFT_BITS"]
 
 # The low bits of a shift amount done by the fine (second) part of a split shifter.
 FINE_SHIFT_BITS = 2
@@ -21,12 +22,24 @@ def wire(m: Module, value, name: str) -> Signal:
 
 
 def bit_length(m: Module, value: Value, name: str) -> Signal:
-    """Leading-one detector: the bit length of unsigned ``value`` (0 for 0)."""
+    """Leading-one detector: the bit length of unsigned ``value`` (0 for 0).
+
+    A tree: split off the low ``h`` bits (``h`` the largest power of two below the
+    width); the length is ``h + length(high)`` when the high part is non-zero, else
+    ``length(low)``; ``log2(width)`` levels of small muxes (a priority chain would be
+    ``width`` levels deep)."""
     value = wire(m, value, f"{name}_in")
+
+    def tree(v: Value, tag: str) -> Value:
+        if len(v) == 1:
+            return v
+        h = 1 << ((len(v) - 1).bit_length() - 1)
+        low, high = v[:h], v[h:]
+        return wire(m, Mux(high.any(), tree(high, tag + "h") + h, tree(low, tag + "l")),
+                    f"{name}_{tag}")
+
     length = Signal(range(len(value) + 1), name=name)
-    for k in range(len(value)):  # later statements win: the highest set bit decides
-        with m.If(value[k]):
-            m.d.comb += length.eq(k + 1)
+    m.d.comb += length.eq(tree(value, "t"))
     return length
 
 
@@ -68,21 +81,65 @@ def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str):
     k = FINE_SHIFT_BITS
     high = amount >> k
     coarse = wire(m, (value << 1) >> (high << k), f"{name}_coarse")
-    below = wire(m, amount - 1, f"{name}_below")
-    sticky = wire(m, (value & below_mask(len(value), below)).any(), f"{name}_sticky")
+    # the mask of positions below amount - 1, as a table indexed by the amount (LUTs only:
+    # comparators would map to carry chains, one per bit)
+    width = len(value)
+    mask = Signal(width, name=f"{name}_sticky_mask")
+    with m.Switch(amount):
+        for a in range(1 << len(amount)):
+            with m.Case(a):
+                m.d.comb += mask.eq((1 << min(max(a - 1, 0), width)) - 1)
+    sticky = wire(m, (value.as_unsigned() & mask).any(), f"{name}_sticky")
     fine = wire(m, amount[:k] if len(amount) > k else amount, f"{name}_fine")
     return coarse, sticky, fine
 
 
-def round_shifted(m: Module, with_round: Value, sticky: Value, rounding: str, name: str) -> Value:
-    """``floor + round-up`` from ``with_round = (value << 1) >> amount`` (its bit 0 is the
-    round bit, 0 when ``amount == 0``) and the sticky bit of :func:`shift_right_round_parts`;
-    ``"even"`` (half to even) or ``"away"`` (half up) for an unsigned value."""
+def round_parts(m: Module, with_round: Value, sticky: Value, rounding: str,
+                name: str) -> tuple[Value, Value]:
+    """``(floor, up)`` from ``with_round = (value << 1) >> amount`` (its bit 0 is the round
+    bit, 0 when ``amount == 0``) and the sticky bit of :func:`shift_right_round_parts`: the
+    rounded result is ``floor + up``. ``"even"`` (half to even) or ``"away"`` (half up) for
+    an unsigned value; ``"floor"`` or ``"even"`` for a signed (two's complement,
+    floor-based) value, as ``sw.blockmath.rshift_round``."""
     with_round = wire(m, with_round, f"{name}_with_round")
-    floor = with_round >> 1
+    floor = wire(m, with_round >> 1, f"{name}_floor")
     round_bit = with_round[0]
+    if rounding == "floor":
+        return floor, Value.cast(0)
     if rounding == "away":
-        return wire(m, floor + round_bit, name)
+        return floor, round_bit
     if rounding != "even":
-        raise ValueError(f'rounding must be one of "even", "away"; got {rounding!r}')
-    return wire(m, floor + (round_bit & (sticky | floor[0])), name)
+        raise ValueError(f'rounding must be one of "floor", "even", "away"; got {rounding!r}')
+    return floor, wire(m, round_bit & (sticky | floor[0]), f"{name}_up")
+
+
+def round_shifted(m: Module, with_round: Value, sticky: Value, rounding: str, name: str) -> Value:
+    """The rounded value ``floor + up`` of :func:`round_parts`."""
+    floor, up = round_parts(m, with_round, sticky, rounding, name)
+    return wire(m, floor + up, name)
+
+
+def shift_amount(m: Module, distance: Value, cap: int, name: str) -> Signal:
+    """A right-shift amount from ``distance``: negative gives 0, and anything above
+    ``2**k - 1`` (the least such bound >= ``cap``) gives ``2**k - 1`` -- the OR of the high
+    bits instead of a comparator, so no carry chain. Callers pass a ``cap`` beyond which
+    every shift gives the same result (for example the shifted value's width + 1)."""
+    distance = wire(m, distance, f"{name}_distance")
+    k = max(1, int(cap).bit_length())
+    amount = Signal(k, name=name)
+    low = distance.as_unsigned()[:k]
+    high = distance.as_unsigned()[k:]
+    negative = distance[-1] if distance.shape().signed else 0
+    too_big = high.any() if len(high) else 0
+    m.d.comb += amount.eq(Mux(negative, 0, Mux(too_big, (1 << k) - 1, low)))
+    return amount
+
+
+def add_with_carry_in(m: Module, a: Value, b: Value, carry: Value, width: int,
+                      name: str) -> Signal:
+    """``a + b + carry`` (``carry`` one bit) in ``width`` signed bits as one adder: both
+    operands get ``carry`` as an extra low bit, so their sum carries it into bit 1, and
+    the result drops that bit."""
+    a, b = Value.cast(a).as_signed(), Value.cast(b).as_signed()
+    wide = wire(m, Cat(carry, a) .as_signed() + Cat(carry, b).as_signed(), f"{name}_wide")
+    return wire(m, wide[1:width + 1].as_signed(), name)

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pnr": ("hw.synth.pnr_cli", "place and route with nextpnr, report Fmax"),
     "quantize": ("sw.cli", "compute LQER / L2QER factors of a model"),
     "eval": ("sw.cli", "perplexity of a float or quantized model"),
+    "profile": ("sw.profile_cli", "LLM.int8() outlier statistics of a model's activations"),
+    "sweep": ("sweep.cli", "area against perplexity over a grid of configurations (Pareto)"),
 }
 
 

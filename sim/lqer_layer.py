@@ -22,6 +22,8 @@ import numpy as np
 __all__ = ["layer_inputs", "outputs_to_y", "run_layer_command"]
 
 DESIGN = "lqer-linear"
+# the methods whose factors this datapath runs (resq and llm-int8 have their own designs)
+LQER_METHODS = ("mxint", "lqer", "l2qer")
 # parameters a user may still set with -p; the rest come from the factors
 FREE_PARAMS = ("lanes_main", "lanes_lowrank", "guard_bits", "dot_stages")
 
@@ -106,6 +108,9 @@ def _prepare(args):
         raise LayerError("factors and layer must be given together; got only "
                          + ("factors" if args.layer is None else "layer"))
     factors, config, _ = load_factors(args.factors)
+    if config.method not in LQER_METHODS:
+        raise LayerError(f"factors must come from method {', '.join(LQER_METHODS)} for "
+                         f"{DESIGN}; got {config.method!r}")
     if args.layer not in factors:
         names = list(factors)
         raise LayerError(f"layer must be a layer of {args.factors} (e.g. {names[0]!r}); "

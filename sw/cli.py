@@ -1,7 +1,8 @@
 """``lqer-hw quantize`` and ``lqer-hw eval``: parsers, shared steps, and ``quantize``.
 
-    lqer-hw quantize --model PATH|default --method l2qer|lqer|mxint [--rank 32 ...]
+    lqer-hw quantize --model PATH|default --method l2qer|lqer|mxint|resq [--rank 32 ...]
                      --out DIR [--overwrite]
+    lqer-hw quantize --model PATH|default --method llm-int8|w8a8 [--threshold 6.0 ...] --out DIR
     lqer-hw eval --model PATH|default [--quantized DIR | --method ...] --data FILE|default
                  [--bit-true [--guard-bits N]] [--json] [--verbose]
 
@@ -11,7 +12,8 @@ Every bad input is one line on stderr, ``lqer-hw NAME: error: PARAM must be
 ...; got ...``, exit status 2, nothing written (``lqer_hw.args.run``); Ctrl-C
 is ``lqer-hw NAME: interrupted``, exit status 130. ``quantize`` checks its
 output folder before any work and writes it whole (``lqer_hw.files``).
-``eval`` lives in :mod:`sw.cli_eval`.
+``eval`` lives in :mod:`sw.cli_eval`; both hand ``--method llm-int8|w8a8`` to
+:mod:`sw.llm_int8_cli`.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import time
 
 from lqer_hw.args import (Parser, UsageError, add_field_options, choice, given_fields, run,
                           status)
+from sw import llm_int8_cli
 from sw.options import options_of
-from sw.qconfig import METHODS, QUANT_METHODS, CalibOptions, QuantConfig
+from sw.qconfig import CALIBRATED_METHODS, METHODS, QUANT_METHODS, CalibOptions, QuantConfig
 
-__all__ = ["main", "parser", "quant_config", "calib_options", "check_applicable"]
+__all__ = ["main", "parser", "quant_config", "calib_options", "check_applicable", "factor_builder",
+           "datapath_fit"]
 
 CALIB = "calib_"  # dest prefix of the CalibOptions fields
 
@@ -42,15 +46,16 @@ def _add_model_options(p: Parser) -> None:
 
 
 def _add_quant_options(p: Parser, *, for_eval: bool) -> None:
-    methods = METHODS if for_eval else QUANT_METHODS
+    methods = (METHODS if for_eval else QUANT_METHODS) + llm_int8_cli.METHODS
     p.add_argument("--method", required=not for_eval, type=choice(methods), metavar="METHOD",
                    help=f"{', '.join(methods)}" + (" (default: the float model, fp)" if for_eval
                                                      else " (required)"))
     add_field_options(p, QuantConfig, group="quantization (defaults of QuantConfig)")
     p.add_argument("--calib", metavar="FILE", default=None,
-                   help="l2qer calibration text file, or 'default', the embedded calibration "
-                        "text (default 'default')")
-    add_field_options(p, CalibOptions, group="l2qer calibration", prefix=CALIB)
+                   help="l2qer / resq calibration text file, or 'default', the embedded "
+                        "calibration text (default 'default')")
+    add_field_options(p, CalibOptions, group="calibration (l2qer, resq)", prefix=CALIB)
+    llm_int8_cli.add_options(p)
     p.add_argument("--layers", metavar="REGEX",
                    help="regular expression narrowing the quantized layers (module names)")
 
@@ -58,7 +63,8 @@ def _add_quant_options(p: Parser, *, for_eval: bool) -> None:
 def parser(prog: str, command: str) -> Parser:
     """The parser of ``quantize`` or ``eval``."""
     if command == "quantize":
-        p = Parser(prog=prog, description="Compute LQER / L2QER factors of a model's linear layers.")
+        p = Parser(prog=prog, description="Compute LQER / L2QER / ResQ factors (or LLM.int8() / W8A8 "
+                                          "int8 weights) of a model's linear layers.")
         _add_model_options(p)
         _add_quant_options(p, for_eval=False)
         p.add_argument("--out", required=True, metavar="DIR",
@@ -96,6 +102,9 @@ def _flag(name: str) -> str:
 
 def check_applicable(args, method: str) -> None:
     """Refuse an option that would do nothing with ``method`` (one line naming it)."""
+    llm_int8_cli.check_applicable(args, method)
+    if method in llm_int8_cli.METHODS:
+        return
     for cls, prefix in ((QuantConfig, ""), (CalibOptions, CALIB)):
         for name, value in given_fields(args, cls, prefix=prefix).items():
             opt, _ = options_of(cls)[name]
@@ -106,9 +115,15 @@ def check_applicable(args, method: str) -> None:
             if opt.methods is not None and method not in opt.methods:
                 raise UsageError(f"{flag} must not be given with --method {method} (it applies to "
                                  f"{', '.join(opt.methods)} only); got {value!r}")
-    if args.calib is not None and method != "l2qer":
-        raise UsageError(f"calib must not be given with --method {method} (only l2qer "
-                         f"calibrates); got {args.calib!r}")
+    if args.calib is not None and method not in CALIBRATED_METHODS:
+        raise UsageError(f"calib must not be given with --method {method} (only "
+                         f"{', '.join(CALIBRATED_METHODS)} calibrate); got {args.calib!r}")
+    if method == "resq" and getattr(args, "resq_format", None) == "int":
+        for name in ("block", "exponent_bits", "rounding", "flavour"):
+            if getattr(args, name, None) is not None:
+                raise UsageError(f"{name.replace('_', '-')} must not be given with --resq-format int "
+                                 f"(MXINT options; the integer formats have none); "
+                                 f"got {getattr(args, name)!r}")
     if args.layers is not None and method == "fp":
         raise UsageError("layers must not be given without --method (the float model is not "
                          f"quantized); got {args.layers!r}")
@@ -186,7 +201,31 @@ def select_layers(model, config: QuantConfig, pattern: str | None):
     layers = quantizable_layers(model, pattern=pattern)
     if config.low_rank:
         check_rank(config.rank, {n: tuple(m.weight.shape) for n, m in layers.items()})
+    if config.method == "resq":
+        from sw.resq_factors import check_resq_layers
+        check_resq_layers(config, {n: tuple(m.weight.shape) for n, m in layers.items()})
     return layers
+
+
+def factor_builder(method: str):
+    """The function computing ``method``'s factors (``sw.pipeline.build_factors``'s call shape)."""
+    if method == "resq":
+        from sw.resq_factors import build_resq_factors
+        return build_resq_factors
+    from sw.pipeline import build_factors
+    return build_factors
+
+
+def datapath_fit(config: QuantConfig, layers) -> tuple[str, dict]:
+    """``(datapath name, record)``: whether its datapath can run ``layers``' factors (``sw.datapath``)."""
+    from sw.datapath import datapath_of, datapath_record
+
+    shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
+    ranks = None
+    if config.method == "resq":
+        from sw.resq_factors import check_resq_layers
+        ranks = {n: p.rank for n, p in check_resq_layers(config, shapes).items()}
+    return datapath_of(config), datapath_record(config, shapes, ranks=ranks)
 
 
 # ---------------------------------------------------------------- quantize
@@ -195,6 +234,8 @@ def _quantize(argv: list[str], prog: str) -> int:
     from sw.default_model import calib_path
 
     args = parser(prog, "quantize").parse_args(argv)
+    if args.method in llm_int8_cli.METHODS:
+        return llm_int8_cli.quantize(args, prog)
     method = args.method
     check_applicable(args, method)
     config = quant_config(args, method)
@@ -203,34 +244,39 @@ def _quantize(argv: list[str], prog: str) -> int:
 
     output = OutputFolder(args.out, overwrite=args.overwrite, name="out")  # before any work
     device = device_of(args.device)
-    from sw.datapath import datapath_record
     from sw.factor_files import write_factors
     from sw.models import model_hash
-    from sw.pipeline import build_factors
     from sw.text import read_text
 
     calib_spec = args.calib or "default"
     calib_file = calib_path(calib_spec)
-    calib_text = read_text(calib_file, name="calib") if method == "l2qer" else None
+    calib_text = read_text(calib_file, name="calib") if method in CALIBRATED_METHODS else None
     started = time.time()
     path, model, tokenizer = load(args, device)
-    if method == "l2qer":
+    if method in CALIBRATED_METHODS:
         check_calibration(model, tokenizer, calib_text, calib)
     layers = select_layers(model, config, args.layers)
-    fit = datapath_record(config, {n: tuple(m.weight.shape) for n, m in layers.items()})
-    if not fit["lqer-linear"]:
-        status(prog, f"note: these factors cannot run on the lqer-linear datapath: {fit['reason']}")
+    if method == "resq":
+        from sw.resq_factors import check_resq_calibration
+        check_resq_calibration(config, {n: tuple(m.weight.shape) for n, m in layers.items()}, calib)
+    datapath, fit = datapath_fit(config, layers)
+    if not fit[datapath]:
+        status(prog, f"note: these factors cannot run on the {datapath} datapath: {fit['reason']}")
     if not sys.stderr.isatty():
         status(prog, f"computing {method} factors of {plural(len(layers), 'layer')}")
-    factors, calib_record = build_factors(model, tokenizer, config, calib_text=calib_text,
-                                          calib=calib, device=device, layers=layers,
-                                          progress=not args.json)
+    factors, calib_record = factor_builder(method)(model, tokenizer, config, calib_text=calib_text,
+                                                   calib=calib, device=device, layers=layers,
+                                                   progress=not args.json)
     if calib_record is not None:
         calib_record["file"] = os.path.abspath(calib_file) if calib_spec != "default" else "default"
     source = {"path": os.path.abspath(path) if args.model != "default" else "default",
               "model_type": getattr(model.config, "model_type", None), "hash": model_hash(model)}
+    extra = {}
+    if method == "resq":
+        from sw.resq_factors import resq_record
+        extra["resq"] = resq_record(config)
     with output as tmp:
-        write_factors(tmp, factors, config=config, source=source, calibration=calib_record)
+        write_factors(tmp, factors, config=config, source=source, calibration=calib_record, **extra)
     seconds = time.time() - started
     for name, f in factors.items():
         errs = " ".join(f"{k}={v:.4g}" for k, v in f.errors.items())

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 
 from lqer_hw.args import UsageError, status
-from sw.cli import (calib_options, check_applicable, check_calibration, check_length, device_of, load, parser, plural,
-                    quant_config, select_layers)
-from sw.qconfig import CalibOptions, QuantConfig
+from sw.cli import (calib_options, check_applicable, check_calibration, check_length, device_of,
+                    factor_builder, load, parser, plural, quant_config, select_layers)
+from sw.qconfig import CALIBRATED_METHODS, CalibOptions, QuantConfig
 
 __all__ = ["EvalPlan", "plan", "data_ids", "quantize_layers", "score",
            "report", "evaluate"]
@@ -76,11 +76,15 @@ def plan(args) -> EvalPlan:
         check_applicable(args, method)
         if method != "fp":
             config = quant_config(args, method)
-        if method == "l2qer":
+        if method in CALIBRATED_METHODS:
             calib = calib_options(args)
             calib_text = read_text(calib_path(args.calib or "default"), name="calib")
     if arithmetic == "bit-true" and method == "fp":
-        raise UsageError("method must be one of mxint, lqer, l2qer for --bit-true; got 'fp'")
+        raise UsageError("method must be one of mxint, lqer, l2qer, resq, llm-int8, w8a8 for "
+                         "--bit-true; got 'fp'")
+    if arithmetic == "bit-true" and method == "resq" and config.resq_format != "mxint":
+        raise UsageError("resq-format must be mxint for --bit-true (the paper's integer formats "
+                         f"are emulated in floating point only); got {config.resq_format!r}")
     if arithmetic == "bit-true" and config.low_rank and config.blocking != "reduction":
         raise UsageError("blocking must be reduction for --bit-true (hardware blocks along the "
                          "reduction axis); got 'paper'")
@@ -93,8 +97,9 @@ def plan(args) -> EvalPlan:
 
 def _quant_dests() -> set[str]:
     from sw.options import options_of
+    from sw.llm_int8_cli import OPTION_DESTS
     return ({*options_of(QuantConfig)} | {f"calib_{n}" for n in options_of(CalibOptions)}
-            | {"calib", "layers"})
+            | {"calib", "layers", *OPTION_DESTS})
 
 
 def data_ids(p: EvalPlan, model, tokenizer):
@@ -123,7 +128,6 @@ def quantize_layers(p: EvalPlan, args, model, tokenizer, device, prog: str) -> N
     """Swap the quantized layers for emulated ones (factors read or computed); sets ``p.emulated``."""
     from sw.emulation import emulate_model
     from sw.models import model_hash
-    from sw.pipeline import build_factors
 
     if p.method == "fp":
         return
@@ -135,14 +139,19 @@ def quantize_layers(p: EvalPlan, args, model, tokenizer, device, prog: str) -> N
                              f"{p.manifest['source_model'].get('hash', '?')[:12]}, this model "
                              f"{digest[:12]})")
     else:
-        if p.method == "l2qer":
+        if p.method in CALIBRATED_METHODS:
             check_calibration(model, tokenizer, p.calib_text, p.calib)
         layers = select_layers(model, p.config, args.layers)
+        if p.method == "resq":
+            from sw.resq_factors import check_resq_calibration
+            check_resq_calibration(p.config, {n: tuple(m.weight.shape) for n, m in layers.items()},
+                                   p.calib)
         if not sys.stderr.isatty():
             status(prog, f"computing {p.method} factors of {plural(len(layers), 'layer')}")
-        p.factors, _ = build_factors(model, tokenizer, p.config, calib_text=p.calib_text,
-                                     calib=p.calib or CalibOptions(), device=device, layers=layers,
-                                     progress=not args.json)
+        p.factors, _ = factor_builder(p.method)(model, tokenizer, p.config,
+                                                calib_text=p.calib_text,
+                                                calib=p.calib or CalibOptions(), device=device,
+                                                layers=layers, progress=not args.json)
     originals = emulate_model(model, p.factors, mode=p.method, arithmetic=p.arithmetic,
                               a_width=p.config.a_width, guard_bits=p.guard_bits)
     p.emulated = len(originals)
@@ -198,6 +207,7 @@ def _label(p: EvalPlan) -> str:
         return "fp"
     c = p.config
     return (f"{p.method} W{c.w_width}A{c.a_width}" + (f" rank {c.rank}" if c.low_rank else "")
+            + (f" high {c.high_width} rank {c.resq_rank}" if c.method == "resq" else "")
             + f" block {c.block}, {p.arithmetic}; {plural(p.emulated, 'layer')} emulated")
 
 
@@ -229,6 +239,9 @@ def report(p: EvalPlan, args, result, baseline, seconds: float, device) -> None:
 def evaluate(argv: list[str], prog: str) -> int:
     """``lqer-hw eval``: returns the exit status (errors raise; ``sw.cli.main`` reports them)."""
     args = parser(prog, "eval").parse_args(argv)
+    from sw import llm_int8_cli
+    if llm_int8_cli.handles(args):
+        return llm_int8_cli.evaluate(args, prog)
     p = plan(args)
     device = device_of(args.device)
     started = time.time()

@@ -2,7 +2,8 @@
 
 Modes (docs/design.md, Datapaths): ``fp`` (the float layer), ``mxint`` (W_q, activations
 quantized, no correction), ``lqer`` / ``l2qer`` (plus the low-rank path;
-the two differ only in how their factors were computed).
+the two differ only in how their factors were computed); ``resq`` layers are
+:class:`sw.resq_emulation.ResQLinear` (a subclass), which :func:`emulate_model` builds.
 
 Arithmetic:
 
@@ -187,9 +188,10 @@ class EmulatedLinear(nn.Module):
         y, t = both[..., : self.out_features], both[..., self.out_features:]
         lr = self.lowrank_format
         u = self._fq(self._fq(t, lr) @ self.lowrank_b, lr)
-        if self.bias is not None:
-            y = y + self.bias  # (x W + b) + u: the float order of the unfused formula
-        return y + u
+        if self.bias is None:
+            return y + u
+        out = y + self.bias  # (x W + b) + u: the float order of the unfused formula
+        return out.add_(u)
 
     def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
         ops = {k: v.to(x.device) for k, v in self._bit_true_operands.items()}
@@ -231,9 +233,12 @@ def emulate_model(model: nn.Module, factors: dict[str, LayerFactors], *, mode: s
             raise ValueError(f"factors of layer {name} must be {old.out_features}x{old.in_features}; "
                              f"got {f.d_out}x{f.d_in}")
         weight = old.weight
-        new = EmulatedLinear.from_factors(f, mode=mode, arithmetic=arithmetic, a_width=a_width,
-                                          dtype=weight.dtype, device=weight.device,
-                                          guard_bits=guard_bits, acc_rounding=acc_rounding)
+        cls = EmulatedLinear
+        if mode == "resq":  # ResQ layers (sw.resq_emulation; imported here: it builds on this module)
+            from sw.resq_emulation import ResQLinear as cls
+        new = cls.from_factors(f, mode=mode, arithmetic=arithmetic, a_width=a_width,
+                               dtype=weight.dtype, device=weight.device,
+                               guard_bits=guard_bits, acc_rounding=acc_rounding)
         new.input_cache = cache
         originals[name] = _set_module(model, name, new)
     return originals

@@ -77,6 +77,9 @@ def compute_layer_factors(weight: torch.Tensor, *, config: QuantConfig, scale: t
     """Factors of one ``weight`` (d_out x d_in); ``scale`` (d_in) only for L2QER."""
     if not config.quantized:
         raise FactorsError("method must be one of mxint, lqer, l2qer to compute factors; got 'fp'")
+    if config.method == "resq":
+        raise FactorsError("method resq needs a basis per layer: use sw.resq_factors."
+                           "build_resq_factors or resq_layer_factors")
     w = weight.detach().to(torch.float64)
     bad = ~torch.isfinite(w)
     if bool(bad.any()):

@@ -13,19 +13,45 @@ from sw import mxint
 from sw.mxint import FLAVOURS, ROUNDINGS, MXIntFormat
 from sw.options import Rule, check_fields, option
 
-__all__ = ["METHODS", "QUANT_METHODS", "LOW_RANK_METHODS", "BLOCKINGS", "SVD_METHODS", "QuantConfig",
-           "CalibOptions"]
+__all__ = ["METHODS", "QUANT_METHODS", "LOW_RANK_METHODS", "CALIBRATED_METHODS", "BLOCKINGS",
+           "SVD_METHODS", "RESQ_BASES", "RESQ_DOWN", "RESQ_FORMATS", "QuantConfig", "CalibOptions"]
 
-METHODS = ("fp", "mxint", "lqer", "l2qer")
-QUANT_METHODS = ("mxint", "lqer", "l2qer")  # the methods that produce factors
+METHODS = ("fp", "mxint", "lqer", "l2qer", "resq")
+QUANT_METHODS = ("mxint", "lqer", "l2qer", "resq")  # the methods that produce factors
 LOW_RANK_METHODS = ("lqer", "l2qer")        # the methods with A and B
+CALIBRATED_METHODS = ("l2qer", "resq")      # the methods that read calibration text
 BLOCKINGS = ("reduction", "paper")
 SVD_METHODS = ("full", "randomized")
+RESQ_BASES = ("per-layer", "shared")        # one ResQ basis per layer, or per input tensor
+RESQ_DOWN = ("hadamard", "pca")             # down projections: the paper's Hadamard, or PCA
+RESQ_FORMATS = ("mxint", "int")             # the project's MXINT, or the paper's integer formats
 
 # the format rules come from the one rule in sw.mxint (docs/design.md, Number formats)
 _WIDTH = Rule("int", *mxint.WIDTH_RANGE)
 _BLOCK = Rule("power_of_two", 1, mxint.MAX_BLOCK)
 _EXPONENT_BITS = Rule("int", *mxint.EXPONENT_BITS_RANGE)
+
+
+@dataclass(frozen=True)
+class _RankOrAuto(Rule):
+    """ResQ's high-precision rank: ``auto`` (d_in / 8 per layer) or an integer >= 1."""
+
+    def allowed(self) -> str:
+        return "auto or an integer >= 1"
+
+    def ok(self, value) -> bool:
+        return value == "auto" or Rule("int", 1).ok(value)
+
+    def parse(self, text: str):
+        if text == "auto":
+            return text
+        try:
+            value = int(text, 10)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not self.ok(value):
+            raise ValueError(f"must be {self.allowed()}; got {text!r}")
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +60,8 @@ class QuantConfig:
 
     ``blocking="reduction"`` blocks A along ``d_in`` and B along the rank (what
     hardware needs); ``"paper"`` blocks A along the rank and B along ``d_out``,
-    as the LQER authors' emulation does (fast arithmetic only).
+    as the LQER authors' emulation does (fast arithmetic only). The ``high_width``
+    and ``resq_*`` fields belong to ResQ (docs/sw.md, "ResQ").
     Raises ``ValueError`` naming the first field outside its rule.
     """
 
@@ -61,8 +88,29 @@ class QuantConfig:
     svd: str = option("full", flag="--svd", rule=Rule("choice", choices=SVD_METHODS),
                       methods=LOW_RANK_METHODS,
                       help="full SVD, or randomized (range finder + 2 power iterations, seeded)")
-    seed: int = option(0, flag="--seed", rule=Rule("int", 0), methods=LOW_RANK_METHODS,
-                       help="randomized-SVD seed")
+    seed: int = option(0, flag="--seed", rule=Rule("int", 0), methods=LOW_RANK_METHODS + ("resq",),
+                       help="randomized-SVD seed (lqer, l2qer); random-rotation seed (resq)")
+    high_width: int = option(8, flag="--high-width", rule=_WIDTH, methods=("resq",),
+                             help="bits of ResQ's r high-precision coordinates and their weights")
+    resq_rank: int | str = option("auto", flag="--resq-rank", rule=_RankOrAuto("int"),
+                                  methods=("resq",), metavar="N|auto",
+                                  help="ResQ high-precision rank r of every layer (down "
+                                       "projections: 0 with --resq-down hadamard); auto: d_in/8 "
+                                       "rounded to the nearest multiple of block (ties up, at "
+                                       "least one block)")
+    resq_basis: str = option("per-layer", flag="--resq-basis",
+                             rule=Rule("choice", choices=RESQ_BASES), methods=("resq",),
+                             help="one ResQ basis per layer, or shared by the layers that read "
+                                  "the same input (q/k/v, gate/up)")
+    resq_down: str = option("hadamard", flag="--resq-down", rule=Rule("choice", choices=RESQ_DOWN),
+                            methods=("resq",),
+                            help="down projections: hadamard (the paper: Hadamard transform, "
+                                 "all low precision) or pca (like every other layer)")
+    resq_format: str = option("mxint", flag="--resq-format",
+                              rule=Rule("choice", choices=RESQ_FORMATS), methods=("resq",),
+                              help="mxint (the project's formats) or int (the paper's: "
+                                   "per-token asymmetric activations, per-channel symmetric "
+                                   "weights; fast arithmetic only)")
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -89,6 +137,11 @@ class QuantConfig:
         return self._format(self.lowrank_width)
 
     @property
+    def high_format(self) -> MXIntFormat:
+        """ResQ's high-precision format (its r coordinates and W U_h)."""
+        return self._format(self.high_width)
+
+    @property
     def low_rank(self) -> bool:
         """Whether the method adds the low-rank correction."""
         return self.method in LOW_RANK_METHODS
@@ -113,16 +166,16 @@ class QuantConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CalibOptions:
-    """L2QER calibration set: the first ``sequences`` windows of ``length`` tokens, in batches.
+    """L2QER / ResQ calibration set: the first ``sequences`` windows of ``length`` tokens, in batches.
 
     Raises ``ValueError`` naming the field (``calib_length``, ...) outside its rule.
     """
 
-    sequences: int = option(32, flag="--calib-sequences", rule=Rule("int", 1), methods=("l2qer",),
-                            help="calibration sequences")
-    length: int = option(128, flag="--calib-length", rule=Rule("int", 2), methods=("l2qer",),
+    sequences: int = option(32, flag="--calib-sequences", rule=Rule("int", 1),
+                            methods=CALIBRATED_METHODS, help="calibration sequences")
+    length: int = option(128, flag="--calib-length", rule=Rule("int", 2), methods=CALIBRATED_METHODS,
                          help="tokens per calibration sequence (at most the model's context)")
-    batch: int = option(8, flag="--calib-batch", rule=Rule("int", 1), methods=("l2qer",),
+    batch: int = option(8, flag="--calib-batch", rule=Rule("int", 1), methods=CALIBRATED_METHODS,
                         help="calibration sequences per forward pass")
 
     def __post_init__(self):

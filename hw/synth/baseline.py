@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.dot_array import MAX_LANES, MAX_STAGES
 from hw.params import check_int
-from hw.pipeline import StallPipeline
+from hw.pipeline import Pipeline
 from hw.unused import rejectable
 from sw.blockmath import dot_sum_width
 from sw.mxint import MXIntFormat
@@ -68,8 +68,8 @@ class IntDotArray(wiring.Component):
         m = Module()
         block = self._a.block
         levels = 1 + int(math.log2(block))
-        pipe = StallPipeline(m, levels=levels, stages=self._stages, valid_in=self.i.valid,
-                             name="ints")
+        pipe = Pipeline(m, levels=levels, stages=self._stages, valid_in=self.i.valid & self.i.ready,
+                        name="ints")
         x, ws = self.i.payload.x, self.i.payload.w
         values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
         values = pipe.after(0, values)

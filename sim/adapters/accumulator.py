@@ -22,7 +22,8 @@ class AccumulatorAdapter(Adapter):
         FieldSpec("sums", "sums", "(N, lanes) partial sums (dot-product outputs)"),
         FieldSpec("exponents", "exponents",
                   "(N, lanes) partial exponents: value = sums * 2**exponents"),
-        FieldSpec("last", "last", "(N,) 1 on the final partial of each result; last[-1] must be 1"),
+        FieldSpec("last", "last", "(N,) 1 on the final partial of each result; item i belongs "
+                  "to slot i mod slots, and each slot's final item must be 1"),
     )
     outputs = (
         FieldSpec("values", "values",
@@ -48,26 +49,34 @@ class AccumulatorAdapter(Adapter):
                 "exponents": Bounds(("N", lanes), *dut.exponent_range),
                 "last": Bounds(("N",), 0, 1)}
 
+    @staticmethod
+    def _slots(dut, n: int) -> list[np.ndarray]:
+        """Item indices of each slot: item ``i`` belongs to slot ``i mod slots``."""
+        return [np.arange(k, n, dut.slots) for k in range(dut.slots)]
+
     def extra_checks(self, dut, inputs):
-        """``last[-1]`` is 1 and no result has more than ``max_partials`` partials (the
-        register width holds that many; :func:`sw.blockmath.accumulator_width`)."""
+        """Every slot's last item has ``last`` = 1 (item ``i`` belongs to slot ``i mod
+        slots``), and no result has more than ``max_partials`` partials (the register
+        width holds that many; :func:`sw.blockmath.accumulator_width`)."""
         last = inputs["last"]
-        if last[-1] != 1:
-            raise ValueError("last must be 1 on the final partial (last[-1]); got 0")
-        ends = np.flatnonzero(last)
-        lengths = np.diff(np.concatenate([[-1], ends]))
-        if lengths.max() > dut.max_partials:
-            raise ValueError(f"partials per result must be at most max_partials = "
-                             f"{dut.max_partials}; got {int(lengths.max())}")
+        for k, idx in enumerate(self._slots(dut, len(last))):
+            if len(idx) and last[idx[-1]] != 1:
+                raise ValueError(f"last must be 1 on the final partial of every slot (slot {k}, "
+                                 f"item {int(idx[-1])}); got 0")
+            ends = np.flatnonzero(last[idx])
+            if len(ends):
+                lengths = np.diff(np.concatenate([[-1], ends]))
+                if lengths.max() > dut.max_partials:
+                    raise ValueError(f"partials per result must be at most max_partials = "
+                                     f"{dut.max_partials}; got {int(lengths.max())}")
 
     def output_count(self, dut, inputs):
         """One output per ``last`` flag."""
         return int(np.count_nonzero(inputs["last"]))
 
-    def reference(self, dut, inputs):
-        """Per result: :func:`sw.blockmath.accumulate` over its partials (``guard_bits``,
-        ``rounding``), then, with ``out_format``, :func:`sw.mxint.quantize_exact`."""
-        sums, exps, last = inputs["sums"], inputs["exponents"], inputs["last"]
+    @staticmethod
+    def _serial(dut, sums, exps, last):
+        """Results of one slot's partials: ``(A, lsb, index of each result's last item)``."""
         ends = np.flatnonzero(last)
         starts = np.concatenate([[0], ends[:-1] + 1])
         lengths = ends - starts + 1
@@ -80,6 +89,20 @@ class AccumulatorAdapter(Adapter):
             a, e = accumulate(np.moveaxis(sums[idx], 1, 2), np.moveaxis(exps[idx], 1, 2),
                               guard_bits=dut.guard_bits, rounding=dut.rounding)
             acc[which], lsb[which] = a, e
+        return acc, lsb, ends
+
+    def reference(self, dut, inputs):
+        """Per result, in the order of their ``last`` items: :func:`sw.blockmath.accumulate`
+        over its slot's partials (``guard_bits``, ``rounding``), then, with ``out_format``,
+        :func:`sw.mxint.quantize_exact`."""
+        sums, exps, last = inputs["sums"], inputs["exponents"], inputs["last"]
+        parts = []
+        for idx in self._slots(dut, len(last)):
+            acc, lsb, ends = self._serial(dut, sums[idx], exps[idx], last[idx])
+            parts.append((acc, lsb, idx[ends]))
+        order = np.argsort(np.concatenate([p[2] for p in parts]), kind="stable")
+        acc = np.concatenate([p[0] for p in parts])[order]
+        lsb = np.concatenate([p[1] for p in parts])[order]
         f = dut.out_format
         if f is None:
             return {"values": acc, "exponents": lsb}
@@ -88,19 +111,36 @@ class AccumulatorAdapter(Adapter):
                 "mantissas": q.mantissas.astype(np.int64)}
 
     def random_inputs(self, dut, n, rng):
-        """About ``n`` partials in results of 1..min(max_partials, 12) partials; one
-        full-length result of maximal same-sign partials at the largest exponent (the
-        register width) when ``max_partials <= n // 2``; exponents mostly within a few
+        """About ``n`` partials: per slot, results of 1..min(max_partials, 12) partials
+        (all slots equally long, each ending with ``last``), interleaved round-robin; in
+        slot 0 one full-length result of maximal same-sign partials at the largest
+        exponent (the register width) when there is room; exponents mostly within a few
         guard-bit spans of a per-result base, some at the extremes."""
+        per_slot = -(-n // dut.slots)
+        streams = [self._serial_inputs(dut, per_slot, rng, full=(k == 0))
+                   for k in range(dut.slots)]
+        total = per_slot * dut.slots
+        out = {key: np.zeros((total,) + streams[0][key].shape[1:], np.int64)
+               for key in streams[0]}
+        for k, stream in enumerate(streams):
+            for key, value in stream.items():
+                out[key][k::dut.slots] = value
+        return out
+
+    @staticmethod
+    def _serial_inputs(dut, total, rng, *, full):
+        """Exactly ``total`` partials of one slot, ending with a ``last``."""
         lanes, g = dut.lanes, dut.guard_bits
         lo, hi = dut.exponent_range
         smax = 2 ** (dut.sum_width - 1) - 1
         longest = min(dut.max_partials, 12)
-        draws = rng.integers(1, longest + 1, size=n)
-        draws = draws[:int(np.searchsorted(np.cumsum(draws), n)) + 1]
-        full = [dut.max_partials] if dut.max_partials <= n // 2 else []
-        lengths = np.concatenate([full, draws]).astype(np.int64)
-        total = int(lengths.sum())
+        head = [dut.max_partials] if full and dut.max_partials <= total // 2 else []
+        draws = rng.integers(1, longest + 1, size=total)
+        lengths = np.concatenate([head, draws]).astype(np.int64)
+        cut = int(np.searchsorted(np.cumsum(lengths), total))
+        lengths = lengths[:cut + 1]
+        lengths[-1] -= int(lengths.sum()) - total
+        lengths = lengths[lengths > 0]
         s = rng.integers(-smax, smax + 1, size=(total, lanes))
         s >>= rng.integers(0, dut.sum_width, size=(total, lanes))
         s *= rng.random((total, lanes)) > 0.05  # some zero partials
@@ -113,7 +153,7 @@ class AccumulatorAdapter(Adapter):
         e = np.where((wild > 0.4) & (wild < 0.45), rng.integers(lo, hi + 1, (total, lanes)), e)
         last = np.zeros(total, np.int64)
         last[np.cumsum(lengths) - 1] = 1
-        if full:
+        if head:
             s[:lengths[0]] = smax if rng.random() < 0.5 else -smax - 1
             e[:lengths[0]] = hi
         return {"sums": s, "exponents": e, "last": last}

@@ -1,6 +1,7 @@
 """Adapter of ``lqer-linear`` (:class:`hw.lqer_linear.LQERLinear`): operand matrices in, one
 output item per block of output channels per token; reference
-:func:`sw.lqer_reference.lqer_linear_terms`.
+:func:`sw.lqer_reference.lqer_linear_terms` (two-term output) or
+:func:`sw.lqer_reference.lqer_linear_output` (merged output).
 
 The user gives the layer's operands once (W_q, A^T, B^T) and T tokens of activations;
 the input stream is laid out by :mod:`hw.lqer_schedule` as per-token activation blocks
@@ -16,8 +17,8 @@ from hw.lqer_schedule import activation_blocks, activation_order, weight_steps
 from sim.adapters.base import (Adapter, Bounds, FieldSpec, random_mantissas,
                                register_adapter)
 from sim.stream import InputStream
+from sw.lqer_reference import lqer_linear_output, lqer_linear_terms
 from sw.mxint import MXQuantized
-from sw.lqer_reference import lqer_linear_terms
 
 __all__ = ["LQERLinearAdapter"]
 
@@ -37,6 +38,8 @@ class LQERLinearAdapter(Adapter):
         FieldSpec("a_exponents", "", "(rank, d_in/block) A^T block exponents"),
         FieldSpec("b_mantissas", "", "(d_out, rank) B^T mantissas"),
         FieldSpec("b_exponents", "", "(d_out, rank/block) B^T block exponents"),
+        FieldSpec("bias_mantissas", "", "(1, d_out) bias mantissas (merged output with bias)"),
+        FieldSpec("bias_exponents", "", "(1, d_out/block) bias block exponents"),
     )
     outputs = (
         FieldSpec("main_values", "main_values",
@@ -49,8 +52,18 @@ class LQERLinearAdapter(Adapter):
                   "y = main + u * 2**(u_exponents - (lowrank_width - 2))"),
     )
 
+    #: outputs of the merged datapath (``output="mxint"``)
+    merged_outputs = (
+        FieldSpec("exponents", "exponent", "(T*d_out/block,) shared exponent of the output "
+                  "block (merged output)"),
+        FieldSpec("mantissas", "mantissas", "(T*d_out/block, block) MXINT(a_width) "
+                  "mantissas of y (merged output)"),
+    )
+
     def output_fields(self, dut):
-        """Main terms, plus the u block when ``rank > 0``."""
+        """Main terms, plus the u block when ``rank > 0``; or the merged MXINT blocks."""
+        if dut.output == "mxint":
+            return self.merged_outputs
         return self.outputs if dut.rank else self.outputs[:2]
 
     @staticmethod
@@ -61,6 +74,8 @@ class LQERLinearAdapter(Adapter):
         if dut.rank:
             ops.update(a=(s.rank, s.d_in, dut.lowrank_format),
                        b=(s.d_out, s.rank, dut.lowrank_format))
+        if dut.bias:
+            ops["bias"] = (1, s.d_out, dut.a_format)
         return ops
 
     def input_bounds(self, dut):
@@ -86,6 +101,10 @@ class LQERLinearAdapter(Adapter):
         if dut.rank:
             ops += [inputs[k] for k in ("a_mantissas", "a_exponents", "b_mantissas",
                                         "b_exponents")]
+        else:
+            ops += [None] * 4
+        if dut.bias:
+            ops += [inputs["bias_mantissas"][0], inputs["bias_exponents"][0]]
         return InputStream(tokens=activation_blocks(s, inputs["x_mantissas"],
                                                     inputs["x_exponents"]),
                            steps=weight_steps(s, *ops), index=activation_order(s))
@@ -100,6 +119,16 @@ class LQERLinearAdapter(Adapter):
 
         b, fmt = dut.block, dut.lowrank_format
         low = (mx("a"), mx("b")) if dut.rank else (None, None)
+        if dut.output == "mxint":
+            bias = None
+            if dut.bias:
+                q = mx("bias")
+                bias = MXQuantized(mantissas=q.mantissas[0], exponents=q.exponents[0],
+                                   format=q.format, axis=0)
+            y = lqer_linear_output(mx("x"), mx("w"), *low, bias, out_format=dut.a_format,
+                                   lowrank_format=fmt, guard_bits=dut.guard_bits)
+            return {"exponents": y.exponents.reshape(-1).astype(np.int64),
+                    "mantissas": y.mantissas.reshape(-1, b).astype(np.int64)}
         terms = lqer_linear_terms(mx("x"), mx("w"), *low, lowrank_width=fmt.width,
                                   exponent_bits=fmt.exponent_bits, guard_bits=dut.guard_bits)
         main = terms["main"]

@@ -13,7 +13,10 @@ from sw.mxint import MXIntFormat
 from tests.hw.stream_checks import check_bit_exact_under_stalls, check_full_rate_at_published_latency
 
 CONFIGS = [
-    {"lanes": 2, "guard_bits": 1, "max_partials": 8},
+    {"lanes": 2, "guard_bits": 1, "max_partials": 8, "slots": 1, "stages": 0},
+    {"lanes": 3, "guard_bits": 2, "max_partials": 8, "slots": 2, "stages": 1},
+    {"lanes": 1, "guard_bits": 8, "max_partials": 16, "slots": 3, "stages": 4},
+    {"lanes": 4, "max_partials": 8},  # the defaults: four slots, two registers before the loop
     {"lanes": 2, "guard_bits": 3, "floor_rounding": 1, "max_partials": 8, "out_width": 4,
      "exponent_bits": 4, "out_stages": 2},
 ]
@@ -38,11 +41,11 @@ def test_published_widths_match_the_reference_and_the_ports():
     assert len(acc.o.payload.values[0]) == acc.acc_width
     lo, hi = dot.exponent_range
     assert acc.out_exponent_range == (lo - 5, hi - 5)
-    assert acc.latency == 1
+    assert (acc.slots, acc.stages, acc.latency) == (4, 5, 9)
     fmt = MXIntFormat(width=8, block=4)
     req = inspected(Accumulator(sum_width=16, exponent_range=(0, 1), lanes=4, out_format=fmt,
-                                out_stages=3))
-    assert req.out_format == fmt and req.latency == 1 + 3
+                                slots=2, stages=1, out_stages=3))
+    assert req.out_format == fmt and req.latency == 2 + 1 + 3
 
 
 @pytest.mark.parametrize("make, message", [

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import hw.gen_cli
-from hw.designs import get_design, inspect
+from hw.designs import all_designs, get_design, inspect
 from hw.gen_cli import main
 
 G = "lqer-hw gen"
@@ -27,7 +27,7 @@ def test_help_shows_the_output_folder_as_required(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nope", "-o", "{t}/new"], "design must be one of quantizer, dot-array, accumulator, lqer-linear; got 'nope'"),
+    (["nope", "-o", "{t}/new"], "design must be one of {designs}; got 'nope'"),
     (["dot-array", "-o", "{t}/f/sub"], "output must not lie under a file; got '{t}/f/sub' ('{t}/f' is a file)"),
     (["dot-array", "-o", "{t}/f"], "output must be a folder (new or empty); got the file '{t}/f'"),
     (["dot-array", "-o", "{t}/full"], "output must be a new or empty folder (or give --overwrite); got '{t}/full' with 1 entry"),
@@ -42,7 +42,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, argv, me
     (tmp_path / "full" / "mine.v").write_text("keep")
     code, out, err = gen(capsys, [a.format(t=tmp_path) for a in argv])
     assert code == 2 and out == ""
-    assert err == f"{G}: error: {message.format(t=tmp_path)}\n"
+    assert err == f"{G}: error: {message.format(t=tmp_path, designs=', '.join(d.name for d in all_designs()))}\n"
     assert sorted(os.listdir(tmp_path)) == ["f", "full"]
     assert os.listdir(tmp_path / "full") == ["mine.v"]
 

@@ -19,6 +19,16 @@ DUAL = {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2}
 MAIN_ONLY = {"d_in": 16, "d_out": 32, "rank": 0, "block": 8, "lanes_main": 4}
 LOWRANK_BOUND = {"d_in": 8, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 16,
                  "lanes_lowrank": 8}
+# the merged output: with a bias, without; narrow pipelines; one slot (no interleave)
+MERGED_BIAS = {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2, "merged": 1,
+               "bias": 1}
+MERGED_MAIN = {"d_in": 16, "d_out": 16, "rank": 0, "block": 4, "lanes_main": 8, "merged": 1,
+               "bias": 1, "acc_slots": 2, "acc_stages": 0, "merge_stages": 1}
+MERGED_U = {"d_in": 24, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 8, "merged": 1,
+            "acc_slots": 1, "dot_stages": 1, "quant_stages": 1, "guard_bits": 2,
+            "lanes_lowrank": 1}
+CASES = [DUAL, MAIN_ONLY, LOWRANK_BOUND, MERGED_BIAS, MERGED_MAIN, MERGED_U]
+IDS = ["dual", "main-only", "lowrank-bound", "merged-bias", "merged-main", "merged-u"]
 
 
 def test_registered_with_a_main_only_form():
@@ -34,8 +44,7 @@ def test_registered_with_a_main_only_form():
     assert dual.steps_per_token == main.steps_per_token
 
 
-@pytest.mark.parametrize("params", [DUAL, MAIN_ONLY, LOWRANK_BOUND],
-                         ids=["dual", "main-only", "lowrank-bound"])
+@pytest.mark.parametrize("params", CASES, ids=IDS)
 def test_amaranth_sim_matches_reference_with_stalls(params):
     mismatches, got, want, _ = bench_design("lqer-linear", params, vectors=5, seed=7,
                                             valid_probability=0.7, ready_probability=0.6)
@@ -43,8 +52,7 @@ def test_amaranth_sim_matches_reference_with_stalls(params):
     assert mismatches == 0 and len(got) == len(want)
 
 
-@pytest.mark.parametrize("params", [DUAL, MAIN_ONLY, LOWRANK_BOUND],
-                         ids=["dual", "main-only", "lowrank-bound"])
+@pytest.mark.parametrize("params", CASES, ids=IDS)
 def test_full_rate_cycles_are_the_published_figure(params):
     tokens = 4
     component = inspect("lqer-linear", **params)
@@ -59,11 +67,12 @@ def test_full_rate_cycles_are_the_published_figure(params):
     (4096, 4096, 32, 16, 16), (32, 32, 16, 8, 32),
 ])
 def test_default_lowrank_lanes_never_stall_the_main_path(d_in, d_out, rank, block, lanes_main):
+    latencies = dict(slots=4, dot_latency=3, acc_latency=6, quant_latency=5)
     lanes = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank, block=block,
-                                  lanes_main=lanes_main, dot_stages=2)
+                                  lanes_main=lanes_main, **latencies)
 
     def steps(p):
-        s = LQERSchedule(d_in, d_out, rank, block, lanes_main, p, 2)
+        s = LQERSchedule(d_in, d_out, rank, block, lanes_main, p, **latencies)
         return s.lowrank_steps, s.main_steps
 
     low, main = steps(lanes)
@@ -79,7 +88,12 @@ def test_default_lowrank_lanes_never_stall_the_main_path(d_in, d_out, rank, bloc
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"d_in": 40}, ValueError, "d_in must be a multiple of block (16); got 40"),
     ({"rank": 80}, ValueError, "rank must be at most min(d_in, d_out) = 64; got 80"),
-    ({"lanes_main": 3}, ValueError, "lanes_main must divide d_out (64); got 3"),
+    ({"lanes_main": 3}, ValueError,
+     "lanes_main must divide d_out (64) and divide or be a multiple of block (16); got 3"),
+    ({"output": "float"}, ValueError, 'output must be one of "terms", "mxint"; got \'float\''),
+    ({"bias": True}, ValueError, 'bias must be False unless output is "mxint" (the two-term '
+                                 "output leaves the bias to its consumer); got True"),
+    ({"acc_slots": 5}, ValueError, "acc_slots must be an integer in 1..4; got 5"),
     ({"lanes_lowrank": 3}, ValueError,
      "lanes_lowrank must be 0 (default) or a power of two in 1..16 (it divides block); got 3"),
     ({"lowrank_format": MXIntFormat(width=6)}, ValueError,

@@ -95,7 +95,8 @@ def test_the_default_stream_is_flat_in_payload_keys():
 
 
 def test_registry_holds_each_design_once():
-    assert set(ADAPTERS) == {"quantizer", "dot-array", "accumulator", "lqer-linear"}
+    assert set(ADAPTERS) == {"quantizer", "dot-array", "accumulator", "lqer-linear", "fp16-mul",
+                             "fp32-add", "int32-to-fp32", "fp32-mul", "fp32-to-fp16"}
     assert all(get_adapter(name).design == name for name in ADAPTERS)
     with pytest.raises(ValueError) as info:
         register_adapter(type(get_adapter("quantizer"))())

@@ -69,32 +69,36 @@ def test_terms_refuse_half_a_low_rank_pair_and_a_wrong_blocking():
 
 
 def _documented_step(dut, ins, t, s):
-    """Item s of token t by the rule in hw/lqer_schedule.py's module doc, element by element."""
-    sch, b = dut.schedule, dut.block
-    j = s % sch.nb_in
+    """Item s of token t by the rule in hw/lqer_schedule.py's module doc, element by element:
+    step s of a phase over nb blocks serves slot k = s % K, block (s // K) % nb and group
+    (s // (K nb)) K + k; rows of padded groups are zero."""
+    sch, b, slots = dut.schedule, dut.block, dut.schedule.slots
+
+    def operand(prefix, phase_step, blocks, lanes, rows):
+        group = (phase_step // (slots * blocks)) * slots + phase_step % slots
+        col = (phase_step // slots) % blocks
+        m, e = np.zeros((lanes, b), int), np.zeros(lanes, int)
+        for lane in range(lanes):
+            row = group * lanes + lane
+            if row < rows:
+                m[lane] = ins[f"{prefix}_mantissas"][row, col * b:(col + 1) * b]
+                e[lane] = ins[f"{prefix}_exponents"][row, col]
+        return m, e
+
+    j = (s // slots) % sch.nb_in
     item = {"x.mantissas": ins["x_mantissas"][t, j * b:(j + 1) * b],
             "x.exponent": ins["x_exponents"][t, j]}
     pm = sch.lanes_main
-    wm, we = np.zeros((pm, b), int), np.zeros(pm, int)
-    if s < sch.main_steps:
-        for lane in range(pm):
-            row = (s // sch.nb_in) * pm + lane
-            wm[lane] = ins["w_mantissas"][row, j * b:(j + 1) * b]
-            we[lane] = ins["w_exponents"][row, j]
+    wm, we = (operand("w", s, sch.nb_in, pm, dut.d_out) if s < sch.main_steps
+              else (np.zeros((pm, b), int), np.zeros(pm, int)))
     item.update({"w.mantissas": wm, "w.exponent": we})
     if dut.rank:
         pl = sch.lanes_lowrank
         fm, fe = np.zeros((pl, b), int), np.zeros(pl, int)
-        for lane in range(pl):
-            if s < sch.t_steps:
-                row = (s // sch.nb_in) * pl + lane
-                fm[lane] = ins["a_mantissas"][row, j * b:(j + 1) * b]
-                fe[lane] = ins["a_exponents"][row, j]
-            elif sch.u_start <= s < sch.lowrank_steps:
-                u = s - sch.u_start
-                row, kb = (u // sch.nb_k) * pl + lane, u % sch.nb_k
-                fm[lane] = ins["b_mantissas"][row, kb * b:(kb + 1) * b]
-                fe[lane] = ins["b_exponents"][row, kb]
+        if s < sch.t_steps:
+            fm, fe = operand("a", s, sch.nb_in, pl, dut.rank)
+        elif sch.u_start <= s < sch.lowrank_steps:
+            fm, fe = operand("b", s - sch.u_start, sch.nb_k, pl, dut.d_out)
         item.update({"f.mantissas": fm, "f.exponent": fe})
     return item
 

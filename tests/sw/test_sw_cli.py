@@ -112,7 +112,7 @@ BAD_QUANTIZE = [
     (["--model", "{t}/corrupt_model"], "model weights must be a valid safetensors file; got"),
     (["--rank", "0"], "rank must be an integer >= 1; got '0'"),
     (["--rank", "129"], "rank must be in 1..128 for layer model.decoder.layers.0.self_attn.k_proj (128x128); got 129"),
-    (["--method", "gptq"], "method must be one of mxint, lqer, l2qer; got 'gptq'"),
+    (["--method", "gptq"], "method must be one of mxint, lqer, l2qer, resq, llm-int8, w8a8; got 'gptq'"),
     (["--calib", "{t}/empty.txt"], "calib must contain text; got an empty file"),
     (["--calib", "{t}/nothere.txt"], "calib must be an existing text file; got"),
     (["--calib", "{t}/short.txt"], "calibration text must give at least 4096 tokens (32 sequences x 128); got 1"),
@@ -144,9 +144,9 @@ USELESS_QUANTIZE = [
     (["--method", "mxint", "--svd", "randomized"],
      "svd must not be given with --method mxint (it applies to lqer, l2qer only); got 'randomized'"),
     (["--method", "lqer", "--calib-sequences", "8"],
-     "calib-sequences must not be given with --method lqer (it applies to l2qer only); got 8"),
+     "calib-sequences must not be given with --method lqer (it applies to l2qer, resq only); got 8"),
     (["--method", "lqer", "--calib", "default"],
-     "calib must not be given with --method lqer (only l2qer calibrates); got 'default'"),
+     "calib must not be given with --method lqer (only l2qer, resq calibrate); got 'default'"),
 ]
 
 
@@ -252,7 +252,7 @@ BAD_EVAL = [
                                  "scored); got 3 from '{t}/four.txt' (4 tokens, 1 window of at most 128)"),
     (["--max-windows", "1", "--seq-len", "64"], "data must give at least 100 scored tokens (each window's "
                                                 "first is not scored); got 63 from"),
-    (["--method", "foo"], "method must be one of fp, mxint, lqer, l2qer; got 'foo'"),
+    (["--method", "foo"], "method must be one of fp, mxint, lqer, l2qer, resq, llm-int8, w8a8; got 'foo'"),
     (["--method", "lqer", "--rank", "0"], "rank must be an integer >= 1; got '0'"),
     (["--method", "lqer", "--rank", "129"], "rank must be in 1..128 for layer"),
     (["--model", "{t}/corrupt_model"], "model weights must be a valid safetensors file; got"),
@@ -268,8 +268,8 @@ BAD_EVAL = [
      "guard-bits must not be given without --bit-true (fast arithmetic has no accumulator); got 4"),
     (["--layers", "fc1"], "layers must not be given without --method (the float model is not quantized); got 'fc1'"),
     (["--method", "lqer", "--calib-length", "64"],
-     "calib-length must not be given with --method lqer (it applies to l2qer only); got 64"),
-    (["--method", "fp", "--bit-true"], "method must be one of mxint, lqer, l2qer for --bit-true; got 'fp'"),
+     "calib-length must not be given with --method lqer (it applies to l2qer, resq only); got 64"),
+    (["--method", "fp", "--bit-true"], "method must be one of mxint, lqer, l2qer, resq, llm-int8, w8a8 for --bit-true; got 'fp'"),
 ]
 
 
@@ -302,7 +302,7 @@ def test_module_entry_point():
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
-        "lqer-hw eval: error: method must be one of fp, mxint, lqer, l2qer; got 'foo'"]
+        "lqer-hw eval: error: method must be one of fp, mxint, lqer, l2qer, resq, llm-int8, w8a8; got 'foo'"]
     helped = subprocess.run([sys.executable, "-m", "lqer_hw", "quantize", "--help"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert helped.returncode == 0 and "--calib" in helped.stdout

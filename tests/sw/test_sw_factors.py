@@ -99,5 +99,5 @@ def test_bad_inputs_are_named():
         QuantConfig(method="lqer", rank=0)
     with pytest.raises(ValueError, match=r"^block must be a power of two in 1\.\.256; got 12$"):
         QuantConfig(method="lqer", block=12)
-    with pytest.raises(ValueError, match=r"^method must be one of fp, mxint, lqer, l2qer; got 'gptq'$"):
+    with pytest.raises(ValueError, match=r"^method must be one of fp, mxint, lqer, l2qer, resq; got 'gptq'$"):
         QuantConfig(method="gptq")

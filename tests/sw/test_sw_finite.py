@@ -5,6 +5,7 @@ A NaN in one norm weight of a tiny LLaMA (all linear weights finite) used to rea
 """
 
 import pytest
+
 import torch
 from torch import nn
 
@@ -13,6 +14,7 @@ from sw.calibration import calibrate, calibration_batches
 from sw.finite import FiniteProbe, NonFiniteError, describe_origin, first_nonfinite
 from sw.models import load_model, quantizable_layers
 from sw.perplexity import perplexity
+from tests.sw.cli_checks import error_message
 from tests.sw.tiny_checkpoints import VOCAB, edit_weights, save, text_file, tiny
 
 NORM = "model.layers.1.post_attention_layernorm.weight"
@@ -50,7 +52,7 @@ def test_nan_norm_weight_stops_calibration_naming_layer_and_origin(tmp_path, cap
                          "--calib-sequences", "4", "--calib-length", "32", "--data", data],
                         "lqer-hw eval")):
         assert cli.main(argv, prog=prog) == 2
-        assert capsys.readouterr().err == f"{prog}: error: {message}\n"
+        assert error_message(capsys.readouterr().err, prog) == message
     assert not out.exists()
 
 
@@ -68,7 +70,7 @@ def test_nan_linear_weight_stops_float_perplexity_naming_the_layer(tmp_path, cap
     assert cli.main(["--model", path, "--data", data, "--seq-len", "32", "--batch-size", "4",
                      "--max-windows", "8"], prog="lqer-hw eval") == 2
     captured = capsys.readouterr()
-    assert captured.err == f"lqer-hw eval: error: {message}\n" and "perplexity" not in captured.out
+    assert error_message(captured.err, "lqer-hw eval") == message and "perplexity" not in captured.out
 
 
 def test_probe_names_the_innermost_first_module_and_costs_nothing_when_finite():
@@ -106,7 +108,7 @@ def test_nan_norm_weight_stops_every_eval_naming_the_norm(tmp_path, capsys, meth
     capsys.readouterr()
     assert cli.main(["--model", path, "--data", data, "--seq-len", "32", "--max-windows", "4", *method],
                     prog="lqer-hw eval") == 2
-    assert capsys.readouterr().err == (
-        "lqer-hw eval: error: model outputs must be finite; batch 0 of 1 gives non-finite values, first "
+    assert error_message(capsys.readouterr().err, "lqer-hw eval") == (
+        "model outputs must be finite; batch 0 of 1 gives non-finite values, first "
         "output by model.layers.1.post_attention_layernorm (LlamaRMSNorm), whose weight holds nan at "
-        "index (5,)\n")
+        "index (5,)")

@@ -5,12 +5,14 @@ import json
 import os
 
 import pytest
+
 import torch
 from torch import nn
 
 from sw import cli
 from sw.models import (ModelError, check_token_ids, check_vocabulary, kept_float, load_model,
                        load_tokenizer, model_hash, quantizable_layers)
+from tests.sw.cli_checks import error_message
 from tests.sw.tiny_checkpoints import VOCAB, edit_weights, text_file
 from tests.sw.tiny_checkpoints import save as _save, tiny as _tiny
 
@@ -129,7 +131,7 @@ def test_missing_weight_is_an_error_naming_it(tmp_path, capsys):
                         "lqer-hw quantize"),
                        (["--model", path, "--max-windows", "1"], "lqer-hw eval")):
         assert cli.main(argv, prog=prog) == 2
-        assert capsys.readouterr().err == f"{prog}: error: {message}\n"
+        assert error_message(capsys.readouterr().err, prog) == message
     assert not out.exists()
 
 
@@ -171,7 +173,7 @@ def test_tokenizer_larger_than_the_model_vocabulary_names_both_sizes(tmp_path, c
                        (["--model", path, "--method", "l2qer", "--calib", data, "--calib-length", "32",
                          "--out", str(tmp_path / "f")], "lqer-hw quantize")):
         assert cli.main(argv, prog=prog) == 2
-        assert capsys.readouterr().err == f"{prog}: error: {message}\n"
+        assert error_message(capsys.readouterr().err, prog) == message
     # the library check, given the model and a tokenizer
     model = load_model(path)
     tokenizer = load_tokenizer(_save(_tiny("llama"), tmp_path / "ok"))

@@ -1,0 +1,115 @@
+"""binary32 + binary32 -> binary32, round to nearest even, subnormals kept
+(``sw.ieee.fp32_add``).
+
+The classic swap / align / add / normalise / round datapath with three extra bits
+below the significand (guard, round, sticky; Goldberg, "What every computer
+scientist should know about floating-point arithmetic", ACM Computing Surveys 1991,
+section "Guard digits"), cut into short levels (one pipeline register after each
+by default; 150 MHz on ECP5 needs them):
+
+- ``compare``: which operand is larger in magnitude (the encodings without the sign
+  compare as unsigned integers), both exponent differences (effective exponents,
+  subnormals at 1), the specials;
+- ``swap``: ``x`` = the larger operand, ``y`` the other, ``d = ex - ey`` (32 or more act
+  as 31: all of ``y`` is shifted out either way);
+- ``align``: ``Y = (sy << 3) >> d`` with every bit shifted out OR-ed into bit 0;
+- ``add``: ``S = (sx << 3) +/- Y`` (one adder; subtract when the signs differ;
+  ``S >= 0``), and a one at bit ``27 - ex`` that stops the normalisation at exponent 1;
+- ``detect``, ``coarse``, ``fine``: shift ``S`` left by ``h = min(leading zeros, ex)``
+  (first non-zero byte, whole bytes, 0..7 bits), exponent ``ex + 1 - h``; one bit is
+  then dropped into the sticky bit: a carry shifts right by one, a cancellation left
+  until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
+- ``round``: round to nearest even on the three low bits; the exponent fields for the
+  three carries;
+- ``pack``: the field the carry picks, overflow to signed infinity, the specials.
+
+Specials (IEEE 754-2019 §6.1, §6.3, §7.2): a NaN operand or ``inf + (-inf)`` ->
+canonical NaN ``0x7FC00000``; an infinity otherwise wins with its sign; an exact
+zero sum is ``+0`` unless both operands are ``-0`` (sign ``sa & sb``).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Mux, unsigned
+
+from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
+                          one_hot_index, one_hot_select, pack_choice, round_even, select_result,
+                          unpack)
+from hw.shifting import below_mask, wire
+from sw.ieee import BINARY32
+
+__all__ = ["FP32Add"]
+
+P = BINARY32.precision     # 24
+EXTRA = 3                  # guard, round, sticky
+WIDE = P + EXTRA           # 27: aligned operands
+SUM = WIDE + 1             # 28: with the carry
+GROUP = 8                  # normalisation: whole bytes, then 0..7 bits
+GROUPS = -(-SUM // GROUP)  # 4
+
+
+class FP32Add(FPUnit):
+    """Ports: ``i`` (stream of ``{"a": unsigned(32), "b": unsigned(32)}``, binary32 bit
+    patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded sum)."""
+
+    LEVELS = ("compare", "swap", "align", "add", "detect", "coarse", "fine", "round", "pack")
+    DELAYS = (3.0, 2.5, 3.5, 3.0, 3.0, 3.0, 3.5, 3.0, 3.0)
+    INPUTS = {"a": unsigned(32), "b": unsigned(32)}
+    OUT_FORMAT = BINARY32
+
+    def _datapath(self, m, stage, payload):
+        ua = unpack(m, payload.a, BINARY32, "a")
+        ub = unpack(m, payload.b, BINARY32, "b")
+        nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_inf & (ua.sign != ub.sign))
+        stage.carry(nan=nan, inf=ua.is_inf | ub.is_inf,
+                    inf_sign=Mux(ua.is_inf, ua.sign, ub.sign), zero_sign=ua.sign & ub.sign)
+        s = stage.close(swap=payload.b[:31] > payload.a[:31],
+                        d_ab=ua.exponent - ub.exponent, d_ba=ub.exponent - ua.exponent,
+                        sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
+                        ma=ua.significand, mb=ub.significand)
+
+        d = wire(m, Mux(s.swap, s.d_ba, s.d_ab)[:8], "exponent_difference")
+        # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
+        amount = wire(m, Mux(d[5:].any(), 31, d[:5]), "align_shift")
+        stage.carry(sx=Mux(s.swap, s.sb, s.sa), ex=Mux(s.swap, s.eb, s.ea))
+        s = stage.close(mx=Mux(s.swap, s.mb, s.ma), my=Mux(s.swap, s.ma, s.mb),
+                        subtract=s.sa ^ s.sb, amount=amount)
+
+        wide_y = wire(m, s.my << EXTRA, "y_wide")
+        shifted = wire(m, (wide_y >> s.amount)[:WIDE], "y_shifted")
+        sticky = wire(m, (wide_y & below_mask(WIDE, s.amount)).any(), "y_sticky")
+        s = stage.close(x=s.mx << EXTRA, y=shifted | sticky, subtract=s.subtract)
+
+        # x + (y xor -subtract) + subtract: one adder for both operations
+        flipped = wire(m, s.y ^ Mux(s.subtract, (1 << WIDE) - 1, 0), "y_flipped")
+        total = wire(m, ((s.x + flipped + s.subtract) ^ (s.subtract << WIDE))[:SUM], "sum")
+        # a one at bit 27 - ex stops the leading-zero count at ex (the subnormal limit)
+        limit = wire(m, (Const(1 << WIDE, SUM) >> s.ex)[:SUM], "normalize_limit")
+        s = stage.close(total=total, limit=limit)
+
+        probe = wire(m, s.total | s.limit, "sum_probe")
+        s = stage.close(value=s.total, probe=probe, zero=s.total == 0,
+                        groups=group_one_hot(m, probe, GROUP, "sum_groups"))
+
+        exponent = one_hot_select(m, s.groups, [s.ex + (1 - GROUP * k) for k in range(GROUPS)],
+                                  "coarse_exponent")
+        s = stage.close(value=coarse_shift(m, s.value, s.groups, GROUP, "sum_coarse"),
+                        probe=coarse_shift(m, s.probe, s.groups, GROUP, "probe_coarse"),
+                        exponent=exponent, zero=s.zero)
+
+        # shifted left by min(leading zeros, ex): the top bit at 27, or the exponent at 1
+        moved, fine = fine_shift(m, s.value, s.probe, GROUP, "sum_fine")
+        normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
+        s = stage.close(normalized=normalized, fine=one_hot_index(m, fine, "fine_amount"),
+                        exponent=s.exponent, zero=s.zero)
+
+        n = s.normalized   # bits 26..3: significand, 2: round, 1..0: sticky
+        choices = exponent_choices(m, s.exponent, BINARY32, "exponent_choices", minus=s.fine)
+        s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"), zero=s.zero,
+                        choices=choices)
+
+        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY32, "packed")
+        y = select_result(m, BINARY32, sign=s.sx, magnitude=magnitude, overflow=overflow,
+                          nan=s.nan, inf=s.inf, inf_sign=s.inf_sign, zero=s.zero,
+                          zero_sign=s.zero_sign, name="result")
+        return stage.close(y=y).y
