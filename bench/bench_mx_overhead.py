@@ -6,8 +6,8 @@ adder per lane, and the exponent carried through every pipeline stage beside its
 sum). Synthesised with Yosys in one run on xc7-nodsp (fabric only, as the LQER cost model
 assumed), generic LUT6 and the CMOS estimate, at each pipeline depth asked for. Prints one
 line per (target, stages, lanes): LUTs, FFs, LUT RAMs (xc7 shift registers), transistors
-and the ratios, then the exponent flip-flops the structure predicts
-(:func:`exponent_register_bits`). Never gates anything. Results come from the shared result cache when the same RTLIL and flow
+and the ratios, then the exponent bits the structure predicts
+(:func:`exponent_register_bits`, :func:`exponent_fifo_bits`). Never gates anything. Results come from the shared result cache when the same RTLIL and flow
 were synthesised before (``make synth`` holds the MXINT arrays at 2 stages).
 
     python bench/bench_mx_overhead.py [--lanes 1,2,4,8] [--stages 2,3] [--targets T,...] [-j 2]
@@ -31,11 +31,19 @@ DEFAULT_STAGES = (2, 3)
 
 
 def exponent_register_bits(lanes: int, stages: int, exponent_width: int) -> int:
-    """Flip-flops the shared-exponent path adds to the array: each of ``stages`` pipeline
-    registers holds every lane's ``exponent_width``-bit exponent sum beside its lane's
-    partial sums (``hw.dot_array.build_dot_lanes``), so ``lanes * stages * exponent_width``
-    (before synthesis; Yosys's ``xilinx_srl`` turns chains of 3 or more into SRL16E)."""
-    return lanes * stages * exponent_width
+    """Flip-flops the shared-exponent path adds to the array: each pipeline register
+    before the output holds every lane's ``exponent_width``-bit exponent sum beside its
+    lane's partial sums (``hw.dot_array.build_dot_lanes``); the last stage is the output
+    FIFO (:func:`exponent_fifo_bits`). So ``lanes * (stages - 1) * exponent_width`` (before
+    synthesis; Yosys's ``xilinx_srl`` turns chains of 3 or more into SRL16E)."""
+    return lanes * (stages - 1) * exponent_width
+
+
+def exponent_fifo_bits(lanes: int, stages: int, exponent_width: int) -> int:
+    """Memory bits the exponents add to the output FIFO of ``stages + 1`` entries
+    (``hw.pipeline.Pipeline``): ``lanes * (stages + 1) * exponent_width`` (LUT RAM on
+    xc7, flip-flops on the generic LUT targets)."""
+    return lanes * (stages + 1) * exponent_width
 
 
 def overhead_rows(records: list[dict], targets, stages_list, lanes_list) -> list[list[str]]:
@@ -145,9 +153,11 @@ def main(argv=None) -> int:
     print("|" + "|".join("---" for _ in HEADER) + "|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\nexponent flip-flops the structure predicts (lanes x stages x exponent sum bits): "
+    print("\nexponent bits the structure predicts (registers: lanes x (stages - 1) x exponent "
+          "sum bits; output FIFO: lanes x (stages + 1) x exponent sum bits): "
           + ", ".join(f"{lanes} lanes x {stages} stages = "
-                      f"{exponent_register_bits(lanes, stages, exponent_width)}"
+                      f"{exponent_register_bits(lanes, stages, exponent_width)} + "
+                      f"{exponent_fifo_bits(lanes, stages, exponent_width)}"
                       for stages in stages_list for lanes in lanes_list))
     return 0
 

@@ -99,21 +99,24 @@ def test_scaling_rows_end_with_the_largest_to_smallest_ratio():
 
 # ---- bench_mx_overhead -------------------------------------------------------------------
 
-def _ff_bits(component) -> int:
+def _register_and_memory_bits(component) -> tuple[int, int]:
     text = emit(component, fmt="rtlil", name="top")
     bits = 0
     for match in re.finditer(r"cell \$\w*dff\w* \S+\n((?:\s+parameter .*\n)+)", text):
         bits += int(re.search(r"parameter \\WIDTH (\d+)", match.group(1)).group(1))
-    return bits
+    memory = sum(int(w) * int(n) for w, n in re.findall(r"memory width (\d+) size (\d+)", text))
+    return bits, memory
 
 
 @pytest.mark.parametrize("lanes, stages", [(1, 1), (1, 2), (4, 2), (2, 5)])
-def test_exponent_registers_are_all_the_flip_flops_the_mx_format_adds(lanes, stages):
+def test_exponent_registers_are_all_the_storage_the_mx_format_adds(lanes, stages):
     mx = elaborate("dot-array", lanes=lanes, stages=stages)
     plain = IntDotArray(lanes=lanes, stages=stages)
     width = mx.o.payload.exponents[0].shape().width
-    assert (_ff_bits(mx) - _ff_bits(plain)
-            == overhead.exponent_register_bits(lanes, stages, width))
+    (mx_ffs, mx_memory), (int_ffs, int_memory) = (_register_and_memory_bits(mx),
+                                                  _register_and_memory_bits(plain))
+    assert mx_ffs - int_ffs == overhead.exponent_register_bits(lanes, stages, width)
+    assert mx_memory - int_memory == overhead.exponent_fifo_bits(lanes, stages, width)
 
 
 def test_overhead_rows_pair_the_arrays_and_give_ratios():
