@@ -19,7 +19,7 @@ help:
 	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
-	@echo "make docs     rewrite the result tables of README.md and docs/sw.md from the code"
+	@echo "make docs     rewrite the result tables of README.md and docs/ from the code (hardware: from build/synth, build/pnr)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,7 @@ bench: setup
 # The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes).
 docs: setup
 	$(PY) scripts/docs_tables.py --bit-true
+	$(PY) scripts/hw_tables.py
 
 # Re-train the embedded model (deterministic; about 15 minutes on 2 cores).
 default-model: setup
