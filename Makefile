@@ -19,7 +19,7 @@ help:
 	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
-	@echo "make docs     rewrite the result tables of README.md and docs/sw.md from the code"
+	@echo "make docs     rewrite the result tables of README.md and docs/ from the code (runs make sweep; hardware tables from build/synth, build/pnr)"
 	@echo "make docs-cost  rewrite the cost tables of README.md and docs/cost.md (LLaMA-7B)"
 
 $(PY):
@@ -69,6 +69,7 @@ bench: setup
 # and the README's sweep excerpt and plot from the default sweep (make sweep).
 docs: sweep
 	$(PY) scripts/docs_tables.py --bit-true --sweep build/sweep
+	$(PY) scripts/hw_tables.py
 
 # The cost tables of README.md and docs/cost.md (LLaMA-7B, xc7-nodsp; cold: synthesises the parts).
 docs-cost: setup

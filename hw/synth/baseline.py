@@ -1,7 +1,8 @@
 """A plain integer dot-product array: the MXINT array without shared exponents.
 
 Same lanes, block, widths, multiplier level, adder tree and pipeline
-(:class:`hw.pipeline.StallPipeline`) as :class:`hw.dot_array.DotArray`, but the
+(:class:`hw.pipeline.Pipeline`, registers placed by the same level delays, output FIFO)
+as :class:`hw.dot_array.DotArray`, but the
 operands are bare two's-complement vectors: no exponent inputs, no exponent
 adder, no exponent registers. Synthesising both gives the area the MX format
 adds (``bench/bench_mx_overhead.py``).
@@ -15,7 +16,7 @@ from amaranth.hdl import Module, Shape, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.dot_array import MAX_LANES, MAX_STAGES
+from hw.dot_array import MAX_LANES, MAX_STAGES, DotGeometry
 from hw.params import check_int
 from hw.pipeline import Pipeline
 from hw.unused import rejectable
@@ -68,8 +69,10 @@ class IntDotArray(wiring.Component):
         m = Module()
         block = self._a.block
         levels = 1 + int(math.log2(block))
-        pipe = Pipeline(m, levels=levels, stages=self._stages, valid_in=self.i.valid & self.i.ready,
-                        name="ints")
+        # the MXINT array's register placement (same levels, same estimated delays)
+        delays = DotGeometry(a_format=self._a, w_format=self._w, stages=self._stages).delays
+        pipe = Pipeline(m, levels=levels, stages=self._stages, delays=delays,
+                        valid_in=self.i.valid & self.i.ready, name="ints")
         x, ws = self.i.payload.x, self.i.payload.w
         values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
         values = pipe.after(0, values)

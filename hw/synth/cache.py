@@ -27,7 +27,7 @@ from lqer_hw.files import atomic_file, write_text
 
 __all__ = ["FLOW_VERSION", "cache_key", "ResultCache", "default_cache_root"]
 
-FLOW_VERSION = 2  # 2: entries carry their tool logs
+FLOW_VERSION = 3  # 2: entries carry their tool logs; 3: CPU time, pass times, Fmax estimate
 
 
 def cache_key(*, rtlil: str, script: str, yosys_version: str, liberty: str | None = None,

@@ -19,13 +19,15 @@ import sys
 from pathlib import Path
 
 from hw.synth.cache import ResultCache, default_cache_root
-from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
+from hw.synth.flow import SynthFailure, jobs_for_component, jobs_for_design, run_jobs
 from hw.synth.report import params_text, write_reports
-from hw.synth.targets import TARGETS, get_target, target_names
+from hw.synth.targets import (DEFAULT_FLOW, DEFAULT_TARGETS, FLOWS, TARGETS, get_flow, get_target,
+                              target_names)
 from lqer_hw.args import Parser, UsageError, integer, number, run
 from lqer_hw.files import OutputFolder
 
-__all__ = ["main", "UsageError", "build_parser", "resolve_targets", "expand_points",
+__all__ = ["main", "UsageError", "build_parser", "resolve_targets", "expand_points", "plan",
+           "plan_jobs",
            "read_liberty", "format_progress", "open_cache"]
 
 
@@ -54,6 +56,9 @@ def build_parser(prog: str, *, default_out: str, what: str) -> Parser:
     p.add_argument("--no-cache", action="store_true", help="ignore cached results")
     p.add_argument("--timeout", type=number(above=0), default=None, metavar="SECONDS",
                    help="give up on one run after this many seconds (> 0; default none)")
+    p.add_argument("--flow", default=DEFAULT_FLOW, metavar="FLOW",
+                   help=f"synthesis flow, named in every record: {', '.join(FLOWS)} "
+                        f"(default {DEFAULT_FLOW}; docs/synth.md, 'Flows')")
     return p
 
 
@@ -79,7 +84,8 @@ def _parser(prog: str) -> Parser:
                      what="Synthesise designs with Yosys and report LUTs, FFs, DSPs, carry "
                           "cells, block RAMs and an ASIC figure per target.")
     p.add_argument("-t", "--target", action="append", default=[], metavar="T",
-                   help=f"target (repeatable; default all): {', '.join(target_names(True))}")
+                   help=f"target (repeatable; default all but ecp5-nodsp and liberty): "
+                        f"{', '.join(target_names(True))}")
     p.add_argument("--liberty", metavar="FILE",
                    help="also report standard-cell area with this liberty file")
     p.add_argument("--list-targets", action="store_true", help="list targets and exit")
@@ -101,7 +107,7 @@ def read_liberty(path: str | None) -> str | None:
 
 
 def resolve_targets(names: list[str], *, liberty: bool):
-    names = list(dict.fromkeys(names)) or list(TARGETS)
+    names = list(dict.fromkeys(names)) or list(DEFAULT_TARGETS)
     if liberty and "liberty" not in names:
         names.append("liberty")
     try:
@@ -124,16 +130,32 @@ def expand_points(design_name: str, assignments: list[str]) -> list[dict[str, in
     return [parse_params(design, list(combo)) for combo in itertools.product(*choices)]
 
 
-def _points(args) -> list[tuple[str, dict]]:
+def plan(args, targets) -> list[tuple[str, dict, list, object, str | None]]:
+    """``(design, parameters, targets, component or None, RTLIL or None)`` per point: the
+    default set's plan (:func:`hw.synth.defaults.default_plan`, its targets taken from
+    ``targets``) with ``--default``, else DESIGN's points on every one of ``targets``."""
     if args.default:
         if args.design or args.param:
             raise UsageError("default must be given alone; got it with a DESIGN or -p")
-        from hw.synth.defaults import default_points
-        return default_points()
+        from hw.synth.defaults import default_plan
+        return default_plan(targets)
     if not args.design:
         raise UsageError("DESIGN or --default must be given (designs: lqer-hw gen --list); "
                          "got nothing")
-    return [(args.design, p) for p in expand_points(args.design, args.param)]
+    return [(args.design, p, list(targets), None, None)
+            for p in expand_points(args.design, args.param)]
+
+
+def plan_jobs(points, *, liberty: str | None = None, flow=None) -> list:
+    """Synthesis jobs of a :func:`plan`."""
+    jobs = []
+    for name, params, targets, component, rtlil in points:
+        if component is None:
+            jobs += jobs_for_design(name, params, targets, liberty=liberty, flow=flow)
+        else:
+            jobs += jobs_for_component(name, params, component, targets, liberty=liberty,
+                                       flow=flow, rtlil=rtlil)
+    return jobs
 
 
 def format_progress(done: int, total: int, job, outcome) -> str:
@@ -144,6 +166,8 @@ def format_progress(done: int, total: int, job, outcome) -> str:
     parts = [f"{outcome[k]} {label}" for k, label in
              (("luts", "LUTs"), ("ffs", "FFs"), ("dsps", "DSPs"), ("transistors", "transistors"),
               ("area", "area")) if outcome.get(k) is not None]
+    if outcome.get("est_fmax_mhz") is not None:
+        parts.append(f"est. Fmax {outcome['est_fmax_mhz']:.0f} MHz (estimate)")
     when = "cached" if outcome.get("cached") else f"{outcome['wall_s']:.1f} s"
     return f"{head}: {', '.join(parts)} ({when})"
 
@@ -157,10 +181,9 @@ def _synth(argv: list[str], prog: str) -> int:
     output = OutputFolder(output_folder(args), overwrite=args.overwrite, name="output")
     liberty = read_liberty(args.liberty)
     targets = resolve_targets(args.target, liberty=liberty is not None)
-    points = _points(args)
+    flow = get_flow(args.flow)
     cache = open_cache(args, "synth")
-    jobs = [job for name, params in points
-            for job in jobs_for_design(name, params, targets, liberty=liberty)]
+    jobs = plan_jobs(plan(args, targets), liberty=liberty, flow=flow)
     with output as build:
         def progress(done, total, job, outcome):
             if isinstance(outcome, SynthFailure):

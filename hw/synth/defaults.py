@@ -1,5 +1,6 @@
-"""The default design set of ``make synth``: every registered design at the paper's
-configuration, and the dot-product array at several lane counts.
+"""The default design set of ``make synth`` / ``make pnr``: every registered design at the
+paper's configuration, the dot-product array at several lane counts, and the targets each
+point runs on.
 
 The LQER paper's configuration is block 16, 8-bit activations, 4-bit weights and
 8-bit shared exponents; a parameter of that name is set to it, every other
@@ -8,14 +9,24 @@ where it differs in ``PAPER_OVERRIDES`` (``resq-linear``: ResQ's W4A4 with the
 r = d/8 high-precision coordinates at 8 bits). Designs that register later (for example
 ``lqer-linear``) join the set with no change here; ``SWEEPS`` adds points for
 the designs it names (a name not registered is skipped).
+
+Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on every target;
+a larger one (a datapath) on :data:`DATAPATH_TARGETS` only: the targets the cost model and
+the place-and-route report read (fabric-only 7-series, ECP5 as ``lqer-hw pnr`` places it,
+and the DSP families, where multipliers cost little synthesis time). Synthesis time grows with the multipliers a
+target maps to LUTs (docs/synth.md, "Where the time goes"), and a datapath's figures on
+the generic LUT and CMOS targets say nothing its parts do not, so this keeps a cold
+``make synth`` inside its budget as designs join. ``lqer-hw synth DESIGN -t ...`` runs any
+point on any target.
 """
 
 from __future__ import annotations
 
 import itertools
 
-__all__ = ["PAPER_CONFIGURATION", "PAPER_OVERRIDES", "SWEEPS", "paper_configuration",
-           "registered_designs", "design_points", "default_points"]
+__all__ = ["PAPER_CONFIGURATION", "PAPER_OVERRIDES", "SWEEPS", "HEAVY_MULTIPLIERS",
+           "DATAPATH_TARGETS", "paper_configuration", "registered_designs", "design_points",
+           "default_points", "point_targets", "default_plan"]
 
 PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
 # designs that follow another paper: design -> the parameters where that paper differs.
@@ -24,6 +35,9 @@ PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits":
 PAPER_OVERRIDES: dict[str, dict[str, int]] = {"resq-linear": {"a_width": 4, "high_width": 8}}
 # design -> {parameter: values}; each listed design is synthesised at every value.
 SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
+# A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
+HEAVY_MULTIPLIERS = 64
+DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 
 
 def registered_designs() -> list:
@@ -73,3 +87,27 @@ def design_points(design, *, base: dict | None = None,
 def default_points() -> list[tuple[str, dict[str, int]]]:
     """(design name, parameters) for every registered design."""
     return [(d.name, p) for d in registered_designs() for p in design_points(d)]
+
+
+def point_targets(multiplier_count: int, targets) -> list:
+    """The targets (names or :class:`~hw.synth.targets.Target` objects, in their order) a
+    point with ``multiplier_count`` multipliers runs on in the default set."""
+    if multiplier_count <= HEAVY_MULTIPLIERS:
+        return list(targets)
+    return [t for t in targets if getattr(t, "name", t) in DATAPATH_TARGETS]
+
+
+def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]:
+    """``(design, parameters, targets, elaborated component, its RTLIL)`` for every default
+    point, the targets chosen from ``targets`` by :func:`point_targets` (points left with
+    none are dropped). Each component is elaborated and emitted once, here."""
+    from hw.designs import elaborate, emit, top_name
+    from hw.synth.flow import multipliers
+    plan = []
+    for name, params in default_points():
+        component = elaborate(name, **params)
+        rtlil = emit(component, fmt="rtlil", name=top_name(name))
+        chosen = point_targets(multipliers(rtlil)[0], targets)
+        if chosen:
+            plan.append((name, params, chosen, component, rtlil))
+    return plan

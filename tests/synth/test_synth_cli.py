@@ -39,8 +39,8 @@ def _own_cache(tmp_path, monkeypatch):
                                     r"got 'blok'"),
     (["dot-array", "-p", "lane=1,3"], r"parameter of dot-array must be one of .*; got 'lane'"),
     (["dot-array", "-p", "lanes=1,0"], r"lanes must be an integer in 1\.\.256; got 0"),
-    (["dot-array", "-t", "xc9"], r"target must be one of xc7, xc7-nodsp, ice40, ecp5, gowin, lut4, "
-                           r"lut6, cmos, liberty; got 'xc9'"),
+    (["dot-array", "-t", "xc9"], r"target must be one of xc7, xc7-nodsp, ice40, ecp5, ecp5-nodsp, "
+                           r"gowin, lut4, lut6, cmos, liberty; got 'xc9'"),
     (["dot-array", "-t", "liberty"], r"target 'liberty' needs --liberty FILE"),
     (["dot-array", "--liberty", "no/such.lib"],
      r"liberty must name a readable file; got 'no/such\.lib' \(No such file or directory\)"),
@@ -63,7 +63,7 @@ def test_synth_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, cap
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["dot-array", "--family", "xc7"], r"family must be one of ecp5, ice40; got 'xc7'"),
+    (["dot-array", "--family", "xc7"], r"family must be one of ecp5, ecp5-dsp, ice40; got 'xc7'"),
     (["dot-array", "--constraints", "no/such"],
      r"constraints must include no/such/ecp5\.lpf; got No such file or directory"),
     (["dot-array", "--timeout", "-1"], r"timeout must be a number > 0; got '-1'"),

@@ -6,12 +6,13 @@ import json
 
 import pytest
 from amaranth.hdl import Fragment
-from amaranth.lib import data
+from amaranth.lib.data import Layout
 
 from hw.designs import elaborate, get_design
-from hw.synth.flow import REPORT_FILE, jobs_for_design
+from hw.synth.flow import REPORT_FILE, TOP_PASSES, jobs_for_design
 from hw.synth.liberty import sequential_cells
-from hw.synth.targets import CATEGORIES, TARGETS, get_target
+from hw.synth.targets import CATEGORIES, FLOWS, TARGETS, get_target
+from tests.synth.synth_helpers import register_and_memory_bits
 
 pytestmark = pytest.mark.synth
 
@@ -22,13 +23,18 @@ LANES = (1, 2, 4)
 DSP_TARGETS = {"xc7", "ecp5", "gowin"}
 
 
-def output_register_bits(component) -> int:
-    """FFs a latency-1 stream design implies: its registered output payload plus valid
-    (hw.pipeline: the single stage is the output register)."""
-    assert component.latency == 1
-    payload = component.signature.members["o"].signature.members["payload"].shape
+def expected_flip_flops(component, record) -> int:
+    """FFs the pipelining of a ``hw.pipeline.Pipeline`` design implies on the target of
+    ``record``: the RTLIL's registers (the valid chain, data registers, the FIFO's pointers
+    and the credit count), plus, where the target kept the output FIFO in flip-flops (no
+    LUT RAM used), its ``latency + 1`` entries of the output payload (the FIFO's bits the
+    payload does not use are dropped by Yosys)."""
     Fragment.get(component, None)  # elaborated, as the flow does (and so not "unused")
-    return data.Layout.cast(payload).size + 1
+    registers, memory = register_and_memory_bits(component)
+    payload = component.signature.members["o"].signature.members["payload"].shape
+    fifo = (component.latency + 1) * Layout.cast(payload).size
+    assert fifo <= memory  # the only memory is the output FIFO
+    return registers if record["lutrams"] else registers + fifo
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +63,18 @@ def test_every_target_reports_its_structure(every_target):
         assert r["design"] == "dot-array" and r["params"] == params and r["target"] == name
         assert r["yosys"].startswith("Yosys 0.")
         assert r["wall_s"] > 0 and r["cells_total"] == sum(r["cells"].values()) > 0
+        # where the time went: the process's CPU time and Yosys's own pass table (-d)
+        assert r["cpu_s"] > 0 and r["max_rss_mb"] > 0 and r["yosys_s"] > 0
+        assert 0 < len(r["yosys_passes"]) <= TOP_PASSES
+        assert sum(r["yosys_passes"].values()) <= r["yosys_s"] * 1.01
+        assert r["flow"] == "full"
         for category in CATEGORIES:
             assert r[category] is None or 0 <= r[category] <= r["cells_total"]
         # report.json on disk is the same record, and the log it names exists
         on_disk = json.loads((out / r["build_dir"] / REPORT_FILE).read_text())
         assert on_disk == r
         assert (out / r["log"]).is_file()
-    for name in ("xc7", "xc7-nodsp", "ice40", "ecp5", "gowin", "lut4", "lut6"):
+    for name in ("xc7", "xc7-nodsp", "ice40", "ecp5", "ecp5-nodsp", "gowin", "lut4", "lut6"):
         assert records[name]["luts"] > 0, name
     assert records["cmos"]["luts"] is None and records["liberty"]["luts"] is None
 
@@ -72,13 +83,14 @@ def test_fabric_only_targets_use_no_dsp(every_target):
     records, _, _ = every_target
     assert records["xc7-nodsp"]["dsps"] == 0
     assert records["ice40"]["dsps"] == 0
+    assert records["ecp5-nodsp"]["dsps"] == 0 and records["ecp5"]["dsps"] > 0
     assert records["xc7-nodsp"]["carries"] > 0  # the adders went to CARRY4 chains instead
 
 
 def test_flip_flops_match_the_published_pipelining(every_target):
     records, _, params = every_target
-    expected = output_register_bits(elaborate("dot-array", **params))
     for name, r in records.items():
+        expected = expected_flip_flops(elaborate("dot-array", **params), r)
         if name in DSP_TARGETS:
             assert r["ffs"] <= expected, name
         else:
@@ -115,4 +127,29 @@ def test_luts_grow_with_lanes_and_flip_flops_follow_the_outputs(lane_sweep):
         luts = [r["luts"] for r in rows]
         assert luts == sorted(luts) and luts[0] < luts[-1], (target, luts)
         for r in rows:
-            assert r["ffs"] == output_register_bits(elaborate("dot-array", **r["params"]))
+            assert r["ffs"] == expected_flip_flops(elaborate("dot-array", **r["params"]), r)
+
+
+# Registry designs at their paper configuration, small enough for a test.
+EQUIVALENCE_POINTS = [("dot-array", {"lanes": 1}), ("accumulator", {})]
+
+
+@pytest.mark.parametrize("flow", [f for f in FLOWS.values() if f.name != "full"],
+                         ids=lambda f: f.name)
+def test_a_cheaper_flow_stays_within_3_percent_of_the_full_flow(flow, synthesise):
+    """docs/synth.md, "Flows": a smaller flow is acceptable only where its LUT counts stay
+    within 3% of the full flow's on every design both can run, and its records say so."""
+    targets = [TARGETS[n] for n in (flow.targets or TARGETS)]
+    jobs = []
+    for name, params in EQUIVALENCE_POINTS:
+        full = get_design(name).defaults | params
+        jobs += jobs_for_design(name, full, targets, flow=FLOWS["full"])
+        jobs += jobs_for_design(name, full, targets, flow=flow)
+    records, _ = synthesise(jobs)
+    by = {(r["design"], r["target"], r["flow"]): r for r in records}
+    assert {f for _, _, f in by} == {"full", flow.name}
+    for name, _ in EQUIVALENCE_POINTS:
+        for target in targets:
+            full, cheap = by[(name, target.name, "full")], by[(name, target.name, flow.name)]
+            assert abs(cheap["luts"] - full["luts"]) <= 0.03 * full["luts"], (name, target.name)
+            assert cheap["ffs"] == full["ffs"], (name, target.name)

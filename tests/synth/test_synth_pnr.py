@@ -10,6 +10,7 @@ import pytest
 
 from hw.synth import pnr_cli
 from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+from hw.synth.targets import TARGETS
 
 pytestmark = pytest.mark.synth
 
@@ -19,7 +20,7 @@ SMALL = {"lanes": 1, "block": 2, "a_width": 4, "w_width": 3, "exponent_bits": 8,
 def constraint_mhz(family: str) -> float:
     text = (CONSTRAINTS_DIR / FAMILIES[family].constraints).read_text()
     pattern = {"ecp5": r'FREQUENCY PORT "clk" ([0-9.]+) MHZ;', "ice40": r"set_frequency clk ([0-9.]+)"}
-    return float(re.search(pattern[family], text).group(1))
+    return float(re.search(pattern[FAMILIES[family].arch], text).group(1))
 
 
 def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
@@ -31,9 +32,10 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
     assert stderr == ""
     lines = [ln for ln in stdout.splitlines() if "place and route" in ln]
     assert len(lines) == 2 and all(re.search(r": Fmax \d+\.\d MHz \(", ln) for ln in lines)
-    records = {r["target"]: r for r in json.loads((out / "pnr.json").read_text())}
+    records = {r["pnr_family"]: r for r in json.loads((out / "pnr.json").read_text())}
     assert set(records) == {"ecp5", "ice40"}
     for family, r in records.items():
+        assert r["target"] == FAMILIES[family].target.name
         assert r["design"] == "dot-array" and r["params"] == SMALL
         assert r["luts"] > 0 and r["ffs"] > 0                 # the bare design's synthesis
         assert 10 < r["fmax_mhz"] < 1000
@@ -42,6 +44,11 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
         assert r["harness_cells"]["ffs"] == r["ffs"] + r["harness_ffs"]
         assert (out / r["pnr_dir"] / "nextpnr.log").is_file()
     assert "Fmax (MHz)" in (out / "pnr.md").read_text()
+    # ECP5 is placed with its multipliers in LUTs (ecp5-dsp keeps MULT18X18D)
+    assert records["ecp5"]["target"] == "ecp5-nodsp" and records["ecp5"]["dsps"] == 0
+    # the iCE40 harness also carries the Yosys-model estimate, marked as one
+    assert records["ice40"]["harness_est_fmax_mhz"] > 0
+    assert records["ice40"]["harness_timing_model"] == TARGETS["ice40"].timing.name
 
 
 def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):

@@ -14,12 +14,15 @@ from amaranth.sim import Simulator
 from hw.designs import get_design, parse_params
 from hw.synth.baseline import IntDotArray
 from hw.synth.cache import cache_key
-from hw.synth.defaults import (PAPER_CONFIGURATION, SWEEPS, default_points, paper_configuration,
+from hw.synth.flow import estimated_cost, jobs_for_component, multipliers
+from hw.synth.defaults import (DATAPATH_TARGETS, HEAVY_MULTIPLIERS, PAPER_CONFIGURATION, SWEEPS,
+                               default_plan, default_points, paper_configuration, point_targets,
                                registered_designs)
 from hw.synth.harness import TimingHarness
 from hw.synth.liberty import cell_names, sequential_cells
-from hw.synth.report import (CSV_COLUMNS, csv_text, main_parameter, markdown_summary,
-                             markdown_table)
+from hw.synth.report import (CSV_COLUMNS, ESTIMATE_NOTE, csv_text, main_parameter,
+                             markdown_summary, markdown_table, time_summary, write_reports,
+                             idle_wall_time)
 from hw.synth.targets import LIBERTY_TARGET, TARGETS, get_target
 
 from tests.synth.synth_helpers import RegisteredAdder
@@ -36,7 +39,10 @@ def test_scripts_use_relative_files_and_write_stat_json(target):
     rename = lines.index("rename -hide w:*[*]")
     first_synth = next(i for i, ln in enumerate(lines) if ln.startswith("synth"))
     assert rename < first_synth
-    assert lines[-1].startswith("tee -q -o stat.json stat -json")
+    stat = next(i for i, ln in enumerate(lines) if ln.startswith("tee -q -o stat.json stat -json"))
+    # only the Fmax estimate's commands (hw.synth.timing) follow the statistics
+    after = tuple(lines[stat + 1:])
+    assert after == (target.timing.commands() if target.timing else ())
     assert not any(tok.startswith("/") for ln in lines for tok in ln.split())
 
 
@@ -48,7 +54,7 @@ def test_fabric_only_xilinx_flow_forbids_dsps_and_the_other_allows_them():
 
 def test_unknown_target_and_liberty_without_file_are_refused():
     with pytest.raises(ValueError, match=r"^target must be one of xc7, xc7-nodsp, ice40, ecp5, "
-                       r"gowin, lut4, lut6, cmos, liberty; got 'xc9'$"):
+                       r"ecp5-nodsp, gowin, lut4, lut6, cmos, liberty; got 'xc9'$"):
         get_target("xc9")
     with pytest.raises(ValueError, match=r"^target 'liberty' needs --liberty FILE$"):
         get_target("liberty")
@@ -134,6 +140,55 @@ def test_default_set_has_resq_at_its_paper_configuration():
     assert lqer["a_width"] == PAPER_CONFIGURATION["a_width"] == 8
 
 
+def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
+    names = list(TARGETS)
+    assert point_targets(HEAVY_MULTIPLIERS, names) == names
+    assert point_targets(HEAVY_MULTIPLIERS + 1, names) == [t for t in names if t in DATAPATH_TARGETS]
+    assert point_targets(HEAVY_MULTIPLIERS + 1, [TARGETS["lut6"], TARGETS["xc7"]]) == [TARGETS["xc7"]]
+    plan = default_plan(list(TARGETS.values()))
+    assert [(n, p) for n, p, *_ in plan] == default_points()
+    for name, params, targets, component, rtlil in plan:
+        count, _ = multipliers(rtlil)
+        expected = names if count <= HEAVY_MULTIPLIERS else list(DATAPATH_TARGETS)
+        assert [t.name for t in targets] == expected, (name, params)
+    # the dot-array sweep crosses the line: 16 multipliers per lane
+    lanes = {p["lanes"]: [t.name for t in ts] for n, p, ts, *_ in plan if n == "dot-array"}
+    assert lanes[4] == names and lanes[8] == list(DATAPATH_TARGETS)
+
+
+def test_multipliers_are_counted_from_the_rtlil():
+    from hw.designs import elaborate, emit
+    rtlil = emit(elaborate("dot-array", lanes=2, block=16, a_width=8, w_width=4), fmt="rtlil",
+                 name="t")
+    assert multipliers(rtlil) == (32, 32 * 8 * 4)
+    assert multipliers(emit(RegisteredAdder(width=4), fmt="rtlil", name="t")) == (0, 0)
+
+
+def test_jobs_start_longest_first(monkeypatch, tmp_path):
+    from hw.designs import elaborate
+    from hw.synth import flow, yosys
+    small = jobs_for_component("dot-array", {"lanes": 1}, elaborate("dot-array", lanes=1),
+                               [TARGETS["xc7"], TARGETS["xc7-nodsp"]])
+    large = jobs_for_component("dot-array", {"lanes": 4}, elaborate("dot-array", lanes=4),
+                               [TARGETS["xc7"], TARGETS["xc7-nodsp"]])
+    started = []
+
+    def fake_run(job, out, **kwargs):
+        started.append((job.params["lanes"], job.target.name))
+        return {"design": job.design, "params": job.params, "target": job.target.name}
+
+    monkeypatch.setattr(flow, "run_job", fake_run)
+    monkeypatch.setattr(yosys, "ensure_ready", lambda *a, **k: None)
+    records, failures = flow.run_jobs([*small, *large], tmp_path, workers=1)
+    assert not failures
+    # results stay in job order; LUT-mapped multipliers (xc7-nodsp) cost the most
+    assert [(r["params"]["lanes"], r["target"]) for r in records] == [
+        (1, "xc7"), (1, "xc7-nodsp"), (4, "xc7"), (4, "xc7-nodsp")]
+    assert started == [(4, "xc7-nodsp"), (1, "xc7-nodsp"), (4, "xc7"), (1, "xc7")]
+    assert estimated_cost(large[1].rtlil, TARGETS["xc7-nodsp"]) > estimated_cost(
+        large[1].rtlil, TARGETS["xc7"])
+
+
 # ---- reports ---------------------------------------------------------------------------
 
 def _record(design, params, target, cells, **extra):
@@ -158,6 +213,46 @@ def test_tables_and_csv_hold_one_row_per_record():
     assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 3
     cmos = next(r for r in rows if r["target"] == "cmos")
     assert cmos["luts"] == "" and cmos["transistors"] == "500" and cmos["params"] == "lanes=1 block=4"
+
+
+def test_the_estimate_is_a_column_of_its_own_marked_as_an_estimate(tmp_path):
+    records = [_record("d", {"lanes": 1}, "xc7", 10, est_fmax_mhz=250.04, flow="full",
+                       timing_model="yosys-sta xc7"),
+               _record("d", {"lanes": 1}, "lut6", 9, flow="full")]
+    summary = markdown_summary(records).splitlines()
+    assert summary[0] == "| Design | Parameters | xc7 LUTs | lut6 LUTs | xc7 est. Fmax (MHz, estimate) |"
+    assert summary[2] == "| d | lanes=1 | 10 | 9 | 250.04 |"
+    assert "est. Fmax (MHz, estimate)" in markdown_table(records).splitlines()[0]
+    paths = write_reports(records, tmp_path)
+    text = paths["md"].read_text()
+    assert ESTIMATE_NOTE in text and "never a measurement" in ESTIMATE_NOTE
+    assert "Flow: full (every family's synthesis script as Yosys ships it)." in text
+    rows = list(csv.DictReader(io.StringIO(csv_text(records))))
+    assert rows[0]["est_fmax_mhz"] == "250.04" and rows[0]["timing_model"] == "yosys-sta xc7"
+    assert rows[1]["est_fmax_mhz"] == "" and rows[1]["flow"] == "full"
+
+
+def test_time_summary_weights_pass_times_by_cpu_and_skips_cached_runs():
+    runs = [_record("a", {}, "xc7", 1, cpu_s=10.0, yosys_s=40.0,
+                    yosys_passes={"abc9_exe": 30.0, "read_verilog": 10.0}),
+            _record("b", {}, "lut6", 1, cpu_s=30.0, yosys_s=30.0, yosys_passes={"abc9_exe": 30.0}),
+            _record("c", {}, "lut6", 1, cpu_s=99.0, yosys_s=99.0, cached=True,
+                    yosys_passes={"opt": 99.0})]
+    text = time_summary(runs)
+    assert text.startswith("2 Yosys runs, 40 CPU seconds in all (on 2 idle cores, longest "
+                           "first: about 30 s of Yosys).")
+    assert "- by design: b 30 s (75%), a 10 s (25%)" in text
+    assert "- by target: lut6 30 s (75%), xc7 10 s (25%)" in text
+    # a's passes scaled by 10/40: abc9_exe 7.5 + 30, read_verilog 2.5
+    assert "- by pass (top 8): abc9_exe 38 s (94%), read_verilog 2 s (6%)" in text
+    assert time_summary([runs[2]]) == ""
+
+
+def test_idle_wall_time_schedules_the_longest_first():
+    assert idle_wall_time([5, 3, 3, 3], 2) == 8      # 5+3 | 3+3... then max(8, 6)
+    assert idle_wall_time([5, 3, 3, 3], 1) == 14
+    assert idle_wall_time([10, 1, 1], 4) == 10       # never shorter than the longest job
+    assert idle_wall_time([], 2) == 0
 
 
 def test_main_parameter_is_the_one_that_varies():

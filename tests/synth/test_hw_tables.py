@@ -1,0 +1,60 @@
+"""scripts/hw_tables.py: the generated hardware tables of docs/hw.md and docs/synth.md."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("hw_tables", ROOT / "scripts" / "hw_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_design_table_in_docs_is_current(tmp_path, capsys):
+    # no result folders: only the design table is checked
+    assert _script().main(["--check", "--synth", str(tmp_path), "--pnr", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_design_table_has_every_registered_design_with_its_latency():
+    from hw.designs import elaborate
+    from hw.synth.defaults import registered_designs
+    from hw.unused import inspected
+    rows = _script().designs_table().splitlines()[2:]
+    designs = registered_designs()
+    assert len(rows) == len(designs)
+    for row, design in zip(rows, designs):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        latency = inspected(elaborate(design.name, **design.defaults)).latency
+        assert cells[0] == f"`{design.name}`" and cells[-1] == str(latency)
+
+
+def _record(design, target, luts, **extra):
+    return {"design": design, "params": {"lanes": 1}, "target": target, "flow": "full",
+            "yosys": "Yosys 0.70", "luts": luts, "ffs": 10, **extra}
+
+
+def test_result_blocks_come_from_the_report_files(tmp_path):
+    script = _script()
+    synth = [_record("dot-array", "xc7", 100, cpu_s=2.0, yosys_s=2.0),
+             _record("dot-array", "ecp5", 150, cpu_s=4.0, yosys_s=4.0)]
+    pnr = [_record("dot-array", "ecp5-nodsp", 160, fmax_mhz=151.26, pnr_family="ecp5",
+                   pnr_device="LFE5U-85F"),
+           _record("lqer-linear", "ice40", None, fmax_mhz=None, pnr_family="ice40",
+                   pnr_device="HX8K", pnr_note="does not fit")]
+    (tmp_path / "synth.json").write_text(json.dumps(synth))
+    (tmp_path / "pnr.json").write_text(json.dumps(pnr))
+    block = script.synth_block(script._records(tmp_path, "synth"))
+    assert block.startswith("Yosys 0.70, flow full;")
+    assert "| dot-array | lanes=1 | 100 | 150 |" in block
+    assert "2 Yosys runs, 6 CPU seconds in all" in block
+    rows = script.pnr_block(script._records(tmp_path, "pnr")).splitlines()
+    assert rows[2] == "| dot-array | lanes=1 | ecp5 | LFE5U-85F | 160 | 10 | 151.3 |  |"
+    assert rows[3].endswith("| – | does not fit |")
+    assert script._records(tmp_path / "missing", "synth") is None
