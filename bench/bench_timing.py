@@ -62,8 +62,15 @@ def depth_points(design, depths=DEFAULT_DEPTHS) -> list[tuple[str, int, dict]]:
 
 def scaling_points(design, dims=DEFAULT_DIMS, rank: int = 32) -> list[dict]:
     """The design at d_in = d_out = each of ``dims`` and ``rank``; the rest at the default
-    set's point (same lanes throughout)."""
+    set's point, with the same lanes throughout: a ``lanes_lowrank`` of 0 (the default: the
+    least that never stalls the main path, which depends on d_in and the rank) is pinned to
+    the value the largest layer resolves to."""
     base = design_points(design, sweeps={})[0]
+    if base.get("lanes_lowrank") == 0:
+        from hw.designs import inspect
+        widest = inspect(design.name, **{**base, "d_in": max(dims), "d_out": max(dims),
+                                         "rank": rank})
+        base = {**base, "lanes_lowrank": widest.schedule.lanes_lowrank}
     return [{**base, "d_in": d, "d_out": d, "rank": rank} for d in dims]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hw.designs import Design, Param, elaborate, get_design
+from hw.designs import inspect, Design, Param, elaborate, get_design
 from hw.synth.baseline import IntDotArray
 from hw.synth.defaults import PAPER_CONFIGURATION
 from tests.synth.synth_helpers import register_and_memory_bits
@@ -60,6 +60,10 @@ def test_scaling_points_change_only_the_layer():
     assert [(p["d_in"], p["d_out"], p["rank"]) for p in points] == [(64, 64, 32), (256, 256, 32)]
     fixed = [{k: v for k, v in p.items() if k not in ("d_in", "d_out", "rank")} for p in points]
     assert fixed[0] == fixed[1]
+    # the same lanes at every size: the default low-rank lanes depend on d_in, so they are
+    # pinned to what the largest layer resolves to
+    widest = inspect("lqer-linear", **points[-1])
+    assert fixed[0]["lanes_lowrank"] == widest.schedule.lanes_lowrank > 0
 
 
 def test_lists_are_parsed_or_refused_in_one_line():
