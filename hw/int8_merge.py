@@ -1,0 +1,81 @@
+"""LLM.int8() merge: the int path's output plus the outlier path's sum, and the output
+format (``sw.llm_int8`` step 8)::
+
+    Y = fl32(Y_b + acc)            then fl16(Y) when the output is binary16
+
+with :class:`~hw.fp.fp32_add.FP32Add` and :class:`~hw.fp.fp32_to_fp16.FP32ToFP16`
+running free, followed by a FIFO of ``latency + 1`` entries whose free space (credit, as
+:class:`hw.pipeline.Pipeline` does it) keeps the input ready only while an item can be
+held: the output may be held back at any time and nothing stalls the units.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.fp.fp32_add import FP32Add
+from hw.fp.fp32_to_fp16 import FP32ToFP16
+from hw.unused import owned, rejectable
+
+__all__ = ["Int8Merge"]
+
+
+class Int8Merge(wiring.Component):
+    """Ports: ``i`` (stream of ``{"y": unsigned(32), "acc": unsigned(32)}``, binary32
+    patterns) and ``o`` (stream of ``{"y": unsigned(16 or 32)}``).
+
+    Parameters (keyword-only): ``out_fp16`` (round to binary16), ``add_stages``,
+    ``out_stages`` (the units' stages, default one per level). Raises ``ValueError`` /
+    ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, out_fp16: bool = True, add_stages: int | None = None,
+                 out_stages: int | None = None):
+        with rejectable(self):
+            if out_fp16 not in (True, False, 0, 1):
+                raise TypeError(f"out_fp16 must be a bool; got {out_fp16!r}")
+            self._add = FP32Add(stages=add_stages, backpressure=False)
+            self._conv = FP32ToFP16(stages=out_stages, backpressure=False) if out_fp16 \
+                else None
+            owned(*[u for u in (self._add, self._conv) if u])
+        self._width = 16 if out_fp16 else 32
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"y": unsigned(32),
+                                                        "acc": unsigned(32)}))),
+            "o": Out(stream.Signature(data.StructLayout({"y": unsigned(self._width)}))),
+        })
+
+    @property
+    def out_fp16(self) -> bool:
+        return self._conv is not None
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted item to its result on ``o`` (through the FIFO)."""
+        return self._add.latency + (self._conv.latency if self._conv else 0) + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.add = add = self._add
+        take = self.i.valid & self.i.ready
+        m.d.comb += [add.i.valid.eq(take), add.i.payload.a.eq(self.i.payload.y),
+                     add.i.payload.b.eq(self.i.payload.acc), add.o.ready.eq(1)]
+        last = add
+        if self._conv is not None:
+            m.submodules.to_fp16 = conv = self._conv
+            m.d.comb += [conv.i.valid.eq(add.o.valid), conv.i.payload.a.eq(add.o.payload.y),
+                         conv.o.ready.eq(1)]
+            last = conv
+        depth = self.latency
+        m.submodules.fifo = fifo = SyncFIFO(width=self._width, depth=depth)
+        m.d.comb += [fifo.w_en.eq(last.o.valid), fifo.w_data.eq(last.o.payload.y)]
+        inside = Signal(range(depth + 1), name="inside")
+        given = self.o.valid & self.o.ready
+        m.d.sync += inside.eq(inside + take - given)
+        m.d.comb += [self.i.ready.eq(inside < depth),
+                     self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready),
+                     self.o.payload.y.eq(fifo.r_data)]
+        return m
