@@ -4,9 +4,11 @@ format (``sw.llm_int8`` step 8)::
     Y = fl32(Y_b + acc)            then fl16(Y) when the output is binary16
 
 with :class:`~hw.fp.fp32_add.FP32Add` and :class:`~hw.fp.fp32_to_fp16.FP32ToFP16`
-running free, followed by a FIFO of ``latency + 1`` entries whose free space (credit, as
-:class:`hw.pipeline.Pipeline` does it) keeps the input ready only while an item can be
-held: the output may be held back at any time and nothing stalls the units.
+running free, followed by a FIFO whose free space (credit, as :class:`hw.pipeline.Pipeline`
+does it) keeps the input ready only while an item can be held: the output may be held
+back at any time and nothing stalls the units. An item taken in cycle ``c`` is written
+into the FIFO ``L`` cycles later (``L`` the units' latency) and can leave at ``c + L + 1``
+(:attr:`Int8Merge.latency`), so ``L + 2`` entries keep one item per cycle flowing.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Int8Merge(wiring.Component):
             m.d.comb += [conv.i.valid.eq(add.o.valid), conv.i.payload.a.eq(add.o.payload.y),
                          conv.o.ready.eq(1)]
             last = conv
-        depth = self.latency
+        depth = self.latency + 1
         m.submodules.fifo = fifo = SyncFIFO(width=self._width, depth=depth)
         m.d.comb += [fifo.w_en.eq(last.o.valid), fifo.w_data.eq(last.o.payload.y)]
         inside = Signal(range(depth + 1), name="inside")

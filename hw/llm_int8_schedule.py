@@ -142,16 +142,93 @@ class LLMInt8Schedule:
 
 
 class _TileModel:
-    """The events of one tile at full rate (filled in with the RTL's timing)."""
+    """The events of one tile at full rate, cycle numbers counted from the tile's first
+    item (taken in cycle 0). Follows :mod:`hw.llm_int8_linear` part by part:
+
+    - X phase: item ``k`` taken in cycle ``k``; the tile is ready (mask and ``s_x``
+      final) ``detector_latency`` cycles after the last one, in ``X0 = T nx + Ld``;
+    - compaction: chunk ``c`` taken in ``A_c`` (``A_0 = X0``), held for
+      ``max(1, ceil(n_c / M))`` cycles, pass ``p`` written to the index memory in
+      ``A_c + 1 + p``, the next chunk taken in the last held cycle; done from the cycle
+      after the last chunk's last held cycle;
+    - token ``t`` starts in ``S_t`` (``S_0 = X0``, else the cycle after the previous
+      token's last output): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
+      writes its code ``1 + Lq`` cycles later, so the int steps are taken from
+      ``I_0 = S_t + SL + Lq + 2``, one per cycle; lane ``p`` of group ``g`` reaches the
+      int results FIFO ``1 + int_output[p]`` cycles after the group's last step and can be
+      read ``FIFO_LATENCY`` cycles later;
+    - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
+      after the token start, after its index word was written, after request ``k - 1``,
+      and once fewer than ``outstanding`` columns are unfinished; its activation is in the
+      pending FIFO two cycles later; its ``G_fp`` pieces arrive from ``memory_latency``
+      cycles after it and are taken one per cycle, a column's first piece ``1 + E``
+      cycles after the previous column's last (``E`` the accumulator's column gap); the
+      last sum is written ``fp_latency`` cycles after the last piece;
+    - merge: output ``i`` is taken once the fp path is done (the cycle after the last
+      write, or after the compaction with no outlier), its int result is readable and the
+      previous output was taken; it leaves ``merge_latency`` cycles later.
+    """
 
     def __init__(self, s: LLMInt8Schedule, outlier_columns, memory_latency: int):
         self.s = s
         self.columns = sorted(set(int(c) for c in outlier_columns))
+        if self.columns and not 0 <= self.columns[0] <= self.columns[-1] < s.d_in:
+            raise ValueError(f"outlier_columns must lie in 0..{s.d_in - 1}; got "
+                             f"{self.columns[0]}..{self.columns[-1]}")
+        if memory_latency < 1:
+            raise ValueError(f"memory_latency must be at least 1; got {memory_latency}")
         self.memory_latency = memory_latency
         self.last_step = 0
 
+    def _compaction(self, x0: int) -> tuple[list[int], int]:
+        """Cycle each outlier column's index word is written; the first cycle of done."""
+        s = self.s
+        per_chunk: list[list[int]] = [[] for _ in range(s.chunks)]
+        for c in self.columns:
+            per_chunk[c // s.x_lanes].append(c)
+        written: list[int] = []
+        a = x0
+        for cols in per_chunk:
+            for k in range(len(cols)):
+                written.append(a + 1 + k // s.outputs)
+            a += passes(len(cols), s.outputs)
+        return written, a + 1
+
     def run(self) -> list[int]:
-        raise NotImplementedError
+        s = self.s
+        x0 = s.x_steps + s.detector_latency
+        word_written, comp_done = self._compaction(x0)
+        gap = max(0, s.fp_hazard - s.fp_groups)
+        n = len(self.columns)
+        outs: list[int] = []
+        start = x0
+        for _ in range(s.tile):
+            i0 = start + s.scale_latency + s.quantizer_latency + 2
+            ready = []
+            for g in range(s.groups):
+                last = i0 + g * s.d_in + s.d_in - 1
+                ready += [last + 1 + s.int_output[p] + FIFO_LATENCY for p in range(s.lanes)]
+            self.last_step = i0 + s.token_steps - 1
+            requests: list[int] = []
+            ends: list[int] = []
+            for k in range(n):
+                r = max(start + 1, word_written[k] + 1)
+                if k:
+                    r = max(r, requests[-1] + 1)
+                if k >= s.outstanding:
+                    r = max(r, ends[k - s.outstanding] + 1)
+                requests.append(r)
+                first = max(r + self.memory_latency, r + 2)
+                if k:
+                    first = max(first, ends[-1] + 1 + gap)
+                ends.append(first + s.fp_groups - 1)
+            fp_done = max(comp_done, ends[-1] + s.fp_latency + 1) if n else comp_done
+            taken = start
+            for i in range(s.d_out):
+                taken = max(taken + 1, fp_done, ready[i])
+                outs.append(taken + s.merge_latency)
+            start = outs[-1] + 1
+        return outs
 
 
 # --- the input stream ---------------------------------------------------------------------
