@@ -18,7 +18,7 @@ from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import MAX_LANES
 from sw.datapath import MAX_DIM
 
-__all__ = ["THRESHOLD_DOC"]
+__all__ = ["THRESHOLD_DOC", "threshold_bits"]
 
 
 def _stages(name: str, unit, doc: str) -> Param:
@@ -35,6 +35,14 @@ def _threshold(bits: int) -> float:
     """The binary16 pattern ``bits`` (0..0x7C00) as a float (0x7C00: infinity)."""
     import numpy as np
     return float(np.array([bits], np.uint16).view(np.float16)[0])
+
+
+def threshold_bits(threshold: float) -> int:
+    """The ``threshold_bits`` parameter of a threshold (``sw.llm_int8.threshold_binary16``)."""
+    import numpy as np
+
+    from sw.llm_int8 import threshold_binary16
+    return int(np.array([threshold_binary16(threshold)]).view(np.uint16)[0])
 
 
 def _build_llm_int8(*, threshold_bits, bias, out_fp16, **p):
