@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp16_linear_schedule import FP16LinearSchedule
-from hw.fp_accumulate import MAX_LANES, FPAccumulate
+from hw.fp_accumulate import MAX_LANES, FPAccumulate, owned_list
 from hw.params import check_int
 from hw.unused import owned, rejectable
 from sw.datapath import MAX_DIM
@@ -56,9 +56,9 @@ class FP16Linear(wiring.Component):
                 raise TypeError(f"out_fp16 must be a bool; got {out_fp16!r}")
             self._acc = FPAccumulate(lanes=lanes, groups=d_out // lanes, mul_stages=mul_stages,
                                      add_stages=add_stages)
-            self._convs = [FP32ToFP16(stages=out_stages, backpressure=False)
-                           for _ in range(lanes)] if out_fp16 else []
-            owned(self._acc, *self._convs)
+            owned(self._acc)
+            self._convs = owned_list([FP32ToFP16(stages=out_stages, backpressure=False)
+                                      for _ in range(lanes)] if out_fp16 else [])
             self._schedule = FP16LinearSchedule(
                 d_in, d_out, lanes, self._acc.mul_latency, self._acc.add_latency,
                 self._convs[0].latency if out_fp16 else 0)

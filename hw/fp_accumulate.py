@@ -38,10 +38,17 @@ from hw.fp.fp32_add import FP32Add
 from hw.params import check_int
 from hw.unused import owned, rejectable
 
-__all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS"]
+__all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
 
 MAX_LANES = 64
 MAX_GROUPS = 8192
+
+
+def owned_list(parts: list) -> list:
+    """``parts``, each marked as owned (:func:`hw.unused.owned`) as soon as it exists, so a
+    later parameter error leaves no "never used" warning behind."""
+    owned(*parts)
+    return parts
 
 
 class FPAccumulate(wiring.Component):
@@ -59,9 +66,10 @@ class FPAccumulate(wiring.Component):
         with rejectable(self):
             self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
             self._groups = check_int("groups", groups, 1, MAX_GROUPS)
-            self._muls = [FP16Mul(stages=mul_stages, backpressure=False) for _ in range(lanes)]
-            self._adds = [FP32Add(stages=add_stages, backpressure=False) for _ in range(lanes)]
-            owned(*self._muls, *self._adds)
+            self._muls = owned_list([FP16Mul(stages=mul_stages, backpressure=False)
+                                     for _ in range(lanes)])
+            self._adds = owned_list([FP32Add(stages=add_stages, backpressure=False)
+                                     for _ in range(lanes)])
         word = data.ArrayLayout(unsigned(32), lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({

@@ -32,7 +32,8 @@ from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_mul import FP32Mul
 from hw.fp.int32_to_fp32 import Int32ToFP32
 from hw.params import check_int
-from hw.unused import owned, rejectable
+from hw.fp_accumulate import owned_list
+from hw.unused import rejectable
 from sw.llm_int8 import MAX_D_IN, Q_MAX
 
 __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
@@ -67,11 +68,10 @@ class Int8IntPath(wiring.Component):
             if bias not in (True, False, 0, 1):
                 raise TypeError(f"bias must be a bool; got {bias!r}")
             self._bias = bool(bias)
-            self._conv = Int32ToFP32(backpressure=False)
-            self._mul_x = FP32Mul(backpressure=False)
-            self._mul_w = FP32Mul(backpressure=False)
-            self._add = FP32Add(backpressure=False) if bias else None
-            owned(*[u for u in (self._conv, self._mul_x, self._mul_w, self._add) if u])
+            self._conv, self._mul_x, self._mul_w = owned_list(
+                [Int32ToFP32(backpressure=False), FP32Mul(backpressure=False),
+                 FP32Mul(backpressure=False)])
+            self._add = owned_list([FP32Add(backpressure=False)])[0] if bias else None
             depth = self.constants_depth() if constants is None else constants
             self._depth = check_int("constants", depth, 2 * lanes, 1 << 16)
         cfields = {"scale": unsigned(32)}

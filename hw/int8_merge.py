@@ -20,7 +20,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_to_fp16 import FP32ToFP16
-from hw.unused import owned, rejectable
+from hw.fp_accumulate import owned_list
+from hw.unused import rejectable
 
 __all__ = ["Int8Merge"]
 
@@ -39,10 +40,9 @@ class Int8Merge(wiring.Component):
         with rejectable(self):
             if out_fp16 not in (True, False, 0, 1):
                 raise TypeError(f"out_fp16 must be a bool; got {out_fp16!r}")
-            self._add = FP32Add(stages=add_stages, backpressure=False)
-            self._conv = FP32ToFP16(stages=out_stages, backpressure=False) if out_fp16 \
-                else None
-            owned(*[u for u in (self._add, self._conv) if u])
+            self._add = owned_list([FP32Add(stages=add_stages, backpressure=False)])[0]
+            self._conv = owned_list([FP32ToFP16(stages=out_stages, backpressure=False)])[0] \
+                if out_fp16 else None
         self._width = 16 if out_fp16 else 32
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({"y": unsigned(32),

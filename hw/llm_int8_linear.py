@@ -41,7 +41,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.fp_accumulate import MAX_LANES as MAX_FP_LANES
-from hw.fp_accumulate import FPAccumulate
+from hw.fp_accumulate import FPAccumulate, owned_list
 from hw.int8_compaction import Int8Compaction
 from hw.int8_detector import INF_BITS, Int8Detector
 from hw.int8_int_path import Int8IntPath
@@ -49,7 +49,7 @@ from hw.int8_merge import Int8Merge
 from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
-from hw.unused import owned, rejectable
+from hw.unused import rejectable
 from sw.datapath import MAX_DIM
 from sw.llm_int8 import MAX_D_IN, check_threshold, threshold_binary16
 
@@ -124,16 +124,15 @@ class LLMInt8Linear(wiring.Component):
         self._bias, self._out_fp16 = bool(bias), bool(out_fp16)
         self._outstanding = outstanding
         nx = d_in // x_lanes
-        self._detector = Int8Detector(lanes=x_lanes, threshold_bits=min(self._threshold_bits,
-                                                                         INF_BITS),
-                                      backpressure=False)
-        self._compaction = Int8Compaction(lanes=x_lanes, outputs=outputs, chunks=nx)
-        self._quantizer = Int8Quantizer()
-        self._int_path = Int8IntPath(lanes=lanes, d_in=d_in, bias=bias)
-        self._fp_path = FPAccumulate(lanes=fp_lanes, groups=d_out // fp_lanes)
-        self._merge = Int8Merge(out_fp16=out_fp16)
-        owned(self._detector, self._compaction, self._quantizer, self._int_path, self._fp_path,
-              self._merge)
+        self._detector, self._compaction, self._quantizer = owned_list([
+            Int8Detector(lanes=x_lanes, threshold_bits=min(self._threshold_bits, INF_BITS),
+                         backpressure=False),
+            Int8Compaction(lanes=x_lanes, outputs=outputs, chunks=nx),
+            Int8Quantizer()])
+        self._int_path, self._fp_path, self._merge = owned_list([
+            Int8IntPath(lanes=lanes, d_in=d_in, bias=bias),
+            FPAccumulate(lanes=fp_lanes, groups=d_out // fp_lanes),
+            Int8Merge(out_fp16=out_fp16)])
         self._column_bits = self._compaction.column_bits
         self._out_width = 16 if out_fp16 else 32
         self._schedule = LLMInt8Schedule(
