@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup eval test test-fast sim regress synth pnr bench docs default-model clean help
+.PHONY: setup eval sweep test test-fast sim regress synth pnr bench docs default-model clean help
 
 help:
 	@echo "make setup    create .venv and install the pinned dependencies"
 	@echo "make eval     perplexity of the embedded model, L2QER W4A8 rank 32, vs float"
+	@echo "make sweep    area against perplexity, every method on the embedded model -> build/sweep/"
 	@echo "make test     set up, then run the test suite (what CI runs)"
 	@echo "make sim      cocotb benches only (Icarus and Verilator)"
 	@echo "make regress  the same benches with >= 1,000,000 vectors per design (long: about an hour)"
@@ -37,6 +38,10 @@ eval: setup
 	$(VENV)/bin/lqer-hw eval --model default --data default
 	$(VENV)/bin/lqer-hw eval --model default --data default --method l2qer --rank 32 \
 		--w-width 4 --a-width 8 --block 16 --calib default
+
+# The default sweep (sweep/default.toml): 28 points, resumable; prints where its outputs are.
+sweep: setup
+	$(VENV)/bin/lqer-hw sweep default -o build/sweep -j $(JOBS)
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) -q

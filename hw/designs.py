@@ -224,7 +224,7 @@ def _builtin_designs() -> None:
         Param("frac_bits", 8, -64, 64, "input fraction bits (value = input * 2**-frac_bits)"),
         width_param("width", 8, "output element bits"),
         exponent_bits_param(),
-        Param("stages", 6, 1, 8, "pipeline register stages (= latency in cycles)"),
+        Param("stages", 7, 1, 8, "pipeline register stages (= latency in cycles)"),
     ), _build_quantizer))
     register(Design("dot-array", "P-lane MXINT dot-product array: one activation block "
                     "against P weight blocks (lanes=1: one dot product)", (

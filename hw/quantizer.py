@@ -61,7 +61,7 @@ class Quantizer(wiring.Component):
     """
 
     def __init__(self, *, out_format: MXIntFormat = MXIntFormat(), in_width: int = 16,
-                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 6,
+                 frac_bits: int = 8, lsb_width: int = 0, stages: int = 7,
                  backpressure: bool = True):
         with rejectable(self):
             self._backpressure = bool(backpressure)
@@ -104,10 +104,12 @@ class Quantizer(wiring.Component):
         tree = (self._format.block - 1).bit_length()  # log2(block) halvings
         width = self._in_width
         lod = 1.0 + (width - 1).bit_length()
+        # abs: a negation, a carry chain over in_width bits, in and out of the chain
+        negate = 2.0 + width / 16
         if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp; shift amounts
-            head = [2.0, lod, 2.5] + [3.0] * tree + [2.5, 2.5]
+            head = [negate, lod, 2.5] + [3.0] * tree + [2.5, 2.5]
         else:                # abs; OR tree; leading one; table
-            head = [2.0, 1.0 + tree / 2, lod, 2.0]
+            head = [negate, 1.0 + tree / 2, lod, 2.0]
         return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
 
     def elaborate(self, platform):

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("sw.cli", "compute LQER / L2QER factors of a model"),
     "eval": ("sw.cli", "perplexity of a float or quantized model"),
     "profile": ("sw.profile_cli", "LLM.int8() outlier statistics of a model's activations"),
+    "sweep": ("sweep.cli", "area against perplexity over a grid of configurations (Pareto)"),
 }
 
 

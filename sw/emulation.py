@@ -188,9 +188,10 @@ class EmulatedLinear(nn.Module):
         y, t = both[..., : self.out_features], both[..., self.out_features:]
         lr = self.lowrank_format
         u = self._fq(self._fq(t, lr) @ self.lowrank_b, lr)
-        if self.bias is not None:
-            y = y + self.bias  # (x W + b) + u: the float order of the unfused formula
-        return y + u
+        if self.bias is None:
+            return y + u
+        out = y + self.bias  # (x W + b) + u: the float order of the unfused formula
+        return out.add_(u)
 
     def _forward_bit_true(self, x: torch.Tensor) -> torch.Tensor:
         ops = {k: v.to(x.device) for k, v in self._bit_true_operands.items()}

@@ -5,7 +5,7 @@ float32 and float64 input, on any device: the tests compare mantissas and
 exponents on >= 100,000 random blocks. It stays in floating point for speed,
 and is exact because
 
-* the shared exponent comes from ``torch.frexp`` (the float's own bits);
+* the shared exponent comes from the exponent field of each block's max |x| (the float's own bits);
 * scaling by ``2**k`` is split into two factors that are each a normal
   float32 power of two, so no intermediate over- or underflows in a way that
   could move a rounding decision (a product that underflows is far below 0.5);
@@ -63,17 +63,54 @@ def _check_finite(x: torch.Tensor, name: str) -> None:
                          "MXINT input must be finite")
 
 
-def _block_exponents(xb: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
-    """Shared exponents (int32, (..., nb)) of blocks (..., nb, block)."""
+def _abs_and_amax(xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(|xb|, max |x| of each block)``: (..., nb, block) -> same, and (..., nb).
+
+    The maximum is a max-pool over the flat rows with window and stride
+    ``block``: several times faster on CPU than a reduction over a short last
+    axis (``aminmax`` / ``amax``), and exact (a maximum rounds nothing).
+    """
+    block = xb.shape[-1]
+    a = xb.abs()
+    if block == 1:
+        return a, a[..., 0].clone()
+    rows = a.reshape(-1, 1, a.shape[-2] * block)
+    return a, torch.nn.functional.max_pool1d(rows, block).reshape(xb.shape[:-1])
+
+
+def _block_amax(xb: torch.Tensor) -> torch.Tensor:
+    """max |x| of each block: (..., nb, block) -> (..., nb)."""
+    return _abs_and_amax(xb)[1]
+
+
+# float layout: (integer view, mantissa bits, exponent bias)
+_LAYOUT = {torch.float32: (torch.int32, 23, 127), torch.float64: (torch.int64, 52, 1023)}
+
+
+def _exponents_of(amax: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
+    """Shared exponents (int32 / int64, amax's shape) from the bits of each block's max |x|.
+
+    ``floor(log2 amax)`` ("ocp") or ``ceil(log2 amax)`` ("lqer") is the float's
+    exponent field (plus one when the mantissa field is nonzero, for "lqer").
+    Zero and subnormal maxima lie below every format's ``emin`` (>= -127), so
+    the clamp gives them ``emin``, as the reference gives an all-zero block;
+    the one exception, a float32 subnormal in (2**-127, 2**-126) whose ceil is
+    -126, is kept apart by comparing the bits with 2**-127's.
+    """
     emin, emax = fmt.exponent_range
-    lo, hi = torch.aminmax(xb, dim=-1)  # one pass over the data instead of abs + amax
-    amax = torch.maximum(hi, -lo)
-    mant, exp = torch.frexp(amax)  # amax = mant * 2**exp, mant in [0.5, 1)
-    if fmt.flavour == "ocp":
-        e = exp - 1
-    else:
-        e = torch.where(mant == 0.5, exp - 1, exp)  # ceil(log2 amax)
-    return torch.where(amax == 0, torch.full_like(e, emin), e.clamp(emin, emax))
+    int_dtype, mantissa_bits, bias = _LAYOUT[amax.dtype]
+    bits = amax.view(int_dtype)
+    e = (bits >> mantissa_bits) - bias
+    if fmt.flavour != "ocp":
+        e = e + ((bits & ((1 << mantissa_bits) - 1)) != 0).to(e.dtype)
+        if amax.dtype == torch.float32:
+            e = e - (bits <= 1 << (mantissa_bits - 1)).to(e.dtype)  # subnormals up to 2**-127: ceil <= -127
+    return e.clamp_(emin, emax)
+
+
+def _block_exponents(xb: torch.Tensor, fmt: MXIntFormat) -> torch.Tensor:
+    """Shared exponents ((..., nb), int32 or int64) of blocks (..., nb, block)."""
+    return _exponents_of(_block_amax(xb), fmt)
 
 
 def _lqer_rounded(x: torch.Tensor, dim: int, block: int) -> torch.Tensor:
@@ -142,20 +179,69 @@ def fake_quantize(x: torch.Tensor, fmt: MXIntFormat | None = None, *, dim: int =
         _check_finite(x, name)
     dtype = _compute_dtype(x)
     xb, n = _to_blocks(x.to(dtype), dim, fmt.block)
-    e = _block_exponents(xb, fmt)
+    a, amax = _abs_and_amax(xb)
     rb = _lqer_rounded(x, dim, fmt.block) if fmt.flavour == "lqer" else xb
-    k = (fmt.frac_bits - e).unsqueeze(-1)  # scaled = x * 2**k
-    limit = 1000 if dtype == torch.float64 else 126
-    if bool(((k > limit) | (k < -limit)).any()):  # tiny blocks: scale not a normal number
+    if _needs_split_scale(amax, fmt, dtype):  # tiny blocks: 2**k not a normal number
+        k = (fmt.frac_bits - _exponents_of(amax, fmt)).unsqueeze(-1)  # scaled = x * 2**k
         q = _round_clamp_(_scale(rb, k), fmt)
         y = _scale(q, -k)
     else:
-        # Common case: one exact multiply each way. The inverse 2**-k is formed on
-        # the small per-block tensor by an exact division (it may be subnormal).
-        scale = _pow2(k, dtype)
-        q = _round_clamp_(rb * scale, fmt)
-        y = q.mul_(torch.reciprocal(scale))
+        # Common case: one exact multiply each way, by 2**k and 2**-k; the product goes
+        # into |x|'s buffer (no longer needed) unless autograd is watching
+        scale, inverse = _normal_scales(amax, fmt)
+        out = a if not a.requires_grad else None
+        q = _round_clamp_(torch.mul(rb, scale.unsqueeze(-1), out=out), fmt)
+        y = q.mul_(inverse.unsqueeze(-1))
     return y.reshape(*y.shape[:-2], -1)[..., :n].movedim(-1, dim)
+
+
+def _normal_scales(amax: torch.Tensor, fmt: MXIntFormat) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(2**k, 2**-k)`` per block, ``k = frac_bits - e``, from the bits of ``amax``.
+
+    Built on the biased exponent ``E = e + bias``: ``2**k`` has exponent field
+    ``frac_bits + 2 bias - E``, ``2**-k`` has ``E - frac_bits``. ``E`` is
+    clamped to the format's exponent range and to where both fields are
+    normal (1 .. 2 bias); the latter moves only blocks that are all zero
+    (any scale gives them 0) or tiny, which :func:`_needs_split_scale` sends
+    to the exact two-factor path first.
+    """
+    emin, emax = fmt.exponent_range
+    int_dtype, mantissa_bits, bias = _LAYOUT[amax.dtype]
+    f = fmt.frac_bits
+    if fmt.flavour == "ocp":
+        biased = amax.view(int_dtype) >> mantissa_bits  # floor(log2 amax) + bias, for normal amax
+    else:
+        biased = _exponents_of(amax, fmt) + bias
+    biased = biased.clamp_(max(emin + bias, f + 1), min(emax + bias, f + 2 * bias - 1))
+    scale = (((f + 2 * bias) - biased) << mantissa_bits).view(amax.dtype)
+    inverse = ((biased - f) << mantissa_bits).view(amax.dtype)
+    return scale, inverse
+
+
+# |k| up to which 2**k and 2**-k are both normal numbers of the compute dtype
+_NORMAL_K = {torch.float32: 126, torch.float64: 1022}
+
+
+def _needs_split_scale(amax: torch.Tensor, fmt: MXIntFormat, dtype: torch.dtype) -> bool:
+    """Whether a nonzero block's ``k = frac_bits - e`` leaves the range of one normal scale.
+
+    Decided from the format where its exponent range cannot reach the limit
+    (no device sync); otherwise from the block maxima: ``k > limit`` exactly
+    when ``0 < amax < 2**(frac_bits - limit)``, ``k < -limit`` when
+    ``amax >= 2**(frac_bits + limit + 1)``.
+    """
+    limit = _NORMAL_K[dtype]
+    emin, emax = fmt.exponent_range
+    low = fmt.frac_bits - emin > limit       # tiny blocks possible
+    high = fmt.frac_bits - emax < -limit     # huge blocks possible (width 2, emax 127)
+    if not (low or high):
+        return False
+    bad = torch.zeros((), dtype=torch.bool, device=amax.device)
+    if low:
+        bad = ((amax < 2.0 ** (fmt.frac_bits - limit)) & (amax != 0)).any()
+    if high:
+        bad = bad | (amax >= 2.0 ** (fmt.frac_bits + limit + 1)).any()
+    return bool(bad)
 
 
 def _check_dim(x: torch.Tensor, dim) -> int:

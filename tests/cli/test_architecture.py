@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("lqer_hw", "sw", "hw", "sim")
+PACKAGES = ("lqer_hw", "sw", "hw", "sim", "sweep")
 # The reference: number formats and datapaths, defined once (NumPy), and its PyTorch twins.
 REFERENCE = ["sw.mxint", "sw.blockmath", "sw.mxint_torch", "sw.lqer_reference", "sw.bittrue"]
 
@@ -106,6 +106,20 @@ def test_no_import_cycles():
     graph = _module_imports()
     assert len(graph) > 40
     assert _cycles(graph) == []
+
+
+def test_nothing_imports_the_sweep():
+    """sweep sits on top: it imports sw, hw and the cost model; none of them imports it, not even
+    inside a function (lqer_hw.cli names it as a string)."""
+    found = []
+    for package in ("lqer_hw", "sw", "hw", "sim"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                found += [f"{path.relative_to(ROOT)}: {n}" for n in names
+                          if n == "sweep" or n.startswith("sweep.")]
+    assert found == []
 
 
 @pytest.mark.parametrize("module", ["lqer_hw.args", "lqer_hw.files", "sw.factor_files", "sw.datapath",

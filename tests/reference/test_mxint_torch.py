@@ -110,3 +110,37 @@ def test_lqer_nudge_matches_reference_at_ties(dtype_name, device):
         np.testing.assert_array_equal(y, ref.dequantize(), err_msg=str(kw))
     expected = {"float16": 0, "bfloat16": 0}.get(dtype_name, -1)
     assert int(quantize_torch(xt[:1], width=3, block=16, flavour="lqer")[0][0, 1]) == expected
+
+
+# Block maxima at the edges of the float32 exponent field: zero, subnormals on both sides of
+# 2**-127 (where "lqer"'s ceil(log2) moves from -127 to -126), the smallest normal, blocks tiny
+# enough that 2**k is not a normal float32, and the largest binades (width 2: k < -126).
+EDGE_MAXIMA = [0.0, 2.0 ** -149, 2.0 ** -130, 2.0 ** -127, 2.0 ** -127 + 2.0 ** -149,
+               1.5 * 2.0 ** -127, 2.0 ** -126, 1.5 * 2.0 ** -126, 2.0 ** -121, 2.0 ** -118,
+               2.0 ** -100, 1.0, 3.0, 2.0 ** 126, 2.0 ** 127, 1.75 * 2.0 ** 127]
+
+
+@pytest.mark.parametrize("flavour", ["ocp", "lqer"])
+@pytest.mark.parametrize("block", [1, 2, 16, 256])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exponent_field_edges(flavour, block, dtype):
+    rng = np.random.default_rng([SEED, block])
+    rows = []
+    for amax in EDGE_MAXIMA:
+        row = rng.uniform(-1, 1, block) * amax
+        row[rng.integers(block)] = amax * rng.choice([-1, 1])
+        rows.append(row)
+    x = torch.tensor(np.array(rows), dtype=dtype)
+    # ordinary blocks beside the edge ones: the fast path and the two-factor path in one tensor
+    mixed = torch.cat([x, torch.tensor(rng.standard_normal((3, block)), dtype=dtype)])
+    for t in (x, mixed, mixed[-3:]):
+        exact = t.to(torch.float64).numpy()
+        for width in (2, 4, 8, 16):
+            for exponent_bits in (8, 5):
+                kw = dict(width=width, block=block, exponent_bits=exponent_bits, flavour=flavour)
+                ref = quantize(exact, source_dtype=str(dtype).split(".")[1], **kw)
+                m, e = quantize_torch(t, **kw)
+                np.testing.assert_array_equal(m.numpy(), ref.mantissas, err_msg=str(kw))
+                np.testing.assert_array_equal(e.numpy(), ref.exponents, err_msg=str(kw))
+                y = fake_quantize(t, **kw).to(torch.float64).numpy()
+                np.testing.assert_array_equal(y, ref.dequantize(), err_msg=str(kw))
