@@ -17,7 +17,11 @@ __all__ = ["PAPER_CONFIGURATION", "SWEEPS", "registered_designs", "design_points
 
 PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
 # design -> {parameter: values}; each listed design is synthesised at every value.
-SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
+SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
+    "dot-array": {"lanes": (1, 2, 4, 8)},
+    # M, the outlier column indices per compaction pass (hw.llm_int8_linear)
+    "llm-int8-linear": {"outputs": (2, 4, 8)},
+}
 
 
 def registered_designs() -> list:
