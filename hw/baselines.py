@@ -113,7 +113,7 @@ def _register() -> None:
         Param("out_fp16", 1, 0, 1, "1: binary16 outputs (as bitsandbytes); 0: binary32"),
         Param("outstanding", 4, 1, 16, "gather requests in flight"),
     ), _build_llm_int8))
-    # the parts, for the area split (docs/llm_int8_hw.md)
+    # the parts, for the area split (docs/llm_int8_rtl.md)
     register(Design("llm-int8-detector", "LLM.int8() outlier detector: mask and non-outlier "
                     "absmax of a block of binary16 activations", (
         Param("lanes", 16, 1, 256, "activations per item"),
