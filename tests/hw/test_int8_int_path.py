@@ -11,6 +11,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.int8_int_path import Int8IntPath, acc_width
+from hw.unused import inspected
 from sw import ieee
 from sw.ieee import BINARY32
 from sw.llm_int8 import MAX_D_IN
@@ -104,7 +105,7 @@ def test_outputs_match_sw_ieee(lanes, d_in, bias, valid_probability):
 
 def test_sum_width_holds_the_largest_sum():
     assert acc_width(64) == (127 * 127 * 64).bit_length() + 1
-    assert Int8IntPath(lanes=4, d_in=100).acc_width == acc_width(100)
+    assert inspected(Int8IntPath(lanes=4, d_in=100)).acc_width == acc_width(100)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
