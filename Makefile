@@ -53,7 +53,7 @@ sim: setup
 	$(PY) -m pytest -n $(JOBS) -q -m sim
 
 regress: setup
-	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim
+	LQER_VECTORS=1000000 $(PY) -m pytest -n $(JOBS) -q -m sim --timeout 0
 
 synth: setup
 	$(VENV)/bin/lqer-hw synth --default -j $(JOBS) -o build/synth --overwrite

@@ -43,8 +43,29 @@ documents it and builds it). Input item, per step::
 Output item, per block of ``block`` output channels: ``{"main_values", "main_exponents"
 (per channel, value main_values * 2**main_exponents), "u": the MXINT block of u}``
 (``output="terms"``; the bias is added outside), or the MXINT(a_width) block of y
-(``output="mxint"``). ResQ (one 8-bit GEMV over a projected subspace) is the low-rank
-path with the T phase only.
+(``output="mxint"``).
+
+**ResQ mode** (``mode="resq"``, registered as ``resq-linear``; Saxena et al. 2024,
+bit-exact with :mod:`sw.resq_reference`: :func:`~sw.resq_reference.resq_linear_terms`
+for the two-term output, :func:`~sw.resq_reference.resq_linear_output` for the merged
+one). The input is already projected, ``z = x U`` (the projection is outside the
+datapath, docs/lqer_linear.md); ``rank`` is the number ``r`` of high-precision
+coordinates::
+
+    low  = accumulate(z_l . W_l)          P_m lanes, MXINT(a_width) x MXINT(w_width), over d_in - r
+    high = accumulate(z_h . W_h)          P_l lanes, MXINT(high) x MXINT(high), over r
+    y    = low + high                     output="terms": two exact terms per channel
+    y_q  = Q(accumulate(low..., Q(high), b))   output="mxint": high requantized along d_out
+                                          (MXINT(high)), merged with the MXINT(high) bias,
+                                          requantized to MXINT(high) blocks along d_out
+
+The same parts do it: the main dot array, accumulator, x memory and main FIFO take z_l
+and W_l; the low-rank array (its formats: ``lowrank_format`` = MXINT(high) on both
+operands), accumulator and staging run the U phase alone, its t memory filled from the
+stream's ``h`` field (z_h) instead of by a T phase, W_h in B^T's place; the narrow
+results go, a block at a time, through the requantizer into the u FIFO (merged output)
+or, exact, into the high FIFO (two-term output: ``{"main_values", "main_exponents",
+"high_values", "high_exponents"}``); the output stage is LQER's.
 """
 
 from __future__ import annotations
@@ -57,7 +78,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import Accumulator
 from hw.dot_array import DotArray
-from hw.lqer_schedule import OUTPUTS, LQERSchedule, default_lowrank_lanes
+from hw.lqer_schedule import MODES, OUTPUTS, LQERSchedule, default_lowrank_lanes
 from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
@@ -65,7 +86,7 @@ from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
 from sw.blockmath import accumulator_width
-from sw.datapath import MAX_DIM, lqer_linear_reason
+from sw.datapath import MAX_DIM, lqer_linear_reason, resq_reason
 from sw.mxint import MXIntFormat
 
 __all__ = ["LQERLinear", "fifo_depth"]
@@ -93,7 +114,10 @@ class LQERLinear(wiring.Component):
     (1..8), ``acc_slots`` (1..4) and ``acc_stages`` (0..4) of the dot arrays and
     accumulators; ``quant_stages`` (1..8) of the quantizers; ``output`` ("terms" or
     "mxint"); ``bias`` (merged output: a bias block per output block); ``merge_stages``
-    (1..16). Raises ``ValueError`` / ``TypeError`` naming the parameter.
+    (1..16); ``mode`` ("lqer" or "resq", module doc: ``rank`` is then ResQ's ``r`` in
+    0..d_in-1, ``a_format``/``w_format`` are those of z_l/W_l, ``lowrank_format`` that of
+    z_h, W_h and the merged output and bias, of any width). Raises ``ValueError`` /
+    ``TypeError`` naming the parameter.
     """
 
     def __init__(self, *, d_in: int = 64, d_out: int = 64, rank: int = 32,
@@ -103,17 +127,19 @@ class LQERLinear(wiring.Component):
                  lanes_main: int = 4, lanes_lowrank: int = 0, guard_bits: int = 8,
                  dot_stages: int = 3, acc_slots: int = 4, acc_stages: int = 5,
                  quant_stages: int = 5, output: str = "terms", bias: bool = False,
-                 merge_stages: int = 6):
+                 merge_stages: int = 6, mode: str = "lqer"):
         with rejectable(self):
             self._setup(d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
                         lanes_lowrank, guard_bits, dot_stages, acc_slots, acc_stages,
-                        quant_stages, output, bias, merge_stages)
+                        quant_stages, output, bias, merge_stages, mode)
         super().__init__({"i": In(stream.Signature(data.StructLayout(self._in_fields))),
                           "o": Out(stream.Signature(self._out_layout))})
 
     def _setup(self, d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
                lanes_lowrank, guard_bits, dot_stages, acc_slots, acc_stages, quant_stages,
-               output, bias, merge_stages):
+               output, bias, merge_stages, mode):
+        self._mode = check_choice("mode", mode, MODES)
+        resq = mode == "resq"
         check_hardware_format("a_format", a_format)
         block = a_format.block
         for name, fmt in (("w_format", w_format), ("lowrank_format", lowrank_format)):
@@ -123,10 +149,23 @@ class LQERLinear(wiring.Component):
                                  f"got {fmt.block}")
         for name, value, low in (("d_in", d_in, 1), ("d_out", d_out, 1), ("rank", rank, 0)):
             check_int(name, value, low, MAX_DIM)
+        # the quantizers round half to even and the references (sw.lqer_reference,
+        # sw.resq_reference) do too: a format asking for another rounding is refused here,
+        # by name, rather than silently built with a rounding the reference does not follow
+        for name, fmt in (("a_format", a_format), ("w_format", w_format),
+                          ("lowrank_format", lowrank_format)):
+            if fmt.rounding != "even":
+                raise ValueError(f"{name}.rounding must be 'even' (the datapath rounds half "
+                                 f"to even); got {fmt.rounding!r}")
         # the shape and format rule, stated once in sw (also what `quantize` reports)
-        reason = lqer_linear_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
-                                    a_width=a_format.width, lowrank_width=lowrank_format.width,
-                                    flavour=a_format.flavour, rounding=a_format.rounding)
+        if resq:
+            reason = resq_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
+                                 flavour=a_format.flavour, rounding=a_format.rounding)
+        else:
+            reason = lqer_linear_reason(d_in=d_in, d_out=d_out, rank=rank, block=block,
+                                        a_width=a_format.width,
+                                        lowrank_width=lowrank_format.width,
+                                        flavour=a_format.flavour, rounding=a_format.rounding)
         if reason is not None:
             raise ValueError(reason)
         check_int("lanes_main", lanes_main, 1, 256)
@@ -153,8 +192,12 @@ class LQERLinear(wiring.Component):
         self._bias = bool(bias)
         merged = output == "mxint"
         self._a_format, self._w_format, self._lr_format = a_format, w_format, lowrank_format
+        # the merged output (and its bias): the next layer's activations in LQER; in ResQ
+        # MXINT(high), since the next layer projects it before quantizing it again
+        self._out_format = lowrank_format if resq else a_format
         self._guard_bits = guard_bits
-        nb_in, nb_k, nb_out = d_in // block, rank // block, d_out // block
+        nb_in = (d_in - rank if resq else d_in) // block   # the main path's blocks
+        nb_k, nb_out = rank // block, d_out // block
 
         # the parts
         main_partials = nb_in + (2 if merged else 0)  # u and the bias are two more partials
@@ -169,7 +212,7 @@ class LQERLinear(wiring.Component):
         latencies = dict(slots=acc_slots, dot_latency=dot_stages, acc_latency=acc_latency,
                          quant_latency=quant_stages, output=output, bias=self._bias,
                          merge_latency=merge_stages if merged else 0,
-                         out_quant_latency=quant_stages if merged else 0)
+                         out_quant_latency=quant_stages if merged else 0, mode=mode)
         if rank and not lanes_lowrank:
             lanes_lowrank = default_lowrank_lanes(d_in=d_in, d_out=d_out, rank=rank,
                                                   block=block, lanes_main=lanes_main,
@@ -181,24 +224,34 @@ class LQERLinear(wiring.Component):
                                       max(lanes_lowrank, 1), **latencies)
         parts = [self._main_dots, self._main_acc]
         self._lr_dots = self._lr_acc = self._quant = None
+        self._high_channel = None
         if rank:
-            self._lr_dots = DotArray(lanes=lanes_lowrank, a_format=a_format,
+            # LQER: x, then t, against A^T, then B^T; ResQ: z_h against W_h
+            self._lr_dots = DotArray(lanes=lanes_lowrank,
+                                     a_format=lowrank_format if resq else a_format,
                                      w_format=lowrank_format, stages=dot_stages,
                                      backpressure=False)
             self._lr_acc = Accumulator(sum_width=self._lr_dots.sum_width,
                                        exponent_range=self._lr_dots.exponent_range,
-                                       guard_bits=guard_bits, max_partials=max(nb_in, nb_k),
+                                       guard_bits=guard_bits,
+                                       max_partials=nb_k if resq else max(nb_in, nb_k),
                                        lanes=lanes_lowrank, slots=acc_slots, stages=acc_stages,
                                        backpressure=False)
-            if self._lr_acc.acc_width > MAX_IN_WIDTH:
-                raise ValueError(f"guard_bits must keep the low-rank accumulator within "
-                                 f"{MAX_IN_WIDTH} bits (the quantizer's input); got "
-                                 f"{self._lr_acc.acc_width}")
             lsb_shape = signed_for_range(*self._lr_acc.out_exponent_range)
-            self._quant = Quantizer(out_format=lowrank_format, in_width=self._lr_acc.acc_width,
-                                    lsb_width=lsb_shape.width, stages=quant_stages,
-                                    backpressure=False)
-            parts += [self._lr_dots, self._lr_acc, self._quant]
+            parts += [self._lr_dots, self._lr_acc]
+            if self._schedule.requantized:
+                if self._lr_acc.acc_width > MAX_IN_WIDTH:
+                    raise ValueError(f"guard_bits must keep the low-rank accumulator within "
+                                     f"{MAX_IN_WIDTH} bits (the quantizer's input); got "
+                                     f"{self._lr_acc.acc_width}")
+                self._quant = Quantizer(out_format=lowrank_format,
+                                        in_width=self._lr_acc.acc_width,
+                                        lsb_width=lsb_shape.width, stages=quant_stages,
+                                        backpressure=False)
+                parts.append(self._quant)
+            else:  # ResQ, two-term output: the narrow accumulator's exact results
+                self._high_channel = data.StructLayout({
+                    "value": signed(self._lr_acc.acc_width), "exponent": lsb_shape})
 
         # the main results, as channels: {value, exponent}
         self._channel = data.StructLayout({
@@ -210,7 +263,7 @@ class LQERLinear(wiring.Component):
             if rank:
                 terms.append(("u", lowrank_format.width, lowrank_format.lsb_range))
             if self._bias:
-                terms.append(("bias", a_format.width, a_format.lsb_range))
+                terms.append(("bias", self._out_format.width, self._out_format.lsb_range))
             if terms:
                 self._merge = Merge(lanes=lanes_main, acc_width=self._main_acc.acc_width,
                                     result_range=self._main_acc.out_exponent_range,
@@ -223,27 +276,35 @@ class LQERLinear(wiring.Component):
                 raise ValueError(f"guard_bits must keep the main accumulator within "
                                  f"{MAX_IN_WIDTH} bits (the output quantizer's input); got "
                                  f"{self._main_acc.acc_width}")
-            self._out_quant = Quantizer(out_format=a_format, in_width=self._main_acc.acc_width,
+            self._out_quant = Quantizer(out_format=self._out_format,
+                                        in_width=self._main_acc.acc_width,
                                         lsb_width=signed_for_range(*out_range).width,
                                         stages=quant_stages)
             parts.append(self._out_quant)
         owned(*parts)
 
-        in_fields = {"x": block_layout(a_format),
-                     "w": data.ArrayLayout(block_layout(w_format), lanes_main)}
+        in_fields = {"x": block_layout(a_format)}
+        if resq and rank:
+            in_fields["h"] = block_layout(lowrank_format)
+        in_fields["w"] = data.ArrayLayout(block_layout(w_format), lanes_main)
         if rank:
             in_fields["f"] = data.ArrayLayout(block_layout(lowrank_format), lanes_lowrank)
         if self._bias:
-            in_fields["b"] = block_layout(a_format)
+            in_fields["b"] = block_layout(self._out_format)
         self._in_fields = in_fields
         if merged:
-            self._out_layout = block_layout(a_format)
+            self._out_layout = block_layout(self._out_format)
         else:
             out_fields = {
                 "main_values": data.ArrayLayout(signed(self._main_acc.acc_width), block),
                 "main_exponents": data.ArrayLayout(
                     signed_for_range(*self._main_acc.out_exponent_range), block)}
-            if rank:
+            if self._high_channel is not None:
+                out_fields["high_values"] = data.ArrayLayout(
+                    self._high_channel.members["value"], block)
+                out_fields["high_exponents"] = data.ArrayLayout(
+                    self._high_channel.members["exponent"], block)
+            elif rank:
                 out_fields["u"] = block_layout(lowrank_format)
             self._out_layout = data.StructLayout(out_fields)
 
@@ -252,6 +313,11 @@ class LQERLinear(wiring.Component):
     def schedule(self) -> LQERSchedule:
         """The step schedule and timing model (:mod:`hw.lqer_schedule`)."""
         return self._schedule
+
+    @property
+    def mode(self) -> str:
+        """``"lqer"`` (main + chained low-rank GEMMs) or ``"resq"`` (main + one narrow GEMV)."""
+        return self._mode
 
     @property
     def d_in(self) -> int:
@@ -302,8 +368,14 @@ class LQERLinear(wiring.Component):
 
     @property
     def lowrank_format(self) -> MXIntFormat:
-        """Format of A^T, B^T, t and u."""
+        """Format of A^T, B^T, t and u (ResQ: of z_h, W_h and the requantized high term)."""
         return self._lr_format
+
+    @property
+    def out_format(self) -> MXIntFormat:
+        """Format of the merged output and of the bias: ``a_format`` (LQER),
+        ``lowrank_format`` (ResQ)."""
+        return self._out_format
 
     @property
     def main_acc_width(self) -> int:
@@ -337,9 +409,13 @@ class LQERLinear(wiring.Component):
                     self._channel, s.lanes_main).size}
         if s.rank:
             bits["t"] = s.nb_k * block_layout(self._lr_format).size
-            bits["u_fifo"] = fifo_depth(s.nb_out) * block_layout(self._lr_format).size
+            if self._high_channel is not None:
+                bits["high_fifo"] = fifo_depth(s.nb_out) * data.ArrayLayout(
+                    self._high_channel, s.block).size
+            else:
+                bits["u_fifo"] = fifo_depth(s.nb_out) * block_layout(self._lr_format).size
         if self._bias:
-            bits["bias_fifo"] = fifo_depth(s.nb_out) * block_layout(self._a_format).size
+            bits["bias_fifo"] = fifo_depth(s.nb_out) * block_layout(self._out_format).size
         return bits
 
     # -- hardware ------------------------------------------------------------------------
@@ -413,8 +489,8 @@ class LQERLinear(wiring.Component):
 
         bias_fifo = None
         if self._bias:
-            m.submodules.bias_fifo = bias_fifo = SyncFIFOBuffered(width=x_layout.size,
-                                                                  depth=fifo_depth(nb_out))
+            m.submodules.bias_fifo = bias_fifo = SyncFIFOBuffered(
+                width=block_layout(self._out_format).size, depth=fifo_depth(nb_out))
             m.d.comb += [bias_fifo.w_data.eq(self.i.payload.b.as_value()),
                          bias_fifo.w_en.eq(accept & (step < nb_out))]
 
@@ -435,18 +511,21 @@ class LQERLinear(wiring.Component):
 
     def _lowrank(self, m, accept, step, k, j, x_operand):
         """The T and U phases on one dot array, accumulator and requantizer; returns the u
-        FIFO (t goes to the t memory, read back by the U phase)."""
+        FIFO (t goes to the t memory, read back by the U phase). ResQ: the U phase alone on
+        z_h, which the stream writes into the t memory; returns the u FIFO (merged output)
+        or the high FIFO of exact blocks (two-term output)."""
         s = self._schedule
         K, nb_in, nb_k, nb_out, pl = s.slots, s.nb_in, s.nb_k, s.nb_out, self._lanes_lowrank
+        resq = s.resq
         m.submodules.lowrank_dots = dots = self._lr_dots
         m.submodules.lowrank_acc = acc = self._lr_acc
-        m.submodules.requantizer = quant = self._quant
+        quant = self._quant
+        if quant is not None:
+            m.submodules.requantizer = quant
         block_bits = block_layout(self._lr_format).size
         m.submodules.t_memory = tmem = Memory(shape=block_bits, depth=nb_k, init=[])
         tw, tr = tmem.write_port(), None
         tr = tmem.read_port(transparent_for=(tw,))
-        m.submodules.u_fifo = u_fifo = SyncFIFOBuffered(width=block_bits,
-                                                        depth=fifo_depth(nb_out))
 
         # U-phase counters (slot and t block), with next-state values for the t read
         t_phase = step < s.t_steps
@@ -465,15 +544,24 @@ class LQERLinear(wiring.Component):
         m.d.sync += [ku.eq(ku_next), tb.eq(tb_next)]
         m.d.comb += [tr.addr.eq(tb_next), tr.en.eq(1)]
 
+        if resq:  # z_h from the stream on the first K * nb_k steps, kept in the t memory
+            item_h = self.i.payload.h.as_value()
+            from_stream = step < s.h_stream_steps
+            m.d.comb += [tw.addr.eq(tb), tw.data.eq(item_h),
+                         tw.en.eq(accept & from_stream & (ku == 0))]
+            operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
+        else:
+            operand = Mux(t_phase, x_operand, tr.data)
+            last_block = Mux(t_phase, j == nb_in - 1, tb == nb_k - 1)
         m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
-                     dots.i.payload.x.eq(Mux(t_phase, x_operand, tr.data)),
+                     dots.i.payload.x.eq(operand),
                      dots.i.payload.w.eq(self.i.payload.f),
-                     dots.o.ready.eq(1), acc.o.ready.eq(1), quant.o.ready.eq(1)]
-        last = self._delay(m, Mux(t_phase, j == nb_in - 1, tb == nb_k - 1), s.dot_latency,
-                           "lowrank_last")
+                     dots.o.ready.eq(1), acc.o.ready.eq(1)]
+        last = self._delay(m, last_block, s.dot_latency, "lowrank_last")
         self._feed(m, dots, acc, last)
 
         # which results to keep: T groups first, then U groups, padded ones dropped
+        # (ResQ: no T groups)
         t_all = s.t_steps // nb_in
         total = t_all + s.u_steps // nb_k
         result = Signal(range(total), name="lowrank_result")
@@ -483,7 +571,7 @@ class LQERLinear(wiring.Component):
 
         # staging: block / P_l results make one block for the requantizer
         pieces = s.block // pl
-        lsb_shape = quant.i.payload.lsbs[0].shape()
+        lsb_shape = signed_for_range(*acc.out_exponent_range)
         stage_v = [Signal(signed(acc.acc_width), name=f"stage_value_{e}", reset_less=True)
                    for e in range(s.block)]
         stage_e = [Signal(lsb_shape, name=f"stage_lsb_{e}", reset_less=True)
@@ -499,19 +587,33 @@ class LQERLinear(wiring.Component):
                     for lane in range(pl):
                         m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
-        m.d.comb += quant.i.valid.eq(stage_full)
+        if quant is None:  # ResQ, two-term output: the exact blocks into the high FIFO
+            high_layout = data.ArrayLayout(self._high_channel, s.block)
+            m.submodules.high_fifo = high_fifo = SyncFIFOBuffered(width=high_layout.size,
+                                                                  depth=fifo_depth(nb_out))
+            view = data.View(high_layout, high_fifo.w_data)
+            m.d.comb += high_fifo.w_en.eq(stage_full)
+            for e in range(s.block):
+                m.d.comb += [view[e].value.eq(stage_v[e]), view[e].exponent.eq(stage_e[e])]
+            return high_fifo
+
+        m.submodules.u_fifo = u_fifo = SyncFIFOBuffered(width=block_bits,
+                                                        depth=fifo_depth(nb_out))
+        m.d.comb += [quant.i.valid.eq(stage_full), quant.o.ready.eq(1)]
         for e in range(s.block):
             m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),
                          quant.i.payload.lsbs[e].eq(stage_e[e])]
 
-        # requantized blocks: t (into the t memory), then u (into the u FIFO)
-        count = Signal(range(nb_k + nb_out), name="requantized_blocks")
+        # requantized blocks: t (into the t memory; LQER), then u (into the u FIFO)
+        t_blocks = 0 if resq else nb_k
+        count = Signal(range(t_blocks + nb_out), name="requantized_blocks")
         with m.If(quant.o.valid):
-            m.d.sync += count.eq(Mux(count == nb_k + nb_out - 1, 0, count + 1))
-        m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
-                     tw.en.eq(quant.o.valid & (count < nb_k)),
-                     u_fifo.w_data.eq(quant.o.payload.as_value()),
-                     u_fifo.w_en.eq(quant.o.valid & (count >= nb_k))]
+            m.d.sync += count.eq(Mux(count == t_blocks + nb_out - 1, 0, count + 1))
+        m.d.comb += [u_fifo.w_data.eq(quant.o.payload.as_value()),
+                     u_fifo.w_en.eq(quant.o.valid & (count >= t_blocks))]
+        if not resq:
+            m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
+                         tw.en.eq(quant.o.valid & (count < nb_k))]
         return u_fifo
 
     def _groups_to_blocks(self, m, name: str):
@@ -521,15 +623,23 @@ class LQERLinear(wiring.Component):
         return chunk
 
     def _terms_output(self, m, main_fifo, group_layout, u_fifo):
-        """Output item: the main terms of a block of channels beside the block of u."""
+        """Output item: the main terms of a block of channels beside the block of u (ResQ:
+        beside the block of exact high terms)."""
         blocks = self._groups_to_blocks(m, "main_blocks")
         m.d.comb += [blocks.i.valid.eq(main_fifo.r_rdy), main_fifo.r_en.eq(blocks.i.ready),
                      blocks.i.payload.eq(data.View(group_layout, main_fifo.r_data))]
         ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.r_rdy
         m.d.comb += [self.o.valid.eq(ready), blocks.o.ready.eq(self.o.valid & self.o.ready)]
         if u_fifo is not None:
-            m.d.comb += [u_fifo.r_en.eq(self.o.valid & self.o.ready),
-                         self.o.payload.u.eq(u_fifo.r_data)]
+            m.d.comb += u_fifo.r_en.eq(self.o.valid & self.o.ready)
+            if self._high_channel is None:
+                m.d.comb += self.o.payload.u.eq(u_fifo.r_data)
+            else:
+                high = data.View(data.ArrayLayout(self._high_channel, self.block),
+                                 u_fifo.r_data)
+                for e in range(self.block):
+                    m.d.comb += [self.o.payload.high_values[e].eq(high[e].value),
+                                 self.o.payload.high_exponents[e].eq(high[e].exponent)]
         for e in range(self.block):
             m.d.comb += [self.o.payload.main_values[e].eq(blocks.o.payload[e].value),
                          self.o.payload.main_exponents[e].eq(blocks.o.payload[e].exponent)]
@@ -557,7 +667,7 @@ class LQERLinear(wiring.Component):
         if u_fifo is not None:
             pieces["u"] = self._term_pieces(m, u_fifo, self._lr_format, "u_pieces")
         if bias_fifo is not None:
-            pieces["bias"] = self._term_pieces(m, bias_fifo, self._a_format, "bias_pieces")
+            pieces["bias"] = self._term_pieces(m, bias_fifo, self._out_format, "bias_pieces")
         sources += [p.o.valid for p in pieces.values()]
         blocks = self._groups_to_blocks(m, "merged_blocks")
         m.submodules.out_quant = quant = self._out_quant
@@ -621,6 +731,35 @@ def _build(*, d_in, d_out, rank, lanes_main, lanes_lowrank, guard_bits, dot_stag
                       merge_stages=merge_stages)
 
 
+def _build_resq(*, d_in, d_out, rank, lanes_main, lanes_high, guard_bits, dot_stages, acc_slots,
+                acc_stages, quant_stages, merged, bias, merge_stages, **p) -> LQERLinear:
+    from hw.designs import params_format
+    return LQERLinear(d_in=d_in, d_out=d_out, rank=rank, a_format=params_format(p, "a_width"),
+                      w_format=params_format(p, "w_width"),
+                      lowrank_format=params_format(p, "high_width"), lanes_main=lanes_main,
+                      lanes_lowrank=lanes_high, guard_bits=guard_bits, dot_stages=dot_stages,
+                      acc_slots=acc_slots, acc_stages=acc_stages, quant_stages=quant_stages,
+                      output="mxint" if merged else "terms", bias=bool(bias),
+                      merge_stages=merge_stages, mode="resq")
+
+
+def _shared_params(term: str, out: str) -> tuple:
+    """The pipeline and output parameters both registry entries share."""
+    from hw.designs import Param
+    return (
+        Param("guard_bits", 8, 0, 32, "accumulator fraction bits below the running maximum"),
+        Param("dot_stages", 3, 1, 8, "pipeline stages of each dot array"),
+        Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
+        Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
+        Param("quant_stages", 5, 1, 8, "pipeline stages of each requantizer"),
+        Param("merged", 0, 0, 1, f"1: merge main + {term} (+ bias) and requantize to "
+              f"MXINT({out}) blocks; 0: emit the two terms"),
+        Param("bias", 0, 0, 1, "1 (with merged=1): a bias block per output block, from the "
+              "stream"),
+        Param("merge_stages", 6, 1, 16, "pipeline stages of the merge (merged=1)"),
+    )
+
+
 def _register() -> None:
     from hw.designs import (Design, Param, block_param, exponent_bits_param, register,
                             width_param)
@@ -637,17 +776,23 @@ def _register() -> None:
         Param("lanes_main", 4, 1, 256, "main-path dot lanes (output channels per step)"),
         Param("lanes_lowrank", 0, 0, 256, "low-rank dot lanes; 0: the least that never "
               "stalls the main path"),
-        Param("guard_bits", 8, 0, 32, "accumulator fraction bits below the running maximum"),
-        Param("dot_stages", 3, 1, 8, "pipeline stages of each dot array"),
-        Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
-        Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
-        Param("quant_stages", 5, 1, 8, "pipeline stages of each requantizer"),
-        Param("merged", 0, 0, 1, "1: merge main + u (+ bias) and requantize to MXINT(a_width) "
-              "blocks; 0: emit the two terms"),
-        Param("bias", 0, 0, 1, "1 (with merged=1): a bias block per output block, from the "
-              "stream"),
-        Param("merge_stages", 6, 1, 16, "pipeline stages of the merge (merged=1)"),
-    ), _build))
+    ) + _shared_params("u", "a_width"), _build))
+    register(Design("resq-linear", "ResQ mode of the dual-path linear layer: MXINT4 x MXINT4 "
+                    "over the d_in - r low-precision coordinates beside MXINT8 over the r "
+                    "high-precision ones (input projected outside: z = x U)", (
+        Param("d_in", 128, 1, MAX_DIM, "input features (a multiple of block)"),
+        Param("d_out", 128, 1, MAX_DIM, "output features (a multiple of block)"),
+        Param("rank", 16, 0, MAX_DIM, "r, the high-precision coordinates (a multiple of "
+              "block below d_in; the paper: d_in/8); 0: the wide path only"),
+        block_param(),
+        width_param("a_width", 4, "low-precision coordinate (z_l) element bits"),
+        width_param("w_width", 4, "low-precision weight (W_l) element bits"),
+        width_param("high_width", 8, "z_h, W_h, the merged output and bias element bits"),
+        exponent_bits_param(),
+        Param("lanes_main", 4, 1, 256, "wide-path dot lanes (output channels per step)"),
+        Param("lanes_high", 0, 0, 256, "narrow-path dot lanes; 0: the least that never "
+              "stalls the wide path"),
+    ) + _shared_params("high", "high_width"), _build_resq))
 
 
 _register()

@@ -25,8 +25,24 @@ path when ``L <= M``, i.e. roughly ``P_l >= P_m * rank * (1/d_out + 1/d_in)``;
 :func:`default_lowrank_lanes` picks the smallest power of two ``P_l <= block`` that
 satisfies it (``block`` when none does).
 
+**ResQ mode** (``mode="resq"``; Saxena et al. 2024, reference :mod:`sw.resq_reference`):
+``rank`` is the number ``r`` of high-precision coordinates. The wide (main) path reduces
+the ``d_in - r`` low-precision coordinates z_l against W_l, so here
+``nb_in = (d_in - r)/block``; the narrow path is the U phase alone, reducing the ``r``
+high-precision coordinates z_h (``nb_k = r/block`` blocks, streamed on the first
+``K * nb_k`` steps and kept in the t memory, which the T phase fills in LQER mode)
+against W_h, from step 0 (no T phase, no gap)::
+
+    main        steps [0, M)     G_m groups over nb_in = (d_in - r)/block blocks of z_l
+    narrow      steps [0, L)     G_u = ceil(d_out/P_l / K) * K groups, L = G_u * nb_k
+                step s: k = s % K, z_h block (s // K) % nb_k, group (s // (K nb_k)) K + k
+
+The narrow path never stalls the wide one when ``L <= M``:
+``ceil(d_out/P_l / K) K nb_k <= ceil(d_out/P_m / K) K nb_in``, roughly
+``P_l >= P_m * r / (d_in - r)`` (``P_m / 7`` at the paper's ``r = d/8``).
+
 Input stream (field names of the input port's layout; each block is ``{"exponent",
-"mantissas"}``). Item ``s`` of every token carries:
+"mantissas"}``). Item ``s`` of every token carries (LQER mode):
 
 - ``x``: the token's activation block ``(s // K) % nb_in`` (:func:`activation_order`); the
   datapath reads it on the first ``K * nb_in`` steps and keeps it in its x memory for the
@@ -37,6 +53,14 @@ Input stream (field names of the input port's layout; each block is ``{"exponent
   ``j``; on U steps the B^T blocks of output rows ``g*P_l ..``, rank block ``(s' // K) %
   nb_k``; zero in padded groups, in the gap and after ``L``;
 - ``b`` (merged output with a bias): on steps ``s < nb_out``, the bias block ``s``.
+
+ResQ mode: ``x`` carries row ``q = (s // K) % C`` of the token's table of
+``C = max(nb_in, nb_k)`` rows, z_l block ``q`` (zero when ``q >= nb_in``), and ``h`` the
+z_h block ``q`` of the same row (MXINT(high) format; zero when ``q >= nb_k``): the
+datapath reads x on the first ``K * nb_in`` steps and h on the first ``K * nb_k``, when
+``q`` is the block index itself; ``w`` the W_l blocks as above; ``f`` the W_h blocks (in
+B^T's place: output rows ``g*P_l ..``, block ``(s // K) % nb_k``) on steps ``s < L``;
+``b`` the bias blocks (MXINT(high)).
 
 ``w``, ``f`` and ``b`` are the same for every token: :func:`weight_steps` gives them once
 per layer (``steps`` rows), :func:`activation_blocks` gives the per-token part, and a
@@ -59,9 +83,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LQERSchedule", "default_lowrank_lanes", "activation_order", "activation_blocks",
-           "weight_steps", "input_items", "OUTPUTS", "FIFO_LATENCY"]
+           "weight_steps", "input_items", "OUTPUTS", "MODES", "FIFO_LATENCY"]
 
 OUTPUTS = ("terms", "mxint")
+# "lqer": main + chained low-rank GEMMs (T then U phase); "resq": main + one narrow GEMV
+MODES = ("lqer", "resq")
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
 
@@ -79,7 +105,8 @@ class LQERSchedule:
     the latencies of the parts (cycles): ``dot_latency``, ``acc_latency``,
     ``quant_latency`` (the low-rank requantizer), and for the merged output
     (``output="mxint"``) ``merge_latency`` and ``out_quant_latency``; ``bias`` (a bias
-    block per output block, merged output only). The parameters are checked by
+    block per output block, merged output only); ``mode`` ("lqer" or "resq": ``rank`` is
+    then ResQ's ``r``, module doc). The parameters are checked by
     :class:`hw.lqer_linear.LQERLinear`, not here.
     """
 
@@ -97,16 +124,23 @@ class LQERSchedule:
     bias: bool = False
     merge_latency: int = 0
     out_quant_latency: int = 0
+    mode: str = "lqer"
 
     # --- counts -----------------------------------------------------------------------
     @property
+    def resq(self) -> bool:
+        """ResQ mode: the narrow path is one GEMV over the high-precision coordinates."""
+        return self.mode == "resq"
+
+    @property
     def nb_in(self) -> int:
-        """Activation blocks per token, ``d_in / block``."""
-        return self.d_in // self.block
+        """Activation blocks the main path reduces per token: ``d_in / block`` (LQER),
+        ``(d_in - r) / block`` (ResQ: the low-precision coordinates)."""
+        return (self.d_in - self.rank if self.resq else self.d_in) // self.block
 
     @property
     def nb_k(self) -> int:
-        """Blocks of t per token, ``rank / block``."""
+        """Blocks of t (ResQ: of the high-precision coordinates) per token, ``rank / block``."""
         return self.rank // self.block
 
     @property
@@ -121,12 +155,12 @@ class LQERSchedule:
 
     @property
     def t_groups(self) -> int:
-        """Groups of ``P_l`` rank channels with weights (0 without rank)."""
-        return self.rank // self.lanes_lowrank if self.rank else 0
+        """Groups of ``P_l`` rank channels with weights (0 without rank, and in ResQ mode)."""
+        return self.rank // self.lanes_lowrank if self.rank and not self.resq else 0
 
     @property
     def u_groups(self) -> int:
-        """Groups of ``P_l`` output channels of u (0 without rank)."""
+        """Groups of ``P_l`` output channels of u (ResQ: of the narrow path; 0 without rank)."""
         return self.d_out // self.lanes_lowrank if self.rank else 0
 
     @property
@@ -150,6 +184,24 @@ class LQERSchedule:
         read the x memory."""
         return self.slots * self.nb_in
 
+    @property
+    def h_stream_steps(self) -> int:
+        """ResQ: steps whose high-precision block comes from the stream (``K * nb_k``); later
+        steps read the t memory. 0 in LQER mode (the T phase fills the t memory)."""
+        return self.slots * self.nb_k if self.resq else 0
+
+    @property
+    def token_blocks(self) -> int:
+        """Rows of a token's activation table (:func:`activation_blocks`): ``nb_in`` (LQER),
+        ``max(nb_in, nb_k)`` (ResQ: a row holds a z_l and a z_h block)."""
+        return max(self.nb_in, self.nb_k) if self.resq else self.nb_in
+
+    @property
+    def requantized(self) -> bool:
+        """Whether the low-rank results are requantized (t and u in LQER; ResQ only for the
+        merged output: the two-term output keeps the narrow accumulator exact)."""
+        return bool(self.rank) and (not self.resq or self.output == "mxint")
+
     # --- the gap --------------------------------------------------------------------------
     def _result_cycle(self, group: int, blocks: int, start: int = 0) -> int:
         """Cycle at which an accumulator result of ``group`` is valid (reduction over
@@ -159,17 +211,20 @@ class LQERSchedule:
         return last_step + self.dot_latency + self.acc_latency
 
     def _block_written(self, block_index: int, blocks: int, start: int = 0) -> int:
-        """Cycle in which requantized low-rank block ``block_index`` is written (t memory
-        or u FIFO): its last group's result, one staging cycle, the requantizer."""
+        """Cycle in which low-rank block ``block_index`` is written (t memory, u FIFO or,
+        ResQ two-term output, the high FIFO): its last group's result, one staging cycle,
+        the requantizer (when :attr:`requantized`)."""
         last_group = (block_index + 1) * self.block // self.lanes_lowrank - 1
-        return self._result_cycle(last_group, blocks, start) + 1 + self.quant_latency
+        return (self._result_cycle(last_group, blocks, start) + 1
+                + (self.quant_latency if self.requantized else 0))
 
     @property
     def u_start(self) -> int:
         """``u0``: the first step that carries B^T blocks -- after the T phase, and late
         enough that every t block is in the t memory before a U step reads it (a read
-        issued in cycle c returns in c + 1 and sees writes of cycles before c)."""
-        if not self.rank:
+        issued in cycle c returns in c + 1 and sees writes of cycles before c). ResQ: 0
+        (the stream fills the t memory)."""
+        if not self.rank or self.resq:
             return 0
         need = max(self._block_written(b, self.nb_in) + 2 - b * self.slots
                    for b in range(self.nb_k))
@@ -350,17 +405,36 @@ def default_lowrank_lanes(*, d_in: int, d_out: int, rank: int, block: int, lanes
 # --- the input stream ---------------------------------------------------------------------
 
 def activation_order(schedule: LQERSchedule) -> np.ndarray:
-    """``(steps,)`` int64: the activation block (0..nb_in-1) that step ``s`` carries."""
-    return (np.arange(schedule.steps, dtype=np.int64) // schedule.slots) % schedule.nb_in
+    """``(steps,)`` int64: the row of the token's activation table (0..token_blocks-1)
+    that step ``s`` carries, ``(s // K) % token_blocks``."""
+    return (np.arange(schedule.steps, dtype=np.int64) // schedule.slots) % schedule.token_blocks
 
 
-def activation_blocks(schedule: LQERSchedule, x_mantissas, x_exponents) -> dict[str, np.ndarray]:
-    """The per-token part of the stream: ``x.mantissas`` ``(T, nb_in, block)`` and
-    ``x.exponent`` ``(T, nb_in)`` from activations ``(T, d_in)`` / ``(T, nb_in)``."""
-    xm, xe = np.asarray(x_mantissas, np.int64), np.asarray(x_exponents, np.int64)
+def _rows(mantissas, exponents, t: int, blocks: int, rows: int, block: int):
+    """``blocks`` blocks per token as a table of ``rows`` rows (zero rows after them)."""
+    m = np.zeros((t, rows, block), np.int64)
+    e = np.zeros((t, rows), np.int64)
+    m[:, :blocks] = np.asarray(mantissas, np.int64).reshape(t, blocks, block)
+    e[:, :blocks] = np.asarray(exponents, np.int64).reshape(t, blocks)
+    return m, e
+
+
+def activation_blocks(schedule: LQERSchedule, x_mantissas, x_exponents, h_mantissas=None,
+                      h_exponents=None) -> dict[str, np.ndarray]:
+    """The per-token part of the stream, a table of ``C = token_blocks`` rows per token:
+    ``x.mantissas`` ``(T, C, block)`` and ``x.exponent`` ``(T, C)`` from activations
+    ``(T, nb_in * block)`` / ``(T, nb_in)`` (LQER: x; ResQ: z_l, zero rows from
+    ``nb_in``); ResQ with ``r > 0`` also ``h.mantissas`` / ``h.exponent`` from z_h
+    ``(T, r)`` / ``(T, nb_k)`` (zero rows from ``nb_k``)."""
+    s = schedule
+    xm = np.asarray(x_mantissas, np.int64)
     t = xm.shape[0]
-    return {"x.mantissas": xm.reshape(t, schedule.nb_in, schedule.block),
-            "x.exponent": xe.reshape(t, schedule.nb_in)}
+    m, e = _rows(xm, x_exponents, t, s.nb_in, s.token_blocks, s.block)
+    out = {"x.mantissas": m, "x.exponent": e}
+    if s.resq and s.rank:
+        m, e = _rows(h_mantissas, h_exponents, t, s.nb_k, s.token_blocks, s.block)
+        out.update({"h.mantissas": m, "h.exponent": e})
+    return out
 
 
 def _phase(steps: int, slots: int, blocks: int):
@@ -389,7 +463,8 @@ def weight_steps(schedule: LQERSchedule, w_mantissas, w_exponents, a_mantissas=N
 
     Operands are blocked along their last axis: W_q ``(d_out, d_in)`` with exponents
     ``(d_out, nb_in)``; A^T ``(rank, d_in)`` / ``(rank, nb_in)``; B^T ``(d_out, rank)`` /
-    ``(d_out, nb_k)`` (A and B only when ``rank > 0``); the bias ``(d_out,)`` /
+    ``(d_out, nb_k)`` (A and B only when ``rank > 0``). ResQ mode: W_l ``(d_out, d_in - r)``
+    in W_q's place, no A, W_h ``(d_out, r)`` in B^T's place. The bias ``(d_out,)`` /
     ``(nb_out,)`` (merged output with a bias). Returns ``w.mantissas`` ``(S, P_m, block)``,
     ``w.exponent`` ``(S, P_m)``, with rank ``f.mantissas`` ``(S, P_l, block)``,
     ``f.exponent`` ``(S, P_l)``, with a bias ``b.mantissas`` ``(S, block)``, ``b.exponent``
@@ -407,9 +482,10 @@ def weight_steps(schedule: LQERSchedule, w_mantissas, w_exponents, a_mantissas=N
         pl = s.lanes_lowrank
         fm = np.zeros((s.steps, pl, b), np.int64)
         fe = np.zeros((s.steps, pl), np.int64)
-        groups, cols = _phase(s.t_steps, s.slots, s.nb_in)
-        fm[:s.t_steps], fe[:s.t_steps] = _slots(a_mantissas, a_exponents, groups, cols, pl, b,
-                                                s.rank)
+        if s.t_steps:
+            groups, cols = _phase(s.t_steps, s.slots, s.nb_in)
+            fm[:s.t_steps], fe[:s.t_steps] = _slots(a_mantissas, a_exponents, groups, cols, pl,
+                                                    b, s.rank)
         groups, cols = _phase(s.u_steps, s.slots, s.nb_k)
         u = slice(s.u_start, s.lowrank_steps)
         fm[u], fe[u] = _slots(b_mantissas, b_exponents, groups, cols, pl, b, s.d_out)
@@ -424,15 +500,15 @@ def weight_steps(schedule: LQERSchedule, w_mantissas, w_exponents, a_mantissas=N
 
 
 def input_items(schedule: LQERSchedule, x_mantissas, x_exponents,
-                weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+                weights: dict[str, np.ndarray], h_mantissas=None,
+                h_exponents=None) -> dict[str, np.ndarray]:
     """The whole stream of ``T`` tokens, one row per item (``T * steps`` rows):
     :func:`activation_blocks` at :func:`activation_order` beside ``weights``
     (:func:`weight_steps`) repeated per token. O(T * layer) memory: for tests and small
     runs; a producer streams ``weights`` once per token instead."""
-    x = activation_blocks(schedule, x_mantissas, x_exponents)
+    x = activation_blocks(schedule, x_mantissas, x_exponents, h_mantissas, h_exponents)
     order = activation_order(schedule)
     t = x["x.mantissas"].shape[0]
-    out = {"x.mantissas": x["x.mantissas"][:, order].reshape(-1, schedule.block),
-           "x.exponent": x["x.exponent"][:, order].reshape(-1)}
+    out = {k: v[:, order].reshape((-1,) + v.shape[2:]) for k, v in x.items()}
     out.update({k: np.tile(v, (t,) + (1,) * (v.ndim - 1)) for k, v in weights.items()})
     return out

@@ -102,7 +102,8 @@ def _prepare(args):
     if args.design != DESIGN:
         raise LayerError(f"model needs design {DESIGN}; got {args.design!r}")
     if args.factors is not None:
-        raise LayerError("factors must not be given with --model (it is the lqer-linear form)")
+        raise LayerError("factors must not be given with --model (it is the lqer-linear and "
+                         "resq-linear form)")
     if args.layer is None:
         raise LayerError("layer must be given with --model (the module name of a linear layer)")
     design = get_design(DESIGN)

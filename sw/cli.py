@@ -188,9 +188,9 @@ def check_calibration(model, tokenizer, text: str, calib: CalibOptions) -> None:
     calibration_batches(ids, sequences=calib.sequences, length=calib.length, batch_size=calib.batch)
 
 
-def plural(n: int, word: str) -> str:
-    """``1 token``, ``2 tokens``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 token``, ``2 tokens``; ``many`` where the plural is not ``word + "s"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
 def select_layers(model, config: QuantConfig, pattern: str | None):

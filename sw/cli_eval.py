@@ -190,7 +190,7 @@ def score(p: EvalPlan, model, ids, device, prog: str, *, what: str, progress: bo
     watcher = None
     if slow or not tty:  # a terminal shows the progress bar; a log gets status lines
         status(prog, f"{what}: scoring {plural(len(windows), 'window')} of up to {p.seq_len} "
-                     f"tokens in {plural(batches, 'batch')}"
+                     f"tokens in {plural(batches, 'batch', 'batches')}"
                      + (" (bit-true arithmetic: slow)" if slow else ""))
     if not tty:
         watcher = _BatchProgress(model, batches, prog, what)

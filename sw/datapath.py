@@ -18,8 +18,8 @@ for a set of layers, in the form the factors manifest stores. NumPy-free and
 torch-free, so ``hw`` may call it.
 
 ResQ factors (``method="resq"``) are answered for by :func:`resq_reason`, the rule of the
-ResQ mode of the dual-path datapath (``resq-linear``; its RTL comes with the hardware-timing
-rework): the wide path takes the ``d_in - r`` low-precision coordinates, the narrow path the
+ResQ mode of the dual-path datapath (``resq-linear``: ``hw/lqer_linear.py`` with
+``mode="resq"``, docs/lqer_linear.md): the wide path takes the ``d_in - r`` low-precision coordinates, the narrow path the
 ``r`` high-precision ones, each streaming whole MXINT blocks, so ``d_in``, ``d_out`` and
 ``r`` must be multiples of ``block`` (``r = 0``: the wide path alone, a Hadamard-transformed
 down projection), with the OCP flavour, round half to even and the MXINT formats (the

@@ -173,3 +173,138 @@ def test_main_only_layer_needs_no_factors():
     checked = ADAPTER.validate(dut, ins)
     assert set(ADAPTER.reference(dut, checked)) == {"main_values", "main_exponents"}
     assert [s.name for s in ADAPTER.output_fields(dut)] == ["main_values", "main_exponents"]
+
+
+# --- resq-linear -------------------------------------------------------------------------
+RESQ = get_adapter("resq-linear")
+RESQ_SHAPES = [
+    {"d_in": 32, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 2},
+    {"d_in": 16, "d_out": 16, "rank": 12, "block": 4, "lanes_main": 8, "lanes_high": 4,
+     "acc_slots": 2},
+    {"d_in": 32, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 4, "merged": 1, "bias": 1},
+    {"d_in": 16, "d_out": 16, "rank": 0, "block": 4, "lanes_main": 4},
+]
+RESQ_IDS = ["terms", "narrow-bound", "merged-bias", "wide-only"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_resq_reference_is_the_float_layer_of_sw_resq_reference(seed):
+    """Float activations and a basis: the adapter's terms on the quantized coordinates are
+    reference_resq_linear's low and high, and y = fl64(low + high) + bias is its y."""
+    from sw.resq_reference import reference_resq_linear
+    rng = np.random.default_rng(seed)
+    d_in, d_out, rank, block = 32, 16, 8, 8
+    dut = inspect("resq-linear", d_in=d_in, d_out=d_out, rank=rank, block=block, lanes_main=2,
+                  guard_bits=[8, 1][seed])
+    basis, _ = np.linalg.qr(rng.standard_normal((d_in, d_in)))
+    x = rng.standard_normal((5, d_in)) * rng.choice([1e-3, 1.0, 40.0], size=(5, 1))
+    w = rng.standard_normal((d_out, d_in)) @ basis
+    wl = quantize(w[:, :d_in - rank], dut.w_format, axis=1)
+    wh = quantize(w[:, d_in - rank:], dut.lowrank_format, axis=1)
+    bias = rng.standard_normal(d_out)
+    want = reference_resq_linear(x, basis, wl, wh, bias, a_format=dut.a_format,
+                                 guard_bits=dut.guard_bits)
+    fields = {}
+    for key, q in (("x", want["x_low"]), ("h", want["x_high"]), ("w", wl), ("wh", wh)):
+        fields[f"{key}_mantissas"] = np.asarray(q.mantissas, np.int64)
+        fields[f"{key}_exponents"] = np.asarray(q.exponents, np.int64)
+    got = RESQ.reference(dut, RESQ.validate(dut, fields))
+    assert np.array_equal(got["main_values"], want["low"][0].reshape(-1, block))
+    assert np.array_equal(got["main_exponents"], want["low"][1].reshape(-1, block))
+    assert np.array_equal(got["high_values"], want["high"][0].reshape(-1, block))
+    assert np.array_equal(got["high_exponents"], want["high"][1].reshape(-1, block))
+    y = (np.ldexp(got["main_values"].astype(float), got["main_exponents"])
+         + np.ldexp(got["high_values"].astype(float), got["high_exponents"])).reshape(5, d_out)
+    assert np.array_equal(y + bias, want["y"])
+
+
+def _documented_resq_step(dut, ins, t, s):
+    """Item s of token t by the ResQ rule of hw/lqer_schedule.py's module doc: x and h carry
+    row q = (s // K) % max(nb_in, nb_k) of the token (z_l block q, z_h block q, zero past
+    the end); W_l as W_q, W_h in B^T's place from step 0."""
+    sch, b, slots = dut.schedule, dut.block, dut.schedule.slots
+    q = (s // slots) % max(sch.nb_in, sch.nb_k)
+
+    def block_of(prefix, blocks):
+        if q >= blocks:
+            return np.zeros(b, int), 0
+        return ins[f"{prefix}_mantissas"][t, q * b:(q + 1) * b], ins[f"{prefix}_exponents"][t, q]
+
+    def operand(prefix, blocks, lanes):
+        group = (s // (slots * blocks)) * slots + s % slots
+        col = (s // slots) % blocks
+        m, e = np.zeros((lanes, b), int), np.zeros(lanes, int)
+        for lane in range(lanes):
+            row = group * lanes + lane
+            if row < dut.d_out:
+                m[lane] = ins[f"{prefix}_mantissas"][row, col * b:(col + 1) * b]
+                e[lane] = ins[f"{prefix}_exponents"][row, col]
+        return m, e
+
+    item = dict(zip(("x.mantissas", "x.exponent"), block_of("x", sch.nb_in)))
+    pm, pl = sch.lanes_main, sch.lanes_lowrank
+    wm, we = (operand("w", sch.nb_in, pm) if s < sch.main_steps
+              else (np.zeros((pm, b), int), np.zeros(pm, int)))
+    item.update({"w.mantissas": wm, "w.exponent": we})
+    if dut.rank:
+        item.update(zip(("h.mantissas", "h.exponent"), block_of("h", sch.nb_k)))
+        fm, fe = (operand("wh", sch.nb_k, pl) if s < sch.lowrank_steps
+                  else (np.zeros((pl, b), int), np.zeros(pl, int)))
+        item.update({"f.mantissas": fm, "f.exponent": fe})
+    if dut.bias:
+        m = np.zeros(b, int) if s >= sch.nb_out else ins["bias_mantissas"][0, s * b:(s + 1) * b]
+        e = 0 if s >= sch.nb_out else ins["bias_exponents"][0, s]
+        item.update({"b.mantissas": m, "b.exponent": e})
+    return item
+
+
+@pytest.mark.parametrize("params", RESQ_SHAPES, ids=RESQ_IDS)
+def test_resq_stream_follows_the_documented_order(params):
+    dut = inspect("resq-linear", **params)
+    ins = RESQ.validate(dut, RESQ.random_inputs(dut, 3, np.random.default_rng(9)))
+    stream = RESQ.input_stream(dut, ins)
+    steps = dut.steps_per_token
+    assert stream.tiled and len(stream) == 3 * steps
+    rows = stream.rows()
+    for t in range(3):
+        for s in range(steps):
+            want = _documented_resq_step(dut, ins, t, s)
+            assert want.keys() == rows.keys()
+            for key, value in want.items():
+                assert np.array_equal(rows[key][t * steps + s], value), (t, s, key)
+    high = (ins["h_mantissas"], ins["h_exponents"]) if dut.rank else (None, None)
+    explicit = input_items(dut.schedule, ins["x_mantissas"], ins["x_exponents"], stream.steps,
+                           *high)
+    assert explicit.keys() == rows.keys()
+    assert all(np.array_equal(explicit[k], rows[k]) for k in rows)
+    codec = PayloadCodec.from_layout(dut.i.payload.shape())
+    assert list(stream.pack(codec)) == codec.pack(rows)
+
+
+def test_resq_random_inputs_start_with_edge_tokens_on_both_paths():
+    dut = inspect("resq-linear", **RESQ_SHAPES[0])
+    ins = RESQ.random_inputs(dut, 12, np.random.default_rng(0))
+    for key, fmt in (("x", dut.a_format), ("h", dut.lowrank_format)):
+        q, (lo, hi) = fmt.mantissa_max, fmt.exponent_range
+        assert not ins[f"{key}_mantissas"][0].any() and (ins[f"{key}_exponents"][0] == lo).all()
+        assert (ins[f"{key}_mantissas"][1] == q).all() and (ins[f"{key}_exponents"][1] == hi).all()
+        assert (abs(ins[f"{key}_mantissas"][2]) == q).all()
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(w_mantissas=d["w_mantissas"][:, :16]),
+     "w_mantissas must have shape (16, 24); got (16, 16)"),
+    (lambda d: d.update(h_exponents=d["h_exponents"][:2]),
+     "h_exponents must have shape (T, 1) with T = 3; got (2, 1)"),
+    (lambda d: d["x_mantissas"].__setitem__((0, 0), 8), "x_mantissas must be in -7..7; got 8"),
+    (lambda d: d.pop("wh_exponents"), "inputs must contain field 'wh_exponents' (fields: "
+     "x_mantissas, x_exponents, h_mantissas, h_exponents, w_mantissas, w_exponents, "
+     "wh_mantissas, wh_exponents)"),
+])
+def test_resq_bad_operands_get_one_line(mutate, message):
+    dut = inspect("resq-linear", **RESQ_SHAPES[0])
+    ins = RESQ.random_inputs(dut, 3, np.random.default_rng(0))
+    mutate(ins)
+    with pytest.raises(ValueError) as info:
+        RESQ.validate(dut, ins)
+    assert str(info.value) == message

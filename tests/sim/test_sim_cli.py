@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import sim.runner as runner
+from hw.designs import DESIGNS, get_design
 from sim.cli import StatusDisplay
 from sim.cli import main as sim_main
 from sim.runner import simulator_available
@@ -128,13 +129,18 @@ def test_malformed_inputs_get_one_line_and_no_simulation(tmp_path, capsys, mutat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npz"]
 
 
+def registered_designs() -> list[str]:
+    get_design("dot-array")  # loads the registry's extensions (fp units, baselines)
+    return list(DESIGNS)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["dot-array", "--inputs", "/nonexistent.npz", "--outputs", "o.npz"],
      "inputs must name an existing .npz file; got '/nonexistent.npz'"),
     (["dot-array", "-p", "block=3", "--inputs", "x", "--outputs", "o.npz"],
      "block must be a power of two in 1..256; got 3"),
     (["dot", "--inputs", "x", "--outputs", "o.npz"],
-     "design must be one of quantizer, dot-array, accumulator, lqer-linear; got 'dot'"),
+     f"design must be one of {', '.join(registered_designs())}; got 'dot'"),
     (["quantizer", "--inputs", "x", "--outputs", "o.npz", "--stall", "1"],
      "stall must be a number >= 0 and < 1; got '1'"),
 ])
@@ -226,7 +232,7 @@ def test_not_an_npz_and_accumulator_last_flag(tmp_path, capsys):
     code, _, err = _run(["accumulator", "--inputs", str(tmp_path / "acc.npz"), "--outputs",
                          str(tmp_path / "o.npz")], capsys)
     assert (code, err) == (2, "lqer-hw sim: error: last must be 1 on the final partial "
-                              "(last[-1]); got 0\n")
+                              "of every slot (slot 0, item 0); got 0\n")
 
 
 def test_help_documents_the_fields_of_every_design_and_the_build_folder(capsys):
@@ -362,3 +368,45 @@ def test_ctrl_c_during_a_long_run(tmp_path):
     assert not list((build / "sim").glob("*/run-*"))
     assert _leftovers(build / "sim") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build", "in.npz"]
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of the running processes working in ``folder`` or naming it (Linux
+    /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if (str(folder) in cmdline or cwd.startswith(str(folder))) \
+                    and int(entry.name) != os.getpid():
+                found.append(cmdline)
+    return found
+
+
+@pytest.mark.sim
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_command_leaves_no_simulator_running(tmp_path):
+    """SIGKILL (what a test timeout or the OOM killer sends) cannot be caught: the kernel
+    ends the simulator with its parent, so no orphan keeps a CPU busy."""
+    simulator = "icarus" if simulator_available("icarus") else "verilator"
+    if not simulator_available(simulator):
+        pytest.skip("no simulator is installed")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "in.npz", values=rng.integers(-100, 100, (300_000, 2)))
+    build = tmp_path / "build"
+    proc = _start(_quantize_argv(tmp_path / "in.npz", tmp_path / "o.npz", "-p", "block=2",
+                                 "--simulator", simulator), build)
+    running = _wait_for(lambda: any((build / "sim").glob("*/run-*/progress.json")), proc,
+                        timeout=300)
+    assert running, proc.communicate()
+    assert _processes_under(build), "the simulator should be running"
+    proc.kill()
+    proc.communicate(timeout=60)
+    end = time.monotonic() + 10
+    while _processes_under(build) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert _processes_under(build) == []

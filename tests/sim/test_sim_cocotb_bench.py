@@ -5,7 +5,7 @@ back-pressure. ``LQER_VECTORS`` / ``LQER_SEED`` scale and reseed the same tests
 (``make regress``); ``LQER_WAVES=1`` keeps waveforms. The LQER datapath runs random
 layers of several shapes, ranks and lane counts (Verilator: LQER_VECTORS // 50 tokens;
 Icarus, which runs this wide design at a few hundred cycles/s: LQER_VECTORS // 2000; at
-least the defaults).
+least the defaults); its ResQ mode (resq-linear) runs the same way.
 """
 
 from __future__ import annotations
@@ -85,6 +85,15 @@ LQER_CASES = [
     ("icarus", {"d_in": 24, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 8,
                 "lanes_lowrank": 1, "a_width": 6, "lowrank_width": 6, "w_width": 3,
                 "exponent_bits": 5, "guard_bits": 2, "dot_stages": 1}),
+    # the complete output: main + u + bias merged and requantized to MXINT(a_width), both
+    # simulators; shallow pipelines and fewer accumulator slots than output groups
+    ("icarus", {"d_in": 32, "d_out": 32, "rank": 16, "block": 8, "lanes_main": 2,
+                "merged": 1, "bias": 1}),
+    ("verilator", {"d_in": 8, "d_out": 16, "rank": 4, "block": 4, "lanes_main": 2,
+                   "merged": 1, "bias": 1, "acc_slots": 2, "acc_stages": 0,
+                   "quant_stages": 2, "merge_stages": 2, "dot_stages": 1}),
+    ("icarus", {"d_in": 16, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 4,
+                "merged": 1, "acc_slots": 1, "quant_stages": 8, "merge_stages": 16}),
 ]
 
 
@@ -103,6 +112,45 @@ def test_lqer_linear_rtl_matches_reference(simulator, params):
     s = component.schedule
     weight_bytes = s.steps * (s.lanes_main + s.lanes_lowrank) * (s.block + 1)
     assert result.input_bytes < 2 * weight_bytes + tokens * (s.d_in + s.nb_in) + 4096
+
+
+RESQ_CASES = [
+    # both paths, default narrow lanes (the least that never stalls the wide path), r = d/4
+    ("icarus", {"d_in": 32, "d_out": 32, "rank": 8, "block": 8, "lanes_main": 2}),
+    ("verilator", {"d_in": 16, "d_out": 8, "rank": 8, "block": 4, "lanes_main": 2}),
+    # merged output with a bias: high requantized, merged, MXINT(high_width) blocks out;
+    # on Verilator with shallow pipelines and fewer accumulator slots than output groups
+    ("icarus", {"d_in": 32, "d_out": 16, "rank": 8, "block": 8, "lanes_main": 4,
+                "merged": 1, "bias": 1}),
+    ("verilator", {"d_in": 8, "d_out": 8, "rank": 4, "block": 4, "lanes_main": 2,
+                   "merged": 1, "bias": 1, "acc_slots": 2, "acc_stages": 0,
+                   "quant_stages": 2, "merge_stages": 2, "dot_stages": 1}),
+    # the narrow path is the longer one (more high than low coordinates), one narrow lane,
+    # narrow formats, few guard bits, one-stage dot arrays
+    ("icarus", {"d_in": 16, "d_out": 16, "rank": 12, "block": 4, "lanes_main": 8,
+                "lanes_high": 1, "a_width": 3, "w_width": 3, "high_width": 6,
+                "exponent_bits": 5, "guard_bits": 2, "dot_stages": 1}),
+    # r = 0: the wide path alone
+    ("icarus", {"d_in": 16, "d_out": 16, "rank": 0, "block": 8, "lanes_main": 4}),
+]
+
+
+@pytest.mark.parametrize("simulator, params", RESQ_CASES,
+                         ids=[f"{s}-" + "-".join(f"{k}{v}" for k, v in p.items())
+                              for s, p in RESQ_CASES])
+def test_resq_linear_rtl_matches_reference(simulator, params):
+    """ResQ mode, bit for bit against sw.resq_reference (the adapter's reference), with
+    random valid stalls and ready back-pressure."""
+    tokens = max(LQER_TOKENS[simulator],
+                 vector_count(DEFAULT_VECTORS) // LQER_VECTORS_PER_TOKEN[simulator])
+    component, result = _run("resq-linear", params, simulator, tokens, valid_probability=0.8,
+                             ready_probability=0.7)
+    assert component.mode == "resq"
+    assert result.n_outputs == tokens * component.schedule.nb_out
+    assert result.n_inputs == tokens * component.steps_per_token
+    assert result.cycles > tokens * component.steps_per_token  # stalls really happened
+    if component.rank and not params.get("merged"):
+        assert set(result.outputs) >= {"high_values", "high_exponents"}
 
 
 # The baselines (hw.baselines), small layers that build and run in seconds: random

@@ -131,9 +131,9 @@ def test_small_layer_with_bias_on_the_default_simulator(small_factors, tmp_path,
     ("nan", "inputs must be finite; got nan at (1, 2)"),
     ("param", "param may set only lanes_main, lanes_lowrank, guard_bits, dot_stages with "
               "--factors (the rest come from the factors); got 'd_in'"),
-    ("lanes", "lanes_main must divide d_out (16); got 3"),
+    ("lanes", "lanes_main must divide d_out (16) and divide or be a multiple of block (16); got 3"),
     ("missing", "inputs must name an existing .npy file; got '{tmp}/none.npy'"),
-    ("design", "factors needs design lqer-linear; got 'dot'"),
+    ("design", "factors needs design lqer-linear or resq-linear; got 'dot'"),
     ("factors", "quantized must be a folder written by 'lqer-hw quantize' (with "
                 "manifest.json); got '{tmp}'"),
 ])
@@ -205,3 +205,71 @@ def test_sim_factors_never_imports_torch(small_factors, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "; 0 mismatches against sw.lqer_reference" in done.stdout
     assert done.stdout.splitlines()[-1] == "False"
+
+
+# ---- ResQ factors on resq-linear ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resq_factors(tmp_path_factory):
+    """ResQ factors (W4A4, r = d/8 = 16 coordinates at 8 bits, MXINT) of one layer of the
+    embedded model, written by the quantize command itself (a short calibration)."""
+    from sw.cli import main as sw_main
+    out = tmp_path_factory.mktemp("factors") / "resq"
+    code = sw_main(["--model", "default", "--method", "resq", "--w-width", "4", "--a-width", "4",
+                    "--layers", r"layers\.0\.self_attn\.q_proj$", "--calib-sequences", "4",
+                    "--calib-length", "64", "--out", str(out)], prog="lqer-hw quantize")
+    assert code == 0
+    return out
+
+
+def _resq_argv(factors, x_path, y_path, *extra):
+    return ["resq-linear", *_layer_argv(factors, REAL_LAYER, x_path, y_path, *extra)[1:]]
+
+
+@pytest.mark.sim
+def test_real_resq_layer_through_the_sim_command(resq_factors, tmp_path, capsys):
+    """Item 4 of the ResQ issue: one ResQ layer saved by quantize runs on X.npy through the
+    RTL's ResQ mode; y equals sw.resq_reference's and the bit-true emulation's bit for bit."""
+    import torch
+
+    from sw.factors import load_factors
+    from sw.resq_emulation import ResQLinear
+    if not simulator_available("icarus"):
+        pytest.skip("icarus is not installed")
+    x = np.random.default_rng(seed_from_env()).standard_normal((2, 128)) * 3
+    x[1] = 0.0  # a zero token: every coordinate block is zero
+    np.save(tmp_path / "x.npy", x)
+    code, out, err = _run(_resq_argv(resq_factors, tmp_path / "x.npy", tmp_path / "y.npz",
+                                     "--check", "--stall", "0.2", "--simulator", "icarus"),
+                          capsys)
+    assert code == 0, err
+    assert out.startswith(f"resq-linear {REAL_LAYER} (128x128, rank 16) on icarus: 2 tokens in ")
+    assert "0 mismatches against sw.resq_reference" in out
+    factors, config, _ = load_factors(str(resq_factors))
+    layer = ResQLinear.from_factors(factors[REAL_LAYER], arithmetic="bit-true",
+                                    a_width=config.a_width, dtype=torch.float64)
+    want = layer(torch.from_numpy(x)).numpy()
+    res = np.load(tmp_path / "y.npz")
+    assert res["y"].shape == (2, 128) and res["y"].dtype == np.float64
+    assert np.array_equal(res["y"], want)
+    component = inspect("resq-linear", d_in=128, d_out=128, rank=16, a_width=4)
+    assert int(res["cycles"]) >= 2 * component.cycles_per_token
+
+
+@pytest.mark.parametrize("case, message", [
+    ("method", "factors must come from method mxint, lqer, l2qer for lqer-linear; got 'resq' "
+               "(run them on resq-linear)"),
+    ("param", "param may set only lanes_main, lanes_high, guard_bits, dot_stages with "
+              "--factors (the rest come from the factors); got 'lanes_lowrank'"),
+])
+def test_resq_factors_bad_inputs_get_one_line(resq_factors, tmp_path, capsys, case, message):
+    np.save(tmp_path / "x.npy", np.zeros((2, 128)))
+    argv = _resq_argv(resq_factors, tmp_path / "x.npy", tmp_path / "y.npz")
+    if case == "method":
+        argv[0] = "lqer-linear"
+    else:
+        argv += ["-p", "lanes_lowrank=2"]
+    code, out, err = _run(argv, capsys)
+    assert code == 2
+    assert err == "lqer-hw sim: error: " + message + "\n"
+    assert not (tmp_path / "y.npz").exists()

@@ -4,6 +4,10 @@ import pytest
 
 from sweep.cli import main
 from tests.sweep.conftest import SMALL
+from sw.llm_int8_cli import METHODS as INT8_METHODS
+from sw.qconfig import METHODS
+
+EVAL_METHODS = ", ".join(METHODS + INT8_METHODS)  # eval's --method choices
 
 
 def run(argv, capsys):
@@ -13,8 +17,8 @@ def run(argv, capsys):
 
 
 @pytest.mark.parametrize("edit,line", [
-    (lambda s: s.replace('method = "fp"', 'method = "fp16"'),
-     "point 1 ([[grid]] 1: method=fp16): method must be one of fp, mxint, lqer, l2qer; got 'fp16'"),
+    (lambda s: s.replace('method = "fp"', 'method = "gptq"'),
+     f"point 1 ([[grid]] 1: method=gptq): method must be one of {EVAL_METHODS}; got 'gptq'"),
     (lambda s: s.replace("max-windows = 4", "max-windows = 4\nwidth = 4"),
      "spec key must be an eval option or macs-per-cycle, targets, area; got 'width' in [sweep]"),
     (lambda s: s.replace("w-width = [4, 2]\nrank", "w-width = [4, 1]\nrank"),

@@ -3,6 +3,10 @@
 import pytest
 
 from sweep.spec import SpecError, expand, grid_spec, load_spec
+from sw.llm_int8_cli import METHODS as INT8_METHODS
+from sw.qconfig import METHODS
+
+EVAL_METHODS = ", ".join(METHODS + INT8_METHODS)  # eval's --method choices
 
 
 def _expand_text(tmp_path, text):
@@ -65,8 +69,8 @@ def test_bit_true_flag_and_labels_of_what_varies(tmp_path):
 
 
 @pytest.mark.parametrize("text,line", [
-    ('[[grid]]\nmethod = "resq"\n',
-     "point 1 ([[grid]] 1: method=resq): method must be one of fp, mxint, lqer, l2qer; got 'resq'"),
+    ('[[grid]]\nmethod = "gptq"\n',
+     f"point 1 ([[grid]] 1: method=gptq): method must be one of {EVAL_METHODS}; got 'gptq'"),
     ('[[grid]]\nmethod = "lqer"\nw-width = [4, 17]\n',
      "point 2 ([[grid]] 1: method=lqer w-width=17): w-width must be an integer in 2..16; got '17'"),
     ('[[grid]]\nmethod = "lqer"\nrank = 0\n',

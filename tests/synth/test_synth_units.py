@@ -14,7 +14,8 @@ from amaranth.sim import Simulator
 from hw.designs import get_design, parse_params
 from hw.synth.baseline import IntDotArray
 from hw.synth.cache import cache_key
-from hw.synth.defaults import PAPER_CONFIGURATION, SWEEPS, default_points, registered_designs
+from hw.synth.defaults import (PAPER_CONFIGURATION, SWEEPS, default_points, paper_configuration,
+                               registered_designs)
 from hw.synth.harness import TimingHarness
 from hw.synth.liberty import cell_names, sequential_cells
 from hw.synth.report import (CSV_COLUMNS, csv_text, main_parameter, markdown_summary,
@@ -115,12 +116,22 @@ def test_default_set_covers_every_registered_design_at_the_paper_configuration()
     for name, params in points:
         design = get_design(name)
         assert parse_params(design, [f"{k}={v}" for k, v in params.items()]) == params
-        for key, value in PAPER_CONFIGURATION.items():
+        for key, value in paper_configuration(name).items():
             if key in params:
                 assert params[key] == value, (name, key)
     for name, sweep in SWEEPS.items():
         for key, values in sweep.items():
             assert sorted(p[key] for n, p in points if n == name) == sorted(values)
+
+
+def test_default_set_has_resq_at_its_paper_configuration():
+    """ResQ: W4A4 on the low-precision coordinates, r = d/8 of them at 8 bits, block 16;
+    the LQER datapath keeps the LQER paper's 8-bit activations."""
+    points = dict(default_points())
+    resq, lqer = points["resq-linear"], points["lqer-linear"]
+    assert (resq["a_width"], resq["w_width"], resq["high_width"], resq["block"]) == (4, 4, 8, 16)
+    assert resq["rank"] * 8 == resq["d_in"]
+    assert lqer["a_width"] == PAPER_CONFIGURATION["a_width"] == 8
 
 
 # ---- reports ---------------------------------------------------------------------------
