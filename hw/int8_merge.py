@@ -3,11 +3,14 @@ format (``sw.llm_int8`` step 8)::
 
     Y = fl32(Y_b + acc)            then fl16(Y) when the output is binary16
 
-with :class:`~hw.fp.fp32_add.FP32Add` and :class:`~hw.fp.fp32_to_fp16.FP32ToFP16`
-running free, followed by a FIFO whose free space (credit, as :class:`hw.pipeline.Pipeline`
-does it) keeps the input ready only while an item can be held: the output may be held
-back at any time and nothing stalls the units. An item taken in cycle ``c`` is written
-into the FIFO ``L`` cycles later (``L`` the units' latency) and can leave at ``c + L + 1``
+with the operands registered first (they come from block-RAM reads, whose clock-to-out
+on ECP5 leaves no room for adder logic in the same cycle: the critical path of the first
+place and route), then :class:`~hw.fp.fp32_add.FP32Add` and
+:class:`~hw.fp.fp32_to_fp16.FP32ToFP16` running free, followed by a FIFO whose free space
+(credit, as :class:`hw.pipeline.Pipeline` does it) keeps the input ready only while an
+item can be held: the output may be held back at any time and nothing stalls the units.
+An item taken in cycle ``c`` is written into the FIFO ``L`` cycles later (``L`` the
+operand register and the units' latency) and can leave at ``c + L + 1``
 (:attr:`Int8Merge.latency`), so ``L + 2`` entries keep one item per cycle flowing.
 """
 
@@ -23,7 +26,9 @@ from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import owned_list
 from hw.unused import rejectable
 
-__all__ = ["Int8Merge"]
+__all__ = ["Int8Merge", "INPUT_LEVELS"]
+
+INPUT_LEVELS = 1           # the operands' register (they come from block-RAM reads)
 
 
 class Int8Merge(wiring.Component):
@@ -57,14 +62,21 @@ class Int8Merge(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from an accepted item to its result on ``o`` (through the FIFO)."""
-        return self._add.latency + (self._conv.latency if self._conv else 0) + 1
+        return INPUT_LEVELS + self._add.latency + (self._conv.latency if self._conv else 0) + 1
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.add = add = self._add
         take = self.i.valid & self.i.ready
-        m.d.comb += [add.i.valid.eq(take), add.i.payload.a.eq(self.i.payload.y),
-                     add.i.payload.b.eq(self.i.payload.acc), add.o.ready.eq(1)]
+        # the operands come straight from block-RAM reads (the int results, the fp sums):
+        # registered first, so no adder logic follows a RAM's clock-to-out
+        valid_in = Signal(name="operands_valid")
+        y_in = Signal(32, name="operand_y")
+        acc_in = Signal(32, name="operand_acc")
+        m.d.sync += [valid_in.eq(take), y_in.eq(self.i.payload.y),
+                     acc_in.eq(self.i.payload.acc)]
+        m.d.comb += [add.i.valid.eq(valid_in), add.i.payload.a.eq(y_in),
+                     add.i.payload.b.eq(acc_in), add.o.ready.eq(1)]
         last = add
         if self._conv is not None:
             m.submodules.to_fp16 = conv = self._conv
