@@ -7,7 +7,9 @@ then the binary32 dequantization of ``sw.llm_int8`` step 6 (and the bias of step
 
 Items ``{x, w[P], first, last}``: one activation code against the codes of ``P``
 outputs (one *group*), ``first`` / ``last`` marking the group's first and last column.
-Lane ``p`` multiplies (one register) and accumulates (one register); on ``last`` the ``P``
+The item is registered first (the activation code comes from a memory read, which left
+no room for the multiplier in the same cycle on ECP5); lane ``p`` then multiplies (one
+register) and accumulates (one register); on ``last`` the ``P``
 sums go to a result bank that a shift register sends, one output per cycle, through
 :class:`~hw.fp.int32_to_fp32.Int32ToFP32`, two :class:`~hw.fp.fp32_mul.FP32Mul` (by
 ``s_x``, the ``sx`` port, then by the output's ``w_scale``) and, with a bias,
@@ -39,7 +41,7 @@ from sw.llm_int8 import MAX_D_IN, Q_MAX
 __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
 
 MAX_LANES = 256
-MAC_LATENCY = 2         # product register, sum register
+MAC_LATENCY = 3         # input register, product register, sum register
 
 
 def acc_width(d_in: int) -> int:
@@ -121,11 +123,14 @@ class Int8IntPath(wiring.Component):
         P, W = self._lanes, self.acc_width
         m.d.comb += self.i.ready.eq(1)
 
-        # MAC lanes: product register, sum register; on last the sums go to the bank
+        # the item registered, then the MAC lanes: product register, sum register; on
+        # last the sums go to the bank
+        valid0 = Signal(name="input_valid")
+        item = Signal.like(self.i.payload, name="input_item", reset_less=True)
+        m.d.sync += [valid0.eq(self.i.valid), item.eq(self.i.payload)]
         valid1 = Signal(name="product_valid")
         first1, last1 = Signal(name="product_first"), Signal(name="product_last")
-        m.d.sync += [valid1.eq(self.i.valid), first1.eq(self.i.payload.first),
-                     last1.eq(self.i.payload.last)]
+        m.d.sync += [valid1.eq(valid0), first1.eq(item.first), last1.eq(item.last)]
         sums = [Signal(signed(W), name=f"sum_{p}", reset_less=True) for p in range(P)]
         bank = [Signal(signed(W), name=f"bank_{p}", reset_less=True) for p in range(P)]
         left = Signal(range(P + 1), name="bank_left")
@@ -133,7 +138,7 @@ class Int8IntPath(wiring.Component):
         m.d.comb += load.eq(valid1 & last1)
         for p in range(P):
             product = Signal(signed(16), name=f"product_{p}", reset_less=True)
-            m.d.sync += product.eq(self.i.payload.x * self.i.payload.w[p])
+            m.d.sync += product.eq(item.x * item.w[p])
             new = Signal(signed(W), name=f"sum_new_{p}")
             m.d.comb += new.eq(Mux(first1, 0, sums[p]) + product)
             with m.If(valid1):
