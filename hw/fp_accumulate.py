@@ -15,8 +15,10 @@ LLM.int8() outlier path.
 
 Timing: both units run free (no enable). A piece accepted in cycle ``a`` has its
 product at ``a + Lm``; the read of ``acc[g]`` is issued at ``a + Lm - 1`` (a transparent,
-one-cycle read), the sum leaves the adder and is written at ``a + Lm + La``
-(:attr:`FPAccumulate.latency`). The next piece of the same group must read after that
+one-cycle read); the product and the read value (or +0 for a first piece) are registered
+(the memory's read is not followed by adder logic in the same cycle: the critical path on
+ECP5 otherwise), and the sum leaves the adder and is written at ``a + Lm + La``
+(:attr:`FPAccumulate.latency`; ``La`` counts that register and the adder). The next piece of the same group must read after that
 write: at least ``D = La + 1`` cycles (:attr:`hazard_distance`) after this one. Pieces of
 a column follow each other, so with ``G >= D`` nothing waits; otherwise the input is not
 ready for ``E = D - G`` cycles after each column's last piece (:attr:`column_gap`).
@@ -41,6 +43,7 @@ from hw.unused import owned, rejectable
 __all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
 
 MAX_LANES = 64
+OPERAND_LEVELS = 1         # the adder's operands registered (one comes from a memory read)
 MAX_GROUPS = 8192
 
 
@@ -95,8 +98,9 @@ class FPAccumulate(wiring.Component):
 
     @property
     def add_latency(self) -> int:
-        """``La``: cycles of the binary32 adder."""
-        return self._adds[0].latency
+        """``La``: cycles from a product to its sum: the operand register
+        (:data:`OPERAND_LEVELS`) and the binary32 adder."""
+        return OPERAND_LEVELS + self._adds[0].latency
 
     @property
     def latency(self) -> int:
@@ -160,15 +164,21 @@ class FPAccumulate(wiring.Component):
         at_add, at_write = ctrl[lm], ctrl[lm + la]
         first = at_add[gbits]
         sums = []
+        operands_valid = Signal(name="operands_valid")
+        m.d.sync += operands_valid.eq(self._muls[0].o.valid)
         for p in range(P):
             mul, add = self._muls[p], self._adds[p]
             m.submodules[f"mul_{p}"] = mul
             m.submodules[f"add_{p}"] = add
+            # the operands registered: the memory read and the product, then the adder
+            old_sum = Signal(32, name=f"operand_sum_{p}", reset_less=True)
+            product = Signal(32, name=f"operand_product_{p}", reset_less=True)
+            m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data[32 * p:32 * (p + 1)])),
+                         product.eq(mul.o.payload.y)]
             m.d.comb += [mul.i.valid.eq(accept), mul.i.payload.a.eq(self.i.payload.x),
                          mul.i.payload.b.eq(self.i.payload.w[p]), mul.o.ready.eq(1),
-                         add.i.valid.eq(mul.o.valid),
-                         add.i.payload.a.eq(Mux(first, 0, loop_rd.data[32 * p:32 * (p + 1)])),
-                         add.i.payload.b.eq(mul.o.payload.y), add.o.ready.eq(1)]
+                         add.i.valid.eq(operands_valid), add.i.payload.a.eq(old_sum),
+                         add.i.payload.b.eq(product), add.o.ready.eq(1)]
             sums.append(add.o.payload.y)
         written = self._adds[0].o.valid
         m.d.comb += [wp.addr.eq(at_write[:gbits]), wp.data.eq(Cat(*sums)), wp.en.eq(written),
