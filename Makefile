@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: setup eval sweep test test-fast sim regress synth pnr bench docs default-model clean help
+.PHONY: setup eval sweep test test-fast sim regress synth pnr bench docs docs-cost default-model clean help
 
 help:
 	@echo "make setup    create .venv and install the pinned dependencies"
@@ -20,6 +20,7 @@ help:
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
 	@echo "make docs     rewrite the result tables of README.md and docs/sw.md from the code"
+	@echo "make docs-cost  rewrite the cost tables of README.md and docs/cost.md (LLaMA-7B)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,7 @@ eval: setup
 	$(VENV)/bin/lqer-hw eval --model default --data default --method l2qer --rank 32 \
 		--w-width 4 --a-width 8 --block 16 --calib default
 
-# The default sweep (sweep/default.toml): 28 points, resumable; prints where its outputs are.
+# The default sweep (sweep/default.toml): 31 points, resumable; prints where its outputs are.
 sweep: setup
 	$(VENV)/bin/lqer-hw sweep default -o build/sweep -j $(JOBS)
 
@@ -64,9 +65,14 @@ pnr: setup
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-# The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes).
-docs: setup
-	$(PY) scripts/docs_tables.py --bit-true
+# The perplexity tables of README.md and docs/sw.md, bit-true figures included (~8 minutes),
+# and the README's sweep excerpt and plot from the default sweep (make sweep).
+docs: sweep
+	$(PY) scripts/docs_tables.py --bit-true --sweep build/sweep
+
+# The cost tables of README.md and docs/cost.md (LLaMA-7B, xc7-nodsp; cold: synthesises the parts).
+docs-cost: setup
+	$(PY) scripts/cost_tables.py
 
 # Re-train the embedded model (deterministic; about 15 minutes on 2 cores).
 default-model: setup

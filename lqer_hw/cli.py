@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim.cli", "run a design's RTL on vectors from an .npz file"),
     "synth": ("hw.synth.cli", "Yosys resource reports per FPGA family and ASIC"),
     "pnr": ("hw.synth.pnr_cli", "place and route with nextpnr, report Fmax"),
+    "cost": ("hw.cost.cli", "area, memories and cycles of whole models per method at iso-throughput"),
     "quantize": ("sw.cli", "compute LQER / L2QER factors of a model"),
     "eval": ("sw.cli", "perplexity of a float or quantized model"),
     "profile": ("sw.profile_cli", "LLM.int8() outlier statistics of a model's activations"),

@@ -3,6 +3,7 @@
     python scripts/docs_tables.py            # rewrite the generated blocks
     python scripts/docs_tables.py --check    # exit 1 naming every stale block
     python scripts/docs_tables.py --bit-true # also the bit-true figures (about 6 more minutes)
+    python scripts/docs_tables.py --sweep build/sweep  # also the README's sweep excerpt and plot
 
 A generated block sits between ``<!-- generated:NAME -->`` and
 ``<!-- /generated:NAME -->``; everything between the markers is replaced.
@@ -33,6 +34,11 @@ FILES = {"readme-eval": "README.md", "readme-perplexity": "README.md",
          "llm-int8": "docs/llm_int8.md", "llm-int8-profile": "docs/llm_int8.md",
          "readme-resq": "README.md", "sw-resq": "docs/sw.md", "sw-resq-bit-true": "docs/sw.md"}
 BIT_TRUE_ONLY = ("sw-bit-true", "sw-resq-bit-true")
+# from a finished `lqer-hw sweep` folder (--sweep DIR; `make docs` runs `make sweep` first)
+FILES["readme-sweep"] = "README.md"
+SWEEP_ONLY = ("readme-sweep",)
+SWEEP_PLOT = "docs/img/pareto.png"
+SWEEP_TARGET = "xc7-nodsp"
 # LLM.int8(): the lower threshold that finds outliers in each small model, and the profile's
 INT8_LOW = {"default": 4.0, "llama": 3.5, "opt": 3.5}
 PROFILE_THRESHOLD = 4.0
@@ -218,6 +224,17 @@ def render(name: str, r: dict) -> str:
     raise KeyError(name)
 
 
+def sweep_excerpt(folder: Path) -> str:
+    """The README's excerpt of a sweep report: its frontier table on :data:`SWEEP_TARGET`."""
+    report = (folder / "report.md").read_text()
+    head = f"## Pareto frontier: {SWEEP_TARGET}"
+    if head not in report:
+        raise SystemExit(f"sweep must be a finished lqer-hw sweep folder with a {SWEEP_TARGET} "
+                         f"frontier; got {str(folder)!r}")
+    section = report.split(head, 1)[1].split("\n## ", 1)[0].strip()
+    return f"Pareto frontier on `{SWEEP_TARGET}` (from `build/sweep/report.md`):\n\n{section}"
+
+
 def _pattern(name: str) -> re.Pattern:
     return re.compile(rf"(<!-- generated:{name} -->)(.*?)(<!-- /generated:{name} -->)", re.S)
 
@@ -236,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")
     ap.add_argument("--bit-true", action="store_true", help="also the bit-true figures (slow)")
+    ap.add_argument("--sweep", type=Path, metavar="DIR",
+                    help="a finished lqer-hw sweep folder: the README's excerpt and plot")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)  # the figures do not depend on it; the shared machine does
@@ -248,15 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         for name in [n for n, f in FILES.items() if f == file]:
             if name in BIT_TRUE_ONLY and not args.bit_true:
                 continue
+            if name in SWEEP_ONLY and args.sweep is None:
+                continue
             pattern = _pattern(name)
             if not pattern.search(new):
                 raise SystemExit(f"{file} has no generated block {name!r}")
-            body = _wrap(name, render(name, r))
+            body = _wrap(name, sweep_excerpt(args.sweep) if name in SWEEP_ONLY
+                         else render(name, r))
             new = pattern.sub(lambda m: m[1] + body + m[3], new)
         if new != text:
             stale.append(file)
             if not args.check:
                 path.write_text(new)
+    if args.sweep is not None and not args.check:
+        import shutil
+        (ROOT / SWEEP_PLOT).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.sweep / "pareto.png", ROOT / SWEEP_PLOT)
     if args.check and stale:
         print(f"stale generated tables in {', '.join(stale)}: run make docs", file=sys.stderr)
         return 1

@@ -33,7 +33,8 @@ class EvalPlan:
 
     method: str
     arithmetic: str                      # "fast" or "bit-true"
-    config: QuantConfig | None           # None with --quantized until the factors are read
+    config: QuantConfig | None           # None with --quantized until the factors are read;
+    #                                      Int8Options for llm-int8 / w8a8
     calib: CalibOptions | None
     calib_text: str | None
     guard_bits: int | None
@@ -61,6 +62,16 @@ def plan(args) -> EvalPlan:
     guard_bits = 8 if args.guard_bits is None else (None if args.guard_bits == "exact"
                                                     else args.guard_bits)
     factors = manifest = config = calib = calib_text = None
+    from sw import llm_int8_cli
+    if args.quantized is None and args.method in llm_int8_cli.METHODS:
+        # LLM.int8() / W8A8: Int8Options in place of a QuantConfig (sw.llm_int8_cli)
+        check_applicable(args, args.method)
+        config = llm_int8_cli.int8_options(args, args.method)
+        data_file = data_path(args.data)
+        return EvalPlan(method=args.method, arithmetic=arithmetic, config=config, calib=None,
+                        calib_text=None, guard_bits=None, seq_len=args.seq_len,
+                        batch_size=args.batch_size, max_windows=args.max_windows,
+                        data_file=data_file, text=read_text(data_file, name="data"))
     if args.quantized is not None:
         if args.method is not None:
             raise UsageError("quantized and method must not both be given (the factors fix the "
@@ -130,6 +141,12 @@ def quantize_layers(p: EvalPlan, args, model, tokenizer, device, prog: str) -> N
     from sw.models import model_hash
 
     if p.method == "fp":
+        return
+    from sw import llm_int8_cli
+    if p.method in llm_int8_cli.METHODS:
+        from sw.llm_int8_pipeline import emulate
+        p.emulated = len(emulate(model, p.config, arithmetic=p.arithmetic,
+                                 layer_pattern=args.layers))
         return
     if p.manifest is not None:
         digest = model_hash(model)

@@ -420,7 +420,7 @@ def check_with_models(points: list[Point]) -> None:
             if data not in checked_data:
                 data_ids(p, model, tokenizer)
                 checked_data.add(data)
-            if p.config is not None and p.config.quantized:
+            if getattr(p.config, "quantized", False):  # QuantConfig (Int8Options has none)
                 select_layers(model, p.config, args.layers)
             if p.calib is not None:
                 check_calibration(model, tokenizer, p.calib_text, p.calib)

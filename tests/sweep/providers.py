@@ -13,6 +13,8 @@ def area(method_config: dict, target: str) -> dict:
     c = method_config
     if c["method"] == "fp16":
         bits = 16 * 16
+    elif c["method"] in ("w8a8", "llm-int8"):
+        bits = 8 * 8
     else:
         bits = c["w_width"] * c["a_width"]
         if c["method"] in ("lqer", "l2qer"):

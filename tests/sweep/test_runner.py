@@ -148,3 +148,24 @@ def test_placeholder_area_is_null_never_a_number(tmp_path, small_spec):
     report = (out / "report.md").read_text()
     assert "No point has both an area and a perplexity for this target: no frontier." in report
     assert (out / "pareto.png").exists()
+
+
+def test_int8_and_resq_points_give_evals_perplexity(tmp_path, capsys):
+    """llm-int8, w8a8 and resq points run eval's own steps: the same perplexity as the command."""
+    from sw.cli_eval import evaluate
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[sweep]\nmodel = "default"\ndata = "default"\nmax-windows = 2\n'
+                    'a-width = 8\ntargets = ["xc7-nodsp"]\n'
+                    'area = "tests.sweep.providers:area"\n\n'
+                    '[[grid]]\nmethod = ["w8a8", "llm-int8"]\n\n'
+                    '[[grid]]\nmethod = "resq"\nw-width = 4\n')
+    assert main([str(spec), "-o", str(tmp_path / "out")]) == 0
+    got = {r["label"]: r["perplexity"] for r in rows_of(tmp_path / "out")}
+    capsys.readouterr()
+    expected = {}
+    for label, argv in [("w8a8", ["--method", "w8a8"]), ("llm-int8", ["--method", "llm-int8"]),
+                        ("resq W4A8", ["--method", "resq", "--w-width", "4", "--a-width", "8"])]:
+        assert evaluate(["--max-windows", "2", "--json", *argv], "lqer-hw eval") == 0
+        expected[label] = json.loads(capsys.readouterr().out.splitlines()[-1])["perplexity"]
+    assert got == expected

@@ -18,10 +18,13 @@ def _expand_text(tmp_path, text):
 def test_default_spec_is_the_issue_grid():
     points = expand(load_spec("default"))
     labels = [p.label for p in points]
-    assert labels[:4] == ["fp", "mxint W4A8", "mxint W3A8", "mxint W2A8"]
+    assert labels[:7] == ["fp", "w8a8", "llm-int8", "resq W4A8", "mxint W4A8", "mxint W3A8",
+                          "mxint W2A8"]
     assert {"lqer W4A8 r32", "l2qer W4A8 r32", "lqer W2A8 r64", "l2qer W3A8 r8"} <= set(labels)
-    assert len(points) == 1 + 3 + 2 * 3 * 4
-    assert all(p.config["block"] == 16 and p.config["a_width"] == 8 for p in points[1:])
+    assert len(points) == 1 + 2 + 1 + 3 + 2 * 3 * 4
+    mx = [p for p in points if p.config["method"] not in ("fp", "w8a8", "llm-int8")]
+    assert all(p.config["block"] == 16 and p.config["a_width"] == 8 for p in mx)
+    assert points[2].config["threshold"] == 6.0
     assert all(p.hardware == {"macs_per_cycle": 16} for p in points)
     # settings go only to the methods that take them: fp gets no a-width, no block
     assert points[0].argv == ("--model", "default", "--data", "default", "--method", "fp")

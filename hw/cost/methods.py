@@ -1,0 +1,569 @@
+"""Each method's layer engine, as data: its parts, its memories, its schedule.
+
+Every engine runs one token at a time (a GEMV, as in decoding) with the weights
+streamed in, and is sized for the same main-path throughput: ``macs_per_cycle``
+multiply-accumulates per cycle, i.e. ``P = macs_per_cycle / block`` dot-product lanes of
+``block`` elements each (the LQER authors' model: 16 MACs per cycle, block 16, one
+lane). A token then takes the same ``main_steps = (d_out / P) * (d_in / block)`` cycles
+on every method; what differs is the area, the memories and a method's own extra
+cycles (LLM.int8()'s activation pass and its data-dependent outlier cycles). The
+per-method choices are stated in the :data:`METHODS` entries and in docs/cost.md.
+
+A :class:`Method` is a list of :class:`Use` (a part, counted), a list of :class:`Store`
+(memories: ``buffer`` per token, ``table`` constants, ``registers`` fixed register banks,
+``weights`` the stored layer operands) and a schedule. The entries are lambdas of a
+:class:`Sizing`, the layer's derived sizes; adding a method or a part is adding entries.
+A method whose whole datapath exists as a registered design names it (``design``):
+the control logic around the parts is then fitted from that design's syntheses
+(:mod:`hw.cost.glue`) and the prediction is validated against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+from hw.cost.outliers import OutlierCounts, SIZINGS
+from hw.cost.parts import Part
+from hw.lqer_schedule import LQERSchedule, default_lowrank_lanes
+from hw.params import signed_for_range
+from sw.blockmath import accumulator_width, dot_sum_width
+from sw.mxint import MXIntFormat
+
+__all__ = ["CYCLES_MEMO", "lqer_cycles", "CostConfig", "Sizing", "Use", "Store", "Schedule",
+           "Method", "METHODS",
+           "method_names", "HIGH_WIDTH", "THRESHOLD", "FP16_THRESHOLD"]
+
+HIGH_WIDTH = 8              # LLM.int8()'s int8 path and ResQ's high-precision subspace
+THRESHOLD = 6.0             # LLM.int8()'s outlier threshold (Dettmers et al. 2022)
+FP16_THRESHOLD = 0x4600     # binary16 pattern of 6.0
+INT32 = 32                  # LLM.int8()'s integer accumulator (sw.llm_int8: int32)
+FP16, FP32 = 16, 32
+RECIPROCAL_TABLE = 1024     # sw.llm_int8: r depends on s_x's 10 fraction bits (docs/llm_int8.md)
+# LLM.int8()'s activation codes round(x * r) are made one element per cycle in a pass of
+# d_in cycles (d_in is a small share of a token's d_in * d_out / MACs cycles); a block per
+# cycle would take `block` multipliers for a pass of d_in / block cycles.
+QUANTIZER_LANES = 1
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """The engine parameters shared by every method (defaults: the LQER paper's W4A8,
+    block 16, 8-bit shared exponents, rank 32, 16 MACs per cycle)."""
+
+    macs_per_cycle: int = 16
+    block: int = 16
+    rank: int = 32
+    w_width: int = 4
+    a_width: int = 8
+    exponent_bits: int = 8
+    # pipeline depths of the parts: lqer-linear's defaults (read from the registry)
+    guard_bits: int = field(default_factory=lambda: _lqer_default("guard_bits"))
+    dot_stages: int = field(default_factory=lambda: _lqer_default("dot_stages"))
+    acc_slots: int = field(default_factory=lambda: _lqer_default("acc_slots"))
+    acc_stages: int = field(default_factory=lambda: _lqer_default("acc_stages"))
+    quant_stages: int = field(default_factory=lambda: _lqer_default("quant_stages"))
+    resq_fraction: int = 8          # ResQ keeps d_in / resq_fraction directions in 8-bit
+    resq_rank: int = 0              # ResQ's high-precision directions per layer (0: by fraction)
+    outlier_sizing: str = "p99"     # which outlier count sizes LLM.int8()'s fp16 lanes
+
+    @property
+    def lanes(self) -> int:
+        """Main-path dot lanes ``P = macs_per_cycle / block``."""
+        return self.macs_per_cycle // self.block
+
+    def check(self) -> "CostConfig":
+        """``self``; ``ValueError`` (one line, the CLI's option names) when inconsistent."""
+        MXIntFormat(width=self.w_width, block=self.block, exponent_bits=self.exponent_bits)
+        MXIntFormat(width=self.a_width, block=self.block, exponent_bits=self.exponent_bits)
+        if self.macs_per_cycle < self.block or self.macs_per_cycle % self.block:
+            raise ValueError(f"macs-per-cycle must be a multiple of block ({self.block}); got "
+                             f"{self.macs_per_cycle}")
+        if self.rank < self.block or self.rank % self.block:
+            raise ValueError(f"rank must be a positive multiple of block ({self.block}); got "
+                             f"{self.rank}")
+        if self.resq_rank < 0 or self.resq_rank % self.block:
+            raise ValueError(f"resq-rank must be 0 (d_in / resq-fraction) or a multiple of block "
+                             f"({self.block}); got {self.resq_rank}")
+        if self.outlier_sizing not in SIZINGS:
+            raise ValueError(f"outlier-sizing must be one of {', '.join(SIZINGS)}; got "
+                             f"{self.outlier_sizing!r}")
+        return self
+
+    def formats(self) -> dict[str, MXIntFormat]:
+        e, b = self.exponent_bits, self.block
+        return {"a": MXIntFormat(width=self.a_width, block=b, exponent_bits=e),
+                "w": MXIntFormat(width=self.w_width, block=b, exponent_bits=e),
+                "high": MXIntFormat(width=HIGH_WIDTH, block=b, exponent_bits=e)}
+
+
+def _lqer_default(name: str) -> int:
+    from hw.designs import get_design
+    return get_design("lqer-linear").defaults[name]
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _block_bits(fmt: MXIntFormat) -> int:
+    return fmt.block * fmt.width + fmt.exponent_bits
+
+
+@dataclass(frozen=True)
+class _Path:
+    """An MXINT dot array and its accumulator: the widths the buffers need."""
+
+    a: MXIntFormat
+    w: MXIntFormat
+    partials: int
+    guard_bits: int
+
+    @property
+    def sum_width(self) -> int:
+        return dot_sum_width(self.a.block, self.a.width, self.w.width)
+
+    @property
+    def acc_width(self) -> int:
+        return accumulator_width(self.sum_width, self.guard_bits, self.partials)
+
+    @property
+    def exponent_width(self) -> int:
+        """Bits of an accumulator result's exponent (``hw.accumulator`` out_exponent_range)."""
+        (alo, ahi), (wlo, whi) = self.a.lsb_range, self.w.lsb_range
+        return signed_for_range(alo + wlo - self.guard_bits, ahi + whi - self.guard_bits).width
+
+    @property
+    def result_width(self) -> int:
+        return self.acc_width + self.exponent_width
+
+
+class Sizing:
+    """Derived sizes of one layer's engine: ``d_in`` x ``d_out`` under ``cfg``, with the
+    layer's outlier counts (LLM.int8()) when known.
+
+    Feature counts are padded to whole blocks (a short tail block is zero-padded, as in
+    the reference) and ``d_out`` to whole groups of ``P`` lanes.
+    """
+
+    def __init__(self, cfg: CostConfig, d_in: int, d_out: int,
+                 outliers: OutlierCounts | None = None):
+        self.cfg = cfg
+        self.d_in, self.d_out = d_in, d_out
+        self.outliers = outliers
+        b, p = cfg.block, cfg.lanes
+        self.block, self.P = b, p
+        self.nb_in = _ceil(d_in, b)
+        self.din_p = self.nb_in * b
+        group = math.lcm(b, p)
+        self.dout_p = _ceil(d_out, group) * group
+        self.nb_out = self.dout_p // b
+        self.fmt = cfg.formats()
+        self.e = cfg.exponent_bits
+
+    # ---- the common schedule
+    @property
+    def main_steps(self) -> int:
+        """Cycles of the main path per token, ``(d_out / P) * (d_in / block)``."""
+        return self.dout_p // self.P * self.nb_in
+
+    @property
+    def index_width(self) -> int:
+        return max(1, (self.din_p - 1).bit_length())
+
+    # ---- MXINT paths (lqer-linear)
+    @cached_property
+    def main(self) -> _Path:
+        return _Path(self.fmt["a"], self.fmt["w"], self.nb_in, self.cfg.guard_bits)
+
+    @property
+    def rank(self) -> int:
+        return self.cfg.rank
+
+    @property
+    def nb_k(self) -> int:
+        return self.rank // self.block
+
+    @cached_property
+    def lowrank_lanes(self) -> int:
+        """P_l: the least power of two that never stalls the main path (hw.lqer_schedule)."""
+        return default_lowrank_lanes(d_in=self.din_p, d_out=self.dout_p, rank=self.rank,
+                                     block=self.block, lanes_main=self.P, **self.latencies)
+
+    @cached_property
+    def lowrank(self) -> _Path:
+        return _Path(self.fmt["a"], self.fmt["a"], max(self.nb_in, self.nb_k), self.cfg.guard_bits)
+
+    @property
+    def lowrank_lsb_width(self) -> int:
+        return self.lowrank.exponent_width
+
+    @property
+    def acc_latency(self) -> int:
+        """Latency of an accumulator (``hw.accumulator``: its stages plus its slots)."""
+        return self.cfg.acc_stages + self.cfg.acc_slots
+
+    @property
+    def latencies(self) -> dict:
+        """The part latencies ``hw.lqer_schedule.LQERSchedule`` takes (two-term output)."""
+        c = self.cfg
+        return dict(slots=c.acc_slots, dot_latency=c.dot_stages, acc_latency=self.acc_latency,
+                    quant_latency=c.quant_stages)
+
+    def lqer_schedule(self, rank: int) -> LQERSchedule:
+        return LQERSchedule(self.din_p, self.dout_p, rank, self.block, self.P,
+                            self.lowrank_lanes if rank else 1, **self.latencies)
+
+    def lqer_design(self, rank: int) -> dict[str, int]:
+        """``lqer-linear`` parameters of this engine (rank 0: the MXINT layer)."""
+        c = self.cfg
+        return {"d_in": self.din_p, "d_out": self.dout_p, "rank": rank, "block": self.block,
+                "a_width": c.a_width, "w_width": c.w_width, "lowrank_width": c.a_width,
+                "exponent_bits": c.exponent_bits, "lanes_main": self.P, "lanes_lowrank": 0,
+                "guard_bits": c.guard_bits, "dot_stages": c.dot_stages,
+                "acc_slots": c.acc_slots, "acc_stages": c.acc_stages,
+                "quant_stages": c.quant_stages, "merged": 0, "bias": 0,
+                "merge_stages": _lqer_default("merge_stages")}
+
+    # ---- ResQ
+    @property
+    def resq_rank(self) -> int:
+        """High-precision directions: ``cfg.resq_rank`` when given, else ``d_in /
+        resq_fraction`` rounded up to a block; at least one block, leaving at least one
+        block to the low-precision path."""
+        r = self.cfg.resq_rank or \
+            _ceil(_ceil(self.din_p, self.cfg.resq_fraction), self.block) * self.block
+        return min(max(r, self.block), self.din_p - self.block)
+
+    @property
+    def nb_high(self) -> int:
+        return self.resq_rank // self.block
+
+    @property
+    def nb_low(self) -> int:
+        return self.nb_in - self.nb_high
+
+    @cached_property
+    def resq_low(self) -> _Path:
+        return _Path(self.fmt["a"], self.fmt["w"], self.nb_low, self.cfg.guard_bits)
+
+    @cached_property
+    def resq_high(self) -> _Path:
+        return _Path(self.fmt["high"], self.fmt["high"], self.nb_high, self.cfg.guard_bits)
+
+    @cached_property
+    def resq_high_lanes(self) -> int:
+        """Smallest power of two <= block whose high path never stalls the low one."""
+        lanes = 1
+        while lanes < self.block and \
+                self.dout_p // lanes * self.nb_high > self.dout_p // self.P * self.nb_low:
+            lanes *= 2
+        return lanes
+
+    # ---- LLM.int8()
+    @property
+    def outlier_columns(self) -> float:
+        """The outlier count the fp16 lanes are sized for (cfg.outlier_sizing; at most d_in)."""
+        if self.outliers is None:
+            raise ValueError("outliers must be given for llm-int8 (--outliers PROFILE.json or "
+                             "--outlier-columns N); got neither")
+        return min(self.outliers.at(self.cfg.outlier_sizing), self.d_in)
+
+    @property
+    def fp_lanes(self) -> int:
+        """fp16 lanes F: the fewest whose ``outlier_cycles(outlier_columns)`` fit within
+        main_steps (at least 1; at most one per output channel)."""
+        n = math.ceil(self.outlier_columns)
+        if n == 0:
+            return 1
+        per_lane = self.main_steps // n  # output channels one lane can take in time
+        return self.dout_p if per_lane == 0 else _ceil(self.dout_p, per_lane)
+
+    def outlier_statistics(self) -> dict[str, float]:
+        """The profile's outlier counts at which extra cycles are reported."""
+        o = self.outliers
+        return {k: min(v, self.d_in) for k, v in (("mean", o.mean), ("p99", o.p99), ("max", o.max))}
+
+    def outlier_cycles(self, columns: float) -> int:
+        """Cycles of the fp16 path for ``columns`` outlier columns: each lane takes one
+        output channel at a time through the columns in order (``sw.llm_int8``)."""
+        return _ceil(self.dout_p, self.fp_lanes) * math.ceil(columns)
+
+
+# ---------------------------------------------------------------- method entries
+
+@dataclass(frozen=True)
+class Use:
+    """``count`` instances of ``part`` (both functions of a :class:`Sizing`) in ``role``."""
+
+    role: str
+    part: Callable[[Sizing], Part]
+    count: Callable[[Sizing], int] = lambda s: 1
+
+
+@dataclass(frozen=True)
+class Store:
+    """A memory ``depth`` words x ``width`` bits of ``kind`` buffer / table / registers /
+    weights (functions of a :class:`Sizing`). ``read``: how a buffer is read, ``"operand"``
+    (a dot array's operand, every step: activations, t) or ``"result"`` (once per output
+    block: results awaiting the merge); the glue model costs the two apart."""
+
+    role: str
+    depth: Callable[[Sizing], int]
+    width: Callable[[Sizing], int]
+    kind: str = "buffer"
+    read: str = "result"
+    fifo: bool = False    # a buffered FIFO: its output register stays in logic as a memory
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Per token: ``steps`` (input items, the iso-throughput part), ``cycles`` (at full
+    rate, with fills and passes), ``extra`` (statistic -> data-dependent extra cycles)."""
+
+    steps: int
+    cycles: int
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    uses: tuple[Use, ...]
+    stores: tuple[Store, ...]
+    schedule: Callable[[Sizing], Schedule]
+    design: tuple[str, Callable[[Sizing], dict]] | None = None
+    second_path: bool = False       # a second datapath beside the main one (glue model)
+    status: str = ""                # what exists in RTL today
+    needs_outliers: bool = False    # sized from the LLM.int8() outlier counts
+    uses_rank: bool = False         # sized by the LQER rank
+    gather_width: int = 0           # bits of a weight gathered at run time (outlier path)
+
+
+def _dot(path_of, lanes_of) -> Callable[[Sizing], Part]:
+    def part(s: Sizing) -> Part:
+        p = path_of(s)
+        return Part.of("dot-array", lanes=lanes_of(s), block=s.block, a_width=p.a.width,
+                       w_width=p.w.width, exponent_bits=s.e, stages=s.cfg.dot_stages,
+                       backpressure=0)
+    return part
+
+
+def _acc(path_of, lanes_of) -> Callable[[Sizing], Part]:
+    def part(s: Sizing) -> Part:
+        p = path_of(s)
+        return Part.of("accumulator", lanes=lanes_of(s), slots=s.cfg.acc_slots,
+                       stages=s.cfg.acc_stages, block=s.block, a_width=p.a.width,
+                       w_width=p.w.width, exponent_bits=s.e, guard_bits=p.guard_bits,
+                       max_partials=p.partials, backpressure=0)
+    return part
+
+
+def _fp(name: str) -> Callable[[Sizing], Part]:
+    return lambda s: Part.of(name)
+
+
+# LQERSchedule.cycles_per_token runs the output stage's cycle model over a whole token
+# (seconds at LLaMA sizes): memoised by the schedule (its repr), in this process and, when
+# hw.cost.model.schedule_memo loads one, beside the synthesis cache across runs.
+CYCLES_MEMO: dict[str, int] = {}
+
+
+def lqer_cycles(schedule: LQERSchedule) -> int:
+    """``schedule.cycles_per_token``, memoised in :data:`CYCLES_MEMO`."""
+    key = repr(schedule)
+    if key not in CYCLES_MEMO:
+        CYCLES_MEMO[key] = schedule.cycles_per_token
+    return CYCLES_MEMO[key]
+
+
+def _lqer_schedule(rank_of) -> Callable[[Sizing], Schedule]:
+    def schedule(s: Sizing) -> Schedule:
+        sch = s.lqer_schedule(rank_of(s))
+        return Schedule(sch.steps, lqer_cycles(sch))
+    return schedule
+
+
+# the MXINT main path of lqer-linear
+_MAIN = (
+    Use("main dot array", _dot(lambda s: s.main, lambda s: s.P)),
+    Use("main accumulator", _acc(lambda s: s.main, lambda s: s.P)),
+    Use("main results, groups to blocks", lambda s: Part.of(
+        "rechunk", value_width=s.main.acc_width, exponent_width=s.main.exponent_width,
+        n_in=s.P, n_out=s.block)),
+)
+_MAIN_STORES = (
+    Store("x memory (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]),
+          read="operand"),
+    Store("main FIFO (results awaiting u)", lambda s: s.dout_p // s.P + 1,
+          lambda s: s.P * s.main.result_width, fifo=True),
+    Store("W_q (MXINT weights)", lambda s: s.main_steps,
+          lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
+)
+_LOWRANK = (
+    Use("low-rank dot array", _dot(lambda s: s.lowrank, lambda s: s.lowrank_lanes)),
+    Use("low-rank accumulator", _acc(lambda s: s.lowrank, lambda s: s.lowrank_lanes)),
+    Use("requantizer (t, u)", lambda s: Part.of(
+        "quantizer", block=s.block, in_width=s.lowrank.acc_width, lsb_width=s.lowrank_lsb_width,
+        width=s.cfg.a_width, exponent_bits=s.e, stages=s.cfg.quant_stages, backpressure=0)),
+)
+_LOWRANK_STORES = (
+    Store("t memory", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
+    Store("u FIFO", lambda s: s.nb_out + 1, lambda s: _block_bits(s.fmt["a"]), fifo=True),
+    Store("requantizer staging", lambda s: 1,
+          lambda s: s.block * (s.lowrank.acc_width + s.lowrank_lsb_width), "registers"),
+    Store("A^T (low-rank factor)", lambda s: s.rank // s.lowrank_lanes * s.nb_in,
+          lambda s: s.lowrank_lanes * _block_bits(s.fmt["a"]), "weights"),
+    Store("B^T (low-rank factor)", lambda s: s.dout_p // s.lowrank_lanes * s.nb_k,
+          lambda s: s.lowrank_lanes * _block_bits(s.fmt["a"]), "weights"),
+)
+
+
+def _fp16_schedule(s: Sizing) -> Schedule:
+    # latency: products, the adder tree, the accumulating adder, in fp-unit stages
+    from hw.cost.parts import fp_latency
+    tree = int(math.log2(s.block))
+    latency = fp_latency("fp16-mul") + (tree + 1) * fp_latency("fp32-add")
+    return Schedule(s.main_steps, s.main_steps + latency)
+
+
+def _int8_schedule(s: Sizing, outliers: bool) -> Schedule:
+    """Two activation passes, then the int path: the absmax (and the outlier mask) one
+    block per cycle, the int8 codes one element per cycle (:data:`QUANTIZER_LANES`); with
+    outliers the fp16 path runs beside the int path and may run longer."""
+    from hw.cost.parts import fp_latency
+    latency = s.cfg.dot_stages + 1 + fp_latency("int32-to-fp32") + 2 * fp_latency("fp32-mul")
+    steps = s.main_steps
+    extra = {}
+    if outliers:
+        latency += fp_latency("fp32-add")
+        counts = s.outlier_statistics()
+        extra = {k: max(0, s.outlier_cycles(v) - s.main_steps) for k, v in counts.items()}
+    passes = s.nb_in + _ceil(s.din_p, QUANTIZER_LANES)
+    return Schedule(steps, passes + steps + latency, extra)
+
+
+def _resq_schedule(s: Sizing) -> Schedule:
+    low = s.dout_p // s.P * s.nb_low
+    high = s.dout_p // s.resq_high_lanes * s.nb_high
+    steps = max(low, high)
+    return Schedule(steps, steps + s.cfg.dot_stages + s.acc_latency + 2)
+
+
+def _int_front(width: int) -> tuple[Use, ...]:
+    """The int path of vector-wise ``width``-bit quantization (``sw.llm_int8`` at 8 bits)."""
+    return (
+        Use("activation quantizer (x * r)", _fp("fp32-mul"), lambda s: QUANTIZER_LANES),
+        Use(f"int{width} dot array", lambda s: Part.of(
+            "int-dot-array", lanes=s.P, block=s.block, a_width=width, w_width=width,
+            stages=s.cfg.dot_stages)),
+        Use("int32 accumulator", lambda s: Part.of(
+            "int-accumulator", lanes=s.P, in_width=dot_sum_width(s.block, width, width),
+            acc_width=INT32)),
+        Use("dequantization int32 -> fp32", _fp("int32-to-fp32")),
+        Use("dequantization (x s_x, x s_w/q^2)", _fp("fp32-mul"), lambda s: 2),
+    )
+
+
+def _int_stores(width: int) -> tuple[Store, ...]:
+    return (
+        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16,
+              read="operand"),
+        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width,
+              read="operand"),
+        Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
+        Store(f"W (int{width} weights)", lambda s: s.main_steps,
+              lambda s: s.P * s.block * width, "weights"),
+        Store("s_w / q^2 (per row, fp32)", lambda s: s.dout_p, lambda s: FP32, "weights"),
+    )
+
+
+def _outlier_method(name: str, summary: str, width: int, status: str) -> Method:
+    """LLM.int8()'s shape at an int path of ``width`` bits: detector and compaction, the
+    int path, ``F`` fp16 outlier lanes dequantizing the gathered weights, the merge."""
+    return Method(
+        name, summary,
+        (Use("outlier detector and absmax", lambda s: Part.of(
+            "outlier-detector", block=s.block, threshold=FP16_THRESHOLD)),
+         Use("compaction network", lambda s: Part.of("compaction", block=s.block,
+                                                     index_width=s.index_width)),)
+        + _int_front(width)
+        + (Use("outlier weight int -> fp32", _fp("int32-to-fp32"), lambda s: s.fp_lanes),
+           Use("outlier weight dequantization", _fp("fp32-mul"), lambda s: 2 * s.fp_lanes),
+           Use("outlier weight fp32 -> fp16", _fp("fp32-to-fp16"), lambda s: s.fp_lanes),
+           Use("outlier fp16 products", _fp("fp16-mul"), lambda s: s.fp_lanes),
+           Use("outlier fp32 accumulators", _fp("fp32-add"), lambda s: s.fp_lanes),
+           Use("merge (int + outlier)", _fp("fp32-add"))),
+        _int_stores(width) + (
+            Store("outlier column list", lambda s: s.din_p, lambda s: s.index_width),
+            Store("int results awaiting merge (fp32)", lambda s: s.dout_p, lambda s: FP32)),
+        lambda s: _int8_schedule(s, outliers=True), second_path=True, needs_outliers=True,
+        gather_width=width, status=status)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method(
+        "fp16", "FP16 baseline: fp16 x fp16 products, fp32 adder trees and accumulation",
+        (Use("fp16 multipliers", _fp("fp16-mul"), lambda s: s.P * s.block),
+         Use("fp32 adder trees", _fp("fp32-add"), lambda s: s.P * (s.block - 1)),
+         Use("fp32 accumulators", _fp("fp32-add"), lambda s: s.P)),
+        (Store("x buffer (fp16)", lambda s: s.nb_in, lambda s: s.block * FP16, read="operand"),
+         Store("W (fp16 weights)", lambda s: s.main_steps, lambda s: s.P * s.block * FP16,
+               "weights")),
+        _fp16_schedule,
+        status="estimated composition of floating-point units (fp16-linear: issue 13)"),
+    Method(
+        "w8a8", "vector-wise int8 weights and activations (LLM.int8() without outliers)",
+        (Use("activation absmax", lambda s: Part.of("outlier-detector", block=s.block,
+                                                    threshold=0x7C00)),) + _int_front(HIGH_WIDTH),
+        _int_stores(HIGH_WIDTH),
+        lambda s: _int8_schedule(s, outliers=False),
+        status="int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
+    Method(
+        "mxint", "MXINT weights and activations, no correction (lqer-linear, rank 0)",
+        _MAIN, _MAIN_STORES, _lqer_schedule(lambda s: 0),
+        design=("lqer-linear", lambda s: s.lqer_design(0)), status="RTL: lqer-linear rank 0"),
+    Method(
+        "lqer", "LQER: MXINT main path plus the 8-bit low-rank correction (lqer-linear)",
+        _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
+        design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
+        uses_rank=True, status="RTL: lqer-linear"),
+    Method(
+        "l2qer", "L2QER: the LQER datapath; the activation scale is folded into A offline",
+        _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
+        design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
+        uses_rank=True, status="RTL: lqer-linear"),
+    _outlier_method(
+        "llm-int8", "LLM.int8(): int8 path plus fp16 outlier columns gathered at run time",
+        HIGH_WIDTH, "int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
+    _outlier_method(
+        "llm-int4", "LLM.int4() (the LQER authors' comparison): LLM.int8() with a 4-bit int path",
+        4, "as llm-int8 at 4 bits; no sw reference (round(x * 7 / s_x) assumed)"),
+    Method(
+        "resq", "ResQ: low-precision path over d - r projected coordinates, 8-bit path over r",
+        (Use("low-precision dot array", _dot(lambda s: s.resq_low, lambda s: s.P)),
+         Use("low-precision accumulator", _acc(lambda s: s.resq_low, lambda s: s.P)),
+         Use("high-precision dot array", _dot(lambda s: s.resq_high, lambda s: s.resq_high_lanes)),
+         Use("high-precision accumulator", _acc(lambda s: s.resq_high,
+                                                lambda s: s.resq_high_lanes))),
+        (Store("x buffer, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"]),
+               read="operand"),
+         Store("x buffer, high subspace", lambda s: s.nb_high,
+               lambda s: _block_bits(s.fmt["high"]), read="operand"),
+         Store("low-path results", lambda s: s.nb_out, lambda s: s.block * s.resq_low.result_width),
+         Store("high-path results", lambda s: s.nb_out,
+               lambda s: s.block * s.resq_high.result_width),
+         Store("low-precision weights", lambda s: s.dout_p // s.P * s.nb_low,
+               lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
+         Store("high-precision weights", lambda s: s.dout_p // s.resq_high_lanes * s.nb_high,
+               lambda s: s.resq_high_lanes * _block_bits(s.fmt["high"]), "weights")),
+        _resq_schedule, second_path=True,
+        status="parts synthesised; composition estimated (ResQ mode: issue 14)"),
+)}
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(METHODS)

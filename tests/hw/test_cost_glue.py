@@ -1,0 +1,73 @@
+"""hw.cost.glue: features by construction from the buffer lists, the fit, its prediction."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hw.cost.glue import GlueFeatures, features, fit, fit_shapes, implemented_buffers
+from hw.cost.methods import METHODS, CostConfig, Sizing
+from hw.cost.parts import FIGURES
+
+
+def test_features_count_register_buffers_and_their_read_multiplexers():
+    s = Sizing(CostConfig(), 32, 32)
+    x_bits = 16 * 8 + 8                              # an MXINT8 block
+    result = 24 + 10                                 # main accumulator (15 + 8 + 1) and exponent
+    f = features(METHODS["mxint"], s, "registers")
+    # x memory: 2 blocks, read by the dot array; main FIFO: 32 channels + 1, read per block
+    assert f == GlueFeatures(operand_mux=x_bits * (2 - 1), result_mux=result * (33 - 1),
+                             register_bits=2 * x_bits + 33 * result, second_path=0)
+    # as memories, only the FIFO's output register stays in the glue
+    assert features(METHODS["mxint"], s, "memory") == GlueFeatures(0, 0, result, 0)
+    s = Sizing(dataclasses.replace(CostConfig(), rank=16), 64, 64)
+    lr_acc, lsb, result = 19 + 8 + 2, 10, 25 + 10
+    staging = 16 * (lr_acc + lsb)
+    f = features(METHODS["lqer"], s, "registers")
+    assert f.second_path == 1
+    assert f.register_bits == 4 * x_bits + 65 * result + 1 * x_bits + 5 * x_bits + staging
+    assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 64 + x_bits * 4)
+    assert features(METHODS["lqer"], s, "memory") == \
+        GlueFeatures(0, 0, result + x_bits + staging, 1)
+    with pytest.raises(ValueError, match=r'^buffers must be one of "registers", "memory"; got '):
+        features(METHODS["lqer"], s, "bram")
+
+
+def test_buffers_are_memories_where_the_target_has_ram():
+    assert [implemented_buffers(t) for t in ("xc7-nodsp", "ecp5", "ice40", "lut6", "cmos")] == \
+        ["memory", "memory", "memory", "registers", "registers"]
+
+
+def test_fit_shapes_are_whole_blocks_and_lane_groups():
+    assert fit_shapes(CostConfig()) == [(32, 32, 0), (32, 64, 0), (64, 64, 0), (64, 64, 16)]
+    assert fit_shapes(CostConfig(macs_per_cycle=512)) == fit_shapes(CostConfig())
+    assert fit_shapes(CostConfig(macs_per_cycle=1024)) == [(32, 64, 0), (32, 64, 0), (64, 64, 0),
+                                                           (64, 64, 16)]
+
+
+def test_the_fit_recovers_known_coefficients_and_counts_registers_exactly():
+    truth = {"luts": (1.2, 0.03, 150.0, 900.0), "carries": (0.0, 0.0, 12.0, 30.0)}
+    ff_base, ff_second = 60.0, 250.0
+    feats = [GlueFeatures(136, 544, 1360, 0), GlueFeatures(136, 1632, 2448, 0),
+             GlueFeatures(408, 1632, 2784, 0), GlueFeatures(408, 2040, 4088, 1),
+             GlueFeatures(1000, 100, 2000, 1)]
+    points = []
+    for k, f in enumerate(feats):
+        parts = {name: (None if name in ("dsps", "brams") else 1000.0 * (k + 1)) for name in FIGURES}
+        measured = dict(parts)
+        for name, (a, b, c, d) in truth.items():
+            measured[name] += a * f.operand_mux + b * f.result_mux + c + d * f.second_path
+        measured["ffs"] += f.register_bits + ff_base + ff_second * f.second_path
+        measured["lutrams"] += 0.0
+        measured["transistors"] += 5.0 * f.result_mux
+        points.append({"features": f, "measured": measured, "parts": parts})
+    g = fit("xc7-nodsp", points)
+    for name, coeffs in truth.items():
+        assert g.coefficients[name] == pytest.approx(coeffs)
+    assert g.coefficients["ffs"] == pytest.approx((0.0, 0.0, ff_base, ff_second))
+    assert g.coefficients["dsps"] is None and g.coefficients["brams"] is None
+    p = g.predict(GlueFeatures(100, 200, 500, 1))
+    assert p["luts"] == pytest.approx(1.2 * 100 + 0.03 * 200 + 150 + 900)
+    assert p["ffs"] == pytest.approx(500 + 60 + 250)
+    assert p["dsps"] is None

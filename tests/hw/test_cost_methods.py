@@ -1,0 +1,132 @@
+"""hw.cost.methods: iso-throughput (every method's main path takes the same steps per
+token at the same MACs per cycle), the sizing rules of the second paths, the part
+lists as data, and the configuration's checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hw.cost.methods import METHODS, CostConfig, Sizing
+from hw.cost.outliers import OutlierCounts
+from hw.lqer_schedule import LQERSchedule
+
+SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096), (4096, 1024), (128, 512), (768, 2304)]
+COUNTS = OutlierCounts(mean=40.5, p50=30, p99=353, max=700)
+
+
+@pytest.mark.parametrize("macs", [16, 64])
+@pytest.mark.parametrize("d_in, d_out", SHAPES)
+def test_every_method_takes_the_same_main_steps_per_token(d_in, d_out, macs):
+    cfg = CostConfig(macs_per_cycle=macs)
+    s = Sizing(cfg, d_in, d_out, COUNTS)
+    steps = {name: m.schedule(s).steps for name, m in METHODS.items()}
+    want = d_out // cfg.lanes * (d_in // cfg.block)
+    assert s.main_steps == want
+    assert {name: v for name, v in steps.items() if name != "resq"} == \
+        {name: want for name in METHODS if name != "resq"}
+    # ResQ's main path covers the d_in - r low-precision coordinates only
+    assert steps["resq"] == d_out // cfg.lanes * (d_in - s.resq_rank) // cfg.block
+
+
+@pytest.mark.parametrize("d_in, d_out", SHAPES)
+def test_cycles_add_only_fills_passes_and_the_documented_data_dependent_part(d_in, d_out):
+    cfg = CostConfig()
+    s = Sizing(cfg, d_in, d_out, COUNTS)
+    for name, m in METHODS.items():
+        sch = m.schedule(s)
+        fill = sch.cycles - sch.steps
+        # the activation passes: absmax a block per cycle, codes an element per cycle
+        front = s.nb_in + s.din_p if name in ("w8a8", "llm-int8", "llm-int4") else 0
+        assert front <= fill <= front + 64, name
+        assert set(sch.extra) == ({"mean", "p99", "max"} if m.needs_outliers else set())
+    extra = METHODS["llm-int8"].schedule(s).extra
+    assert extra["mean"] == 0 and extra["p99"] == 0  # the fp16 lanes are sized at p99
+    assert extra["max"] == max(0, s.outlier_cycles(min(700, d_in)) - s.main_steps)
+
+
+@pytest.mark.parametrize("d_in, d_out", SHAPES)
+def test_the_lowrank_lanes_never_stall_the_main_path_and_are_the_fewest(d_in, d_out):
+    s = Sizing(CostConfig(), d_in, d_out)
+    sch = s.lqer_schedule(s.rank)
+    assert sch.lowrank_steps <= sch.main_steps or s.lowrank_lanes == s.block
+    if s.lowrank_lanes > 1:
+        fewer = LQERSchedule(s.din_p, s.dout_p, s.rank, s.block, s.P, s.lowrank_lanes // 2,
+                             s.cfg.dot_stages)
+        assert fewer.lowrank_steps > fewer.main_steps
+
+
+@pytest.mark.parametrize("d_in, d_out", SHAPES)
+def test_llm_int8_fp16_lanes_are_the_fewest_that_fit_the_sized_count(d_in, d_out):
+    s = Sizing(CostConfig(), d_in, d_out, COUNTS)
+    n = min(COUNTS.p99, d_in)
+    assert s.outlier_columns == n
+    assert s.outlier_cycles(n) <= s.main_steps or s.fp_lanes == 1
+    if s.fp_lanes > 1:
+        assert -(-s.dout_p // (s.fp_lanes - 1)) * n > s.main_steps
+    # the LQER authors' LLaMA-7B FFN: 353 columns at 16 MACs/cycle need two fp16 lanes
+    assert Sizing(CostConfig(), 4096, 11008, COUNTS).fp_lanes == 2
+
+
+def test_resq_high_precision_path_keeps_up_with_the_low_one():
+    for d_in, d_out in SHAPES:
+        s = Sizing(CostConfig(), d_in, d_out)
+        assert s.resq_rank % s.block == 0 and s.block <= s.resq_rank < s.din_p
+        low = s.dout_p // s.P * s.nb_low
+        assert s.dout_p // s.resq_high_lanes * s.nb_high <= low or s.resq_high_lanes == s.block
+    assert Sizing(CostConfig(), 4096, 4096).resq_rank == 512
+
+
+def test_part_lists_are_data_and_name_every_part_with_its_parameters():
+    s = Sizing(CostConfig(), 4096, 11008, COUNTS)
+    lqer = [(u.role, u.part(s).label, u.count(s)) for u in METHODS["lqer"].uses]
+    assert lqer == [
+        ("main dot array", "dot-array lanes=1 block=16 a_width=8 w_width=4 exponent_bits=8 "
+                           "stages=3 backpressure=0", 1),
+        ("main accumulator", "accumulator lanes=1 slots=4 stages=5 block=16 a_width=8 "
+                             "w_width=4 exponent_bits=8 guard_bits=8 max_partials=256 "
+                             "backpressure=0", 1),
+        ("main results, groups to blocks", "rechunk value_width=31 exponent_width=10 n_in=1 "
+                                           "n_out=16", 1),
+        ("low-rank dot array", "dot-array lanes=1 block=16 a_width=8 w_width=8 exponent_bits=8 "
+                               "stages=3 backpressure=0", 1),
+        ("low-rank accumulator", "accumulator lanes=1 slots=4 stages=5 block=16 a_width=8 "
+                                 "w_width=8 exponent_bits=8 guard_bits=8 max_partials=256 "
+                                 "backpressure=0", 1),
+        ("requantizer (t, u)", "quantizer block=16 in_width=35 lsb_width=10 width=8 "
+                               "exponent_bits=8 stages=5 backpressure=0", 1)]
+    fp16 = {u.role: u.count(s) for u in METHODS["fp16"].uses}
+    assert fp16 == {"fp16 multipliers": 16, "fp32 adder trees": 15, "fp32 accumulators": 1}
+    int8 = {u.role: u.count(s) for u in METHODS["llm-int8"].uses}
+    assert int8["outlier fp16 products"] == 2 and int8["outlier weight dequantization"] == 4
+
+
+def test_weights_and_factors_are_the_stored_bits():
+    s = Sizing(CostConfig(), 4096, 11008)
+    def bits(method, kind="weights"):
+        return sum(st.depth(s) * st.width(s) for st in METHODS[method].stores if st.kind == kind)
+    w4 = 4096 * 11008 * 4 + 11008 * 256 * 8           # mantissas + one exponent per block
+    assert bits("mxint") == w4
+    factors = 32 * 4096 * 8 + 32 * 256 * 8 + 11008 * 32 * 8 + 11008 * 2 * 8
+    assert bits("lqer") == w4 + factors
+    assert bits("fp16") == 4096 * 11008 * 16
+    assert bits("w8a8") == 4096 * 11008 * 8 + 11008 * 32
+    assert bits("resq") == 11008 * 3584 * 4 + 11008 * 224 * 8 + 11008 * 512 * 8 + 11008 * 32 * 8
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"macs_per_cycle": 24}, r"^macs-per-cycle must be a multiple of block \(16\); got 24$"),
+    ({"macs_per_cycle": 8}, r"^macs-per-cycle must be a multiple of block \(16\); got 8$"),
+    ({"rank": 40}, r"^rank must be a positive multiple of block \(16\); got 40$"),
+    ({"outlier_sizing": "p90"}, r"^outlier-sizing must be one of mean, p50, p99, max; got 'p90'$"),
+    ({"w_width": 17}, r"^width must be"),
+])
+def test_inconsistent_configurations_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(CostConfig(), **change).check()
+
+
+def test_llm_int8_needs_outlier_counts():
+    with pytest.raises(ValueError, match=r"^outliers must be given for llm-int8"):
+        Sizing(CostConfig(), 64, 64).fp_lanes

@@ -1,0 +1,79 @@
+"""hw.cost.parts: where each part's figures come from, the builders match the parts
+inside lqer-linear, and (marked ``synth``) measuring through the cache and its index."""
+
+from __future__ import annotations
+
+import pytest
+
+from hw.cost import parts as parts_mod
+from hw.cost.parts import (ESTIMATED, SYNTHESISED, Part, PartIndex, fp_latency, measure,
+                           resolve)
+from hw.synth.cache import ResultCache
+from hw.synth.targets import get_target
+from hw.unused import inspected
+
+
+def test_resolution_order_builders_registry_proxies():
+    q = resolve(Part.of("quantizer", block=4, in_width=12, lsb_width=6, width=4,
+                        exponent_bits=4, stages=1, backpressure=0))
+    assert q.source == SYNTHESISED and "hw.quantizer.Quantizer" in q.basis
+    assert inspected(q.build()).lsb_width == 6
+    plain = resolve(Part.of("dot-array", lanes=1, block=2, a_width=4, w_width=3,
+                            exponent_bits=4, stages=1))
+    assert plain.source == SYNTHESISED and plain.basis == "design dot-array"
+    free = resolve(Part.of("dot-array", lanes=1, block=2, a_width=4, w_width=3,
+                           exponent_bits=4, stages=1, backpressure=0))
+    assert "no back-pressure" in free.basis
+    assert resolve(Part.of("fp16-mul")).basis == "design fp16-mul"
+    assert resolve(Part.of("int-dot-array", lanes=1, block=2, a_width=4, w_width=4,
+                           stages=1)).source == SYNTHESISED
+    p = resolve(Part.of("compaction", block=4, index_width=6))
+    assert p.source == ESTIMATED and "not a verified design" in p.basis
+    with pytest.raises(ValueError, match=r"^part must be a registered design, a builder or a "
+                       r"proxy; got 'fp8-mul'$"):
+        resolve(Part.of("fp8-mul"))
+
+
+def test_builders_make_the_parts_lqer_linear_is_made_of():
+    """The RTL of each part the cost model lists equals the submodule lqer-linear builds."""
+    from hw.cost.methods import METHODS, CostConfig, Sizing
+    from hw.designs import emit, inspect
+    from hw.lqer_linear import LQERLinear
+    s = Sizing(CostConfig(rank=16), 64, 32)
+    design = inspect("lqer-linear", **s.lqer_design(16))
+    uses = {u.role: u.part(s) for u in METHODS["lqer"].uses}
+    inside = {"main dot array": design._main_dots, "main accumulator": design._main_acc,
+              "low-rank dot array": design._lr_dots, "low-rank accumulator": design._lr_acc,
+              "requantizer (t, u)": design._quant}
+    assert isinstance(design, LQERLinear)
+    for role, component in inside.items():
+        built = resolve(uses[role]).build()
+        assert emit(built, fmt="rtlil", name="t") == emit(component, fmt="rtlil", name="t"), role
+
+
+def test_registered_units_publish_their_latency():
+    for name in ("fp16-mul", "fp32-add", "fp32-mul", "int32-to-fp32", "fp32-to-fp16"):
+        assert fp_latency(name) >= 1
+
+
+@pytest.mark.synth
+def test_a_rerun_finds_parts_through_the_index_without_elaborating(tmp_path, monkeypatch):
+    cache = ResultCache(tmp_path / "cache")
+    part = Part.of("int-accumulator", lanes=1, in_width=4, acc_width=6)
+    target = get_target("lut6")
+    first = measure([part], [target], tmp_path / "a", cache=cache)
+    assert first[(part, "lut6")]["cached"] is False and first[(part, "lut6")]["figures"]["ffs"] >= 6
+    assert PartIndex(cache).get(part, target) is not None
+
+    def no_elaboration(*args, **kwargs):
+        raise AssertionError("elaborated a part the index knows")
+
+    monkeypatch.setattr("hw.synth.flow.jobs_for_component", no_elaboration)
+    second = measure([part], [target], tmp_path / "b", cache=cache)
+    assert second[(part, "lut6")]["cached"] is True
+    assert second[(part, "lut6")]["figures"] == first[(part, "lut6")]["figures"]
+    monkeypatch.undo()
+    # changed sources: the index misses, the netlist is elaborated and found by its own key
+    monkeypatch.setattr(parts_mod, "source_fingerprint", lambda: "changed")
+    third = measure([part], [target], tmp_path / "c", cache=cache)
+    assert third[(part, "lut6")]["cached"] is True
