@@ -27,7 +27,7 @@ __all__ = ["Param", "Design", "DESIGNS", "register", "get_design", "parse_params
            "width_param", "exponent_bits_param", "params_format"]
 
 # Modules that register further designs when imported (see register()).
-EXTENSION_MODULES = ("hw.lqer_linear", "hw.fp.designs")
+EXTENSION_MODULES = ("hw.lqer_linear", "hw.fp.designs", "hw.baselines")
 
 
 @dataclass(frozen=True)

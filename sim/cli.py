@@ -4,6 +4,8 @@
                 [--simulator verilator|icarus] [--build-dir DIR] [--check] [--stall P]
                 [--seed N]
     lqer-hw sim lqer-linear --factors DIR --layer NAME --inputs X.npy --outputs Y.npz ...
+    lqer-hw sim llm-int8-linear --model PATH|default --layer NAME --inputs X.npy
+                --outputs Y.npz [--threshold 6.0] ...
 
 Exit status: 0; 1 when the simulator failed or ``--check`` found a mismatch; 2 for a
 usage error (one line, nothing written); 130 when interrupted (one line, no output
@@ -73,7 +75,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--factors", metavar="DIR",
                    help="lqer-linear only: a folder written by 'lqer-hw quantize'; runs one of "
                    "its layers on X.npy and writes y (tokens x d_out, float64) and cycles")
-    p.add_argument("--layer", metavar="NAME", help="with --factors: the layer's module name")
+    p.add_argument("--layer", metavar="NAME",
+                   help="with --factors or --model: the layer's module name")
+    p.add_argument("--model", metavar="PATH",
+                   help="llm-int8-linear only: a checkpoint folder or 'default' (the embedded "
+                   "model); runs its layer on X.npy and writes y, outliers and cycles")
+    p.add_argument("--threshold", type=number(low=0), default=None, metavar="T",
+                   help="with --model: the outlier threshold (default 6.0)")
     return p
 
 
@@ -178,6 +186,9 @@ def _load_inputs(path: str) -> dict:
 
 def _run(args, prog: str, display: StatusDisplay) -> int:
     from sim.runner import SimulationError, simulate  # cocotb only when running
+    if args.model is not None or args.threshold is not None:
+        from sim.llm_int8_layer import run_layer_command as run_int8_layer
+        return run_int8_layer(args, prog, display)
     if args.factors is not None or args.layer is not None:
         from sim.lqer_layer import run_layer_command
         return run_layer_command(args, prog, display)

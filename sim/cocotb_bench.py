@@ -70,6 +70,17 @@ async def stream_bench(dut):
                           valid_probability=job["valid_probability"], rng=rng)
     monitor = StreamMonitor(dut.o__valid, dut.o__ready, dut.o__payload, checker,
                             ready_probability=job["ready_probability"], rng=rng)
+    agents = [driver, monitor]
+    responder = None
+    if job.get("gather"):  # a weight memory answers the design's req / resp ports
+        from sim.gather import GatherResponder, load_job
+        model, column_of = load_job(job["gather"])
+        responder = GatherResponder(dut.req__valid, dut.req__ready, dut.req__payload,
+                                    dut.resp__valid, dut.resp__ready, dut.resp__payload,
+                                    model, column_of,
+                                    ready_probability=job["ready_probability"],
+                                    valid_probability=job["valid_probability"], rng=rng)
+        agents.append(responder)
     progress_path = job.get("progress")
     last_report = [time.monotonic()]
 
@@ -88,12 +99,12 @@ async def stream_bench(dut):
 
     start = time.perf_counter()
     rate = min(job["valid_probability"], job["ready_probability"])
-    max_cycles = int((len(items) + n_outputs) / rate * 4) + 1000
-    cycles = await run_cycles(dut.clk, [driver, monitor],
+    max_cycles = int((max(len(items) + n_outputs, job.get("cycle_bound", 0))) / rate * 4) + 1000
+    cycles = await run_cycles(dut.clk, agents,
                               until=lambda: monitor.received >= n_outputs and driver.done,
                               max_cycles=max_cycles, every=(PROGRESS_CYCLES, report))
     # a few more cycles: nothing further may come out
-    await run_cycles(dut.clk, [driver, monitor], until=None, max_cycles=job.get("drain_cycles", 8))
+    await run_cycles(dut.clk, agents, until=None, max_cycles=job.get("drain_cycles", 8))
     wall = time.perf_counter() - start
     report(force=True)
 
@@ -101,8 +112,11 @@ async def stream_bench(dut):
     if job.get("outputs"):
         _save_npz(job["outputs"], out_codec.unpack(received) if received else
                   {k: np.zeros((0,) + d, np.int64) for k, d in out_codec.shapes.items()})
-    _write_json(job["summary"], {"cycles": cycles, "inputs": len(items),
-                                 "outputs": len(received), "mismatches": checker.mismatches,
-                                 "wall_s": wall})
+    summary = {"cycles": cycles, "inputs": len(items), "outputs": len(received),
+               "mismatches": checker.mismatches, "wall_s": wall}
+    if responder is not None:
+        summary["requests"] = len(responder.model.requests)
+        summary["responses_left"] = responder.model.pending
+    _write_json(job["summary"], summary)
     assert checker.mismatches == 0, \
         f"{checker.mismatches} mismatches out of {len(received)} outputs"

@@ -534,6 +534,15 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
         if expected is not None:
             job["expected"] = str(run_dir / "expected.npz")
             _save_npz(run_dir / "expected.npz", adapter.to_payload(out_specs, expected))
+        memory = getattr(adapter, "gather_memory", None)
+        if memory is not None:  # the design's weight memory behind its req / resp ports
+            from sim.gather import gather_job
+            arrays, pieces = memory(component, inputs)
+            job["gather"] = gather_job(
+                arrays, pieces, adapter.memory_latency,
+                PayloadCodec.from_layout(component.resp.payload.shape()),
+                PayloadCodec.from_layout(component.req.payload.shape()), run_dir / "memory.npz")
+            job["cycle_bound"] = adapter.cycle_bound(component, inputs)
         (run_dir / "job.json").write_text(json.dumps(job))
 
         poll = None if progress is None else _progress_reader(run_dir / "progress.json",

@@ -9,6 +9,7 @@ once when imported here.
 from __future__ import annotations
 
 from sim.adapters import accumulator, dot_array, fp, lqer_linear, quantizer  # noqa: F401  (register)
+from sim.adapters import fp16_linear, llm_int8_linear  # noqa: F401  (register)
 from sim.adapters.base import (ADAPTERS, Adapter, Bounds, CheckedInputs, FieldSpec,
                                get_adapter, register_adapter)
 

@@ -153,6 +153,55 @@ def test_resq_linear_rtl_matches_reference(simulator, params):
         assert set(result.outputs) >= {"high_values", "high_exponents"}
 
 
+# The baselines (hw.baselines), small layers that build and run in seconds: random
+# valid stalls and ready back-pressure on every stream, the gather's request and response
+# included. LLM.int8() tokens cycle through its adapter's outlier patterns (none, one, M,
+# M + 1 in a chunk, first and last column, a quarter of the columns, ties, the reciprocal
+# rule, subnormals, all zero): ten tokens hold each once.
+LLM_INT8_SMALL = {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4, "fp_lanes": 2,
+                  "outputs": 2}
+BASELINE_CASES = [
+    ("fp16-linear", "icarus", {"d_in": 8, "d_out": 8, "lanes": 2}),
+    ("fp16-linear", "verilator", {"d_in": 8, "d_out": 8, "lanes": 2}),
+    # binary16 outputs, long columns (no gap), short pipelines
+    ("fp16-linear", "icarus", {"d_in": 3, "d_out": 12, "lanes": 3, "out_fp16": 1,
+                               "add_stages": 3, "mul_stages": 2, "out_stages": 2}),
+    ("llm-int8-linear", "icarus", LLM_INT8_SMALL),
+    ("llm-int8-linear", "verilator", LLM_INT8_SMALL),
+    # tiles of two tokens, bias, binary32 outputs, two gather requests in flight
+    ("llm-int8-linear", "icarus", {"d_in": 24, "d_out": 12, "x_lanes": 8, "lanes": 4,
+                                   "fp_lanes": 3, "outputs": 3, "tile": 2, "bias": 1,
+                                   "out_fp16": 0, "outstanding": 2}),
+]
+BASELINE_TOKENS = {"fp16-linear": 8, "llm-int8-linear": 10}
+BASELINE_VECTORS_PER_TOKEN = 200
+
+
+@pytest.mark.parametrize("design, simulator, params", BASELINE_CASES,
+                         ids=[f"{d}-{s}-" + "-".join(f"{k}{v}" for k, v in p.items())
+                              for d, s, p in BASELINE_CASES])
+def test_baseline_rtl_matches_reference(design, simulator, params):
+    tokens = max(BASELINE_TOKENS[design],
+                 vector_count(DEFAULT_VECTORS) // BASELINE_VECTORS_PER_TOKEN)
+    component, result = _run(design, params, simulator, tokens, valid_probability=0.7,
+                             ready_probability=0.6)
+    tokens = -(-tokens // getattr(component, "tile", 1)) * getattr(component, "tile", 1)
+    assert result.n_outputs == tokens * component.d_out // (
+        component.lanes if design == "fp16-linear" else 1)
+    assert result.cycles > result.n_inputs          # stalls really happened
+    if design == "llm-int8-linear":
+        adapter = get_adapter(design)
+        inputs = adapter.validate(component, adapter.random_inputs(
+            component, tokens, np.random.default_rng(seed_from_env())))
+        columns = adapter.outlier_columns(component, inputs)
+        counts = sorted({len(c) for c in columns})
+        # outlier-free and outlier-heavy tiles (more than M: extra passes) both ran
+        assert counts[0] == 0 and counts[-1] > component.outputs
+        # one request per outlier column per token, the gather answered every one
+        assert result.summary["requests"] == component.tile * sum(map(len, columns))
+        assert result.summary["responses_left"] == 0
+
+
 def test_checker_counts_mismatches(monkeypatch):
     """A wrong reference must be caught: the bench is able to fail."""
     adapter = get_adapter("dot-array")

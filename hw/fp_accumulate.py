@@ -1,0 +1,186 @@
+"""Column-at-a-time binary32 accumulation of binary16 products into a memory of results.
+
+``P`` lanes; ``G`` groups of ``P`` outputs; the results ``acc[g][p]`` (binary32) live in a
+memory of ``G`` words. An item ``{x, w[P], first}`` is one *piece* of a weight column:
+the binary16 activation ``x`` and the binary16 weights of the ``P`` outputs of group ``g``;
+a column is ``G`` pieces in group order (the group is counted here)::
+
+    acc[g][p] = fl32((+0.0 if first else acc[g][p]) + x * w[p])
+
+with the exact binary16 x binary16 product of :class:`hw.fp.fp16_mul.FP16Mul` and the
+round-to-nearest-even sum of :class:`hw.fp.fp32_add.FP32Add` -- the order of
+:func:`sw.fp16_linear.accumulate_columns` (columns in the order they come, each output
+summed from ``+0.0``). It is the arithmetic of the ``fp16-linear`` baseline and of the
+LLM.int8() outlier path.
+
+Timing: both units run free (no enable). A piece accepted in cycle ``a`` has its
+product at ``a + Lm``; the read of ``acc[g]`` is issued at ``a + Lm - 1`` (a transparent,
+one-cycle read); the product and the read value (or +0 for a first piece) are registered
+(the memory's read is not followed by adder logic in the same cycle: the critical path on
+ECP5 otherwise), and the sum leaves the adder and is written at ``a + Lm + La``
+(:attr:`FPAccumulate.latency`; ``La`` counts that register and the adder). The next piece of the same group must read after that
+write: at least ``D = La + 1`` cycles (:attr:`hazard_distance`) after this one. Pieces of
+a column follow each other, so with ``G >= D`` nothing waits; otherwise the input is not
+ready for ``E = D - G`` cycles after each column's last piece (:attr:`column_gap`).
+
+Results are read through a second port (``rd_addr`` -> ``rd_data`` one cycle later,
+transparent for the write of that cycle); ``column_written`` is high in the cycle the
+last piece of a column is written (its results are readable from then on).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.fp.fp16_mul import FP16Mul
+from hw.fp.fp32_add import FP32Add
+from hw.params import check_int
+from hw.unused import owned, rejectable
+
+__all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
+
+MAX_LANES = 64
+OPERAND_LEVELS = 1         # the adder's operands registered (one comes from a memory read)
+MAX_GROUPS = 8192
+
+
+def owned_list(parts: list) -> list:
+    """``parts``, each marked as owned (:func:`hw.unused.owned`) as soon as it exists, so a
+    later parameter error leaves no "never used" warning behind."""
+    owned(*parts)
+    return parts
+
+
+class FPAccumulate(wiring.Component):
+    """Ports: ``i`` (stream of ``{"x": unsigned(16), "w": ArrayLayout(unsigned(16), lanes),
+    "first": 1}``), ``column_written`` (Out 1), ``rd_addr`` (In, ``range(groups)``),
+    ``rd_data`` (Out ``ArrayLayout(unsigned(32), lanes)``).
+
+    Parameters (keyword-only): ``lanes`` (1..``MAX_LANES``), ``groups`` (1..``MAX_GROUPS``),
+    ``mul_stages`` / ``add_stages`` (the units' pipeline stages; default one after each of
+    their levels). Raises ``ValueError`` / ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, lanes: int, groups: int, mul_stages: int | None = None,
+                 add_stages: int | None = None):
+        with rejectable(self):
+            self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+            self._groups = check_int("groups", groups, 1, MAX_GROUPS)
+            self._muls = owned_list([FP16Mul(stages=mul_stages, backpressure=False)
+                                     for _ in range(lanes)])
+            self._adds = owned_list([FP32Add(stages=add_stages, backpressure=False)
+                                     for _ in range(lanes)])
+        word = data.ArrayLayout(unsigned(32), lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "x": unsigned(16), "w": data.ArrayLayout(unsigned(16), lanes), "first": 1}))),
+            "column_written": Out(1),
+            "rd_addr": In(range(max(groups, 2))),
+            "rd_data": Out(word),
+        })
+
+    # -- published facts ----------------------------------------------------------------
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def groups(self) -> int:
+        return self._groups
+
+    @property
+    def mul_latency(self) -> int:
+        """``Lm``: cycles of the binary16 multiplier."""
+        return self._muls[0].latency
+
+    @property
+    def add_latency(self) -> int:
+        """``La``: cycles from a product to its sum: the operand register
+        (:data:`OPERAND_LEVELS`) and the binary32 adder."""
+        return OPERAND_LEVELS + self._adds[0].latency
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted piece to the write of its sum, ``Lm + La``."""
+        return self.mul_latency + self.add_latency
+
+    @property
+    def hazard_distance(self) -> int:
+        """``D = La + 1``: least cycles between two pieces of one group."""
+        return self.add_latency + 1
+
+    @property
+    def column_gap(self) -> int:
+        """``E = max(0, D - G)``: cycles the input waits after a column's last piece."""
+        return max(0, self.hazard_distance - self._groups)
+
+    @property
+    def memory_bits(self) -> int:
+        """Bits of the result memory, ``32 * d_out`` (``G`` words of ``P`` results)."""
+        return 32 * self._lanes * self._groups
+
+    # -- hardware ------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        P, G = self._lanes, self._groups
+        lm, la = self.mul_latency, self.add_latency
+        gap = self.column_gap
+
+        accept = Signal(name="accept")
+        group = Signal(range(max(G, 2)), name="group")
+        col_end = Signal(name="column_end")
+        m.d.comb += [accept.eq(self.i.valid & self.i.ready), col_end.eq(group == G - 1)]
+        with m.If(accept):
+            m.d.sync += group.eq(Mux(col_end, 0, group + 1))
+        if gap:
+            wait = Signal(range(gap + 1), name="column_wait")
+            with m.If(accept & col_end):
+                m.d.sync += wait.eq(gap)
+            with m.Elif(wait != 0):
+                m.d.sync += wait.eq(wait - 1)
+            m.d.comb += self.i.ready.eq(wait == 0)
+        else:
+            m.d.comb += self.i.ready.eq(1)
+
+        # (group, first, column end) beside the units, one register per cycle
+        ctrl = [Cat(group, self.i.payload.first, col_end)]
+        for k in range(lm + la):
+            reg = Signal(len(ctrl[0]), name=f"ctrl_d{k + 1}", reset_less=True)
+            m.d.sync += reg.eq(ctrl[-1])
+            ctrl.append(reg)
+        gbits = len(group)
+
+        m.submodules.results = mem = Memory(shape=unsigned(32 * P), depth=G, init=[])
+        wp = mem.write_port()
+        loop_rd = mem.read_port(transparent_for=(wp,))
+        out_rd = mem.read_port(transparent_for=(wp,))
+        m.d.comb += [loop_rd.addr.eq(ctrl[lm - 1][:gbits]), loop_rd.en.eq(1),
+                     out_rd.addr.eq(self.rd_addr), out_rd.en.eq(1),
+                     self.rd_data.as_value().eq(out_rd.data)]
+
+        at_add, at_write = ctrl[lm], ctrl[lm + la]
+        first = at_add[gbits]
+        sums = []
+        operands_valid = Signal(name="operands_valid")
+        m.d.sync += operands_valid.eq(self._muls[0].o.valid)
+        for p in range(P):
+            mul, add = self._muls[p], self._adds[p]
+            m.submodules[f"mul_{p}"] = mul
+            m.submodules[f"add_{p}"] = add
+            # the operands registered: the memory read and the product, then the adder
+            old_sum = Signal(32, name=f"operand_sum_{p}", reset_less=True)
+            product = Signal(32, name=f"operand_product_{p}", reset_less=True)
+            m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data[32 * p:32 * (p + 1)])),
+                         product.eq(mul.o.payload.y)]
+            m.d.comb += [mul.i.valid.eq(accept), mul.i.payload.a.eq(self.i.payload.x),
+                         mul.i.payload.b.eq(self.i.payload.w[p]), mul.o.ready.eq(1),
+                         add.i.valid.eq(operands_valid), add.i.payload.a.eq(old_sum),
+                         add.i.payload.b.eq(product), add.o.ready.eq(1)]
+            sums.append(add.o.payload.y)
+        written = self._adds[0].o.valid
+        m.d.comb += [wp.addr.eq(at_write[:gbits]), wp.data.eq(Cat(*sums)), wp.en.eq(written),
+                     self.column_written.eq(written & at_write[gbits + 1])]
+        return m

@@ -1,0 +1,101 @@
+"""LLM.int8() outlier detector: the outlier mask and the non-outlier absmax of a block.
+
+Per item, ``B`` binary16 activations (bit patterns) of one token (``sw.llm_int8`` steps
+2-3): entry ``k`` is an outlier when ``|x_k| >= threshold``, compared as the binary16
+magnitude against the smallest binary16 value ``>= threshold``
+(:func:`sw.llm_int8.threshold_binary16`, the ``threshold_bits`` parameter: for
+non-negative binary16 values the order of the bit patterns is the order of the values, so
+the comparison is an unsigned compare of 15 bits); the absmax of the block is the largest
+magnitude among the non-outlier entries (0 when there is none), a binary16 magnitude
+pattern. The datapath keeps the running maximum over a token's blocks (its ``s_x``) and
+ORs the masks of a detection group.
+
+Levels: the compare (and the non-outlier magnitudes), then ``ceil(log2 B)`` levels of the
+max tree; ``stages`` registers over them (default one after each level).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.params import check_int
+from hw.pipeline import Pipeline
+from hw.shifting import wire
+from hw.unused import rejectable
+
+__all__ = ["Int8Detector", "INF_BITS", "MAX_LANES"]
+
+INF_BITS = 0x7C00   # binary16 +infinity: a threshold no finite value reaches
+MAX_LANES = 256
+COMPARE_DELAY = 3.0
+MAX_DELAY = 3.0
+
+
+def tree_levels(lanes: int) -> int:
+    return max(0, (lanes - 1).bit_length())
+
+
+class Int8Detector(wiring.Component):
+    """Ports: ``i`` (stream of ``{"x": ArrayLayout(unsigned(16), lanes)}``) and ``o``
+    (stream of ``{"mask": unsigned(lanes), "absmax": unsigned(15)}``; mask bit ``k`` set
+    for an outlier entry).
+
+    Parameters (keyword-only): ``lanes`` (1..256), ``threshold_bits`` (the binary16 pattern
+    of the threshold, 0..0x7C00; 0x7C00 = infinity: no outliers), ``stages`` (1..16,
+    default one per level), ``backpressure`` (see :class:`hw.pipeline.Pipeline`).
+    Raises ``ValueError`` / ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, lanes: int = 16, threshold_bits: int = 0x4600,
+                 stages: int | None = None, backpressure: bool = True):
+        with rejectable(self):
+            self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
+            self._threshold = check_int("threshold_bits", threshold_bits, 0, INF_BITS)
+            self._levels = 1 + tree_levels(lanes)
+            self._stages = check_int("stages", self._levels if stages is None else stages, 1, 16)
+            self._backpressure = bool(backpressure)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "x": data.ArrayLayout(unsigned(16), lanes)}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "mask": unsigned(lanes), "absmax": unsigned(15)}))),
+        })
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def threshold_bits(self) -> int:
+        return self._threshold
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted block to its mask and absmax (= ``stages``)."""
+        return self._stages
+
+    def elaborate(self, platform):
+        m = Module()
+        B = self._lanes
+        delays = [COMPARE_DELAY] + [MAX_DELAY] * (self._levels - 1)
+        pipe = Pipeline(m, levels=self._levels, stages=self._stages, delays=delays,
+                        valid_in=self.i.valid & self.i.ready, name="detect",
+                        backpressure=self._backpressure)
+        mags = [wire(m, self.i.payload.x[k][:15], f"mag_{k}") for k in range(B)]
+        outlier = [wire(m, mag >= self._threshold, f"outlier_{k}") for k, mag in enumerate(mags)]
+        kept = [wire(m, Mux(o, 0, mag), f"kept_{k}") for k, (o, mag) in enumerate(zip(outlier,
+                                                                                      mags))]
+        values = pipe.after(0, [Cat(*outlier)] + kept)
+        mask, kept = values[0], values[1:]
+        for level in range(1, self._levels):
+            kept = [wire(m, Mux(a > b, a, b), f"max_{level}_{k}")
+                    for k, (a, b) in enumerate(zip(kept[0::2], kept[1::2]))] + \
+                (kept[-1:] if len(kept) % 2 else [])
+            values = pipe.after(level, [mask] + kept)
+            mask, kept = values[0], values[1:]
+        pipe.connect(self.i, self.o)
+        m.d.comb += [self.o.payload.mask.eq(mask), self.o.payload.absmax.eq(kept[0])]
+        return m
+

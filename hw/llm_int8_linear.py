@@ -1,0 +1,516 @@
+"""The LLM.int8() scatter/gather linear datapath (``llm-int8-linear``), bit-exact with
+:func:`sw.llm_int8.linear` (Dettmers et al. 2022; bitsandbytes' ``Linear8bitLt`` in
+inference mode), one tile of ``T`` tokens (the detection group) at a time.
+
+Per tile (:mod:`hw.llm_int8_schedule` states the stream order and the timing)::
+
+    detect    |x| >= threshold per entry; s_x per token (absmax of the non-outliers);
+              the outlier columns of the tile (OR over its tokens)       Int8Detector
+    compact   the mask, chunk by chunk, into lists of <= M column
+              indices per pass (a chunk of n outliers: max(1, ceil(n/M)) passes)
+                                                                         Int8Compaction
+    per token of the tile:
+      quantize  codes = round_half_even(fl32(x * r)), 0 in outlier columns  Int8Quantizer
+      int path  C = x_i8 . W_i8 (P lanes), Y_b = fl32(fl32(fl32(fl32(C) s_x) w_scale) + b)
+                                                                         Int8IntPath
+      gather    one request per outlier column on ``req`` (increasing column); ``resp``
+                brings the column's binary16 weights, d_out / P_fp pieces of P_fp
+      fp path   acc = +0 + x_j W[:, j] + ... in increasing j (P_fp lanes)   FPAccumulate
+      merge     Y = fl32(Y_b + acc), binary16 or binary32 out              Int8Merge
+
+The weight memory of the gather is outside the datapath: the ``req`` port is the
+irregular access that LQER avoids. Zero outliers send no request and skip the fp path;
+more than ``M`` in a chunk take extra compaction passes. The int and fp paths of a token
+run at the same time; the merge waits for the token's fp path to finish (its sums are
+final only after the last outlier column), the int results waiting in a FIFO.
+
+Everything that grows with the layer is a memory: the tile's activations (``T d_in``
+binary16), the mask (``d_in`` bits), the codes (``d_in`` bytes), the index lists, the
+int results (``d_out`` binary32) and the fp sums (``d_out`` binary32). One tile is in
+flight and, inside it, one token: a token starts when the previous one's last output left.
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.fp_accumulate import MAX_LANES as MAX_FP_LANES
+from hw.fp_accumulate import FPAccumulate, owned_list
+from hw.int8_compaction import Int8Compaction
+from hw.int8_detector import INF_BITS, Int8Detector
+from hw.int8_int_path import Int8IntPath
+from hw.int8_merge import Int8Merge
+from hw.int8_quantizer import Int8Quantizer
+from hw.llm_int8_schedule import LLMInt8Schedule
+from hw.params import check_int
+from hw.unused import rejectable
+from sw.datapath import MAX_DIM
+from sw.llm_int8 import MAX_D_IN, check_threshold, threshold_binary16
+
+__all__ = ["LLMInt8Linear", "MAX_TILE"]
+
+MAX_TILE = 16
+
+
+def _bits_of_threshold(threshold) -> int:
+    return int(threshold_binary16(threshold).view("uint16"))
+
+
+class LLMInt8Linear(wiring.Component):
+    """Ports: ``i`` (stream of steps: ``{"x": ArrayLayout(unsigned(16), x_lanes), "w":
+    ArrayLayout(signed(8), lanes), "c": {"scale": unsigned(32)[, "bias": unsigned(32)]}}``),
+    ``o`` (stream of ``{"y": unsigned(16 or 32)}``, one output channel per item), ``req``
+    (Out stream of ``{"column": unsigned(column bits)}``) and ``resp`` (In stream of
+    ``{"w": ArrayLayout(unsigned(16), fp_lanes)}``).
+
+    Parameters (keyword-only): ``d_in`` (``lanes``..``MAX_DIM``, a multiple of
+    ``x_lanes``), ``d_out`` (1..``MAX_DIM``, a multiple of ``lanes`` and ``fp_lanes``);
+    ``x_lanes`` (B, 1..256: activations per input item, the detector's and the
+    compaction's width), ``lanes`` (P, int8 MACs per cycle, 1..256), ``fp_lanes`` (P_fp,
+    1..64), ``outputs`` (M, 1..B: column indices per compaction pass); ``threshold`` (a
+    number >= 0, inf: no outliers; compared as :func:`sw.llm_int8.threshold_binary16`);
+    ``tile`` (T, 1..16 tokens per detection group); ``bias``; ``out_fp16`` (binary16
+    outputs, else binary32); ``outstanding`` (1..16 gather requests in flight). Raises
+    ``ValueError`` / ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, d_in: int = 64, d_out: int = 64, x_lanes: int = 16, lanes: int = 16,
+                 fp_lanes: int = 4, outputs: int = 4, threshold: float = 6.0, tile: int = 1,
+                 bias: bool = False, out_fp16: bool = True, outstanding: int = 4):
+        with rejectable(self):
+            self._setup(d_in, d_out, x_lanes, lanes, fp_lanes, outputs, threshold, tile, bias,
+                        out_fp16, outstanding)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout(self._in_fields))),
+            "o": Out(stream.Signature(data.StructLayout({"y": unsigned(self._out_width)}))),
+            "req": Out(stream.Signature(data.StructLayout({
+                "column": unsigned(self._column_bits)}))),
+            "resp": In(stream.Signature(data.StructLayout({
+                "w": data.ArrayLayout(unsigned(16), fp_lanes)}))),
+        })
+
+    def _setup(self, d_in, d_out, x_lanes, lanes, fp_lanes, outputs, threshold, tile, bias,
+               out_fp16, outstanding):
+        check_int("x_lanes", x_lanes, 1, 256)
+        check_int("lanes", lanes, 1, 256)
+        check_int("fp_lanes", fp_lanes, 1, MAX_FP_LANES)
+        check_int("d_in", d_in, 1, min(MAX_DIM, MAX_D_IN))
+        check_int("d_out", d_out, 1, MAX_DIM)
+        if d_in % x_lanes:
+            raise ValueError(f"x_lanes must divide d_in ({d_in}); got {x_lanes}")
+        if d_out % lanes or lanes > d_in:
+            raise ValueError(f"lanes must divide d_out ({d_out}) and be at most d_in ({d_in}); "
+                             f"got {lanes}")
+        if d_out % fp_lanes:
+            raise ValueError(f"fp_lanes must divide d_out ({d_out}); got {fp_lanes}")
+        check_int("outputs", outputs, 1, x_lanes)
+        check_int("tile", tile, 1, MAX_TILE)
+        check_int("outstanding", outstanding, 1, 16)
+        try:
+            self._threshold = check_threshold(threshold)
+        except ValueError:
+            raise ValueError(f"threshold must be a number >= 0 (inf: no outliers); "
+                             f"got {threshold!r}") from None
+        for name, value in (("bias", bias), ("out_fp16", out_fp16)):
+            if value not in (True, False, 0, 1):
+                raise TypeError(f"{name} must be a bool; got {value!r}")
+        self._threshold_bits = _bits_of_threshold(self._threshold)
+        self._bias, self._out_fp16 = bool(bias), bool(out_fp16)
+        self._outstanding = outstanding
+        nx = d_in // x_lanes
+        self._detector, self._compaction, self._quantizer = owned_list([
+            Int8Detector(lanes=x_lanes, threshold_bits=min(self._threshold_bits, INF_BITS),
+                         backpressure=False),
+            Int8Compaction(lanes=x_lanes, outputs=outputs, chunks=nx),
+            Int8Quantizer()])
+        self._int_path, self._fp_path, self._merge = owned_list([
+            Int8IntPath(lanes=lanes, d_in=d_in, bias=bias),
+            FPAccumulate(lanes=fp_lanes, groups=d_out // fp_lanes),
+            Int8Merge(out_fp16=out_fp16)])
+        self._column_bits = self._compaction.column_bits
+        self._out_width = 16 if out_fp16 else 32
+        self._schedule = LLMInt8Schedule(
+            d_in=d_in, d_out=d_out, x_lanes=x_lanes, lanes=lanes, fp_lanes=fp_lanes,
+            outputs=outputs, tile=tile, outstanding=outstanding,
+            detector_latency=self._detector.latency,
+            scale_latency=self._quantizer.scale_latency,
+            quantizer_latency=self._quantizer.latency,
+            int_output=tuple(self._int_path.output_cycle(p) for p in range(lanes)),
+            fp_latency=self._fp_path.latency, fp_hazard=self._fp_path.hazard_distance,
+            merge_latency=self._merge.latency)
+        cfields = {"scale": unsigned(32)}
+        if bias:
+            cfields["bias"] = unsigned(32)
+        self._in_fields = {"x": data.ArrayLayout(unsigned(16), x_lanes),
+                           "w": data.ArrayLayout(signed(8), lanes),
+                           "c": data.StructLayout(cfields)}
+
+    # -- published facts ----------------------------------------------------------------
+    @property
+    def schedule(self) -> LLMInt8Schedule:
+        """The stream order and timing model (:mod:`hw.llm_int8_schedule`)."""
+        return self._schedule
+
+    @property
+    def d_in(self) -> int:
+        return self._schedule.d_in
+
+    @property
+    def d_out(self) -> int:
+        return self._schedule.d_out
+
+    @property
+    def x_lanes(self) -> int:
+        return self._schedule.x_lanes
+
+    @property
+    def lanes(self) -> int:
+        return self._schedule.lanes
+
+    @property
+    def fp_lanes(self) -> int:
+        return self._schedule.fp_lanes
+
+    @property
+    def outputs(self) -> int:
+        """``M``: column indices per compaction pass."""
+        return self._schedule.outputs
+
+    @property
+    def tile(self) -> int:
+        """``T``: tokens per tile (the detection group)."""
+        return self._schedule.tile
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def threshold_bits(self) -> int:
+        """The binary16 pattern compared with ``|x|`` (:func:`sw.llm_int8.threshold_binary16`)."""
+        return self._threshold_bits
+
+    @property
+    def bias(self) -> bool:
+        return self._bias
+
+    @property
+    def out_fp16(self) -> bool:
+        return self._out_fp16
+
+    @property
+    def column_bits(self) -> int:
+        return self._column_bits
+
+    @property
+    def steps_per_tile(self) -> int:
+        """Input items per tile."""
+        return self._schedule.steps
+
+    def cycles_per_tile(self, outlier_columns=(), memory_latency: int = 1) -> int:
+        """Cycles per tile at full rate with these outlier columns (any iterable of column
+        indices) and a weight memory answering ``memory_latency`` cycles after a request
+        (:meth:`hw.llm_int8_schedule.LLMInt8Schedule.tile_cycles`)."""
+        return self._schedule.tile_cycles(outlier_columns, memory_latency)
+
+    @property
+    def cycles_per_token(self) -> float:
+        """Cycles per token at full rate with no outliers (the int path alone)."""
+        return self._schedule.tile_cycles((), 1) / self._schedule.tile
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a tile's last input item to its last output, at full rate with no
+        outliers."""
+        return self._schedule.latency
+
+    @property
+    def memory_bits(self) -> dict[str, int]:
+        """Bits of each memory and FIFO that grows with the layer."""
+        s = self._schedule
+        return {"x": s.tile * s.d_in * 16, "mask": s.d_in, "codes": s.d_in * 8,
+                "indices": s.index_words * (s.outputs * self._column_bits
+                                            + s.outputs.bit_length()),
+                "int_results": (s.d_out + 1) * 32, "fp_sums": self._fp_path.memory_bits}
+
+    @property
+    def parts(self) -> dict:
+        """The parts (detector, quantizer, compaction, int path, fp path, merge) as built."""
+        return {"detector": self._detector, "quantizer": self._quantizer,
+                "compaction": self._compaction, "int_path": self._int_path,
+                "fp_path": self._fp_path, "merge": self._merge}
+
+    # -- hardware ------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        s = self._schedule
+        B, P, PF, T = s.x_lanes, s.lanes, s.fp_lanes, s.tile
+        nx, G, GF = s.chunks, s.groups, s.fp_groups
+        d_in, d_out = s.d_in, s.d_out
+        det, comp, quant = self._detector, self._compaction, self._quantizer
+        ipath, fpath, merge = self._int_path, self._fp_path, self._merge
+        m.submodules.detector = det
+        m.submodules.compaction = comp
+        m.submodules.quantizer = quant
+        m.submodules.int_path = ipath
+        m.submodules.fp_path = fpath
+        m.submodules.merge = merge
+
+        # --- tile and token state ---------------------------------------------------------
+        tile_ready = Signal(name="tile_ready")     # mask and s_x of the tile are final
+        busy = Signal(name="token_busy")           # a token started, its outputs not all out
+        token = Signal(range(max(T, 2)), name="token")
+        start = Signal(name="token_start")
+        token_end = Signal(name="token_end")
+        m.d.comb += start.eq(tile_ready & ~busy)
+        with m.If(start):
+            m.d.sync += busy.eq(1)
+
+        # --- X phase: activations into the x memory and the detector ---------------------
+        x_count = Signal(range(T * nx + 1), name="x_count")
+        x_phase = Signal(name="x_phase")
+        m.d.comb += x_phase.eq(~tile_ready & (x_count < T * nx))
+        x_bits = B * 16
+        m.submodules.x_memory = xmem = Memory(shape=unsigned(x_bits), depth=T * nx, init=[])
+        xw = xmem.write_port()
+        xq_rd = xmem.read_port()        # the quantizer's reads
+        xg_rd = xmem.read_port()        # the gather's activation look-ups
+        int_ok = Signal(name="int_ready")
+        m.d.comb += self.i.ready.eq(x_phase | int_ok)
+        x_take = Signal(name="x_take")
+        m.d.comb += [x_take.eq(self.i.valid & x_phase),
+                     xw.addr.eq(x_count), xw.data.eq(self.i.payload.x.as_value()),
+                     xw.en.eq(x_take),
+                     det.i.valid.eq(x_take), det.i.payload.x.eq(self.i.payload.x),
+                     det.o.ready.eq(1)]
+        with m.If(x_take):
+            m.d.sync += x_count.eq(x_count + 1)
+
+        # detector results: running s_x per token, the tile's mask per chunk
+        d_token = Signal(range(max(T, 2)), name="det_token")
+        d_chunk = Signal(range(max(nx, 2)), name="det_chunk")
+        amax = [Signal(15, name=f"absmax_{t}") for t in range(T)]
+        mask_or = Signal(B, name="mask_or")
+        m.submodules.mask_memory = mmem = Memory(shape=unsigned(B), depth=nx, init=[])
+        mw = mmem.write_port()
+        scan_rd = mmem.read_port(transparent_for=(mw,))
+        mq_rd = mmem.read_port()
+        det_out = det.o.valid
+        new_mask = Signal(B, name="mask_new")
+        m.d.comb += [new_mask.eq(Mux(d_token == 0, 0, mask_or) | det.o.payload.mask),
+                     mw.addr.eq(d_chunk), mw.data.eq(new_mask),
+                     mw.en.eq(det_out & (d_token == T - 1))]
+        with m.If(det_out):
+            m.d.sync += mask_or.eq(new_mask)
+            for t in range(T):
+                with m.If(d_token == t):
+                    m.d.sync += amax[t].eq(Mux((d_chunk == 0) |
+                                               (det.o.payload.absmax > amax[t]),
+                                               det.o.payload.absmax, amax[t]))
+            with m.If(d_token == T - 1):
+                m.d.sync += d_token.eq(0)
+                with m.If(d_chunk == nx - 1):
+                    m.d.sync += [d_chunk.eq(0), tile_ready.eq(1)]
+                with m.Else():
+                    m.d.sync += d_chunk.eq(d_chunk + 1)
+            with m.Else():
+                m.d.sync += d_token.eq(d_token + 1)
+
+        # --- compaction: scan the mask once per tile into the index memory -----------------
+        index_layout = data.StructLayout({
+            "columns": data.ArrayLayout(unsigned(self._column_bits), s.outputs),
+            "count": range(s.outputs + 1)})
+        m.submodules.index_memory = imem = Memory(shape=index_layout, depth=s.index_words,
+                                                  init=[])
+        iw = imem.write_port()
+        ir = imem.read_port(transparent_for=(iw,))
+        scan = Signal(range(nx + 1), name="scan_chunk")
+        scan_next = Signal.like(scan)
+        scan_take = comp.i.valid & comp.i.ready
+        m.d.comb += [comp.i.valid.eq(tile_ready & (scan < nx)),
+                     comp.i.payload.mask.eq(scan_rd.data), comp.i.payload.chunk.eq(scan),
+                     scan_next.eq(scan + scan_take), scan_rd.addr.eq(scan_next),
+                     scan_rd.en.eq(1)]
+        m.d.sync += scan.eq(scan_next)
+        words = Signal(range(s.index_words + 1), name="index_words")
+        columns = Signal(range(d_in + 1), name="outlier_columns")
+        m.d.comb += [comp.o.ready.eq(1), iw.addr.eq(words), iw.data.eq(comp.o.payload),
+                     iw.en.eq(comp.o.valid)]
+        with m.If(comp.o.valid):
+            m.d.sync += [words.eq(words + 1), columns.eq(columns + comp.o.payload.count)]
+        comp_done = Signal(name="compaction_done")
+        m.d.comb += comp_done.eq(tile_ready & (scan == nx) & comp.idle)
+
+        # --- quantizer: the token's codes into the code memory ----------------------------
+        scale = Signal(15, name="token_absmax")
+        m.d.comb += scale.eq(amax[0])
+        for t in range(1, T):
+            with m.If(token == t):
+                m.d.comb += scale.eq(amax[t])
+        m.d.comb += quant.scale.eq(scale)
+        q_wait = Signal(range(quant.scale_latency + 1), name="quant_wait")
+        q_run = Signal(name="quant_run")
+        q_chunk = Signal(range(max(nx, 2)), name="quant_chunk")
+        q_lane = Signal(range(max(B, 2)), name="quant_lane")
+        with m.If(start):
+            m.d.sync += [q_wait.eq(quant.scale_latency - 1), q_run.eq(1)]
+        q_issue = Signal(name="quant_issue")
+        m.d.comb += q_issue.eq(q_run & (q_wait == 0))
+        with m.If(q_run & (q_wait != 0)):
+            m.d.sync += q_wait.eq(q_wait - 1)
+        with m.If(q_issue):
+            with m.If(q_lane == B - 1):
+                m.d.sync += q_lane.eq(0)
+                with m.If(q_chunk == nx - 1):
+                    m.d.sync += [q_chunk.eq(0), q_run.eq(0)]
+                with m.Else():
+                    m.d.sync += q_chunk.eq(q_chunk + 1)
+            with m.Else():
+                m.d.sync += q_lane.eq(q_lane + 1)
+        m.d.comb += [xq_rd.addr.eq(q_chunk * T + token), xq_rd.en.eq(1),
+                     mq_rd.addr.eq(q_chunk), mq_rd.en.eq(1)]
+        q_valid = Signal(name="quant_valid")
+        q_lane1 = Signal.like(q_lane, name="quant_lane_1")
+        m.d.sync += [q_valid.eq(q_issue), q_lane1.eq(q_lane)]
+        x_word = data.View(data.ArrayLayout(unsigned(16), B), xq_rd.data)
+        m.d.comb += [quant.i.valid.eq(q_valid), quant.i.payload.x.eq(x_word[q_lane1]),
+                     quant.i.payload.zero.eq(mq_rd.data.bit_select(q_lane1, 1)),
+                     quant.o.ready.eq(1)]
+        m.submodules.code_memory = cmem = Memory(shape=signed(8), depth=d_in, init=[])
+        cw = cmem.write_port()
+        cr = cmem.read_port(transparent_for=(cw,))
+        codes = Signal(range(d_in + 1), name="codes_written")
+        m.d.comb += [cw.addr.eq(codes), cw.data.eq(quant.o.payload.code), cw.en.eq(quant.o.valid)]
+        with m.If(quant.o.valid):
+            m.d.sync += codes.eq(codes + 1)
+
+        # --- int path: the token's steps --------------------------------------------------
+        i_col = Signal(range(max(d_in, 2)), name="int_column")
+        i_group = Signal(range(max(G, 2)), name="int_group")
+        i_done = Signal(name="int_done")
+        constants = i_col < P
+        m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & ((i_group != 0) | (i_col < codes))
+                              & (~constants | ipath.c.ready))
+        i_take = Signal(name="int_take")
+        m.d.comb += [i_take.eq(self.i.valid & int_ok), cr.addr.eq(i_col), cr.en.eq(1),
+                     ipath.c.valid.eq(i_take & constants), ipath.c.payload.eq(self.i.payload.c)]
+        with m.If(i_take):
+            m.d.sync += i_col.eq(Mux(i_col == d_in - 1, 0, i_col + 1))
+            with m.If(i_col == d_in - 1):
+                m.d.sync += i_group.eq(Mux(i_group == G - 1, 0, i_group + 1))
+                with m.If(i_group == G - 1):
+                    m.d.sync += i_done.eq(1)
+        w1 = Signal.like(self.i.payload.w, name="int_w")
+        i_valid1, first1, last1 = Signal(name="int_valid"), Signal(name="int_first"), \
+            Signal(name="int_last")
+        m.d.sync += [i_valid1.eq(i_take), w1.eq(self.i.payload.w), first1.eq(i_col == 0),
+                     last1.eq(i_col == d_in - 1)]
+        m.d.comb += [ipath.i.valid.eq(i_valid1), ipath.i.payload.x.eq(cr.data),
+                     ipath.i.payload.w.eq(w1), ipath.i.payload.first.eq(first1),
+                     ipath.i.payload.last.eq(last1), ipath.sx.eq(quant.scale32)]
+        m.submodules.int_results = yfifo = SyncFIFOBuffered(width=32, depth=d_out + 1)
+        m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y),
+                     ipath.o.ready.eq(1)]
+
+        # --- gather: requests for the outlier columns, the activations they need ----------
+        cap = self._outstanding
+        primed = Signal(name="gather_primed")
+        r_word = Signal(range(s.index_words + 1), name="request_word")
+        r_pos = Signal(range(max(s.outputs, 2)), name="request_position")
+        r_word_next = Signal.like(r_word)
+        out_count = Signal(range(cap + 1), name="outstanding")
+        word = data.View(index_layout, ir.data)
+        req_take = self.req.valid & self.req.ready
+        m.d.comb += [self.req.valid.eq(busy & primed & (r_word < words) & (out_count < cap)),
+                     self.req.payload.column.eq(word.columns[r_pos])]
+        m.d.comb += r_word_next.eq(r_word)
+        with m.If(start):
+            m.d.comb += r_word_next.eq(0)
+            m.d.sync += r_pos.eq(0)
+        with m.Elif(req_take):
+            with m.If(r_pos == word.count - 1):
+                m.d.comb += r_word_next.eq(r_word + 1)
+                m.d.sync += r_pos.eq(0)
+            with m.Else():
+                m.d.sync += r_pos.eq(r_pos + 1)
+        m.d.sync += r_word.eq(r_word_next)
+        m.d.comb += [ir.addr.eq(r_word_next), ir.en.eq(1)]
+        with m.If(start):
+            m.d.sync += primed.eq(1)
+        with m.If(token_end):
+            m.d.sync += primed.eq(0)
+
+        column = self.req.payload.column
+        chunk_of = column // B if B & (B - 1) else column >> (B.bit_length() - 1)
+        lane_of = column % B if B & (B - 1) else column[:max(B.bit_length() - 1, 0)]
+        m.d.comb += [xg_rd.addr.eq(chunk_of * T + token), xg_rd.en.eq(1)]
+        g_valid1 = Signal(name="gather_x_valid")
+        g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
+        m.d.sync += [g_valid1.eq(req_take), g_lane1.eq(lane_of if B > 1 else 0)]
+        m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
+        gx_word = data.View(data.ArrayLayout(unsigned(16), B), xg_rd.data)
+        m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]
+
+        # --- fp path: the weight pieces of the requested columns --------------------------
+        piece = Signal(range(max(GF, 2)), name="piece")
+        fp_col = Signal(range(d_in + 1), name="fp_column")
+        written = Signal(range(d_in + 1), name="fp_columns_written")
+        feed = busy & pend.r_rdy
+        m.d.comb += [fpath.i.valid.eq(self.resp.valid & feed),
+                     self.resp.ready.eq(fpath.i.ready & feed),
+                     fpath.i.payload.x.eq(pend.r_data), fpath.i.payload.w.eq(self.resp.payload.w),
+                     fpath.i.payload.first.eq(fp_col == 0)]
+        piece_take = self.resp.valid & self.resp.ready
+        col_end = piece_take & (piece == GF - 1)
+        m.d.comb += pend.r_en.eq(col_end)
+        with m.If(piece_take):
+            m.d.sync += piece.eq(Mux(piece == GF - 1, 0, piece + 1))
+        with m.If(col_end):
+            m.d.sync += fp_col.eq(fp_col + 1)
+        m.d.sync += out_count.eq(out_count + req_take - col_end)
+        with m.If(fpath.column_written):
+            m.d.sync += written.eq(written + 1)
+        fp_done = Signal(name="fp_done")
+        m.d.comb += fp_done.eq(comp_done & (written == columns))
+
+        # --- merge: int results + fp sums, in output order ---------------------------------
+        mg = Signal(range(max(GF, 2)), name="merge_group")
+        ml = Signal(range(max(PF, 2)), name="merge_lane")
+        mg_next = Signal.like(mg)
+        merge_take = merge.i.valid & merge.i.ready
+        m.d.comb += mg_next.eq(mg)
+        with m.If(merge_take):
+            with m.If(ml == PF - 1):
+                m.d.sync += ml.eq(0)
+                m.d.comb += mg_next.eq(Mux(mg == GF - 1, 0, mg + 1))
+            with m.Else():
+                m.d.sync += ml.eq(ml + 1)
+        m.d.sync += mg.eq(mg_next)
+        m.d.comb += fpath.rd_addr.eq(mg_next)
+        sums = data.View(data.ArrayLayout(unsigned(32), PF), fpath.rd_data)
+        m.d.comb += [merge.i.valid.eq(busy & fp_done & yfifo.r_rdy),
+                     merge.i.payload.y.eq(yfifo.r_data),
+                     merge.i.payload.acc.eq(Mux(columns == 0, 0, sums[ml])),
+                     yfifo.r_en.eq(merge_take)]
+        wiring.connect(m, wiring.flipped(self.o), merge.o)
+
+        # --- end of a token, of a tile ---------------------------------------------------
+        outs = Signal(range(max(d_out, 2)), name="outputs_out")
+        out_taken = self.o.valid & self.o.ready
+        m.d.comb += token_end.eq(out_taken & (outs == d_out - 1))
+        with m.If(out_taken):
+            m.d.sync += outs.eq(Mux(outs == d_out - 1, 0, outs + 1))
+        with m.If(token_end):
+            m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0), fp_col.eq(0), written.eq(0)]
+            with m.If(token == T - 1):
+                m.d.sync += [token.eq(0), tile_ready.eq(0), x_count.eq(0), scan.eq(0),
+                             words.eq(0), columns.eq(0)]
+            with m.Else():
+                m.d.sync += token.eq(token + 1)
+        return m
