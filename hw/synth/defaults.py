@@ -34,9 +34,11 @@ PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits":
 # r = d/8 high-precision ones (the design's defaults: d_in 128, rank 16, high_width 8).
 PAPER_OVERRIDES: dict[str, dict[str, int]] = {"resq-linear": {"a_width": 4, "high_width": 8}}
 # design -> {parameter: values}; each listed design is synthesised at every value.
-# (llm-int8-linear runs at its default M only: its M = 2, 4, 8 sweep is `lqer-hw synth
-# llm-int8-linear -p outputs=2,4,8`, kept out of the cold make synth budget)
-SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {"dot-array": {"lanes": (1, 2, 4, 8)}}
+SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
+    "dot-array": {"lanes": (1, 2, 4, 8)},
+    # M, the outlier column indices per compaction pass (hw.llm_int8_linear)
+    "llm-int8-linear": {"outputs": (2, 4, 8)},
+}
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
