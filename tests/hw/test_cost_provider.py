@@ -11,6 +11,7 @@ import hw.cost
 from hw.cost import provider
 from hw.cost.methods import CostConfig
 from tests.hw.cost_cache import session_cache_root
+from hw.cost.cli import COST_TARGETS
 
 LQER = {"method": "lqer", "model": "default", "layers": None, "w_width": 4, "a_width": 8,
         "lowrank_width": 8, "rank": 32, "block": 16, "exponent_bits": 8, "flavour": "ocp",
@@ -99,8 +100,7 @@ def test_what_cannot_be_honoured_is_a_one_line_value_error_naming_it(change, mes
 
 
 @pytest.mark.parametrize("config, target, message", [
-    (LQER, "xc9", r"target must be one of xc7, xc7-nodsp, ice40, ecp5, gowin, lut4, lut6, "
-                  r"cmos; got 'xc9'"),
+    (LQER, "xc9", rf"target must be one of {', '.join(COST_TARGETS)}; got 'xc9'"),
     ({**LQER, "rank": 256}, "lut6", r"rank must be at most min\(d_in, d_out\) of every layer "
                                     r"\(128 at model\.decoder\.layers\.0\.self_attn\.q_proj\); "
                                     r"got 256"),

@@ -95,8 +95,13 @@ def test_the_default_stream_is_flat_in_payload_keys():
 
 
 def test_registry_holds_each_design_once():
-    assert set(ADAPTERS) == {"quantizer", "dot-array", "accumulator", "lqer-linear", "fp16-mul",
-                             "fp32-add", "int32-to-fp32", "fp32-mul", "fp32-to-fp16"}
+    # every simulated design (the parts of llm-int8-linear are registered for synthesis only)
+    simulated = {"quantizer", "dot-array", "accumulator", "lqer-linear", "resq-linear",
+                 "fp16-mul", "fp32-add", "int32-to-fp32", "fp32-mul", "fp32-to-fp16",
+                 "fp16-linear", "llm-int8-linear"}
+    for name in simulated:
+        get_adapter(name)
+    assert set(ADAPTERS) == simulated
     assert all(get_adapter(name).design == name for name in ADAPTERS)
     with pytest.raises(ValueError) as info:
         register_adapter(type(get_adapter("quantizer"))())

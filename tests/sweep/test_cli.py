@@ -6,6 +6,7 @@ from sweep.cli import main
 from tests.sweep.conftest import SMALL
 from sw.llm_int8_cli import METHODS as INT8_METHODS
 from sw.qconfig import METHODS
+from hw.synth.targets import target_names
 
 EVAL_METHODS = ", ".join(METHODS + INT8_METHODS)  # eval's --method choices
 
@@ -56,8 +57,7 @@ def test_both_bad_points_reported(tmp_path, capsys, small_spec):
     (["default", "-j", "0"], "jobs must be an integer in 1..256; got '0'"),
     (["default", "--address", "x:1"], "address must not be given without --engine ray; got 'x:1'"),
     (["default", "--targets", "xc9"],
-     "targets: target must be one of xc7, xc7-nodsp, ice40, ecp5, gowin, lut4, lut6, cmos, "
-     "liberty; got 'xc9'"),
+     f"targets: target must be one of {', '.join(target_names(True))}; got 'xc9'"),
     (["default", "--area", "no.such.module:area"],
      "area must name an importable provider 'module:function'; got 'no.such.module:area' "
      "(No module named 'no')"),

@@ -31,8 +31,10 @@ def test_design_table_has_every_registered_design_with_its_latency():
     assert len(rows) == len(designs)
     for row, design in zip(rows, designs):
         cells = [c.strip() for c in row.strip("|").split("|")]
-        latency = inspected(elaborate(design.name, **design.defaults)).latency
-        assert cells[0] == f"`{design.name}`" and cells[-1] == str(latency)
+        # a part with no fixed latency (the compaction network: passes per outlier count) shows –
+        latency = getattr(inspected(elaborate(design.name, **design.defaults)), "latency", None)
+        assert cells[0] == f"`{design.name}`"
+        assert cells[-1] == ("–" if latency is None else str(latency))
 
 
 def _record(design, target, luts, **extra):
