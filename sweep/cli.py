@@ -107,6 +107,10 @@ def _make_out(p: Path, shown: str) -> None:
                          f"({exc.strerror or exc})") from None
 
 
+def _points(n: int) -> str:
+    return f"{n} point" if n == 1 else f"{n} points"
+
+
 def sweep(argv: list[str], prog: str) -> int:
     from sweep import outputs, runner, spec as specs
     from sweep.area import resolve
@@ -140,7 +144,7 @@ def sweep(argv: list[str], prog: str) -> int:
     if args.dry_run:
         for p in points:
             print(f"{p.key}  {p.label}  lqer-hw eval {' '.join(p.argv)}")
-        print(f"{len(points)} points; area from {provider}")
+        print(f"{_points(len(points))}; area from {provider}")
         return 0
     _make_out(out, args.out)
     journal = Journal(out)
@@ -158,7 +162,7 @@ def sweep(argv: list[str], prog: str) -> int:
         status(prog, f"{reused} of {len(points)} points done by an earlier run; running "
                      f"{len(todo)}")
     elif todo:
-        status(prog, f"running {len(todo)} points on {args.jobs} "
+        status(prog, f"running {_points(len(todo))} on {args.jobs} "
                      f"{'worker' if args.jobs == 1 else 'workers'} ({args.engine}); area from "
                      f"{provider} (a first run synthesises the parts it needs: minutes, then "
                      "cached)")
@@ -171,7 +175,7 @@ def sweep(argv: list[str], prog: str) -> int:
                 "engine": args.engine, "workers": args.jobs, "area_provider": provider}
     paths = outputs.write_all(out, points, rows, spec, run=run_info)
     failed = sum(1 for p in points if rows[p.key]["status"] != "ok")
-    print(f"{len(points)} points: {len(points) - failed} done, {failed} failed "
+    print(f"{_points(len(points))}: {len(points) - failed} done, {failed} failed "
           f"({stats.ran} run now in {stats.seconds:.1f} s, {reused} reused)")
     for name in ("report", "csv", "plot"):
         print(f"wrote {os.path.join(args.out, paths[name].name)}")

@@ -78,7 +78,6 @@ def test_int_path_is_the_reference_times_the_mistyped_constant(seed, tokens, d_i
     theirs = torch.ops.bitsandbytes.int8_scaled_mm.default(
         torch.from_numpy(q.codes), torch.from_numpy(wq.codes), torch.from_numpy(q.absmax),
         torch.from_numpy(wq.absmax), dtype=torch.float32).numpy().astype(np.float64)
-    assert 1.8e-5 < BNB_CONSTANT - 1 < 1.81e-5
     # each side is within 3 binary32 roundings of its exact value (fl32(C) is exact here: |C| < 2^24)
     assert np.all(np.abs(theirs - ours * BNB_CONSTANT) <= 8 * U32 * np.abs(ours))
 
