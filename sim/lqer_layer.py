@@ -210,7 +210,7 @@ def run_layer_command(args, prog: str, display) -> int:
         result = simulate(adapter, component, inputs, simulator=simulator, check=False,
                           seed=args.seed, valid_probability=1 - args.stall,
                           ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress)
+                          log=display.log, progress=display.progress, bench=args.bench)
     except SimulationError as exc:
         display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)
