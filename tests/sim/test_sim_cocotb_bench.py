@@ -237,8 +237,10 @@ def test_baseline_many_tokens_on_verilator(design, params, shard):
             assert result.summary["responses_left"] == 0
 
 
-def test_checker_counts_mismatches(monkeypatch):
-    """A wrong reference must be caught: the bench is able to fail."""
+@pytest.mark.parametrize("bench", ["cocotb", "hdl"])
+def test_checker_counts_mismatches(monkeypatch, bench):
+    """A wrong reference must be caught: each bench (the Python agents, the Verilog one)
+    is able to fail."""
     adapter = get_adapter("dot-array")
     honest = adapter.reference
 
@@ -255,5 +257,5 @@ def test_checker_counts_mismatches(monkeypatch):
     component = inspect("dot-array", lanes=1)
     inputs = adapter.validate(component, adapter.random_inputs(component, 50,
                                                                np.random.default_rng(2)))
-    result = simulate(adapter, component, inputs, simulator=simulator)
+    result = simulate(adapter, component, inputs, simulator=simulator, bench=bench)
     assert result.mismatches == 10
