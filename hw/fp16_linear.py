@@ -28,12 +28,13 @@ from hw.fp16_linear_schedule import FP16LinearSchedule
 from hw.fp_accumulate import MAX_LANES, FPAccumulate, owned_list
 from hw.params import check_int
 from hw.unused import owned, rejectable
+from hw.layer_facts import LayerFacts, TokenSteps
 from sw.datapath import MAX_DIM
 
 __all__ = ["FP16Linear"]
 
 
-class FP16Linear(wiring.Component):
+class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
     """Ports: ``i`` (stream of steps, see :mod:`hw.fp16_linear_schedule`) and ``o`` (stream
     of ``{"y": ArrayLayout(unsigned(32 or 16), lanes)}``).
 
@@ -72,38 +73,12 @@ class FP16Linear(wiring.Component):
 
     # -- published facts ----------------------------------------------------------------
     @property
-    def schedule(self) -> FP16LinearSchedule:
-        return self._schedule
-
-    @property
-    def d_in(self) -> int:
-        return self._schedule.d_in
-
-    @property
-    def d_out(self) -> int:
-        return self._schedule.d_out
-
-    @property
     def lanes(self) -> int:
         return self._schedule.lanes
 
     @property
     def out_fp16(self) -> bool:
         return bool(self._convs)
-
-    @property
-    def steps_per_token(self) -> int:
-        return self._schedule.steps
-
-    @property
-    def cycles_per_token(self) -> int:
-        """Cycles per token at full rate (input always valid, output always ready)."""
-        return self._schedule.cycles_per_token
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a token's last input item to its last output item, at full rate."""
-        return self._schedule.latency
 
     @property
     def memory_bits(self) -> dict[str, int]:

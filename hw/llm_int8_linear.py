@@ -32,9 +32,8 @@ flight and, inside it, one token: a token starts when the previous one's last ou
 
 from __future__ import annotations
 
-import math
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -50,6 +49,7 @@ from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
 from hw.unused import rejectable
+from hw.layer_facts import LayerFacts
 from sw.datapath import MAX_DIM
 from sw.llm_int8 import MAX_D_IN, check_threshold, threshold_binary16
 
@@ -62,7 +62,7 @@ def _bits_of_threshold(threshold) -> int:
     return int(threshold_binary16(threshold).view("uint16"))
 
 
-class LLMInt8Linear(wiring.Component):
+class LLMInt8Linear(LayerFacts, wiring.Component):
     """Ports: ``i`` (stream of steps: ``{"x": ArrayLayout(unsigned(16), x_lanes), "w":
     ArrayLayout(signed(8), lanes), "c": {"scale": unsigned(32)[, "bias": unsigned(32)]}}``),
     ``o`` (stream of ``{"y": unsigned(16 or 32)}``, one output channel per item), ``req``
@@ -152,19 +152,6 @@ class LLMInt8Linear(wiring.Component):
                            "c": data.StructLayout(cfields)}
 
     # -- published facts ----------------------------------------------------------------
-    @property
-    def schedule(self) -> LLMInt8Schedule:
-        """The stream order and timing model (:mod:`hw.llm_int8_schedule`)."""
-        return self._schedule
-
-    @property
-    def d_in(self) -> int:
-        return self._schedule.d_in
-
-    @property
-    def d_out(self) -> int:
-        return self._schedule.d_out
-
     @property
     def x_lanes(self) -> int:
         return self._schedule.x_lanes

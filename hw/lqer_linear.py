@@ -85,7 +85,7 @@ from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
-from sw.blockmath import accumulator_width
+from hw.layer_facts import LayerFacts, TokenSteps
 from sw.datapath import MAX_DIM, lqer_linear_reason, resq_reason
 from sw.mxint import MXIntFormat
 
@@ -99,7 +99,7 @@ def fifo_depth(items: int) -> int:
     return items + 1
 
 
-class LQERLinear(wiring.Component):
+class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
     """Ports: ``i`` (stream of steps, see the module doc) and ``o`` (stream of output blocks).
 
     Parameters (keyword-only): ``d_in``, ``d_out`` (1..``MAX_DIM``, multiples of the
@@ -197,7 +197,7 @@ class LQERLinear(wiring.Component):
         self._out_format = lowrank_format if resq else a_format
         self._guard_bits = guard_bits
         nb_in = (d_in - rank if resq else d_in) // block   # the main path's blocks
-        nb_k, nb_out = rank // block, d_out // block
+        nb_k = rank // block
 
         # the parts
         main_partials = nb_in + (2 if merged else 0)  # u and the bias are two more partials
@@ -310,22 +310,9 @@ class LQERLinear(wiring.Component):
 
     # -- published facts -----------------------------------------------------------------
     @property
-    def schedule(self) -> LQERSchedule:
-        """The step schedule and timing model (:mod:`hw.lqer_schedule`)."""
-        return self._schedule
-
-    @property
     def mode(self) -> str:
         """``"lqer"`` (main + chained low-rank GEMMs) or ``"resq"`` (main + one narrow GEMV)."""
         return self._mode
-
-    @property
-    def d_in(self) -> int:
-        return self._schedule.d_in
-
-    @property
-    def d_out(self) -> int:
-        return self._schedule.d_out
 
     @property
     def rank(self) -> int:
@@ -386,21 +373,6 @@ class LQERLinear(wiring.Component):
         return 0 if self._lr_acc is None else self._lr_acc.acc_width
 
     @property
-    def steps_per_token(self) -> int:
-        """Input items per token."""
-        return self._schedule.steps
-
-    @property
-    def cycles_per_token(self) -> int:
-        """Cycles per token at full rate (input always valid, output always ready)."""
-        return self._schedule.cycles_per_token
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a token's last input item to its last output block, at full rate."""
-        return self._schedule.latency
-
-    @property
     def memory_bits(self) -> dict[str, int]:
         """Bits of each memory and FIFO (what grows with the layer)."""
         s = self._schedule
@@ -422,7 +394,7 @@ class LQERLinear(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         s = self._schedule
-        K, nb_in, nb_k, nb_out = s.slots, s.nb_in, s.nb_k, s.nb_out
+        K, nb_in, nb_out = s.slots, s.nb_in, s.nb_out
         rank = s.rank
 
         # input side: the step counters of the current token

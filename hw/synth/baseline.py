@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Shape, Value, signed
+from amaranth.hdl import Module, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -23,7 +23,7 @@ from typing import Callable
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.liberty import sequential_cells
-from hw.synth.targets import (CATEGORIES, DEFAULT_FLOW, FLOWS, LIBERTY_FILE, LIBERTY_TARGET,
+from hw.synth.targets import (DEFAULT_FLOW, FLOWS, LIBERTY_FILE, LIBERTY_TARGET,
                               Flow, Target)
 from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from sim.adapters.base import (Adapter, Bounds, FieldSpec, edge_blocks, mx_blocks,
                                random_exponents, random_mantissas, register_adapter)
