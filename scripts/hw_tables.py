@@ -14,7 +14,10 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
 - ``pnr-default`` (docs/synth.md): Fmax per design and family from a ``lqer-hw pnr``
   folder's ``pnr.json``;
 - ``readme-synth`` (README.md): the summary table of ``synth-default`` (as just written, or
-  as docs/synth.md holds it), so the README never shows another run's figures.
+  as docs/synth.md holds it), so the README never shows another run's figures;
+- ``llm-int8-split`` (docs/llm_int8_rtl.md), with ``--split``: ``fp16-linear``,
+  ``llm-int8-linear`` and the latter's parts synthesised alone on ECP5 at their registry
+  defaults (through the synthesis cache: minutes when cold, seconds after).
 
 The result blocks are rewritten only when their folder holds a report (``make synth`` /
 ``make pnr`` first); the design table always.
@@ -32,7 +35,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
-         "pnr-default": "docs/synth.md", "readme-synth": "README.md"}
+         "pnr-default": "docs/synth.md", "readme-synth": "README.md",
+         "llm-int8-split": "docs/llm_int8_rtl.md"}
+# The area split of llm-int8-linear (docs/llm_int8_rtl.md): the whole datapath, fp16-linear
+# beside it, and its parts synthesised alone, each at its registry defaults on SPLIT_TARGET
+SPLIT_TARGET = "ecp5"
+SPLIT_WHOLE = ("fp16-linear", "llm-int8-linear")
+SPLIT_PARTS = (("llm-int8-detector", "outlier detector"),
+               ("llm-int8-compaction", "compaction network"),
+               ("llm-int8-quantizer", "activation quantizer"),
+               ("llm-int8-int-path", "int path"),
+               ("fp-accumulate", "outlier (fp) path"),
+               ("llm-int8-merge", "merge"))
 
 
 def designs_table() -> str:
@@ -73,6 +87,56 @@ def pnr_block(records: list[dict]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def split_block(figures: dict[str, dict], params: dict[str, dict]) -> str:
+    """The area split table of ``llm-int8-linear`` and the sentence summing it.
+    ``figures[name]``: synthesis figures (``luts``, ``ffs``, ...); ``params[name]``: the
+    point's parameters."""
+    from hw.synth.report import params_text
+    rows = ["| design | role | parameters | LUTs | FFs | DSPs | carry | BRAM | LUT RAM |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    roles = {**{n: "whole datapath" for n in SPLIT_WHOLE}, **dict(SPLIT_PARTS)}
+    for name in (*SPLIT_WHOLE, *(n for n, _ in SPLIT_PARTS)):
+        f = figures[name]
+        rows.append(f"| {name} | {roles[name]} | {params_text(params[name])} | "
+                    + " | ".join(f"{f.get(k, 0):,}" for k in
+                                 ("luts", "ffs", "dsps", "carries", "brams", "lutrams")) + " |")
+    whole, fp16 = figures["llm-int8-linear"], figures["fp16-linear"]
+    parts = {k: sum(figures[n].get(k, 0) for n, _ in SPLIT_PARTS) for k in ("luts", "ffs")}
+    text = (f"\nThe parts add up to {parts['luts']:,} of the datapath's {whole['luts']:,} LUTs "
+            f"({parts['luts'] / whole['luts']:.0%}) and {parts['ffs']:,} of its "
+            f"{whole['ffs']:,} FFs ({parts['ffs'] / whole['ffs']:.0%}); the rest is the "
+            f"tile/token control, the gather's request logic and the memories' glue. "
+            f"`fp16-linear` is {fp16['luts'] / whole['luts']:.2f}x the LUTs of "
+            f"`llm-int8-linear` at the same 16 MACs per cycle.")
+    cycles = {n: _cycles_per_token(n, params[n]) for n in SPLIT_WHOLE}
+    text += (f" Per token at full rate without outliers, `fp16-linear` takes "
+             f"{cycles['fp16-linear']:g} cycles against {cycles['llm-int8-linear']:g} for "
+             f"`llm-int8-linear` (the published `cycles_per_token`).\n")
+    return "\n".join(rows) + "\n" + text
+
+
+def _cycles_per_token(name: str, params: dict) -> float:
+    from hw.designs import elaborate
+    from hw.unused import inspected
+    return inspected(elaborate(name, **params)).cycles_per_token
+
+
+def measure_split(cache_root: Path | None, build: Path) -> tuple[dict, dict]:
+    """Synthesise (or read from the cache) the split's points on :data:`SPLIT_TARGET`."""
+    from hw.cost.parts import Part, measure
+    from hw.designs import get_design
+    from hw.synth.cache import ResultCache, default_cache_root
+    from hw.synth.targets import get_target
+    names = (*SPLIT_WHOLE, *(n for n, _ in SPLIT_PARTS))
+    params = {n: dict(get_design(n).defaults) for n in names}
+    parts = {n: Part.of(n, **params[n]) for n in names}
+    cache = ResultCache(cache_root or default_cache_root("synth"))
+    got = measure(list(parts.values()), [get_target(SPLIT_TARGET)], build, cache=cache,
+                  workers=2, progress=lambda d, t, job, o: print(
+                      f"  [{d}/{t}] {job.design} @ {job.target.name}", file=sys.stderr))
+    return {n: got[(parts[n], SPLIT_TARGET)]["figures"] for n in names}, params
+
+
 def _records(folder: Path | None, stem: str) -> list[dict] | None:
     if folder is None or not (folder / f"{stem}.json").is_file():
         return None
@@ -91,8 +155,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="lqer-hw synth --default output folder (default build/synth)")
     ap.add_argument("--pnr", type=Path, default=ROOT / "build" / "pnr",
                     help="lqer-hw pnr --default output folder (default build/pnr)")
+    ap.add_argument("--split", action="store_true",
+                    help="also synthesise the llm-int8-linear area split (ECP5, cached)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="synthesis cache for --split (default $LQER_CACHE_DIR, else "
+                         "~/.cache/lqer-hw)")
     args = ap.parse_args(argv)
     bodies = {"hw-designs": designs_table()}
+    if args.split:
+        bodies["llm-int8-split"] = split_block(*measure_split(args.cache,
+                                                              ROOT / "build" / "split"))
     synth, pnr = _records(args.synth, "synth"), _records(args.pnr, "pnr")
     if synth:
         bodies["synth-default"] = synth_block(synth)

@@ -60,3 +60,22 @@ def test_result_blocks_come_from_the_report_files(tmp_path):
     assert rows[2] == "| dot-array | lanes=1 | ecp5 | LFE5U-85F | 160 | 10 | 151.3 |  |"
     assert rows[3].endswith("| – | does not fit |")
     assert script._records(tmp_path / "missing", "synth") is None
+
+
+def test_split_block_sums_the_parts_against_the_whole():
+    script = _script()
+    names = (*script.SPLIT_WHOLE, *(n for n, _ in script.SPLIT_PARTS))
+    figures = {n: {"luts": 100, "ffs": 50, "dsps": 1, "carries": 2, "brams": 0, "lutrams": 3}
+               for n in names}
+    figures["llm-int8-linear"] = {"luts": 800, "ffs": 400}
+    figures["fp16-linear"] = {"luts": 1200, "ffs": 900}
+    from hw.designs import get_design
+    params = {n: dict(get_design(n).defaults) for n in names}
+    block = script.split_block(figures, params)
+    rows = [r for r in block.splitlines() if r.startswith("| ")]
+    assert len(rows) == 1 + len(names)
+    assert rows[1].startswith("| fp16-linear | whole datapath | d_in=64 ")
+    assert rows[1].endswith("| 1,200 | 900 | 0 | 0 | 0 | 0 |")
+    assert "The parts add up to 600 of the datapath's 800 LUTs (75%) and 300 of its 400 FFs " \
+           "(75%)" in block
+    assert "`fp16-linear` is 1.50x the LUTs of `llm-int8-linear`" in block
