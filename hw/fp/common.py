@@ -36,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
 from hw.pipeline import Pipeline, register_counts
+from hw.product_tree import ProductTree
 from hw.unused import rejectable
 from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
@@ -43,7 +44,7 @@ from sw.ieee import IEEEFormat
 __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
-           "pack_choice", "select_result", "Stage", "FPUnit", "MAX_STAGES"]
+           "pack_choice", "select_result", "Stage", "close_product_level", "FPUnit", "MAX_STAGES"]
 
 MAX_STAGES = 16
 
@@ -206,9 +207,10 @@ def exponent_choices(m: Module, exponent: Value, fmt: IEEEFormat, name: str, *,
                      minus: Value | None = None) -> Signal:
     """The biased exponent field, before the overflow test, of a result with (unbounded)
     exponent ``exponent - minus >= 1`` for each carry ``k = 0, 1, 2`` that the rounded
-    significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``.
-    Computed beside the rounding adder, off its carry chain; :func:`pack_choice` picks
-    one. Returns the three values side by side."""
+    significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``,
+    each with its overflow flag (the field at or above all ones). Computed beside the
+    rounding adder, off its carry chain; :func:`pack_choice` picks one. Returns the three
+    ``Cat(field, overflow)`` side by side."""
     exponent = Value.cast(exponent)
     values = [exponent + (k - 1) - (0 if minus is None else minus) for k in range(3)]
     shape = signed(max(len(v) for v in values) + 1)
@@ -216,7 +218,10 @@ def exponent_choices(m: Module, exponent: Value, fmt: IEEEFormat, name: str, *,
     for k, value in enumerate(values):
         choice = Signal(shape, name=f"{name}_{k}")
         m.d.comb += choice.eq(value)
-        choices.append(choice)
+        # without ``minus`` the test is on ``exponent`` against a constant, beside the adder
+        over = (choice >= fmt.exponent_all_ones if minus is not None
+                else exponent >= fmt.exponent_all_ones + 1 - k)
+        choices.append(Cat(choice, wire(m, over, f"{name}_{k}_overflow")))
     return wire(m, Cat(*choices), name)
 
 
@@ -230,9 +235,8 @@ def pack_choice(m: Module, q: Value, choices: Value, fmt: IEEEFormat, name: str)
     parts = [choices[k * width:(k + 1) * width] for k in range(3)]
     two, one = q[f + 1], q[f]
     field = wire(m, Mux(two, parts[2], Mux(one, parts[1], parts[0])), f"{name}_field")
-    overflow = field[e:width - 1].any() | field[:e].all()   # non-negative: top bit is 0
     return (wire(m, Cat(q[:f], field[:e]), f"{name}_magnitude"),
-            wire(m, overflow, f"{name}_overflow"))
+            wire(m, field[width - 1], f"{name}_overflow"))
 
 
 def select_result(m: Module, fmt: IEEEFormat, *, sign: Value, magnitude: Value, overflow: Value,
@@ -280,6 +284,20 @@ class Stage:
         self._level += 1
         self._carried = {k: out[k] for k in self._carried}
         return SimpleNamespace(**out)
+
+
+def close_product_level(m: Module, stage: Stage, tree: ProductTree, level: int, terms: list,
+                        name: str, **values):
+    """Close level ``level`` of the :class:`hw.product_tree.ProductTree` ``tree`` (``terms``
+    from ``tree.first`` or the previous call) with ``values`` beside it. Returns ``(s,
+    next)``: the registered ``values`` by name, and the next level's terms (after the last
+    level: ``[product]``)."""
+    keys = [f"{name}_t{k}" for k in range(len(terms))]
+    s = stage.close(**values, **dict(zip(keys, terms)))
+    registered = [getattr(s, k) for k in keys]
+    if level + 1 < tree.levels:
+        return s, tree.step(m, level + 1, registered, name)
+    return s, [wire(m, tree.result(registered), name)]
 
 
 class FPUnit(wiring.Component):

@@ -24,10 +24,12 @@ shorter:
 
 from __future__ import annotations
 
+
 from amaranth.hdl import Cat, Const, unsigned
 
-from hw.fp.common import (FPUnit, coarse_shift, fine_shift, group_one_hot, one_hot_index,
+from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift, group_one_hot, one_hot_index,
                           one_hot_select, select_result, unpack)
+from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32
 
@@ -38,14 +40,16 @@ PRODUCT_BITS = 2 * BINARY16.precision   # 22
 EXPONENT_OFFSET = BINARY32.bias - 2 * BINARY16.bias - 2 * BINARY16.fraction_bits + PRODUCT_BITS - 1
 GROUP = 8                                # normalisation: whole bytes, then bits
 GROUPS = -(-PRODUCT_BITS // GROUP)       # 3
+PRODUCT = ProductTree(a_width=BINARY16.precision, b_width=BINARY16.precision, adds=2)
 
 
 class FP16Mul(FPUnit):
     """Ports: ``i`` (stream of ``{"a": unsigned(16), "b": unsigned(16)}``, binary16 bit
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the exact binary32 product)."""
 
-    LEVELS = ("unpack", "multiply", "detect", "coarse", "fine", "pack")
-    DELAYS = (2.0, 4.0, 3.0, 3.0, 3.5, 3.0)
+    LEVELS = ("unpack", *(f"product_{k}" for k in range(PRODUCT.levels)), "detect", "coarse",
+              "fine", "pack")
+    DELAYS = (2.0, *PRODUCT.delays, 3.0, 3.0, 3.5, 3.0)
     INPUTS = {"a": unsigned(16), "b": unsigned(16)}
     OUT_FORMAT = BINARY32
 
@@ -58,10 +62,14 @@ class FP16Mul(FPUnit):
         s = stage.close(sa=a.significand, sb=b.significand,
                         exponent=a.exponent + b.exponent + EXPONENT_OFFSET)
 
-        s = stage.close(product=wire(m, s.sa * s.sb, "product"), exponent=s.exponent)
+        terms = PRODUCT.first(m, s.sa, s.sb, "product")
+        for level in range(PRODUCT.levels):
+            s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
+                                           exponent=s.exponent)
+        product, = terms
 
-        s = stage.close(product=s.product, exponent=s.exponent,
-                        groups=group_one_hot(m, s.product, GROUP, "product_groups"))
+        s = stage.close(product=product, exponent=s.exponent,
+                        groups=group_one_hot(m, product, GROUP, "product_groups"))
 
         exponent = one_hot_select(m, s.groups, [s.exponent - GROUP * k for k in range(GROUPS)],
                                   "coarse_exponent")

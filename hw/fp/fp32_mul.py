@@ -33,27 +33,28 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Mux, unsigned
 
-from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
+from hw.fp.common import (FPUnit, close_product_level, coarse_shift, exponent_choices, fine_shift, group_one_hot,
                           one_hot_index, pack_choice, round_even, select_result,
                           shift_right_coarse, shift_right_fine, unpack)
+from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY32
 
 __all__ = ["FP32Mul"]
 
 P = BINARY32.precision          # 24
-HALF = P // 2                   # 12-bit pieces of the significands
 GROUP = 8                       # normalisation and alignment in whole bytes, then bits
 GROUPS = -(-P // GROUP)         # 3
+PRODUCT = ProductTree(a_width=P, b_width=P, adds=2)
 
 
 class FP32Mul(FPUnit):
     """Ports: ``i`` (stream of ``{"a": unsigned(32), "b": unsigned(32)}``, binary32 bit
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded product)."""
 
-    LEVELS = ("unpack", "coarse", "fine", "partials", "sum", "align_coarse", "align_fine",
-              "round", "pack")
-    DELAYS = (3.5, 3.0, 3.5, 4.0, 3.5, 3.5, 3.0, 3.0, 3.0)
+    LEVELS = ("unpack", "coarse", "fine", *(f"product_{k}" for k in range(PRODUCT.levels)),
+              "align_coarse", "align_fine", "round", "pack")
+    DELAYS = (3.5, 3.0, 3.5, *PRODUCT.delays, 3.5, 3.0, 3.0, 3.0)
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 
@@ -79,15 +80,13 @@ class FP32Mul(FPUnit):
                         fa=one_hot_index(m, fa, "a_fine_index"),
                         fb=one_hot_index(m, fb, "b_fine_index"))
 
-        lo_a, hi_a = s.na[:HALF], s.na[HALF:]
-        lo_b, hi_b = s.nb[:HALF], s.nb[HALF:]
         # E = e'a + e'b - 127, in -171..381
-        s = stage.close(ll=wire(m, lo_a * lo_b, "pp_ll"), lh=wire(m, lo_a * hi_b, "pp_lh"),
-                        hl=wire(m, hi_a * lo_b, "pp_hl"), hh=wire(m, hi_a * hi_b, "pp_hh"),
-                        exponent=wire(m, s.exponent - s.fa - s.fb, "exponent"))
-
-        middle = wire(m, s.lh + s.hl, "pp_middle")
-        product = wire(m, (Cat(s.ll, s.hh) + (middle << HALF))[:2 * P], "product")
+        terms = PRODUCT.first(m, s.na, s.nb, "product")
+        s, terms = close_product_level(m, stage, PRODUCT, 0, terms, "product",
+                                       exponent=wire(m, s.exponent - s.fa - s.fb, "exponent"))
+        for level in range(1, PRODUCT.levels - 1):
+            s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
+                                           exponent=s.exponent)
         # for t = 0, 1: normal when E + t >= 1; shift less one: 22 + t, or 23 - E (below 64:
         # any shift of 49 or more drops every bit, the round bit included)
         e = s.exponent
@@ -99,10 +98,11 @@ class FP32Mul(FPUnit):
         for t in (0, 1):
             options[f"shift_{t}"] = Mux(normals[t], P - 2 + t, sub_shift)[:6]
             options[f"exponent_{t}"] = Mux(normals[t], e + t, 1)
-        s = stage.close(product=product, **options)
+        s, (product,) = close_product_level(m, stage, PRODUCT, PRODUCT.levels - 1, terms,
+                                            "product", **options)
 
-        top = s.product[2 * P - 1]
-        shifted, fine, sticky = shift_right_coarse(m, s.product, Mux(top, s.shift_1, s.shift_0),
+        top = product[2 * P - 1]
+        shifted, fine, sticky = shift_right_coarse(m, product, Mux(top, s.shift_1, s.shift_0),
                                                    GROUP, "aligned")
         s = stage.close(shifted=shifted, fine=fine, sticky=sticky,
                         out_exponent=Mux(top, s.exponent_1, s.exponent_0))
