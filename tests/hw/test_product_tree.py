@@ -1,0 +1,78 @@
+"""The pipelined partial-product tree: exact products (exhaustive for small operands,
+random for the fp units' widths), the published plan, and parameter errors."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from hw.product_tree import ProductTree
+
+
+def _products(tree: ProductTree, pairs):
+    """The tree's levels back to back (no registers) on Amaranth's simulator."""
+    m = Module()
+    a, b = Signal(tree.a_width), Signal(tree.b_width)
+    terms = tree.first(m, a, b, "p")
+    for level in range(1, tree.levels):
+        terms = tree.step(m, level, terms, "p")
+    product = Signal(tree.width)
+    m.d.comb += product.eq(tree.result(terms))
+    got = []
+
+    async def bench(ctx):
+        for x, y in pairs:
+            ctx.set(a, x)
+            ctx.set(b, y)
+            got.append(ctx.get(product))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+@pytest.mark.parametrize("a_width, b_width", [(1, 1), (1, 5), (5, 1), (3, 6), (6, 3), (5, 5)])
+@pytest.mark.parametrize("adds", [1, 2, 3])
+def test_small_products_are_exact_exhaustively(a_width, b_width, adds):
+    tree = ProductTree(a_width=a_width, b_width=b_width, adds=adds)
+    pairs = [(x, y) for x in range(2 ** a_width) for y in range(2 ** b_width)]
+    assert _products(tree, pairs) == [x * y for x, y in pairs]
+
+
+@pytest.mark.parametrize("width, adds", [(11, 1), (11, 2), (24, 2), (24, 1), (17, 3)])
+def test_wide_products_are_exact(width, adds):
+    tree = ProductTree(a_width=width, b_width=width, adds=adds)
+    rng = random.Random(width * 10 + adds)
+    top = 2 ** width - 1
+    pairs = [(0, 0), (top, top), (top, 1), (1, top), (top, 0)]
+    pairs += [(rng.getrandbits(width), rng.getrandbits(width)) for _ in range(400)]
+    assert _products(tree, pairs) == [x * y for x, y in pairs]
+
+
+@pytest.mark.parametrize("width, adds, levels", [
+    (11, 2, 3),   # 11 -> 6 | 6 -> 3 -> 2 (carry-save) | 2 -> 1
+    (24, 2, 3),   # 24 -> 12 | 12 -> 6 -> 3 | 3 -> 2 (carry-save) -> 1
+    (24, 1, 5),
+    (1, 1, 1),
+])
+def test_levels_and_delays(width, adds, levels):
+    tree = ProductTree(a_width=width, b_width=width, adds=adds)
+    assert tree.levels == levels and tree.width == 2 * width
+    assert len(tree.delays) == levels
+    assert tree.delays[0] == 2.5 and all(d == 1.5 * adds for d in tree.delays[1:-1])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"a_width": 0, "b_width": 4}, ValueError, "a_width must be an integer in 1..64; got 0"),
+    ({"a_width": 4, "b_width": 65}, ValueError, "b_width must be an integer in 1..64; got 65"),
+    ({"a_width": 4, "b_width": 4, "adds": 5}, ValueError, "adds must be an integer in 1..4; got 5"),
+    ({"a_width": 4.0, "b_width": 4}, TypeError, "a_width must be an integer in 1..64; got 4.0"),
+])
+def test_bad_parameters_name_themselves(kwargs, error, message):
+    with pytest.raises(error) as info:
+        ProductTree(**kwargs)
+    assert str(info.value) == message
