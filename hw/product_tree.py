@@ -36,8 +36,8 @@ __all__ = ["ProductTree"]
 
 class ProductTree:
     """Plan of ``a * b`` for unsigned ``a_width``- and ``b_width``-bit operands (1..64),
-    ``adds`` (1..4) adder rows per level after the first (which has one). Raises ``ValueError`` / ``TypeError`` naming
-    the parameter."""
+    ``adds`` (1..4) adder rows per level after the first (which has one). Raises
+    ``ValueError`` / ``TypeError`` naming the parameter."""
 
     def __init__(self, *, a_width: int, b_width: int, adds: int = 1):
         self.a_width = check_int("a_width", a_width, 1, 64)

@@ -44,7 +44,8 @@ from sw.ieee import IEEEFormat
 __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
-           "pack_choice", "select_result", "Stage", "close_product_level", "FPUnit", "MAX_STAGES"]
+           "pack_choice", "select_result", "Stage", "close_product_level", "FPUnit",
+           "MAX_STAGES"]
 
 MAX_STAGES = 16
 

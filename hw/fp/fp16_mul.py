@@ -7,13 +7,17 @@ and a non-zero finite product is always a binary32 normal. With ``z`` the leadin
 zeros of the 22-bit product ``P``, the fraction is ``(P << (z + 2))[:23]`` and the
 biased exponent ``ea + eb + 98 - z`` (``= ea + eb - 2*15 - 20 + 127 + 21 - z``).
 
-Levels (one pipeline register after each by default). On ECP5 the multiply level is
-bound by the DSP itself: Yosys maps ``*`` to a combinational MULT18X18D (3.9 ns in
-nextpnr's model, plus routing in and out), about 140 MHz; every other level is
-shorter:
+Levels (one pipeline register after each by default). The product is summed from
+partial products over three levels (:class:`hw.product_tree.ProductTree`): one
+combinational ``*`` is about ten LUT levels in LUTs (109 MHz on ECP5 as ``lqer-hw
+pnr`` places it) and, where Yosys maps it to a MULT18X18D, 3.9 ns in nextpnr's model
+plus routing in and out (about 140 MHz, docs/synth.md); every level here is a LUT and
+a carry chain or less:
 
 - ``unpack``: significands, ``ea + eb`` (effective exponents), the specials;
-- ``multiply``: ``P = sa * sb`` alone between registers (one DSP where the target has it);
+- ``product_0``: the 11 partial products and a row of adders (6 terms);
+- ``product_1``: two rows (6 -> 3 -> 2, the second carry-save);
+- ``product_2``: ``P`` from the last two terms;
 - ``detect``: the first non-zero byte of ``P``;
 - ``coarse``: whole-byte left shift, exponent lowered by as much;
 - ``fine``: the remaining 0..7-bit shift (the top bit at 21);
@@ -24,11 +28,10 @@ shorter:
 
 from __future__ import annotations
 
-
 from amaranth.hdl import Cat, Const, unsigned
 
-from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift, group_one_hot, one_hot_index,
-                          one_hot_select, select_result, unpack)
+from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift,
+                          group_one_hot, one_hot_index, one_hot_select, select_result, unpack)
 from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32

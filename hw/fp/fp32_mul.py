@@ -10,20 +10,24 @@ one gets exponent 1 and the shift ``24 - E`` (capped at 64: from 49 on every bit
 round bit included, is shifted out). Both shifts for both values of ``t`` are formed while ``P`` is
 still being summed; ``t`` then picks one.
 
-Levels (one pipeline register after each by default). On ECP5 the multiply level is
-bound by the DSP itself: Yosys maps ``*`` to a combinational MULT18X18D (3.9 ns in
-nextpnr's model, plus routing in and out), about 140 MHz; every other level is
-shorter:
+Levels (one pipeline register after each by default). The product is summed from
+partial products over three levels (:class:`hw.product_tree.ProductTree`): a
+combinational 24 x 24 ``*`` is about twenty LUT levels in LUTs (96 MHz on ECP5 as
+``lqer-hw pnr`` places it); every level here is a LUT and a carry chain, or two carry
+chains:
 
 - ``unpack``: fields, specials, ``ea + eb - 127``, first non-zero byte of each significand;
 - ``coarse``: whole-byte left shifts of the significands, exponent lowered by as much;
 - ``fine``: the remaining 0..7-bit shifts (the top bit at 23);
-- ``partials``: four 12 x 12-bit partial products (one DSP each where the target has
-  them: registered operands and products), the fine shifts subtracted from ``E``;
-- ``sum``: ``P`` from the partial products; the shift amounts and exponents for ``t = 0, 1``;
+- ``product_0``: the 24 partial products and a row of adders (12 terms); the fine
+  shifts subtracted from ``E``;
+- ``product_1``: two rows of adders (12 -> 6 -> 3);
+- ``product_2``: a carry-save row (3 -> 2) and ``P``; the shift amounts and exponents
+  for ``t = 0, 1``;
 - ``align_coarse``, ``align_fine``: the right shift in whole bytes, then 1..8 bits,
   with the round and sticky bits;
-- ``round``: round to nearest even; the exponent fields for the three carries;
+- ``round``: round to nearest even; the exponent fields for the three carries, each
+  with its overflow flag;
 - ``pack``: the field the carry picks, overflow to signed infinity, the specials: NaN
   operand or ``0 * inf`` -> canonical NaN ``0x7FC00000``; infinity x non-zero -> signed
   infinity; a zero operand -> signed zero; an underflow to zero keeps the sign.
@@ -33,9 +37,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Mux, unsigned
 
-from hw.fp.common import (FPUnit, close_product_level, coarse_shift, exponent_choices, fine_shift, group_one_hot,
-                          one_hot_index, pack_choice, round_even, select_result,
-                          shift_right_coarse, shift_right_fine, unpack)
+from hw.fp.common import (FPUnit, close_product_level, coarse_shift, exponent_choices,
+                          fine_shift, group_one_hot, one_hot_index, pack_choice, round_even,
+                          select_result, shift_right_coarse, shift_right_fine, unpack)
 from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY32
