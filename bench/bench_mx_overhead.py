@@ -30,13 +30,24 @@ DEFAULT_LANES = (1, 2, 4, 8)
 DEFAULT_STAGES = (2, 3)
 
 
-def exponent_register_bits(lanes: int, stages: int, exponent_width: int) -> int:
-    """Flip-flops the shared-exponent path adds to the array: each pipeline register
-    before the output holds every lane's ``exponent_width``-bit exponent sum beside its
-    lane's partial sums (``hw.dot_array.build_dot_lanes``); the last stage is the output
-    FIFO (:func:`exponent_fifo_bits`). So ``lanes * (stages - 1) * exponent_width`` (before
-    synthesis; Yosys's ``xilinx_srl`` turns chains of 3 or more into SRL16E)."""
-    return lanes * (stages - 1) * exponent_width
+def exponent_register_bits(lanes: int, stages: int, exponent_width: int,
+                           exponent_bits: int = 8) -> int:
+    """Flip-flops the shared-exponent path adds to the array (the default formats): a
+    register after the operand level holds both operands' ``exponent_bits``-bit shared
+    exponents per lane, every later pipeline register before the output each lane's
+    ``exponent_width``-bit exponent sum beside its partial sums
+    (``hw.dot_array.build_dot_lanes``); the last stage is the output FIFO
+    (:func:`exponent_fifo_bits`). So ``lanes * (r * 2 * exponent_bits + (stages - 1 - r) *
+    exponent_width)``, ``r`` the operand level's registers (before synthesis; Yosys's
+    ``xilinx_srl`` turns chains of 3 or more into SRL16E)."""
+    from hw.dot_array import DotGeometry
+    from hw.pipeline import register_counts
+    from sw.mxint import MXIntFormat
+    geometry = DotGeometry(a_format=MXIntFormat(width=8, exponent_bits=exponent_bits),
+                           w_format=MXIntFormat(width=4, exponent_bits=exponent_bits),
+                           stages=stages)
+    operand = register_counts(geometry.levels, stages, geometry.delays)[0]
+    return lanes * (operand * 2 * exponent_bits + (stages - 1 - operand) * exponent_width)
 
 
 def exponent_fifo_bits(lanes: int, stages: int, exponent_width: int) -> int:
@@ -154,7 +165,8 @@ def main(argv=None) -> int:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print("\nexponent bits the structure predicts (registers: lanes x (stages - 1) x exponent "
-          "sum bits; output FIFO: lanes x (stages + 1) x exponent sum bits): "
+          "sum bits, a register after the operand level holding both shared exponents "
+          "instead; output FIFO: lanes x (stages + 1) x exponent sum bits): "
           + ", ".join(f"{lanes} lanes x {stages} stages = "
                       f"{exponent_register_bits(lanes, stages, exponent_width)} + "
                       f"{exponent_fifo_bits(lanes, stages, exponent_width)}"

@@ -33,6 +33,8 @@ __all__ = ["DotArray", "DotGeometry", "build_dot_lanes", "MAX_LANES", "MAX_STAGE
 
 MAX_LANES = 256
 MAX_STAGES = 8
+# the operand level: routing only (to each lane's copy of the activation block)
+OPERAND_DELAY = 1.5
 
 
 class DotGeometry:
@@ -57,14 +59,14 @@ class DotGeometry:
         wlo, whi = w_format.lsb_range
         self.exponent_range = (alo + wlo, ahi + whi)
         self.exponent_shape = signed_for_range(*self.exponent_range)
-        self.levels = 1 + int(math.log2(self.block))
+        self.levels = 2 + int(math.log2(self.block))
 
     @property
     def delays(self) -> list[float]:
         """Estimated delay of each level in LUT levels: the multiplier, then the adder tree
         (a carry chain per level, a bit longer each time)."""
         multiplier = 1.0 + 0.6 * min(self.a_format.width, self.w_format.width)
-        return [multiplier] + [1.5 + 0.1 * k for k in range(self.levels - 1)]
+        return [OPERAND_DELAY, multiplier] + [1.5 + 0.1 * k for k in range(self.levels - 2)]
 
 
 def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
@@ -76,16 +78,25 @@ def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
     g = geometry
     lanes = len(ws)
     frac = g.a_format.frac_bits + g.w_format.frac_bits
-    # level 0: products and the exponent sum
+    # level 0: the operands, with a copy of x for each lane (each copy's fan-out stays
+    # within its lane)
     values = []
     for w in ws:
+        values += [Value.cast(x), Value.cast(w)]
+    values = pipe.after(0, values, replicas=True)
+    a_layout, w_layout = block_layout(g.a_format), block_layout(g.w_format)
+    xs = [data.View(a_layout, v) for v in values[0::2]]
+    ws = [data.View(w_layout, v) for v in values[1::2]]
+    # level 1: products and the exponent sum
+    values = []
+    for x, w in zip(xs, ws):
         values += [x.mantissas[i] * w.mantissas[i] for i in range(g.block)]
-    exponents = [(x.exponent + w.exponent - frac).as_signed() for w in ws]
-    values = pipe.after(0, values + exponents)
+    exponents = [(x.exponent + w.exponent - frac).as_signed() for x, w in zip(xs, ws)]
+    values = pipe.after(1, values + exponents)
     products, exponents = values[:-lanes], values[-lanes:]
     # adder tree, one level per halving
     per_lane = g.block
-    for level in range(1, g.levels):
+    for level in range(2, g.levels):
         summed = []
         for lane in range(lanes):
             terms = products[lane * per_lane:(lane + 1) * per_lane]
@@ -111,7 +122,7 @@ class DotArray(wiring.Component):
     """
 
     def __init__(self, *, lanes: int = 4, a_format: MXIntFormat = MXIntFormat(width=8),
-                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 3,
+                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 5,
                  backpressure: bool = True):
         with rejectable(self):
             self._backpressure = bool(backpressure)

@@ -23,7 +23,11 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Signal, Value
 from amaranth.lib.fifo import SyncFIFO
 
-__all__ = ["register_counts", "Pipeline"]
+__all__ = ["register_counts", "Pipeline", "REPLICA_TAG"]
+
+# In the name of registers that copy one value for separate consumers; the synthesis
+# flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
+REPLICA_TAG = "replica"
 
 
 def register_counts(levels: int, stages: int, delays: list[float] | None = None) -> list[int]:
@@ -101,9 +105,10 @@ class Pipeline:
         """Whether the values at the next level to close hold an item (before its registers)."""
         return self._valid
 
-    def _register(self, values: list[Value], tag: str) -> list[Value]:
+    def _register(self, values: list[Value], tag: str, replicas: bool = False) -> list[Value]:
         # data registers need no reset: the valid chain says what they hold
-        regs = [Signal(Value.cast(v).shape(), name=f"{tag}_{j}", reset_less=True)
+        kind = f"_{REPLICA_TAG}" if replicas else ""
+        regs = [Signal(Value.cast(v).shape(), name=f"{tag}{kind}_{j}", reset_less=True)
                 for j, v in enumerate(values)]
         valid = Signal(name=f"{tag}_valid")
         self._m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
@@ -111,11 +116,16 @@ class Pipeline:
         self._valid = valid
         return regs
 
-    def after(self, level: int, values: list[Value], *, keep: Value | None = None) -> list[Value]:
+    def after(self, level: int, values: list[Value], *, keep: Value | None = None,
+              replicas: bool = False) -> list[Value]:
         """Close ``level`` (in order): ``values`` delayed by its registers.
 
         At the last level, ``keep`` (default: every item) selects the items that leave
-        through the output; the others end here (an accumulator's partials)."""
+        through the output; the others end here (an accumulator's partials).
+        ``replicas``: ``values`` may repeat one value on purpose (a copy per consumer, so
+        each copy's fan-out stays local); their registers are named with
+        :data:`REPLICA_TAG`, which the synthesis flows keep apart (Yosys merges identical
+        flip-flops otherwise)."""
         if level != self._next_level:
             raise RuntimeError(f"levels must be closed in order; expected {self._next_level}, "
                                f"got {level}")
@@ -125,7 +135,7 @@ class Pipeline:
             raise RuntimeError("keep applies to the last level only")
         n = self._counts[level]
         for k in range(n - 1 if last else n):
-            values = self._register(values, f"{self._name}_l{level}_r{k}")
+            values = self._register(values, f"{self._name}_l{level}_r{k}", replicas)
         if not last:
             return values
         keep = Value.cast(1) if keep is None else keep

@@ -1,6 +1,7 @@
 """A plain integer dot-product array: the MXINT array without shared exponents.
 
-Same lanes, block, widths, multiplier level, adder tree and pipeline
+Same lanes, block, widths, operand level (x copied per lane), multiplier level,
+adder tree and pipeline
 (:class:`hw.pipeline.Pipeline`, registers placed by the same level delays, output FIFO)
 as :class:`hw.dot_array.DotArray`, but the
 operands are bare two's-complement vectors: no exponent inputs, no exponent
@@ -10,7 +11,6 @@ adds (``bench/bench_mx_overhead.py``).
 
 from __future__ import annotations
 
-import math
 
 from amaranth.hdl import Module, Value, signed
 from amaranth.lib import data, stream, wiring
@@ -68,15 +68,23 @@ class IntDotArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         block = self._a.block
-        levels = 1 + int(math.log2(block))
         # the MXINT array's register placement (same levels, same estimated delays)
-        delays = DotGeometry(a_format=self._a, w_format=self._w, stages=self._stages).delays
-        pipe = Pipeline(m, levels=levels, stages=self._stages, delays=delays,
+        geometry = DotGeometry(a_format=self._a, w_format=self._w, stages=self._stages)
+        levels = geometry.levels
+        pipe = Pipeline(m, levels=levels, stages=self._stages, delays=geometry.delays,
                         valid_in=self.i.valid & self.i.ready, name="ints")
-        x, ws = self.i.payload.x, self.i.payload.w
-        values = [x[i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
-        values = pipe.after(0, values)
-        for level in range(1, levels):
+        # the operands, x copied once per lane, as the MXINT array does
+        values = []
+        for k in range(self._lanes):
+            values += [Value.cast(self.i.payload.x), Value.cast(self.i.payload.w[k])]
+        values = pipe.after(0, values, replicas=True)
+        x_layout = data.ArrayLayout(signed(self._a.width), block)
+        w_layout = data.ArrayLayout(signed(self._w.width), block)
+        xs = [data.View(x_layout, v) for v in values[0::2]]
+        ws = [data.View(w_layout, v) for v in values[1::2]]
+        values = [xs[k][i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
+        values = pipe.after(1, values)
+        for level in range(2, levels):
             values = [values[j] + values[j + 1] for j in range(0, len(values), 2)]
             values = pipe.after(level, values)
         pipe.connect(self.i, self.o)

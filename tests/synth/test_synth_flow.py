@@ -8,7 +8,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.lib.data import Layout
 
-from hw.designs import elaborate, get_design
+from hw.designs import elaborate, emit, get_design
+from hw.pipeline import REPLICA_TAG
 from hw.synth.flow import REPORT_FILE, TOP_PASSES, jobs_for_design
 from hw.synth.liberty import sequential_cells
 from hw.synth.targets import CATEGORIES, FLOWS, TARGETS, get_target
@@ -95,6 +96,17 @@ def test_flip_flops_match_the_published_pipelining(every_target):
             assert r["ffs"] <= expected, name
         else:
             assert r["ffs"] == expected, name
+
+
+def test_replicated_registers_are_kept(synthesise):
+    """dot-array copies the activation block once per lane (hw.pipeline.REPLICA_TAG);
+    Yosys merges identical flip-flops unless the flow keeps them, so the flip-flops
+    match the RTLIL's registers only with the copies in."""
+    params = get_design("dot-array").defaults | SMALL_DOT | {"lanes": 2, "stages": 3}
+    rtlil = emit(elaborate("dot-array", **params), fmt="rtlil", name="top")
+    assert f"_{REPLICA_TAG}_" in rtlil
+    (record,), _ = synthesise(jobs_for_design("dot-array", params, [TARGETS["lut4"]]))
+    assert record["ffs"] == expected_flip_flops(elaborate("dot-array", **params), record)
 
 
 def test_cmos_counts_transistors_of_gates_and_flip_flops(every_target):
