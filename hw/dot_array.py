@@ -16,9 +16,7 @@ is the single dot-product unit.
 
 from __future__ import annotations
 
-import math
-
-from amaranth.hdl import Module, Shape, Value
+from amaranth.hdl import Module, Mux, Shape, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,12 +27,15 @@ from hw.unused import rejectable
 from sw.blockmath import dot_sum_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["DotArray", "DotGeometry", "build_dot_lanes", "MAX_LANES", "MAX_STAGES"]
+__all__ = ["DotArray", "DotGeometry", "build_dot_lanes", "product_terms", "sum_lanes",
+           "MAX_LANES", "MAX_STAGES"]
 
 MAX_LANES = 256
 MAX_STAGES = 8
 # the operand level: routing only (to each lane's copy of the activation block)
 OPERAND_DELAY = 1.5
+# the partials level: an AND and one carry chain
+PARTIALS_DELAY = 2.5
 
 
 class DotGeometry:
@@ -59,14 +60,56 @@ class DotGeometry:
         wlo, whi = w_format.lsb_range
         self.exponent_range = (alo + wlo, ahi + whi)
         self.exponent_shape = signed_for_range(*self.exponent_range)
-        self.levels = 2 + int(math.log2(self.block))
+        # terms per lane after the partials level: two bits of the narrower operand each
+        self.terms = self.block * (-(-min(a_format.width, w_format.width) // 2))
+        self.levels = 2 + (self.terms - 1).bit_length()
 
     @property
     def delays(self) -> list[float]:
-        """Estimated delay of each level in LUT levels: the multiplier, then the adder tree
-        (a carry chain per level, a bit longer each time)."""
-        multiplier = 1.0 + 0.6 * min(self.a_format.width, self.w_format.width)
-        return [OPERAND_DELAY, multiplier] + [1.5 + 0.1 * k for k in range(self.levels - 2)]
+        """Estimated delay of each level in LUT levels: the operands (routing), the partial
+        terms (a LUT and a carry chain), then the adder tree (a carry chain per level, a
+        bit longer each time)."""
+        return [OPERAND_DELAY, PARTIALS_DELAY] + [1.5 + 0.1 * k for k in range(self.levels - 2)]
+
+
+def product_terms(x: Value, y: Value) -> list[Value]:
+    """The signed product ``x * y`` (two's complement) as ``ceil(n / 2)`` signed terms,
+    ``n`` the narrower operand's width: its bits ``j`` and ``j + 1`` select the other
+    operand into ``(x if d[j] else 0) << j`` plus the same for ``j + 1``, the sign bit's
+    term subtracted (its weight is ``-2**(n-1)``). Each term is an AND and one adder."""
+    x, y = Value.cast(x), Value.cast(y)
+    value, digits = (x, y) if len(y) <= len(x) else (y, x)
+    n = len(digits)
+    selected = [Mux(digits[j], value, 0) << j for j in range(n)]
+    terms = []
+    for j in range(0, n, 2):
+        if j == n - 1:                      # the sign bit alone
+            terms.append(-selected[j])
+        elif j + 1 == n - 1:                # a pair ending in the sign bit
+            terms.append(selected[j] - selected[j + 1])
+        else:
+            terms.append(selected[j] + selected[j + 1])
+    return terms
+
+
+def sum_lanes(pipe: Pipeline, level: int, lanes_terms: list[list[Value]],
+              riders: list[Value]) -> tuple[list[Value], list[Value]]:
+    """Close ``level`` and every later level of ``pipe`` summing each lane's terms pairwise
+    (one adder-tree level per pipeline level; an odd term passes), ``riders`` beside them.
+    Returns ``(one sum per lane, riders)`` after the last level."""
+    while True:
+        counts = [len(t) for t in lanes_terms]
+        values = pipe.after(level, [t for terms in lanes_terms for t in terms] + riders)
+        riders = values[len(values) - len(riders):]
+        lanes_terms, offset = [], 0
+        for count in counts:
+            lanes_terms.append(values[offset:offset + count])
+            offset += count
+        if max(counts) == 1:
+            return [terms[0] for terms in lanes_terms], riders
+        lanes_terms = [[t[k] + t[k + 1] if k + 1 < len(t) else t[k]
+                        for k in range(0, len(t), 2)] for t in lanes_terms]
+        level += 1
 
 
 def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
@@ -76,7 +119,6 @@ def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
     ``(sums, exponents)``, lists of Values after the pipeline's last level.
     """
     g = geometry
-    lanes = len(ws)
     frac = g.a_format.frac_bits + g.w_format.frac_bits
     # level 0: the operands, with a copy of x for each lane (each copy's fan-out stays
     # within its lane)
@@ -87,26 +129,14 @@ def build_dot_lanes(m: Module, pipe: Pipeline, geometry: DotGeometry, x, ws):
     a_layout, w_layout = block_layout(g.a_format), block_layout(g.w_format)
     xs = [data.View(a_layout, v) for v in values[0::2]]
     ws = [data.View(w_layout, v) for v in values[1::2]]
-    # level 1: products and the exponent sum
-    values = []
-    for x, w in zip(xs, ws):
-        values += [x.mantissas[i] * w.mantissas[i] for i in range(g.block)]
+    # level 1: the products' partial terms and the exponent sums; then the adder tree
+    lanes_terms = [[t for i in range(g.block)
+                    for t in product_terms(x.mantissas[i], w.mantissas[i])]
+                   for x, w in zip(xs, ws)]
     exponents = [(x.exponent + w.exponent - frac).as_signed() for x, w in zip(xs, ws)]
-    values = pipe.after(1, values + exponents)
-    products, exponents = values[:-lanes], values[-lanes:]
-    # adder tree, one level per halving
-    per_lane = g.block
-    for level in range(2, g.levels):
-        summed = []
-        for lane in range(lanes):
-            terms = products[lane * per_lane:(lane + 1) * per_lane]
-            summed += [terms[k] + terms[k + 1] for k in range(0, len(terms), 2)]
-        per_lane //= 2
-        values = pipe.after(level, summed + exponents)
-        products, exponents = values[:-lanes], values[-lanes:]
+    sums, exponents = sum_lanes(pipe, 1, lanes_terms, exponents)
     # symmetric mantissas: the exact sum always fits sum_width bits
-    sums = [Value.cast(p)[:g.sum_width].as_signed() for p in products]
-    return sums, exponents
+    return [Value.cast(p)[:g.sum_width].as_signed() for p in sums], exponents
 
 
 class DotArray(wiring.Component):

@@ -1,7 +1,7 @@
 """A plain integer dot-product array: the MXINT array without shared exponents.
 
-Same lanes, block, widths, operand level (x copied per lane), multiplier level,
-adder tree and pipeline
+Same lanes, block, widths, operand level (x copied per lane), partial terms
+(:func:`hw.dot_array.product_terms`), adder tree and pipeline
 (:class:`hw.pipeline.Pipeline`, registers placed by the same level delays, output FIFO)
 as :class:`hw.dot_array.DotArray`, but the
 operands are bare two's-complement vectors: no exponent inputs, no exponent
@@ -16,7 +16,7 @@ from amaranth.hdl import Module, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.dot_array import MAX_LANES, MAX_STAGES, DotGeometry
+from hw.dot_array import MAX_LANES, MAX_STAGES, DotGeometry, product_terms, sum_lanes
 from hw.params import check_int
 from hw.pipeline import Pipeline
 from hw.unused import rejectable
@@ -70,8 +70,7 @@ class IntDotArray(wiring.Component):
         block = self._a.block
         # the MXINT array's register placement (same levels, same estimated delays)
         geometry = DotGeometry(a_format=self._a, w_format=self._w, stages=self._stages)
-        levels = geometry.levels
-        pipe = Pipeline(m, levels=levels, stages=self._stages, delays=geometry.delays,
+        pipe = Pipeline(m, levels=geometry.levels, stages=self._stages, delays=geometry.delays,
                         valid_in=self.i.valid & self.i.ready, name="ints")
         # the operands, x copied once per lane, as the MXINT array does
         values = []
@@ -82,13 +81,11 @@ class IntDotArray(wiring.Component):
         w_layout = data.ArrayLayout(signed(self._w.width), block)
         xs = [data.View(x_layout, v) for v in values[0::2]]
         ws = [data.View(w_layout, v) for v in values[1::2]]
-        values = [xs[k][i] * ws[k][i] for k in range(self._lanes) for i in range(block)]
-        values = pipe.after(1, values)
-        for level in range(2, levels):
-            values = [values[j] + values[j + 1] for j in range(0, len(values), 2)]
-            values = pipe.after(level, values)
+        lanes_terms = [[t for i in range(block) for t in product_terms(x[i], w[i])]
+                       for x, w in zip(xs, ws)]
+        sums, _ = sum_lanes(pipe, 1, lanes_terms, [])
         pipe.connect(self.i, self.o)
         for k in range(self._lanes):
             m.d.comb += self.o.payload.sums[k].eq(
-                Value.cast(values[k])[:self.sum_width].as_signed())
+                Value.cast(sums[k])[:self.sum_width].as_signed())
         return m

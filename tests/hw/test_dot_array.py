@@ -4,8 +4,10 @@ full rate at its published latency, published widths, parameter checks."""
 from __future__ import annotations
 
 import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
 
-from hw.dot_array import DotArray, DotGeometry
+from hw.dot_array import DotArray, DotGeometry, product_terms
 from hw.unused import inspected
 from sw.blockmath import dot_sum_width
 from sw.mxint import MXIntFormat
@@ -54,3 +56,28 @@ def test_parameters_are_validated_with_one_line_messages(make, error, message):
     with pytest.raises(error) as info:
         make()
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("x_width, y_width", [(5, 2), (5, 3), (4, 4), (3, 5), (2, 2)])
+def test_product_terms_sum_to_the_signed_product_exhaustively(x_width, y_width):
+    """Every two's-complement pair, the most negative values included."""
+    m = Module()
+    x, y = Signal(signed(x_width)), Signal(signed(y_width))
+    terms = product_terms(x, y)
+    assert len(terms) == -(-min(x_width, y_width) // 2)
+    total = Signal(signed(x_width + y_width + 2))
+    m.d.comb += total.eq(sum(terms))
+    pairs = [(a, b) for a in range(-2 ** (x_width - 1), 2 ** (x_width - 1))
+             for b in range(-2 ** (y_width - 1), 2 ** (y_width - 1))]
+    got = []
+
+    async def bench(ctx):
+        for a, b in pairs:
+            ctx.set(x, a)
+            ctx.set(y, b)
+            got.append(ctx.get(total))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [a * b for a, b in pairs]
