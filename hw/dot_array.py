@@ -8,10 +8,20 @@ block arithmetic"; ``sw.blockmath.block_dot``)::
     sums[k]      = sum_i x.mantissas[i] * w[k].mantissas[i]      exact, sum_width bits
     exponents[k] = x.exponent + w[k].exponent - a_frac - w_frac   value = sums[k] * 2**exponents[k]
 
-Levels: one multiplier level, then ``log2(block)`` adder-tree levels; ``stages``
-registers are spread over them by their estimated delays (:mod:`hw.pipeline`), so the
-latency is ``stages`` cycles. All lanes share one pipeline and one handshake. ``lanes=1``
-is the single dot-product unit.
+Levels (``stages`` registers are spread over them by their estimated delays,
+:mod:`hw.pipeline`, so the latency is ``stages`` cycles):
+
+- operands: ``x`` copied once per lane beside that lane's ``w`` (registers named with
+  :data:`hw.pipeline.REPLICA_TAG`, which synthesis keeps apart): every lane reads the
+  same activation block, and one register driving all lanes was the slowest route of
+  the array on ECP5 (docs/synth.md, "Reaching 150 MHz on ECP5");
+- partials: each product as :func:`product_terms` (two bits of the narrower operand
+  per term: an AND and one adder, no multiplier array between registers), and the
+  exponent sums;
+- the adder tree, one level per halving of the ``block * ceil(min(widths) / 2)`` terms.
+
+All lanes share one pipeline and one handshake. ``lanes=1`` is the single dot-product
+unit.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ is then always ready and its output is the last register.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Signal, Value
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
+from amaranth.lib.memory import Memory
 
-__all__ = ["register_counts", "Pipeline", "REPLICA_TAG"]
+__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -64,6 +64,48 @@ def register_counts(levels: int, stages: int, delays: list[float] | None = None)
         i = cut[k][i]
     counts[-1] += stages - groups
     return counts
+
+
+class OutputFIFO(Elaboratable):
+    """The pipeline's output register: a FIFO of ``depth`` entries of ``width`` bits whose
+    write needs no ready (the credit count never lets more than ``depth`` items in).
+
+    Ports as :class:`amaranth.lib.fifo.SyncFIFO`'s: ``w_data``, ``w_en``; ``r_data``,
+    ``r_rdy``, ``r_en`` (first-word fall-through, read combinationally). SyncFIFO gates
+    every write with ``level != depth``, so the write enable of all its storage (a net
+    as wide as the payload) depended on the level register and fed it back: on ECP5
+    that loop set dot-array's clock at 8 lanes (docs/synth.md). Here the storage's
+    write enable is ``w_en`` itself.
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        if depth < 2:
+            raise ValueError(f"depth must be >= 2; got {depth}")
+        self.width, self.depth = width, depth
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.r_data = Signal(width)
+        self.r_rdy = Signal()
+        self.r_en = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        m.submodules.storage = storage = Memory(shape=self.width, depth=depth, init=[])
+        write = storage.write_port()
+        read = storage.read_port(domain="comb")
+        w_ptr, r_ptr = Signal(range(depth)), Signal(range(depth))
+        level = Signal(range(depth + 1))
+        take = self.r_en & self.r_rdy
+        m.d.comb += [write.addr.eq(w_ptr), write.data.eq(self.w_data), write.en.eq(self.w_en),
+                     read.addr.eq(r_ptr), self.r_data.eq(read.data),
+                     self.r_rdy.eq(level != 0)]
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))
+        with m.If(take):
+            m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
+        m.d.sync += level.eq(level + self.w_en - take)
+        return m
 
 
 class Pipeline:
@@ -148,7 +190,7 @@ class Pipeline:
             return self._register(values, f"{self._name}_out")
         # the output register is a FIFO of stages + 1 entries
         width = sum(len(v) for v in values)
-        self._fifo = fifo = SyncFIFO(width=width, depth=self.latency + 1)
+        self._fifo = fifo = OutputFIFO(width=width, depth=self.latency + 1)
         self._m.submodules[f"{self._name}_fifo"] = fifo
         self._m.d.comb += [fifo.w_data.eq(Cat(*values)), fifo.w_en.eq(self._valid & keep),
                            self._dropped.eq(self._valid & ~keep)]
