@@ -15,9 +15,9 @@ Levels (``stages`` registers are spread over them by their estimated delays,
   :data:`hw.pipeline.REPLICA_TAG`, which synthesis keeps apart): every lane reads the
   same activation block, and one register driving all lanes was the slowest route of
   the array on ECP5 (docs/synth.md, "Reaching 150 MHz on ECP5");
-- partials: each product as :func:`product_terms` (two bits of the narrower operand
-  per term: an AND and one adder, no multiplier array between registers), and the
-  exponent sums;
+- partials: each product as :func:`product_terms` (the wider operand times two-bit
+  pieces of the narrower one: an AND row and one adder each, no whole multiplier array
+  between two registers), and the exponent sums;
 - the adder tree, one level per halving of the ``block * ceil(min(widths) / 2)`` terms.
 
 All lanes share one pipeline and one handshake. ``lanes=1`` is the single dot-product
@@ -26,7 +26,7 @@ unit.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Shape, Value
+from amaranth.hdl import Module, Shape, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,7 +44,7 @@ MAX_LANES = 256
 MAX_STAGES = 8
 # the operand level: routing only (to each lane's copy of the activation block)
 OPERAND_DELAY = 1.5
-# the partials level: an AND and one carry chain
+# the partials level: an AND row and one carry chain
 PARTIALS_DELAY = 2.5
 
 
@@ -84,21 +84,19 @@ class DotGeometry:
 
 def product_terms(x: Value, y: Value) -> list[Value]:
     """The signed product ``x * y`` (two's complement) as ``ceil(n / 2)`` signed terms,
-    ``n`` the narrower operand's width: its bits ``j`` and ``j + 1`` select the other
-    operand into ``(x if d[j] else 0) << j`` plus the same for ``j + 1``, the sign bit's
-    term subtracted (its weight is ``-2**(n-1)``). Each term is an AND and one adder."""
+    ``n`` the narrower operand's width: the other operand times each two-bit piece of
+    the narrower one, shifted to its place; the top piece holds the sign bit and is
+    signed, the others unsigned. Each term is a narrow ``*`` (an AND row and one adder in
+    LUTs: no whole multiplier array between two registers; a DSP where the target maps
+    ``*`` to one)."""
     x, y = Value.cast(x), Value.cast(y)
     value, digits = (x, y) if len(y) <= len(x) else (y, x)
     n = len(digits)
-    selected = [Mux(digits[j], value, 0) << j for j in range(n)]
     terms = []
     for j in range(0, n, 2):
-        if j == n - 1:                      # the sign bit alone
-            terms.append(-selected[j])
-        elif j + 1 == n - 1:                # a pair ending in the sign bit
-            terms.append(selected[j] - selected[j + 1])
-        else:
-            terms.append(selected[j] + selected[j + 1])
+        top = min(j + 2, n)
+        piece = digits[j:top].as_signed() if top == n else digits[j:top]
+        terms.append((value * piece) << j)
     return terms
 
 

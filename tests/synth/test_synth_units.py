@@ -151,16 +151,18 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
         count, _ = multipliers(rtlil)
         expected = names if count <= HEAVY_MULTIPLIERS else list(DATAPATH_TARGETS)
         assert [t.name for t in targets] == expected, (name, params)
-    # the dot-array sweep crosses the line: 16 multipliers per lane
+    # the dot-array sweep crosses the line: 32 multipliers per lane (two 2-bit weight
+    # pieces per product, hw.dot_array.product_terms)
     lanes = {p["lanes"]: [t.name for t in ts] for n, p, ts, *_ in plan if n == "dot-array"}
-    assert lanes[4] == names and lanes[8] == list(DATAPATH_TARGETS)
+    assert lanes[2] == names and lanes[4] == list(DATAPATH_TARGETS)
 
 
 def test_multipliers_are_counted_from_the_rtlil():
     from hw.designs import elaborate, emit
     rtlil = emit(elaborate("dot-array", lanes=2, block=16, a_width=8, w_width=4), fmt="rtlil",
                  name="t")
-    assert multipliers(rtlil) == (32, 32 * 8 * 4)
+    # 32 products, each an 8 x 2 (unsigned piece, widened to signed 3 bits) and an 8 x 2
+    assert multipliers(rtlil) == (64, 32 * (8 * 3 + 8 * 2))
     assert multipliers(emit(RegisteredAdder(width=4), fmt="rtlil", name="t")) == (0, 0)
 
 
