@@ -21,7 +21,8 @@ chains:
 - ``fine``: the remaining 0..7-bit shifts (the top bit at 23);
 - ``product_0``: the 24 partial products and a row of adders (12 terms); the fine
   shifts subtracted from ``E``;
-- ``product_1``: two rows of adders (12 -> 6 -> 3);
+- ``product_1``: two rows of adders (12 -> 6 -> 3); the subnormal shift ``23 - E``
+  (capped) and whether ``E + t >= 1``;
 - ``product_2``: a carry-save row (3 -> 2) and ``P``; the shift amounts and exponents
   for ``t = 0, 1``;
 - ``align_coarse``, ``align_fine``: the right shift in whole bytes, then 1..8 bits,
@@ -88,20 +89,26 @@ class FP32Mul(FPUnit):
         terms = PRODUCT.first(m, s.na, s.nb, "product")
         s, terms = close_product_level(m, stage, PRODUCT, 0, terms, "product",
                                        exponent=wire(m, s.exponent - s.fa - s.fb, "exponent"))
-        for level in range(1, PRODUCT.levels - 1):
-            s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
-                                           exponent=s.exponent)
         # for t = 0, 1: normal when E + t >= 1; shift less one: 22 + t, or 23 - E (below 64:
-        # any shift of 49 or more drops every bit, the round bit included)
+        # any shift of 49 or more drops every bit, the round bit included). The subtraction
+        # and the tests beside the product's middle levels, the choices beside its last.
         e = s.exponent
         sub_shift = wire(m, (P - 1) - e, "sub_shift")
-        sub_shift = wire(m, Mux(sub_shift[6:].any(), 63, sub_shift[:6]), "sub_shift_capped")
         negative = e[-1]
-        normals = (wire(m, ~negative & e.any(), "normal_0"), wire(m, ~negative, "normal_1"))
+        s, terms = close_product_level(
+            m, stage, PRODUCT, 1, terms, "product", exponent=e,
+            sub_shift=wire(m, Mux(sub_shift[6:].any(), 63, sub_shift[:6]), "sub_shift_capped"),
+            normal_0=wire(m, ~negative & e.any(), "normal_0"),
+            normal_1=wire(m, ~negative, "normal_1"))
+        for level in range(2, PRODUCT.levels - 1):
+            s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
+                                           exponent=s.exponent, sub_shift=s.sub_shift,
+                                           normal_0=s.normal_0, normal_1=s.normal_1)
         options = {}
         for t in (0, 1):
-            options[f"shift_{t}"] = Mux(normals[t], P - 2 + t, sub_shift)[:6]
-            options[f"exponent_{t}"] = Mux(normals[t], e + t, 1)
+            normal = getattr(s, f"normal_{t}")
+            options[f"shift_{t}"] = Mux(normal, P - 2 + t, s.sub_shift)[:6]
+            options[f"exponent_{t}"] = Mux(normal, s.exponent + t, 1)
         s, (product,) = close_product_level(m, stage, PRODUCT, PRODUCT.levels - 1, terms,
                                             "product", **options)
 
