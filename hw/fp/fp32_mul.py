@@ -16,9 +16,11 @@ combinational 24 x 24 ``*`` is about twenty LUT levels in LUTs (96 MHz on ECP5 a
 ``lqer-hw pnr`` places it); every level here is a LUT and a carry chain, or two carry
 chains:
 
-- ``unpack``: fields, specials, ``ea + eb - 127``, first non-zero byte of each significand;
-- ``coarse``: whole-byte left shifts of the significands, exponent lowered by as much;
-- ``fine``: the remaining 0..7-bit shifts (the top bit at 23);
+- ``unpack``: fields, specials, ``ea + eb - 127``, first non-zero nibble of each
+  significand;
+- ``coarse``: whole-nibble left shifts of the significands, exponent lowered by as much;
+- ``fine``: the remaining 0..3-bit shifts (the top bit at 23; in bytes and 0..7 bits this
+  level was five LUT levels deep);
 - ``product_0``: the 24 partial products and a row of adders (12 terms); the fine
   shifts subtracted from ``E``;
 - ``product_1``: two rows of adders (12 -> 6 -> 3); the subnormal shift ``23 - E``
@@ -48,8 +50,8 @@ from sw.ieee import BINARY32
 __all__ = ["FP32Mul"]
 
 P = BINARY32.precision          # 24
-GROUP = 8                       # normalisation and alignment in whole bytes, then bits
-GROUPS = -(-P // GROUP)         # 3
+GROUP = 8                       # alignment in whole bytes, then bits
+NORM_GROUP = 4                  # normalisation in nibbles (6 options), then 0..3 bits
 PRODUCT = ProductTree(a_width=P, b_width=P, adds=2)
 
 
@@ -71,17 +73,17 @@ class FP32Mul(FPUnit):
                     inf=a.is_inf | b.is_inf, zero=a.is_zero | b.is_zero)
         s = stage.close(sa=a.significand, sb=b.significand,
                         exponent=a.exponent + b.exponent - BINARY32.bias,
-                        ga=group_one_hot(m, a.significand, GROUP, "a_groups"),
-                        gb=group_one_hot(m, b.significand, GROUP, "b_groups"))
+                        ga=group_one_hot(m, a.significand, NORM_GROUP, "a_groups"),
+                        gb=group_one_hot(m, b.significand, NORM_GROUP, "b_groups"))
 
-        s = stage.close(sa=coarse_shift(m, s.sa, s.ga, GROUP, "a_coarse"),
-                        sb=coarse_shift(m, s.sb, s.gb, GROUP, "b_coarse"), exponent=s.exponent,
+        s = stage.close(sa=coarse_shift(m, s.sa, s.ga, NORM_GROUP, "a_coarse"),
+                        sb=coarse_shift(m, s.sb, s.gb, NORM_GROUP, "b_coarse"), exponent=s.exponent,
                         ca=one_hot_index(m, s.ga, "a_coarse_index"),
                         cb=one_hot_index(m, s.gb, "b_coarse_index"))
 
-        na, fa = fine_shift(m, s.sa, s.sa, GROUP, "a_fine")
-        nb, fb = fine_shift(m, s.sb, s.sb, GROUP, "b_fine")
-        s = stage.close(na=na, nb=nb, exponent=s.exponent - (s.ca + s.cb) * GROUP,
+        na, fa = fine_shift(m, s.sa, s.sa, NORM_GROUP, "a_fine")
+        nb, fb = fine_shift(m, s.sb, s.sb, NORM_GROUP, "b_fine")
+        s = stage.close(na=na, nb=nb, exponent=s.exponent - (s.ca + s.cb) * NORM_GROUP,
                         fa=one_hot_index(m, fa, "a_fine_index"),
                         fb=one_hot_index(m, fb, "b_fine_index"))
 
