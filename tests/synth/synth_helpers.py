@@ -29,6 +29,28 @@ class RegisteredAdder(wiring.Component):
         return m
 
 
+class ReplicatedRegister(wiring.Component):
+    """Two registered copies of ``a`` (8 bits), each feeding its own output; with
+    ``replica`` their names carry :data:`hw.pipeline.REPLICA_TAG`."""
+
+    def __init__(self, *, replica: bool):
+        self.replica = replica
+        super().__init__({"a": In(8), "y0": Out(9), "y1": Out(9)})
+
+    @property
+    def register_bits(self) -> int:
+        return 16
+
+    def elaborate(self, platform):
+        from hw.pipeline import REPLICA_TAG
+        m = Module()
+        tag = f"_{REPLICA_TAG}" if self.replica else ""
+        copies = [Signal(8, name=f"copy{tag}_{k}") for k in range(2)]
+        m.d.sync += [c.eq(self.a) for c in copies]
+        m.d.comb += [self.y0.eq(copies[0] + 1), self.y1.eq(copies[1] + 2)]
+        return m
+
+
 def register_and_memory_bits(component) -> tuple[int, int]:
     """``(flip-flop bits, memory bits)`` of ``component`` before synthesis: the widths of
     its ``$*dff*`` cells and width x size of its memories (FIFO storage included), read

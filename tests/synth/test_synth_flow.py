@@ -8,12 +8,11 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.lib.data import Layout
 
-from hw.designs import elaborate, emit, get_design
-from hw.pipeline import REPLICA_TAG
-from hw.synth.flow import REPORT_FILE, TOP_PASSES, jobs_for_design
+from hw.designs import elaborate, get_design
+from hw.synth.flow import REPORT_FILE, TOP_PASSES, jobs_for_component, jobs_for_design
 from hw.synth.liberty import sequential_cells
 from hw.synth.targets import CATEGORIES, FLOWS, TARGETS, get_target
-from tests.synth.synth_helpers import register_and_memory_bits
+from tests.synth.synth_helpers import ReplicatedRegister, register_and_memory_bits
 
 pytestmark = pytest.mark.synth
 
@@ -99,14 +98,15 @@ def test_flip_flops_match_the_published_pipelining(every_target):
 
 
 def test_replicated_registers_are_kept(synthesise):
-    """dot-array copies the activation block once per lane (hw.pipeline.REPLICA_TAG);
-    Yosys merges identical flip-flops unless the flow keeps them, so the flip-flops
-    match the RTLIL's registers only with the copies in."""
-    params = get_design("dot-array").defaults | SMALL_DOT | {"lanes": 2, "stages": 3}
-    rtlil = emit(elaborate("dot-array", **params), fmt="rtlil", name="top")
-    assert f"_{REPLICA_TAG}_" in rtlil
-    (record,), _ = synthesise(jobs_for_design("dot-array", params, [TARGETS["lut4"]]))
-    assert record["ffs"] == expected_flip_flops(elaborate("dot-array", **params), record)
+    """Registers named with hw.pipeline.REPLICA_TAG copy one value on purpose (the dot
+    array's activation block, once per lane); Yosys merges identical flip-flops unless the
+    flow keeps them: two 8-bit copies stay 16 flip-flops (8 without the mark)."""
+    replicated, plain = ReplicatedRegister(replica=True), ReplicatedRegister(replica=False)
+    jobs = [*jobs_for_component("copies", {"replica": 1}, replicated, [TARGETS["lut4"]]),
+            *jobs_for_component("copies", {"replica": 0}, plain, [TARGETS["lut4"]])]
+    (kept, merged), _ = synthesise(jobs)
+    assert kept["ffs"] == replicated.register_bits == 16
+    assert merged["ffs"] == plain.register_bits // 2 == 8
 
 
 def test_cmos_counts_transistors_of_gates_and_flip_flops(every_target):
