@@ -10,7 +10,8 @@ may also give the counts itself. The latency is exactly ``stages`` cycles.
 The registers have no enable: the pipeline never stalls, so no stall signal fans
 out to every register (on FPGAs that fan-out, not the logic, set the clock of a
 stalling pipeline). Back-pressure is handled by credit instead: the last register
-is a small FIFO of ``stages + 1`` entries, and the input is ready only while fewer
+is a small FIFO of ``stages + 1`` entries (:class:`OutputFIFO`: its writes need no
+ready), and the input is ready only while fewer
 than that many items are inside (in flight or waiting in the FIFO), a count held in
 a register. So ``ready`` depends on registers alone, an item is never lost, and with
 an always-ready consumer one item passes per cycle. A datapath inside a larger one
