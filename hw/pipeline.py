@@ -24,6 +24,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib.memory import Memory
 
+from hw.unused import rejectable
+
 __all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
@@ -80,8 +82,9 @@ class OutputFIFO(Elaboratable):
     """
 
     def __init__(self, *, width: int, depth: int):
-        if depth < 2:
-            raise ValueError(f"depth must be >= 2; got {depth}")
+        with rejectable(self):
+            if depth < 2:
+                raise ValueError(f"depth must be >= 2; got {depth}")
         self.width, self.depth = width, depth
         self.w_data = Signal(width)
         self.w_en = Signal()
