@@ -42,7 +42,7 @@ from sw.mxint import MXIntFormat
 
 __all__ = ["Quantizer", "MAX_STAGES", "MAX_IN_WIDTH"]
 
-MAX_STAGES = 8
+MAX_STAGES = 16
 MAX_IN_WIDTH = 52  # sw.mxint.quantize_exact takes magnitudes below 2**53
 
 

@@ -79,23 +79,24 @@ def test_resq_high_precision_path_keeps_up_with_the_low_one():
 
 
 def test_part_lists_are_data_and_name_every_part_with_its_parameters():
-    s = Sizing(CostConfig(), 4096, 11008, COUNTS)
+    cfg = CostConfig()     # pipeline depths: lqer-linear's registry defaults
+    s = Sizing(cfg, 4096, 11008, COUNTS)
     lqer = [(u.role, u.part(s).label, u.count(s)) for u in METHODS["lqer"].uses]
     assert lqer == [
         ("main dot array", "dot-array lanes=1 block=16 a_width=8 w_width=4 exponent_bits=8 "
-                           "stages=3 backpressure=0", 1),
+                           f"stages={cfg.dot_stages} backpressure=0", 1),
         ("main accumulator", "accumulator lanes=1 slots=4 stages=5 block=16 a_width=8 "
                              "w_width=4 exponent_bits=8 guard_bits=8 max_partials=256 "
                              "backpressure=0", 1),
         ("main results, groups to blocks", "rechunk value_width=31 exponent_width=10 n_in=1 "
                                            "n_out=16", 1),
         ("low-rank dot array", "dot-array lanes=1 block=16 a_width=8 w_width=8 exponent_bits=8 "
-                               "stages=3 backpressure=0", 1),
+                               f"stages={cfg.dot_stages} backpressure=0", 1),
         ("low-rank accumulator", "accumulator lanes=1 slots=4 stages=5 block=16 a_width=8 "
                                  "w_width=8 exponent_bits=8 guard_bits=8 max_partials=256 "
                                  "backpressure=0", 1),
         ("requantizer (t, u)", "quantizer block=16 in_width=35 lsb_width=10 width=8 "
-                               "exponent_bits=8 stages=5 backpressure=0", 1)]
+                               f"exponent_bits=8 stages={cfg.quant_stages} backpressure=0", 1)]
     fp16 = {u.role: u.count(s) for u in METHODS["fp16"].uses}
     assert fp16 == {"fp16 multipliers": 16, "fp32 adder trees": 15, "fp32 accumulators": 1}
     int8 = {u.role: u.count(s) for u in METHODS["llm-int8"].uses}

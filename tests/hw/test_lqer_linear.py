@@ -173,10 +173,11 @@ def test_resq_mode_is_registered_with_its_own_ports():
     assert set(merged.i.payload.shape().members) == {"x", "h", "w", "f", "b"}
     # the wide path reduces d_in - r coordinates; the narrow path adds no steps
     assert resq.schedule.nb_in == (128 - 16) // 16
-    assert resq.steps_per_token == resq.schedule.main_steps == 128 // 4 * 7
+    lanes = resq.schedule.lanes_main                 # output channels per step
+    assert resq.steps_per_token == resq.schedule.main_steps == 128 // lanes * 7
     wide = inspect("resq-linear", rank=0)
     assert set(wide.i.payload.shape().members) == {"x", "w"}
-    assert wide.steps_per_token == 128 // 4 * 8
+    assert wide.steps_per_token == 128 // lanes * 8
 
 
 @pytest.mark.parametrize("params", RESQ_CASES, ids=RESQ_IDS)
