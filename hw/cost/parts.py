@@ -121,6 +121,11 @@ def _fp_unit(name: str):
     return build
 
 
+def _int8_int_path(p: dict):
+    from hw.int8_int_path import Int8IntPath
+    return Int8IntPath(lanes=p["lanes"], d_in=p["d_in"], bias=bool(p["bias"]))
+
+
 def _int8_detector(p: dict):
     from hw.int8_detector import Int8Detector
     return Int8Detector(lanes=p["lanes"], threshold_bits=p["threshold_bits"],
@@ -143,6 +148,9 @@ BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
     **{name: (_fp_unit(name), f"hw.fp {name} unit (no back-pressure, as in fp16-linear and "
                               f"llm-int8-linear)", "backpressure")
        for name in ("fp16-mul", "fp32-add", "fp32-mul", "int32-to-fp32", "fp32-to-fp16")},
+    # the registry caps d_in at the datapath's 8192; the class at the int32 bound (133143)
+    "llm-int8-int-path": (_int8_int_path, "hw.int8_int_path.Int8IntPath (as in "
+                                          "llm-int8-linear)", ""),
     "llm-int8-detector": (_int8_detector, "hw.int8_detector.Int8Detector (no back-pressure, "
                                           "as in llm-int8-linear)", "backpressure"),
 }
