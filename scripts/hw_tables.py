@@ -12,7 +12,9 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
 - ``synth-default`` (docs/synth.md): the summary table and the "Synthesis time" lines of a
   ``lqer-hw synth --default`` folder's ``synth.json`` (``hw.synth.report``);
 - ``pnr-default`` (docs/synth.md): Fmax per design and family from a ``lqer-hw pnr``
-  folder's ``pnr.json``.
+  folder's ``pnr.json``;
+- ``readme-synth`` (README.md): the summary table of ``synth-default`` (as just written, or
+  as docs/synth.md holds it), so the README never shows another run's figures.
 
 The result blocks are rewritten only when their folder holds a report (``make synth`` /
 ``make pnr`` first); the design table always.
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
-         "pnr-default": "docs/synth.md"}
+         "pnr-default": "docs/synth.md", "readme-synth": "README.md"}
 
 
 def designs_table() -> str:
@@ -96,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         bodies["synth-default"] = synth_block(synth)
     if pnr:
         bodies["pnr-default"] = pnr_block(pnr)
+    synth_body = bodies.get("synth-default")
+    if synth_body is None:
+        match = _pattern("synth-default").search((ROOT / FILES["synth-default"]).read_text())
+        synth_body = match.group(2) if match else ""
+    bodies["readme-synth"] = "".join(line for line in synth_body.splitlines(keepends=True)
+                                     if line.startswith("|"))
     stale = []
     for name, body in bodies.items():
         path = ROOT / FILES[name]

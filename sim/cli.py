@@ -50,7 +50,7 @@ def _fields_help() -> str:
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    from sim.runner import SIMULATORS
+    from sim.runner import BENCHES, SIMULATORS
     p = Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
                 description="Run the RTL of DESIGN on the vectors in IN.npz through the cocotb "
                 "stream bench and write what the RTL produced to OUT.npz.",
@@ -72,6 +72,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--stall", type=number(low=0, below=1), default=0.0, metavar="P",
                    help="probability of a valid stall and of a ready stall per cycle (default 0)")
     p.add_argument("--seed", type=integer(0), default=1, help="seed of the stall pattern")
+    p.add_argument("--bench", default="cocotb", choices=BENCHES,
+                   help="the stream bench: cocotb (the agents in Python; default) or hdl (the "
+                        "same stream discipline in Verilog, several times faster on Verilator: "
+                        "many tokens)")
     p.add_argument("--factors", metavar="DIR",
                    help="lqer-linear only: a folder written by 'lqer-hw quantize'; runs one of "
                    "its layers on X.npy and writes y (tokens x d_out, float64) and cycles")
@@ -204,7 +208,7 @@ def _run(args, prog: str, display: StatusDisplay) -> int:
         result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
                           seed=args.seed, valid_probability=1 - args.stall,
                           ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress)
+                          log=display.log, progress=display.progress, bench=args.bench)
     except SimulationError as exc:
         display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)

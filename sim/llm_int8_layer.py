@@ -19,20 +19,17 @@ layer's shape, bias and threshold may be set with ``-p`` (:data:`FREE_PARAMS`).
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
+
+from sim.layer_inputs import LayerError, read_activations
 
 __all__ = ["FREE_PARAMS", "layer_fields", "run_layer_command"]
 
 DESIGN = "llm-int8-linear"
 # parameters a user may still set with -p; the rest come from the layer and --threshold
 FREE_PARAMS = ("x_lanes", "lanes", "fp_lanes", "outputs", "tile", "out_fp16", "outstanding")
-
-
-class LayerError(ValueError):
-    """A one-line problem with the command's inputs."""
 
 
 def layer_fields(weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray,
@@ -52,21 +49,6 @@ def layer_fields(weight: np.ndarray, bias: np.ndarray | None, x: np.ndarray,
             raise LayerError(f"bias of layer {layer} must be finite in binary32")
         fields["bias"] = ieee.bits_of(b, ieee.BINARY32)
     return fields
-
-
-def _load_x(path: str, d_in: int) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise LayerError(f"inputs must name an existing .npy file; got {path!r}")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        raise LayerError(f"inputs must be a NumPy .npy array; could not read {path!r}") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise LayerError(f"inputs must be a numeric .npy array (tokens x {d_in}); got {path!r}")
-    if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 1:
-        raise LayerError(f"inputs must have shape (tokens, {d_in}) with tokens >= 1; "
-                         f"got {x.shape}")
-    return x
 
 
 def _load_layer(spec: str, name: str):
@@ -125,7 +107,7 @@ def _prepare(args):
                   threshold_bits=threshold_bits(threshold))
     for name, value in params.items():
         design.param(name).check(value)
-    x = _load_x(args.inputs, d_in)
+    x = read_activations(args.inputs, d_in)
     if len(x) % params["tile"]:
         raise LayerError(f"inputs must hold a multiple of tile ({params['tile']}) tokens; "
                          f"got {len(x)}")
@@ -150,7 +132,7 @@ def run_layer_command(args, prog: str, display) -> int:
         result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
                           seed=args.seed, valid_probability=1 - args.stall,
                           ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress)
+                          log=display.log, progress=display.progress, bench=args.bench)
     except SimulationError as exc:
         display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)

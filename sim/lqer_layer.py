@@ -23,10 +23,11 @@ Y.npz receives
 
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
+
+from sim.layer_inputs import LayerError, read_activations
 
 __all__ = ["layer_inputs", "outputs_to_y", "run_layer_command"]
 
@@ -38,10 +39,6 @@ REFERENCES = {DESIGN: "sw.lqer_reference", RESQ_DESIGN: "sw.resq_reference"}
 # parameters a user may still set with -p; the rest come from the factors
 FREE_PARAMS = {DESIGN: ("lanes_main", "lanes_lowrank", "guard_bits", "dot_stages"),
                RESQ_DESIGN: ("lanes_main", "lanes_high", "guard_bits", "dot_stages")}
-
-
-class LayerError(ValueError):
-    """A one-line problem with the command's inputs."""
 
 
 def _transpose(q):
@@ -122,17 +119,7 @@ def outputs_to_y(component, outputs: dict, tokens: int) -> np.ndarray:
 
 
 def _load_x(path: str, d_in: int) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise LayerError(f"inputs must name an existing .npy file; got {path!r}")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        raise LayerError(f"inputs must be a NumPy .npy array; could not read {path!r}") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise LayerError(f"inputs must be a numeric .npy array (tokens x {d_in}); got {path!r}")
-    if x.ndim != 2 or x.shape[1] != d_in or x.shape[0] < 1:
-        raise LayerError(f"inputs must have shape (tokens, {d_in}) with tokens >= 1; "
-                         f"got {x.shape}")
+    x = read_activations(path, d_in)
     x = x.astype(np.float64)
     if not np.isfinite(x).all():
         bad = np.argwhere(~np.isfinite(x))[0]
@@ -210,7 +197,7 @@ def run_layer_command(args, prog: str, display) -> int:
         result = simulate(adapter, component, inputs, simulator=simulator, check=False,
                           seed=args.seed, valid_probability=1 - args.stall,
                           ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress)
+                          log=display.log, progress=display.progress, bench=args.bench)
     except SimulationError as exc:
         display.close()
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -47,7 +47,7 @@ from hw.synth.yosys import YosysError, ensure_ready, run_yosys
 from sim.adapters import CheckedInputs
 from sim.codec import PayloadCodec
 
-__all__ = ["SIMULATORS", "SimResult", "SimulationError", "simulate", "simulator_available",
+__all__ = ["SIMULATORS", "BENCHES", "SimResult", "SimulationError", "simulate", "simulator_available",
            "default_simulator", "vector_count", "seed_from_env", "waves_from_env",
            "resolve_build_dir", "build_root", "verilator_environment", "icarus_netlist"]
 
@@ -364,16 +364,18 @@ def icarus_netlist(rtlil_text: str, workdir: Path) -> str:
 
 
 def _build(component, top: str, simulator: str, waves: bool, root: Path,
-           log: Callable[[str], None]) -> tuple[Path, bool]:
+           log: Callable[[str], None], bench: str | None = None) -> tuple[Path, bool]:
     """The build folder of this exact Verilog under ``root`` (built now unless cached) and
     whether it was built now. The build happens in a temporary folder renamed when
     complete; on failure its log is kept as ``NAME.failed.log`` (``SimulationError``), on
-    any other exception (an interrupt) nothing is kept."""
+    any other exception (an interrupt) nothing is kept. ``bench``: the Verilog of
+    :mod:`sim.hdl_bench` around the design (its top becomes the simulation's top)."""
     # Icarus simulates a Yosys netlist of the RTLIL (see icarus_netlist), made in the build
     verilog = emit(component, fmt="rtlil" if simulator == "icarus" else "verilog", name=top)
-    key = hashlib.sha256("\n".join([verilog, simulator, f"waves={waves}", *_VERILATOR_ARGS,
-                                    _tool_versions(simulator)]).encode()).hexdigest()[:16]
-    name = f"{top}-{simulator}-{key}"
+    key = hashlib.sha256("\n".join([verilog, bench or "", simulator, f"waves={waves}",
+                                    *_VERILATOR_ARGS, _tool_versions(simulator)]
+                                   ).encode()).hexdigest()[:16]
+    name = f"{top}-{'hdl-' if bench else ''}{simulator}-{key}"
     final = root / name
     if (final / "built.ok").exists():
         return final, False
@@ -390,7 +392,7 @@ def _build(component, top: str, simulator: str, waves: bool, root: Path,
         log(f"building {top} for {simulator}{note}")
         tmp = _mkdtemp(f".tmp-{name}-", root)
         try:
-            _build_in(tmp, verilog, top, simulator, waves, root, log)
+            _build_in(tmp, verilog, top, simulator, waves, root, log, bench)
             (tmp / "built.ok").write_text(top + "\n")
             os.replace(tmp, final)
             (root / f"{name}.failed.log").unlink(missing_ok=True)
@@ -407,7 +409,7 @@ def _build(component, top: str, simulator: str, waves: bool, root: Path,
 
 
 def _build_in(build_dir: Path, verilog: str, top: str, simulator: str, waves: bool, root: Path,
-              log: Callable[[str], None]) -> None:
+              log: Callable[[str], None], bench: str | None = None) -> None:
     source = build_dir / f"{top}.v"
     if simulator == "icarus":
         try:
@@ -416,7 +418,13 @@ def _build_in(build_dir: Path, verilog: str, top: str, simulator: str, waves: bo
             raise SimulationError(f"yosys netlist of {top} for icarus failed: {e}; "
                                   f"log: {e.log}") from None
     source.write_text(verilog)
-    kwargs = dict(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+    sources = [source]
+    if bench is not None:
+        from sim.hdl_bench import TOP
+        (build_dir / f"{TOP}.v").write_text(bench)
+        sources.append(build_dir / f"{TOP}.v")
+        top = TOP
+    kwargs = dict(sources=sources, hdl_toplevel=top, build_dir=build_dir,
                   waves=waves, always=True, timescale=("1ns", "1ps"),
                   log_file=build_dir / "build.log")
     if simulator == "icarus":
@@ -424,6 +432,8 @@ def _build_in(build_dir: Path, verilog: str, top: str, simulator: str, waves: bo
         _run_build(simulator, kwargs)
         return
     kwargs["build_args"] = list(_VERILATOR_ARGS)  # generated code: no lint errors
+    if bench is not None:
+        kwargs["build_args"].append("--timing")  # the bench makes its own clock
     runtime = _runtime_dir(root, waves)
     with _locked(root / f".{runtime.name}.lock", lambda: log(
             "waiting for another process compiling the Verilator runtime library")):
@@ -473,11 +483,59 @@ def _progress_reader(path: Path, progress: Callable[[int, int], None]) -> Callab
 
 # --- one run -----------------------------------------------------------------------------------
 
+#: the stream benches :func:`simulate` runs (see its ``bench`` argument)
+BENCHES = ("cocotb", "hdl")
+
+
+def _hdl_gather(adapter, component, inputs, memory):
+    """The :class:`sim.hdl_bench.Gather` of a design with a gather port, else ``None``."""
+    if memory is None:
+        return None
+    from sim.hdl_bench import Gather
+    arrays, pieces = memory(component, inputs)
+    req_codec = PayloadCodec.from_layout(component.req.payload.shape())
+    resp_codec = PayloadCodec.from_layout(component.resp.payload.shape())
+    (leaf,) = req_codec.leaves
+    columns = resp_codec.check(arrays) // pieces
+    return Gather(req_width=req_codec.width, column_offset=leaf.offset, column_width=leaf.width,
+                  resp_width=resp_codec.width, columns=columns, pieces=pieces,
+                  latency=adapter.memory_latency)
+
+
+def _write_hex(path: Path, items) -> None:
+    with open(path, "w") as f:
+        for start in range(0, len(items), 65536):
+            f.write("".join(f"{items[k]:x}\n"
+                            for k in range(start, min(len(items), start + 65536))))
+
+
+def _hdl_files(job: dict, run_dir: Path, stream, in_codec, n_outputs: int, seed: int,
+               valid_probability: float, ready_probability: float) -> list[str]:
+    """Write the Verilog bench's hex files beside ``job``; its plusargs."""
+    from sim.gather import load_job
+    from sim.hdl_bench import plusargs
+    items = stream.pack(in_codec)
+    _write_hex(run_dir / "inputs.hex", items)
+    memory = None
+    if job.get("gather"):
+        model, _ = load_job(job["gather"])
+        memory = run_dir / "memory.hex"
+        _write_hex(memory, [item for column in model.pieces for item in column])
+    rate = min(valid_probability, ready_probability)
+    job["max_cycles"] = int(max(len(items) + n_outputs, job.get("cycle_bound", 0))
+                            / rate * 4) + 1000
+    job["hdl_outputs"] = str(run_dir / "outputs.hex")
+    return plusargs(inputs=run_dir / "inputs.hex", outputs=run_dir / "outputs.hex",
+                    n_inputs=len(items), n_outputs=n_outputs, seed=seed,
+                    valid_probability=valid_probability, ready_probability=ready_probability,
+                    max_cycles=job["max_cycles"], memory=memory)
+
 def simulate(adapter, component, inputs, *, simulator: str | None = None, check: bool = True,
              seed: int = 1, valid_probability: float = 0.8, ready_probability: float = 0.8,
              waves: bool | None = None, build_dir: str | os.PathLike | None = None,
              log: Callable[[str], None] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> SimResult:
+             progress: Callable[[int, int], None] | None = None,
+             bench: str = "cocotb") -> SimResult:
     """Run checked ``inputs`` through the RTL of ``component``; see the module doc.
 
     ``adapter``: the design's :class:`sim.adapters.Adapter`; ``component``: the design
@@ -489,7 +547,10 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
     item is waiting); ``waves``: keep a waveform (default ``$LQER_WAVES``);
     ``build_dir``: see :func:`resolve_build_dir`; ``log(str)``: status lines (builds);
     ``progress(sent, total)``: input items taken so far, called about twice a second
-    while the simulator runs and once at the end.
+    while the simulator runs and once at the end (``bench="hdl"``: at the end only);
+    ``bench``: one of :data:`BENCHES`, ``"cocotb"`` (the agents of :mod:`sim.agents` in
+    Python, :mod:`sim.cocotb_bench`) or ``"hdl"`` (the same stream discipline in Verilog,
+    :mod:`sim.hdl_bench`, tens of times faster: the regressions' many-token runs).
 
     Raises ``TypeError`` when ``inputs`` did not come from ``adapter.validate``;
     ``ValueError`` for a probability outside (0, 1] or an unknown simulator;
@@ -503,6 +564,8 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
                         f"returned; got {type(inputs).__name__}")
     if not (0 < valid_probability <= 1 and 0 < ready_probability <= 1):
         raise ValueError("valid_probability and ready_probability must be in (0, 1]")
+    if bench not in BENCHES:
+        raise ValueError(f"bench must be one of {', '.join(BENCHES)}; got {bench!r}")
     simulator = default_simulator() if simulator is None else simulator
     if not simulator_available(simulator):
         raise SimulationError(f"{simulator} is not installed" + (
@@ -517,7 +580,13 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
     expected = adapter.reference(component, inputs) if check else None
     top = top_name(adapter.design)
     root = build_root(build_dir)
-    build, built = _build(component, top, simulator, waves, root, log)
+    memory = getattr(adapter, "gather_memory", None)
+    hdl = None
+    if bench == "hdl":
+        from sim import hdl_bench
+        hdl = hdl_bench.bench_verilog(top, in_codec.width, out_codec.width,
+                                      _hdl_gather(adapter, component, inputs, memory))
+    build, built = _build(component, top, simulator, waves, root, log, hdl)
 
     run_dir = _mkdtemp("run-", build)
     keep = False
@@ -534,7 +603,6 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
         if expected is not None:
             job["expected"] = str(run_dir / "expected.npz")
             _save_npz(run_dir / "expected.npz", adapter.to_payload(out_specs, expected))
-        memory = getattr(adapter, "gather_memory", None)
         if memory is not None:  # the design's weight memory behind its req / resp ports
             from sim.gather import gather_job
             arrays, pieces = memory(component, inputs)
@@ -543,20 +611,27 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
                 PayloadCodec.from_layout(component.resp.payload.shape()),
                 PayloadCodec.from_layout(component.req.payload.shape()), run_dir / "memory.npz")
             job["cycle_bound"] = adapter.cycle_bound(component, inputs)
+        plusargs = []
+        test_module, testcase, hdl_top = "sim.cocotb_bench", "stream_bench", top
+        if hdl is not None:
+            plusargs = _hdl_files(job, run_dir, stream, in_codec, n_outputs, seed,
+                                  valid_probability, ready_probability)
+            test_module, testcase = "sim.cocotb_hdl_bench", "hdl_stream_bench"
+            from sim.hdl_bench import TOP as hdl_top
         (run_dir / "job.json").write_text(json.dumps(job))
 
         poll = None if progress is None else _progress_reader(run_dir / "progress.json",
                                                               progress)
         runner = _runner(simulator, poll=poll)
-        plusargs = [f"+dumpfile_path={run_dir / (top + '.fst')}"] \
-            if waves and simulator == "icarus" else []
+        if waves and simulator == "icarus":
+            plusargs.append(f"+dumpfile_path={run_dir / (hdl_top + '.fst')}")
         env = {"LQER_SIM_JOB": str(run_dir / "job.json")}
         extra = verilator_environment() if simulator == "verilator" else {}
         try:
             # without PYTEST_CURRENT_TEST the runner returns results instead of exiting
             with _environment(extra, remove=("PYTEST_CURRENT_TEST",)):
-                runner.test(test_module="sim.cocotb_bench", testcase="stream_bench",
-                            hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=build,
+                runner.test(test_module=test_module, testcase=testcase,
+                            hdl_toplevel=hdl_top, hdl_toplevel_lang="verilog", build_dir=build,
                             test_dir=run_dir, extra_env=env, waves=waves, plusargs=plusargs,
                             timescale=("1ns", "1ps"), results_xml=str(run_dir / "results.xml"),
                             log_file=run_dir / "sim.log", seed=seed)
@@ -577,7 +652,7 @@ def simulate(adapter, component, inputs, *, simulator: str | None = None, check:
         waves_file = None
         if waves:  # both simulators dump into the run folder
             keep = True
-            waves_file = run_dir / (f"{top}.fst" if simulator == "icarus" else "dump.vcd")
+            waves_file = run_dir / (f"{hdl_top}.fst" if simulator == "icarus" else "dump.vcd")
     finally:
         if not keep:
             shutil.rmtree(run_dir, ignore_errors=True)

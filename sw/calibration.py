@@ -44,24 +44,17 @@ def normalise_scale(running_max: torch.Tensor) -> torch.Tensor:
     return s / torch.sqrt(s.min() * s.max())
 
 
-class ScaleCollector:
-    """Forward pre-hooks on named linear layers that keep the running max of per-batch mean |x|.
-
-    Use as a context manager around the calibration forward passes; call
-    :meth:`end_batch` after each batch (it folds that batch's means into the
-    running maximum).
-    """
+class InputHooks:
+    """Forward pre-hooks on named layers, installed by ``with`` and removed on exit; a
+    subclass records each call's input in ``_record(name, x)`` (``x``: the layer's first
+    positional argument). :meth:`paused` turns recording off for a diagnostic forward."""
 
     def __init__(self, layers: dict[str, nn.Linear]):
         self._layers = dict(layers)
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
-        self.running_max: dict[str, torch.Tensor] = {}
-        self.batches = 0
         self._handles = []
         self._paused = False
 
-    def __enter__(self) -> "ScaleCollector":
+    def __enter__(self):
         for name, layer in self._layers.items():
             self._handles.append(layer.register_forward_pre_hook(self._hook(name)))
         return self
@@ -82,19 +75,39 @@ class ScaleCollector:
 
     def _hook(self, name: str):
         def hook(module, args):
-            if self._paused:
-                return
-            x = args[0].detach()
-            flat = x.reshape(-1, x.shape[-1]).to(torch.float64)
-            total = flat.abs().sum(dim=0)
-            # a layer may run more than once per batch (shared modules): pool its tokens
-            if name in self._sums:
-                self._sums[name] += total
-                self._counts[name] += flat.shape[0]
-            else:
-                self._sums[name] = total
-                self._counts[name] = flat.shape[0]
+            if not self._paused:
+                self._record(name, args[0])
         return hook
+
+    def _record(self, name: str, x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class ScaleCollector(InputHooks):
+    """Forward pre-hooks on named linear layers that keep the running max of per-batch mean |x|.
+
+    Use as a context manager around the calibration forward passes; call
+    :meth:`end_batch` after each batch (it folds that batch's means into the
+    running maximum).
+    """
+
+    def __init__(self, layers: dict[str, nn.Linear]):
+        super().__init__(layers)
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self.running_max: dict[str, torch.Tensor] = {}
+        self.batches = 0
+
+    def _record(self, name: str, x: torch.Tensor) -> None:
+        flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        total = flat.abs().sum(dim=0)
+        # a layer may run more than once per batch (shared modules): pool its tokens
+        if name in self._sums:
+            self._sums[name] += total
+            self._counts[name] += flat.shape[0]
+        else:
+            self._sums[name] = total
+            self._counts[name] = flat.shape[0]
 
     def end_batch(self) -> None:
         for name, total in self._sums.items():

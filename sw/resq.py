@@ -27,7 +27,6 @@ determined by data. That is a :class:`sw.calibration.CalibrationError` naming th
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import Iterable
@@ -35,7 +34,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from sw.calibration import CalibrationError
+from sw.calibration import CalibrationError, InputHooks
 from sw.finite import NonFiniteError, describe_origin, first_nonfinite
 from sw.models import check_token_ids
 from sw.qconfig import RESQ_BASES as BASIS_MODES
@@ -88,7 +87,7 @@ def random_orthogonal(n: int, seed: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------- second moments
 
-class MomentCollector:
+class MomentCollector(InputHooks):
     """Forward pre-hooks accumulating ``sum x^T x`` (float64) per distinct layer input.
 
     The first layer (in call order) to read a tensor owns its moment; a layer reading the
@@ -97,61 +96,38 @@ class MomentCollector:
     """
 
     def __init__(self, layers: dict[str, nn.Linear]):
-        self._layers = dict(layers)
+        super().__init__(layers)
         self.moments: dict[str, torch.Tensor] = {}
         self.tokens: dict[str, int] = {}
         self.owners: dict[str, str] = {}
         self.batches = 0
         self._seen: dict[int, tuple] = {}
-        self._handles = []
-        self._paused = False
-
-    def __enter__(self) -> "MomentCollector":
-        for name, layer in self._layers.items():
-            self._handles.append(layer.register_forward_pre_hook(self._hook(name)))
-        return self
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        super().__exit__(*exc)
         self._seen.clear()
 
-    @contextlib.contextmanager
-    def paused(self):
-        """A context in which the hooks record nothing (for a diagnostic forward)."""
-        self._paused = True
-        try:
-            yield
-        finally:
-            self._paused = False
-
-    def _hook(self, name: str):
-        def hook(module, args):
-            if self._paused:
-                return
-            x = args[0]
-            hit = self._seen.get(id(x))
-            if hit is not None and hit[0] is x and hit[1] == x._version:
-                owner = hit[2]
-            else:
-                owner = name
-                self._seen[id(x)] = (x, x._version, name)
-            if self.owners.setdefault(name, owner) != owner:
-                raise CalibrationError(f"layer {name} must read the same input on every call to "
-                                       f"share a second moment; it read {self.owners[name]}'s "
-                                       f"input before and {owner}'s now")
-            if owner != name:
-                return
-            flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
-            moment = flat.T @ flat
-            if name in self.moments:
-                self.moments[name] += moment
-                self.tokens[name] += flat.shape[0]
-            else:
-                self.moments[name] = moment
-                self.tokens[name] = flat.shape[0]
-        return hook
+    def _record(self, name: str, x: torch.Tensor) -> None:
+        hit = self._seen.get(id(x))
+        if hit is not None and hit[0] is x and hit[1] == x._version:
+            owner = hit[2]
+        else:
+            owner = name
+            self._seen[id(x)] = (x, x._version, name)
+        if self.owners.setdefault(name, owner) != owner:
+            raise CalibrationError(f"layer {name} must read the same input on every call to "
+                                   f"share a second moment; it read {self.owners[name]}'s "
+                                   f"input before and {owner}'s now")
+        if owner != name:
+            return
+        flat = x.detach().reshape(-1, x.shape[-1]).to(torch.float64)
+        moment = flat.T @ flat
+        if name in self.moments:
+            self.moments[name] += moment
+            self.tokens[name] += flat.shape[0]
+        else:
+            self.moments[name] = moment
+            self.tokens[name] = flat.shape[0]
 
     def end_batch(self) -> None:
         self._seen.clear()

@@ -5,7 +5,9 @@ back-pressure. ``LQER_VECTORS`` / ``LQER_SEED`` scale and reseed the same tests
 (``make regress``); ``LQER_WAVES=1`` keeps waveforms. The LQER datapath runs random
 layers of several shapes, ranks and lane counts (Verilator: LQER_VECTORS // 50 tokens;
 Icarus, which runs this wide design at a few hundred cycles/s: LQER_VECTORS // 2000; at
-least the defaults); its ResQ mode (resq-linear) runs the same way.
+least the defaults); its ResQ mode (resq-linear) runs the same way. The layer baselines
+(fp16-linear, llm-int8-linear) run LQER_VECTORS tokens each on Verilator through the
+Verilog bench (sim.hdl_bench; make regress: a million).
 """
 
 from __future__ import annotations
@@ -202,8 +204,43 @@ def test_baseline_rtl_matches_reference(design, simulator, params):
         assert result.summary["responses_left"] == 0
 
 
-def test_checker_counts_mismatches(monkeypatch):
-    """A wrong reference must be caught: the bench is able to fail."""
+# The many-token regression of the layer baselines: LQER_VECTORS tokens per design (make
+# regress: 1,000,000) on Verilator through the Verilog bench (sim.hdl_bench, several times
+# faster than the Python agents), in MANY_TOKENS_SHARDS shards that xdist runs side by side,
+# each in runs of at most MANY_TOKENS_CHUNK tokens, reseeded per run (by default 2000
+# tokens in all). Icarus runs the same designs above, LQER_VECTORS // 200 tokens.
+MANY_TOKENS_SHARDS = 4
+MANY_TOKENS_CHUNK = 20_000
+MANY_TOKENS_CASES = [("fp16-linear", {"d_in": 8, "d_out": 8, "lanes": 2}),
+                     ("llm-int8-linear", LLM_INT8_SMALL)]
+
+
+@pytest.mark.parametrize("shard", range(MANY_TOKENS_SHARDS))
+@pytest.mark.parametrize("design, params", MANY_TOKENS_CASES,
+                         ids=[d for d, _ in MANY_TOKENS_CASES])
+def test_baseline_many_tokens_on_verilator(design, params, shard):
+    if not simulator_available("verilator"):
+        pytest.skip("verilator is not installed")
+    component = inspect(design, **params)
+    adapter = get_adapter(design)
+    tokens = -(-vector_count(DEFAULT_VECTORS) // MANY_TOKENS_SHARDS)
+    for run, start in enumerate(range(0, tokens, MANY_TOKENS_CHUNK)):
+        n = min(MANY_TOKENS_CHUNK, tokens - start)
+        seed = seed_from_env() * 1_000_003 + shard * 1009 + run
+        inputs = adapter.validate(component, adapter.random_inputs(
+            component, n, np.random.default_rng(seed)))
+        result = simulate(adapter, component, inputs, simulator="verilator", seed=seed,
+                          valid_probability=0.7, ready_probability=0.6, bench="hdl")
+        assert result.mismatches == 0, f"run {run} (seed {seed})"
+        assert result.n_outputs == adapter.output_count(component, inputs) > 0
+        if design == "llm-int8-linear":
+            assert result.summary["responses_left"] == 0
+
+
+@pytest.mark.parametrize("bench", ["cocotb", "hdl"])
+def test_checker_counts_mismatches(monkeypatch, bench):
+    """A wrong reference must be caught: each bench (the Python agents, the Verilog one)
+    is able to fail."""
     adapter = get_adapter("dot-array")
     honest = adapter.reference
 
@@ -220,5 +257,5 @@ def test_checker_counts_mismatches(monkeypatch):
     component = inspect("dot-array", lanes=1)
     inputs = adapter.validate(component, adapter.random_inputs(component, 50,
                                                                np.random.default_rng(2)))
-    result = simulate(adapter, component, inputs, simulator=simulator)
+    result = simulate(adapter, component, inputs, simulator=simulator, bench=bench)
     assert result.mismatches == 10

@@ -36,21 +36,23 @@ def _layer(name):
 
 
 @pytest.mark.sim
-def test_real_layer_with_outliers_through_the_sim_command(tmp_path, capsys):
+@pytest.mark.parametrize("simulator, bench", [("icarus", "cocotb"), ("verilator", "hdl")])
+def test_real_layer_with_outliers_through_the_sim_command(tmp_path, capsys, simulator, bench):
     """Four tokens of a 128 x 128 layer at threshold 4: outlier-free and outlier tokens,
-    the gather answered under stalls; y is sw.llm_int8.linear's, rounded to binary16."""
+    the gather answered under stalls; y is sw.llm_int8.linear's, rounded to binary16. Both
+    simulators, each with one of the two stream benches (sim.cocotb_bench, sim.hdl_bench)."""
     from sw import llm_int8
-    if not simulator_available("icarus"):
-        pytest.skip("icarus is not installed")
+    if not simulator_available(simulator):
+        pytest.skip(f"{simulator} is not installed")
     x = np.random.default_rng(seed_from_env()).standard_normal((4, 128)) * 1.5
     x[0] = np.clip(x[0], -3.9, 3.9)                    # no outlier
     x[1, [0, 127]] = [5.0, -40.0]                      # the first and the last column
     np.save(tmp_path / "x.npy", x)
     code, out, err = _run(_argv(REAL_LAYER, tmp_path / "x.npy", tmp_path / "y.npz",
                                 "--threshold", "4", "--check", "--stall", "0.2",
-                                "--simulator", "icarus"), capsys)
+                                "--simulator", simulator, "--bench", bench), capsys)
     assert code == 0, err
-    assert "(128x128, threshold 4) on icarus: 4 tokens, " in out
+    assert f"(128x128, threshold 4) on {simulator}: 4 tokens, " in out
     assert "0 mismatches against sw.llm_int8" in out
     weight, bias = _layer(REAL_LAYER)
     want = llm_int8.linear(x, llm_int8.quantize_weight(weight), bias, threshold=4.0,
