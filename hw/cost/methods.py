@@ -46,6 +46,10 @@ RECIPROCAL_TABLE = 1024     # sw.llm_int8: r depends on s_x's 10 fraction bits (
 # d_in cycles (d_in is a small share of a token's d_in * d_out / MACs cycles); a block per
 # cycle would take `block` multipliers for a pass of d_in / block cycles.
 QUANTIZER_LANES = 1
+# registers of the LLM.int8() engine's fill besides its fp units (detector, quantizer's
+# conversion and rounding, the int MACs, the FIFOs): an estimate of the few cycles the
+# design's tile model (hw.llm_int8_schedule) counts exactly
+INT8_REGISTERS = 8
 
 
 @dataclass(frozen=True)
@@ -329,7 +333,7 @@ class Sizing:
         ``block / 4`` outliers takes one pass."""
         return max(1, self.block // 4)
 
-    def llm_int8_design(self, threshold_bits: int = None) -> dict[str, int]:
+    def llm_int8_design(self, threshold_bits: int | None = None) -> dict[str, int]:
         """``llm-int8-linear`` parameters: ``x_lanes`` = block, ``lanes`` = M (one
         column per step), ``fp_lanes`` = F, one token per tile, binary32 outputs."""
         return {"d_in": self.din_p, "d_out": self.dout_m, "x_lanes": self.block,
@@ -505,7 +509,7 @@ def _int8_schedule(s: Sizing, outliers: bool) -> Schedule:
     fp16 path beside it (LLM.int8() only; more outlier columns than it was sized for take
     data-dependent extra cycles), the merge one output per cycle."""
     from hw.cost.parts import fp_latency
-    latency = 8 + 2 * fp_latency("fp32-mul") + fp_latency("int32-to-fp32")
+    latency = INT8_REGISTERS + 2 * fp_latency("fp32-mul") + fp_latency("int32-to-fp32")
     steps = s.column_steps
     extra = {}
     if outliers:
