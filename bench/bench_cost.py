@@ -1,16 +1,18 @@
 """Cost model: validation errors against full synthesis, and the command's cold and
 cached run times.
 
-1. Validation (``hw.cost.validate``): for every shape of ``hw.cost.validate.SHAPES``
-   (``lqer-linear`` at 16 MACs per cycle, rank 0 and > 0) the model's LUT and FF
-   prediction against the synthesised datapath on ``xc7-nodsp`` and ``lut6``; prints one
-   line per shape and target and the largest error (the project's bound: +-10%).
+1. Validation (``hw.cost.validate``): for every method with a design and every shape of
+   ``hw.cost.validate.SHAPES`` (mxint and lqer on ``lqer-linear``, fp16 on
+   ``fp16-linear``, llm-int8 on ``llm-int8-linear``, resq on ``resq-linear``, at 16 MACs
+   per cycle) the model's LUT and FF prediction against the synthesised datapath on
+   ``xc7-nodsp`` and ``lut6``; prints one line per method, shape and target and the
+   largest error (the project's bound: +-10%).
 2. Timing: ``lqer-hw cost --model llama-7b`` (all methods, ``xc7-nodsp``) once with an
    empty synthesis cache (cold) and once more with the cache it filled (cached); prints
    wall and CPU seconds (the command and its Yosys runs) and the ratio (one run on a shared
    machine: the CPU time and the ratio are the figures to keep).
 
-    python bench/bench_cost.py [--smallest] [--no-validation] [--no-timing] [-j 1]
+    python bench/bench_cost.py [--smallest] [--methods M,...] [--no-validation] [--no-timing] [-j 1]
                                [--cache DIR] [-o build/bench/cost]
 
 Validation uses the user's synthesis cache (or ``--cache``); the timing uses a fresh one
@@ -38,22 +40,25 @@ from hw.synth.cache import ResultCache, default_cache_root  # noqa: E402
 
 def _validation(args, out: Path) -> bool:
     shapes = cost_validate.SMALLEST if args.smallest else cost_validate.SHAPES
+    if args.methods:
+        shapes = {m: shapes[m] for m in args.methods.split(",")}
     cache = ResultCache(args.cache) if args.cache else ResultCache(default_cache_root("synth"))
     start = time.monotonic()
     rows = cost_validate.validate(CostConfig(), shapes, cost_validate.TARGETS, out / "synth",
                                   cache=cache, workers=args.jobs,
                                   progress=lambda d, t, job, o: print(
                                       f"  [{d}/{t}] {job.design} @ {job.target.name}", flush=True))
-    print(f"validation: lqer-linear at 16 MACs/cycle, block 16, W4A8, predicted vs synthesised "
-          f"({time.monotonic() - start:.0f} s)")
-    print(f"{'d_in x d_out':>12} {'rank':>4} {'P_l':>3} {'target':<10} {'LUTs pred':>9} "
-          f"{'synth':>7} {'error':>7} {'FFs pred':>8} {'synth':>6} {'error':>7}")
+    print(f"validation: each method's design at 16 MACs/cycle, block 16, W4A8, predicted vs "
+          f"synthesised ({time.monotonic() - start:.0f} s)")
+    print(f"{'method':<9} {'d_in x d_out':>12} {'3rd':>4} {'lanes':>5} {'target':<10} "
+          f"{'LUTs pred':>9} {'synth':>7} {'error':>7} {'FFs pred':>8} {'synth':>6} {'error':>7}")
     worst = 0.0
     for r in rows:
         worst = max(worst, abs(r["luts_error"]), abs(r["ffs_error"]))
-        print(f"{r['d_in']:>5} x {r['d_out']:<4} {r['rank']:>4} {r['lowrank_lanes']:>3} "
-              f"{r['target']:<10} {r['predicted_luts']:>9} {r['synthesised_luts']:>7} "
-              f"{100 * r['luts_error']:>+6.1f}% {r['predicted_ffs']:>8} {r['synthesised_ffs']:>6} "
+        print(f"{r['method']:<9} {r['d_in']:>5} x {r['d_out']:<4} {r['third']:>4} "
+              f"{r['lanes']:>5} {r['target']:<10} {round(r['predicted_luts']):>9} "
+              f"{r['synthesised_luts']:>7} {100 * r['luts_error']:>+6.1f}% "
+              f"{round(r['predicted_ffs']):>8} {r['synthesised_ffs']:>6} "
               f"{100 * r['ffs_error']:>+6.1f}%")
     print(f"largest |error|: {100 * worst:.1f}% (bound {100 * cost_validate.BOUND:.0f}%)")
     return True
@@ -93,7 +98,11 @@ def _timing(out: Path, jobs: int) -> bool:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smallest", action="store_true", help="validate the smallest shapes only")
+    p.add_argument("--smallest", action="store_true",
+                   help="validate each method's smallest shape only")
+    p.add_argument("--methods", default=None,
+                   help="comma list of the validated methods (default all: "
+                        f"{','.join(cost_validate.VALIDATED)})")
     p.add_argument("--no-validation", action="store_true")
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("-j", "--jobs", type=int, default=1)

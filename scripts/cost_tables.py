@@ -3,8 +3,8 @@ from what the cost model computes.
 
     python scripts/cost_tables.py               # rewrite the generated blocks
     python scripts/cost_tables.py --check       # exit 1 naming every stale block
-    python scripts/cost_tables.py --validation  # also the validation table (synthesises
-                                                # lqer-linear at every validation shape)
+    python scripts/cost_tables.py --validation [-j 2]  # also the validation table (synthesises
+                                                # each method's design at every validation shape)
 
 A block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``. The
 figures come from ``hw.cost`` run in this process on the built-in ``llama-7b`` shapes at
@@ -27,6 +27,7 @@ DOC = ROOT / "docs" / "cost.md"
 README = ROOT / "README.md"
 README_BLOCKS = ("readme-cost",)
 TARGET = "xc7-nodsp"
+JOBS = 1
 # The LQER authors' hardware workbook, LLaMA-7B FFN layer (4096 x 11008), 16 MACs per
 # cycle, fabric only (LUTs): as quoted in issue 15 and the LQER paper's area comparison.
 WORKBOOK = {"fp16": ("FP16", 6125), "l2qer": ("L2QER-MXINT W4A8", 1993),
@@ -134,17 +135,8 @@ def validation_table(progress) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         rows = validate.validate(CostConfig(), validate.SHAPES, validate.TARGETS, Path(tmp),
                                  cache=ResultCache(default_cache_root("synth")),
-                                 progress=progress)
-    lines = ["| d_in x d_out | rank | P_l | target | LUTs predicted | synthesised | error | "
-             "FFs predicted | synthesised | error |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['d_in']} x {r['d_out']} | {r['rank']} | {r['lowrank_lanes']} | "
-                     f"{r['target']} | {r['predicted_luts']:,} | {r['synthesised_luts']:,} | "
-                     f"{100 * r['luts_error']:+.1f}% | {r['predicted_ffs']:,} | "
-                     f"{r['synthesised_ffs']:,} | {100 * r['ffs_error']:+.1f}% |")
-    worst = max(max(abs(r["luts_error"]), abs(r["ffs_error"])) for r in rows)
-    return "\n".join(lines) + f"\n\nLargest |error|: {100 * worst:.1f}%."
+                                 workers=JOBS, progress=progress)
+    return validate.markdown(rows)
 
 
 def _replace(text: str, name: str, body: str, where: str = "docs/cost.md") -> str:
@@ -159,7 +151,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true")
     p.add_argument("--validation", action="store_true")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel Yosys runs (validation)")
     args = p.parse_args(argv)
+    global JOBS
+    JOBS = args.jobs
 
     def progress(done, total, job, outcome):
         print(f"[{done}/{total}] {job.design} @ {job.target.name}", file=sys.stderr, flush=True)

@@ -160,7 +160,7 @@ def cost(*, shapes, methods: list[str], cfg, targets: list[str], profile, build:
     started = time.monotonic()
     figures = measure(parts, [get_target(t) for t in targets], build, cache=cache,
                       workers=workers, progress=progress, announce=announce, timeout=timeout)
-    fits = cost_model.glue_fits(cfg, targets, figures)
+    fits = cost_model.glue_fits(cfg, targets, figures, cost_model.glue_designs(keys))
     with cost_model.schedule_memo(cache):
         layers, engines = cost_model.evaluate(shapes, methods, cfg, targets, figures, fits,
                                               profile)
@@ -173,8 +173,9 @@ def cost(*, shapes, methods: list[str], cfg, targets: list[str], profile, build:
         "outliers": None if profile is None else
         f"{profile.source}, fp16 lanes sized at {cfg.outlier_sizing}",
         "methods": methods, "targets": targets,
-        "glue": {t: {"coefficients": f.coefficients, "points": list(f.points)}
-                 for t, f in fits.items()},
+        "glue": {design: {t: {"coefficients": f.coefficients, "points": list(f.points)}
+                          for t, f in by_target.items()}
+                 for design, by_target in fits.items()},
         "parts": [{"part": part.label, "target": target, **v}
                   for (part, target), v in figures.items()],
         "synthesis_s": round(time.monotonic() - started, 3),

@@ -1,27 +1,28 @@
 """The logic around the parts: control (step counters, handshakes, phase logic) and the
 access logic of buffers held in registers, fitted from syntheses of a whole datapath.
 
-A datapath synthesised whole is its parts plus *glue*. The glue of ``lqer-linear``
-(which keeps its per-token buffers in registers today) is modelled per target and
-resource as
+A datapath synthesised whole is its parts plus *glue*. The glue of each whole design a
+method names (``lqer-linear``, ``resq-linear``, ``fp16-linear``, ``llm-int8-linear``;
+:data:`DESIGN_FITS`) is modelled per design, target and resource as
 
     LUTs  = a * operand_mux + b * result_mux + base + second * second_path
     FFs   = register_bits                    + base + second * second_path
 
 counted by construction from the method's buffer list (:mod:`hw.cost.methods`):
 ``operand_mux`` / ``result_mux`` are ``sum width * (depth - 1)`` (the read multiplexers'
-inputs) over the buffers in registers that feed a dot array every step (activations,
-t) and over those read once per output block (results, u); ``register_bits`` their bits
-plus the fixed register banks (the requantizer staging); ``second_path`` is 1 when a
-second datapath (the low-rank path) is present. The two kinds of buffer are costed
-apart because they are: an operand multiplexer sits in front of the multipliers, where
-synthesis can fold a small one into the partial products and cannot fold a larger one,
-while a result multiplexer is a plain tree (measured: doubling ``d_out`` at
-``d_in = 32`` adds 26 LUTs, doubling ``d_in`` at ``d_out = 64`` adds 320). The four LUT
-and two FF coefficients come from synthesising ``lqer-linear`` at the four
-:data:`FIT_SHAPES` (three main-only sizes varying ``d_in`` and ``d_out`` apart, one with
-rank) and subtracting the parts synthesised alone; other resources (carry cells,
-transistors, ...) are fitted as LUTs are.
+inputs) over the buffers in registers that feed an arithmetic unit every step
+(activations, t, codes, running sums) and over those read once per output block
+(results, u); ``register_bits`` their bits plus the fixed register banks (the
+requantizer staging); ``second_path`` is 1 when a second datapath (the low-rank, high or
+outlier path) is present. The two kinds of buffer are costed apart because they are: an
+operand multiplexer sits in front of the multipliers, where synthesis can fold a small
+one into the partial products and cannot fold a larger one, while a result multiplexer
+is a plain tree (``lqer-linear`` on xc7-nodsp: doubling ``d_out`` at ``d_in = 32`` adds
+26 LUTs, doubling ``d_in`` at ``d_out = 64`` adds 320). The coefficients come from
+synthesising the design at its :data:`DESIGN_FITS` shapes (``d_in`` and ``d_out`` varied
+apart) and subtracting its parts synthesised alone; a feature that does not vary over a
+design's fit points is folded into ``base`` (its coefficient is 0); other resources
+(carry cells, transistors, ...) are fitted as LUTs are.
 
 When buffers are memories (``buffers="memory"``, the cost model's engines at full
 size: docs/cost.md), their bits go to block RAMs and the glue is the control alone
@@ -38,11 +39,26 @@ import numpy as np
 
 from hw.cost.parts import FIGURES
 
-__all__ = ["FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes", "fit",
-           "implemented_buffers"]
+__all__ = ["DESIGN_FITS", "FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes",
+           "fit", "implemented_buffers", "rank_field"]
 
-# (d_in, d_out, rank) of the fit points, in blocks
-FIT_SHAPES = ((2, 2, 0), (2, 4, 0), (4, 4, 0), (4, 4, 1))
+# design -> its fit points (method, d_in, d_out, rank), sizes in blocks; ``rank`` is the
+# method's rank field (:func:`rank_field`: LQER's rank, ResQ's r, nothing otherwise)
+DESIGN_FITS = {
+    "lqer-linear": (("mxint", 2, 2, 0), ("mxint", 2, 4, 0), ("mxint", 4, 4, 0),
+                    ("lqer", 4, 4, 1)),
+    "resq-linear": (("resq", 2, 2, 1), ("resq", 2, 4, 1), ("resq", 4, 4, 1),
+                    ("resq", 4, 4, 2)),
+    "fp16-linear": (("fp16", 2, 2, 0), ("fp16", 2, 4, 0), ("fp16", 4, 4, 0)),
+    "llm-int8-linear": (("llm-int8", 2, 2, 0), ("llm-int8", 2, 4, 0), ("llm-int8", 4, 4, 0)),
+}
+# lqer-linear's fit points (d_in, d_out, rank), in blocks
+FIT_SHAPES = tuple(p[1:] for p in DESIGN_FITS["lqer-linear"])
+
+
+def rank_field(method: str) -> str | None:
+    """The :class:`hw.cost.methods.CostConfig` field a method's third shape entry sets."""
+    return {"lqer": "rank", "l2qer": "rank", "resq": "resq_rank"}.get(method)
 
 
 @dataclass(frozen=True)
@@ -79,21 +95,30 @@ def implemented_buffers(target: str) -> str:
     return "memory" if block_ram(target) is not None else "registers"
 
 
-def fit_shapes(cfg) -> list[tuple[int, int, int]]:
-    """The fit points ``(d_in, d_out, rank)`` for ``cfg`` (d_out a multiple of the lanes)."""
+def fit_shapes(cfg, design: str = "lqer-linear") -> list[tuple[int, int, int]]:
+    """The fit points ``(d_in, d_out, rank)`` of ``design`` for ``cfg`` (``d_out`` a
+    multiple of the lanes: of ``P`` for the MXINT designs, of ``M`` for those taking a
+    column per step)."""
     b = cfg.block
-    group = math.lcm(b, cfg.lanes)
-    return [(i * b, -(-o * b // group) * group, r * b) for i, o, r in FIT_SHAPES]
+    lanes = cfg.lanes if design in ("lqer-linear", "resq-linear") else cfg.macs_per_cycle
+    group = math.lcm(b, lanes)
+    return [(i * b, -(-o * b // group) * group, r * b) for _, i, o, r in DESIGN_FITS[design]]
+
+
+def fit_methods(design: str) -> list[str]:
+    """The method of each fit point of ``design``."""
+    return [p[0] for p in DESIGN_FITS[design]]
 
 
 @dataclass(frozen=True)
 class GlueFit:
-    """Fitted glue of one target: per resource, ``(per operand mux input, per result mux
+    """Fitted glue of one design (``design``) on one target: per resource, ``(per operand mux input, per result mux
     input, base, second path)``; for ``ffs`` the register bits count one each on top."""
 
     target: str
     coefficients: dict[str, tuple[float, float, float, float] | None]
     points: tuple[dict, ...] = ()
+    design: str = "lqer-linear"
 
     def predict(self, f: GlueFeatures) -> dict[str, float | None]:
         out = {}
@@ -108,12 +133,16 @@ class GlueFit:
         return out
 
 
-def fit(target: str, points: list[dict]) -> GlueFit:
+def fit(target: str, points: list[dict], design: str = "lqer-linear") -> GlueFit:
     """Least-squares glue coefficients of ``target`` from ``points``: each
     ``{"features": GlueFeatures, "measured": figures, "parts": figures}`` (whole design,
     and its parts summed). A resource the target lacks stays ``None``."""
     rows = np.array([[p["features"].operand_mux, p["features"].result_mux, 1.0,
-                      p["features"].second_path] for p in points])
+                      p["features"].second_path] for p in points], dtype=float)
+    # a feature constant over the points cannot be told from the base: folded into it
+    varies = [True, True, True, bool(np.ptp(rows[:, 3]))]
+    for k in (0, 1):
+        varies[k] = bool(np.ptp(rows[:, k]))
     coefficients: dict[str, tuple[float, float, float, float] | None] = {}
     for name in FIGURES:
         if any(p["measured"].get(name) is None or p["parts"].get(name) is None for p in points):
@@ -122,12 +151,13 @@ def fit(target: str, points: list[dict]) -> GlueFit:
         residual = np.array([p["measured"][name] - p["parts"][name]
                              - (p["features"].register_bits if name == "ffs" else 0)
                              for p in points], dtype=float)
-        if name == "ffs":  # registers are counted exactly: fit the constants only
-            solution, *_ = np.linalg.lstsq(rows[:, 2:], residual, rcond=None)
-            coefficients[name] = (0.0, 0.0, float(solution[0]), float(solution[1]))
-        else:
-            solution, *_ = np.linalg.lstsq(rows, residual, rcond=None)
-            coefficients[name] = tuple(float(v) for v in solution)
+        # registers are counted exactly: for FFs, fit the constants only
+        use = [k for k in range(4) if varies[k] and (name != "ffs" or k >= 2)]
+        solution, *_ = np.linalg.lstsq(rows[:, use], residual, rcond=None)
+        values = [0.0] * 4
+        for k, v in zip(use, solution):
+            values[k] = float(v)
+        coefficients[name] = tuple(values)
     provenance = tuple({"features": vars(p["features"]), "measured": p["measured"],
                         "parts": p["parts"], "shape": p.get("shape")} for p in points)
-    return GlueFit(target, coefficients, provenance)
+    return GlueFit(target, coefficients, provenance, design)

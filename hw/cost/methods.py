@@ -46,6 +46,10 @@ RECIPROCAL_TABLE = 1024     # sw.llm_int8: r depends on s_x's 10 fraction bits (
 # d_in cycles (d_in is a small share of a token's d_in * d_out / MACs cycles); a block per
 # cycle would take `block` multipliers for a pass of d_in / block cycles.
 QUANTIZER_LANES = 1
+# registers of the LLM.int8() engine's fill besides its fp units (detector, quantizer's
+# conversion and rounding, the int MACs, the FIFOs): an estimate of the few cycles the
+# design's tile model (hw.llm_int8_schedule) counts exactly
+INT8_REGISTERS = 8
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,24 @@ class Sizing:
 
     # ---- the common schedule
     @property
+    def M(self) -> int:
+        """MACs per cycle: the lanes of the designs that take one column per step
+        (``fp16-linear``'s and ``llm-int8-linear``'s ``lanes``)."""
+        return self.cfg.macs_per_cycle
+
+    @property
+    def dout_m(self) -> int:
+        """``d_out`` padded to whole groups of ``M`` outputs (and of blocks)."""
+        group = math.lcm(self.block, self.M)
+        return _ceil(self.d_out, group) * group
+
+    @property
+    def column_steps(self) -> int:
+        """Steps of a design taking one column of ``M`` outputs per step,
+        ``d_in * d_out / M`` (= :attr:`main_steps` when ``d_out`` is a multiple of ``M``)."""
+        return self.din_p * self.dout_m // self.M
+
+    @property
     def main_steps(self) -> int:
         """Cycles of the main path per token, ``(d_out / P) * (d_in / block)``."""
         return self.dout_p // self.P * self.nb_in
@@ -255,12 +277,33 @@ class Sizing:
 
     @cached_property
     def resq_high_lanes(self) -> int:
-        """Smallest power of two <= block whose high path never stalls the low one."""
-        lanes = 1
-        while lanes < self.block and \
-                self.dout_p // lanes * self.nb_high > self.dout_p // self.P * self.nb_low:
-            lanes *= 2
-        return lanes
+        """Smallest power of two <= block whose high path never stalls the low one
+        (``resq-linear``'s own rule, :func:`hw.lqer_schedule.default_lowrank_lanes`)."""
+        return default_lowrank_lanes(d_in=self.din_p, d_out=self.dout_p, rank=self.resq_rank,
+                                     block=self.block, lanes_main=self.P, mode="resq",
+                                     **self.latencies)
+
+    def resq_schedule(self) -> LQERSchedule:
+        return LQERSchedule(self.din_p, self.dout_p, self.resq_rank, self.block, self.P,
+                            self.resq_high_lanes, **self.latencies, mode="resq")
+
+    def resq_design(self) -> dict[str, int]:
+        """``resq-linear`` parameters of this engine (two-term output)."""
+        c = self.cfg
+        return {"d_in": self.din_p, "d_out": self.dout_p, "rank": self.resq_rank,
+                "block": self.block, "a_width": c.a_width, "w_width": c.w_width,
+                "high_width": HIGH_WIDTH, "exponent_bits": c.exponent_bits,
+                "lanes_main": self.P, "lanes_high": self.resq_high_lanes,
+                "guard_bits": c.guard_bits, "dot_stages": c.dot_stages,
+                "acc_slots": c.acc_slots, "acc_stages": c.acc_stages,
+                "quant_stages": c.quant_stages, "merged": 0, "bias": 0,
+                "merge_stages": _lqer_default("merge_stages")}
+
+    # ---- FP16 (fp16-linear)
+    def fp16_design(self) -> dict[str, int]:
+        """``fp16-linear`` parameters: ``M`` lanes, one column per step, binary32 sums
+        out (the IEEE units at their default stages)."""
+        return {"d_in": self.din_p, "d_out": self.dout_m, "lanes": self.M, "out_fp16": 0}
 
     # ---- LLM.int8()
     @property
@@ -273,13 +316,31 @@ class Sizing:
 
     @property
     def fp_lanes(self) -> int:
-        """fp16 lanes F: the fewest whose ``outlier_cycles(outlier_columns)`` fit within
-        main_steps (at least 1; at most one per output channel)."""
+        """fp16 lanes F (``llm-int8-linear``'s ``fp_lanes``): the fewest dividing
+        ``d_out`` whose ``outlier_cycles(outlier_columns)`` fit within the column steps
+        (at least 1; at most one per output channel)."""
         n = math.ceil(self.outlier_columns)
         if n == 0:
             return 1
-        per_lane = self.main_steps // n  # output channels one lane can take in time
-        return self.dout_p if per_lane == 0 else _ceil(self.dout_p, per_lane)
+        per_lane = self.column_steps // n  # output channels one lane can take in time
+        need = self.dout_m if per_lane == 0 else _ceil(self.dout_m, per_lane)
+        return next(f for f in range(need, self.dout_m + 1) if self.dout_m % f == 0)
+
+    @property
+    def compaction_outputs(self) -> int:
+        """M_c, outlier column indices per compaction pass: ``block / 4`` (the ratio of
+        ``llm-int8-linear``'s defaults, 4 of 16): a chunk of ``block`` columns with up to
+        ``block / 4`` outliers takes one pass."""
+        return max(1, self.block // 4)
+
+    def llm_int8_design(self, threshold_bits: int | None = None) -> dict[str, int]:
+        """``llm-int8-linear`` parameters: ``x_lanes`` = block, ``lanes`` = M (one
+        column per step), ``fp_lanes`` = F, one token per tile, binary32 outputs."""
+        return {"d_in": self.din_p, "d_out": self.dout_m, "x_lanes": self.block,
+                "lanes": self.M, "fp_lanes": self.fp_lanes if self.outliers is not None else 1,
+                "outputs": self.compaction_outputs,
+                "threshold_bits": FP16_THRESHOLD if threshold_bits is None else threshold_bits,
+                "tile": 1, "bias": 0, "out_fp16": 0, "outstanding": 4}
 
     def outlier_statistics(self) -> dict[str, float]:
         """The profile's outlier counts at which extra cycles are reported."""
@@ -289,7 +350,7 @@ class Sizing:
     def outlier_cycles(self, columns: float) -> int:
         """Cycles of the fp16 path for ``columns`` outlier columns: each lane takes one
         output channel at a time through the columns in order (``sw.llm_int8``)."""
-        return _ceil(self.dout_p, self.fp_lanes) * math.ceil(columns)
+        return _ceil(self.dout_m, self.fp_lanes) * math.ceil(columns)
 
 
 # ---------------------------------------------------------------- method entries
@@ -301,6 +362,9 @@ class Use:
     role: str
     part: Callable[[Sizing], Part]
     count: Callable[[Sizing], int] = lambda s: 1
+    # a part the engine needs that the method's design leaves outside its ports (counted
+    # in the engine, left out of the prediction held against that design)
+    outside: bool = False
 
 
 @dataclass(frozen=True)
@@ -341,6 +405,13 @@ class Method:
     needs_outliers: bool = False    # sized from the LLM.int8() outlier counts
     uses_rank: bool = False         # sized by the LQER rank
     gather_width: int = 0           # bits of a weight gathered at run time (outlier path)
+    glue: str | None = None         # the design whose fitted glue a method without one borrows
+
+    @property
+    def glue_design(self) -> str:
+        """The design whose syntheses the glue is fitted from: the method's own, else
+        :attr:`glue`."""
+        return self.design[0] if self.design is not None else self.glue
 
 
 def _dot(path_of, lanes_of) -> Callable[[Sizing], Part]:
@@ -423,105 +494,133 @@ _LOWRANK_STORES = (
 
 
 def _fp16_schedule(s: Sizing) -> Schedule:
-    # latency: products, the adder tree, the accumulating adder, in fp-unit stages
+    """``fp16-linear``'s timing (:class:`hw.fp16_linear_schedule.FP16LinearSchedule`)."""
     from hw.cost.parts import fp_latency
-    tree = int(math.log2(s.block))
-    latency = fp_latency("fp16-mul") + (tree + 1) * fp_latency("fp32-add")
-    return Schedule(s.main_steps, s.main_steps + latency)
+    from hw.fp16_linear_schedule import FP16LinearSchedule
+    from hw.fp_accumulate import OPERAND_LEVELS
+    sch = FP16LinearSchedule(s.din_p, s.dout_m, s.M, fp_latency("fp16-mul"),
+                             OPERAND_LEVELS + fp_latency("fp32-add"), 0)
+    return Schedule(sch.steps, sch.cycles_per_token)
 
 
 def _int8_schedule(s: Sizing, outliers: bool) -> Schedule:
-    """Two activation passes, then the int path: the absmax (and the outlier mask) one
-    block per cycle, the int8 codes one element per cycle (:data:`QUANTIZER_LANES`); with
-    outliers the fp16 path runs beside the int path and may run longer."""
+    """``llm-int8-linear``'s token: the X phase (the detector, one block per cycle), the
+    codes one element per cycle (the quantizer), the int path one column per step, the
+    fp16 path beside it (LLM.int8() only; more outlier columns than it was sized for take
+    data-dependent extra cycles), the merge one output per cycle."""
     from hw.cost.parts import fp_latency
-    latency = s.cfg.dot_stages + 1 + fp_latency("int32-to-fp32") + 2 * fp_latency("fp32-mul")
-    steps = s.main_steps
+    latency = INT8_REGISTERS + 2 * fp_latency("fp32-mul") + fp_latency("int32-to-fp32")
+    steps = s.column_steps
     extra = {}
     if outliers:
         latency += fp_latency("fp32-add")
         counts = s.outlier_statistics()
-        extra = {k: max(0, s.outlier_cycles(v) - s.main_steps) for k, v in counts.items()}
+        extra = {k: max(0, s.outlier_cycles(v) - steps) for k, v in counts.items()}
     passes = s.nb_in + _ceil(s.din_p, QUANTIZER_LANES)
     return Schedule(steps, passes + steps + latency, extra)
 
 
 def _resq_schedule(s: Sizing) -> Schedule:
-    low = s.dout_p // s.P * s.nb_low
-    high = s.dout_p // s.resq_high_lanes * s.nb_high
-    steps = max(low, high)
-    return Schedule(steps, steps + s.cfg.dot_stages + s.acc_latency + 2)
+    sch = s.resq_schedule()
+    return Schedule(sch.steps, lqer_cycles(sch))
 
 
-def _int_front(width: int) -> tuple[Use, ...]:
-    """The int path of vector-wise ``width``-bit quantization (``sw.llm_int8`` at 8 bits)."""
+def _unit(name: str) -> Callable[[Sizing], Part]:
+    """An IEEE unit as the datapaths build it (free-running, default stages)."""
+    return lambda s: Part.of(name, backpressure=0)
+
+
+def _detector(threshold_bits: int) -> Use:
+    return Use("outlier detector and absmax (llm-int8-detector)", lambda s: Part.of(
+        "llm-int8-detector", lanes=s.block, threshold_bits=threshold_bits, backpressure=0))
+
+
+_QUANTIZER = Use("activation quantizer (reciprocal table, x * r, round)",
+                 lambda s: Part.of("llm-int8-quantizer"))
+_INT_PATH = Use("int path: M int8 lanes, dequantization (llm-int8-int-path)",
+                lambda s: Part.of("llm-int8-int-path", lanes=s.M, d_in=s.din_p, bias=0))
+
+
+def _fp_path(role: str, count) -> tuple[Use, ...]:
+    """``fp-accumulate``'s units: binary16 products added into binary32 sums (its sums
+    memory is a store; the rest of it is glue)."""
+    return (Use(f"{role} fp16 products".lstrip(), _unit("fp16-mul"), count),
+            Use(f"{role} fp32 accumulating adders".lstrip(), _unit("fp32-add"), count))
+
+
+# the outlier weights, gathered as int8 codes and dequantized to binary16 at the weight
+# memory's port (sw.llm_int8's default): llm-int8-linear's gather port takes binary16
+_GATHER_DEQUANT = (
+    Use("gathered weight int -> fp32 (outside the datapath's port)", _unit("int32-to-fp32"),
+        lambda s: s.fp_lanes, outside=True),
+    Use("gathered weight dequantization (outside the datapath's port)", _unit("fp32-mul"),
+        lambda s: 2 * s.fp_lanes, outside=True),
+    Use("gathered weight fp32 -> fp16 (outside the datapath's port)", _unit("fp32-to-fp16"),
+        lambda s: s.fp_lanes, outside=True),
+)
+
+
+def _column_bits(s: Sizing) -> int:
+    return max(1, (s.din_p - 1).bit_length())
+
+
+def _int8_stores(outliers: bool) -> tuple[Store, ...]:
+    """``llm-int8-linear``'s memories (its ``memory_bits``) and the layer's weights."""
+    stores = (
+        Store("x memory (fp16 activations)", lambda s: s.nb_in, lambda s: s.block * FP16,
+              read="operand"),
+        Store("x codes (int8)", lambda s: s.din_p, lambda s: HIGH_WIDTH, read="operand"),
+        Store("W (int8 weights)", lambda s: s.column_steps, lambda s: s.M * HIGH_WIDTH,
+              "weights"),
+        Store("s_w / 127^2 (per row, fp32)", lambda s: s.dout_m, lambda s: FP32, "weights"),
+    )
+    if outliers:
+        stores += (
+            Store("outlier mask", lambda s: s.nb_in, lambda s: s.block),
+            Store("outlier column lists", lambda s: s.nb_in * _ceil(s.block, s.compaction_outputs),
+                  lambda s: s.compaction_outputs * _column_bits(s)
+                  + s.compaction_outputs.bit_length()),
+            Store("fp32 outlier sums", lambda s: s.dout_m // s.fp_lanes,
+                  lambda s: s.fp_lanes * FP32, read="operand"),
+            Store("int results awaiting merge (fp32)", lambda s: s.dout_m + 1, lambda s: FP32,
+                  fifo=True),
+        )
+    return stores
+
+
+def _int4_front() -> tuple[Use, ...]:
+    """LLM.int4()'s int path (no RTL: the int4 dot array and a proxy accumulator)."""
     return (
-        Use("activation quantizer (x * r)", _fp("fp32-mul"), lambda s: QUANTIZER_LANES),
-        Use(f"int{width} dot array", lambda s: Part.of(
-            "int-dot-array", lanes=s.P, block=s.block, a_width=width, w_width=width,
+        Use("int4 dot array", lambda s: Part.of(
+            "int-dot-array", lanes=s.P, block=s.block, a_width=4, w_width=4,
             stages=s.cfg.dot_stages)),
         Use("int32 accumulator", lambda s: Part.of(
-            "int-accumulator", lanes=s.P, in_width=dot_sum_width(s.block, width, width),
+            "int-accumulator", lanes=s.P, in_width=dot_sum_width(s.block, 4, 4),
             acc_width=INT32)),
-        Use("dequantization int32 -> fp32", _fp("int32-to-fp32")),
-        Use("dequantization (x s_x, x s_w/q^2)", _fp("fp32-mul"), lambda s: 2),
+        Use("dequantization int32 -> fp32", _unit("int32-to-fp32")),
+        Use("dequantization (x s_x, x s_w/q^2)", _unit("fp32-mul"), lambda s: 2),
     )
 
 
-def _int_stores(width: int) -> tuple[Store, ...]:
-    return (
-        Store("x buffer (fp16, two passes)", lambda s: s.nb_in, lambda s: s.block * FP16,
-              read="operand"),
-        Store(f"x codes (int{width})", lambda s: s.nb_in, lambda s: s.block * width,
-              read="operand"),
-        Store("reciprocal table r(s_x)", lambda s: RECIPROCAL_TABLE, lambda s: FP32, "table"),
-        Store(f"W (int{width} weights)", lambda s: s.main_steps,
-              lambda s: s.P * s.block * width, "weights"),
-        Store("s_w / q^2 (per row, fp32)", lambda s: s.dout_p, lambda s: FP32, "weights"),
-    )
-
-
-def _outlier_method(name: str, summary: str, width: int, status: str) -> Method:
-    """LLM.int8()'s shape at an int path of ``width`` bits: detector and compaction, the
-    int path, ``F`` fp16 outlier lanes dequantizing the gathered weights, the merge."""
-    return Method(
-        name, summary,
-        (Use("outlier detector and absmax", lambda s: Part.of(
-            "outlier-detector", block=s.block, threshold=FP16_THRESHOLD)),
-         Use("compaction network", lambda s: Part.of("compaction", block=s.block,
-                                                     index_width=s.index_width)),)
-        + _int_front(width)
-        + (Use("outlier weight int -> fp32", _fp("int32-to-fp32"), lambda s: s.fp_lanes),
-           Use("outlier weight dequantization", _fp("fp32-mul"), lambda s: 2 * s.fp_lanes),
-           Use("outlier weight fp32 -> fp16", _fp("fp32-to-fp16"), lambda s: s.fp_lanes),
-           Use("outlier fp16 products", _fp("fp16-mul"), lambda s: s.fp_lanes),
-           Use("outlier fp32 accumulators", _fp("fp32-add"), lambda s: s.fp_lanes),
-           Use("merge (int + outlier)", _fp("fp32-add"))),
-        _int_stores(width) + (
-            Store("outlier column list", lambda s: s.din_p, lambda s: s.index_width),
-            Store("int results awaiting merge (fp32)", lambda s: s.dout_p, lambda s: FP32)),
-        lambda s: _int8_schedule(s, outliers=True), second_path=True, needs_outliers=True,
-        gather_width=width, status=status)
-
+_MERGE = Use("merge (int + outlier, llm-int8-merge)", lambda s: Part.of("llm-int8-merge",
+                                                                        out_fp16=0))
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method(
-        "fp16", "FP16 baseline: fp16 x fp16 products, fp32 adder trees and accumulation",
-        (Use("fp16 multipliers", _fp("fp16-mul"), lambda s: s.P * s.block),
-         Use("fp32 adder trees", _fp("fp32-add"), lambda s: s.P * (s.block - 1)),
-         Use("fp32 accumulators", _fp("fp32-add"), lambda s: s.P)),
-        (Store("x buffer (fp16)", lambda s: s.nb_in, lambda s: s.block * FP16, read="operand"),
-         Store("W (fp16 weights)", lambda s: s.main_steps, lambda s: s.P * s.block * FP16,
-               "weights")),
+        "fp16", "FP16 baseline (fp16-linear): M binary16 x binary16 products per cycle, one "
+        "binary32 sum per output",
+        _fp_path("", lambda s: s.M),
+        (Store("fp32 sums (d_out)", lambda s: s.dout_m // s.M, lambda s: s.M * FP32,
+               read="operand"),
+         Store("W (fp16 weights)", lambda s: s.column_steps, lambda s: s.M * FP16, "weights")),
         _fp16_schedule,
-        status="estimated composition of floating-point units (fp16-linear: issue 13)"),
+        design=("fp16-linear", lambda s: s.fp16_design()), status="RTL: fp16-linear"),
     Method(
         "w8a8", "vector-wise int8 weights and activations (LLM.int8() without outliers)",
-        (Use("activation absmax", lambda s: Part.of("outlier-detector", block=s.block,
-                                                    threshold=0x7C00)),) + _int_front(HIGH_WIDTH),
-        _int_stores(HIGH_WIDTH),
-        lambda s: _int8_schedule(s, outliers=False),
-        status="int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
+        (_detector(0x7C00), _QUANTIZER, _INT_PATH),
+        _int8_stores(False),
+        lambda s: _int8_schedule(s, outliers=False), glue="llm-int8-linear",
+        status="the parts of llm-int8-linear (no outlier path); glue of llm-int8-linear"),
     Method(
         "mxint", "MXINT weights and activations, no correction (lqer-linear, rank 0)",
         _MAIN, _MAIN_STORES, _lqer_schedule(lambda s: 0),
@@ -536,32 +635,63 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
         design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
         uses_rank=True, status="RTL: lqer-linear"),
-    _outlier_method(
-        "llm-int8", "LLM.int8(): int8 path plus fp16 outlier columns gathered at run time",
-        HIGH_WIDTH, "int8 dot array synthesised; the rest estimated (llm-int8-linear: issue 13)"),
-    _outlier_method(
-        "llm-int4", "LLM.int4() (the LQER authors' comparison): LLM.int8() with a 4-bit int path",
-        4, "as llm-int8 at 4 bits; no sw reference (round(x * 7 / s_x) assumed)"),
     Method(
-        "resq", "ResQ: low-precision path over d - r projected coordinates, 8-bit path over r",
+        "llm-int8", "LLM.int8() (llm-int8-linear): int8 path plus fp16 outlier columns "
+        "gathered at run time",
+        (_detector(FP16_THRESHOLD),
+         Use("compaction network (llm-int8-compaction)", lambda s: Part.of(
+             "llm-int8-compaction", lanes=s.block, outputs=s.compaction_outputs,
+             chunks=s.nb_in)),
+         _QUANTIZER, _INT_PATH) + _fp_path("outlier", lambda s: s.fp_lanes)
+        + (_MERGE,) + _GATHER_DEQUANT,
+        _int8_stores(True),
+        lambda s: _int8_schedule(s, outliers=True),
+        design=("llm-int8-linear", lambda s: s.llm_int8_design()), second_path=True,
+        needs_outliers=True, gather_width=HIGH_WIDTH, status="RTL: llm-int8-linear"),
+    Method(
+        "llm-int4", "LLM.int4() (the LQER authors' comparison): LLM.int8() with a 4-bit int path",
+        (_detector(FP16_THRESHOLD),
+         Use("compaction network (llm-int8-compaction)", lambda s: Part.of(
+             "llm-int8-compaction", lanes=s.block, outputs=s.compaction_outputs,
+             chunks=s.nb_in)),
+         Use("activation quantizer (llm-int8-quantizer; a 4-bit table assumed alike)",
+             lambda s: Part.of("llm-int8-quantizer"))) + _int4_front()
+        + _fp_path("outlier", lambda s: s.fp_lanes) + (_MERGE,) + _GATHER_DEQUANT,
+        tuple(st for st in _int8_stores(True) if "int8" not in st.role) + (
+            Store("x codes (int4)", lambda s: s.din_p, lambda s: 4, read="operand"),
+            Store("W (int4 weights)", lambda s: s.main_steps, lambda s: s.P * s.block * 4,
+                  "weights")),
+        lambda s: _int8_schedule(s, outliers=True), second_path=True, needs_outliers=True,
+        gather_width=4, glue="llm-int8-linear",
+        status="as llm-int8 with an int4 path (no RTL, no sw reference: round(x * 7 / s_x) "
+               "assumed; int accumulator is a proxy)"),
+    Method(
+        "resq", "ResQ (resq-linear): low-precision path over d - r projected coordinates, "
+        "8-bit path over r",
         (Use("low-precision dot array", _dot(lambda s: s.resq_low, lambda s: s.P)),
          Use("low-precision accumulator", _acc(lambda s: s.resq_low, lambda s: s.P)),
+         Use("low-precision results, groups to blocks", lambda s: Part.of(
+             "rechunk", value_width=s.resq_low.acc_width,
+             exponent_width=s.resq_low.exponent_width, n_in=s.P, n_out=s.block)),
          Use("high-precision dot array", _dot(lambda s: s.resq_high, lambda s: s.resq_high_lanes)),
          Use("high-precision accumulator", _acc(lambda s: s.resq_high,
                                                 lambda s: s.resq_high_lanes))),
-        (Store("x buffer, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"]),
+        (Store("x memory, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"]),
                read="operand"),
-         Store("x buffer, high subspace", lambda s: s.nb_high,
+         Store("z_h memory, high subspace", lambda s: s.nb_high,
                lambda s: _block_bits(s.fmt["high"]), read="operand"),
-         Store("low-path results", lambda s: s.nb_out, lambda s: s.block * s.resq_low.result_width),
-         Store("high-path results", lambda s: s.nb_out,
-               lambda s: s.block * s.resq_high.result_width),
+         Store("low-path FIFO (results awaiting the high ones)", lambda s: s.dout_p // s.P + 1,
+               lambda s: s.P * s.resq_low.result_width, fifo=True),
+         Store("high-path staging", lambda s: 1, lambda s: s.block * s.resq_high.result_width,
+               "registers"),
+         Store("high-path FIFO (exact results)", lambda s: s.nb_out + 1,
+               lambda s: s.block * s.resq_high.result_width, fifo=True),
          Store("low-precision weights", lambda s: s.dout_p // s.P * s.nb_low,
                lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
          Store("high-precision weights", lambda s: s.dout_p // s.resq_high_lanes * s.nb_high,
                lambda s: s.resq_high_lanes * _block_bits(s.fmt["high"]), "weights")),
-        _resq_schedule, second_path=True,
-        status="parts synthesised; composition estimated (ResQ mode: issue 14)"),
+        _resq_schedule, design=("resq-linear", lambda s: s.resq_design()), second_path=True,
+        status="RTL: resq-linear"),
 )}
 
 

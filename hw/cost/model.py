@@ -3,7 +3,7 @@ its memories, for every layer of a model; and the model's totals.
 
 :func:`plan` lists the engines a run needs and :func:`required_parts` the parts they
 and the glue fits need; :func:`hw.cost.parts.measure` gives the parts' figures;
-:func:`glue_fits` fits each target's glue; :func:`engine_cost` composes one engine;
+:func:`glue_fits` fits each design's glue per target; :func:`engine_cost` composes one engine;
 :func:`evaluate` does it all for a model. The figures of an engine:
 
 - ``luts``, ``ffs``, ``carries``, ``dsps``, ``lutrams``, ``transistors``: its parts
@@ -29,7 +29,8 @@ from hw.cost.memory import Memory
 from hw.cost.methods import METHODS, CostConfig, Method, Sizing
 from hw.cost.parts import ESTIMATED, FIGURES, SYNTHESISED, Part
 
-__all__ = ["schedule_memo", "EngineKey", "plan", "required_parts", "fit_points", "glue_fits", "engine_cost",
+__all__ = ["schedule_memo", "EngineKey", "plan", "required_parts", "design_point", "fit_points",
+           "glue_designs", "glue_fits", "engine_cost",
            "evaluate", "model_totals", "MEMORY_KINDS"]
 
 MEMORY_KINDS = ("buffer", "table", "weights")
@@ -94,35 +95,62 @@ def sizing_of(key: EngineKey, cfg: CostConfig) -> Sizing:
     return Sizing(cfg, key.d_in, key.d_out, key.outliers)
 
 
-def engine_uses(method: Method, sizing: Sizing) -> list[tuple[str, Part, int]]:
-    """``(role, part, count)`` of the engine; parts counted 0 are left out."""
-    uses = [(u.role, u.part(sizing), u.count(sizing)) for u in method.uses]
+def engine_uses(method: Method, sizing: Sizing, *, design_only: bool = False
+                ) -> list[tuple[str, Part, int]]:
+    """``(role, part, count)`` of the engine; parts counted 0 are left out, and with
+    ``design_only`` those the method's design leaves outside (``Use.outside``)."""
+    uses = [(u.role, u.part(sizing), u.count(sizing)) for u in method.uses
+            if not (design_only and u.outside)]
     return [(role, part, n) for role, part, n in uses if n > 0]
 
 
-def fit_points(cfg: CostConfig) -> list[tuple[Method, Sizing, Part]]:
-    """The glue fit points: (the method whose parts are subtracted, its sizing, the whole
-    ``lqer-linear`` design to synthesise)."""
+# the outlier columns of the llm-int8-linear fit points (one fp16 lane)
+FIT_OUTLIER_COLUMNS = 1
+
+
+def design_point(method_name: str, cfg: CostConfig, shape) -> tuple[Method, Sizing, Part]:
+    """``(method, sizing, whole design)`` of ``method_name`` at ``shape = (d_in, d_out,
+    third)``; ``third`` is the rank (lqer, l2qer; 0 = the mxint layer), ResQ's ``r``, or
+    LLM.int8()'s outlier columns (the fp16 lanes are sized for them); ignored otherwise."""
+    from hw.cost.outliers import OutlierCounts
+    d_in, d_out, third = shape
+    field = glue_mod.rank_field(method_name)
+    kcfg = dataclasses.replace(cfg, **{field: third or cfg.block}) if field else cfg
+    method = METHODS[method_name]
+    outliers = OutlierCounts(third, third, third, third) if method.needs_outliers else None
+    sizing = Sizing(kcfg, d_in, d_out, outliers)
+    name, params = method.design
+    return method, sizing, Part.of(name, **params(sizing))
+
+
+def fit_points(cfg: CostConfig, design: str = "lqer-linear") -> list[tuple[Method, Sizing, Part]]:
+    """The glue fit points of ``design``: (the method whose parts are subtracted, its
+    sizing, the whole design to synthesise)."""
     points = []
-    for d_in, d_out, rank in glue_mod.fit_shapes(cfg):
-        fcfg = dataclasses.replace(cfg, rank=rank or cfg.block)
-        method = METHODS["lqer" if rank else "mxint"]
-        sizing = Sizing(fcfg, d_in, d_out)
-        name, params = method.design
-        points.append((method, sizing, Part.of(name, **params(sizing))))
+    for method, shape in zip(glue_mod.fit_methods(design), glue_mod.fit_shapes(cfg, design)):
+        if METHODS[method].needs_outliers:
+            shape = (*shape[:2], FIT_OUTLIER_COLUMNS)
+        points.append(design_point(method, cfg, shape))
     return points
 
 
-def required_parts(keys, cfg: CostConfig) -> list[Part]:
-    """Every part the engines ``keys`` and the glue fit points need, without repeats."""
+def glue_designs(keys) -> list[str]:
+    """The designs whose glue the engines ``keys`` need, without repeats."""
+    return list(dict.fromkeys(METHODS[k.method].glue_design for k in keys))
+
+
+def required_parts(keys, cfg: CostConfig, designs=None) -> list[Part]:
+    """Every part the engines ``keys`` and the glue fit points of ``designs`` (default:
+    those the engines need) need, without repeats."""
     parts = {}
     for key in keys:
         for _, part, _ in engine_uses(METHODS[key.method], sizing_of(key, cfg)):
             parts[part] = None
-    for method, sizing, design in fit_points(cfg):
-        for _, part, _ in engine_uses(method, sizing):
-            parts[part] = None
-        parts[design] = None
+    for design in glue_designs(keys) if designs is None else designs:
+        for method, sizing, whole in fit_points(cfg, design):
+            for _, part, _ in engine_uses(method, sizing, design_only=True):
+                parts[part] = None
+            parts[whole] = None
     return list(parts)
 
 
@@ -136,50 +164,60 @@ def _sum(rows: list[dict]) -> dict:
 
 def _parts_total(method: Method, sizing: Sizing, target: str, figures: dict) -> dict:
     rows = []
-    for _, part, n in engine_uses(method, sizing):
+    for _, part, n in engine_uses(method, sizing, design_only=True):
         f = figures[(part, target)]["figures"]
         rows.append({k: None if f.get(k) is None else n * f[k] for k in FIGURES})
     return _sum(rows)
 
 
-def glue_fits(cfg: CostConfig, targets: list[str], figures: dict) -> dict[str, glue_mod.GlueFit]:
-    """Per target, the glue fitted from the ``lqer-linear`` fit points."""
-    fits = {}
-    for target in targets:
-        points = []
-        for method, sizing, design in fit_points(cfg):
-            points.append({
-                "features": glue_mod.features(method, sizing,
-                                              glue_mod.implemented_buffers(target)),
-                "measured": figures[(design, target)]["figures"],
-                "parts": _parts_total(method, sizing, target, figures),
-                "shape": [sizing.d_in, sizing.d_out, sizing.cfg.rank if method.second_path else 0],
-            })
-        fits[target] = glue_mod.fit(target, points)
+def glue_fits(cfg: CostConfig, targets: list[str], figures: dict, designs=("lqer-linear",)
+              ) -> dict[str, dict[str, glue_mod.GlueFit]]:
+    """Per design and target, the glue fitted from that design's fit points."""
+    fits: dict[str, dict[str, glue_mod.GlueFit]] = {}
+    for design in designs:
+        for target in targets:
+            points = []
+            for method, sizing, whole in fit_points(cfg, design):
+                field = glue_mod.rank_field(method.name)
+                points.append({
+                    "features": glue_mod.features(method, sizing,
+                                                  glue_mod.implemented_buffers(target)),
+                    "measured": figures[(whole, target)]["figures"],
+                    "parts": _parts_total(method, sizing, target, figures),
+                    "shape": [sizing.d_in, sizing.d_out,
+                              getattr(sizing.cfg, field) if field and method.second_path
+                              else 0],
+                })
+            fits.setdefault(design, {})[target] = glue_mod.fit(target, points, design)
     return fits
 
 
 def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
-                fit: glue_mod.GlueFit, *, buffers: str = "memory") -> dict:
+                fit: glue_mod.GlueFit, *, buffers: str = "memory",
+                design_only: bool = False) -> dict:
     """One engine on one target (module docstring); ``buffers``: where per-token buffers
     live: ``"memory"`` (the cost model: in RAM, counted in bits and block RAMs) or
     ``"registers"`` (flip-flops and multiplexers, counted in the glue: what synthesis
-    makes of memories on a target without RAM)."""
+    makes of memories on a target without RAM); ``design_only``: leave out the parts the
+    method's design leaves outside (the prediction of that design)."""
     method = METHODS[key.method]
     sizing = sizing_of(key, cfg)
     rows = []
-    for role, part, n in engine_uses(method, sizing):
+    for role, part, n in engine_uses(method, sizing, design_only=design_only):
         f = figures[(part, target)]
         rows.append({"role": role, "part": part.label, "count": n, "source": f["source"],
                      "basis": f["basis"],
                      **{k: None if f["figures"].get(k) is None else n * f["figures"][k]
                         for k in FIGURES}})
     g = fit.predict(glue_mod.features(method, sizing, buffers))
-    shapes = ", ".join(f"{p['shape'][0]}x{p['shape'][1]} rank {p['shape'][2]}" for p in fit.points)
+    shapes = ", ".join(f"{p['shape'][0]}x{p['shape'][1]}"
+                       + (f" rank {p['shape'][2]}" if fit.design in ("lqer-linear",
+                                                                      "resq-linear") else "")
+                       for p in fit.points)
     where = "buffers in registers" if buffers == "registers" else "buffers as memories"
     rows.append({"role": "control and buffer logic (glue)", "part": "glue", "count": 1,
                  "source": ESTIMATED,
-                 "basis": f"fitted on lqer-linear syntheses ({shapes}); {where}",
+                 "basis": f"fitted on {fit.design} syntheses ({shapes}); {where}",
                  **{k: None if v is None else max(0, round(v)) for k, v in g.items()}})
     totals = _sum(rows)
     synthesised = sum(r["luts"] or 0 for r in rows if r["source"] == SYNTHESISED)
@@ -235,7 +273,8 @@ def evaluate(shapes, methods: list[str], cfg: CostConfig, targets: list[str], fi
         for key in layer_keys[layer.name]:
             for target in targets:
                 if (key, target) not in engines:
-                    engines[(key, target)] = engine_cost(key, cfg, target, figures, fits[target])
+                    fit = fits[METHODS[key.method].glue_design][target]
+                    engines[(key, target)] = engine_cost(key, cfg, target, figures, fit)
                 e = engines[(key, target)]
                 layers.append({"layer": layer.name, "kind": layer.kind, "block_index": layer.index,
                                **{k: v for k, v in e.items() if k not in ("parts", "memories")}})

@@ -4,13 +4,14 @@ A :class:`Part` is a name and a parameter set. :func:`resolve` says where its fi
 come from, in this order:
 
 1. an exact builder here (:data:`BUILDERS`): the project's own component class at the
-   parameters ``lqer-linear`` builds it with, which the registry does not expose (no
-   back-pressure on the dot arrays, accumulators and quantizers of a free-running
-   datapath; per-element exponents on the quantizer; the results rechunker), and the plain
-   integer dot array of ``hw.synth.baseline``;
-2. the design registry (:mod:`hw.designs`): the IEEE-754 units (``hw/fp``), ``lqer-linear``
-   and every design that registers later (issue 13's LLM.int8() parts join here with no
-   change to this module);
+   parameters a datapath builds it with, which the registry does not expose (no
+   back-pressure on the dot arrays, accumulators and quantizers of ``lqer-linear``, on
+   the IEEE units of ``fp16-linear`` and ``llm-int8-linear`` and on the latter's outlier
+   detector; per-element exponents on the quantizer; the results rechunker), and the
+   plain integer dot array of ``hw.synth.baseline``;
+2. the design registry (:mod:`hw.designs`): the IEEE-754 units (``hw/fp``), the
+   LLM.int8() parts (``llm-int8-compaction``, ``-quantizer``, ``-int-path``, ``-merge``),
+   the whole datapaths, and every design that registers later;
 3. a proxy (:mod:`hw.cost.proxies`): synthesised, but reported as ``estimated``.
 
 Every part is synthesised once per parameter set and target through the cached flow
@@ -113,6 +114,24 @@ def _int_dot_array(p: dict):
     return IntDotArray(**p)
 
 
+def _fp_unit(name: str):
+    def build(p: dict):
+        from hw.fp.designs import FP_UNITS
+        return FP_UNITS[name][0](stages=p.get("stages"), backpressure=bool(p["backpressure"]))
+    return build
+
+
+def _int8_int_path(p: dict):
+    from hw.int8_int_path import Int8IntPath
+    return Int8IntPath(lanes=p["lanes"], d_in=p["d_in"], bias=bool(p["bias"]))
+
+
+def _int8_detector(p: dict):
+    from hw.int8_detector import Int8Detector
+    return Int8Detector(lanes=p["lanes"], threshold_bits=p["threshold_bits"],
+                        stages=p.get("stages"), backpressure=bool(p["backpressure"]))
+
+
 # name -> (builder, basis, parameters that select the builder over the registry design)
 BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
     "dot-array": (_dot_array, "hw.dot_array.DotArray (no back-pressure, as in lqer-linear)",
@@ -125,6 +144,15 @@ BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
                           "groups to blocks)", ""),
     "int-dot-array": (_int_dot_array, "hw.synth.baseline.IntDotArray (the MXINT array "
                                       "without shared exponents)", ""),
+    # the free-running copies that fp16-linear and llm-int8-linear build (no back-pressure)
+    **{name: (_fp_unit(name), f"hw.fp {name} unit (no back-pressure, as in fp16-linear and "
+                              f"llm-int8-linear)", "backpressure")
+       for name in ("fp16-mul", "fp32-add", "fp32-mul", "int32-to-fp32", "fp32-to-fp16")},
+    # the registry caps d_in at the datapath's 8192; the class at the int32 bound (133143)
+    "llm-int8-int-path": (_int8_int_path, "hw.int8_int_path.Int8IntPath (as in "
+                                          "llm-int8-linear)", ""),
+    "llm-int8-detector": (_int8_detector, "hw.int8_detector.Int8Detector (no back-pressure, "
+                                          "as in llm-int8-linear)", "backpressure"),
 }
 
 
@@ -138,8 +166,6 @@ def _proxy(cls_name: str):
 # name -> (builder, basis): cost-model stand-ins, synthesised but reported as estimates.
 PROXIES: dict[str, tuple[Callable[[dict], object], str]] = {
     "int-accumulator": (_proxy("IntAccumulator"), "proxy hw.cost.proxies.IntAccumulator"),
-    "outlier-detector": (_proxy("OutlierDetector"), "proxy hw.cost.proxies.OutlierDetector"),
-    "compaction": (_proxy("Compaction"), "proxy hw.cost.proxies.Compaction"),
 }
 
 

@@ -71,3 +71,30 @@ def test_the_fit_recovers_known_coefficients_and_counts_registers_exactly():
     assert p["luts"] == pytest.approx(1.2 * 100 + 0.03 * 200 + 150 + 900)
     assert p["ffs"] == pytest.approx(500 + 60 + 250)
     assert p["dsps"] is None
+
+
+def test_every_design_has_its_fit_shapes_at_its_own_lanes():
+    from hw.cost.glue import DESIGN_FITS
+    cfg = CostConfig(block=16, macs_per_cycle=64)
+    # MXINT designs: d_out in groups of P = 4 lanes (and blocks); column designs: of M = 64
+    assert fit_shapes(cfg, "resq-linear") == [(32, 32, 16), (32, 64, 16), (64, 64, 16),
+                                              (64, 64, 32)]
+    assert fit_shapes(cfg, "fp16-linear") == [(32, 64, 0), (32, 64, 0), (64, 64, 0)]
+    assert fit_shapes(CostConfig(), "llm-int8-linear") == [(32, 32, 0), (32, 64, 0), (64, 64, 0)]
+    assert set(DESIGN_FITS) == {METHODS[m].glue_design for m in METHODS}
+
+
+def test_a_feature_constant_over_the_fit_points_is_folded_into_the_base():
+    # every point has the second path (resq-linear, llm-int8-linear): its coefficient is 0 and
+    # the base carries it, so a method without it (w8a8 borrowing llm-int8's glue) gets the base
+    feats = [GlueFeatures(0, 100, 0, 1), GlueFeatures(0, 300, 0, 1), GlueFeatures(0, 700, 0, 1)]
+    points = []
+    for f in feats:
+        parts = {name: 0.0 for name in FIGURES}
+        measured = dict(parts, luts=0.5 * f.result_mux + 800.0, ffs=40.0)
+        points.append({"features": f, "measured": measured, "parts": parts})
+    g = fit("lut6", points, "llm-int8-linear")
+    assert g.design == "llm-int8-linear"
+    assert g.coefficients["luts"] == pytest.approx((0.0, 0.5, 800.0, 0.0))
+    assert g.coefficients["ffs"] == pytest.approx((0.0, 0.0, 40.0, 0.0))
+    assert g.predict(GlueFeatures(0, 0, 0, 0))["luts"] == pytest.approx(800.0)

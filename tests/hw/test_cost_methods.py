@@ -37,8 +37,10 @@ def test_cycles_add_only_fills_passes_and_the_documented_data_dependent_part(d_i
     for name, m in METHODS.items():
         sch = m.schedule(s)
         fill = sch.cycles - sch.steps
-        # the activation passes: absmax a block per cycle, codes an element per cycle
-        front = s.nb_in + s.din_p if name in ("w8a8", "llm-int8", "llm-int4") else 0
+        # the activation passes: absmax a block per cycle, codes an element per cycle;
+        # fp16-linear reads its d_out sums out one group of M per cycle after the token
+        front = s.nb_in + s.din_p if name in ("w8a8", "llm-int8", "llm-int4") else \
+            s.dout_m // s.M if name == "fp16" else 0
         assert front <= fill <= front + 64, name
         assert set(sch.extra) == ({"mean", "p99", "max"} if m.needs_outliers else set())
     extra = METHODS["llm-int8"].schedule(s).extra
@@ -63,8 +65,10 @@ def test_llm_int8_fp16_lanes_are_the_fewest_that_fit_the_sized_count(d_in, d_out
     n = min(COUNTS.p99, d_in)
     assert s.outlier_columns == n
     assert s.outlier_cycles(n) <= s.main_steps or s.fp_lanes == 1
-    if s.fp_lanes > 1:
-        assert -(-s.dout_p // (s.fp_lanes - 1)) * n > s.main_steps
+    assert s.dout_m % s.fp_lanes == 0   # llm-int8-linear: fp_lanes divides d_out
+    for fewer in range(1, s.fp_lanes):
+        if s.dout_m % fewer == 0:
+            assert s.dout_m // fewer * n > s.main_steps
     # the LQER authors' LLaMA-7B FFN: 353 columns at 16 MACs/cycle need two fp16 lanes
     assert Sizing(CostConfig(), 4096, 11008, COUNTS).fp_lanes == 2
 
@@ -97,10 +101,31 @@ def test_part_lists_are_data_and_name_every_part_with_its_parameters():
                                  "backpressure=0", 1),
         ("requantizer (t, u)", "quantizer block=16 in_width=35 lsb_width=10 width=8 "
                                f"exponent_bits=8 stages={cfg.quant_stages} backpressure=0", 1)]
-    fp16 = {u.role: u.count(s) for u in METHODS["fp16"].uses}
-    assert fp16 == {"fp16 multipliers": 16, "fp32 adder trees": 15, "fp32 accumulators": 1}
-    int8 = {u.role: u.count(s) for u in METHODS["llm-int8"].uses}
-    assert int8["outlier fp16 products"] == 2 and int8["outlier weight dequantization"] == 4
+    fp16 = {u.part(s).label: u.count(s) for u in METHODS["fp16"].uses}
+    assert fp16 == {"fp16-mul backpressure=0": 16, "fp32-add backpressure=0": 16}
+    int8 = {u.part(s).label: (u.count(s), u.outside) for u in METHODS["llm-int8"].uses}
+    assert int8 == {
+        "llm-int8-detector lanes=16 threshold_bits=17920 backpressure=0": (1, False),
+        "llm-int8-compaction lanes=16 outputs=4 chunks=256": (1, False),
+        "llm-int8-quantizer": (1, False),
+        "llm-int8-int-path lanes=16 d_in=4096 bias=0": (1, False),
+        "fp16-mul backpressure=0": (2, False), "fp32-add backpressure=0": (2, False),
+        "llm-int8-merge out_fp16=0": (1, False),
+        # the gathered int8 weights' dequantization, outside llm-int8-linear's port
+        "int32-to-fp32 backpressure=0": (2, True), "fp32-mul backpressure=0": (4, True),
+        "fp32-to-fp16 backpressure=0": (2, True)}
+    # the designs the methods name, at the engine's sizes (iso-throughput: M lanes of one
+    # column per step on fp16-linear and llm-int8-linear, P = M / block MXINT lanes)
+    assert METHODS["fp16"].design[1](s) == {"d_in": 4096, "d_out": 11008, "lanes": 16,
+                                            "out_fp16": 0}
+    assert METHODS["llm-int8"].design[1](s) == {
+        "d_in": 4096, "d_out": 11008, "x_lanes": 16, "lanes": 16, "fp_lanes": 2, "outputs": 4,
+        "threshold_bits": 0x4600, "tile": 1, "bias": 0, "out_fp16": 0, "outstanding": 4}
+    resq = METHODS["resq"].design[1](s)
+    assert (resq["rank"], resq["lanes_main"], resq["lanes_high"]) == (512, 1, 1)
+    assert [m for m in METHODS if METHODS[m].design is None] == ["w8a8", "llm-int4"]
+    assert {m.glue_design for m in METHODS.values()} == {
+        "fp16-linear", "llm-int8-linear", "lqer-linear", "resq-linear"}
 
 
 def test_weights_and_factors_are_the_stored_bits():

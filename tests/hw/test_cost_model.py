@@ -78,7 +78,8 @@ def test_registers_mode_moves_buffers_into_the_glue(setup):
 
 def test_layers_and_model_totals(setup):
     shapes, cfg, profile, figures = setup
-    fits = {TARGET: GLUE}
+    fits = {design: {TARGET: GLUE} for design in ("fp16-linear", "lqer-linear",
+                                                  "llm-int8-linear")}
     layers, engines = model.evaluate(shapes, ["fp16", "mxint", "llm-int8"], cfg, [TARGET],
                                      figures, fits, profile)
     assert len(layers) == 3 * len(shapes.layers)

@@ -10,6 +10,7 @@ from hw.cost.parts import (ESTIMATED, SYNTHESISED, Part, PartIndex, fp_latency, 
                            resolve)
 from hw.synth.cache import ResultCache
 from hw.synth.targets import get_target
+from hw.designs import inspect
 from hw.unused import inspected
 
 
@@ -27,8 +28,11 @@ def test_resolution_order_builders_registry_proxies():
     assert resolve(Part.of("fp16-mul")).basis == "design fp16-mul"
     assert resolve(Part.of("int-dot-array", lanes=1, block=2, a_width=4, w_width=4,
                            stages=1)).source == SYNTHESISED
-    p = resolve(Part.of("compaction", block=4, index_width=6))
+    p = resolve(Part.of("int-accumulator", lanes=1, in_width=11, acc_width=32))
     assert p.source == ESTIMATED and "not a verified design" in p.basis
+    assert "no back-pressure" in resolve(Part.of("fp32-add", backpressure=0)).basis
+    assert resolve(Part.of("llm-int8-compaction", lanes=4, outputs=1, chunks=4)).basis == \
+        "design llm-int8-compaction"
     with pytest.raises(ValueError, match=r"^part must be a registered design, a builder or a "
                        r"proxy; got 'fp8-mul'$"):
         resolve(Part.of("fp8-mul"))
@@ -49,6 +53,49 @@ def test_builders_make_the_parts_lqer_linear_is_made_of():
     for role, component in inside.items():
         built = resolve(uses[role]).build()
         assert emit(built, fmt="rtlil", name="t") == emit(component, fmt="rtlil", name="t"), role
+
+
+def _same_rtl(part, component) -> bool:
+    from hw.designs import emit
+    return emit(resolve(part).build(), fmt="rtlil", name="t") == \
+        emit(component, fmt="rtlil", name="t")
+
+
+def test_the_parts_of_the_baselines_and_resq_are_those_their_designs_build():
+    """Each part the fp16, llm-int8 and resq engines list (but the gathered weights'
+    dequantization, outside llm-int8-linear) has the RTL of the submodule its design builds."""
+    from hw.cost import model
+    from hw.cost.methods import CostConfig
+    cfg = CostConfig(block=4, macs_per_cycle=4)
+    method, s, whole = model.design_point("fp16", cfg, (16, 8, 0))
+    fp16 = inspect(whole.name, **whole.kwargs)
+    parts = {u.role: u.part(s) for u in method.uses}
+    assert _same_rtl(parts["fp16 products"], fp16._acc._muls[0])
+    assert _same_rtl(parts["fp32 accumulating adders"], fp16._acc._adds[0])
+    method, s, whole = model.design_point("llm-int8", cfg, (16, 8, 8))
+    llm = inspect(whole.name, **whole.kwargs)
+    assert llm.fp_lanes == 2
+    uses = {u.role: u for u in method.uses}
+    inside = {"outlier detector and absmax (llm-int8-detector)": llm.parts["detector"],
+              "compaction network (llm-int8-compaction)": llm.parts["compaction"],
+              "activation quantizer (reciprocal table, x * r, round)": llm.parts["quantizer"],
+              "int path: M int8 lanes, dequantization (llm-int8-int-path)": llm.parts["int_path"],
+              "outlier fp16 products": llm.parts["fp_path"]._muls[0],
+              "outlier fp32 accumulating adders": llm.parts["fp_path"]._adds[0],
+              "merge (int + outlier, llm-int8-merge)": llm.parts["merge"]}
+    for role, component in inside.items():
+        assert _same_rtl(uses[role].part(s), component), role
+    assert uses["outlier fp16 products"].count(s) == len(llm.parts["fp_path"]._muls)
+    assert {r for r, u in uses.items() if u.outside} == set(uses) - set(inside)
+    method, s, whole = model.design_point("resq", cfg, (16, 8, 4))
+    resq = inspect(whole.name, **whole.kwargs)
+    uses = {u.role: u.part(s) for u in method.uses}
+    inside = {"low-precision dot array": resq._main_dots,
+              "low-precision accumulator": resq._main_acc,
+              "high-precision dot array": resq._lr_dots,
+              "high-precision accumulator": resq._lr_acc}
+    for role, component in inside.items():
+        assert _same_rtl(uses[role], component), role
 
 
 def test_registered_units_publish_their_latency():

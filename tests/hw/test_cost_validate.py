@@ -1,42 +1,62 @@
-"""hw.cost.validate: the cost model's prediction of lqer-linear (parts synthesised alone,
-counted, plus the fitted glue and the register buffers) against the whole datapath
-synthesised, within +-10% LUTs and FFs on xc7-nodsp and lut6 at the two smallest
-shapes that are not fit shapes (rank 0 and rank > 0), with the smallest parts (block 4;
-bench/bench_cost.py holds block 16 at every shape). Slow: marked ``synth``; results are
-cached for the session (tests/hw/cost_cache.py)."""
+"""hw.cost.validate: the cost model's prediction of each method's whole datapath
+(lqer-linear for mxint and lqer, resq-linear, fp16-linear, llm-int8-linear: parts
+synthesised alone, counted, plus the design's fitted glue and the register buffers)
+against the whole datapath synthesised, within +-10% LUTs and FFs on xc7-nodsp and lut6
+(llm-int8: xc7-nodsp only, hw.cost.validate.TARGETS_OF) at each method's smallest shape
+that is not a fit shape, with the smallest parts (block
+4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape). Slow: marked
+``synth``; results are cached for the session (tests/hw/cost_cache.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from hw.cost import validate
-from hw.cost.glue import fit_shapes
-from hw.cost.methods import CostConfig
+from hw.cost.glue import DESIGN_FITS, fit_shapes
+from hw.cost.methods import METHODS, CostConfig
 from hw.synth.cache import ResultCache
 from tests.hw.cost_cache import session_cache_root
 
 
-def test_validation_shapes_are_not_fit_shapes_and_cover_both_paths():
-    fits = set(map(tuple, fit_shapes(CostConfig())))
-    assert not fits & set(validate.SHAPES)
-    assert {s[2] > 0 for s in validate.SMALLEST} == {True, False}
-    cfg = validate.TEST_CONFIG
-    small = validate.scaled(validate.SMALLEST, cfg.block)
-    assert small == ((16, 8, 0), (16, 8, 4)) and not set(map(tuple, fit_shapes(cfg))) & set(small)
-    assert validate.points(cfg, small)[1][1].kwargs["rank"] == 4
-    with pytest.raises(ValueError, match=r"^shape must not be a fit shape"):
-        validate.points(CostConfig(), [(32, 32, 0)])
+def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
+    assert set(validate.VALIDATED) == {m for m in METHODS if METHODS[m].design is not None} - {
+        "l2qer"}  # the lqer datapath (docs/cost.md)
+    assert {METHODS[m].design[0] for m in validate.VALIDATED} == set(DESIGN_FITS)
+    for cfg in (CostConfig(), validate.TEST_CONFIG):
+        shapes = validate.at_block(validate.SHAPES, cfg.block)
+        assert len(validate.points(cfg, shapes)) == sum(map(len, validate.SHAPES.values()))
+        for method, method_shapes in shapes.items():
+            fits = {f[:2] for f in fit_shapes(cfg, METHODS[method].design[0])}
+            if method in ("fp16", "llm-int8"):  # no rank: the sizes alone differ
+                assert not fits & {s[:2] for s in method_shapes}, method
+    small = validate.at_block(validate.SMALLEST, validate.TEST_CONFIG.block)
+    assert small == {"mxint": ((16, 8, 0),), "lqer": ((16, 8, 4),), "fp16": ((16, 8, 0),),
+                     "llm-int8": ((16, 8, 1),), "resq": ((16, 8, 4),)}
+    assert validate.points(validate.TEST_CONFIG, {"lqer": small["lqer"]})[0][2].kwargs["rank"] == 4
+    # llm-int8 at 8 outlier columns of 64 x 32 (16 MACs per cycle): two fp16 lanes
+    llm = validate.points(CostConfig(), {"llm-int8": ((64, 32, 8),)})[0][2]
+    assert llm.kwargs["fp_lanes"] == 2
+    with pytest.raises(ValueError, match=r"^shape must not be a fit shape of lqer-linear"):
+        validate.points(CostConfig(), {"mxint": [(32, 32, 0)]})
+    with pytest.raises(ValueError, match=r"^shape must not be a fit shape of fp16-linear"):
+        validate.points(CostConfig(), {"fp16": [(32, 64, 0)]})
+    with pytest.raises(ValueError, match=r"^method must name a design .*; got 'w8a8'$"):
+        validate.points(CostConfig(), {"w8a8": [(64, 32, 0)]})
 
 
 @pytest.mark.synth
-def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shapes(tmp_path_factory):
+@pytest.mark.parametrize("method", validate.VALIDATED)
+def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method,
+                                                                          tmp_path_factory):
     cfg = validate.TEST_CONFIG
-    shapes = validate.scaled(validate.SMALLEST, cfg.block)
+    shapes = validate.at_block({method: validate.SMALLEST[method]}, cfg.block)
     rows = validate.validate(cfg, shapes, validate.TARGETS,
                              tmp_path_factory.mktemp("cost-validate"),
                              cache=ResultCache(session_cache_root(tmp_path_factory)), workers=2)
-    assert {(r["d_in"], r["d_out"], r["rank"], r["target"]) for r in rows} == \
-        {(*s, t) for s in shapes for t in validate.TARGETS}
+    targets = validate.targets_of(method, validate.TARGETS)
+    assert targets == (("xc7-nodsp",) if method == "llm-int8" else validate.TARGETS)
+    assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
+        {(method, *s, t) for s in shapes[method] for t in targets}
     for r in rows:
         assert abs(r["luts_error"]) <= validate.BOUND, r
         assert abs(r["ffs_error"]) <= validate.BOUND, r
