@@ -11,7 +11,7 @@ r = d/8 high-precision coordinates at 8 bits). Designs that register later (for 
 the designs it names (a name not registered is skipped).
 
 Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on every target;
-a larger one (a datapath) on :data:`DATAPATH_TARGETS` only: the targets the cost model and
+a larger one, or a whole layer design (a datapath), on :data:`DATAPATH_TARGETS` only: the targets the cost model and
 the place-and-route report read (fabric-only 7-series, ECP5 as ``lqer-hw pnr`` places it,
 and the DSP families, where multipliers cost little synthesis time). Synthesis time grows with the multipliers a
 target maps to LUTs (docs/synth.md, "Where the time goes"), and a datapath's figures on
@@ -93,10 +93,12 @@ def default_points() -> list[tuple[str, dict[str, int]]]:
     return [(d.name, p) for d in registered_designs() for p in design_points(d)]
 
 
-def point_targets(multiplier_count: int, targets) -> list:
+def point_targets(multiplier_count: int, targets, *, layer: bool = False) -> list:
     """The targets (names or :class:`~hw.synth.targets.Target` objects, in their order) a
-    point with ``multiplier_count`` multipliers runs on in the default set."""
-    if multiplier_count <= HEAVY_MULTIPLIERS:
+    point with ``multiplier_count`` multipliers runs on in the default set; a ``layer``
+    design (one that publishes a ``schedule``: a whole linear layer) is a datapath whatever
+    its multipliers (the IEEE multipliers are trees of partial products, not ``$mul``)."""
+    if multiplier_count <= HEAVY_MULTIPLIERS and not layer:
         return list(targets)
     return [t for t in targets if getattr(t, "name", t) in DATAPATH_TARGETS]
 
@@ -111,7 +113,8 @@ def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]
     for name, params in default_points():
         component = elaborate(name, **params)
         rtlil = emit(component, fmt="rtlil", name=top_name(name))
-        chosen = point_targets(multipliers(rtlil)[0], targets)
+        chosen = point_targets(multipliers(rtlil)[0], targets,
+                               layer=hasattr(component, "schedule"))
         if chosen:
             plan.append((name, params, chosen, component, rtlil))
     return plan

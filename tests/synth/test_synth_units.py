@@ -147,10 +147,17 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     assert point_targets(HEAVY_MULTIPLIERS + 1, [TARGETS["lut6"], TARGETS["xc7"]]) == [TARGETS["xc7"]]
     plan = default_plan(list(TARGETS.values()))
     assert [(n, p) for n, p, *_ in plan] == default_points()
+    assert point_targets(0, names, layer=True) == [t for t in names if t in DATAPATH_TARGETS]
     for name, params, targets, component, rtlil in plan:
         count, _ = multipliers(rtlil)
-        expected = names if count <= HEAVY_MULTIPLIERS else list(DATAPATH_TARGETS)
+        layer = hasattr(component, "schedule")
+        expected = names if count <= HEAVY_MULTIPLIERS and not layer else list(DATAPATH_TARGETS)
         assert [t.name for t in targets] == expected, (name, params)
+    # every layer design is a datapath, even with no $mul (fp16-linear's IEEE multipliers
+    # are partial-product trees)
+    layers = {n for n, p, ts, c, r in plan if hasattr(c, "schedule")}
+    assert layers == {"lqer-linear", "resq-linear", "fp16-linear", "llm-int8-linear"}
+    assert multipliers(next(r for n, p, ts, c, r in plan if n == "fp16-linear"))[0] == 0
     # the dot-array sweep crosses the line: 32 multipliers per lane (two 2-bit weight
     # pieces per product, hw.dot_array.product_terms)
     lanes = {p["lanes"]: [t.name for t in ts] for n, p, ts, *_ in plan if n == "dot-array"}
