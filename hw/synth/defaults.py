@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 
 __all__ = ["PAPER_CONFIGURATION", "PAPER_OVERRIDES", "SWEEPS", "HEAVY_MULTIPLIERS",
-           "DATAPATH_TARGETS", "paper_configuration", "registered_designs", "design_points",
+           "DATAPATH_TARGETS", "GENERIC_FLOW_FAILS", "paper_configuration", "registered_designs", "design_points",
            "default_points", "point_targets", "default_plan"]
 
 PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
@@ -41,6 +41,9 @@ SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
+# Points Yosys 0.70's generic flows cannot synthesise ("Conflicting init values" in
+# opt_clean after ABC on the int32 -> fp32 stage; docs/synth.md, pitfalls): DATAPATH_TARGETS
+GENERIC_FLOW_FAILS = frozenset({"llm-int8-int-path"})
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 
 
@@ -114,7 +117,7 @@ def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]
         component = elaborate(name, **params)
         rtlil = emit(component, fmt="rtlil", name=top_name(name))
         chosen = point_targets(multipliers(rtlil)[0], targets,
-                               layer=hasattr(component, "schedule"))
+                               layer=hasattr(component, "schedule") or name in GENERIC_FLOW_FAILS)
         if chosen:
             plan.append((name, params, chosen, component, rtlil))
     return plan

@@ -41,12 +41,6 @@ _GENERIC_FF = r"^\$_(S|AL)?DFF"
 # hw.pipeline.REPLICA_TAG) keep their copies: without ``keep`` on the flip-flop cells,
 # Yosys's opt_merge folds identical flip-flops back into one.
 KEEP_REPLICAS = f"setattr -set keep 1 w:*_{REPLICA_TAG}_* %ci1 t:$dff %i"
-# The generic flows (lut4, lut6, cmos) drop the registers' power-up values first: Yosys
-# 0.70's `synth` stops in opt_clean after ABC with "Conflicting init values" when a
-# register bit that ABC found constant keeps an init attribute beside one without
-# (`llm-int8-int-path`'s int32 -> fp32 stage on lut6). These targets model no power-up
-# state; a register whose input is constant is removed either way.
-NO_INIT = "setattr -unset init w:*"
 
 
 @dataclass(frozen=True)
@@ -163,13 +157,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
             "lutrams": r"^RAM16S"},
            family="gowin", dsp_multipliers=True),
     Target("lut4", "generic 4-input LUTs (synth -lut 4)",
-           (NO_INIT, "synth -flatten -top {top} -lut 4"),
+           ("synth -flatten -top {top} -lut 4",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
     Target("lut6", "generic 6-input LUTs (synth -lut 6)",
-           (NO_INIT, "synth -flatten -top {top} -lut 6"),
+           ("synth -flatten -top {top} -lut 6",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
     Target("cmos", "ASIC estimate: NAND/NOR/NOT + D flip-flops, stat -tech cmos transistors",
-           (NO_INIT, "synth -flatten -top {top}",
+           ("synth -flatten -top {top}",
             # Sync resets and enables become gates, so every FF is a plain $_DFF_P_
             # (16 transistors in Yosys' CMOS cost table) and is counted.
             "dfflegalize -cell $_DFF_P_ 01 -cell $_DFF_PP0_ 01 -cell $_DFF_PP1_ 01",

@@ -145,7 +145,9 @@ def test_a_run_writes_every_output_and_a_rerun_synthesises_nothing(tmp_path_fact
     result = json.loads((out / "cost.json").read_text())
     assert len(result["layers"]) == 2 * 24 and result["methods"] == ["fp16", "mxint"]
     mx = next(r for r in result["layers"] if r["method"] == "mxint")
-    assert mx["luts"] > mx["synthesised_luts"] > 0 and mx["ffs"] > 0
+    # the fitted glue comes on top of the synthesised parts (it may round to 0 LUTs on lut6,
+    # where the parts' own registers and multiplexers already hold the control)
+    assert mx["luts"] >= mx["synthesised_luts"] > 0 and mx["ffs"] > 0
     assert (out / "cost.csv").read_text().count("\n") == 1 + 2 * 24
     again = root / "cost-rerun"
     assert cli.main([*argv, "-o", str(again)]) == 0

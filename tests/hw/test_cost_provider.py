@@ -170,7 +170,8 @@ def test_the_sweep_gets_real_areas_relative_to_fp16(tmp_path_factory, monkeypatc
     monkeypatch.setenv("LQER_CACHE_DIR", str(cache.parent))  # default_cache_root("synth")
     config = {**LQER, "method": "mxint", "block": 4, "macs_per_cycle": None}
     got = area_of(hw.cost.area, config, {"macs_per_cycle": 4}, ["lut6"])["lut6"]
-    assert got["unit"] == "LUT" and got["area"] == got["luts"] > got["synthesised_luts"] > 0
+    # the glue on top of the synthesised parts may round to 0 LUTs on lut6 (test_cost_cli)
+    assert got["unit"] == "LUT" and got["area"] == got["luts"] >= got["synthesised_luts"] > 0
     assert 0 < got["fp16"] and got["relative"] == got["area"] / got["fp16"] < 1
     assert got["layers_costed"] == 24 and got["cycles_per_token"] >= got["steps_per_token"]
     json.dumps(got)   # a result row is JSON
