@@ -89,6 +89,25 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
+def run_simulation(args, prog: str, display, adapter, component, inputs, *, simulator: str,
+                   build_dir, check: bool):
+    """``sim.runner.simulate`` with the command's stall, seed and bench options and its
+    status display; the :class:`sim.runner.SimResult`, or ``None`` after printing a
+    simulator failure as one error line (the caller exits 1)."""
+    from sim.runner import SimulationError, simulate
+    try:
+        result = simulate(adapter, component, inputs, simulator=simulator, check=check,
+                          seed=args.seed, valid_probability=1 - args.stall,
+                          ready_probability=1 - args.stall, build_dir=build_dir,
+                          log=display.log, progress=display.progress, bench=args.bench)
+    except SimulationError as exc:
+        display.close()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
+    display.close()
+    return result
+
+
 # --- checks shared with the --factors form -------------------------------------------------------
 
 def check_simulator(name: str | None) -> str:
@@ -189,7 +208,6 @@ def _load_inputs(path: str) -> dict:
 
 
 def _run(args, prog: str, display: StatusDisplay) -> int:
-    from sim.runner import SimulationError, simulate  # cocotb only when running
     if args.model is not None or args.threshold is not None:
         from sim.llm_int8_layer import run_layer_command as run_int8_layer
         return run_int8_layer(args, prog, display)
@@ -204,16 +222,10 @@ def _run(args, prog: str, display: StatusDisplay) -> int:
     out = check_output_file(args.outputs, name="outputs", suffix=".npz")
     simulator = check_simulator(args.simulator)
     build_dir = check_build_dir(args.build_dir)
-    try:
-        result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
-                          seed=args.seed, valid_probability=1 - args.stall,
-                          ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress, bench=args.bench)
-    except SimulationError as exc:
-        display.close()
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    result = run_simulation(args, prog, display, adapter, component, inputs,
+                            simulator=simulator, build_dir=build_dir, check=args.check)
+    if result is None:
         return 1
-    display.close()
     write_npz(out, result.outputs)
     line = (f"{design.name} on {simulator}: {result.n_inputs} inputs, {result.n_outputs} "
             f"outputs in {result.cycles} cycles; wrote {out}")

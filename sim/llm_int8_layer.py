@@ -19,7 +19,6 @@ layer's shape, bias and threshold may be set with ``-p`` (:data:`FREE_PARAMS`).
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
@@ -121,23 +120,16 @@ def run_layer_command(args, prog: str, display) -> int:
     mismatch, else 0."""
     from hw.designs import inspect
     from sim.adapters import get_adapter
-    from sim.cli import write_npz
-    from sim.runner import SimulationError, simulate
+    from sim.cli import run_simulation, write_npz
     from sw import ieee
     weight, bias, x, threshold, params, out, simulator, build_dir = _prepare(args)
     component = inspect(DESIGN, **params)
     adapter = get_adapter(DESIGN)
     inputs = adapter.validate(component, layer_fields(weight, bias, x, args.layer))
-    try:
-        result = simulate(adapter, component, inputs, simulator=simulator, check=args.check,
-                          seed=args.seed, valid_probability=1 - args.stall,
-                          ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress, bench=args.bench)
-    except SimulationError as exc:
-        display.close()
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    result = run_simulation(args, prog, display, adapter, component, inputs,
+                            simulator=simulator, build_dir=build_dir, check=args.check)
+    if result is None:
         return 1
-    display.close()
     fmt = ieee.BINARY16 if component.out_fp16 else ieee.BINARY32
     y = ieee.values_of(result.outputs["y"], fmt).astype(np.float32).reshape(len(x), -1)
     per_tile = adapter.outlier_columns(component, inputs)

@@ -23,7 +23,6 @@ Y.npz receives
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 
@@ -186,23 +185,16 @@ def run_layer_command(args, prog: str, display) -> int:
     found a mismatch, else 0."""
     from hw.designs import inspect
     from sim.adapters import get_adapter
-    from sim.cli import write_npz
-    from sim.runner import SimulationError, simulate
+    from sim.cli import run_simulation, write_npz
     layer, config, params, x, out, simulator, build_dir = _prepare(args)
     name = args.design
     component = inspect(name, **params)
     adapter = get_adapter(name)
     inputs = adapter.validate(component, layer_inputs(layer, config, x))
-    try:
-        result = simulate(adapter, component, inputs, simulator=simulator, check=False,
-                          seed=args.seed, valid_probability=1 - args.stall,
-                          ready_probability=1 - args.stall, build_dir=build_dir,
-                          log=display.log, progress=display.progress, bench=args.bench)
-    except SimulationError as exc:
-        display.close()
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    result = run_simulation(args, prog, display, adapter, component, inputs,
+                            simulator=simulator, build_dir=build_dir, check=False)
+    if result is None:
         return 1
-    display.close()
     datapath = outputs_to_y(component, result.outputs, len(x))
     y = datapath if layer.bias is None else datapath + layer.bias.astype(np.float64)
     mismatches = 0
