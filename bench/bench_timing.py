@@ -215,27 +215,29 @@ def _run_fmax(args, designs, cache, out: Path) -> str:
     return text
 
 
-def _run_scaling(args, cache, out: Path) -> str:
+def scaling_table(*, dims=DEFAULT_DIMS, rank: int = 32, targets=SCALING_TARGETS, cache=None,
+                  out: Path, jobs: int = 2, timeout: float | None = None) -> str:
+    """Synthesise (or read from ``cache``) :data:`SCALING_DESIGN` at :func:`scaling_points`
+    on ``targets`` (names) into ``out``; returns a title line and the Markdown table of
+    :func:`scaling_rows` (used by ``scripts/hw_tables.py --scaling`` as well)."""
     from hw.designs import get_design
     from hw.synth.flow import jobs_for_design, run_jobs
     from hw.synth.targets import TARGETS
 
     design = get_design(SCALING_DESIGN)
-    targets = [TARGETS[t] for t in args.scaling_targets]
-    points = scaling_points(design, args.dims, args.rank)
-    jobs = [j for p in points for j in jobs_for_design(design.name, p, targets)]
-    print(f"scaling: {design.name} at d_in = d_out = {', '.join(map(str, args.dims))}, rank "
-          f"{args.rank}, on {', '.join(args.scaling_targets)}", flush=True)
-    records, failures = run_jobs(jobs, out / "scaling", workers=args.jobs, cache=cache,
-                                 timeout=args.timeout)
+    points = scaling_points(design, dims, rank)
+    jobs_list = [j for p in points for j in jobs_for_design(design.name, p,
+                                                            [TARGETS[t] for t in targets])]
+    print(f"scaling: {design.name} at d_in = d_out = {', '.join(map(str, dims))}, rank "
+          f"{rank}, on {', '.join(targets)}", file=sys.stderr, flush=True)
+    records, failures = run_jobs(jobs_list, out, workers=jobs, cache=cache, timeout=timeout)
     for failure in failures:
         print(f"bench_timing: error: {failure}", file=sys.stderr)
     by_point = {(r["params"]["d_in"], r["target"]): r for r in records}
-    base = points[0]
-    fixed = {k: v for k, v in base.items() if k not in ("d_in", "d_out", "rank")}
-    title = f"{design.name} ({_key(fixed)}, rank {args.rank})"
-    return title + "\n\n" + markdown(scaling_header(args.scaling_targets),
-                                     scaling_rows(args.dims, by_point, args.scaling_targets))
+    fixed = {k: v for k, v in points[0].items() if k not in ("d_in", "d_out", "rank")}
+    title = f"{design.name} ({_key(fixed)}, rank {rank})"
+    return title + "\n\n" + markdown(scaling_header(targets),
+                                     scaling_rows(dims, by_point, targets))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,7 +294,10 @@ def main(argv=None) -> int:
         sections.append(_run_fmax(args, [known[n] for n in names if depth_parameters(known[n])],
                                   cache, out))
     if not args.skip_scaling and SCALING_DESIGN in known:
-        sections.append(_run_scaling(args, cache, out))
+        sections.append(scaling_table(dims=args.dims, rank=args.rank,
+                                      targets=args.scaling_targets, cache=cache,
+                                      out=out / "scaling", jobs=args.jobs,
+                                      timeout=args.timeout))
     print(f"\nmeasured in one run ({time.monotonic() - start:.0f} s, seed fixed)\n")
     print("\n\n".join(sections))
     return 0

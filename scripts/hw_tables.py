@@ -15,6 +15,9 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
   folder's ``pnr.json``;
 - ``readme-synth`` (README.md): the summary table of ``synth-default`` (as just written, or
   as docs/synth.md holds it), so the README never shows another run's figures;
+- ``lqer-scaling`` (docs/synth.md), with ``--scaling``: ``lqer-linear``'s LUTs, FFs, block
+  RAMs and LUT RAMs at d_in = d_out = 64, 256 and 1024 on xc7 and ECP5
+  (``bench/bench_timing.py``'s scaling table, through the synthesis cache);
 - ``llm-int8-split`` (docs/llm_int8_rtl.md), with ``--split``: ``fp16-linear``,
   ``llm-int8-linear`` and the latter's parts synthesised alone on ECP5 at their registry
   defaults (through the synthesis cache: minutes when cold, seconds after).
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
          "pnr-default": "docs/synth.md", "readme-synth": "README.md",
-         "llm-int8-split": "docs/llm_int8_rtl.md"}
+         "llm-int8-split": "docs/llm_int8_rtl.md", "lqer-scaling": "docs/synth.md"}
 # The area split of llm-int8-linear (docs/llm_int8_rtl.md): the whole datapath, fp16-linear
 # beside it, and its parts synthesised alone, each at its registry defaults on SPLIT_TARGET
 SPLIT_TARGET = "ecp5"
@@ -137,6 +140,16 @@ def measure_split(cache_root: Path | None, build: Path) -> tuple[dict, dict]:
     return {n: got[(parts[n], SPLIT_TARGET)]["figures"] for n in names}, params
 
 
+def measure_scaling(cache_root: Path | None, build: Path) -> str:
+    """``bench/bench_timing.py``'s scaling table (its title line in bold) at its defaults."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_timing import scaling_table
+    from hw.synth.cache import ResultCache, default_cache_root
+    cache = ResultCache(cache_root or default_cache_root("synth"))
+    title, table = scaling_table(cache=cache, out=build).split("\n\n", 1)
+    return f"**{title}**\n\n{table}\n"
+
+
 def _records(folder: Path | None, stem: str) -> list[dict] | None:
     if folder is None or not (folder / f"{stem}.json").is_file():
         return None
@@ -158,10 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", action="store_true",
                     help="also synthesise the llm-int8-linear area split (ECP5, cached)")
     ap.add_argument("--cache", type=Path, default=None,
-                    help="synthesis cache for --split (default $LQER_CACHE_DIR, else "
+                    help="synthesis cache for --split and --scaling (default $LQER_CACHE_DIR, else "
                          "~/.cache/lqer-hw)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="also synthesise lqer-linear's scaling table (xc7, ECP5, cached)")
     args = ap.parse_args(argv)
     bodies = {"hw-designs": designs_table()}
+    if args.scaling:
+        bodies["lqer-scaling"] = measure_scaling(args.cache, ROOT / "build" / "scaling")
     if args.split:
         bodies["llm-int8-split"] = split_block(*measure_split(args.cache,
                                                               ROOT / "build" / "split"))

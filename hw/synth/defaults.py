@@ -11,13 +11,14 @@ r = d/8 high-precision coordinates at 8 bits). Designs that register later (for 
 the designs it names (a name not registered is skipped).
 
 Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on every target;
-a larger one, or a whole layer design (a datapath), on :data:`DATAPATH_TARGETS` only: the targets the cost model and
-the place-and-route report read (fabric-only 7-series, ECP5 as ``lqer-hw pnr`` places it,
-and the DSP families, where multipliers cost little synthesis time). Synthesis time grows with the multipliers a
-target maps to LUTs (docs/synth.md, "Where the time goes"), and a datapath's figures on
-the generic LUT and CMOS targets say nothing its parts do not, so this keeps a cold
-``make synth`` inside its budget as designs join. ``lqer-hw synth DESIGN -t ...`` runs any
-point on any target.
+a larger one (a datapath) on :data:`DATAPATH_TARGETS` only (fabric-only 7-series, ECP5 as
+``lqer-hw pnr`` places it, and the DSP families, where multipliers cost little synthesis
+time), and a whole layer design on :data:`LAYER_TARGETS`: the targets the cost model and
+the place-and-route report read. Synthesis time grows with the multipliers a target maps to
+LUTs (docs/synth.md, "Where the time goes"), and a layer's figures on the other targets say
+nothing its parts there do not, so this keeps a cold ``make synth`` inside its budget as
+designs join. ``lqer-hw synth DESIGN -t ...`` runs any point on any target, and ``-p``
+sweeps any parameter (``llm-int8-linear -p outputs=2,4,8``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import itertools
 
 __all__ = ["PAPER_CONFIGURATION", "PAPER_OVERRIDES", "SWEEPS", "HEAVY_MULTIPLIERS",
-           "DATAPATH_TARGETS", "GENERIC_FLOW_FAILS", "paper_configuration", "registered_designs", "design_points",
+           "DATAPATH_TARGETS", "LAYER_TARGETS", "GENERIC_FLOW_FAILS", "paper_configuration", "registered_designs", "design_points",
            "default_points", "point_targets", "default_plan"]
 
 PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
@@ -36,8 +37,6 @@ PAPER_OVERRIDES: dict[str, dict[str, int]] = {"resq-linear": {"a_width": 4, "hig
 # design -> {parameter: values}; each listed design is synthesised at every value.
 SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
     "dot-array": {"lanes": (1, 2, 4, 8)},
-    # M, the outlier column indices per compaction pass (hw.llm_int8_linear)
-    "llm-int8-linear": {"outputs": (2, 4, 8)},
 }
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
@@ -45,6 +44,9 @@ HEAVY_MULTIPLIERS = 64
 # opt_clean after ABC on the int32 -> fp32 stage; docs/synth.md, pitfalls): DATAPATH_TARGETS
 GENERIC_FLOW_FAILS = frozenset({"llm-int8-int-path"})
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
+# A whole layer design (it publishes a ``schedule``): the targets its figures are read on,
+# the cost model's fabric-only 7-series and ECP5 as ``lqer-hw pnr`` places it.
+LAYER_TARGETS = ("xc7-nodsp", "ecp5", "ecp5-nodsp")
 
 
 def registered_designs() -> list:
@@ -96,14 +98,21 @@ def default_points() -> list[tuple[str, dict[str, int]]]:
     return [(d.name, p) for d in registered_designs() for p in design_points(d)]
 
 
-def point_targets(multiplier_count: int, targets, *, layer: bool = False) -> list:
+def point_targets(multiplier_count: int, targets, *, layer: bool = False,
+                  datapath: bool = False) -> list:
     """The targets (names or :class:`~hw.synth.targets.Target` objects, in their order) a
-    point with ``multiplier_count`` multipliers runs on in the default set; a ``layer``
-    design (one that publishes a ``schedule``: a whole linear layer) is a datapath whatever
-    its multipliers (the IEEE multipliers are trees of partial products, not ``$mul``)."""
-    if multiplier_count <= HEAVY_MULTIPLIERS and not layer:
+    point with ``multiplier_count`` multipliers runs on in the default set: every one, or
+    :data:`DATAPATH_TARGETS` for a ``datapath`` (a point that must not run on the generic
+    flows) or one with more than :data:`HEAVY_MULTIPLIERS`; a ``layer`` design (one that
+    publishes a ``schedule``: a whole linear layer, whatever its multipliers, the IEEE
+    multipliers being trees of partial products, not ``$mul``) on :data:`LAYER_TARGETS`."""
+    if layer:
+        allowed = LAYER_TARGETS
+    elif multiplier_count > HEAVY_MULTIPLIERS or datapath:
+        allowed = DATAPATH_TARGETS
+    else:
         return list(targets)
-    return [t for t in targets if getattr(t, "name", t) in DATAPATH_TARGETS]
+    return [t for t in targets if getattr(t, "name", t) in allowed]
 
 
 def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]:
@@ -117,7 +126,8 @@ def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]
         component = elaborate(name, **params)
         rtlil = emit(component, fmt="rtlil", name=top_name(name))
         chosen = point_targets(multipliers(rtlil)[0], targets,
-                               layer=hasattr(component, "schedule") or name in GENERIC_FLOW_FAILS)
+                               layer=hasattr(component, "schedule"),
+                               datapath=name in GENERIC_FLOW_FAILS)
         if chosen:
             plan.append((name, params, chosen, component, rtlil))
     return plan

@@ -6,8 +6,9 @@ back-pressure. ``LQER_VECTORS`` / ``LQER_SEED`` scale and reseed the same tests
 layers of several shapes, ranks and lane counts (Verilator: LQER_VECTORS // 50 tokens;
 Icarus, which runs this wide design at a few hundred cycles/s: LQER_VECTORS // 2000; at
 least the defaults); its ResQ mode (resq-linear) runs the same way. The layer baselines
-(fp16-linear, llm-int8-linear) run LQER_VECTORS tokens each on Verilator through the
-Verilog bench (sim.hdl_bench; make regress: a million).
+(fp16-linear, llm-int8-linear) and two LQER layers at the default pipeline depths (two-term
+and MXINT8 output) run LQER_VECTORS tokens each on Verilator through the Verilog bench
+(sim.hdl_bench; make regress: a million).
 """
 
 from __future__ import annotations
@@ -204,21 +205,28 @@ def test_baseline_rtl_matches_reference(design, simulator, params):
         assert result.summary["responses_left"] == 0
 
 
-# The many-token regression of the layer baselines: LQER_VECTORS tokens per design (make
+# The many-token regression of the layer datapaths: LQER_VECTORS tokens per case (make
 # regress: 1,000,000) on Verilator through the Verilog bench (sim.hdl_bench, several times
 # faster than the Python agents), in MANY_TOKENS_SHARDS shards that xdist runs side by side,
 # each in runs of at most MANY_TOKENS_CHUNK tokens, reseeded per run (by default 2000
-# tokens in all). Icarus runs the same designs above, LQER_VECTORS // 200 tokens.
+# tokens in all). The LQER cases keep the default pipeline depths (dot arrays, accumulators,
+# requantizers, merge), with the two-term output and with the MXINT8 one (merged, bias).
+# Icarus runs the same designs above, LQER_VECTORS // 200 (baselines) and // 2000 (LQER)
+# tokens.
 MANY_TOKENS_SHARDS = 4
 MANY_TOKENS_CHUNK = 20_000
+LQER_SMALL = {"d_in": 8, "d_out": 8, "rank": 4, "block": 4, "lanes_main": 2}
 MANY_TOKENS_CASES = [("fp16-linear", {"d_in": 8, "d_out": 8, "lanes": 2}),
-                     ("llm-int8-linear", LLM_INT8_SMALL)]
+                     ("llm-int8-linear", LLM_INT8_SMALL),
+                     ("lqer-linear", LQER_SMALL),
+                     ("lqer-linear", {**LQER_SMALL, "d_out": 16, "merged": 1, "bias": 1})]
 
 
 @pytest.mark.parametrize("shard", range(MANY_TOKENS_SHARDS))
 @pytest.mark.parametrize("design, params", MANY_TOKENS_CASES,
-                         ids=[d for d, _ in MANY_TOKENS_CASES])
-def test_baseline_many_tokens_on_verilator(design, params, shard):
+                         ids=[d + ("-merged" if p.get("merged") else "")
+                              for d, p in MANY_TOKENS_CASES])
+def test_layer_many_tokens_on_verilator(design, params, shard):
     if not simulator_available("verilator"):
         pytest.skip("verilator is not installed")
     component = inspect(design, **params)

@@ -15,7 +15,7 @@ from hw.designs import get_design, parse_params
 from hw.synth.baseline import IntDotArray
 from hw.synth.cache import cache_key
 from hw.synth.flow import estimated_cost, jobs_for_component, multipliers
-from hw.synth.defaults import (DATAPATH_TARGETS, GENERIC_FLOW_FAILS, HEAVY_MULTIPLIERS,
+from hw.synth.defaults import (DATAPATH_TARGETS, GENERIC_FLOW_FAILS, HEAVY_MULTIPLIERS, LAYER_TARGETS,
                                PAPER_CONFIGURATION, SWEEPS,
                                default_plan, default_points, paper_configuration, point_targets,
                                registered_designs)
@@ -148,11 +148,16 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     assert point_targets(HEAVY_MULTIPLIERS + 1, [TARGETS["lut6"], TARGETS["xc7"]]) == [TARGETS["xc7"]]
     plan = default_plan(list(TARGETS.values()))
     assert [(n, p) for n, p, *_ in plan] == default_points()
-    assert point_targets(0, names, layer=True) == [t for t in names if t in DATAPATH_TARGETS]
+    assert point_targets(0, names, layer=True) == [t for t in names if t in LAYER_TARGETS]
+    assert point_targets(0, names, datapath=True) == [t for t in names if t in DATAPATH_TARGETS]
     for name, params, targets, component, rtlil in plan:
         count, _ = multipliers(rtlil)
-        layer = hasattr(component, "schedule") or name in GENERIC_FLOW_FAILS
-        expected = names if count <= HEAVY_MULTIPLIERS and not layer else list(DATAPATH_TARGETS)
+        if hasattr(component, "schedule"):
+            expected = [t for t in names if t in LAYER_TARGETS]
+        elif count > HEAVY_MULTIPLIERS or name in GENERIC_FLOW_FAILS:
+            expected = [t for t in names if t in DATAPATH_TARGETS]
+        else:
+            expected = names
         assert [t.name for t in targets] == expected, (name, params)
     # every layer design is a datapath, even with no $mul (fp16-linear's IEEE multipliers
     # are partial-product trees)
