@@ -4,7 +4,8 @@ iso-throughput, composed from synthesised parts (docs/cost.md).
     lqer-hw cost [--model PATH|default|SHAPES] [--methods fp16,w8a8,...] [--rank 32]
                  [--w-width 4] [--a-width 8] [--block 16] [--macs-per-cycle 16]
                  [-t TARGET]... [--outliers PROFILE.json | --outlier-columns N]
-                 [--outlier-sizing p99] [--resq-fraction 8] [-j N] [-o DIR] [--overwrite]
+                 [--outlier-sizing p99] [--resq-fraction 8] [--layer-output merged|terms]
+                 [-j N] [-o DIR] [--overwrite]
                  [--cache DIR | --no-cache] [--timeout SECONDS]
 
 Everything is checked before any work (bad input: one line, exit status 2, nothing
@@ -46,7 +47,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _parser(prog: str) -> Parser:
-    from hw.cost.methods import CostConfig, method_names
+    from hw.cost.methods import LAYER_OUTPUTS, CostConfig, method_names
     from hw.cost.outliers import SIZINGS
     from hw.cost.shapes import BUILTIN
     d = CostConfig()
@@ -82,6 +83,11 @@ def _parser(prog: str) -> Parser:
                         f"(default {d.outlier_sizing})")
     p.add_argument("--resq-fraction", type=integer(2), default=d.resq_fraction, metavar="N",
                    help=f"ResQ keeps d_in / N directions in 8 bits (default {d.resq_fraction})")
+    p.add_argument("--layer-output", default=d.layer_output, metavar="KIND",
+                   help=f"what the MXINT engines (mxint, lqer, l2qer, resq) give per output "
+                        f"channel: {', '.join(LAYER_OUTPUTS)} (default {d.layer_output}: "
+                        f"merged and requantized to MXINT, a finished output like FP16's and "
+                        f"LLM.int8()'s; terms: the two exact terms, summed by the consumer)")
     p.add_argument("-j", "--jobs", type=integer(1), default=1, metavar="N",
                    help="parallel Yosys runs (default 1)")
     p.add_argument("-o", "--output", default="build/cost", metavar="DIR",
@@ -160,7 +166,7 @@ def cost(*, shapes, methods: list[str], cfg, targets: list[str], profile, build:
     started = time.monotonic()
     figures = measure(parts, [get_target(t) for t in targets], build, cache=cache,
                       workers=workers, progress=progress, announce=announce, timeout=timeout)
-    fits = cost_model.glue_fits(cfg, targets, figures, cost_model.glue_designs(keys))
+    fits = cost_model.glue_fits(cfg, targets, figures, cost_model.glue_designs(keys, cfg))
     with cost_model.schedule_memo(cache):
         layers, engines = cost_model.evaluate(shapes, methods, cfg, targets, figures, fits,
                                               profile)
@@ -194,7 +200,8 @@ def _run(argv: list[str], prog: str) -> int:
     args = _parser(prog).parse_args(argv)
     cfg = CostConfig(macs_per_cycle=args.macs_per_cycle, block=args.block, rank=args.rank,
                      w_width=args.w_width, a_width=args.a_width,
-                     resq_fraction=args.resq_fraction, outlier_sizing=args.outlier_sizing)
+                     resq_fraction=args.resq_fraction, outlier_sizing=args.outlier_sizing,
+                     layer_output=args.layer_output)
     methods = None if args.methods is None else _methods(args.methods)
     shapes, methods, targets, profile, notes = check_inputs(
         model=args.model, methods=methods, cfg=cfg, targets=args.target,

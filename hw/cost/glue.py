@@ -40,20 +40,41 @@ import numpy as np
 from hw.cost.parts import FIGURES
 
 __all__ = ["DESIGN_FITS", "FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes",
-           "fit", "implemented_buffers", "rank_field"]
+           "fit", "implemented_buffers", "rank_field", "fit_config", "design_of"]
 
-# design -> its fit points (method, d_in, d_out, rank), sizes in blocks; ``rank`` is the
-# method's rank field (:func:`rank_field`: LQER's rank, ResQ's r, nothing otherwise)
+# glue key -> its fit points (method, d_in, d_out, rank), sizes in blocks; ``rank`` is the
+# method's rank field (:func:`rank_field`: LQER's rank, ResQ's r, nothing otherwise). A key
+# is a design, or an MXINT design and its output, "<design> merged" (merged=1: the output
+# stage's join, counters and handshakes are control the two-term design does not have;
+# :func:`fit_config`); the merged keys are fitted at the two-term keys' shapes.
+_LQER_FITS = (("mxint", 2, 2, 0), ("mxint", 2, 4, 0), ("mxint", 4, 4, 0), ("lqer", 4, 4, 1))
+_RESQ_FITS = (("resq", 2, 2, 1), ("resq", 2, 4, 1), ("resq", 4, 4, 1), ("resq", 4, 4, 2))
 DESIGN_FITS = {
-    "lqer-linear": (("mxint", 2, 2, 0), ("mxint", 2, 4, 0), ("mxint", 4, 4, 0),
-                    ("lqer", 4, 4, 1)),
-    "resq-linear": (("resq", 2, 2, 1), ("resq", 2, 4, 1), ("resq", 4, 4, 1),
-                    ("resq", 4, 4, 2)),
+    "lqer-linear": _LQER_FITS,
+    "lqer-linear merged": _LQER_FITS,
+    "resq-linear": _RESQ_FITS,
+    "resq-linear merged": _RESQ_FITS,
     "fp16-linear": (("fp16", 2, 2, 0), ("fp16", 2, 4, 0), ("fp16", 4, 4, 0)),
     "llm-int8-linear": (("llm-int8", 2, 2, 0), ("llm-int8", 2, 4, 0), ("llm-int8", 4, 4, 0)),
 }
 # lqer-linear's fit points (d_in, d_out, rank), in blocks
 FIT_SHAPES = tuple(p[1:] for p in DESIGN_FITS["lqer-linear"])
+
+
+def design_of(key: str) -> str:
+    """The design a glue key (:data:`DESIGN_FITS`) synthesises."""
+    return key.split(" ")[0]
+
+
+def fit_config(cfg, key: str):
+    """``cfg`` (:class:`hw.cost.methods.CostConfig`) as the fit points of glue ``key``
+    need it: the layer output the key names (the MXINT designs: "merged" for
+    ``"<design> merged"``, else "terms"); other keys take ``cfg`` as it is."""
+    import dataclasses
+    from hw.cost.methods import MERGEABLE, MERGED, TERMS
+    if design_of(key) not in MERGEABLE:
+        return cfg
+    return dataclasses.replace(cfg, layer_output=MERGED if key.endswith(f" {MERGED}") else TERMS)
 
 
 def rank_field(method: str) -> str | None:
@@ -76,7 +97,7 @@ def features(method, sizing, buffers: str) -> GlueFeatures:
         raise ValueError(f'buffers must be one of "registers", "memory"; got {buffers!r}')
     mux = {"operand": 0, "result": 0}
     regs = 0
-    for store in method.stores:
+    for store in method.stores_at(sizing):
         depth, width = store.depth(sizing), store.width(sizing)
         if store.kind == "registers" or (store.kind == "buffer" and buffers == "registers"):
             regs += depth * width
@@ -96,11 +117,12 @@ def implemented_buffers(target: str) -> str:
 
 
 def fit_shapes(cfg, design: str = "lqer-linear") -> list[tuple[int, int, int]]:
-    """The fit points ``(d_in, d_out, rank)`` of ``design`` for ``cfg`` (``d_out`` a
-    multiple of the lanes: of ``P`` for the MXINT designs, of ``M`` for those taking a
+    """The fit points ``(d_in, d_out, rank)`` of glue key ``design`` for ``cfg`` (``d_out``
+    a multiple of the lanes: of ``P`` for the MXINT designs, of ``M`` for those taking a
     column per step)."""
     b = cfg.block
-    lanes = cfg.lanes if design in ("lqer-linear", "resq-linear") else cfg.macs_per_cycle
+    lanes = cfg.lanes if design_of(design) in ("lqer-linear", "resq-linear") \
+        else cfg.macs_per_cycle
     group = math.lcm(b, lanes)
     return [(i * b, -(-o * b // group) * group, r * b) for _, i, o, r in DESIGN_FITS[design]]
 

@@ -33,7 +33,7 @@ from sw.blockmath import accumulator_width, dot_sum_width
 from sw.mxint import MXIntFormat
 
 __all__ = ["CYCLES_MEMO", "lqer_cycles", "CostConfig", "Sizing", "Use", "Store", "Schedule",
-           "Method", "METHODS",
+           "Method", "METHODS", "LAYER_OUTPUTS", "MERGED", "TERMS", "MERGEABLE",
            "method_names", "HIGH_WIDTH", "THRESHOLD", "FP16_THRESHOLD"]
 
 HIGH_WIDTH = 8              # LLM.int8()'s int8 path and ResQ's high-precision subspace
@@ -50,6 +50,15 @@ QUANTIZER_LANES = 1
 # conversion and rounding, the int MACs, the FIFOs): an estimate of the few cycles the
 # design's tile model (hw.llm_int8_schedule) counts exactly
 INT8_REGISTERS = 8
+# What the MXINT engines (lqer-linear, resq-linear) hand on per output channel: "terms", the
+# two exact terms (main and u; ResQ: low and high) whose sum the consumer forms, or
+# "merged", the finished output: the terms merged (hw.merge.Merge) and requantized to
+# MXINT blocks, the next layer's activations (lqer-linear's merged=1). FP16 and
+# LLM.int8() engines always give a finished output; "merged" is the default so that every
+# method is costed for the same work (docs/cost.md, The layer output).
+TERMS, MERGED = "terms", "merged"
+LAYER_OUTPUTS = (TERMS, MERGED)
+MERGEABLE = ("lqer-linear", "resq-linear")   # the designs with both outputs
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class CostConfig:
     resq_fraction: int = 8          # ResQ keeps d_in / resq_fraction directions in 8-bit
     resq_rank: int = 0              # ResQ's high-precision directions per layer (0: by fraction)
     outlier_sizing: str = "p99"     # which outlier count sizes LLM.int8()'s fp16 lanes
+    layer_output: str = MERGED      # the MXINT engines' output: "terms" or "merged"
+    merge_stages: int = field(default_factory=lambda: _lqer_default("merge_stages"))
 
     @property
     def lanes(self) -> int:
@@ -94,7 +105,15 @@ class CostConfig:
         if self.outlier_sizing not in SIZINGS:
             raise ValueError(f"outlier-sizing must be one of {', '.join(SIZINGS)}; got "
                              f"{self.outlier_sizing!r}")
+        if self.layer_output not in LAYER_OUTPUTS:
+            raise ValueError(f"layer-output must be one of {', '.join(LAYER_OUTPUTS)}; got "
+                             f"{self.layer_output!r}")
         return self
+
+    @property
+    def merged(self) -> bool:
+        """Whether the MXINT engines give the finished, requantized output."""
+        return self.layer_output == MERGED
 
     def formats(self) -> dict[str, MXIntFormat]:
         e, b = self.exponent_bits, self.block
@@ -134,10 +153,16 @@ class _Path:
         return accumulator_width(self.sum_width, self.guard_bits, self.partials)
 
     @property
-    def exponent_width(self) -> int:
-        """Bits of an accumulator result's exponent (``hw.accumulator`` out_exponent_range)."""
+    def exponent_range(self) -> tuple[int, int]:
+        """Range of an accumulator result's exponent (``hw.accumulator``
+        out_exponent_range: the dot array's ``E - G``)."""
         (alo, ahi), (wlo, whi) = self.a.lsb_range, self.w.lsb_range
-        return signed_for_range(alo + wlo - self.guard_bits, ahi + whi - self.guard_bits).width
+        return alo + wlo - self.guard_bits, ahi + whi - self.guard_bits
+
+    @property
+    def exponent_width(self) -> int:
+        """Bits of an accumulator result's exponent."""
+        return signed_for_range(*self.exponent_range).width
 
     @property
     def result_width(self) -> int:
@@ -196,9 +221,21 @@ class Sizing:
         return max(1, (self.din_p - 1).bit_length())
 
     # ---- MXINT paths (lqer-linear)
+    @property
+    def merged(self) -> bool:
+        """The finished output (:attr:`CostConfig.layer_output`)."""
+        return self.cfg.merged
+
+    @property
+    def merged_partials(self) -> int:
+        """Partials the merged output adds to each main accumulation: u and the bias (the
+        datapath sizes its main accumulator for both, bias or not: ``hw.lqer_linear``)."""
+        return 2 if self.merged else 0
+
     @cached_property
     def main(self) -> _Path:
-        return _Path(self.fmt["a"], self.fmt["w"], self.nb_in, self.cfg.guard_bits)
+        return _Path(self.fmt["a"], self.fmt["w"], self.nb_in + self.merged_partials,
+                     self.cfg.guard_bits)
 
     @property
     def rank(self) -> int:
@@ -229,25 +266,30 @@ class Sizing:
 
     @property
     def latencies(self) -> dict:
-        """The part latencies ``hw.lqer_schedule.LQERSchedule`` takes (two-term output)."""
+        """The part latencies and output ``hw.lqer_schedule.LQERSchedule`` takes (as
+        ``hw.lqer_linear`` passes them: the merge and output requantizer for the merged
+        output, no bias)."""
         c = self.cfg
         return dict(slots=c.acc_slots, dot_latency=c.dot_stages, acc_latency=self.acc_latency,
-                    quant_latency=c.quant_stages)
+                    quant_latency=c.quant_stages, output="mxint" if self.merged else "terms",
+                    merge_latency=c.merge_stages if self.merged else 0,
+                    out_quant_latency=c.quant_stages if self.merged else 0)
 
     def lqer_schedule(self, rank: int) -> LQERSchedule:
         return LQERSchedule(self.din_p, self.dout_p, rank, self.block, self.P,
                             self.lowrank_lanes if rank else 1, **self.latencies)
 
     def lqer_design(self, rank: int) -> dict[str, int]:
-        """``lqer-linear`` parameters of this engine (rank 0: the MXINT layer)."""
+        """``lqer-linear`` parameters of this engine (rank 0: the MXINT layer; ``merged``
+        as :attr:`CostConfig.layer_output`, no bias)."""
         c = self.cfg
         return {"d_in": self.din_p, "d_out": self.dout_p, "rank": rank, "block": self.block,
                 "a_width": c.a_width, "w_width": c.w_width, "lowrank_width": c.a_width,
                 "exponent_bits": c.exponent_bits, "lanes_main": self.P, "lanes_lowrank": 0,
                 "guard_bits": c.guard_bits, "dot_stages": c.dot_stages,
                 "acc_slots": c.acc_slots, "acc_stages": c.acc_stages,
-                "quant_stages": c.quant_stages, "merged": 0, "bias": 0,
-                "merge_stages": _lqer_default("merge_stages")}
+                "quant_stages": c.quant_stages, "merged": int(self.merged), "bias": 0,
+                "merge_stages": c.merge_stages}
 
     # ---- ResQ
     @property
@@ -269,7 +311,8 @@ class Sizing:
 
     @cached_property
     def resq_low(self) -> _Path:
-        return _Path(self.fmt["a"], self.fmt["w"], self.nb_low, self.cfg.guard_bits)
+        return _Path(self.fmt["a"], self.fmt["w"], self.nb_low + self.merged_partials,
+                     self.cfg.guard_bits)
 
     @cached_property
     def resq_high(self) -> _Path:
@@ -288,7 +331,8 @@ class Sizing:
                             self.resq_high_lanes, **self.latencies, mode="resq")
 
     def resq_design(self) -> dict[str, int]:
-        """``resq-linear`` parameters of this engine (two-term output)."""
+        """``resq-linear`` parameters of this engine (``merged`` as
+        :attr:`CostConfig.layer_output`, no bias)."""
         c = self.cfg
         return {"d_in": self.din_p, "d_out": self.dout_p, "rank": self.resq_rank,
                 "block": self.block, "a_width": c.a_width, "w_width": c.w_width,
@@ -296,8 +340,8 @@ class Sizing:
                 "lanes_main": self.P, "lanes_high": self.resq_high_lanes,
                 "guard_bits": c.guard_bits, "dot_stages": c.dot_stages,
                 "acc_slots": c.acc_slots, "acc_stages": c.acc_stages,
-                "quant_stages": c.quant_stages, "merged": 0, "bias": 0,
-                "merge_stages": _lqer_default("merge_stages")}
+                "quant_stages": c.quant_stages, "merged": int(self.merged), "bias": 0,
+                "merge_stages": c.merge_stages}
 
     # ---- FP16 (fp16-linear)
     def fp16_design(self) -> dict[str, int]:
@@ -380,6 +424,12 @@ class Store:
     kind: str = "buffer"
     read: str = "result"
     fifo: bool = False    # a buffered FIFO: its output register stays in logic as a memory
+    # whether the engine at a sizing has this store (None: always), e.g. a FIFO of one
+    # layer output and not of the other
+    when: Callable[[Sizing], bool] | None = None
+
+    def present(self, s: Sizing) -> bool:
+        return self.when is None or bool(self.when(s))
 
 
 @dataclass(frozen=True)
@@ -413,6 +463,18 @@ class Method:
         :attr:`glue`."""
         return self.design[0] if self.design is not None else self.glue
 
+    def glue_key(self, cfg: CostConfig) -> str:
+        """The glue fit the engine takes under ``cfg`` (:data:`hw.cost.glue.DESIGN_FITS`):
+        :attr:`glue_design`, with ``" merged"`` for an MXINT design giving the merged
+        output (its output stage has its own control)."""
+        if cfg.merged and self.glue_design in MERGEABLE:
+            return f"{self.glue_design} {MERGED}"
+        return self.glue_design
+
+    def stores_at(self, s: Sizing) -> tuple[Store, ...]:
+        """The stores the engine has at ``s`` (:meth:`Store.present`)."""
+        return tuple(st for st in self.stores if st.present(s))
+
 
 def _dot(path_of, lanes_of) -> Callable[[Sizing], Part]:
     def part(s: Sizing) -> Part:
@@ -431,6 +493,57 @@ def _acc(path_of, lanes_of) -> Callable[[Sizing], Part]:
                        w_width=p.w.width, exponent_bits=s.e, guard_bits=p.guard_bits,
                        max_partials=p.partials, backpressure=0)
     return part
+
+
+def _merged(s: Sizing) -> int:
+    return int(s.merged)
+
+
+def _term_exponent_width(fmt: MXIntFormat) -> int:
+    """Bits of an MXINT element's exponent as a partial (``hw.lqer_linear``'s term pieces:
+    ``fmt.lsb_range``)."""
+    return signed_for_range(*fmt.lsb_range).width
+
+
+def _merge_exponent_width(path: _Path, term: MXIntFormat) -> int:
+    """Bits of the output requantizer's exponent input: ``hw.lqer_linear`` sizes it for
+    ``hw.merge.Merge.out_exponent_range``, the whole range of the merge's exponent
+    (the running maximum over the results' ``E`` and the term's exponents, less ``G``)."""
+    (rlo, rhi), (tlo, thi), g = path.exponent_range, term.lsb_range, path.guard_bits
+    width = signed_for_range(min(rlo + g, tlo) - g, max(rhi + g, thi) - g).width
+    return signed_for_range(-2 ** (width - 1), 2 ** (width - 1) - 1).width
+
+
+def _merged_output(path_of, term_of) -> tuple[Use, ...]:
+    """The merged output stage of ``lqer-linear`` / ``resq-linear`` (``merged=1``, no bias;
+    ``hw.lqer_linear._merged_output``): the term's blocks to groups of ``P`` channels
+    (ResQ: the requantized high blocks), the merge continuing each channel's accumulation
+    with the term, and the output requantizer to blocks of ``MXINT(term width)`` (the
+    main results' groups to blocks is the two-term output's rechunker, kept). Counted
+    only when :attr:`CostConfig.layer_output` is merged."""
+    return (
+        Use("term blocks to groups (merged output)", lambda s: Part.of(
+            "rechunk", value_width=term_of(s).width,
+            exponent_width=_term_exponent_width(term_of(s)), n_in=s.block, n_out=s.P),
+            _merged),
+        Use("merge (main + term, merged output)", lambda s: Part.of(
+            "merge", lanes=s.P, acc_width=path_of(s).acc_width,
+            result_lo=path_of(s).exponent_range[0], result_hi=path_of(s).exponent_range[1],
+            term_width=term_of(s).width, term_lo=term_of(s).lsb_range[0],
+            term_hi=term_of(s).lsb_range[1], guard_bits=path_of(s).guard_bits,
+            stages=s.cfg.merge_stages), _merged),
+        _output_quantizer(path_of, term_of,
+                          lambda s: _merge_exponent_width(path_of(s), term_of(s))),
+    )
+
+
+def _output_quantizer(path_of, format_of, lsb_width_of) -> Use:
+    """The merged output's requantizer (``hw.lqer_linear``: back-pressured, the output
+    port's ready)."""
+    return Use("output requantizer (merged output)", lambda s: Part.of(
+        "quantizer", block=s.block, in_width=path_of(s).acc_width, lsb_width=lsb_width_of(s),
+        width=format_of(s).width, exponent_bits=s.e, stages=s.cfg.quant_stages,
+        backpressure=1), _merged)
 
 
 def _fp(name: str) -> Callable[[Sizing], Part]:
@@ -481,6 +594,11 @@ _LOWRANK = (
         "quantizer", block=s.block, in_width=s.lowrank.acc_width, lsb_width=s.lowrank_lsb_width,
         width=s.cfg.a_width, exponent_bits=s.e, stages=s.cfg.quant_stages, backpressure=0)),
 )
+# the merged output of lqer-linear with a low-rank path: u merged into the main results
+_LQER_MERGED = _merged_output(lambda s: s.main, lambda s: s.fmt["a"])
+# ... and without one (rank 0): the main results requantized alone
+_MXINT_MERGED = (_output_quantizer(lambda s: s.main, lambda s: s.fmt["a"],
+                                   lambda s: s.main.exponent_width),)
 _LOWRANK_STORES = (
     Store("t memory", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
     Store("u FIFO", lambda s: s.nb_out + 1, lambda s: _block_bits(s.fmt["a"]), fifo=True),
@@ -623,16 +741,18 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         status="the parts of llm-int8-linear (no outlier path); glue of llm-int8-linear"),
     Method(
         "mxint", "MXINT weights and activations, no correction (lqer-linear, rank 0)",
-        _MAIN, _MAIN_STORES, _lqer_schedule(lambda s: 0),
+        _MAIN + _MXINT_MERGED, _MAIN_STORES, _lqer_schedule(lambda s: 0),
         design=("lqer-linear", lambda s: s.lqer_design(0)), status="RTL: lqer-linear rank 0"),
     Method(
         "lqer", "LQER: MXINT main path plus the 8-bit low-rank correction (lqer-linear)",
-        _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
+        _MAIN + _LOWRANK + _LQER_MERGED, _MAIN_STORES + _LOWRANK_STORES,
+        _lqer_schedule(lambda s: s.rank),
         design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
         uses_rank=True, status="RTL: lqer-linear"),
     Method(
         "l2qer", "L2QER: the LQER datapath; the activation scale is folded into A offline",
-        _MAIN + _LOWRANK, _MAIN_STORES + _LOWRANK_STORES, _lqer_schedule(lambda s: s.rank),
+        _MAIN + _LOWRANK + _LQER_MERGED, _MAIN_STORES + _LOWRANK_STORES,
+        _lqer_schedule(lambda s: s.rank),
         design=("lqer-linear", lambda s: s.lqer_design(s.rank)), second_path=True,
         uses_rank=True, status="RTL: lqer-linear"),
     Method(
@@ -675,7 +795,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
              exponent_width=s.resq_low.exponent_width, n_in=s.P, n_out=s.block)),
          Use("high-precision dot array", _dot(lambda s: s.resq_high, lambda s: s.resq_high_lanes)),
          Use("high-precision accumulator", _acc(lambda s: s.resq_high,
-                                                lambda s: s.resq_high_lanes))),
+                                                lambda s: s.resq_high_lanes)),
+         Use("requantizer (high, merged output)", lambda s: Part.of(
+             "quantizer", block=s.block, in_width=s.resq_high.acc_width,
+             lsb_width=s.resq_high.exponent_width, width=HIGH_WIDTH, exponent_bits=s.e,
+             stages=s.cfg.quant_stages, backpressure=0), _merged))
+        + _merged_output(lambda s: s.resq_low, lambda s: s.fmt["high"]),
         (Store("x memory, low subspace", lambda s: s.nb_low, lambda s: _block_bits(s.fmt["a"]),
                read="operand"),
          Store("z_h memory, high subspace", lambda s: s.nb_high,
@@ -685,7 +810,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
          Store("high-path staging", lambda s: 1, lambda s: s.block * s.resq_high.result_width,
                "registers"),
          Store("high-path FIFO (exact results)", lambda s: s.nb_out + 1,
-               lambda s: s.block * s.resq_high.result_width, fifo=True),
+               lambda s: s.block * s.resq_high.result_width, fifo=True,
+               when=lambda s: not s.merged),
+         Store("high-path FIFO (requantized blocks, merged output)", lambda s: s.nb_out + 1,
+               lambda s: _block_bits(s.fmt["high"]), fifo=True, when=lambda s: s.merged),
          Store("low-precision weights", lambda s: s.dout_p // s.P * s.nb_low,
                lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
          Store("high-precision weights", lambda s: s.dout_p // s.resq_high_lanes * s.nb_high,

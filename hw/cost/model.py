@@ -124,9 +124,11 @@ def design_point(method_name: str, cfg: CostConfig, shape) -> tuple[Method, Sizi
 
 
 def fit_points(cfg: CostConfig, design: str = "lqer-linear") -> list[tuple[Method, Sizing, Part]]:
-    """The glue fit points of ``design``: (the method whose parts are subtracted, its
-    sizing, the whole design to synthesise)."""
+    """The glue fit points of ``design`` (a glue key, :data:`hw.cost.glue.DESIGN_FITS`):
+    (the method whose parts are subtracted, its sizing, the whole design to synthesise),
+    under ``cfg`` with the key's layer output (:func:`hw.cost.glue.fit_config`)."""
     points = []
+    cfg = glue_mod.fit_config(cfg, design)
     for method, shape in zip(glue_mod.fit_methods(design), glue_mod.fit_shapes(cfg, design)):
         if METHODS[method].needs_outliers:
             shape = (*shape[:2], FIT_OUTLIER_COLUMNS)
@@ -134,9 +136,10 @@ def fit_points(cfg: CostConfig, design: str = "lqer-linear") -> list[tuple[Metho
     return points
 
 
-def glue_designs(keys) -> list[str]:
-    """The designs whose glue the engines ``keys`` need, without repeats."""
-    return list(dict.fromkeys(METHODS[k.method].glue_design for k in keys))
+def glue_designs(keys, cfg: CostConfig) -> list[str]:
+    """The glue keys (:meth:`hw.cost.methods.Method.glue_key`) the engines ``keys`` need
+    under ``cfg``, without repeats."""
+    return list(dict.fromkeys(METHODS[k.method].glue_key(cfg) for k in keys))
 
 
 def required_parts(keys, cfg: CostConfig, designs=None) -> list[Part]:
@@ -146,7 +149,7 @@ def required_parts(keys, cfg: CostConfig, designs=None) -> list[Part]:
     for key in keys:
         for _, part, _ in engine_uses(METHODS[key.method], sizing_of(key, cfg)):
             parts[part] = None
-    for design in glue_designs(keys) if designs is None else designs:
+    for design in glue_designs(keys, cfg) if designs is None else designs:
         for method, sizing, whole in fit_points(cfg, design):
             for _, part, _ in engine_uses(method, sizing, design_only=True):
                 parts[part] = None
@@ -172,7 +175,8 @@ def _parts_total(method: Method, sizing: Sizing, target: str, figures: dict) -> 
 
 def glue_fits(cfg: CostConfig, targets: list[str], figures: dict, designs=("lqer-linear",)
               ) -> dict[str, dict[str, glue_mod.GlueFit]]:
-    """Per design and target, the glue fitted from that design's fit points."""
+    """Per glue key (``designs``: :data:`hw.cost.glue.DESIGN_FITS` keys) and target, the
+    glue fitted from that key's fit points."""
     fits: dict[str, dict[str, glue_mod.GlueFit]] = {}
     for design in designs:
         for target in targets:
@@ -211,8 +215,8 @@ def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
                         for k in FIGURES}})
     g = fit.predict(glue_mod.features(method, sizing, buffers))
     shapes = ", ".join(f"{p['shape'][0]}x{p['shape'][1]}"
-                       + (f" rank {p['shape'][2]}" if fit.design in ("lqer-linear",
-                                                                      "resq-linear") else "")
+                       + (f" rank {p['shape'][2]}" if glue_mod.design_of(fit.design) in (
+                           "lqer-linear", "resq-linear") else "")
                        for p in fit.points)
     where = "buffers in registers" if buffers == "registers" else "buffers as memories"
     rows.append({"role": "control and buffer logic (glue)", "part": "glue", "count": 1,
@@ -222,7 +226,7 @@ def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
     totals = _sum(rows)
     synthesised = sum(r["luts"] or 0 for r in rows if r["source"] == SYNTHESISED)
     memories = []
-    for store in method.stores:
+    for store in method.stores_at(sizing):
         if store.kind == "registers" or (store.kind == "buffer" and buffers == "registers"):
             continue  # counted in the glue's flip-flops
         mem = Memory(store.role, store.depth(sizing), store.width(sizing), store.kind)
@@ -273,7 +277,7 @@ def evaluate(shapes, methods: list[str], cfg: CostConfig, targets: list[str], fi
         for key in layer_keys[layer.name]:
             for target in targets:
                 if (key, target) not in engines:
-                    fit = fits[METHODS[key.method].glue_design][target]
+                    fit = fits[METHODS[key.method].glue_key(cfg)][target]
                     engines[(key, target)] = engine_cost(key, cfg, target, figures, fit)
                 e = engines[(key, target)]
                 layers.append({"layer": layer.name, "kind": layer.kind, "block_index": layer.index,

@@ -7,8 +7,8 @@ come from, in this order:
    parameters a datapath builds it with, which the registry does not expose (no
    back-pressure on the dot arrays, accumulators and quantizers of ``lqer-linear``, on
    the IEEE units of ``fp16-linear`` and ``llm-int8-linear`` and on the latter's outlier
-   detector; per-element exponents on the quantizer; the results rechunker), and the
-   plain integer dot array of ``hw.synth.baseline``;
+   detector; per-element exponents on the quantizer; the results rechunker; the merge
+   of the merged output), and the plain integer dot array of ``hw.synth.baseline``;
 2. the design registry (:mod:`hw.designs`): the IEEE-754 units (``hw/fp``), the
    LLM.int8() parts (``llm-int8-compaction``, ``-quantizer``, ``-int-path``, ``-merge``),
    the whole datapaths, and every design that registers later;
@@ -109,6 +109,14 @@ def _rechunk(p: dict):
     return Rechunk(element=channel, n_in=p["n_in"], n_out=p["n_out"])
 
 
+def _merge(p: dict):
+    from hw.merge import Merge
+    return Merge(lanes=p["lanes"], acc_width=p["acc_width"],
+                 result_range=(p["result_lo"], p["result_hi"]),
+                 terms=(("u", p["term_width"], (p["term_lo"], p["term_hi"])),),
+                 guard_bits=p["guard_bits"], stages=p["stages"])
+
+
 def _int_dot_array(p: dict):
     from hw.synth.baseline import IntDotArray
     return IntDotArray(**p)
@@ -142,6 +150,8 @@ BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
                               "lqer-linear)", "lsb_width"),
     "rechunk": (_rechunk, "hw.rechunk.Rechunk of {value, exponent} channels (lqer-linear's "
                           "groups to blocks)", ""),
+    "merge": (_merge, "hw.merge.Merge of one term (u; ResQ: the requantized high term), as "
+                      "lqer-linear's merged output builds it", ""),
     "int-dot-array": (_int_dot_array, "hw.synth.baseline.IntDotArray (the MXINT array "
                                       "without shared exponents)", ""),
     # the free-running copies that fp16-linear and llm-int8-linear build (no back-pressure)

@@ -83,7 +83,7 @@ def points(cfg: CostConfig, shapes: dict) -> list[tuple[str, tuple[int, int, int
         if method.design is None:
             raise ValueError(f"method must name a design ({', '.join(VALIDATED)}); got "
                              f"{method_name!r}")
-        design = method.design[0]
+        design = method.glue_key(cfg)
         fits = set(map(tuple, fit_shapes(cfg, design)))
         sized = rank_field(method_name) is not None or method_name == "mxint"
         for shape in method_shapes:
@@ -97,8 +97,10 @@ def points(cfg: CostConfig, shapes: dict) -> list[tuple[str, tuple[int, int, int
     return out
 
 
-def method_design(method: str) -> str:
-    return METHODS[method].design[0]
+def method_design(method: str, cfg: CostConfig) -> str:
+    """The glue key (:data:`hw.cost.glue.DESIGN_FITS`) ``method``'s design takes under
+    ``cfg``."""
+    return METHODS[method].glue_key(cfg)
 
 
 def targets_of(method: str, targets) -> tuple[str, ...]:
@@ -124,10 +126,10 @@ def validate(cfg: CostConfig, shapes: dict, targets, build, *, cache=None, worke
     for method, _, design, parts in pts:
         for target in targets_of(method, targets):
             designs.setdefault(target, [])
-            if method_design(method) not in designs[target]:
-                designs[target].append(method_design(method))
-                needed.setdefault(target, []).extend(
-                    model.required_parts([], cfg, [method_design(method)]))
+            key = method_design(method, cfg)
+            if key not in designs[target]:
+                designs[target].append(key)
+                needed.setdefault(target, []).extend(model.required_parts([], cfg, [key]))
             needed[target] += parts + [design]
     figures, fits = {}, {}
     for target in designs:
@@ -142,7 +144,7 @@ def validate(cfg: CostConfig, shapes: dict, targets, build, *, cache=None, worke
         key, kcfg = _key_and_config(cfg, method, shape)
         for target in targets_of(method, targets):
             predicted = model.engine_cost(key, kcfg, target, figures,
-                                          fits[METHODS[method].design[0]][target],
+                                          fits[method_design(method, cfg)][target],
                                           buffers=implemented_buffers(target), design_only=True)
             measured = figures[(design, target)]["figures"]
             row = {"method": method, "design": design.name, "d_in": shape[0],
