@@ -56,6 +56,7 @@ METHODS = "fp16, w8a8, mxint, lqer, l2qer, llm-int8, llm-int4, resq"
     (["--outlier-columns", "3", "--outliers", "x.json"],
      r"outliers must not be given with outlier-columns; got both"),
     (["--outlier-sizing", "p90"], r"outlier-sizing must be one of mean, p50, p99, max; got 'p90'"),
+    (["--layer-output", "mxint"], r"layer-output must be one of terms, merged; got 'mxint'"),
     (["--no-cache", "--cache", "c"], r"cache must not be given with --no-cache; got both"),
     (["--bogus"], r"arguments must be options of this command; got '--bogus'"),
 ])

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from hw.cost.methods import METHODS, CostConfig, Sizing
+from hw.cost.methods import LAYER_OUTPUTS, MERGEABLE, METHODS, CostConfig, Sizing
 from hw.cost.outliers import OutlierCounts
 from hw.lqer_schedule import LQERSchedule
 
@@ -83,9 +83,11 @@ def test_resq_high_precision_path_keeps_up_with_the_low_one():
 
 
 def test_part_lists_are_data_and_name_every_part_with_its_parameters():
-    cfg = CostConfig()     # pipeline depths: lqer-linear's registry defaults
+    # pipeline depths: lqer-linear's registry defaults; the two-term output (the merged
+    # one's additions: test_the_merged_output_adds_the_merge_and_the_output_requantizer)
+    cfg = CostConfig(layer_output="terms")
     s = Sizing(cfg, 4096, 11008, COUNTS)
-    lqer = [(u.role, u.part(s).label, u.count(s)) for u in METHODS["lqer"].uses]
+    lqer = [(u.role, u.part(s).label, u.count(s)) for u in METHODS["lqer"].uses if u.count(s)]
     assert lqer == [
         ("main dot array", "dot-array lanes=1 block=16 a_width=8 w_width=4 exponent_bits=8 "
                            f"stages={cfg.dot_stages} backpressure=0", 1),
@@ -146,6 +148,7 @@ def test_weights_and_factors_are_the_stored_bits():
     ({"macs_per_cycle": 8}, r"^macs-per-cycle must be a multiple of block \(16\); got 8$"),
     ({"rank": 40}, r"^rank must be a positive multiple of block \(16\); got 40$"),
     ({"outlier_sizing": "p90"}, r"^outlier-sizing must be one of mean, p50, p99, max; got 'p90'$"),
+    ({"layer_output": "mxint"}, r"^layer-output must be one of terms, merged; got 'mxint'$"),
     ({"w_width": 17}, r"^width must be"),
 ])
 def test_inconsistent_configurations_are_refused(change, message):
@@ -156,3 +159,95 @@ def test_inconsistent_configurations_are_refused(change, message):
 def test_llm_int8_needs_outlier_counts():
     with pytest.raises(ValueError, match=r"^outliers must be given for llm-int8"):
         Sizing(CostConfig(), 64, 64).fp_lanes
+
+
+MXINT_ENGINES = [m for m in METHODS if METHODS[m].design is not None
+                 and METHODS[m].design[0] in MERGEABLE]
+
+
+def _uses(method, s):
+    return {role: (u.label, n) for role, u, n in
+            ((u.role, u.part(s), u.count(s)) for u in METHODS[method].uses) if n}
+
+
+@pytest.mark.parametrize("d_in, d_out", SHAPES)
+def test_the_merged_output_adds_the_merge_and_the_output_requantizer(d_in, d_out):
+    """merged = terms + the output stage lqer-linear's merged=1 builds: the term's blocks
+    to groups, the merge and the output requantizer (ResQ: the high path requantized
+    first, into a FIFO of MXINT blocks instead of exact results); the main accumulator
+    takes u and the bias as two more partials. Nothing else changes."""
+    assert MXINT_ENGINES == ["mxint", "lqer", "l2qer", "resq"]
+    terms_cfg, merged_cfg = (CostConfig(layer_output=o) for o in ("terms", "merged"))
+    assert CostConfig().layer_output == "merged" and LAYER_OUTPUTS == ("terms", "merged")
+    for method in MXINT_ENGINES:
+        terms, merged = Sizing(terms_cfg, d_in, d_out), Sizing(merged_cfg, d_in, d_out)
+        before, after = _uses(method, terms), _uses(method, merged)
+        stage = {"output requantizer (merged output)"}
+        if method != "mxint":
+            stage |= {"term blocks to groups (merged output)", "merge (main + term, merged output)"}
+        if method == "resq":
+            stage.add("requantizer (high, merged output)")
+        assert set(after) - set(before) == stage and set(before) <= set(after), method
+        main = "low-precision" if method == "resq" else "main"
+        path = merged.resq_low if method == "resq" else merged.main
+        assert path.partials == (terms.resq_low if method == "resq" else terms.main).partials + 2
+        for role in before:
+            if role.startswith(f"{main} accumulator") or role.startswith(f"{main} results"):
+                continue  # wider by the two partials
+            assert before[role] == after[role], (method, role)
+        stores = {st.role for st in METHODS[method].stores_at(merged)}
+        if method == "resq":
+            assert {st.role for st in METHODS[method].stores_at(terms)} ^ stores == {
+                "high-path FIFO (exact results)",
+                "high-path FIFO (requantized blocks, merged output)"}
+        else:
+            assert stores == {st.role for st in METHODS[method].stores_at(terms)}
+    for method in set(METHODS) - set(MXINT_ENGINES):  # finished outputs either way
+        counts = OutlierCounts(4, 4, 4, 4)
+        assert _uses(method, Sizing(terms_cfg, d_in, d_out, counts)) == \
+            _uses(method, Sizing(merged_cfg, d_in, d_out, counts))
+        assert METHODS[method].glue_key(terms_cfg) == METHODS[method].glue_key(merged_cfg)
+
+
+@pytest.mark.parametrize("output", LAYER_OUTPUTS)
+@pytest.mark.parametrize("method, shape, cfg", [
+    ("mxint", (64, 32, 0), CostConfig(block=4, macs_per_cycle=4)),
+    ("lqer", (64, 32, 16), CostConfig(block=4, macs_per_cycle=4)),
+    ("resq", (64, 32, 16), CostConfig(block=4, macs_per_cycle=4)),
+    ("lqer", (128, 64, 32), CostConfig()),
+    ("resq", (128, 256, 32), CostConfig(macs_per_cycle=32)),
+    ("lqer", (256, 128, 32), CostConfig(macs_per_cycle=64, a_width=6)),
+])
+def test_parts_and_cycles_are_those_of_the_design_the_method_names(method, shape, cfg, output):
+    """The design's parameters carry the output (merged=0/1); each part the engine
+    counts has the interface of the one the design builds; cycles per token are the
+    design's (its LQERSchedule, merge and output requantizer latencies included)."""
+    from hw.cost import model
+    from hw.cost.parts import resolve
+    from hw.designs import elaborate
+    cfg = dataclasses.replace(cfg, layer_output=output)
+    m, s, whole = model.design_point(method, cfg, shape)
+    assert whole.kwargs["merged"] == (output == "merged") and whole.kwargs["bias"] == 0
+    design = elaborate(whole.name, **whole.kwargs)
+    assert design.output == ("mxint" if output == "merged" else "terms")
+    assert m.schedule(s).cycles == design.cycles_per_token
+    assert m.schedule(s).steps == design.steps_per_token
+    assert (s.resq_high_lanes if method == "resq" else s.lowrank_lanes if method == "lqer"
+            else 0) == design.lanes_lowrank
+    built = {role: resolve(part).build() for role, part, _ in model.engine_uses(m, s)}
+    # the design's own parts (private attributes of hw.lqer_linear.LQERLinear)
+    main = "low-precision accumulator" if method == "resq" else "main accumulator"
+    expect = {main: design._main_acc,
+              "output requantizer (merged output)": design._out_quant,
+              "merge (main + term, merged output)": design._merge,
+              "requantizer (t, u)": design._quant,
+              "requantizer (high, merged output)": design._quant}
+    checked = 0
+    for role, part in built.items():
+        if role in expect:
+            assert expect[role] is not None, role
+            assert part.signature == expect[role].signature, role
+            assert getattr(part, "latency", None) == getattr(expect[role], "latency", None)
+            checked += 1
+    assert checked == {"mxint": 1, "lqer": 2, "resq": 1}[method] + \
+        (0 if output == "terms" else {"mxint": 1, "lqer": 2, "resq": 3}[method])
