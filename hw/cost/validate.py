@@ -15,6 +15,11 @@ shapes. The bound the project holds: LUTs and FFs within +-10% on ``xc7-nodsp`` 
 smallest parts, :data:`TEST_CONFIG`; ``bench/bench_cost.py`` on all of :data:`SHAPES` at
 block 16 and 16 MACs per cycle).
 
+The MXINT designs are validated at both layer outputs (:func:`outputs_of`): the
+two-term output (``merged=0``) and the merged one (``merged=1``), each against its own
+glue fit (``"<design> merged"`` in :data:`hw.cost.glue.DESIGN_FITS`); ``cfg.layer_output``
+says which one a call validates.
+
 ``w8a8`` and ``llm-int4`` name no design and are not validated: no RTL computes them
 (docs/cost.md, Validation).
 """
@@ -23,12 +28,12 @@ from __future__ import annotations
 
 from hw.cost import model
 from hw.cost.glue import fit_shapes, implemented_buffers, rank_field
-from hw.cost.methods import METHODS, CostConfig
+from hw.cost.methods import LAYER_OUTPUTS, MERGEABLE, METHODS, CostConfig
 from hw.cost.parts import Part, measure
 
 __all__ = ["SMALLEST", "SHAPES", "TARGETS", "TARGETS_OF", "BOUND", "TEST_CONFIG", "VALIDATED",
            "targets_of", "method_design", "scaled",
-           "at_block", "points", "validate", "THIRD", "markdown"]
+           "at_block", "points", "validate", "THIRD", "markdown", "outputs_of"]
 
 TARGETS = ("xc7-nodsp", "lut6")
 BOUND = 0.10
@@ -103,6 +108,15 @@ def method_design(method: str, cfg: CostConfig) -> str:
     return METHODS[method].glue_key(cfg)
 
 
+def outputs_of(method: str) -> tuple[str, ...]:
+    """The layer outputs (:data:`hw.cost.methods.LAYER_OUTPUTS`) ``method`` is validated
+    at: both for the MXINT designs, the default for the others (whose output is
+    finished either way)."""
+    if METHODS[method].design[0] in MERGEABLE:
+        return LAYER_OUTPUTS
+    return (CostConfig().layer_output,)
+
+
 def targets_of(method: str, targets) -> tuple[str, ...]:
     """The targets of ``targets`` that ``method`` is validated on (:data:`TARGETS_OF`)."""
     return tuple(t for t in targets if t in TARGETS_OF.get(method, targets))
@@ -147,7 +161,8 @@ def validate(cfg: CostConfig, shapes: dict, targets, build, *, cache=None, worke
                                           fits[method_design(method, cfg)][target],
                                           buffers=implemented_buffers(target), design_only=True)
             measured = figures[(design, target)]["figures"]
-            row = {"method": method, "design": design.name, "d_in": shape[0],
+            row = {"method": method, "design": design.name,
+                   "merged": int(design.kwargs.get("merged", 0)), "d_in": shape[0],
                    "d_out": shape[1], "third": shape[2], "target": target,
                    "lanes": {"lqer": predicted.get("lowrank_lanes", 0),
                              "resq": predicted.get("high_lanes", 0),
@@ -172,7 +187,7 @@ def markdown(rows: list[dict]) -> str:
         third = "–" if third == "–" else f"{third} {r['third']}"
         lanes = "–" if lanes == "–" else f"{lanes} = {r['lanes']}"
         lines.append(
-            f"| {r['method']} ({r['design']}) | {r['d_in']} x {r['d_out']} | {third} | "
+            f"| {r['method']} ({r['design']}{' merged' if r.get('merged') else ''}) | {r['d_in']} x {r['d_out']} | {third} | "
             f"{lanes} | {r['target']} | {round(r['predicted_luts']):,} | "
             f"{r['synthesised_luts']:,} | {100 * r['luts_error']:+.1f}% | "
             f"{round(r['predicted_ffs']):,} | {r['synthesised_ffs']:,} | "

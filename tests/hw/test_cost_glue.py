@@ -12,7 +12,8 @@ from hw.cost.parts import FIGURES
 
 
 def test_features_count_register_buffers_and_their_read_multiplexers():
-    s = Sizing(CostConfig(), 32, 32)
+    terms = CostConfig(layer_output="terms")
+    s = Sizing(terms, 32, 32)
     x_bits = 16 * 8 + 8                              # an MXINT8 block
     result = 24 + 10                                 # main accumulator (15 + 8 + 1) and exponent
     f = features(METHODS["mxint"], s, "registers")
@@ -21,7 +22,10 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
                              register_bits=2 * x_bits + 33 * result, second_path=0)
     # as memories, only the FIFO's output register stays in the glue
     assert features(METHODS["mxint"], s, "memory") == GlueFeatures(0, 0, result, 0)
-    s = Sizing(dataclasses.replace(CostConfig(), rank=16), 64, 64)
+    # the merged output: the main results wider by two partials (u and the bias)
+    merged = features(METHODS["mxint"], Sizing(CostConfig(), 32, 32), "registers")
+    assert merged.result_mux == (result + 1) * (33 - 1)
+    s = Sizing(dataclasses.replace(terms, rank=16), 64, 64)
     lr_acc, lsb, result = 19 + 8 + 2, 10, 25 + 10
     staging = 16 * (lr_acc + lsb)
     f = features(METHODS["lqer"], s, "registers")
@@ -30,6 +34,13 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
     assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 64 + x_bits * 4)
     assert features(METHODS["lqer"], s, "memory") == \
         GlueFeatures(0, 0, result + x_bits + staging, 1)
+    # ResQ merged: the high FIFO holds requantized MXINT8 blocks instead of exact results
+    r_terms = features(METHODS["resq"], Sizing(dataclasses.replace(terms, resq_rank=16), 64, 64),
+                       "registers")
+    r_merged = features(METHODS["resq"], Sizing(CostConfig(resq_rank=16), 64, 64), "registers")
+    high = 16 * (19 + 8 + 0 + 10)                    # MXINT8 x MXINT8 over 1 block, exponent
+    low_growth = (65 - 1) * 1                        # low FIFO: 64 results + 1, 1 bit wider
+    assert r_terms.result_mux - r_merged.result_mux == (high - x_bits) * 4 - low_growth
     with pytest.raises(ValueError, match=r'^buffers must be one of "registers", "memory"; got '):
         features(METHODS["lqer"], s, "bram")
 
@@ -81,7 +92,27 @@ def test_every_design_has_its_fit_shapes_at_its_own_lanes():
                                               (64, 64, 32)]
     assert fit_shapes(cfg, "fp16-linear") == [(32, 64, 0), (32, 64, 0), (64, 64, 0)]
     assert fit_shapes(CostConfig(), "llm-int8-linear") == [(32, 32, 0), (32, 64, 0), (64, 64, 0)]
-    assert set(DESIGN_FITS) == {METHODS[m].glue_design for m in METHODS}
+    assert set(DESIGN_FITS) == {METHODS[m].glue_key(CostConfig(layer_output=o))
+                                for m in METHODS for o in ("terms", "merged")}
+    # the merged output's glue is fitted at the two-term design's shapes
+    for design in ("lqer-linear", "resq-linear"):
+        assert fit_shapes(cfg, f"{design} merged") == fit_shapes(cfg, design)
+
+
+def test_a_glue_key_fits_its_design_at_its_own_layer_output():
+    from hw.cost.glue import design_of, fit_config
+    from hw.cost.model import fit_points
+    for key, output in (("lqer-linear", "terms"), ("lqer-linear merged", "merged"),
+                        ("resq-linear", "terms"), ("resq-linear merged", "merged")):
+        for given in ("terms", "merged"):
+            assert fit_config(CostConfig(layer_output=given), key).layer_output == output
+            points = fit_points(CostConfig(layer_output=given), key)
+            assert {whole.name for _, _, whole in points} == {design_of(key)}
+            assert {whole.kwargs["merged"] for _, _, whole in points} == {int(output == "merged")}
+    cfg = CostConfig(layer_output="terms")
+    assert fit_config(cfg, "fp16-linear") is cfg
+    assert METHODS["lqer"].glue_key(CostConfig()) == "lqer-linear merged"
+    assert METHODS["w8a8"].glue_key(CostConfig()) == "llm-int8-linear"
 
 
 def test_a_feature_constant_over_the_fit_points_is_folded_into_the_base():

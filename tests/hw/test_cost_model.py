@@ -37,12 +37,16 @@ GLUE = GlueFit(TARGET, {"luts": (1.0, 0.5, 200.0, 1000.0), "ffs": (0.0, 0.0, 50.
 
 @pytest.fixture(scope="module")
 def setup():
+    """The two-term output (the arithmetic below counts its widths); the figures cover
+    the merged output's parts too."""
     shapes = read_model("default")
-    cfg = CostConfig()
+    cfg = CostConfig(layer_output="terms")
     profile = fixed_columns(5, shapes)
-    keys = {k for ks in model.plan(shapes, list(METHODS), cfg, profile).values() for k in ks}
-    parts = model.required_parts(sorted(keys, key=repr), cfg)
-    return shapes, cfg, profile, _figures(parts)
+    parts = []
+    for c in (cfg, CostConfig(layer_output="merged")):
+        keys = {k for ks in model.plan(shapes, list(METHODS), c, profile).values() for k in ks}
+        parts += model.required_parts(sorted(keys, key=repr), c)
+    return shapes, cfg, profile, _figures(list(dict.fromkeys(parts)))
 
 
 def test_an_engine_is_its_parts_counted_plus_the_glue(setup):
@@ -66,6 +70,31 @@ def test_an_engine_is_its_parts_counted_plus_the_glue(setup):
     assert e["steps_per_token"] == 512 * 8 and e["lowrank_lanes"] == 1
 
 
+@pytest.mark.parametrize("method", ["mxint", "lqer", "resq"])
+def test_the_merged_output_is_costed_with_its_output_stage_and_its_own_glue(setup, method):
+    shapes, terms_cfg, profile, figures = setup
+    merged_cfg = CostConfig(layer_output="merged")
+    key = model.EngineKey(method, 128, 512)
+    assert {METHODS[method].glue_key(c) for c in (terms_cfg, merged_cfg)} == \
+        {METHODS[method].glue_design, METHODS[method].glue_design + " merged"}
+    t = model.engine_cost(key, terms_cfg, TARGET, figures, GLUE)
+    m = model.engine_cost(key, merged_cfg, TARGET, figures, GLUE)
+    roles = {r["role"] for r in m["parts"]} - {r["role"] for r in t["parts"]}
+    assert roles == {"mxint": {"output requantizer (merged output)"},
+                     "lqer": {"output requantizer (merged output)", "merge (main + term, "
+                              "merged output)", "term blocks to groups (merged output)"},
+                     "resq": {"output requantizer (merged output)", "merge (main + term, "
+                              "merged output)", "term blocks to groups (merged output)",
+                              "requantizer (high, merged output)"}}[method]
+    uses = model.engine_uses(METHODS[method], model.sizing_of(key, merged_cfg))
+    assert m["luts"] == sum(n * figures[(p, TARGET)]["figures"]["luts"] for _, p, n in uses) \
+        + m["parts"][-1]["luts"]
+    schedule = METHODS[method].schedule(model.sizing_of(key, merged_cfg))
+    assert (m["cycles_per_token"], m["steps_per_token"]) == (schedule.cycles, schedule.steps)
+    assert m["steps_per_token"] == t["steps_per_token"]
+    assert m["cycles_per_token"] > t["cycles_per_token"]   # the merge and requantizer fill
+
+
 def test_registers_mode_moves_buffers_into_the_glue(setup):
     shapes, cfg, profile, figures = setup
     key = model.EngineKey("mxint", 128, 128)
@@ -80,6 +109,8 @@ def test_layers_and_model_totals(setup):
     shapes, cfg, profile, figures = setup
     fits = {design: {TARGET: GLUE} for design in ("fp16-linear", "lqer-linear",
                                                   "llm-int8-linear")}
+    with pytest.raises(KeyError, match="lqer-linear merged"):  # the merged output's own glue
+        model.evaluate(shapes, ["mxint"], CostConfig(), [TARGET], figures, fits, profile)
     layers, engines = model.evaluate(shapes, ["fp16", "mxint", "llm-int8"], cfg, [TARGET],
                                      figures, fits, profile)
     assert len(layers) == 3 * len(shapes.layers)

@@ -4,16 +4,19 @@ synthesised alone, counted, plus the design's fitted glue and the register buffe
 against the whole datapath synthesised, within +-10% LUTs and FFs on xc7-nodsp and lut6
 (llm-int8: xc7-nodsp only, hw.cost.validate.TARGETS_OF) at each method's smallest shape
 that is not a fit shape, with the smallest parts (block
-4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape). Slow: marked
+4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape); the MXINT designs
+at both layer outputs (merged=0 and merged=1, each with its own glue fit). Slow: marked
 ``synth``; results are cached for the session (tests/hw/cost_cache.py)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from hw.cost import validate
 from hw.cost.glue import DESIGN_FITS, fit_shapes
-from hw.cost.methods import METHODS, CostConfig
+from hw.cost.methods import LAYER_OUTPUTS, METHODS, CostConfig
 from hw.synth.cache import ResultCache
 from tests.hw.cost_cache import session_cache_root
 
@@ -21,7 +24,11 @@ from tests.hw.cost_cache import session_cache_root
 def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
     assert set(validate.VALIDATED) == {m for m in METHODS if METHODS[m].design is not None} - {
         "l2qer"}  # the lqer datapath (docs/cost.md)
-    assert {METHODS[m].design[0] for m in validate.VALIDATED} == set(DESIGN_FITS)
+    assert {METHODS[m].glue_key(dataclasses.replace(validate.TEST_CONFIG, layer_output=o))
+            for m in validate.VALIDATED for o in validate.outputs_of(m)} == set(DESIGN_FITS)
+    assert {m: validate.outputs_of(m) for m in validate.VALIDATED} == {
+        "mxint": LAYER_OUTPUTS, "lqer": LAYER_OUTPUTS, "resq": LAYER_OUTPUTS,
+        "fp16": ("merged",), "llm-int8": ("merged",)}
     for cfg in (CostConfig(), validate.TEST_CONFIG):
         shapes = validate.at_block(validate.SHAPES, cfg.block)
         assert len(validate.points(cfg, shapes)) == sum(map(len, validate.SHAPES.values()))
@@ -45,10 +52,11 @@ def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("method", validate.VALIDATED)
-def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method,
+@pytest.mark.parametrize("method, output", [(m, o) for m in validate.VALIDATED
+                                            for o in validate.outputs_of(m)])
+def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method, output,
                                                                           tmp_path_factory):
-    cfg = validate.TEST_CONFIG
+    cfg = dataclasses.replace(validate.TEST_CONFIG, layer_output=output)
     shapes = validate.at_block({method: validate.SMALLEST[method]}, cfg.block)
     rows = validate.validate(cfg, shapes, validate.TARGETS,
                              tmp_path_factory.mktemp("cost-validate"),
@@ -57,6 +65,8 @@ def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method
     assert targets == (("xc7-nodsp",) if method == "llm-int8" else validate.TARGETS)
     assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
         {(method, *s, t) for s in shapes[method] for t in targets}
+    assert {r["merged"] for r in rows} == {int(output == "merged" and
+                                           method in ("mxint", "lqer", "resq"))}
     for r in rows:
         assert abs(r["luts_error"]) <= validate.BOUND, r
         assert abs(r["ffs_error"]) <= validate.BOUND, r
