@@ -131,6 +131,9 @@ def parts_table(engine: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+_OUTPUT_TEXT = {"merged": "merged, requantized to MXINT", "terms": "two terms per channel"}
+
+
 def markdown(result: dict) -> str:
     """The whole Markdown report of a run (``result``: the JSON document)."""
     cfg, model = result["config"], result["model"]
@@ -141,6 +144,7 @@ def markdown(result: dict) -> str:
              f"Engines at {cfg['macs_per_cycle']} MACs per cycle ({cfg['lanes']} lane(s) of block "
              f"{cfg['block']}), one token at a time; W{cfg['w_width']}A{cfg['a_width']} MXINT with "
              f"{cfg['exponent_bits']}-bit shared exponents, rank {cfg['rank']}; "
+             f"MXINT engines' output: {_OUTPUT_TEXT.get(cfg.get('layer_output'), 'terms')}; "
              f"outliers: {result['outliers'] or 'none'}. Memories: bits (block RAMs); weights are "
              "reported apart from the datapath. `source: estimated` marks engines with parts "
              "that are not synthesised project designs (docs/cost.md).", ""]
