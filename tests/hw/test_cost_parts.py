@@ -55,6 +55,28 @@ def test_builders_make_the_parts_lqer_linear_is_made_of():
         assert emit(built, fmt="rtlil", name="t") == emit(component, fmt="rtlil", name="t"), role
 
 
+@pytest.mark.parametrize("method, shape", [("mxint", (16, 8, 0)), ("lqer", (16, 8, 4)),
+                                           ("resq", (16, 8, 4)), ("lqer", (32, 16, 8))])
+def test_the_merged_output_parts_are_those_the_merged_design_builds(method, shape):
+    """merged=1: the merge, the output requantizer (and ResQ's high requantizer) and the
+    main accumulator sized for two more partials have the RTL of the design's own."""
+    from hw.cost import model
+    from hw.cost.methods import CostConfig
+    m, s, whole = model.design_point(method, CostConfig(block=4, macs_per_cycle=4), shape)
+    assert whole.kwargs["merged"] == 1
+    design = inspect(whole.name, **whole.kwargs)
+    uses = {u.role: u.part(s) for u in m.uses if u.count(s)}
+    inside = {"output requantizer (merged output)": design._out_quant,
+              "low-precision accumulator" if method == "resq" else "main accumulator":
+              design._main_acc}
+    if method != "mxint":
+        inside["merge (main + term, merged output)"] = design._merge
+    if method == "resq":
+        inside["requantizer (high, merged output)"] = design._quant
+    for role, component in inside.items():
+        assert component is not None and _same_rtl(uses[role], component), role
+
+
 def _same_rtl(part, component) -> bool:
     from hw.designs import emit
     return emit(resolve(part).build(), fmt="rtlil", name="t") == \
