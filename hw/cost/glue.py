@@ -2,8 +2,9 @@
 access logic of buffers held in registers, fitted from syntheses of a whole datapath.
 
 A datapath synthesised whole is its parts plus *glue*. The glue of each whole design a
-method names (``lqer-linear``, ``resq-linear``, ``fp16-linear``, ``llm-int8-linear``;
-:data:`DESIGN_FITS`) is modelled per design, target and resource as
+method names (``lqer-linear``, ``resq-linear``, ``fp16-linear``, ``llm-int8-linear``; and
+the MXINT designs with their merged output, ``"lqer-linear merged"``, ``"resq-linear
+merged"``: the keys of :data:`DESIGN_FITS`) is modelled per design, target and resource as
 
     LUTs  = a * operand_mux + b * result_mux + base + second * second_path
     FFs   = register_bits                    + base + second * second_path

@@ -16,6 +16,13 @@ A :class:`Method` is a list of :class:`Use` (a part, counted), a list of :class:
 A method whose whole datapath exists as a registered design names it (``design``):
 the control logic around the parts is then fitted from that design's syntheses
 (:mod:`hw.cost.glue`) and the prediction is validated against it.
+
+The MXINT engines (``lqer-linear``, ``resq-linear``) are costed with the output
+:attr:`CostConfig.layer_output` names: ``"merged"`` (default; the design's ``merged=1``:
+the merge and the output requantizer are counted, the schedule is the merged one, the
+glue is fitted on the merged design) or ``"terms"`` (``merged=0``). A part or store of
+one output only is a :class:`Use` counted 0 or a :class:`Store` absent (``when``) under
+the other (docs/cost.md, The layer output).
 """
 
 from __future__ import annotations
