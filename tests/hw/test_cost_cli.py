@@ -107,6 +107,20 @@ def test_an_interrupted_run_leaves_nothing(tmp_path, monkeypatch, capsys):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
 
 
+@pytest.mark.parametrize("argv, output", [([], "merged"), (["--layer-output", "terms"], "terms"),
+                                          (["--layer-output", "merged"], "merged")])
+def test_the_layer_output_reaches_the_cost_config(argv, output, tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def interrupted(**kwargs):
+        seen["cfg"] = kwargs["cfg"]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cost", interrupted)
+    assert cli.main([*argv, "--methods", "mxint", "-o", str(tmp_path / "out")]) == 130
+    assert seen["cfg"].layer_output == output and not (tmp_path / "out").exists()
+
+
 def test_default_methods_leave_llm_int8_out_without_outliers(capsys):
     shapes, methods, targets, profile, notes = cli.check_inputs(
         model="default", methods=None, cfg=cli_config(), targets=[], outliers=None,
