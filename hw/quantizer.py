@@ -147,6 +147,11 @@ class Quantizer(wiring.Component):
         mags = [wire(m, abs(v), f"magnitude_{k}") for k, v in enumerate(values)]
         negative = [v < 0 for v in values]
         mags, negative, lsbs = stage(mags, negative, lsbs)
+        # the magnitudes wait for their shift and the signs for the last level, unchanged:
+        # delay lines (LUT RAM), not a copy in every register level
+        last = len(delays) - 1
+        late_mags = pipe.bypass(mags, 1, last - 3, "magnitudes")
+        late_negative = pipe.bypass(negative, 1, last, "signs")
 
         if per_element:
             # each element's floor(log2 |v|), then a max tree over the block
@@ -154,36 +159,34 @@ class Quantizer(wiring.Component):
             hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
             shape = signed_for_range(lo, hi)
             lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
-            lengths, mags, negative, lsbs = stage(lengths, mags, negative, lsbs)
+            late_lsbs = pipe.bypass(lsbs, 1, last - 5, "lsbs")
+            lengths, lsbs = stage(lengths, lsbs)
             nz, fes = [], []
             for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
                 m.d.comb += fe.eq(length - 1 + lsb)
                 nz.append(wire(m, length != 0, f"nonzero_{k}"))
                 fes.append(fe)
-            nz, fes, mags, negative, lsbs = stage(nz, fes, mags, negative, lsbs)
+            nz, fes = stage(nz, fes)
             pairs = list(zip(nz, fes))
             while len(pairs) > 1:  # per halving: compare (registered), then select
                 takes = [wire(m, n1 & (~n2 | (f1 >= f2)), f"max_take_first_{len(pairs)}_{i}")
                          for i, ((n1, f1), (n2, f2)) in enumerate(zip(pairs[0::2],
                                                                       pairs[1::2]))]
-                takes, nz, fes, mags, negative, lsbs = stage(
-                    takes, [p[0] for p in pairs], [p[1] for p in pairs], mags, negative, lsbs)
+                takes, nz, fes = stage(takes, [p[0] for p in pairs], [p[1] for p in pairs])
                 merged = []
                 for i, take_first in enumerate(takes):
                     k = len(merged) + len(pairs)
                     merged.append((wire(m, nz[2 * i] | nz[2 * i + 1], f"max_nonzero_{k}"),
                                    wire(m, Mux(take_first, fes[2 * i], fes[2 * i + 1]),
                                         f"max_exp_{k}")))
-                nz, fes, mags, negative, lsbs = stage([p[0] for p in merged],
-                                                      [p[1] for p in merged], mags, negative, lsbs)
+                nz, fes = stage([p[0] for p in merged], [p[1] for p in merged])
                 pairs = list(zip(nz, fes))
             natural, nonzero = pairs[0][1], pairs[0][0]
             # the clamp's comparisons, registered; then the clamp itself
             below = wire(m, ~nonzero | (natural < emin), "exponent_below")
             above = wire(m, natural > emax, "exponent_above")
-            (below, above, natural), mags, negative, lsbs = stage(
-                [below, above, natural], mags, negative, lsbs)
+            ((below, above, natural),) = stage([below, above, natural])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             with m.If(below):
                 m.d.comb += exponent.eq(emin)
@@ -192,23 +195,20 @@ class Quantizer(wiring.Component):
             with m.Else():
                 m.d.comb += exponent.eq(natural)
             # the shared exponent, and a copy of it per element (each copy's fan-out local)
-            flat = pipe.after(next(level), [exponent] * (block + 1) + mags + negative + lsbs,
-                              replicas=True)
-            exponent, copies = flat[0], flat[1:block + 1]
-            mags, negative = flat[block + 1:2 * block + 1], flat[2 * block + 1:3 * block + 1]
-            lsbs = flat[3 * block + 1:]
-            distances = [wire(m, (pre - fmt.frac_bits) + copies[k] - lsbs[k], f"distance_{k}")
-                         for k in range(block)]
-            (exponent,), distances, mags, negative = stage([exponent], distances, mags, negative)
+            flat = pipe.after(next(level), [exponent] * (block + 1), replicas=True)
+            exponent, copies = flat[0], flat[1:]
+            distances = [wire(m, (pre - fmt.frac_bits) + copies[k] - late_lsbs[k],
+                              f"distance_{k}") for k in range(block)]
+            (exponent,), distances = stage([exponent], distances)
             amounts = [shift_amount(m, distances[k], cap, f"shift_{k}") for k in range(block)]
         else:
             # fixed point: the bit length n of the OR of the magnitudes decides everything
             ored = mags[0]
             for mag in mags[1:]:
                 ored = ored | mag
-            (ored,), mags, negative = stage([wire(m, ored, "magnitudes_or")], mags, negative)
+            ((ored,),) = stage([wire(m, ored, "magnitudes_or")])
             length = bit_length(m, ored, "block_bit_length")
-            (length,), mags, negative = stage([length], mags, negative)
+            ((length,),) = stage([length])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
             with m.Switch(length):
@@ -219,23 +219,23 @@ class Quantizer(wiring.Component):
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
             amounts = [amount]
-        (exponent,), amounts, mags, negative = stage([exponent], amounts, mags, negative)
+        (exponent,), amounts = stage([exponent], amounts)
         if not per_element:
             amounts = amounts * block
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
         for k in range(block):
-            parts = shift_right_round_parts(m, mags[k] << pre, amounts[k], f"rounded_{k}")
+            parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
+                                            f"rounded_{k}")
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])
-        (exponent,), coarse, sticky, fine_amounts, negative = stage(
-            [exponent], coarse, sticky, fine_amounts, negative)
+        (exponent,), coarse, sticky, fine_amounts = stage([exponent], coarse, sticky,
+                                                          fine_amounts)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
-        (exponent,), with_round, sticky, negative = stage([exponent], with_round, sticky,
-                                                          negative)
+        (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         saturated = []
         w1 = fmt.width - 1
         for k in range(block):
@@ -246,8 +246,8 @@ class Quantizer(wiring.Component):
             low = wire(m, floor[:w1] + up, f"rounded_low_{k}")
             saturated.append(wire(m, Mux(high | low[w1], fmt.mantissa_max, low[:w1]),
                                   f"saturated_{k}"))
-        (exponent,), saturated, negative = stage([exponent], saturated, negative)
-        mantissas = [Mux(negative[k], -saturated[k], saturated[k]) for k in range(block)]
+        (exponent,), saturated = stage([exponent], saturated)
+        mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
         (exponent,), mantissas = stage([exponent], mantissas)
 
         pipe.connect(self.i, self.o)
