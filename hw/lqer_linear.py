@@ -112,7 +112,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
     ``lanes_lowrank`` (0: the default, :func:`hw.lqer_schedule.default_lowrank_lanes`;
     else a power of two dividing the block); ``guard_bits`` (0..32); ``dot_stages``
     (1..8), ``acc_slots`` (1..4) and ``acc_stages`` (0..4) of the dot arrays and
-    accumulators; ``quant_stages`` (1..16) of the quantizers; ``output`` ("terms" or
+    accumulators; ``quant_stages`` (1..20) of the quantizers; ``output`` ("terms" or
     "mxint"); ``bias`` (merged output: a bias block per output block); ``merge_stages``
     (1..16); ``mode`` ("lqer" or "resq", module doc: ``rank`` is then ResQ's ``r`` in
     0..d_in-1, ``a_format``/``w_format`` are those of z_l/W_l, ``lowrank_format`` that of
@@ -126,7 +126,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                  lowrank_format: MXIntFormat = MXIntFormat(width=8),
                  lanes_main: int = 1, lanes_lowrank: int = 0, guard_bits: int = 8,
                  dot_stages: int = 5, acc_slots: int = 4, acc_stages: int = 5,
-                 quant_stages: int = 12, output: str = "terms", bias: bool = False,
+                 quant_stages: int = 19, output: str = "terms", bias: bool = False,
                  merge_stages: int = 6, mode: str = "lqer"):
         with rejectable(self):
             self._setup(d_in, d_out, rank, a_format, w_format, lowrank_format, lanes_main,
@@ -181,7 +181,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         check_int("dot_stages", dot_stages, 1, 8)
         check_int("acc_slots", acc_slots, 1, 4)
         check_int("acc_stages", acc_stages, 0, 6)
-        check_int("quant_stages", quant_stages, 1, 16)
+        check_int("quant_stages", quant_stages, 1, 20)
         check_int("merge_stages", merge_stages, 1, 16)
         self._output = check_choice("output", output, OUTPUTS)
         if bias not in (True, False, 0, 1):
@@ -723,7 +723,7 @@ def _shared_params(term: str, out: str) -> tuple:
         Param("dot_stages", 5, 1, 8, "pipeline stages of each dot array"),
         Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
         Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
-        Param("quant_stages", 12, 1, 16, "pipeline stages of each requantizer"),
+        Param("quant_stages", 19, 1, 20, "pipeline stages of each requantizer"),
         Param("merged", 0, 0, 1, f"1: merge main + {term} (+ bias) and requantize to "
               f"MXINT({out}) blocks; 0: emit the two terms"),
         Param("bias", 0, 0, 1, "1 (with merged=1): a bias block per output block, from the "

@@ -26,7 +26,8 @@ from amaranth.lib.memory import Memory
 
 from hw.unused import rejectable
 
-__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG"]
+__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "delay_line",
+           "MEMORY_DELAY"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -112,6 +113,47 @@ class OutputFIFO(Elaboratable):
         return m
 
 
+# Delays of at least this many cycles go through a memory (delay_line)
+MEMORY_DELAY = 3
+
+
+def delay_line(m: Module, values: list[Value], cycles: int, name: str) -> list[Value]:
+    """``values`` delayed by exactly ``cycles`` (>= 0) clock cycles of the ``sync`` domain,
+    free-running (no enable): through registers below :data:`MEMORY_DELAY` cycles, else
+    through one memory of a power-of-two depth >= ``cycles`` that is written every cycle
+    at a wrapping pointer and read (synchronously, not transparently) ``cycles - 1``
+    entries behind it, so that Yosys maps the delay to LUT RAM instead of ``cycles``
+    flip-flops per bit. Returns signals of the values' shapes."""
+    values = [Value.cast(v) for v in values]
+    if cycles < 0:
+        raise ValueError(f"cycles must be >= 0; got {cycles}")
+    if cycles == 0 or not values:
+        return values
+    bundle = Cat(*values)
+    if cycles < MEMORY_DELAY:
+        for k in range(cycles):
+            reg = Signal(len(bundle), name=f"{name}_delay_{k}", reset_less=True)
+            m.d.sync += reg.eq(bundle)
+            bundle = reg
+    else:
+        bits = (cycles - 1).bit_length()
+        memory = Memory(shape=len(bundle), depth=1 << bits, init=[])
+        m.submodules[f"{name}_delay"] = memory
+        write, read = memory.write_port(), memory.read_port()
+        pointer = Signal(bits, name=f"{name}_delay_pointer")
+        m.d.sync += pointer.eq(pointer + 1)
+        m.d.comb += [write.addr.eq(pointer), write.data.eq(bundle), write.en.eq(1),
+                     read.addr.eq(pointer - (cycles - 1)), read.en.eq(1)]
+        bundle = read.data
+    out, offset = [], 0
+    for v in values:
+        sig = Signal(v.shape(), name=f"{name}_delayed_{len(out)}")
+        m.d.comb += sig.eq(bundle[offset:offset + len(v)])
+        offset += len(v)
+        out.append(sig)
+    return out
+
+
 class Pipeline:
     """Register placement, the valid chain and the output of one datapath inside module ``m``.
 
@@ -161,6 +203,17 @@ class Pipeline:
         self._m.d.sync += valid.eq(self._valid)
         self._valid = valid
         return regs
+
+    def bypass(self, values: list[Value], start: int, stop: int, name: str) -> list[Value]:
+        """``values`` as they enter level ``start``, delivered as they enter level ``stop``
+        (``start < stop``; the last level's index + 1 is the output): delayed by the
+        registers of levels ``start .. stop - 1`` (:func:`delay_line`), for values that
+        those levels do not change, so a long pipeline carries them in a memory."""
+        if not 0 <= start < stop <= len(self._counts):
+            raise ValueError(f"levels must satisfy 0 <= start < stop <= {len(self._counts)}; "
+                             f"got {start}, {stop}")
+        return delay_line(self._m, values, sum(self._counts[start:stop]),
+                          f"{self._name}_{name}")
 
     def after(self, level: int, values: list[Value], *, keep: Value | None = None,
               replicas: bool = False) -> list[Value]:

@@ -11,11 +11,13 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
 1. magnitudes ``|v_i|`` and signs;
 2. the block's ``floor(log2 max|v_i|)``: in fixed-point mode, a leading-one tree on the
    OR of the magnitudes, giving the bit length ``n``; with per-element exponents, each
-   element's ``bit_length - 1 + lsb_i`` and then a max tree, one level per halving;
+   element's ``bit_length - 1 + lsb_i`` and then a max tree, two levels per halving (the
+   comparisons, then the selection);
 3. the shared exponent clamped to the exponent range (an all-zero block gets the
    minimum) and each element's right shift of ``|v_i| << (width-1)``: in fixed-point mode
-   both are functions of ``n`` alone, a small table; otherwise a clamp, then a subtract
-   and a clamp per element;
+   both are functions of ``n`` alone, a small table; otherwise the clamp's comparisons,
+   the clamp (registered with a copy of the exponent per element), then a subtract, then a
+   clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
    of everything shifted out (a table of masks by shift, not comparators);
 5. the fine part, the round bit;
@@ -42,7 +44,7 @@ from sw.mxint import MXIntFormat
 
 __all__ = ["Quantizer", "MAX_STAGES", "MAX_IN_WIDTH"]
 
-MAX_STAGES = 16
+MAX_STAGES = 20
 MAX_IN_WIDTH = 52  # sw.mxint.quantize_exact takes magnitudes below 2**53
 
 
@@ -106,8 +108,9 @@ class Quantizer(wiring.Component):
         lod = 1.0 + (width - 1).bit_length()
         # abs: a negation, a carry chain over in_width bits, in and out of the chain
         negate = 2.0 + width / 16
-        if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp; shift amounts
-            head = [negate, lod, 2.5] + [3.0] * tree + [2.5, 2.5]
+        if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp (compare, select);
+            #                  distances; amounts
+            head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 1.5]
         else:                # abs; OR tree; leading one; table
             head = [negate, 1.0 + tree / 2, lod, 2.0]
         return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
@@ -144,6 +147,11 @@ class Quantizer(wiring.Component):
         mags = [wire(m, abs(v), f"magnitude_{k}") for k, v in enumerate(values)]
         negative = [v < 0 for v in values]
         mags, negative, lsbs = stage(mags, negative, lsbs)
+        # the magnitudes wait for their shift and the signs for the last level, unchanged:
+        # delay lines (LUT RAM), not a copy in every register level
+        last = len(delays) - 1
+        late_mags = pipe.bypass(mags, 1, last - 3, "magnitudes")
+        late_negative = pipe.bypass(negative, 1, last, "signs")
 
         if per_element:
             # each element's floor(log2 |v|), then a max tree over the block
@@ -151,44 +159,56 @@ class Quantizer(wiring.Component):
             hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
             shape = signed_for_range(lo, hi)
             lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
-            lengths, mags, negative, lsbs = stage(lengths, mags, negative, lsbs)
+            late_lsbs = pipe.bypass(lsbs, 1, last - 5, "lsbs")
+            lengths, lsbs = stage(lengths, lsbs)
             nz, fes = [], []
             for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
                 m.d.comb += fe.eq(length - 1 + lsb)
                 nz.append(wire(m, length != 0, f"nonzero_{k}"))
                 fes.append(fe)
-            nz, fes, mags, negative, lsbs = stage(nz, fes, mags, negative, lsbs)
+            nz, fes = stage(nz, fes)
             pairs = list(zip(nz, fes))
-            while len(pairs) > 1:
+            while len(pairs) > 1:  # per halving: compare (registered), then select
+                takes = [wire(m, n1 & (~n2 | (f1 >= f2)), f"max_take_first_{len(pairs)}_{i}")
+                         for i, ((n1, f1), (n2, f2)) in enumerate(zip(pairs[0::2],
+                                                                      pairs[1::2]))]
+                takes, nz, fes = stage(takes, [p[0] for p in pairs], [p[1] for p in pairs])
                 merged = []
-                for (n1, f1), (n2, f2) in zip(pairs[0::2], pairs[1::2]):
-                    take_first = n1 & (~n2 | (f1 >= f2))
+                for i, take_first in enumerate(takes):
                     k = len(merged) + len(pairs)
-                    merged.append((wire(m, n1 | n2, f"max_nonzero_{k}"),
-                                   wire(m, Mux(take_first, f1, f2), f"max_exp_{k}")))
-                nz, fes, mags, negative, lsbs = stage([p[0] for p in merged],
-                                                      [p[1] for p in merged], mags, negative, lsbs)
+                    merged.append((wire(m, nz[2 * i] | nz[2 * i + 1], f"max_nonzero_{k}"),
+                                   wire(m, Mux(take_first, fes[2 * i], fes[2 * i + 1]),
+                                        f"max_exp_{k}")))
+                nz, fes = stage([p[0] for p in merged], [p[1] for p in merged])
                 pairs = list(zip(nz, fes))
             natural, nonzero = pairs[0][1], pairs[0][0]
+            # the clamp's comparisons, registered; then the clamp itself
+            below = wire(m, ~nonzero | (natural < emin), "exponent_below")
+            above = wire(m, natural > emax, "exponent_above")
+            ((below, above, natural),) = stage([below, above, natural])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
-            with m.If(~nonzero | (natural < emin)):
+            with m.If(below):
                 m.d.comb += exponent.eq(emin)
-            with m.Elif(natural > emax):
+            with m.Elif(above):
                 m.d.comb += exponent.eq(emax)
             with m.Else():
                 m.d.comb += exponent.eq(natural)
-            (exponent,), mags, negative, lsbs = stage([exponent], mags, negative, lsbs)
-            amounts = [shift_amount(m, (pre - fmt.frac_bits) + exponent - lsbs[k], cap,
-                                    f"shift_{k}") for k in range(block)]
+            # the shared exponent, and a copy of it per element (each copy's fan-out local)
+            flat = pipe.after(next(level), [exponent] * (block + 1), replicas=True)
+            exponent, copies = flat[0], flat[1:]
+            distances = [wire(m, (pre - fmt.frac_bits) + copies[k] - late_lsbs[k],
+                              f"distance_{k}") for k in range(block)]
+            (exponent,), distances = stage([exponent], distances)
+            amounts = [shift_amount(m, distances[k], cap, f"shift_{k}") for k in range(block)]
         else:
             # fixed point: the bit length n of the OR of the magnitudes decides everything
             ored = mags[0]
             for mag in mags[1:]:
                 ored = ored | mag
-            (ored,), mags, negative = stage([wire(m, ored, "magnitudes_or")], mags, negative)
+            ((ored,),) = stage([wire(m, ored, "magnitudes_or")])
             length = bit_length(m, ored, "block_bit_length")
-            (length,), mags, negative = stage([length], mags, negative)
+            ((length,),) = stage([length])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
             with m.Switch(length):
@@ -199,23 +219,23 @@ class Quantizer(wiring.Component):
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
             amounts = [amount]
-        (exponent,), amounts, mags, negative = stage([exponent], amounts, mags, negative)
+        (exponent,), amounts = stage([exponent], amounts)
         if not per_element:
             amounts = amounts * block
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
         for k in range(block):
-            parts = shift_right_round_parts(m, mags[k] << pre, amounts[k], f"rounded_{k}")
+            parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
+                                            f"rounded_{k}")
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])
-        (exponent,), coarse, sticky, fine_amounts, negative = stage(
-            [exponent], coarse, sticky, fine_amounts, negative)
+        (exponent,), coarse, sticky, fine_amounts = stage([exponent], coarse, sticky,
+                                                          fine_amounts)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
-        (exponent,), with_round, sticky, negative = stage([exponent], with_round, sticky,
-                                                          negative)
+        (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         saturated = []
         w1 = fmt.width - 1
         for k in range(block):
@@ -226,8 +246,8 @@ class Quantizer(wiring.Component):
             low = wire(m, floor[:w1] + up, f"rounded_low_{k}")
             saturated.append(wire(m, Mux(high | low[w1], fmt.mantissa_max, low[:w1]),
                                   f"saturated_{k}"))
-        (exponent,), saturated, negative = stage([exponent], saturated, negative)
-        mantissas = [Mux(negative[k], -saturated[k], saturated[k]) for k in range(block)]
+        (exponent,), saturated = stage([exponent], saturated)
+        mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
         (exponent,), mantissas = stage([exponent], mantissas)
 
         pipe.connect(self.i, self.o)

@@ -13,6 +13,8 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
   ``lqer-hw synth --default`` folder's ``synth.json`` (``hw.synth.report``);
 - ``pnr-default`` (docs/synth.md): Fmax per design and family from a ``lqer-hw pnr``
   folder's ``pnr.json``;
+- ``lqer-cycles``, ``resq-cycles`` (docs/lqer_linear.md): cycles per token of
+  ``lqer-linear`` and ``resq-linear`` at a few shapes, as the components publish them;
 - ``readme-synth`` (README.md): the summary table of ``synth-default`` (as just written, or
   as docs/synth.md holds it), so the README never shows another run's figures;
 - ``lqer-scaling`` (docs/synth.md), with ``--scaling``: ``lqer-linear``'s LUTs, FFs, block
@@ -23,7 +25,7 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
   defaults (through the synthesis cache: minutes when cold, seconds after).
 
 The result blocks are rewritten only when their folder holds a report (``make synth`` /
-``make pnr`` first); the design table always.
+``make pnr`` first); the design and cycle tables always.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
          "pnr-default": "docs/synth.md", "readme-synth": "README.md",
-         "llm-int8-split": "docs/llm_int8_rtl.md", "lqer-scaling": "docs/synth.md"}
+         "llm-int8-split": "docs/llm_int8_rtl.md", "lqer-scaling": "docs/synth.md",
+         "lqer-cycles": "docs/lqer_linear.md", "resq-cycles": "docs/lqer_linear.md"}
 # The area split of llm-int8-linear (docs/llm_int8_rtl.md): the whole datapath, fp16-linear
 # beside it, and its parts synthesised alone, each at its registry defaults on SPLIT_TARGET
 SPLIT_TARGET = "ecp5"
@@ -150,6 +153,48 @@ def measure_scaling(cache_root: Path | None, build: Path) -> str:
     return f"**{title}**\n\n{table}\n"
 
 
+# (d_in, d_out, P_m) of the lqer-linear cycles table; (d_in, d_out, r, P_m) of ResQ's
+LQER_CYCLE_SHAPES = ((64, 64, 4), (64, 64, 16), (128, 128, 4), (128, 128, 16), (128, 512, 16),
+                     (4096, 4096, 16))
+RESQ_CYCLE_SHAPES = ((32, 32, 16, 2), (128, 128, 16, 4), (128, 128, 16, 16), (256, 256, 32, 8),
+                     (512, 512, 64, 16), (4096, 4096, 512, 16))
+
+
+def _table(head: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
+
+
+def lqer_cycles_table() -> str:
+    """``lqer-linear``'s cycles per token at :data:`LQER_CYCLE_SHAPES` (block 16, rank 32;
+    main only = rank 0), as the components publish them."""
+    from hw.designs import inspect
+    rows = []
+    for d_in, d_out, p_m in LQER_CYCLE_SHAPES:
+        main = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=0, lanes_main=p_m)
+        dual = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=32, lanes_main=p_m)
+        rows.append([f"{d_in} x {d_out}", p_m, dual.lanes_lowrank, main.cycles_per_token,
+                     dual.cycles_per_token])
+    return _table(["d_in x d_out", "P_m", "P_l", "main only", "dual"], rows)
+
+
+def resq_cycles_table() -> str:
+    """``resq-linear``'s cycles per token at :data:`RESQ_CYCLE_SHAPES` beside its wide path
+    alone and ``lqer-linear`` at rank min(32, d_in / 2), as the components publish them."""
+    from hw.designs import inspect
+    rows = []
+    for d_in, d_out, r, p_m in RESQ_CYCLE_SHAPES:
+        wide = inspect("resq-linear", d_in=d_in, d_out=d_out, rank=0, lanes_main=p_m)
+        resq = inspect("resq-linear", d_in=d_in, d_out=d_out, rank=r, lanes_main=p_m)
+        lqer = inspect("lqer-linear", d_in=d_in, d_out=d_out, rank=min(32, d_in // 2),
+                       lanes_main=p_m)
+        rows.append([f"{d_in} x {d_out}", r, p_m, resq.lanes_lowrank, wide.cycles_per_token,
+                     resq.cycles_per_token,
+                     f"{lqer.cycles_per_token} (P_l {lqer.lanes_lowrank})"])
+    return _table(["d_in x d_out", "r", "P_m", "P_l", "wide path only (r = 0)", "ResQ",
+                   "LQER, rank min(32, d_in/2), default P_l"], rows)
+
+
 def _records(folder: Path | None, stem: str) -> list[dict] | None:
     if folder is None or not (folder / f"{stem}.json").is_file():
         return None
@@ -176,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling", action="store_true",
                     help="also synthesise lqer-linear's scaling table (xc7, ECP5, cached)")
     args = ap.parse_args(argv)
-    bodies = {"hw-designs": designs_table()}
+    bodies = {"hw-designs": designs_table(), "lqer-cycles": lqer_cycles_table(),
+              "resq-cycles": resq_cycles_table()}
     if args.scaling:
         bodies["lqer-scaling"] = measure_scaling(args.cache, ROOT / "build" / "scaling")
     if args.split:

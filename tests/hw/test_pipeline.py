@@ -6,7 +6,9 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.pipeline import OutputFIFO, register_counts
+from amaranth.hdl import Module, Signal, signed
+
+from hw.pipeline import MEMORY_DELAY, OutputFIFO, delay_line, register_counts
 
 
 def _largest_group(delays, counts):
@@ -78,3 +80,38 @@ def test_output_fifo_depth_is_checked():
     with pytest.raises(ValueError) as info:
         OutputFIFO(width=8, depth=1)
     assert str(info.value) == "depth must be >= 2; got 1"
+
+
+@pytest.mark.parametrize("cycles", [0, 1, 2, MEMORY_DELAY, 4, 5, 8, 9, 17])
+def test_delay_line_delays_every_value_by_exactly_its_cycles(cycles):
+    """Registers below MEMORY_DELAY, a memory from there on: the same values, exactly
+    ``cycles`` later, every cycle (free-running), whatever the shapes."""
+    m = Module()
+    a, b = Signal(7), Signal(signed(5))
+    out = delay_line(m, [a, b], cycles, "t")
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)  # a sync domain even for cycles = 0
+    assert [o.shape() for o in out] == [a.shape(), b.shape()]
+    assert bool(m._named_submodules) == (cycles >= MEMORY_DELAY)  # the memory
+    rng = random.Random(cycles)
+    inputs = [(rng.randrange(128), rng.randrange(-16, 16)) for _ in range(60)]
+
+    async def bench(ctx):
+        for t, (x, y) in enumerate(inputs):
+            ctx.set(a, x)
+            ctx.set(b, y)
+            if t >= cycles:
+                assert (ctx.get(out[0]), ctx.get(out[1])) == inputs[t - cycles], t
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_delay_line_rejects_a_negative_delay():
+    m = Module()
+    with pytest.raises(ValueError, match=r"^cycles must be >= 0; got -1$"):
+        delay_line(m, [Signal(2)], -1, "t")
+    Simulator(m)  # used

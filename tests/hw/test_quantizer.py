@@ -64,7 +64,7 @@ def test_per_element_exponents_match_the_reference(block, stages):
 
 @pytest.mark.parametrize("make, error, message", [
     (lambda: Quantizer(in_width=60), ValueError, "in_width must be an integer in 2..52; got 60"),
-    (lambda: Quantizer(stages=0), ValueError, "stages must be an integer in 1..16; got 0"),
+    (lambda: Quantizer(stages=0), ValueError, "stages must be an integer in 1..20; got 0"),
     (lambda: Quantizer(out_format=MXIntFormat(flavour="lqer")), ValueError,
      'out_format.flavour must be "ocp" in hardware; got \'lqer\''),
     (lambda: Quantizer(out_format=8), TypeError,
