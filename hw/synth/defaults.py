@@ -41,8 +41,8 @@ SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
 # Points Yosys 0.70's generic flows cannot synthesise ("Conflicting init values" in
-# opt_clean after ABC on the int32 -> fp32 stage; docs/synth.md, pitfalls): DATAPATH_TARGETS
-GENERIC_FLOW_FAILS = frozenset({"llm-int8-int-path"})
+# opt_clean after ABC; docs/synth.md, pitfalls): DATAPATH_TARGETS
+GENERIC_FLOW_FAILS = frozenset({"llm-int8-int-path", "llm-int8-compaction"})
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 # A whole layer design (it publishes a ``schedule``): the targets its figures are read on,
 # the cost model's fabric-only 7-series and ECP5 as ``lqer-hw pnr`` places it.
