@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from hw.synth.defaults import design_points, registered_designs  # noqa: E402
+from hw.synth.report import markdown_grid  # noqa: E402
 
 DEFAULT_DEPTHS = (1, 2, 4, 8)
 DEFAULT_DIMS = (64, 256, 1024)
@@ -165,12 +166,6 @@ def scaling_header(targets) -> list[str]:
     return ["d_in = d_out"] + [f"{t} {c}" for t in targets for c in SCALING_COLUMNS]
 
 
-def markdown(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _key(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
@@ -206,7 +201,7 @@ def _run_fmax(args, designs, cache, out: Path) -> str:
     calibration = [(r["harness_est_fmax_mhz"], r["fmax_mhz"]) for r in timing
                    if r["pnr_family"] == "ice40" and r.get("fmax_mhz")
                    and r.get("harness_est_fmax_mhz")]
-    text = markdown(fmax_header(args.families), rows)
+    text = markdown_grid(fmax_header(args.families), rows)
     if calibration:
         ratios = sorted(est / meas for est, meas in calibration)
         text += (f"\n\nThe estimate's method on iCE40 HX (where nextpnr measures): estimate / "
@@ -236,8 +231,8 @@ def scaling_table(*, dims=DEFAULT_DIMS, rank: int = 32, targets=SCALING_TARGETS,
     by_point = {(r["params"]["d_in"], r["target"]): r for r in records}
     fixed = {k: v for k, v in points[0].items() if k not in ("d_in", "d_out", "rank")}
     title = f"{design.name} ({_key(fixed)}, rank {rank})"
-    return title + "\n\n" + markdown(scaling_header(targets),
-                                     scaling_rows(dims, by_point, targets))
+    return title + "\n\n" + markdown_grid(scaling_header(targets),
+                                          scaling_rows(dims, by_point, targets))
 
 
 def build_parser() -> argparse.ArgumentParser:

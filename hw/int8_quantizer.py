@@ -31,7 +31,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.fp.fp32_mul import FP32Mul
-from hw.pipeline import Pipeline
+from hw.pipeline import Pipeline, register_delay
 from hw.shifting import bit_length, wire
 from hw.unused import owned, rejectable
 
@@ -130,11 +130,7 @@ class Int8Quantizer(wiring.Component):
         m.submodules.mul = mul = self._mul
         m.d.comb += [mul.i.valid.eq(conv.valid), mul.i.payload.a.eq(x32),
                      mul.i.payload.b.eq(r), mul.o.ready.eq(1)]
-        zeros = [xzero]
-        for k in range(mul.latency):
-            reg = Signal(name=f"zero_d{k}")
-            m.d.sync += reg.eq(zeros[-1])
-            zeros.append(reg)
+        xzero_late = register_delay(m, xzero, mul.latency, "zero", reset_less=False)
 
         rnd = Pipeline(m, levels=ROUND_LEVELS, stages=ROUND_LEVELS, name="round",
                        valid_in=mul.o.valid, backpressure=False)
@@ -151,7 +147,7 @@ class Int8Quantizer(wiring.Component):
         sticky = wire(m, below[:24].any(), "round_sticky")
         small = wire(m, e < 126, "round_small")                  # |v| < 0.5
         kept, round_bit, sticky, small, sign, zero_o = rnd.after(
-            0, [kept, round_bit, sticky, small, v[31], zeros[-1]])
+            0, [kept, round_bit, sticky, small, v[31], xzero_late])
         up = round_bit & (sticky | kept[0])
         magnitude = wire(m, (kept + up)[:8], "round_magnitude")
         code = Mux(small | zero_o, 0, Mux(sign, -magnitude, magnitude))

@@ -82,6 +82,7 @@ from hw.lqer_schedule import MODES, OUTPUTS, LQERSchedule, default_lowrank_lanes
 from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
+from hw.pipeline import register_delay
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
@@ -440,8 +441,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                      main_dots.i.payload.x.eq(x_operand),
                      main_dots.i.payload.w.eq(self.i.payload.w),
                      main_dots.o.ready.eq(1), main_acc.o.ready.eq(1)]
-        self._feed(m, main_dots, main_acc, self._delay(m, j == nb_in - 1, s.dot_latency,
-                                                       "main_last"))
+        self._feed(m, main_dots, main_acc, register_delay(m, j == nb_in - 1, s.dot_latency,
+                                                          "main_last", reset_less=False))
         pm = s.lanes_main
         group_layout = data.ArrayLayout(self._channel, pm)
         m.submodules.main_fifo = main_fifo = SyncFIFOBuffered(width=group_layout.size,
@@ -529,7 +530,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                      dots.i.payload.x.eq(operand),
                      dots.i.payload.w.eq(self.i.payload.f),
                      dots.o.ready.eq(1), acc.o.ready.eq(1)]
-        last = self._delay(m, last_block, s.dot_latency, "lowrank_last")
+        last = register_delay(m, last_block, s.dot_latency, "lowrank_last", reset_less=False)
         self._feed(m, dots, acc, last)
 
         # which results to keep: T groups first, then U groups, padded ones dropped
@@ -673,15 +674,6 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
             m.d.comb += [quant.i.payload.values[e].eq(blocks.o.payload[e].value),
                          quant.i.payload.lsbs[e].eq(blocks.o.payload[e].exponent)]
         wiring.connect(m, wiring.flipped(self.o), quant.o)
-
-    @staticmethod
-    def _delay(m, value, cycles: int, name: str):
-        """``value`` delayed by ``cycles`` free-running registers (the dot arrays' latency)."""
-        for k in range(cycles):
-            reg = Signal(name=f"{name}_d{k}")
-            m.d.sync += reg.eq(value)
-            value = reg
-        return value
 
     @staticmethod
     def _feed(m, dots, acc, last):

@@ -26,8 +26,8 @@ from amaranth.lib.memory import Memory
 
 from hw.unused import rejectable
 
-__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "delay_line",
-           "MEMORY_DELAY"]
+__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "register_delay",
+           "delay_line", "MEMORY_DELAY"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -117,6 +117,18 @@ class OutputFIFO(Elaboratable):
 MEMORY_DELAY = 3
 
 
+def register_delay(m: Module, value: Value, cycles: int, name: str, *,
+                   reset_less: bool = True) -> Value:
+    """``value`` delayed by ``cycles`` (>= 0) free-running registers of the ``sync`` domain,
+    named ``{name}_d{k}`` (``reset_less=False``: each resets to 0 with the domain)."""
+    value = Value.cast(value)
+    for k in range(cycles):
+        reg = Signal(len(value), name=f"{name}_d{k}", reset_less=reset_less)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
 def delay_line(m: Module, values: list[Value], cycles: int, name: str) -> list[Value]:
     """``values`` delayed by exactly ``cycles`` (>= 0) clock cycles of the ``sync`` domain,
     free-running (no enable): through registers below :data:`MEMORY_DELAY` cycles, else
@@ -131,10 +143,7 @@ def delay_line(m: Module, values: list[Value], cycles: int, name: str) -> list[V
         return values
     bundle = Cat(*values)
     if cycles < MEMORY_DELAY:
-        for k in range(cycles):
-            reg = Signal(len(bundle), name=f"{name}_delay_{k}", reset_less=True)
-            m.d.sync += reg.eq(bundle)
-            bundle = reg
+        bundle = register_delay(m, bundle, cycles, f"{name}_delay")
     else:
         bits = (cycles - 1).bit_length()
         memory = Memory(shape=len(bundle), depth=1 << bits, init=[])

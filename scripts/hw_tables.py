@@ -161,8 +161,8 @@ RESQ_CYCLE_SHAPES = ((32, 32, 16, 2), (128, 128, 16, 4), (128, 128, 16, 16), (25
 
 
 def _table(head: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows]) + "\n"
+    from hw.synth.report import markdown_grid
+    return markdown_grid(head, rows) + "\n"
 
 
 def lqer_cycles_table() -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from hw.synth.targets import CATEGORIES, FLOWS
 from lqer_hw.files import atomic_file, write_text
 
-__all__ = ["write_reports", "markdown_summary", "markdown_table", "csv_text", "plot_luts",
+__all__ = ["write_reports", "markdown_summary", "markdown_table", "markdown_grid", "csv_text",
+           "plot_luts",
            "main_parameter", "time_summary", "idle_wall_time", "CSV_COLUMNS", "ESTIMATE_NOTE"]
 
 CSV_COLUMNS = ("design", "params", "target", "flow", *CATEGORIES, "transistors", "area",
@@ -59,6 +60,13 @@ def _columns(records: list[dict]) -> list[str]:
     """Metric columns that hold a value in at least one record."""
     names = [*CATEGORIES, "transistors", "area", "fmax_mhz", "est_fmax_mhz"]
     return [n for n in names if any(r.get(n) is not None for r in records)]
+
+
+def markdown_grid(head: list[str], rows: list[list]) -> str:
+    """A Markdown table of ``head`` and ``rows`` (cells as ``str`` gives them), no final
+    newline."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
 
 
 def markdown_table(records: list[dict]) -> str:

@@ -7,9 +7,9 @@ import random
 
 import pytest
 from amaranth.hdl import Module, Signal
-from amaranth.sim import Simulator
 
 from hw.product_tree import ProductTree
+from tests.hw.comb import comb_outputs
 
 
 def _products(tree: ProductTree, pairs):
@@ -21,18 +21,7 @@ def _products(tree: ProductTree, pairs):
         terms = tree.step(m, level, terms, "p")
     product = Signal(tree.width)
     m.d.comb += product.eq(tree.result(terms))
-    got = []
-
-    async def bench(ctx):
-        for x, y in pairs:
-            ctx.set(a, x)
-            ctx.set(b, y)
-            got.append(ctx.get(product))
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    return got
+    return comb_outputs(m, (a, b), product, pairs)
 
 
 @pytest.mark.parametrize("a_width, b_width", [(1, 1), (1, 5), (5, 1), (3, 6), (6, 3), (5, 5)])
