@@ -1,7 +1,9 @@
 """Registers the baseline datapaths in :mod:`hw.designs` (imported through
 ``hw.designs.EXTENSION_MODULES``): ``fp16-linear`` (:mod:`hw.fp16_linear`), the FP16
-datapath every area is normalised to, and ``llm-int8-linear`` (:mod:`hw.llm_int8_linear`)
-with its parts, the LLM.int8() scatter/gather datapath LQER is compared with.
+datapath every area is normalised to, ``llm-int8-linear`` (:mod:`hw.llm_int8_linear`)
+with its parts, the LLM.int8() scatter/gather datapath LQER is compared with, and
+``w8a8-linear``, the same datapath without its outlier path (``outliers=False``: W8A8,
+vector-wise int8 weights and activations).
 
 Defaults: 16 multiply-accumulates per cycle on the main path (``lanes=16``), one token
 at a time, the units' pipelines at one register per level (the 150 MHz ECP5 goal).
@@ -49,6 +51,11 @@ def _build_llm_int8(*, threshold_bits, bias, out_fp16, **p):
     from hw.llm_int8_linear import LLMInt8Linear
     return LLMInt8Linear(threshold=_threshold(threshold_bits), bias=bool(bias),
                          out_fp16=bool(out_fp16), **p)
+
+
+def _build_w8a8(*, bias, out_fp16, **p):
+    from hw.llm_int8_linear import LLMInt8Linear
+    return LLMInt8Linear(outliers=False, bias=bool(bias), out_fp16=bool(out_fp16), **p)
 
 
 def _build_detector(**p):
@@ -113,6 +120,18 @@ def _register() -> None:
         Param("out_fp16", 1, 0, 1, "1: binary16 outputs (as bitsandbytes); 0: binary32"),
         Param("outstanding", 4, 1, 16, "gather requests in flight"),
     ), _build_llm_int8))
+    # the same datapath without the outlier path: a mode of LLMInt8Linear (as resq-linear
+    # is of LQERLinear), its own name because its ports differ (no gather)
+    register(Design("w8a8-linear", "W8A8 linear layer (LLM.int8() without outliers): "
+                    "absmax, int8 quantizer, int8 path, no outlier path (sw.llm_int8."
+                    "w8a8_linear)", (
+        Param("d_in", 64, 1, MAX_DIM, "input features (a multiple of x_lanes, >= lanes)"),
+        Param("d_out", 64, 1, MAX_DIM, "output features (a multiple of lanes)"),
+        Param("x_lanes", 16, 1, 256, "activations per input item (absmax width)"),
+        Param("lanes", 16, 1, 256, "int8 multiply-accumulates per cycle (int path)"),
+        Param("bias", 0, 0, 1, "1: add a binary32 bias per output"),
+        Param("out_fp16", 1, 0, 1, "1: binary16 outputs (as bitsandbytes); 0: binary32"),
+    ), _build_w8a8))
     # the parts, for the area split (docs/llm_int8_rtl.md)
     register(Design("llm-int8-detector", "LLM.int8() outlier detector: mask and non-outlier "
                     "absmax of a block of binary16 activations", (

@@ -28,10 +28,31 @@ Everything that grows with the layer is a memory: the tile's activations (``T d_
 binary16), the mask (``d_in`` bits), the codes (``d_in`` bytes), the index lists, the
 int results (``d_out`` binary32) and the fp sums (``d_out`` binary32). One tile is in
 flight and, inside it, one token: a token starts when the previous one's last output left.
+
+**Without the outlier path** (``outliers=False``, registered as ``w8a8-linear``): W8A8,
+vector-wise int8 weights and activations, bit-exact with :func:`sw.llm_int8.w8a8_linear`
+(:func:`sw.llm_int8.linear` at ``threshold = inf``). The detector keeps only its absmax
+(threshold infinity: the mask is always 0); there is no mask memory, no compaction, no
+index memory, no gather port, no fp path and no merge::
+
+    detect    s_x per token (absmax of every entry)               Int8Detector
+    per token of the tile:
+      quantize  codes = round_half_even(fl32(x * r))                 Int8Quantizer
+      int path  Y_b = fl32(fl32(fl32(fl32(C) s_x) w_scale) + b)      Int8IntPath
+      output    fl16(Y_b) (binary16 out) into the output FIFO, or Y_b  FP32ToFP16
+
+The merge is left out because it is the identity here: with no outlier column ``acc =
++0``, and ``fl32(Y_b + 0) = Y_b`` unless ``Y_b = -0``, which cannot happen (``C = 0`` gives
+``+0``; otherwise ``|fl32(C) s_x w_scale| >= 2^-24 2^-24 / 127^2 > 2^-62`` does not
+underflow, ``s_x`` and ``w_scale`` being binary16 values over 127^2 ``>= 0``, and a sum
+``Y_int + b`` that cancels exactly, or ``+0 + -0``, is ``+0`` under round to nearest). The
+input stream and the output are those of the outlier design
+(:mod:`hw.llm_int8_schedule`); the int results FIFO is the output FIFO.
 """
 
 from __future__ import annotations
 
+import math
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -39,6 +60,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import MAX_LANES as MAX_FP_LANES
 from hw.fp_accumulate import FPAccumulate, owned_list
 from hw.int8_compaction import Int8Compaction
@@ -53,9 +75,12 @@ from hw.layer_facts import LayerFacts
 from sw.datapath import MAX_DIM
 from sw.llm_int8 import MAX_D_IN, check_threshold, threshold_binary16
 
-__all__ = ["LLMInt8Linear", "MAX_TILE"]
+__all__ = ["LLMInt8Linear", "MAX_TILE", "OUTLIER_DEFAULTS"]
 
 MAX_TILE = 16
+# the outlier path's parameters and their defaults (given only with outliers=True)
+OUTLIER_DEFAULTS = {"fp_lanes": 4, "outputs": 4, "threshold": 6.0, "outstanding": 4}
+_NO_OUTLIER_PATH = {"fp_lanes": 1, "outputs": 1, "threshold": math.inf, "outstanding": 1}
 
 
 def _bits_of_threshold(threshold) -> int:
@@ -65,35 +90,54 @@ def _bits_of_threshold(threshold) -> int:
 class LLMInt8Linear(LayerFacts, wiring.Component):
     """Ports: ``i`` (stream of steps: ``{"x": ArrayLayout(unsigned(16), x_lanes), "w":
     ArrayLayout(signed(8), lanes), "c": {"scale": unsigned(32)[, "bias": unsigned(32)]}}``),
-    ``o`` (stream of ``{"y": unsigned(16 or 32)}``, one output channel per item), ``req``
-    (Out stream of ``{"column": unsigned(column bits)}``) and ``resp`` (In stream of
-    ``{"w": ArrayLayout(unsigned(16), fp_lanes)}``).
+    ``o`` (stream of ``{"y": unsigned(16 or 32)}``, one output channel per item) and, with
+    the outlier path, ``req`` (Out stream of ``{"column": unsigned(column bits)}``) and
+    ``resp`` (In stream of ``{"w": ArrayLayout(unsigned(16), fp_lanes)}``).
 
     Parameters (keyword-only): ``d_in`` (``lanes``..``MAX_DIM``, a multiple of
     ``x_lanes``), ``d_out`` (1..``MAX_DIM``, a multiple of ``lanes`` and ``fp_lanes``);
     ``x_lanes`` (B, 1..256: activations per input item, the detector's and the
-    compaction's width), ``lanes`` (P, int8 MACs per cycle, 1..256), ``fp_lanes`` (P_fp,
-    1..64), ``outputs`` (M, 1..B: column indices per compaction pass); ``threshold`` (a
-    number >= 0, inf: no outliers; compared as :func:`sw.llm_int8.threshold_binary16`);
-    ``tile`` (T, 1..16 tokens per detection group); ``bias``; ``out_fp16`` (binary16
-    outputs, else binary32); ``outstanding`` (1..16 gather requests in flight). Raises
-    ``ValueError`` / ``TypeError`` naming the parameter.
+    compaction's width), ``lanes`` (P, int8 MACs per cycle, 1..256); ``tile`` (T, 1..16
+    tokens per tile, the detection group); ``bias``; ``out_fp16`` (binary16 outputs, else
+    binary32); ``outliers`` (the outlier path; ``False``: W8A8, module doc). The outlier
+    path's, given only with ``outliers`` (``None``: :data:`OUTLIER_DEFAULTS`):
+    ``fp_lanes`` (P_fp, 1..64), ``outputs`` (M, 1..B: column indices per compaction
+    pass), ``threshold`` (a number >= 0, inf: no outliers; compared as
+    :func:`sw.llm_int8.threshold_binary16`), ``outstanding`` (1..16 gather requests in
+    flight). Raises ``ValueError`` / ``TypeError`` naming the parameter.
     """
 
     def __init__(self, *, d_in: int = 64, d_out: int = 64, x_lanes: int = 16, lanes: int = 16,
-                 fp_lanes: int = 4, outputs: int = 4, threshold: float = 6.0, tile: int = 1,
-                 bias: bool = False, out_fp16: bool = True, outstanding: int = 4):
+                 fp_lanes: int | None = None, outputs: int | None = None,
+                 threshold: float | None = None, tile: int = 1, bias: bool = False,
+                 out_fp16: bool = True, outstanding: int | None = None,
+                 outliers: bool = True):
         with rejectable(self):
-            self._setup(d_in, d_out, x_lanes, lanes, fp_lanes, outputs, threshold, tile, bias,
-                        out_fp16, outstanding)
-        super().__init__({
+            if outliers not in (True, False, 0, 1):
+                raise TypeError(f"outliers must be a bool; got {outliers!r}")
+            self._outliers = bool(outliers)
+            given = {"fp_lanes": fp_lanes, "outputs": outputs, "threshold": threshold,
+                     "outstanding": outstanding}
+            if not self._outliers:
+                for name, value in given.items():
+                    if value is not None:
+                        raise ValueError(f"{name} must not be given without the outlier path "
+                                         f"(outliers=False); got {value!r}")
+            # without the outlier path its schedule fields are placeholders no check refuses
+            defaults = OUTLIER_DEFAULTS if self._outliers else _NO_OUTLIER_PATH
+            p = {k: defaults[k] if v is None else v for k, v in given.items()}
+            self._setup(d_in, d_out, x_lanes, lanes, p["fp_lanes"], p["outputs"],
+                        p["threshold"], tile, bias, out_fp16, p["outstanding"])
+        ports = {
             "i": In(stream.Signature(data.StructLayout(self._in_fields))),
             "o": Out(stream.Signature(data.StructLayout({"y": unsigned(self._out_width)}))),
-            "req": Out(stream.Signature(data.StructLayout({
-                "column": unsigned(self._column_bits)}))),
-            "resp": In(stream.Signature(data.StructLayout({
-                "w": data.ArrayLayout(unsigned(16), fp_lanes)}))),
-        })
+        }
+        if self._outliers:
+            ports["req"] = Out(stream.Signature(data.StructLayout({
+                "column": unsigned(self._column_bits)})))
+            ports["resp"] = In(stream.Signature(data.StructLayout({
+                "w": data.ArrayLayout(unsigned(16), self._schedule.fp_lanes)})))
+        super().__init__(ports)
 
     def _setup(self, d_in, d_out, x_lanes, lanes, fp_lanes, outputs, threshold, tile, bias,
                out_fp16, outstanding):
@@ -124,26 +168,41 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         self._bias, self._out_fp16 = bool(bias), bool(out_fp16)
         self._outstanding = outstanding
         nx = d_in // x_lanes
-        self._detector, self._compaction, self._quantizer = owned_list([
-            Int8Detector(lanes=x_lanes, threshold_bits=min(self._threshold_bits, INF_BITS),
-                         backpressure=False),
-            Int8Compaction(lanes=x_lanes, outputs=outputs, chunks=nx),
-            Int8Quantizer()])
-        self._int_path, self._fp_path, self._merge = owned_list([
-            Int8IntPath(lanes=lanes, d_in=d_in, bias=bias),
-            FPAccumulate(lanes=fp_lanes, groups=d_out // fp_lanes),
-            Int8Merge(out_fp16=out_fp16)])
-        self._column_bits = self._compaction.column_bits
+        detector = Int8Detector(lanes=x_lanes, threshold_bits=min(self._threshold_bits, INF_BITS),
+                                backpressure=False)
         self._out_width = 16 if out_fp16 else 32
+        if self._outliers:
+            self._detector, self._compaction, self._quantizer = owned_list([
+                detector, Int8Compaction(lanes=x_lanes, outputs=outputs, chunks=nx),
+                Int8Quantizer()])
+            self._int_path, self._fp_path, self._merge = owned_list([
+                Int8IntPath(lanes=lanes, d_in=d_in, bias=bias),
+                FPAccumulate(lanes=fp_lanes, groups=d_out // fp_lanes),
+                Int8Merge(out_fp16=out_fp16)])
+            self._column_bits = self._compaction.column_bits
+            self._to_fp16 = None
+            int_output = tuple(self._int_path.output_cycle(p) for p in range(lanes))
+            fp_latency, fp_hazard = self._fp_path.latency, self._fp_path.hazard_distance
+            merge_latency = self._merge.latency
+        else:
+            # W8A8: the int results go to the output FIFO, through the binary16 rounding
+            self._detector, self._quantizer, self._int_path = owned_list([
+                detector, Int8Quantizer(), Int8IntPath(lanes=lanes, d_in=d_in, bias=bias)])
+            self._compaction = self._fp_path = self._merge = None
+            self._column_bits = None
+            self._to_fp16 = owned_list([FP32ToFP16(backpressure=False)])[0] \
+                if out_fp16 else None
+            rounding = self._to_fp16.latency if out_fp16 else 0
+            int_output = tuple(self._int_path.output_cycle(p) + rounding for p in range(lanes))
+            fp_latency = fp_hazard = merge_latency = 0
         self._schedule = LLMInt8Schedule(
             d_in=d_in, d_out=d_out, x_lanes=x_lanes, lanes=lanes, fp_lanes=fp_lanes,
             outputs=outputs, tile=tile, outstanding=outstanding,
             detector_latency=self._detector.latency,
             scale_latency=self._quantizer.scale_latency,
-            quantizer_latency=self._quantizer.latency,
-            int_output=tuple(self._int_path.output_cycle(p) for p in range(lanes)),
-            fp_latency=self._fp_path.latency, fp_hazard=self._fp_path.hazard_distance,
-            merge_latency=self._merge.latency)
+            quantizer_latency=self._quantizer.latency, int_output=int_output,
+            fp_latency=fp_latency, fp_hazard=fp_hazard, merge_latency=merge_latency,
+            outliers=self._outliers)
         cfields = {"scale": unsigned(32)}
         if bias:
             cfields["bias"] = unsigned(32)
@@ -153,6 +212,11 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
 
     # -- published facts ----------------------------------------------------------------
     @property
+    def outliers(self) -> bool:
+        """Whether the outlier path is built (``False``: W8A8)."""
+        return self._outliers
+
+    @property
     def x_lanes(self) -> int:
         return self._schedule.x_lanes
 
@@ -161,13 +225,14 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         return self._schedule.lanes
 
     @property
-    def fp_lanes(self) -> int:
-        return self._schedule.fp_lanes
+    def fp_lanes(self) -> int | None:
+        """``P_fp`` (``None`` without the outlier path)."""
+        return self._schedule.fp_lanes if self._outliers else None
 
     @property
-    def outputs(self) -> int:
-        """``M``: column indices per compaction pass."""
-        return self._schedule.outputs
+    def outputs(self) -> int | None:
+        """``M``: column indices per compaction pass (``None`` without the outlier path)."""
+        return self._schedule.outputs if self._outliers else None
 
     @property
     def tile(self) -> int:
@@ -192,7 +257,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         return self._out_fp16
 
     @property
-    def column_bits(self) -> int:
+    def column_bits(self) -> int | None:
+        """Bits of a gather request's column (``None`` without the outlier path)."""
         return self._column_bits
 
     @property
@@ -202,7 +268,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
 
     def cycles_per_tile(self, outlier_columns=(), memory_latency: int = 1) -> int:
         """Cycles per tile at full rate with these outlier columns (any iterable of column
-        indices) and a weight memory answering ``memory_latency`` cycles after a request
+        indices; none without the outlier path) and a weight memory answering
+        ``memory_latency`` cycles after a request
         (:meth:`hw.llm_int8_schedule.LLMInt8Schedule.tile_cycles`)."""
         return self._schedule.tile_cycles(outlier_columns, memory_latency)
 
@@ -219,8 +286,13 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
 
     @property
     def memory_bits(self) -> dict[str, int]:
-        """Bits of each memory and FIFO that grows with the layer."""
+        """Bits of each memory and FIFO that grows with the layer (without the outlier
+        path: the activations, the codes and the output FIFO, ``int_results``, of
+        binary16 or binary32 outputs)."""
         s = self._schedule
+        if not self._outliers:
+            return {"x": s.tile * s.d_in * 16, "codes": s.d_in * 8,
+                    "int_results": (s.d_out + 1) * self._out_width}
         return {"x": s.tile * s.d_in * 16, "mask": s.d_in, "codes": s.d_in * 8,
                 "indices": s.index_words * (s.outputs * self._column_bits
                                             + s.outputs.bit_length()),
@@ -228,7 +300,15 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
 
     @property
     def parts(self) -> dict:
-        """The parts (detector, quantizer, compaction, int path, fp path, merge) as built."""
+        """The parts as built: detector, quantizer, compaction, int path, fp path, merge;
+        without the outlier path detector, quantizer, int path and, for binary16 outputs,
+        ``to_fp16`` (:class:`hw.fp.fp32_to_fp16.FP32ToFP16`)."""
+        if not self._outliers:
+            parts = {"detector": self._detector, "quantizer": self._quantizer,
+                     "int_path": self._int_path}
+            if self._to_fp16 is not None:
+                parts["to_fp16"] = self._to_fp16
+            return parts
         return {"detector": self._detector, "quantizer": self._quantizer,
                 "compaction": self._compaction, "int_path": self._int_path,
                 "fp_path": self._fp_path, "merge": self._merge}
@@ -242,12 +322,15 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         d_in, d_out = s.d_in, s.d_out
         det, comp, quant = self._detector, self._compaction, self._quantizer
         ipath, fpath, merge = self._int_path, self._fp_path, self._merge
+        outliers = self._outliers
         m.submodules.detector = det
-        m.submodules.compaction = comp
+        if outliers:
+            m.submodules.compaction = comp
         m.submodules.quantizer = quant
         m.submodules.int_path = ipath
-        m.submodules.fp_path = fpath
-        m.submodules.merge = merge
+        if outliers:
+            m.submodules.fp_path = fpath
+            m.submodules.merge = merge
 
         # --- tile and token state ---------------------------------------------------------
         tile_ready = Signal(name="tile_ready")     # mask and s_x of the tile are final
@@ -267,7 +350,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         m.submodules.x_memory = xmem = Memory(shape=unsigned(x_bits), depth=T * nx, init=[])
         xw = xmem.write_port()
         xq_rd = xmem.read_port()        # the quantizer's reads
-        xg_rd = xmem.read_port()        # the gather's activation look-ups
+        if outliers:
+            xg_rd = xmem.read_port()    # the gather's activation look-ups
         int_ok = Signal(name="int_ready")
         m.d.comb += self.i.ready.eq(x_phase | int_ok)
         x_take = Signal(name="x_take")
@@ -283,18 +367,20 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         d_token = Signal(range(max(T, 2)), name="det_token")
         d_chunk = Signal(range(max(nx, 2)), name="det_chunk")
         amax = [Signal(15, name=f"absmax_{t}") for t in range(T)]
-        mask_or = Signal(B, name="mask_or")
-        m.submodules.mask_memory = mmem = Memory(shape=unsigned(B), depth=nx, init=[])
-        mw = mmem.write_port()
-        scan_rd = mmem.read_port(transparent_for=(mw,))
-        mq_rd = mmem.read_port()
         det_out = det.o.valid
-        new_mask = Signal(B, name="mask_new")
-        m.d.comb += [new_mask.eq(Mux(d_token == 0, 0, mask_or) | det.o.payload.mask),
-                     mw.addr.eq(d_chunk), mw.data.eq(new_mask),
-                     mw.en.eq(det_out & (d_token == T - 1))]
+        if outliers:
+            mask_or = Signal(B, name="mask_or")
+            m.submodules.mask_memory = mmem = Memory(shape=unsigned(B), depth=nx, init=[])
+            mw = mmem.write_port()
+            scan_rd = mmem.read_port(transparent_for=(mw,))
+            mq_rd = mmem.read_port()
+            new_mask = Signal(B, name="mask_new")
+            m.d.comb += [new_mask.eq(Mux(d_token == 0, 0, mask_or) | det.o.payload.mask),
+                         mw.addr.eq(d_chunk), mw.data.eq(new_mask),
+                         mw.en.eq(det_out & (d_token == T - 1))]
         with m.If(det_out):
-            m.d.sync += mask_or.eq(new_mask)
+            if outliers:
+                m.d.sync += mask_or.eq(new_mask)
             for t in range(T):
                 with m.If(d_token == t):
                     m.d.sync += amax[t].eq(Mux((d_chunk == 0) |
@@ -310,29 +396,30 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                 m.d.sync += d_token.eq(d_token + 1)
 
         # --- compaction: scan the mask once per tile into the index memory -----------------
-        index_layout = data.StructLayout({
-            "columns": data.ArrayLayout(unsigned(self._column_bits), s.outputs),
-            "count": range(s.outputs + 1)})
-        m.submodules.index_memory = imem = Memory(shape=index_layout, depth=s.index_words,
-                                                  init=[])
-        iw = imem.write_port()
-        ir = imem.read_port(transparent_for=(iw,))
-        scan = Signal(range(nx + 1), name="scan_chunk")
-        scan_next = Signal.like(scan)
-        scan_take = comp.i.valid & comp.i.ready
-        m.d.comb += [comp.i.valid.eq(tile_ready & (scan < nx)),
-                     comp.i.payload.mask.eq(scan_rd.data), comp.i.payload.chunk.eq(scan),
-                     scan_next.eq(scan + scan_take), scan_rd.addr.eq(scan_next),
-                     scan_rd.en.eq(1)]
-        m.d.sync += scan.eq(scan_next)
-        words = Signal(range(s.index_words + 1), name="index_words")
-        columns = Signal(range(d_in + 1), name="outlier_columns")
-        m.d.comb += [comp.o.ready.eq(1), iw.addr.eq(words), iw.data.eq(comp.o.payload),
-                     iw.en.eq(comp.o.valid)]
-        with m.If(comp.o.valid):
-            m.d.sync += [words.eq(words + 1), columns.eq(columns + comp.o.payload.count)]
-        comp_done = Signal(name="compaction_done")
-        m.d.comb += comp_done.eq(tile_ready & (scan == nx) & comp.idle)
+        if outliers:
+            index_layout = data.StructLayout({
+                "columns": data.ArrayLayout(unsigned(self._column_bits), s.outputs),
+                "count": range(s.outputs + 1)})
+            m.submodules.index_memory = imem = Memory(shape=index_layout, depth=s.index_words,
+                                                      init=[])
+            iw = imem.write_port()
+            ir = imem.read_port(transparent_for=(iw,))
+            scan = Signal(range(nx + 1), name="scan_chunk")
+            scan_next = Signal.like(scan)
+            scan_take = comp.i.valid & comp.i.ready
+            m.d.comb += [comp.i.valid.eq(tile_ready & (scan < nx)),
+                         comp.i.payload.mask.eq(scan_rd.data), comp.i.payload.chunk.eq(scan),
+                         scan_next.eq(scan + scan_take), scan_rd.addr.eq(scan_next),
+                         scan_rd.en.eq(1)]
+            m.d.sync += scan.eq(scan_next)
+            words = Signal(range(s.index_words + 1), name="index_words")
+            columns = Signal(range(d_in + 1), name="outlier_columns")
+            m.d.comb += [comp.o.ready.eq(1), iw.addr.eq(words), iw.data.eq(comp.o.payload),
+                         iw.en.eq(comp.o.valid)]
+            with m.If(comp.o.valid):
+                m.d.sync += [words.eq(words + 1), columns.eq(columns + comp.o.payload.count)]
+            comp_done = Signal(name="compaction_done")
+            m.d.comb += comp_done.eq(tile_ready & (scan == nx) & comp.idle)
 
         # --- quantizer: the token's codes into the code memory ----------------------------
         scale = Signal(15, name="token_absmax")
@@ -360,15 +447,16 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                     m.d.sync += q_chunk.eq(q_chunk + 1)
             with m.Else():
                 m.d.sync += q_lane.eq(q_lane + 1)
-        m.d.comb += [xq_rd.addr.eq(q_chunk * T + token), xq_rd.en.eq(1),
-                     mq_rd.addr.eq(q_chunk), mq_rd.en.eq(1)]
+        m.d.comb += [xq_rd.addr.eq(q_chunk * T + token), xq_rd.en.eq(1)] + (
+            [mq_rd.addr.eq(q_chunk), mq_rd.en.eq(1)] if outliers else [])
         q_valid = Signal(name="quant_valid")
         q_lane1 = Signal.like(q_lane, name="quant_lane_1")
         m.d.sync += [q_valid.eq(q_issue), q_lane1.eq(q_lane)]
         x_word = data.View(data.ArrayLayout(unsigned(16), B), xq_rd.data)
+        # the outlier columns' codes are 0 (none without the outlier path)
+        zero = [quant.i.payload.zero.eq(mq_rd.data.bit_select(q_lane1, 1))] if outliers else []
         m.d.comb += [quant.i.valid.eq(q_valid), quant.i.payload.x.eq(x_word[q_lane1]),
-                     quant.i.payload.zero.eq(mq_rd.data.bit_select(q_lane1, 1)),
-                     quant.o.ready.eq(1)]
+                     *zero, quant.o.ready.eq(1)]
         m.submodules.code_memory = cmem = Memory(shape=signed(8), depth=d_in, init=[])
         cw = cmem.write_port()
         cr = cmem.read_port(transparent_for=(cw,))
@@ -401,91 +489,96 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         m.d.comb += [ipath.i.valid.eq(i_valid1), ipath.i.payload.x.eq(cr.data),
                      ipath.i.payload.w.eq(w1), ipath.i.payload.first.eq(first1),
                      ipath.i.payload.last.eq(last1), ipath.sx.eq(quant.scale32)]
-        m.submodules.int_results = yfifo = SyncFIFOBuffered(width=32, depth=d_out + 1)
-        m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y),
-                     ipath.o.ready.eq(1)]
+        if outliers:
+            m.submodules.int_results = yfifo = SyncFIFOBuffered(width=32, depth=d_out + 1)
+            m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y),
+                         ipath.o.ready.eq(1)]
+        else:
+            self._w8a8_output(m, ipath)
 
-        # --- gather: requests for the outlier columns, the activations they need ----------
-        cap = self._outstanding
-        primed = Signal(name="gather_primed")
-        r_word = Signal(range(s.index_words + 1), name="request_word")
-        r_pos = Signal(range(max(s.outputs, 2)), name="request_position")
-        r_word_next = Signal.like(r_word)
-        out_count = Signal(range(cap + 1), name="outstanding")
-        word = data.View(index_layout, ir.data)
-        req_take = self.req.valid & self.req.ready
-        m.d.comb += [self.req.valid.eq(busy & primed & (r_word < words) & (out_count < cap)),
-                     self.req.payload.column.eq(word.columns[r_pos])]
-        m.d.comb += r_word_next.eq(r_word)
-        with m.If(start):
-            m.d.comb += r_word_next.eq(0)
-            m.d.sync += r_pos.eq(0)
-        with m.Elif(req_take):
-            with m.If(r_pos == word.count - 1):
-                m.d.comb += r_word_next.eq(r_word + 1)
+        if outliers:
+            # --- gather: requests for the outlier columns, the activations they need ----------
+            cap = self._outstanding
+            primed = Signal(name="gather_primed")
+            r_word = Signal(range(s.index_words + 1), name="request_word")
+            r_pos = Signal(range(max(s.outputs, 2)), name="request_position")
+            r_word_next = Signal.like(r_word)
+            out_count = Signal(range(cap + 1), name="outstanding")
+            word = data.View(index_layout, ir.data)
+            req_take = self.req.valid & self.req.ready
+            m.d.comb += [self.req.valid.eq(busy & primed & (r_word < words) & (out_count < cap)),
+                         self.req.payload.column.eq(word.columns[r_pos])]
+            m.d.comb += r_word_next.eq(r_word)
+            with m.If(start):
+                m.d.comb += r_word_next.eq(0)
                 m.d.sync += r_pos.eq(0)
-            with m.Else():
-                m.d.sync += r_pos.eq(r_pos + 1)
-        m.d.sync += r_word.eq(r_word_next)
-        m.d.comb += [ir.addr.eq(r_word_next), ir.en.eq(1)]
-        with m.If(start):
-            m.d.sync += primed.eq(1)
-        with m.If(token_end):
-            m.d.sync += primed.eq(0)
+            with m.Elif(req_take):
+                with m.If(r_pos == word.count - 1):
+                    m.d.comb += r_word_next.eq(r_word + 1)
+                    m.d.sync += r_pos.eq(0)
+                with m.Else():
+                    m.d.sync += r_pos.eq(r_pos + 1)
+            m.d.sync += r_word.eq(r_word_next)
+            m.d.comb += [ir.addr.eq(r_word_next), ir.en.eq(1)]
+            with m.If(start):
+                m.d.sync += primed.eq(1)
+            with m.If(token_end):
+                m.d.sync += primed.eq(0)
 
-        column = self.req.payload.column
-        chunk_of = column // B if B & (B - 1) else column >> (B.bit_length() - 1)
-        lane_of = column % B if B & (B - 1) else column[:max(B.bit_length() - 1, 0)]
-        m.d.comb += [xg_rd.addr.eq(chunk_of * T + token), xg_rd.en.eq(1)]
-        g_valid1 = Signal(name="gather_x_valid")
-        g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
-        m.d.sync += [g_valid1.eq(req_take), g_lane1.eq(lane_of if B > 1 else 0)]
-        m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
-        gx_word = data.View(data.ArrayLayout(unsigned(16), B), xg_rd.data)
-        m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]
+            column = self.req.payload.column
+            chunk_of = column // B if B & (B - 1) else column >> (B.bit_length() - 1)
+            lane_of = column % B if B & (B - 1) else column[:max(B.bit_length() - 1, 0)]
+            m.d.comb += [xg_rd.addr.eq(chunk_of * T + token), xg_rd.en.eq(1)]
+            g_valid1 = Signal(name="gather_x_valid")
+            g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
+            m.d.sync += [g_valid1.eq(req_take), g_lane1.eq(lane_of if B > 1 else 0)]
+            m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
+            gx_word = data.View(data.ArrayLayout(unsigned(16), B), xg_rd.data)
+            m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]
 
-        # --- fp path: the weight pieces of the requested columns --------------------------
-        piece = Signal(range(max(GF, 2)), name="piece")
-        fp_col = Signal(range(d_in + 1), name="fp_column")
-        written = Signal(range(d_in + 1), name="fp_columns_written")
-        feed = busy & pend.r_rdy
-        m.d.comb += [fpath.i.valid.eq(self.resp.valid & feed),
-                     self.resp.ready.eq(fpath.i.ready & feed),
-                     fpath.i.payload.x.eq(pend.r_data), fpath.i.payload.w.eq(self.resp.payload.w),
-                     fpath.i.payload.first.eq(fp_col == 0)]
-        piece_take = self.resp.valid & self.resp.ready
-        col_end = piece_take & (piece == GF - 1)
-        m.d.comb += pend.r_en.eq(col_end)
-        with m.If(piece_take):
-            m.d.sync += piece.eq(Mux(piece == GF - 1, 0, piece + 1))
-        with m.If(col_end):
-            m.d.sync += fp_col.eq(fp_col + 1)
-        m.d.sync += out_count.eq(out_count + req_take - col_end)
-        with m.If(fpath.column_written):
-            m.d.sync += written.eq(written + 1)
-        fp_done = Signal(name="fp_done")
-        m.d.comb += fp_done.eq(comp_done & (written == columns))
+            # --- fp path: the weight pieces of the requested columns --------------------------
+            piece = Signal(range(max(GF, 2)), name="piece")
+            fp_col = Signal(range(d_in + 1), name="fp_column")
+            written = Signal(range(d_in + 1), name="fp_columns_written")
+            feed = busy & pend.r_rdy
+            m.d.comb += [fpath.i.valid.eq(self.resp.valid & feed),
+                         self.resp.ready.eq(fpath.i.ready & feed),
+                         fpath.i.payload.x.eq(pend.r_data),
+                         fpath.i.payload.w.eq(self.resp.payload.w),
+                         fpath.i.payload.first.eq(fp_col == 0)]
+            piece_take = self.resp.valid & self.resp.ready
+            col_end = piece_take & (piece == GF - 1)
+            m.d.comb += pend.r_en.eq(col_end)
+            with m.If(piece_take):
+                m.d.sync += piece.eq(Mux(piece == GF - 1, 0, piece + 1))
+            with m.If(col_end):
+                m.d.sync += fp_col.eq(fp_col + 1)
+            m.d.sync += out_count.eq(out_count + req_take - col_end)
+            with m.If(fpath.column_written):
+                m.d.sync += written.eq(written + 1)
+            fp_done = Signal(name="fp_done")
+            m.d.comb += fp_done.eq(comp_done & (written == columns))
 
-        # --- merge: int results + fp sums, in output order ---------------------------------
-        mg = Signal(range(max(GF, 2)), name="merge_group")
-        ml = Signal(range(max(PF, 2)), name="merge_lane")
-        mg_next = Signal.like(mg)
-        merge_take = merge.i.valid & merge.i.ready
-        m.d.comb += mg_next.eq(mg)
-        with m.If(merge_take):
-            with m.If(ml == PF - 1):
-                m.d.sync += ml.eq(0)
-                m.d.comb += mg_next.eq(Mux(mg == GF - 1, 0, mg + 1))
-            with m.Else():
-                m.d.sync += ml.eq(ml + 1)
-        m.d.sync += mg.eq(mg_next)
-        m.d.comb += fpath.rd_addr.eq(mg_next)
-        sums = data.View(data.ArrayLayout(unsigned(32), PF), fpath.rd_data)
-        m.d.comb += [merge.i.valid.eq(busy & fp_done & yfifo.r_rdy),
-                     merge.i.payload.y.eq(yfifo.r_data),
-                     merge.i.payload.acc.eq(Mux(columns == 0, 0, sums[ml])),
-                     yfifo.r_en.eq(merge_take)]
-        wiring.connect(m, wiring.flipped(self.o), merge.o)
+            # --- merge: int results + fp sums, in output order --------------------------------
+            mg = Signal(range(max(GF, 2)), name="merge_group")
+            ml = Signal(range(max(PF, 2)), name="merge_lane")
+            mg_next = Signal.like(mg)
+            merge_take = merge.i.valid & merge.i.ready
+            m.d.comb += mg_next.eq(mg)
+            with m.If(merge_take):
+                with m.If(ml == PF - 1):
+                    m.d.sync += ml.eq(0)
+                    m.d.comb += mg_next.eq(Mux(mg == GF - 1, 0, mg + 1))
+                with m.Else():
+                    m.d.sync += ml.eq(ml + 1)
+            m.d.sync += mg.eq(mg_next)
+            m.d.comb += fpath.rd_addr.eq(mg_next)
+            sums = data.View(data.ArrayLayout(unsigned(32), PF), fpath.rd_data)
+            m.d.comb += [merge.i.valid.eq(busy & fp_done & yfifo.r_rdy),
+                         merge.i.payload.y.eq(yfifo.r_data),
+                         merge.i.payload.acc.eq(Mux(columns == 0, 0, sums[ml])),
+                         yfifo.r_en.eq(merge_take)]
+            wiring.connect(m, wiring.flipped(self.o), merge.o)
 
         # --- end of a token, of a tile ---------------------------------------------------
         outs = Signal(range(max(d_out, 2)), name="outputs_out")
@@ -494,10 +587,32 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         with m.If(out_taken):
             m.d.sync += outs.eq(Mux(outs == d_out - 1, 0, outs + 1))
         with m.If(token_end):
-            m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0), fp_col.eq(0), written.eq(0)]
+            m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0)]
+            if outliers:
+                m.d.sync += [fp_col.eq(0), written.eq(0)]
             with m.If(token == T - 1):
-                m.d.sync += [token.eq(0), tile_ready.eq(0), x_count.eq(0), scan.eq(0),
-                             words.eq(0), columns.eq(0)]
+                m.d.sync += [token.eq(0), tile_ready.eq(0), x_count.eq(0)]
+                if outliers:
+                    m.d.sync += [scan.eq(0), words.eq(0), columns.eq(0)]
             with m.Else():
                 m.d.sync += token.eq(token + 1)
         return m
+
+    def _w8a8_output(self, m, ipath):
+        """Without the outlier path: the int results (rounded to binary16 for a binary16
+        output) into the output FIFO, which is the ``o`` port. The int path and the
+        rounding run free; a token writes ``d_out`` results and starts only when the
+        previous one's last output left, so the FIFO never overflows."""
+        d_out = self._schedule.d_out
+        m.submodules.int_results = yfifo = SyncFIFOBuffered(width=self._out_width,
+                                                            depth=d_out + 1)
+        m.d.comb += ipath.o.ready.eq(1)
+        if self._to_fp16 is None:
+            m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y)]
+        else:
+            m.submodules.to_fp16 = conv = self._to_fp16
+            m.d.comb += [conv.i.valid.eq(ipath.o.valid), conv.i.payload.a.eq(ipath.o.payload.y),
+                         conv.o.ready.eq(1),
+                         yfifo.w_en.eq(conv.o.valid), yfifo.w_data.eq(conv.o.payload.y)]
+        m.d.comb += [self.o.valid.eq(yfifo.r_rdy), self.o.payload.y.eq(yfifo.r_data),
+                     yfifo.r_en.eq(self.o.ready)]

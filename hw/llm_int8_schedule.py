@@ -35,6 +35,14 @@ steps, paced by the quantizer at the start) and the fp path (the compaction's pa
 requests, the pieces with the accumulator's column gap), the merge of the ``d_out``
 outputs after both, and the next token starts when the last output left. The model walks
 those events for a given set of outlier columns; the tests compare it with the RTL.
+
+**Without the outlier path** (``outliers=False``: the W8A8 datapath ``w8a8-linear``,
+:func:`sw.llm_int8.w8a8_linear`): the same input stream (X phase, then the int steps; the
+``x`` blocks are binary16 activations as above; no fp16 column is gathered), the same
+output, no ``req`` / ``resp`` ports. Timing: per token the int path alone; the results
+(rounded to binary16 first for a binary16 output: ``int_output`` counts the rounding)
+wait in the output FIFO, and an output leaves once its result is readable and the
+previous one left (``merge_latency = 0``).
 """
 
 from __future__ import annotations
@@ -63,7 +71,9 @@ class LLMInt8Schedule:
     a group's last step at the int path to that lane's result,
     :meth:`hw.int8_int_path.Int8IntPath.output_cycle`), ``fp_latency`` / ``fp_hazard``
     (:class:`hw.fp_accumulate.FPAccumulate`), ``merge_latency``. Checked by
-    :class:`hw.llm_int8_linear.LLMInt8Linear`, not here."""
+    :class:`hw.llm_int8_linear.LLMInt8Linear`, not here. ``outliers``: the outlier path
+    is built (``False``: W8A8; the fp and merge fields are then 0 and the tile takes no
+    outlier column)."""
 
     d_in: int
     d_out: int
@@ -80,6 +90,7 @@ class LLMInt8Schedule:
     fp_latency: int
     fp_hazard: int
     merge_latency: int
+    outliers: bool = True
 
     # --- counts -----------------------------------------------------------------------
     @property
@@ -166,7 +177,10 @@ class _TileModel:
       last sum is written ``fp_latency`` cycles after the last piece;
     - merge: output ``i`` is taken once the fp path is done (the cycle after the last
       write, or after the compaction with no outlier), its int result is readable and the
-      previous output was taken; it leaves ``merge_latency`` cycles later.
+      previous output was taken; it leaves ``merge_latency`` cycles later;
+    - without the outlier path there is no compaction, gather or merge: output ``i``
+      leaves once its result is readable (``int_output`` counting the binary16 rounding
+      in front of the FIFO) and the previous output left.
     """
 
     def __init__(self, s: LLMInt8Schedule, outlier_columns, memory_latency: int):
@@ -177,6 +191,9 @@ class _TileModel:
                              f"{self.columns[0]}..{self.columns[-1]}")
         if memory_latency < 1:
             raise ValueError(f"memory_latency must be at least 1; got {memory_latency}")
+        if self.columns and not s.outliers:
+            raise ValueError(f"outlier_columns must be empty without the outlier path; got "
+                             f"{len(self.columns)} columns")
         self.memory_latency = memory_latency
         self.last_step = 0
 
@@ -197,7 +214,7 @@ class _TileModel:
     def run(self) -> list[int]:
         s = self.s
         x0 = s.x_steps + s.detector_latency
-        word_written, comp_done = self._compaction(x0)
+        word_written, comp_done = self._compaction(x0) if s.outliers else ([], x0)
         gap = max(0, s.fp_hazard - s.fp_groups)
         n = len(self.columns)
         outs: list[int] = []
