@@ -98,7 +98,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
     ``x_lanes``), ``d_out`` (1..``MAX_DIM``, a multiple of ``lanes`` and ``fp_lanes``);
     ``x_lanes`` (B, 1..256: activations per input item, the detector's and the
     compaction's width), ``lanes`` (P, int8 MACs per cycle, 1..256); ``tile`` (T, 1..16
-    tokens per tile, the detection group); ``bias``; ``out_fp16`` (binary16 outputs, else
+    tokens per tile, the detection group; 1 without the outlier path); ``bias``; ``out_fp16`` (binary16 outputs, else
     binary32); ``outliers`` (the outlier path; ``False``: W8A8, module doc). The outlier
     path's, given only with ``outliers`` (``None``: :data:`OUTLIER_DEFAULTS`):
     ``fp_lanes`` (P_fp, 1..64), ``outputs`` (M, 1..B: column indices per compaction
@@ -123,6 +123,9 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                     if value is not None:
                         raise ValueError(f"{name} must not be given without the outlier path "
                                          f"(outliers=False); got {value!r}")
+                if tile != 1:
+                    raise ValueError(f"tile must be 1 without the outlier path (it is the "
+                                     f"detection group); got {tile!r}")
             # without the outlier path its schedule fields are placeholders no check refuses
             defaults = OUTLIER_DEFAULTS if self._outliers else _NO_OUTLIER_PATH
             p = {k: defaults[k] if v is None else v for k, v in given.items()}

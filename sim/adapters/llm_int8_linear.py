@@ -1,4 +1,5 @@
-"""Adapter of ``llm-int8-linear`` (:class:`hw.llm_int8_linear.LLMInt8Linear`): binary16
+"""Adapters of ``llm-int8-linear`` and ``w8a8-linear`` (:class:`hw.llm_int8_linear.LLMInt8Linear`
+with and without its outlier path). ``llm-int8-linear``: binary16
 activations, the int8 weight (codes and binary16 row absmax), the binary16 outlier weights
 the gather returns and an optional binary32 bias in; one output per channel per token;
 reference :func:`sw.llm_int8.linear` with the tile as detection group and the outlier
@@ -9,6 +10,9 @@ The input stream is tiled (:class:`sim.stream.InputStream`): per tile the activa
 blocks, per step the weight codes and per-output constants of
 :func:`hw.llm_int8_schedule.weight_steps`, stored once. The gather port is answered by
 the bench's weight memory (:mod:`sim.gather`) from :meth:`LLMInt8LinearAdapter.gather_memory`.
+
+``w8a8-linear`` (:class:`W8A8LinearAdapter`): the same fields without the outlier weights,
+the same input stream, no gather; reference :func:`sw.llm_int8.w8a8_linear`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from sim.stream import InputStream
 from sw import ieee, llm_int8
 from sw.ieee import BINARY16, BINARY32
 
-__all__ = ["LLMInt8LinearAdapter", "weight_fields", "tie_values"]
+__all__ = ["LLMInt8LinearAdapter", "W8A8LinearAdapter", "weight_fields", "tie_values"]
 
 
 def weight_fields(w, *, outlier_weights: str = "int8") -> dict[str, np.ndarray]:
@@ -85,6 +89,8 @@ class LLMInt8LinearAdapter(Adapter):
         if n % dut.tile:
             raise ValueError(f"x must hold a multiple of tile ({dut.tile}) tokens; got {n}")
         for name in ("x", "w_outlier"):
+            if name not in inputs:      # w8a8-linear has no outlier weights
+                continue
             bad = (inputs[name] & 0x7FFF) >= 0x7C00
             if bad.any():
                 index = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -160,7 +166,9 @@ class LLMInt8LinearAdapter(Adapter):
         top = min(finite_thr, 60000.0)
         x = rng.standard_normal((n, d_in)) * top / 5
         x = np.clip(x, -0.95 * top, 0.95 * top)
-        M, B = dut.outputs, dut.x_lanes
+        # W8A8 has no compaction: its "outlier" patterns are large activations in as many
+        # columns, which set s_x (the patterns of M and M + 1 columns with M = B / 4)
+        M, B = dut.outputs or max(1, dut.x_lanes // 4), dut.x_lanes
         patterns = ["none", "one", "m", "m+1", "ends", "many", "ties", "reciprocal", "subnormal",
                     "zero"]
         for tile in range(n // T):
@@ -199,4 +207,49 @@ class LLMInt8LinearAdapter(Adapter):
         return out
 
 
+class W8A8LinearAdapter(LLMInt8LinearAdapter):
+    """``w8a8-linear``: ``N`` tokens (a multiple of the tile) and one layer in, ``N *
+    d_out`` outputs out; reference :func:`sw.llm_int8.w8a8_linear` (no outlier path: no
+    gather, no outlier weights)."""
+
+    design = "w8a8-linear"
+    inputs = tuple(spec for spec in LLMInt8LinearAdapter.inputs if spec.name != "w_outlier")
+    gather_memory = None      # no gather port (sim.runner, sim.amaranth_bench)
+
+    def input_bounds(self, dut):
+        b = super().input_bounds(dut)
+        del b["w_outlier"]
+        return b
+
+    def _weight(self, inputs) -> llm_int8.Int8Weight:
+        return llm_int8.Int8Weight(
+            codes=inputs["w_codes"].astype(np.int8),
+            absmax=ieee.values_of(inputs["w_absmax"], BINARY16).astype(np.float32))
+
+    def reference(self, dut, inputs):
+        x = ieee.values_of(inputs["x"], BINARY16)
+        bias = ieee.values_of(inputs["bias"], BINARY32) if dut.bias else None
+        bits = ieee.bits_of(llm_int8.w8a8_linear(x, self._weight(inputs), bias).y, BINARY32)
+        if dut.out_fp16:
+            bits = ieee.fp32_to_fp16(bits)
+        return {"y": bits.reshape(-1)}
+
+    def outlier_columns(self, dut, inputs) -> list[list[int]]:
+        """No outlier column in any tile."""
+        return [[] for _ in range(inputs["x"].shape[0] // dut.tile)]
+
+    def cycle_bound(self, dut, inputs) -> int:
+        """Full-rate cycles of the run, generously (for the benches' time limit)."""
+        s = dut.schedule
+        return inputs["x"].shape[0] // s.tile * (s.steps + s.tile * (2 * s.d_out + 100))
+
+    def random_inputs(self, dut, n, rng):
+        """As ``llm-int8-linear``'s (the patterns' large entries set ``s_x``), without the
+        outlier weights."""
+        out = super().random_inputs(dut, n, rng)
+        del out["w_outlier"]
+        return out
+
+
 register_adapter(LLMInt8LinearAdapter())
+register_adapter(W8A8LinearAdapter())

@@ -1,6 +1,7 @@
 """LLMInt8Linear on Amaranth's simulator: bit-exact against sw.llm_int8.linear under stalls
 on every stream (the gather's too), the gather requests in the contract's order, full-rate
-cycles equal to the schedule's tile model, the registry entry and the parameter checks."""
+cycles equal to the schedule's tile model, the registry entry and the parameter checks;
+the same without the outlier path (w8a8-linear, against sw.llm_int8.w8a8_linear)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sim.adapters import get_adapter
 from sim.amaranth_bench import bench_design
 
 ADAPTER = get_adapter("llm-int8-linear")
+W8A8 = get_adapter("w8a8-linear")
 CASES = {
     "small": {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4, "fp_lanes": 2, "outputs": 2},
     # tiles of two tokens, bias, binary32 outputs, two gather requests in flight
@@ -86,4 +88,85 @@ def test_registered_at_sixteen_macs_per_cycle():
 def test_bad_parameters_get_one_line(kwargs, error, message):
     with pytest.raises(error) as info:
         LLMInt8Linear(**kwargs)
+    assert str(info.value) == message
+
+
+# w8a8-linear: LLMInt8Linear(outliers=False)
+W8A8_CASES = {
+    "small": {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4},
+    # bias, binary32 outputs, three chunks, three groups
+    "bias-fp32": {"d_in": 24, "d_out": 12, "x_lanes": 8, "lanes": 4, "bias": 1, "out_fp16": 0},
+    # int lanes = d_in, one chunk
+    "one-chunk": {"d_in": 8, "d_out": 8, "x_lanes": 8, "lanes": 8},
+}
+
+
+def _w8a8_inputs(params, tokens, seed):
+    dut = inspect("w8a8-linear", **params)
+    return dut, W8A8.validate(dut, W8A8.random_inputs(dut, tokens, np.random.default_rng(seed)))
+
+
+@pytest.mark.parametrize("params", W8A8_CASES.values(), ids=W8A8_CASES.keys())
+def test_w8a8_amaranth_sim_matches_reference_with_stalls(params):
+    from sw import ieee, llm_int8
+    dut, ins = _w8a8_inputs(params, 10, 7)
+    mismatches, got, want, _ = bench_design("w8a8-linear", params, vectors=0,
+                                            inputs=dict(ins), valid_probability=0.7,
+                                            ready_probability=0.6)
+    assert len(want) == 10 * dut.d_out
+    assert mismatches == 0 and len(got) == len(want)
+    # the reference is LLM.int8() at threshold infinity, which the tokens' large entries
+    # (the outlier patterns at 6 and more) would have made outliers at the default 6.0
+    x = ieee.values_of(ins["x"], ieee.BINARY16)
+    assert llm_int8.quantize_rows(x, threshold=6.0, group=1).outlier_columns.any()
+
+
+@pytest.mark.parametrize("params", W8A8_CASES.values(), ids=W8A8_CASES.keys())
+def test_w8a8_full_rate_cycles_are_the_tile_model(params):
+    dut, ins = _w8a8_inputs(params, 10, 5)
+    mismatches, _, _, cycles = bench_design("w8a8-linear", params, vectors=0,
+                                            inputs=dict(ins), valid_probability=1,
+                                            ready_probability=1)
+    assert mismatches == 0
+    assert cycles == 10 * dut.cycles_per_tile() == 10 * dut.cycles_per_token
+    # the outlier design at the same shape, with no outlier: the merge's latency more
+    llm = inspect("llm-int8-linear", **params, fp_lanes=1, outputs=1)
+    merge = llm.parts["merge"].latency
+    rounding = dut.parts["to_fp16"].latency if dut.out_fp16 else 0
+    assert llm.cycles_per_token - dut.cycles_per_token == merge - rounding > 0
+    assert llm.latency - dut.latency == merge - rounding
+
+
+def test_w8a8_registered_without_the_outlier_path():
+    dut = inspect("w8a8-linear")
+    assert not dut.outliers and set(dut.signature.members) == {"i", "o"}
+    assert (dut.d_in, dut.d_out, dut.lanes, dut.x_lanes, dut.tile, dut.out_fp16, dut.bias) == \
+        (64, 64, 16, 16, 1, True, False)
+    assert (dut.fp_lanes, dut.outputs, dut.column_bits, dut.threshold) == \
+        (None, None, None, float("inf"))
+    assert dut.parts["detector"].threshold_bits == 0x7C00       # absmax only
+    assert set(dut.parts) == {"detector", "quantizer", "int_path", "to_fp16"}
+    assert set(inspect("w8a8-linear", out_fp16=0).parts) == {"detector", "quantizer", "int_path"}
+    # the same input stream as llm-int8-linear's
+    llm = inspect("llm-int8-linear")
+    assert dut.steps_per_tile == llm.steps_per_tile == 4 + 64 * 4
+    assert dut.i.payload.shape() == llm.i.payload.shape()
+    assert dut.memory_bits == {"x": 64 * 16, "codes": 64 * 8, "int_results": 65 * 16}
+    with pytest.raises(ValueError, match=r"^outlier_columns must be empty without the outlier "
+                                         r"path; got 1 columns$"):
+        dut.cycles_per_tile([3])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"fp_lanes": 2}, ValueError,
+     "fp_lanes must not be given without the outlier path (outliers=False); got 2"),
+    ({"threshold": 6.0}, ValueError,
+     "threshold must not be given without the outlier path (outliers=False); got 6.0"),
+    ({"tile": 2}, ValueError,
+     "tile must be 1 without the outlier path (it is the detection group); got 2"),
+    ({"outliers": "no"}, TypeError, "outliers must be a bool; got 'no'"),
+])
+def test_w8a8_bad_parameters_get_one_line(kwargs, error, message):
+    with pytest.raises(error) as info:
+        LLMInt8Linear(**{"outliers": False, **kwargs})
     assert str(info.value) == message

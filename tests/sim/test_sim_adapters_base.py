@@ -98,7 +98,7 @@ def test_registry_holds_each_design_once():
     # every simulated design (the parts of llm-int8-linear are registered for synthesis only)
     simulated = {"quantizer", "dot-array", "accumulator", "lqer-linear", "resq-linear",
                  "fp16-mul", "fp32-add", "int32-to-fp32", "fp32-mul", "fp32-to-fp16",
-                 "fp16-linear", "llm-int8-linear"}
+                 "fp16-linear", "llm-int8-linear", "w8a8-linear"}
     for name in simulated:
         get_adapter(name)
     assert set(ADAPTERS) == simulated

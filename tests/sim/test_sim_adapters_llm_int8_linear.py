@@ -1,6 +1,7 @@
 """sim.adapters.llm_int8_linear: the input stream of hw.llm_int8_schedule step by step
 against its documented rule, the gather memory's answers, the reference (sw.llm_int8.linear
-with the tile as detection group), the random outlier patterns, the field checks."""
+with the tile as detection group), the random outlier patterns, the field checks; the
+w8a8-linear adapter (the same stream, no gather, sw.llm_int8.w8a8_linear)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,44 @@ def test_bad_fields_get_one_line(mutate, message):
     with pytest.raises(ValueError) as info:
         ADAPTER.validate(dut, ins)
     assert str(info.value) == message
+
+
+W8A8 = get_adapter("w8a8-linear")
+W8A8_PARAMS = {"d_in": 12, "d_out": 6, "x_lanes": 4, "lanes": 3, "bias": 1}
+
+
+def test_w8a8_takes_the_same_stream_without_outlier_weights_or_gather():
+    w8a8 = inspect("w8a8-linear", **W8A8_PARAMS)
+    llm = inspect("llm-int8-linear", **W8A8_PARAMS, fp_lanes=2, outputs=2)
+    ins = ADAPTER.validate(llm, ADAPTER.random_inputs(llm, 3, np.random.default_rng(4)))
+    mine = W8A8.validate(w8a8, {k: v for k, v in ins.items() if k != "w_outlier"})
+    assert [f.name for f in W8A8.input_fields(w8a8)] == ["x", "w_codes", "w_absmax", "bias"]
+    a, b = W8A8.input_stream(w8a8, mine).rows(), ADAPTER.input_stream(llm, ins).rows()
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert W8A8.gather_memory is None and W8A8.outlier_columns(w8a8, mine) == [[], [], []]
+    assert "w_outlier" not in W8A8.random_inputs(w8a8, 2, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("out_fp16", [1, 0])
+def test_w8a8_reference_is_sw_llm_int8_w8a8_linear(out_fp16):
+    dut = inspect("w8a8-linear", **W8A8_PARAMS, out_fp16=out_fp16)
+    ins = W8A8.validate(dut, W8A8.random_inputs(dut, 10, np.random.default_rng(1)))
+    weight = llm_int8.Int8Weight(codes=ins["w_codes"].astype(np.int8),
+                                 absmax=ieee.values_of(ins["w_absmax"], BINARY16))
+    x = ieee.values_of(ins["x"], BINARY16)
+    y = llm_int8.w8a8_linear(x, weight, ieee.values_of(ins["bias"], BINARY32)).y
+    want = ieee.bits_of(y.astype(np.float16), BINARY16) if out_fp16 else \
+        ieee.bits_of(y, BINARY32)
+    assert np.array_equal(W8A8.reference(dut, ins)["y"], want.reshape(-1))
+    # the random tokens hold entries that LLM.int8() at 6.0 would take as outliers
+    assert (np.abs(x) >= 6.0).any(axis=1).sum() >= 4
+    assert W8A8.output_count(dut, ins) == 10 * 6
+
+
+def test_w8a8_bad_fields_get_one_line():
+    dut = inspect("w8a8-linear", **W8A8_PARAMS)
+    ins = W8A8.random_inputs(dut, 2, np.random.default_rng(0))
+    ins["x"][1, 2] = 0xFC00
+    with pytest.raises(ValueError) as info:
+        W8A8.validate(dut, ins)
+    assert str(info.value) == "x must be finite binary16 patterns; got 0xfc00 at (1, 2)"
