@@ -2,7 +2,8 @@
 access logic of buffers held in registers, fitted from syntheses of a whole datapath.
 
 A datapath synthesised whole is its parts plus *glue*. The glue of each whole design a
-method names (``lqer-linear``, ``resq-linear``, ``fp16-linear``, ``llm-int8-linear``; and
+method names (``lqer-linear``, ``resq-linear``, ``fp16-linear``, ``llm-int8-linear``,
+``w8a8-linear``; and
 the MXINT designs with their merged output, ``"lqer-linear merged"``, ``"resq-linear
 merged"``: the keys of :data:`DESIGN_FITS`) is modelled per design, target and resource as
 
@@ -57,6 +58,7 @@ DESIGN_FITS = {
     "resq-linear merged": _RESQ_FITS,
     "fp16-linear": (("fp16", 2, 2, 0), ("fp16", 2, 4, 0), ("fp16", 4, 4, 0)),
     "llm-int8-linear": (("llm-int8", 2, 2, 0), ("llm-int8", 2, 4, 0), ("llm-int8", 4, 4, 0)),
+    "w8a8-linear": (("w8a8", 2, 2, 0), ("w8a8", 2, 4, 0), ("w8a8", 4, 4, 0)),
 }
 # lqer-linear's fit points (d_in, d_out, rank), in blocks
 FIT_SHAPES = tuple(p[1:] for p in DESIGN_FITS["lqer-linear"])

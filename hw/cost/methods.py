@@ -393,6 +393,12 @@ class Sizing:
                 "threshold_bits": FP16_THRESHOLD if threshold_bits is None else threshold_bits,
                 "tile": 1, "bias": 0, "out_fp16": 0, "outstanding": 4}
 
+    def w8a8_design(self) -> dict[str, int]:
+        """``w8a8-linear`` parameters (``llm-int8-linear`` without its outlier path):
+        ``x_lanes`` = block, ``lanes`` = M, binary32 outputs."""
+        return {"d_in": self.din_p, "d_out": self.dout_m, "x_lanes": self.block,
+                "lanes": self.M, "bias": 0, "out_fp16": 0}
+
     def outlier_statistics(self) -> dict[str, float]:
         """The profile's outlier counts at which extra cycles are reported."""
         o = self.outliers
@@ -690,7 +696,8 @@ def _column_bits(s: Sizing) -> int:
 
 
 def _int8_stores(outliers: bool) -> tuple[Store, ...]:
-    """``llm-int8-linear``'s memories (its ``memory_bits``) and the layer's weights."""
+    """``llm-int8-linear``'s memories (its ``memory_bits``) and the layer's weights;
+    without the outlier path ``w8a8-linear``'s (its int results FIFO is the output)."""
     stores = (
         Store("x memory (fp16 activations)", lambda s: s.nb_in, lambda s: s.block * FP16,
               read="operand"),
@@ -699,6 +706,9 @@ def _int8_stores(outliers: bool) -> tuple[Store, ...]:
               "weights"),
         Store("s_w / 127^2 (per row, fp32)", lambda s: s.dout_m, lambda s: FP32, "weights"),
     )
+    if not outliers:
+        stores += (Store("output FIFO (int results, fp32)", lambda s: s.dout_m + 1,
+                         lambda s: FP32, fifo=True),)
     if outliers:
         stores += (
             Store("outlier mask", lambda s: s.nb_in, lambda s: s.block),
@@ -744,8 +754,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "w8a8", "vector-wise int8 weights and activations (LLM.int8() without outliers)",
         (_detector(0x7C00), _QUANTIZER, _INT_PATH),
         _int8_stores(False),
-        lambda s: _int8_schedule(s, outliers=False), glue="llm-int8-linear",
-        status="the parts of llm-int8-linear (no outlier path); glue of llm-int8-linear"),
+        lambda s: _int8_schedule(s, outliers=False),
+        design=("w8a8-linear", lambda s: s.w8a8_design()),
+        status="RTL: w8a8-linear (llm-int8-linear without its outlier path)"),
     Method(
         "mxint", "MXINT weights and activations, no correction (lqer-linear, rank 0)",
         _MAIN + _MXINT_MERGED, _MAIN_STORES, _lqer_schedule(lambda s: 0),

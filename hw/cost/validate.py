@@ -20,8 +20,9 @@ two-term output (``merged=0``) and the merged one (``merged=1``), each against i
 glue fit (``"<design> merged"`` in :data:`hw.cost.glue.DESIGN_FITS`); ``cfg.layer_output``
 says which one a call validates.
 
-``w8a8`` and ``llm-int4`` name no design and are not validated: no RTL computes them
-(docs/cost.md, Validation).
+``llm-int4`` names no design and is not validated: no RTL computes it (docs/cost.md,
+Validation). ``w8a8`` is held against ``w8a8-linear`` (``llm-int8-linear`` without its
+outlier path).
 """
 
 from __future__ import annotations
@@ -45,16 +46,18 @@ SHAPES: dict[str, tuple[tuple[int, int, int], ...]] = {
     "lqer": ((64, 32, 16), (32, 64, 16), (32, 32, 16), (64, 64, 32), (128, 128, 32)),
     "fp16": ((64, 32, 0), (32, 128, 0), (128, 64, 0)),
     "llm-int8": ((64, 32, 1), (64, 32, 8), (128, 64, 4)),
+    "w8a8": ((64, 32, 0), (128, 64, 0)),
     "resq": ((64, 32, 16), (128, 64, 16), (64, 128, 32)),
 }
 VALIDATED = tuple(SHAPES)
 # methods held on fewer targets, and why: Yosys 0.70's generic LUT flow (synth -lut 6) stops
 # on llm-int8-int-path synthesised alone at the test's 4 lanes ("Conflicting init values"
-# in opt_clean after abc9), though llm-int8-linear, which contains it, synthesises
-TARGETS_OF = {"llm-int8": ("xc7-nodsp",)}
+# in opt_clean after abc9), though llm-int8-linear, which contains it, synthesises; w8a8
+# has the same int path
+TARGETS_OF = {"llm-int8": ("xc7-nodsp",), "w8a8": ("xc7-nodsp",)}
 # what the third entry of a shape is, and the second path's lanes a row reports, per method
 THIRD = {"mxint": ("–", "–"), "lqer": ("rank", "P_l"), "fp16": ("–", "–"),
-         "llm-int8": ("outlier columns", "P_fp"), "resq": ("r", "P_h")}
+         "llm-int8": ("outlier columns", "P_fp"), "resq": ("r", "P_h"), "w8a8": ("–", "–")}
 SMALLEST = {method: shapes[:1] for method, shapes in SHAPES.items()}
 # The test's configuration: the smallest parts (block 4, 4 MACs per cycle: one MXINT lane,
 # four fp16 / int8 lanes), with SMALLEST scaled to it (tests/hw/test_cost_validate.py)

@@ -112,12 +112,13 @@ def test_a_glue_key_fits_its_design_at_its_own_layer_output():
     cfg = CostConfig(layer_output="terms")
     assert fit_config(cfg, "fp16-linear") is cfg
     assert METHODS["lqer"].glue_key(CostConfig()) == "lqer-linear merged"
-    assert METHODS["w8a8"].glue_key(CostConfig()) == "llm-int8-linear"
+    assert METHODS["w8a8"].glue_key(CostConfig()) == "w8a8-linear"
+    assert METHODS["llm-int4"].glue_key(CostConfig()) == "llm-int8-linear"
 
 
 def test_a_feature_constant_over_the_fit_points_is_folded_into_the_base():
     # every point has the second path (resq-linear, llm-int8-linear): its coefficient is 0 and
-    # the base carries it, so a method without it (w8a8 borrowing llm-int8's glue) gets the base
+    # the base carries it, so a method without it borrowing that glue gets the base
     feats = [GlueFeatures(0, 100, 0, 1), GlueFeatures(0, 300, 0, 1), GlueFeatures(0, 700, 0, 1)]
     points = []
     for f in feats:

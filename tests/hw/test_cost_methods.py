@@ -125,9 +125,15 @@ def test_part_lists_are_data_and_name_every_part_with_its_parameters():
         "threshold_bits": 0x4600, "tile": 1, "bias": 0, "out_fp16": 0, "outstanding": 4}
     resq = METHODS["resq"].design[1](s)
     assert (resq["rank"], resq["lanes_main"], resq["lanes_high"]) == (512, 1, 1)
-    assert [m for m in METHODS if METHODS[m].design is None] == ["w8a8", "llm-int4"]
+    # w8a8: llm-int8-linear without its outlier path, the same parts the engine counts
+    assert METHODS["w8a8"].design[1](s) == {
+        "d_in": 4096, "d_out": 11008, "x_lanes": 16, "lanes": 16, "bias": 0, "out_fp16": 0}
+    w8a8 = {u.part(s).label: u.count(s) for u in METHODS["w8a8"].uses}
+    assert w8a8 == {"llm-int8-detector lanes=16 threshold_bits=31744 backpressure=0": 1,
+                    "llm-int8-quantizer": 1, "llm-int8-int-path lanes=16 d_in=4096 bias=0": 1}
+    assert [m for m in METHODS if METHODS[m].design is None] == ["llm-int4"]
     assert {m.glue_design for m in METHODS.values()} == {
-        "fp16-linear", "llm-int8-linear", "lqer-linear", "resq-linear"}
+        "fp16-linear", "llm-int8-linear", "w8a8-linear", "lqer-linear", "resq-linear"}
 
 
 def test_weights_and_factors_are_the_stored_bits():

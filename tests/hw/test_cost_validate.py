@@ -1,10 +1,10 @@
 """hw.cost.validate: the cost model's prediction of each method's whole datapath
-(lqer-linear for mxint and lqer, resq-linear, fp16-linear, llm-int8-linear: parts
-synthesised alone, counted, plus the design's fitted glue and the register buffers)
-against the whole datapath synthesised, within +-10% LUTs and FFs on xc7-nodsp and lut6
-(llm-int8: xc7-nodsp only, hw.cost.validate.TARGETS_OF) at each method's smallest shape
-that is not a fit shape, with the smallest parts (block
-4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape); the MXINT designs
+(lqer-linear for mxint and lqer, resq-linear, fp16-linear, llm-int8-linear, w8a8-linear
+for w8a8: parts synthesised alone, counted, plus the design's fitted glue and the register
+buffers) against the whole datapath synthesised, within +-10% LUTs and FFs on xc7-nodsp and
+lut6 (llm-int8 and w8a8: xc7-nodsp only, hw.cost.validate.TARGETS_OF) at each method's
+smallest shape that is not a fit shape, with the smallest parts (block 4, 4 MACs per cycle;
+bench/bench_cost.py holds block 16 at every shape); the MXINT designs
 at both layer outputs (merged=0 and merged=1, each with its own glue fit). Slow: marked
 ``synth``; results are cached for the session (tests/hw/cost_cache.py)."""
 
@@ -28,17 +28,22 @@ def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
             for m in validate.VALIDATED for o in validate.outputs_of(m)} == set(DESIGN_FITS)
     assert {m: validate.outputs_of(m) for m in validate.VALIDATED} == {
         "mxint": LAYER_OUTPUTS, "lqer": LAYER_OUTPUTS, "resq": LAYER_OUTPUTS,
-        "fp16": ("merged",), "llm-int8": ("merged",)}
+        "fp16": ("merged",), "llm-int8": ("merged",), "w8a8": ("merged",)}
     for cfg in (CostConfig(), validate.TEST_CONFIG):
         shapes = validate.at_block(validate.SHAPES, cfg.block)
         assert len(validate.points(cfg, shapes)) == sum(map(len, validate.SHAPES.values()))
         for method, method_shapes in shapes.items():
             fits = {f[:2] for f in fit_shapes(cfg, METHODS[method].design[0])}
-            if method in ("fp16", "llm-int8"):  # no rank: the sizes alone differ
+            if method in ("fp16", "llm-int8", "w8a8"):  # no rank: the sizes alone differ
                 assert not fits & {s[:2] for s in method_shapes}, method
     small = validate.at_block(validate.SMALLEST, validate.TEST_CONFIG.block)
     assert small == {"mxint": ((16, 8, 0),), "lqer": ((16, 8, 4),), "fp16": ((16, 8, 0),),
-                     "llm-int8": ((16, 8, 1),), "resq": ((16, 8, 4),)}
+                     "llm-int8": ((16, 8, 1),), "resq": ((16, 8, 4),), "w8a8": ((16, 8, 0),)}
+    # w8a8 is llm-int8-linear without its outlier path
+    w8a8 = validate.points(CostConfig(), {"w8a8": small["w8a8"]})[0]
+    assert (w8a8[2].name, w8a8[2].kwargs["d_in"]) == ("w8a8-linear", 16)
+    assert {p.name for p in w8a8[3]} == {"llm-int8-detector", "llm-int8-quantizer",
+                                        "llm-int8-int-path"}
     assert validate.points(validate.TEST_CONFIG, {"lqer": small["lqer"]})[0][2].kwargs["rank"] == 4
     # llm-int8 at 8 outlier columns of 64 x 32 (16 MACs per cycle): two fp16 lanes
     llm = validate.points(CostConfig(), {"llm-int8": ((64, 32, 8),)})[0][2]
@@ -47,8 +52,10 @@ def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
         validate.points(CostConfig(), {"mxint": [(32, 32, 0)]})
     with pytest.raises(ValueError, match=r"^shape must not be a fit shape of fp16-linear"):
         validate.points(CostConfig(), {"fp16": [(32, 64, 0)]})
-    with pytest.raises(ValueError, match=r"^method must name a design .*; got 'w8a8'$"):
-        validate.points(CostConfig(), {"w8a8": [(64, 32, 0)]})
+    with pytest.raises(ValueError, match=r"^method must name a design .*; got 'llm-int4'$"):
+        validate.points(CostConfig(), {"llm-int4": [(64, 32, 1)]})
+    with pytest.raises(ValueError, match=r"^shape must not be a fit shape of w8a8-linear"):
+        validate.points(CostConfig(), {"w8a8": [(32, 64, 0)]})
 
 
 @pytest.mark.synth
@@ -62,7 +69,7 @@ def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method
                              tmp_path_factory.mktemp("cost-validate"),
                              cache=ResultCache(session_cache_root(tmp_path_factory)), workers=2)
     targets = validate.targets_of(method, validate.TARGETS)
-    assert targets == (("xc7-nodsp",) if method == "llm-int8" else validate.TARGETS)
+    assert targets == (("xc7-nodsp",) if method in ("llm-int8", "w8a8") else validate.TARGETS)
     assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
         {(method, *s, t) for s in shapes[method] for t in targets}
     assert {r["merged"] for r in rows} == {int(output == "merged" and
