@@ -5,8 +5,8 @@ cached run times.
    ``hw.cost.validate.SHAPES`` (mxint and lqer on ``lqer-linear``, fp16 on
    ``fp16-linear``, llm-int8 on ``llm-int8-linear``, w8a8 on ``w8a8-linear``, resq on
    ``resq-linear``, at 16 MACs per cycle) the model's LUT and FF prediction against the
-   synthesised datapath on ``xc7-nodsp`` and ``lut6``; prints one line per method, shape and target and the
-   largest error (the project's bound: +-10%).
+   synthesised datapath on ``xc7-nodsp`` and ``lut6``; prints one line per method, shape
+   and target and the largest error (the project's bound: +-10%).
 2. Timing: ``lqer-hw cost --model llama-7b`` (all methods, ``xc7-nodsp``) once with an
    empty synthesis cache (cold) and once more with the cache it filled (cached); prints
    wall and CPU seconds (the command and its Yosys runs) and the ratio (one run on a shared
