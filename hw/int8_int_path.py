@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -42,6 +42,9 @@ __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
 
 MAX_LANES = 256
 MAC_LATENCY = 3         # input register, product register, sum register
+# s_x is a non-negative binary16 value: as binary32, its 13 low fraction bits and its sign
+# are 0 (sw.llm_int8 step 3)
+SX_LOW_ZEROS = 13
 
 
 def acc_width(d_in: int) -> int:
@@ -52,7 +55,8 @@ def acc_width(d_in: int) -> int:
 class Int8IntPath(wiring.Component):
     """Ports: ``i`` (stream of ``{"x": signed(8), "w": ArrayLayout(signed(8), lanes),
     "first": 1, "last": 1}``), ``sx`` (In 32: ``s_x`` as binary32, held while a group's
-    outputs are dequantized), ``c`` (stream of ``{"scale": unsigned(32)}`` and, with
+    outputs are dequantized; a non-negative binary16 value, whose 13 low fraction bits and
+    sign are 0 and are not read), ``c`` (stream of ``{"scale": unsigned(32)}`` and, with
     ``bias``, ``"bias": unsigned(32)``: binary32 patterns, one per output in order) and
     ``o`` (stream of ``{"y": unsigned(32)}``).
 
@@ -152,7 +156,9 @@ class Int8IntPath(wiring.Component):
         with m.Elif(left != 0):
             m.d.sync += left.eq(left - 1)
 
-        # the dequantization lane
+        # the dequantization lane; s_x is a binary16 value: only its 18 bits are read, so
+        # the multiplier by s_x is 24 x 11 bits (hw.int8_quantizer.Int8Quantizer.scale32)
+        sx = Cat(Const(0, SX_LOW_ZEROS), self.sx[SX_LOW_ZEROS:31], Const(0, 1))
         m.submodules.to_fp32 = conv = self._conv
         m.submodules.times_sx = mul_x = self._mul_x
         m.submodules.times_scale = mul_w = self._mul_w
@@ -168,7 +174,7 @@ class Int8IntPath(wiring.Component):
         m.d.comb += [conv.i.valid.eq(left != 0), conv.i.payload.a.eq(bank[0]),
                      conv.o.ready.eq(1),
                      mul_x.i.valid.eq(conv.o.valid), mul_x.i.payload.a.eq(conv.o.payload.y),
-                     mul_x.i.payload.b.eq(self.sx), mul_x.o.ready.eq(1),
+                     mul_x.i.payload.b.eq(sx), mul_x.o.ready.eq(1),
                      mul_w.i.valid.eq(mul_x.o.valid), mul_w.i.payload.a.eq(mul_x.o.payload.y),
                      mul_w.i.payload.b.eq(scales.r_data), scales.r_en.eq(mul_x.o.valid),
                      mul_w.o.ready.eq(1)]

@@ -84,7 +84,7 @@ def _same_rtl(part, component) -> bool:
 
 
 def test_the_parts_of_the_baselines_and_resq_are_those_their_designs_build():
-    """Each part the fp16, llm-int8 and resq engines list (but the gathered weights'
+    """Each part the fp16, llm-int8, w8a8 and resq engines list (but the gathered weights'
     dequantization, outside llm-int8-linear) has the RTL of the submodule its design builds."""
     from hw.cost import model
     from hw.cost.methods import CostConfig
@@ -109,6 +109,16 @@ def test_the_parts_of_the_baselines_and_resq_are_those_their_designs_build():
         assert _same_rtl(uses[role].part(s), component), role
     assert uses["outlier fp16 products"].count(s) == len(llm.parts["fp_path"]._muls)
     assert {r for r, u in uses.items() if u.outside} == set(uses) - set(inside)
+    method, s, whole = model.design_point("w8a8", cfg, (16, 8, 0))
+    w8a8 = inspect(whole.name, **whole.kwargs)
+    uses = {u.role: u.part(s) for u in method.uses}
+    inside = {"outlier detector and absmax (llm-int8-detector)": w8a8.parts["detector"],
+              "activation quantizer (reciprocal table, x * r, round)": w8a8.parts["quantizer"],
+              "int path: M int8 lanes, dequantization (llm-int8-int-path)":
+                  w8a8.parts["int_path"]}
+    assert set(uses) == set(inside) and set(w8a8.parts) == {"detector", "quantizer", "int_path"}
+    for role, component in inside.items():
+        assert _same_rtl(uses[role], component), role
     method, s, whole = model.design_point("resq", cfg, (16, 8, 4))
     resq = inspect(whole.name, **whole.kwargs)
     uses = {u.role: u.part(s) for u in method.uses}

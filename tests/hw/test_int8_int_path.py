@@ -23,7 +23,10 @@ def _layer(rng, tokens, d_in, d_out):
     x[0], w[0] = 127, 127                                  # the largest sum
     w[1 % d_out] = -127
     scale = ieee.bits_of((rng.random(d_out) * 1e-4).astype(np.float32), BINARY32)
-    sx = ieee.bits_of((rng.random(tokens) * 8).astype(np.float32), BINARY32)
+    # s_x: binary16 values (sw.llm_int8 step 3), subnormal ones too
+    sx16 = (rng.random(tokens) * 8).astype(np.float16)
+    sx16[0] = np.float16(2.0 ** -24) * 5
+    sx = ieee.bits_of(sx16.astype(np.float32), BINARY32)
     sx[-1] = 0                                             # s_x = 0 (an all-zero token)
     bias = ieee.bits_of(rng.standard_normal(d_out).astype(np.float32), BINARY32)
     return x, w, scale, sx, bias

@@ -6,9 +6,9 @@ back-pressure. ``LQER_VECTORS`` / ``LQER_SEED`` scale and reseed the same tests
 layers of several shapes, ranks and lane counts (Verilator: LQER_VECTORS // 50 tokens;
 Icarus, which runs this wide design at a few hundred cycles/s: LQER_VECTORS // 2000; at
 least the defaults); its ResQ mode (resq-linear) runs the same way. The layer baselines
-(fp16-linear, llm-int8-linear) and two LQER layers at the default pipeline depths (two-term
-and MXINT8 output) run LQER_VECTORS tokens each on Verilator through the Verilog bench
-(sim.hdl_bench; make regress: a million).
+(fp16-linear, llm-int8-linear and its W8A8 mode w8a8-linear) and two LQER layers at the
+default pipeline depths (two-term and MXINT8 output) run LQER_VECTORS tokens each on
+Verilator through the Verilog bench (sim.hdl_bench; make regress: a million).
 """
 
 from __future__ import annotations
@@ -163,6 +163,9 @@ def test_resq_linear_rtl_matches_reference(simulator, params):
 # rule, subnormals, all zero): ten tokens hold each once.
 LLM_INT8_SMALL = {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4, "fp_lanes": 2,
                   "outputs": 2}
+# w8a8-linear: llm-int8-linear without its outlier path, the same tokens (their large
+# entries set s_x)
+W8A8_SMALL = {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4}
 BASELINE_CASES = [
     ("fp16-linear", "icarus", {"d_in": 8, "d_out": 8, "lanes": 2}),
     ("fp16-linear", "verilator", {"d_in": 8, "d_out": 8, "lanes": 2}),
@@ -175,8 +178,13 @@ BASELINE_CASES = [
     ("llm-int8-linear", "icarus", {"d_in": 24, "d_out": 12, "x_lanes": 8, "lanes": 4,
                                    "fp_lanes": 3, "outputs": 3, "tile": 2, "bias": 1,
                                    "out_fp16": 0, "outstanding": 2}),
+    ("w8a8-linear", "icarus", W8A8_SMALL),
+    ("w8a8-linear", "verilator", W8A8_SMALL),
+    # bias, binary32 outputs, three chunks and groups
+    ("w8a8-linear", "icarus", {"d_in": 24, "d_out": 12, "x_lanes": 8, "lanes": 4, "bias": 1,
+                               "out_fp16": 0}),
 ]
-BASELINE_TOKENS = {"fp16-linear": 8, "llm-int8-linear": 10}
+BASELINE_TOKENS = {"fp16-linear": 8, "llm-int8-linear": 10, "w8a8-linear": 10}
 BASELINE_VECTORS_PER_TOKEN = 200
 
 
@@ -218,6 +226,7 @@ MANY_TOKENS_CHUNK = 20_000
 LQER_SMALL = {"d_in": 8, "d_out": 8, "rank": 4, "block": 4, "lanes_main": 2}
 MANY_TOKENS_CASES = [("fp16-linear", {"d_in": 8, "d_out": 8, "lanes": 2}),
                      ("llm-int8-linear", LLM_INT8_SMALL),
+                     ("w8a8-linear", W8A8_SMALL),
                      ("lqer-linear", LQER_SMALL),
                      ("lqer-linear", {**LQER_SMALL, "d_out": 16, "merged": 1, "bias": 1})]
 

@@ -52,7 +52,9 @@ LLM_INT8_SMALL = {"d_in": 16, "d_out": 8, "x_lanes": 4, "lanes": 4, "fp_lanes": 
                   "outputs": 2}
 CASES = [(design, params, simulator)
          for design, params in (("dot-array", {"lanes": 2, "block": 4}),
-                                ("llm-int8-linear", LLM_INT8_SMALL))
+                                ("llm-int8-linear", LLM_INT8_SMALL),
+                                ("w8a8-linear", {"d_in": 16, "d_out": 8, "x_lanes": 4,
+                                                 "lanes": 4}))
          for simulator in SIMULATORS]
 
 
@@ -65,7 +67,7 @@ def test_hdl_bench_matches_the_reference(design, params, simulator):
     seed = seed_from_env()
     component = inspect(design, **params)
     adapter = get_adapter(design)
-    count = 40 if design == "llm-int8-linear" else 300
+    count = 40 if design in ("llm-int8-linear", "w8a8-linear") else 300
     inputs = adapter.validate(component, adapter.random_inputs(component, count,
                                                                np.random.default_rng(seed)))
     result = simulate(adapter, component, inputs, simulator=simulator, seed=seed,
