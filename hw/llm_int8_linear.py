@@ -41,13 +41,14 @@ index memory, no gather port, no fp path and no merge::
       int path  Y_b = fl32(fl32(fl32(fl32(C) s_x) w_scale) + b)      Int8IntPath
       output    fl16(Y_b) (binary16 out) into the output FIFO, or Y_b  FP32ToFP16
 
-The merge is left out because it is the identity here: with no outlier column ``acc =
-+0``, and ``fl32(Y_b + 0) = Y_b`` unless ``Y_b = -0``, which cannot happen (``C = 0`` gives
-``+0``; otherwise ``|fl32(C) s_x w_scale| >= 2^-24 2^-24 / 127^2 > 2^-62`` does not
-underflow, ``s_x`` and ``w_scale`` being binary16 values over 127^2 ``>= 0``, and a sum
-``Y_int + b`` that cancels exactly, or ``+0 + -0``, is ``+0`` under round to nearest). The
-input stream and the output are those of the outlier design
-(:mod:`hw.llm_int8_schedule`); the int results FIFO is the output FIFO.
+The merge is left out because it is the identity here: with no outlier column it would
+add ``acc = +0``, and ``fl32(Y_b + 0) = Y_b`` for every ``Y_b`` but ``-0``, which the int
+path never gives. ``C = 0`` gives ``+0`` (``s_x``, ``w_scale >= 0``); otherwise ``|fl32(C)
+s_x| >= 2^-24`` (``s_x`` a binary16 value ``> 0``) and ``w_scale = fl32(s_w / 127^2) >=
+2^-24 / 127^2``, so ``Y_int`` (at least ``2^-62``) does not underflow to zero; and a bias
+that cancels ``Y_int`` exactly, or ``+0 + -0``, gives ``+0`` under round to nearest. The
+input stream and the output are those of the outlier design (:mod:`hw.llm_int8_schedule`);
+the int results FIFO is the output FIFO.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
     ``x_lanes``), ``d_out`` (1..``MAX_DIM``, a multiple of ``lanes`` and ``fp_lanes``);
     ``x_lanes`` (B, 1..256: activations per input item, the detector's and the
     compaction's width), ``lanes`` (P, int8 MACs per cycle, 1..256); ``tile`` (T, 1..16
-    tokens per tile, the detection group; 1 without the outlier path); ``bias``; ``out_fp16`` (binary16 outputs, else
-    binary32); ``outliers`` (the outlier path; ``False``: W8A8, module doc). The outlier
+    tokens per tile, the detection group; 1 without the outlier path); ``bias``;
+    ``out_fp16`` (binary16 outputs, else binary32); ``outliers`` (the outlier path;
+    ``False``: W8A8, module doc). The outlier
     path's, given only with ``outliers`` (``None``: :data:`OUTLIER_DEFAULTS`):
     ``fp_lanes`` (P_fp, 1..64), ``outputs`` (M, 1..B: column indices per compaction
     pass), ``threshold`` (a number >= 0, inf: no outliers; compared as
