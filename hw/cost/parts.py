@@ -259,7 +259,9 @@ class PartIndex:
 
     def _path(self, part: Part, target) -> Path:
         h = hashlib.sha256()
-        for text in (part.label, target.name, target.script("top"), source_fingerprint()):
+        from hw.designs import top_name
+        script = target.script(top_name(part.name))  # as the part's job runs it
+        for text in (part.label, target.name, script, source_fingerprint()):
             h.update(text.encode() + b"\0")
         return self.root / f"{h.hexdigest()}.json"
 

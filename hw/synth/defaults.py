@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 
 __all__ = ["PAPER_CONFIGURATION", "PAPER_OVERRIDES", "SWEEPS", "HEAVY_MULTIPLIERS",
-           "DATAPATH_TARGETS", "LAYER_TARGETS", "GENERIC_FLOW_FAILS", "paper_configuration", "registered_designs", "design_points",
+           "DATAPATH_TARGETS", "LAYER_TARGETS", "paper_configuration", "registered_designs", "design_points",
            "default_points", "point_targets", "default_plan"]
 
 PAPER_CONFIGURATION = {"block": 16, "a_width": 8, "w_width": 4, "exponent_bits": 8}
@@ -40,9 +40,6 @@ SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 # A point with more multipliers than this is a datapath: DATAPATH_TARGETS only.
 HEAVY_MULTIPLIERS = 64
-# Points Yosys 0.70's generic flows cannot synthesise ("Conflicting init values" in
-# opt_clean after ABC; docs/synth.md, pitfalls): DATAPATH_TARGETS
-GENERIC_FLOW_FAILS = frozenset({"llm-int8-int-path", "llm-int8-compaction"})
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 # A whole layer design (it publishes a ``schedule``): the targets its figures are read on,
 # the cost model's fabric-only 7-series and ECP5 as ``lqer-hw pnr`` places it.
@@ -98,17 +95,15 @@ def default_points() -> list[tuple[str, dict[str, int]]]:
     return [(d.name, p) for d in registered_designs() for p in design_points(d)]
 
 
-def point_targets(multiplier_count: int, targets, *, layer: bool = False,
-                  datapath: bool = False) -> list:
+def point_targets(multiplier_count: int, targets, *, layer: bool = False) -> list:
     """The targets (names or :class:`~hw.synth.targets.Target` objects, in their order) a
     point with ``multiplier_count`` multipliers runs on in the default set: every one, or
-    :data:`DATAPATH_TARGETS` for a ``datapath`` (a point that must not run on the generic
-    flows) or one with more than :data:`HEAVY_MULTIPLIERS`; a ``layer`` design (one that
+    :data:`DATAPATH_TARGETS` for one with more than :data:`HEAVY_MULTIPLIERS`; a ``layer`` design (one that
     publishes a ``schedule``: a whole linear layer, whatever its multipliers, the IEEE
     multipliers being trees of partial products, not ``$mul``) on :data:`LAYER_TARGETS`."""
     if layer:
         allowed = LAYER_TARGETS
-    elif multiplier_count > HEAVY_MULTIPLIERS or datapath:
+    elif multiplier_count > HEAVY_MULTIPLIERS:
         allowed = DATAPATH_TARGETS
     else:
         return list(targets)
@@ -126,8 +121,7 @@ def default_plan(targets) -> list[tuple[str, dict[str, int], list, object, str]]
         component = elaborate(name, **params)
         rtlil = emit(component, fmt="rtlil", name=top_name(name))
         chosen = point_targets(multipliers(rtlil)[0], targets,
-                               layer=hasattr(component, "schedule"),
-                               datapath=name in GENERIC_FLOW_FAILS)
+                               layer=hasattr(component, "schedule"))
         if chosen:
             plan.append((name, params, chosen, component, rtlil))
     return plan

@@ -21,7 +21,7 @@ from hw.pipeline import REPLICA_TAG
 from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
 
 __all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "DEFAULT_TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
-           "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT"]
+           "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT", "DROP_INIT", "DROP_INIT_TOPS"]
 
 # Resource categories reported for every target, in table order.
 CATEGORIES = ("luts", "ffs", "dsps", "carries", "brams", "lutrams")
@@ -41,6 +41,18 @@ _GENERIC_FF = r"^\$_(S|AL)?DFF"
 # hw.pipeline.REPLICA_TAG) keep their copies: without ``keep`` on the flip-flop cells,
 # Yosys's opt_merge folds identical flip-flops back into one.
 KEEP_REPLICAS = f"setattr -set keep 1 w:*_{REPLICA_TAG}_* %ci1 t:$dff %i"
+
+# Yosys 0.70's ABC9, which ``synth -lut`` runs, leaves x bits in the init attributes of
+# registers it ties to constants in these designs (the LLM.int8() int32 -> fp32 stage and
+# the compaction's rank registers); opt_clean then stops with "Conflicting init values for
+# signal 1'0". On the targets with ``drops_init`` (the generic LUT targets, where a
+# register's power-up value costs nothing) these top modules are synthesised with their
+# init attributes dropped first (DROP_INIT). Dropping them everywhere would also change
+# other designs' figures (an accumulator keeps 5% more flip-flops without them), so the
+# list is explicit; docs/synth.md, pitfalls.
+DROP_INIT_TOPS = frozenset({"llm_int8_int_path", "llm_int8_compaction", "llm_int8_linear",
+                            "w8a8_linear"})
+DROP_INIT = "setattr -unset init w:*"
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class Target:
     family: str = ""                  # short family label for tables and plots
     timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
     dsp_multipliers: bool = False     # multipliers go to DSP blocks (cheap to synthesise)
+    drops_init: bool = False          # DROP_INIT_TOPS lose their init attributes first
 
     def script(self, top: str, *, estimate: bool = True, flow: Flow | None = None) -> str:
         """The full Yosys script for top module ``top`` (run inside the build folder) in
@@ -99,6 +112,8 @@ class Target:
         lines = ["read_rtlil design.il", f"hierarchy -check -top {top}", "rename -hide w:*[*]",
                  KEEP_REPLICAS]
         lines += list(flow.prelude)
+        if self.drops_init and top in DROP_INIT_TOPS:
+            lines.append(DROP_INIT)
         lines += [c.format(top=top) for c in self.commands]
         lines.append("delete t:$scopeinfo")  # hierarchy annotations left by flatten: no hardware
         stat = f"stat -json {self.stat_options}".strip()
@@ -158,10 +173,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            family="gowin", dsp_multipliers=True),
     Target("lut4", "generic 4-input LUTs (synth -lut 4)",
            ("synth -flatten -top {top} -lut 4",),
-           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
+           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic",
+           drops_init=True),
     Target("lut6", "generic 6-input LUTs (synth -lut 6)",
            ("synth -flatten -top {top} -lut 6",),
-           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic"),
+           {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic",
+           drops_init=True),
     Target("cmos", "ASIC estimate: NAND/NOR/NOT + D flip-flops, stat -tech cmos transistors",
            ("synth -flatten -top {top}",
             # Sync resets and enables become gates, so every FF is a plain $_DFF_P_

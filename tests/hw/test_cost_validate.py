@@ -2,9 +2,8 @@
 (lqer-linear for mxint and lqer, resq-linear, fp16-linear, llm-int8-linear, w8a8-linear
 for w8a8: parts synthesised alone, counted, plus the design's fitted glue and the register
 buffers) against the whole datapath synthesised, within +-10% LUTs and FFs on xc7-nodsp and
-lut6 (llm-int8 and w8a8: xc7-nodsp only, hw.cost.validate.TARGETS_OF) at each method's
-smallest shape that is not a fit shape, with the smallest parts (block 4, 4 MACs per cycle;
-bench/bench_cost.py holds block 16 at every shape); the MXINT designs
+lut6 at each method's smallest shape that is not a fit shape, with the smallest parts (block
+4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape); the MXINT designs
 at both layer outputs (merged=0 and merged=1, each with its own glue fit). Slow: marked
 ``synth``; results are cached for the session (tests/hw/cost_cache.py)."""
 
@@ -69,7 +68,7 @@ def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method
                              tmp_path_factory.mktemp("cost-validate"),
                              cache=ResultCache(session_cache_root(tmp_path_factory)), workers=2)
     targets = validate.targets_of(method, validate.TARGETS)
-    assert targets == (("xc7-nodsp",) if method in ("llm-int8", "w8a8") else validate.TARGETS)
+    assert targets == validate.TARGETS
     assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
         {(method, *s, t) for s in shapes[method] for t in targets}
     assert {r["merged"] for r in rows} == {int(output == "merged" and
