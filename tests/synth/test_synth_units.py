@@ -175,7 +175,8 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     # every layer design is a datapath, even with no $mul (fp16-linear's IEEE multipliers
     # are partial-product trees)
     layers = {n for n, p, ts, c, r in plan if hasattr(c, "schedule")}
-    assert layers == {"lqer-linear", "resq-linear", "fp16-linear", "llm-int8-linear"}
+    assert layers == {"lqer-linear", "resq-linear", "fp16-linear", "llm-int8-linear",
+                      "w8a8-linear"}
     assert multipliers(next(r for n, p, ts, c, r in plan if n == "fp16-linear"))[0] == 0
     # the dot-array sweep crosses the line: 32 multipliers per lane (two 2-bit weight
     # pieces per product, hw.dot_array.product_terms)
