@@ -30,7 +30,6 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from sw.default_model import DIRECTORY, HELDOUT  # noqa: E402
-from sw.emulation import restore_model  # noqa: E402
 from sw.llm_int8_pipeline import Int8Options, emulate, outlier_counts  # noqa: E402
 from sw.models import load_model, load_tokenizer, quantizable_layers  # noqa: E402
 from sw.outliers import profile_model  # noqa: E402

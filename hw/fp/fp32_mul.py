@@ -38,7 +38,7 @@ chains:
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Mux, unsigned
+from amaranth.hdl import Mux, unsigned
 
 from hw.fp.common import (FPUnit, close_product_level, coarse_shift, exponent_choices,
                           fine_shift, group_one_hot, one_hot_index, pack_choice, round_even,

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 
-from hw.designs import elaborate, get_design, inspect
+from hw.designs import get_design, inspect
 from hw.fp.common import MAX_STAGES
 from hw.fp.designs import FP_UNITS
 from hw.pipeline import register_counts
 from sim.adapters import ADAPTERS, get_adapter
-from sim.amaranth_bench import bench_design, run_amaranth
+from sim.amaranth_bench import bench_design
 from sim.adapters.fp import FP_ADAPTERS, edge_values
-from sim.codec import PayloadCodec
 
 UNITS = tuple(FP_UNITS)
 PORTS = {  # design: (input fields and widths, output width)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sw import cli
-from sw.models import (ModelError, check_token_ids, check_vocabulary, kept_float, load_model,
+from sw.models import (ModelError, check_token_ids, check_vocabulary, load_model,
                        load_tokenizer, model_hash, quantizable_layers)
 from tests.sw.cli_checks import error_message
 from tests.sw.tiny_checkpoints import VOCAB, edit_weights, text_file
