@@ -11,10 +11,11 @@ merged"``: the keys of :data:`DESIGN_FITS`) is modelled per design, target and r
     FFs   = register_bits                    + base + second * second_path
 
 counted by construction from the method's buffer list (:mod:`hw.cost.methods`):
-``operand_mux`` / ``result_mux`` are ``sum width * (depth - 1)`` (the read multiplexers'
-inputs) over the buffers in registers that feed an arithmetic unit every step
-(activations, t, codes, running sums) and over those read once per output block
-(results, u); ``register_bits`` their bits plus the fixed register banks (the
+``operand_mux`` / ``result_mux`` are ``sum width * mux_luts(depth)`` (the LUTs of the
+read multiplexer trees, one per read port: :func:`mux_luts`) over the buffers in
+registers that feed an arithmetic unit every step (activations, t, codes, running sums)
+and over those read once per output block (results, u; a memory with both reads, as
+``fp-accumulate``'s sums, counts in both); ``register_bits`` their bits plus the fixed register banks (the
 requantizer staging); ``second_path`` is 1 when a second datapath (the low-rank, high or
 outlier path) is present. The two kinds of buffer are costed apart because they are: an
 operand multiplexer sits in front of the multipliers, where synthesis can fold a small
@@ -41,7 +42,7 @@ import numpy as np
 
 from hw.cost.parts import FIGURES
 
-__all__ = ["DESIGN_FITS", "FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes",
+__all__ = ["DESIGN_FITS", "FIT_SHAPES", "GlueFeatures", "GlueFit", "features", "fit_shapes", "mux_luts",
            "fit", "implemented_buffers", "rank_field", "fit_config", "design_of"]
 
 # glue key -> its fit points (method, d_in, d_out, rank), sizes in blocks; ``rank`` is the
@@ -56,9 +57,14 @@ DESIGN_FITS = {
     "lqer-linear merged": _LQER_FITS,
     "resq-linear": _RESQ_FITS,
     "resq-linear merged": _RESQ_FITS,
-    "fp16-linear": (("fp16", 2, 2, 0), ("fp16", 2, 4, 0), ("fp16", 4, 4, 0)),
+    # 64 x 128: the sums memory at 8 words, where a 6-LUT read multiplexer tree costs more
+    # than at 2 and 4 (mux_luts); without it that coefficient would not be fitted
+    "fp16-linear": (("fp16", 2, 2, 0), ("fp16", 2, 4, 0), ("fp16", 4, 4, 0), ("fp16", 4, 8, 0)),
     "llm-int8-linear": (("llm-int8", 2, 2, 0), ("llm-int8", 2, 4, 0), ("llm-int8", 4, 4, 0)),
-    "w8a8-linear": (("w8a8", 2, 2, 0), ("w8a8", 2, 4, 0), ("w8a8", 4, 4, 0)),
+    # 128 x 32: the activation memories at 8 words (fp16 blocks) and 128 (int8 codes), where
+    # the read trees step up (mux_luts); fitted at 2 and 4 words alone, the operand
+    # coefficient took up the rest of d_in's growth and over-predicted 128 x 64 by 28% on lut6
+    "w8a8-linear": (("w8a8", 2, 2, 0), ("w8a8", 2, 4, 0), ("w8a8", 4, 4, 0), ("w8a8", 8, 2, 0)),
 }
 # lqer-linear's fit points (d_in, d_out, rank), in blocks
 FIT_SHAPES = tuple(p[1:] for p in DESIGN_FITS["lqer-linear"])
@@ -93,9 +99,29 @@ class GlueFeatures:
     second_path: int
 
 
-def features(method, sizing, buffers: str) -> GlueFeatures:
+def mux_luts(depth: int, lut_inputs: int | None) -> int:
+    """LUTs of one bit of a ``depth``:1 multiplexer built as a tree of ``lut_inputs``-input
+    LUTs (``None``: of 2:1 multiplexer cells, a target without LUTs). A k-input LUT
+    selects among ``m`` inputs where ``m + log2(m) <= k`` (4 on a 6-LUT, 2 on a 4-LUT), and
+    each one removes ``m - 1`` inputs: ``ceil((depth - 1) / (m - 1))``. So a 6-LUT tree
+    costs the same at 2 and 4 words and three times that at 8, which a count of
+    multiplexer inputs (``depth - 1``) misses (fp16-linear on lut6: its sums memory, two
+    read ports of 512 bits, adds about 2,000 LUTs from 4 to 8 words and almost none from 2
+    to 4)."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1; got {depth!r}")
+    m = 2
+    if lut_inputs is not None:
+        while 2 * m + (2 * m).bit_length() - 1 <= lut_inputs:
+            m *= 2
+    return -(-(depth - 1) // (m - 1))
+
+
+def features(method, sizing, buffers: str, *, lut_inputs: int | None) -> GlueFeatures:
     """The glue features of ``method`` (:class:`hw.cost.methods.Method`) at ``sizing``
-    with per-token buffers held in ``buffers`` (``"registers"`` or ``"memory"``)."""
+    with per-token buffers held in ``buffers`` (``"registers"`` or ``"memory"``) on a
+    target of ``lut_inputs``-input LUTs (:attr:`hw.synth.targets.Target.lut_inputs`;
+    :func:`mux_luts`)."""
     if buffers not in ("registers", "memory"):
         raise ValueError(f'buffers must be one of "registers", "memory"; got {buffers!r}')
     mux = {"operand": 0, "result": 0}
@@ -105,7 +131,8 @@ def features(method, sizing, buffers: str) -> GlueFeatures:
         if store.kind == "registers" or (store.kind == "buffer" and buffers == "registers"):
             regs += depth * width
             if store.kind == "buffer":
-                mux[store.read] += width * (depth - 1)
+                for read in store.reads:
+                    mux[read] += width * mux_luts(depth, lut_inputs)
         elif store.kind == "buffer" and store.fifo:
             regs += width  # a buffered FIFO's output register
     return GlueFeatures(mux["operand"], mux["result"], regs, int(method.second_path))

@@ -429,13 +429,15 @@ class Store:
     """A memory ``depth`` words x ``width`` bits of ``kind`` buffer / table / registers /
     weights (functions of a :class:`Sizing`). ``read``: how a buffer is read, ``"operand"``
     (a dot array's operand, every step: activations, t) or ``"result"`` (once per output
-    block: results awaiting the merge); the glue model costs the two apart."""
+    block: results awaiting the merge), or a tuple of them, one per read port (the
+    running sums of ``fp-accumulate``: read back by the adders and read out); the glue
+    model costs the two apart."""
 
     role: str
     depth: Callable[[Sizing], int]
     width: Callable[[Sizing], int]
     kind: str = "buffer"
-    read: str = "result"
+    read: str | tuple[str, ...] = "result"   # or one entry per read port
     fifo: bool = False    # a buffered FIFO: its output register stays in logic as a memory
     # whether the engine at a sizing has this store (None: always), e.g. a FIFO of one
     # layer output and not of the other
@@ -443,6 +445,11 @@ class Store:
 
     def present(self, s: Sizing) -> bool:
         return self.when is None or bool(self.when(s))
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """How each read port reads the buffer (``read`` as a tuple)."""
+        return (self.read,) if isinstance(self.read, str) else tuple(self.read)
 
 
 @dataclass(frozen=True)
@@ -716,7 +723,7 @@ def _int8_stores(outliers: bool) -> tuple[Store, ...]:
                   lambda s: s.compaction_outputs * _column_bits(s)
                   + s.compaction_outputs.bit_length()),
             Store("fp32 outlier sums", lambda s: s.dout_m // s.fp_lanes,
-                  lambda s: s.fp_lanes * FP32, read="operand"),
+                  lambda s: s.fp_lanes * FP32, read=("operand", "result")),
             Store("int results awaiting merge (fp32)", lambda s: s.dout_m + 1, lambda s: FP32,
                   fifo=True),
         )
@@ -746,7 +753,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         "binary32 sum per output",
         _fp_path("", lambda s: s.M),
         (Store("fp32 sums (d_out)", lambda s: s.dout_m // s.M, lambda s: s.M * FP32,
-               read="operand"),
+               read=("operand", "result")),
          Store("W (fp16 weights)", lambda s: s.column_steps, lambda s: s.M * FP16, "weights")),
         _fp16_schedule,
         design=("fp16-linear", lambda s: s.fp16_design()), status="RTL: fp16-linear"),

@@ -28,6 +28,7 @@ from hw.cost import glue as glue_mod
 from hw.cost.memory import Memory
 from hw.cost.methods import METHODS, CostConfig, Method, Sizing
 from hw.cost.parts import ESTIMATED, FIGURES, SYNTHESISED, Part
+from hw.synth.targets import get_target
 
 __all__ = ["schedule_memo", "EngineKey", "plan", "required_parts", "design_point", "fit_points",
            "glue_designs", "glue_fits", "engine_cost",
@@ -185,7 +186,8 @@ def glue_fits(cfg: CostConfig, targets: list[str], figures: dict, designs=("lqer
                 field = glue_mod.rank_field(method.name)
                 points.append({
                     "features": glue_mod.features(method, sizing,
-                                                  glue_mod.implemented_buffers(target)),
+                                                  glue_mod.implemented_buffers(target),
+                                                  lut_inputs=get_target(target).lut_inputs),
                     "measured": figures[(whole, target)]["figures"],
                     "parts": _parts_total(method, sizing, target, figures),
                     "shape": [sizing.d_in, sizing.d_out,
@@ -213,7 +215,8 @@ def engine_cost(key: EngineKey, cfg: CostConfig, target: str, figures: dict,
                      "basis": f["basis"],
                      **{k: None if f["figures"].get(k) is None else n * f["figures"][k]
                         for k in FIGURES}})
-    g = fit.predict(glue_mod.features(method, sizing, buffers))
+    g = fit.predict(glue_mod.features(method, sizing, buffers,
+                                      lut_inputs=get_target(target).lut_inputs))
     shapes = ", ".join(f"{p['shape'][0]}x{p['shape'][1]}"
                        + (f" rank {p['shape'][2]}" if glue_mod.design_of(fit.design) in (
                            "lqer-linear", "resq-linear") else "")

@@ -103,6 +103,7 @@ class Target:
     timing: TimingModel | None = None  # Yosys delay model for an Fmax estimate (hw.synth.timing)
     dsp_multipliers: bool = False     # multipliers go to DSP blocks (cheap to synthesise)
     drops_init: bool = False          # DROP_INIT_TOPS lose their init attributes first
+    lut_inputs: int | None = None     # inputs of the target's LUT (None: gates, no LUTs)
 
     def script(self, top: str, *, estimate: bool = True, flow: Flow | None = None) -> str:
         """The full Yosys script for top module ``top`` (run inside the build folder) in
@@ -142,7 +143,7 @@ def _xc7(name: str, description: str, extra: str, dsp: bool) -> Target:
         {"luts": r"^LUT[1-6](_2)?$", "ffs": r"^FD[CPRS]E(_1)?$", "dsps": r"^DSP48E1$",
          "carries": r"^CARRY4$", "brams": r"^RAMB(18|36)E1$",
          "lutrams": r"^(RAM(16|32|64|128|256)X1[SD]|RAM32M|RAM64M|SRL16E|SRLC32E)$"},
-        family="xc7", timing=XC7_TIMING, dsp_multipliers=dsp)
+        family="xc7", timing=XC7_TIMING, dsp_multipliers=dsp, lut_inputs=6)
 
 
 def _ecp5(name: str, description: str, extra: str, dsp: bool) -> Target:
@@ -150,7 +151,7 @@ def _ecp5(name: str, description: str, extra: str, dsp: bool) -> Target:
         name, description, (f"synth_ecp5{extra} -top {{top}}",),
         {"luts": r"^LUT4$", "ffs": r"^TRELLIS_FF$", "dsps": r"^(MULT18X18D|MULT9X9D|ALU54B)$",
          "carries": r"^CCU2C$", "brams": r"^(DP16KD|PDPW16KD)$", "lutrams": r"^TRELLIS_DPR16X4$"},
-        family="ecp5", dsp_multipliers=dsp)
+        family="ecp5", dsp_multipliers=dsp, lut_inputs=4)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -160,7 +161,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            ("synth_ice40 -top {top}",),
            {"luts": r"^SB_LUT4$", "ffs": r"^SB_DFF", "dsps": r"^SB_MAC16$",
             "carries": r"^SB_CARRY$", "brams": r"^SB_(RAM40_4K|SPRAM256KA)"},
-           family="ice40", timing=ICE40_HX_TIMING),
+           family="ice40", timing=ICE40_HX_TIMING, lut_inputs=4),
     _ecp5("ecp5", "Lattice ECP5 (synth_ecp5), MULT18X18D allowed", "", True),
     _ecp5("ecp5-nodsp", "Lattice ECP5 fabric only (synth_ecp5 -nodsp): multipliers in LUTs, "
           "as `lqer-hw pnr` places them", " -nodsp", False),
@@ -170,15 +171,15 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
             "dsps": r"^(MULT\d+X\d+|MULTALU\w*|MULTADDALU\w*|PADD\d+|ALU54D)$",
             "carries": r"^ALU$", "brams": r"^(SP|SPX9|SDP|SDPB|SDPX9B|DP|DPB|DPX9B|pROM|pROMX9)$",
             "lutrams": r"^RAM16S"},
-           family="gowin", dsp_multipliers=True),
+           family="gowin", dsp_multipliers=True, lut_inputs=4),
     Target("lut4", "generic 4-input LUTs (synth -lut 4)",
            ("synth -flatten -top {top} -lut 4",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic",
-           drops_init=True),
+           drops_init=True, lut_inputs=4),
     Target("lut6", "generic 6-input LUTs (synth -lut 6)",
            ("synth -flatten -top {top} -lut 6",),
            {"luts": r"^\$lut$", "ffs": _GENERIC_FF}, family="generic",
-           drops_init=True),
+           drops_init=True, lut_inputs=6),
     Target("cmos", "ASIC estimate: NAND/NOR/NOT + D flip-flops, stat -tech cmos transistors",
            ("synth -flatten -top {top}",
             # Sync resets and enables become gates, so every FF is a plain $_DFF_P_

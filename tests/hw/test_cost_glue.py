@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from hw.cost.glue import GlueFeatures, features, fit, fit_shapes, implemented_buffers
+from hw.cost.glue import GlueFeatures, features, fit, fit_shapes, implemented_buffers, mux_luts
 from hw.cost.methods import METHODS, CostConfig, Sizing
 from hw.cost.parts import FIGURES
 
@@ -16,33 +16,50 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
     s = Sizing(terms, 32, 32)
     x_bits = 16 * 8 + 8                              # an MXINT8 block
     result = 24 + 10                                 # main accumulator (15 + 8 + 1) and exponent
-    f = features(METHODS["mxint"], s, "registers")
-    # x memory: 2 blocks, read by the dot array; main FIFO: 32 channels + 1, read per block
-    assert f == GlueFeatures(operand_mux=x_bits * (2 - 1), result_mux=result * (33 - 1),
+    f = features(METHODS["mxint"], s, "registers", lut_inputs=6)
+    # x memory: 2 blocks, read by the dot array (one 6-LUT per bit); main FIFO: 32 channels
+    # + 1, read per block (a 33:1 tree of 4:1 6-LUTs: 11 per bit)
+    assert f == GlueFeatures(operand_mux=x_bits * 1, result_mux=result * 11,
                              register_bits=2 * x_bits + 33 * result, second_path=0)
+    # of 2:1 cells (no LUTs: cmos) the trees count their inputs
+    assert features(METHODS["mxint"], s, "registers", lut_inputs=None) == GlueFeatures(
+        x_bits * (2 - 1), result * (33 - 1), 2 * x_bits + 33 * result, 0)
     # as memories, only the FIFO's output register stays in the glue
-    assert features(METHODS["mxint"], s, "memory") == GlueFeatures(0, 0, result, 0)
+    assert features(METHODS["mxint"], s, "memory", lut_inputs=6) == GlueFeatures(0, 0, result, 0)
     # the merged output: the main results wider by two partials (u and the bias)
-    merged = features(METHODS["mxint"], Sizing(CostConfig(), 32, 32), "registers")
-    assert merged.result_mux == (result + 1) * (33 - 1)
+    merged = features(METHODS["mxint"], Sizing(CostConfig(), 32, 32), "registers", lut_inputs=6)
+    assert merged.result_mux == (result + 1) * 11
     s = Sizing(dataclasses.replace(terms, rank=16), 64, 64)
     lr_acc, lsb, result = 19 + 8 + 2, 10, 25 + 10
     staging = 16 * (lr_acc + lsb)
-    f = features(METHODS["lqer"], s, "registers")
+    f = features(METHODS["lqer"], s, "registers", lut_inputs=None)
     assert f.second_path == 1
     assert f.register_bits == 4 * x_bits + 65 * result + 1 * x_bits + 5 * x_bits + staging
     assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 64 + x_bits * 4)
-    assert features(METHODS["lqer"], s, "memory") == \
+    assert features(METHODS["lqer"], s, "memory", lut_inputs=6) == \
         GlueFeatures(0, 0, result + x_bits + staging, 1)
     # ResQ merged: the high FIFO holds requantized MXINT8 blocks instead of exact results
     r_terms = features(METHODS["resq"], Sizing(dataclasses.replace(terms, resq_rank=16), 64, 64),
-                       "registers")
-    r_merged = features(METHODS["resq"], Sizing(CostConfig(resq_rank=16), 64, 64), "registers")
+                       "registers", lut_inputs=None)
+    r_merged = features(METHODS["resq"], Sizing(CostConfig(resq_rank=16), 64, 64), "registers",
+                        lut_inputs=None)
     high = 16 * (19 + 8 + 0 + 10)                    # MXINT8 x MXINT8 over 1 block, exponent
     low_growth = (65 - 1) * 1                        # low FIFO: 64 results + 1, 1 bit wider
     assert r_terms.result_mux - r_merged.result_mux == (high - x_bits) * 4 - low_growth
     with pytest.raises(ValueError, match=r'^buffers must be one of "registers", "memory"; got '):
-        features(METHODS["lqer"], s, "bram")
+        features(METHODS["lqer"], s, "bram", lut_inputs=6)
+    # fp16-linear's sums memory has two read ports: the adders' operand and the read-out
+    f16 = features(METHODS["fp16"], Sizing(CostConfig(), 32, 128), "registers", lut_inputs=6)
+    assert (f16.operand_mux, f16.result_mux) == (16 * 32 * 3, 16 * 32 * 3)  # 8 words: 3 LUTs
+
+
+def test_multiplexer_trees_take_four_inputs_per_6_lut_and_two_per_4_lut():
+    assert [mux_luts(d, 6) for d in (1, 2, 3, 4, 5, 7, 8, 16, 33, 129)] == \
+        [0, 1, 1, 1, 2, 2, 3, 5, 11, 43]
+    assert [mux_luts(d, 4) for d in (1, 2, 4, 8, 33)] == [0, 1, 3, 7, 32]
+    assert [mux_luts(d, None) for d in (1, 2, 8)] == [0, 1, 7]
+    with pytest.raises(ValueError, match=r"^depth must be >= 1; got 0$"):
+        mux_luts(0, 6)
 
 
 def test_buffers_are_memories_where_the_target_has_ram():
@@ -90,7 +107,8 @@ def test_every_design_has_its_fit_shapes_at_its_own_lanes():
     # MXINT designs: d_out in groups of P = 4 lanes (and blocks); column designs: of M = 64
     assert fit_shapes(cfg, "resq-linear") == [(32, 32, 16), (32, 64, 16), (64, 64, 16),
                                               (64, 64, 32)]
-    assert fit_shapes(cfg, "fp16-linear") == [(32, 64, 0), (32, 64, 0), (64, 64, 0)]
+    assert fit_shapes(cfg, "fp16-linear") == [(32, 64, 0), (32, 64, 0), (64, 64, 0),
+                                              (64, 128, 0)]
     assert fit_shapes(CostConfig(), "llm-int8-linear") == [(32, 32, 0), (32, 64, 0), (64, 64, 0)]
     assert set(DESIGN_FITS) == {METHODS[m].glue_key(CostConfig(layer_output=o))
                                 for m in METHODS for o in ("terms", "merged")}
