@@ -32,8 +32,8 @@ from hw.cost.glue import fit_shapes, implemented_buffers, rank_field
 from hw.cost.methods import LAYER_OUTPUTS, MERGEABLE, METHODS, CostConfig
 from hw.cost.parts import Part, measure
 
-__all__ = ["SMALLEST", "SHAPES", "TARGETS", "TARGETS_OF", "BOUND", "TEST_CONFIG", "VALIDATED",
-           "targets_of", "method_design", "scaled",
+__all__ = ["SMALLEST", "SHAPES", "TARGETS", "BOUND", "TEST_CONFIG", "VALIDATED",
+           "method_design", "scaled",
            "at_block", "points", "validate", "THIRD", "markdown", "outputs_of"]
 
 TARGETS = ("xc7-nodsp", "lut6")
@@ -50,9 +50,6 @@ SHAPES: dict[str, tuple[tuple[int, int, int], ...]] = {
     "resq": ((64, 32, 16), (128, 64, 16), (64, 128, 32)),
 }
 VALIDATED = tuple(SHAPES)
-# methods held on fewer targets than TARGETS (none today: llm-int8 was, until its parts
-# synthesised on lut6: hw.synth.targets.DROP_INIT_TOPS)
-TARGETS_OF: dict[str, tuple[str, ...]] = {}
 # what the third entry of a shape is, and the second path's lanes a row reports, per method
 THIRD = {"mxint": ("–", "–"), "lqer": ("rank", "P_l"), "fp16": ("–", "–"),
          "llm-int8": ("outlier columns", "P_fp"), "resq": ("r", "P_h"), "w8a8": ("–", "–")}
@@ -118,11 +115,6 @@ def outputs_of(method: str) -> tuple[str, ...]:
     return (CostConfig().layer_output,)
 
 
-def targets_of(method: str, targets) -> tuple[str, ...]:
-    """The targets of ``targets`` that ``method`` is validated on (:data:`TARGETS_OF`)."""
-    return tuple(t for t in targets if t in TARGETS_OF.get(method, targets))
-
-
 def _key_and_config(cfg: CostConfig, method: str, shape):
     m, sizing, _ = model.design_point(method, cfg, shape)
     return model.EngineKey(method, sizing.d_in, sizing.d_out, sizing.outliers), sizing.cfg
@@ -139,7 +131,7 @@ def validate(cfg: CostConfig, shapes: dict, targets, build, *, cache=None, worke
     designs: dict[str, list[str]] = {}
     needed: dict[str, list[Part]] = {}
     for method, _, design, parts in pts:
-        for target in targets_of(method, targets):
+        for target in targets:
             designs.setdefault(target, [])
             key = method_design(method, cfg)
             if key not in designs[target]:
@@ -157,7 +149,7 @@ def validate(cfg: CostConfig, shapes: dict, targets, build, *, cache=None, worke
     rows = []
     for method, shape, design, _ in pts:
         key, kcfg = _key_and_config(cfg, method, shape)
-        for target in targets_of(method, targets):
+        for target in targets:
             predicted = model.engine_cost(key, kcfg, target, figures,
                                           fits[method_design(method, cfg)][target],
                                           buffers=implemented_buffers(target), design_only=True)

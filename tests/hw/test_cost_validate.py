@@ -67,10 +67,9 @@ def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method
     rows = validate.validate(cfg, shapes, validate.TARGETS,
                              tmp_path_factory.mktemp("cost-validate"),
                              cache=ResultCache(session_cache_root(tmp_path_factory)), workers=2)
-    targets = validate.targets_of(method, validate.TARGETS)
-    assert targets == validate.TARGETS
+    # every method on both targets (llm-int8 and w8a8 on lut6 too: hw.synth.targets.DROP_INIT_TOPS)
     assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
-        {(method, *s, t) for s in shapes[method] for t in targets}
+        {(method, *s, t) for s in shapes[method] for t in ("xc7-nodsp", "lut6")}
     assert {r["merged"] for r in rows} == {int(output == "merged" and
                                            method in ("mxint", "lqer", "resq"))}
     for r in rows:
