@@ -103,10 +103,19 @@ class LLMInt8LinearAdapter(Adapter):
         return inputs.counts["N"] * dut.d_out
 
     def _weight(self, inputs) -> llm_int8.Int8Weight:
+        """The layer's weight as the reference takes it (the binary16 outlier weights
+        only where the design has them)."""
         return llm_int8.Int8Weight(
             codes=inputs["w_codes"].astype(np.int8),
             absmax=ieee.values_of(inputs["w_absmax"], BINARY16).astype(np.float32),
-            weight16=ieee.values_of(inputs["w_outlier"], BINARY16))
+            weight16=(ieee.values_of(inputs["w_outlier"], BINARY16)
+                      if "w_outlier" in inputs else None))
+
+    def _linear(self, dut, x, weight, bias) -> np.ndarray:
+        """The reference's binary32 outputs: :func:`sw.llm_int8.linear` with the tile as
+        detection group and the binary16 outlier weights."""
+        return llm_int8.linear(x, weight, bias, threshold=dut.threshold, group=dut.tile,
+                               outlier_weights="fp16").y
 
     def input_stream(self, dut, inputs):
         s = dut.schedule
@@ -119,9 +128,7 @@ class LLMInt8LinearAdapter(Adapter):
     def reference(self, dut, inputs):
         x = ieee.values_of(inputs["x"], BINARY16)
         bias = ieee.values_of(inputs["bias"], BINARY32) if dut.bias else None
-        y = llm_int8.linear(x, self._weight(inputs), bias, threshold=dut.threshold,
-                            group=dut.tile, outlier_weights="fp16").y
-        bits = ieee.bits_of(y, BINARY32)
+        bits = ieee.bits_of(self._linear(dut, x, self._weight(inputs), bias), BINARY32)
         if dut.out_fp16:
             bits = ieee.fp32_to_fp16(bits)
         return {"y": bits.reshape(-1)}
@@ -221,18 +228,8 @@ class W8A8LinearAdapter(LLMInt8LinearAdapter):
         del b["w_outlier"]
         return b
 
-    def _weight(self, inputs) -> llm_int8.Int8Weight:
-        return llm_int8.Int8Weight(
-            codes=inputs["w_codes"].astype(np.int8),
-            absmax=ieee.values_of(inputs["w_absmax"], BINARY16).astype(np.float32))
-
-    def reference(self, dut, inputs):
-        x = ieee.values_of(inputs["x"], BINARY16)
-        bias = ieee.values_of(inputs["bias"], BINARY32) if dut.bias else None
-        bits = ieee.bits_of(llm_int8.w8a8_linear(x, self._weight(inputs), bias).y, BINARY32)
-        if dut.out_fp16:
-            bits = ieee.fp32_to_fp16(bits)
-        return {"y": bits.reshape(-1)}
+    def _linear(self, dut, x, weight, bias) -> np.ndarray:
+        return llm_int8.w8a8_linear(x, weight, bias).y
 
     def outlier_columns(self, dut, inputs) -> list[list[int]]:
         """No outlier column in any tile."""

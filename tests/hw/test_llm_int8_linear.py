@@ -101,18 +101,20 @@ W8A8_CASES = {
 }
 
 
-def _w8a8_inputs(params, tokens, seed):
+def _w8a8_bench(params, seed, probability):
+    """10 random tokens through ``w8a8-linear`` at ``params``, input valid and output ready
+    with ``probability``: ``(dut, inputs, (mismatches, got, want, cycles))``."""
     dut = inspect("w8a8-linear", **params)
-    return dut, W8A8.validate(dut, W8A8.random_inputs(dut, tokens, np.random.default_rng(seed)))
+    ins = W8A8.validate(dut, W8A8.random_inputs(dut, 10, np.random.default_rng(seed)))
+    return dut, ins, bench_design("w8a8-linear", params, vectors=0, inputs=dict(ins),
+                                  valid_probability=probability[0],
+                                  ready_probability=probability[1])
 
 
 @pytest.mark.parametrize("params", W8A8_CASES.values(), ids=W8A8_CASES.keys())
 def test_w8a8_amaranth_sim_matches_reference_with_stalls(params):
     from sw import ieee, llm_int8
-    dut, ins = _w8a8_inputs(params, 10, 7)
-    mismatches, got, want, _ = bench_design("w8a8-linear", params, vectors=0,
-                                            inputs=dict(ins), valid_probability=0.7,
-                                            ready_probability=0.6)
+    dut, ins, (mismatches, got, want, _) = _w8a8_bench(params, 7, (0.7, 0.6))
     assert len(want) == 10 * dut.d_out
     assert mismatches == 0 and len(got) == len(want)
     # the reference is LLM.int8() at threshold infinity, which the tokens' large entries
@@ -123,10 +125,7 @@ def test_w8a8_amaranth_sim_matches_reference_with_stalls(params):
 
 @pytest.mark.parametrize("params", W8A8_CASES.values(), ids=W8A8_CASES.keys())
 def test_w8a8_full_rate_cycles_are_the_tile_model(params):
-    dut, ins = _w8a8_inputs(params, 10, 5)
-    mismatches, _, _, cycles = bench_design("w8a8-linear", params, vectors=0,
-                                            inputs=dict(ins), valid_probability=1,
-                                            ready_probability=1)
+    dut, _, (mismatches, _, _, cycles) = _w8a8_bench(params, 5, (1, 1))
     assert mismatches == 0
     assert cycles == 10 * dut.cycles_per_tile() == 10 * dut.cycles_per_token
     # the outlier design at the same shape, with no outlier: the merge's latency more
