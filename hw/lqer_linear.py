@@ -72,12 +72,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.accumulator import Accumulator
 from hw.dot_array import DotArray
+from hw.fifo import RegisteredFIFO
 from hw.lqer_schedule import MODES, OUTPUTS, LQERSchedule, default_lowrank_lanes
 from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
@@ -94,10 +94,12 @@ __all__ = ["LQERLinear", "fifo_depth"]
 
 
 def fifo_depth(items: int) -> int:
-    """Entries of a buffered FIFO that must take ``items`` writes in consecutive cycles
-    without a read: one more than ``items`` (``SyncFIFOBuffered`` moves an entry to its
-    output register a cycle after it is written, and refuses a write until then)."""
-    return items + 1
+    """Entries of a :class:`hw.fifo.RegisteredFIFO` that must take ``items`` writes in
+    consecutive cycles without a read: two more than ``items`` (its memory of ``items``
+    words; the buffered FIFO inside moves an entry to the memory's read register a cycle
+    after it is written and refuses a write until then, and the fabric read register
+    holds one more)."""
+    return items + 2
 
 
 class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
@@ -445,13 +447,13 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                                                           "main_last", reset_less=False))
         pm = s.lanes_main
         group_layout = data.ArrayLayout(self._channel, pm)
-        m.submodules.main_fifo = main_fifo = SyncFIFOBuffered(width=group_layout.size,
-                                                              depth=fifo_depth(s.main_groups))
+        m.submodules.main_fifo = main_fifo = RegisteredFIFO(shape=group_layout,
+                                                            depth=fifo_depth(s.main_groups))
         result = Signal(range(max(s.main_steps // nb_in, 1)), name="main_result")
         with m.If(main_acc.o.valid):
             m.d.sync += result.eq(Mux(result == s.main_steps // nb_in - 1, 0, result + 1))
-        group = data.View(group_layout, main_fifo.w_data)
-        m.d.comb += main_fifo.w_en.eq(main_acc.o.valid & (result < s.main_groups))
+        group = main_fifo.i.payload
+        m.d.comb += main_fifo.i.valid.eq(main_acc.o.valid & (result < s.main_groups))
         for lane in range(pm):
             m.d.comb += [group[lane].value.eq(main_acc.o.payload.values[lane]),
                          group[lane].exponent.eq(main_acc.o.payload.exponents[lane])]
@@ -462,10 +464,10 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
         bias_fifo = None
         if self._bias:
-            m.submodules.bias_fifo = bias_fifo = SyncFIFOBuffered(
-                width=block_layout(self._out_format).size, depth=fifo_depth(nb_out))
-            m.d.comb += [bias_fifo.w_data.eq(self.i.payload.b.as_value()),
-                         bias_fifo.w_en.eq(accept & (step < nb_out))]
+            m.submodules.bias_fifo = bias_fifo = RegisteredFIFO(
+                shape=block_layout(self._out_format), depth=fifo_depth(nb_out))
+            m.d.comb += [bias_fifo.i.payload.eq(self.i.payload.b),
+                         bias_fifo.i.valid.eq(accept & (step < nb_out))]
 
         # output side
         out_taken = self.o.valid & self.o.ready
@@ -562,16 +564,16 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
         if quant is None:  # ResQ, two-term output: the exact blocks into the high FIFO
             high_layout = data.ArrayLayout(self._high_channel, s.block)
-            m.submodules.high_fifo = high_fifo = SyncFIFOBuffered(width=high_layout.size,
-                                                                  depth=fifo_depth(nb_out))
-            view = data.View(high_layout, high_fifo.w_data)
-            m.d.comb += high_fifo.w_en.eq(stage_full)
+            m.submodules.high_fifo = high_fifo = RegisteredFIFO(shape=high_layout,
+                                                                depth=fifo_depth(nb_out))
+            view = high_fifo.i.payload
+            m.d.comb += high_fifo.i.valid.eq(stage_full)
             for e in range(s.block):
                 m.d.comb += [view[e].value.eq(stage_v[e]), view[e].exponent.eq(stage_e[e])]
             return high_fifo
 
-        m.submodules.u_fifo = u_fifo = SyncFIFOBuffered(width=block_bits,
-                                                        depth=fifo_depth(nb_out))
+        m.submodules.u_fifo = u_fifo = RegisteredFIFO(shape=block_layout(self._lr_format),
+                                                      depth=fifo_depth(nb_out))
         m.d.comb += [quant.i.valid.eq(stage_full), quant.o.ready.eq(1)]
         for e in range(s.block):
             m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),
@@ -582,8 +584,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         count = Signal(range(t_blocks + nb_out), name="requantized_blocks")
         with m.If(quant.o.valid):
             m.d.sync += count.eq(Mux(count == t_blocks + nb_out - 1, 0, count + 1))
-        m.d.comb += [u_fifo.w_data.eq(quant.o.payload.as_value()),
-                     u_fifo.w_en.eq(quant.o.valid & (count >= t_blocks))]
+        m.d.comb += [u_fifo.i.payload.eq(quant.o.payload),
+                     u_fifo.i.valid.eq(quant.o.valid & (count >= t_blocks))]
         if not resq:
             m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
                          tw.en.eq(quant.o.valid & (count < nb_k))]
@@ -599,17 +601,16 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         """Output item: the main terms of a block of channels beside the block of u (ResQ:
         beside the block of exact high terms)."""
         blocks = self._groups_to_blocks(m, "main_blocks")
-        m.d.comb += [blocks.i.valid.eq(main_fifo.r_rdy), main_fifo.r_en.eq(blocks.i.ready),
-                     blocks.i.payload.eq(data.View(group_layout, main_fifo.r_data))]
-        ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.r_rdy
+        m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid), main_fifo.o.ready.eq(blocks.i.ready),
+                     blocks.i.payload.eq(main_fifo.o.payload)]
+        ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.o.valid
         m.d.comb += [self.o.valid.eq(ready), blocks.o.ready.eq(self.o.valid & self.o.ready)]
         if u_fifo is not None:
-            m.d.comb += u_fifo.r_en.eq(self.o.valid & self.o.ready)
+            m.d.comb += u_fifo.o.ready.eq(self.o.valid & self.o.ready)
             if self._high_channel is None:
-                m.d.comb += self.o.payload.u.eq(u_fifo.r_data)
+                m.d.comb += self.o.payload.u.eq(u_fifo.o.payload)
             else:
-                high = data.View(data.ArrayLayout(self._high_channel, self.block),
-                                 u_fifo.r_data)
+                high = u_fifo.o.payload
                 for e in range(self.block):
                     m.d.comb += [self.o.payload.high_values[e].eq(high[e].value),
                                  self.o.payload.high_exponents[e].eq(high[e].exponent)]
@@ -624,8 +625,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                                      "exponent": signed_for_range(*fmt.lsb_range)})
         chunk = Rechunk(element=element, n_in=self.block, n_out=self.lanes_main)
         m.submodules[name] = chunk
-        view = data.View(block_layout(fmt), fifo.r_data)
-        m.d.comb += [chunk.i.valid.eq(fifo.r_rdy), fifo.r_en.eq(chunk.i.ready)]
+        view = fifo.o.payload
+        m.d.comb += [chunk.i.valid.eq(fifo.o.valid), fifo.o.ready.eq(chunk.i.ready)]
         for e in range(self.block):
             m.d.comb += [chunk.i.payload[e].sum.eq(view.mantissas[e]),
                          chunk.i.payload[e].exponent.eq(view.exponent - fmt.frac_bits)]
@@ -634,8 +635,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
     def _merged_output(self, m, main_fifo, group_layout, u_fifo, bias_fifo):
         """Output item: the block's channels continued with u and the bias, requantized."""
         pm = self.lanes_main
-        group = data.View(group_layout, main_fifo.r_data)
-        sources = [main_fifo.r_rdy]
+        group = main_fifo.o.payload
+        sources = [main_fifo.o.valid]
         pieces = {}
         if u_fifo is not None:
             pieces["u"] = self._term_pieces(m, u_fifo, self._lr_format, "u_pieces")
@@ -652,7 +653,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                 valid = valid & v
             m.d.comb += [join_valid.eq(valid), merge.i.valid.eq(join_valid)]
             joined = join_valid & merge.i.ready
-            m.d.comb += main_fifo.r_en.eq(joined)
+            m.d.comb += main_fifo.o.ready.eq(joined)
             for name, chunk in pieces.items():
                 m.d.comb += chunk.o.ready.eq(joined)
                 for lane in range(pm):
@@ -667,8 +668,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                 m.d.comb += [blocks.i.payload[lane].value.eq(merge.o.payload.values[lane]),
                              blocks.i.payload[lane].exponent.eq(merge.o.payload.exponents[lane])]
         else:  # no rank, no bias: the main results alone, requantized
-            m.d.comb += [blocks.i.valid.eq(main_fifo.r_rdy), main_fifo.r_en.eq(blocks.i.ready),
-                         blocks.i.payload.eq(group)]
+            m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid),
+                         main_fifo.o.ready.eq(blocks.i.ready), blocks.i.payload.eq(group)]
         m.d.comb += [quant.i.valid.eq(blocks.o.valid), blocks.o.ready.eq(quant.i.ready)]
         for e in range(self.block):
             m.d.comb += [quant.i.payload.values[e].eq(blocks.o.payload[e].value),

@@ -88,8 +88,9 @@ __all__ = ["LQERSchedule", "default_lowrank_lanes", "activation_order", "activat
 OUTPUTS = ("terms", "mxint")
 # "lqer": main + chained low-rank GEMMs (T then U phase); "resq": main + one narrow GEMV
 MODES = ("lqer", "resq")
-# A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
-FIFO_LATENCY = 2
+# The datapath's FIFOs (hw.fifo.RegisteredFIFO: a block-RAM FIFO whose read data is
+# registered in the fabric): an item written in cycle c can be read from cycle c + 3.
+FIFO_LATENCY = 3
 
 
 def _padded(groups: int, slots: int) -> int:

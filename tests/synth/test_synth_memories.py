@@ -23,8 +23,8 @@ D_OUTS = (64, 256)
 # more bits each for 4x d_out): at most 2% of the smaller layer's flip-flops.
 FF_TOLERANCE = 0.02
 # Yosys's memory_libmap names each memory it maps to a RAM cell in the log.
-BUFFERS = {"x": "x_memory", "t": "t_memory", "main_fifo": "main_fifo.storage",
-           "u_fifo": "u_fifo.storage"}
+BUFFERS = {"x": "x_memory", "t": "t_memory", "main_fifo": "main_fifo.buffer.storage",
+           "u_fifo": "u_fifo.buffer.storage"}
 RAM_CELLS = {"xc7": r"^(RAMB(18|36)E1|RAM(32|64)M|RAM(16|32|64|128|256)X1[SD])$",
              "ecp5": r"^(DP16KD|PDPW16KD|TRELLIS_DPR16X4)$"}
 

@@ -1,0 +1,101 @@
+"""hw.fifo.RegisteredFIFO: every item arrives, in order, under stalls and back-pressure; an
+item every cycle at full rate, at the published latency; ``depth`` items fit without a
+read; the read data comes from a register, not from the memory."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from amaranth.hdl import signed
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from hw.fifo import LATENCY, RegisteredFIFO
+from hw.lqer_schedule import FIFO_LATENCY
+from hw.unused import inspected
+from sim.amaranth_bench import run_amaranth
+from sim.codec import PayloadCodec
+
+LAYOUT = data.StructLayout({"value": signed(9), "exponent": signed(5)})
+
+
+@pytest.mark.parametrize("depth", [3, 4, 9])
+@pytest.mark.parametrize("valid, ready", [(1.0, 1.0), (0.7, 0.4), (0.4, 0.9)])
+def test_items_arrive_in_order(depth, valid, ready):
+    dut = RegisteredFIFO(shape=LAYOUT, depth=depth)
+    rng = np.random.default_rng(depth)
+    n = 60
+    values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
+    codec = PayloadCodec.from_layout(LAYOUT)
+    got, cycles = run_amaranth(dut, codec.pack(values), n, valid_probability=valid,
+                               ready_probability=ready, seed=depth)
+    out = codec.unpack(got)
+    for key in values:
+        assert np.array_equal(out[key], values[key]), key
+    if valid == ready == 1.0 and depth > 3:  # an item per cycle, the first after the latency
+        assert cycles == n + dut.latency
+
+
+def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
+    dut = RegisteredFIFO(shape=8, depth=depth)
+    taken, out = [0], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)
+        for c in range(cycles):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, taken[0])  # held until taken
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            if ready:
+                taken[0] += 1
+        ctx.set(dut.i.valid, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(depth + 4):
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                out.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return taken[0], out
+
+
+@pytest.mark.parametrize("depth", [3, 5, 17])
+def test_depth_items_fit_without_a_read(depth):
+    taken, out = _accepted_without_reads(depth, depth + 6)
+    assert taken == depth
+    assert out == list(range(depth))
+
+
+def test_latency_matches_the_lqer_schedule():
+    assert inspected(RegisteredFIFO(shape=4, depth=3)).latency == LATENCY == FIFO_LATENCY
+
+
+def test_read_data_leaves_from_a_register():
+    """``o.payload`` is a flip-flop whose next value is the buffered FIFO's (the memory's)
+    read data or itself: no logic between the memory and the register (the enable goes
+    to the flip-flop's clock enable)."""
+    dut = RegisteredFIFO(shape=12, depth=5)
+    text = rtlil.convert(dut, ports=[dut.i.payload, dut.i.valid, dut.i.ready,
+                                     dut.o.payload, dut.o.valid, dut.o.ready])
+    top = text[text.index("module \\top\n"):]
+    top = top[:top.index("\nend\n")]
+    d_inputs = re.findall(r"cell \$dff \S+\n(?:\s+parameter .*\n)*\s+connect \\D (\S+) "
+                          r"\[11:0\]\n\s+connect \\CLK .*\n\s+connect \\Q \\o__payload\n", top)
+    assert len(d_inputs) == 1
+    sources = set(re.findall(rf"assign {re.escape(d_inputs[0])} \[11:0\] (\S+) \[11:0\]", top))
+    assert sources == {"\\o__payload", "\\r_data"}
+    assert re.search(r"cell \\top\.buffer \\buffer\n(?:.*\n)*?\s+connect \\r_data \\r_data ", top)
+    assert inspected(RegisteredFIFO(shape=12, depth=5)).memory_words == 3
+
+
+def test_parameters():
+    with pytest.raises(ValueError, match=r"^depth must be an integer in 3\.\.65536; got 2$"):
+        RegisteredFIFO(shape=4, depth=2)
+    with pytest.raises(TypeError, match=r"^depth must be an integer in 3\.\.65536; got 4\.0$"):
+        RegisteredFIFO(shape=4, depth=4.0)
