@@ -400,20 +400,23 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         K, nb_in, nb_out = s.slots, s.nb_in, s.nb_out
         rank = s.rank
 
-        # input side: the step counters of the current token
+        # input side: the step counters of the current token; every test of the step
+        # counter is a register of its own (_StepFlags), so the input handshake and the
+        # write enables behind it are one LUT from registers
         step = Signal(range(s.steps), name="step")
         busy = Signal(name="token_busy")      # taken, outputs not all out
         accept = Signal(name="accept")
-        m.d.comb += [self.i.ready.eq(~((step == 0) & busy)),
+        flags = _StepFlags(m, step, accept, s.steps)
+        first_step, last_step = flags("first_step", "eq", 0), flags.last
+        m.d.comb += [self.i.ready.eq(~(first_step & busy)),
                      accept.eq(self.i.valid & self.i.ready)]
-        last_step = step == s.steps - 1
         k = Signal(range(K), name="slot")
         j = Signal(range(nb_in), name="x_block")
         k_next, j_next = Signal.like(k), Signal.like(j)
         m.d.comb += [k_next.eq(k), j_next.eq(j)]
         with m.If(accept):
             m.d.sync += step.eq(Mux(last_step, 0, step + 1))
-            with m.If(step == 0):
+            with m.If(first_step):
                 m.d.sync += busy.eq(1)
             with m.If(last_step):
                 m.d.comb += [k_next.eq(0), j_next.eq(0)]
@@ -428,7 +431,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         m.submodules.x_memory = xmem = Memory(shape=x_layout.size, depth=nb_in, init=[])
         xw = xmem.write_port()
         xr = xmem.read_port(transparent_for=(xw,))
-        from_stream = step < s.x_stream_steps
+        from_stream = flags("x_from_stream", "lt", s.x_stream_steps)
         item_x = self.i.payload.x.as_value()
         m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x),
                      xw.en.eq(accept & from_stream & (k == 0)),
@@ -439,7 +442,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         # main path: dot array -> accumulator -> main FIFO
         m.submodules.main_dots = main_dots = self._main_dots
         m.submodules.main_acc = main_acc = self._main_acc
-        m.d.comb += [main_dots.i.valid.eq(accept & (step < s.main_steps)),
+        m.d.comb += [main_dots.i.valid.eq(accept & flags("main_step", "lt", s.main_steps)),
                      main_dots.i.payload.x.eq(x_operand),
                      main_dots.i.payload.w.eq(self.i.payload.w),
                      main_dots.o.ready.eq(1), main_acc.o.ready.eq(1)]
@@ -460,14 +463,14 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
         u_fifo = None
         if rank:
-            u_fifo = self._lowrank(m, accept, step, k, j, x_operand)
+            u_fifo = self._lowrank(m, accept, flags, k, j, x_operand)
 
         bias_fifo = None
         if self._bias:
             m.submodules.bias_fifo = bias_fifo = RegisteredFIFO(
                 shape=block_layout(self._out_format), depth=fifo_depth(nb_out))
             m.d.comb += [bias_fifo.i.payload.eq(self.i.payload.b),
-                         bias_fifo.i.valid.eq(accept & (step < nb_out))]
+                         bias_fifo.i.valid.eq(accept & flags("bias_step", "lt", nb_out))]
 
         # output side
         out_taken = self.o.valid & self.o.ready
@@ -484,7 +487,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
             self._merged_output(m, main_fifo, group_layout, u_fifo, bias_fifo)
         return m
 
-    def _lowrank(self, m, accept, step, k, j, x_operand):
+    def _lowrank(self, m, accept, flags, k, j, x_operand):
         """The T and U phases on one dot array, accumulator and requantizer; returns the u
         FIFO (t goes to the t memory, read back by the U phase). ResQ: the U phase alone on
         z_h, which the stream writes into the t memory; returns the u FIFO (merged output)
@@ -503,14 +506,15 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         tr = tmem.read_port(transparent_for=(tw,))
 
         # U-phase counters (slot and t block), with next-state values for the t read
-        t_phase = step < s.t_steps
-        u_phase = (step >= s.u_start) & (step < s.lowrank_steps)
+        t_phase = flags("t_phase", "lt", s.t_steps)
+        u_phase = flags("u_started", "ge", s.u_start) & flags("lowrank_step", "lt",
+                                                             s.lowrank_steps)
         ku = Signal(range(K), name="u_slot")
         tb = Signal(range(nb_k), name="t_block")
         ku_next, tb_next = Signal.like(ku), Signal.like(tb)
         m.d.comb += [ku_next.eq(ku), tb_next.eq(tb)]
         with m.If(accept & u_phase):
-            with m.If(step == s.lowrank_steps - 1):
+            with m.If(flags("lowrank_last_step", "eq", s.lowrank_steps - 1)):
                 m.d.comb += [ku_next.eq(0), tb_next.eq(0)]
             with m.Else():
                 m.d.comb += ku_next.eq(Mux(ku == K - 1, 0, ku + 1))
@@ -521,7 +525,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
         if resq:  # z_h from the stream on the first K * nb_k steps, kept in the t memory
             item_h = self.i.payload.h.as_value()
-            from_stream = step < s.h_stream_steps
+            from_stream = flags("h_from_stream", "lt", s.h_stream_steps)
             m.d.comb += [tw.addr.eq(tb), tw.data.eq(item_h),
                          tw.en.eq(accept & from_stream & (ku == 0))]
             operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
@@ -682,6 +686,32 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         for lane in range(dots.lanes):
             m.d.comb += [acc.i.payload.sums[lane].eq(dots.o.payload.sums[lane]),
                          acc.i.payload.exponents[lane].eq(dots.o.payload.exponents[lane])]
+
+
+class _StepFlags:
+    """Registered tests of a step counter: ``flags(name, op, n)`` is a register holding
+    ``step op n`` (``op`` "lt", "eq" or "ge") at every cycle, updated with the counter
+    (``step`` counts accepted items modulo ``steps``; ``flags.last`` is ``step == steps -
+    1``), so no comparator sits between the counter and the logic the test drives. The
+    next value is the test of ``step + 1`` (``step op n - 1``, on the counter register
+    itself) or, after the last step, of 0."""
+
+    _OPS = {"lt": lambda v, n: v < n, "eq": lambda v, n: v == n, "ge": lambda v, n: v >= n}
+
+    def __init__(self, m, step, accept, steps: int):
+        self._m, self._step, self._accept, self._steps = m, step, accept, steps
+        self.last = Signal(name="last_step", init=steps == 1)
+        wrap = steps == 1 if steps == 1 else step == steps - 2
+        with m.If(accept):
+            m.d.sync += self.last.eq(Mux(self.last, steps == 1, wrap))
+
+    def __call__(self, name: str, op: str, n: int):
+        test = self._OPS[op]
+        flag = Signal(name=name, init=bool(test(0, n)))
+        after = test(self._step, n - 1) if n >= 1 else bool(test(1, n))
+        with self._m.If(self._accept):
+            self._m.d.sync += flag.eq(Mux(self.last, bool(test(0, n)), after))
+        return flag
 
 
 def _build(*, d_in, d_out, rank, lanes_main, lanes_lowrank, guard_bits, dot_stages, acc_slots,
