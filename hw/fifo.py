@@ -30,7 +30,8 @@ from hw.unused import rejectable
 __all__ = ["RegisteredFIFO", "LATENCY"]
 
 # An item written (taken on ``i``) in cycle c is valid on ``o`` from cycle c + LATENCY:
-# the memory write (c), its synchronous read (c + 1), the fabric register (c + 2).
+# the buffered FIFO's two cycles (the memory write, then its synchronous read), then the
+# fabric register's.
 LATENCY = 3
 
 

@@ -134,7 +134,7 @@ def features(method, sizing, buffers: str, *, lut_inputs: int | None) -> GlueFea
                 for read in store.reads:
                     mux[read] += width * mux_luts(depth, lut_inputs)
         elif store.kind == "buffer" and store.fifo:
-            regs += width  # a buffered FIFO's output register
+            regs += width * store.fifo  # the FIFO's read register(s) in logic
     return GlueFeatures(mux["operand"], mux["result"], regs, int(method.second_path))
 
 

@@ -438,7 +438,10 @@ class Store:
     width: Callable[[Sizing], int]
     kind: str = "buffer"
     read: str | tuple[str, ...] = "result"   # or one entry per read port
-    fifo: bool = False    # a buffered FIFO: its output register stays in logic as a memory
+    # a FIFO: the words of register it keeps in logic beside its memory (1: a
+    # SyncFIFOBuffered's read register; 2: hw.fifo.RegisteredFIFO, the datapath's FIFOs,
+    # which add a fabric read register); 0: not a FIFO
+    fifo: int = 0
     # whether the engine at a sizing has this store (None: always), e.g. a FIFO of one
     # layer output and not of the other
     when: Callable[[Sizing], bool] | None = None
@@ -602,8 +605,8 @@ _MAIN = (
 _MAIN_STORES = (
     Store("x memory (MXINT activations)", lambda s: s.nb_in, lambda s: _block_bits(s.fmt["a"]),
           read="operand"),
-    Store("main FIFO (results awaiting u)", lambda s: s.dout_p // s.P + 1,
-          lambda s: s.P * s.main.result_width, fifo=True),
+    Store("main FIFO (results awaiting u)", lambda s: s.dout_p // s.P + 2,
+          lambda s: s.P * s.main.result_width, fifo=2),
     Store("W_q (MXINT weights)", lambda s: s.main_steps,
           lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
 )
@@ -621,7 +624,7 @@ _MXINT_MERGED = (_output_quantizer(lambda s: s.main, lambda s: s.fmt["a"],
                                    lambda s: s.main.exponent_width),)
 _LOWRANK_STORES = (
     Store("t memory", lambda s: s.nb_k, lambda s: _block_bits(s.fmt["a"]), read="operand"),
-    Store("u FIFO", lambda s: s.nb_out + 1, lambda s: _block_bits(s.fmt["a"]), fifo=True),
+    Store("u FIFO", lambda s: s.nb_out + 2, lambda s: _block_bits(s.fmt["a"]), fifo=2),
     Store("requantizer staging", lambda s: 1,
           lambda s: s.block * (s.lowrank.acc_width + s.lowrank_lsb_width), "registers"),
     Store("A^T (low-rank factor)", lambda s: s.rank // s.lowrank_lanes * s.nb_in,
@@ -715,7 +718,7 @@ def _int8_stores(outliers: bool) -> tuple[Store, ...]:
     )
     if not outliers:
         stores += (Store("output FIFO (int results, fp32)", lambda s: s.dout_m + 1,
-                         lambda s: FP32, fifo=True),)
+                         lambda s: FP32, fifo=1),)
     if outliers:
         stores += (
             Store("outlier mask", lambda s: s.nb_in, lambda s: s.block),
@@ -725,7 +728,7 @@ def _int8_stores(outliers: bool) -> tuple[Store, ...]:
             Store("fp32 outlier sums", lambda s: s.dout_m // s.fp_lanes,
                   lambda s: s.fp_lanes * FP32, read=("operand", "result")),
             Store("int results awaiting merge (fp32)", lambda s: s.dout_m + 1, lambda s: FP32,
-                  fifo=True),
+                  fifo=1),
         )
     return stores
 
@@ -830,15 +833,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
                read="operand"),
          Store("z_h memory, high subspace", lambda s: s.nb_high,
                lambda s: _block_bits(s.fmt["high"]), read="operand"),
-         Store("low-path FIFO (results awaiting the high ones)", lambda s: s.dout_p // s.P + 1,
-               lambda s: s.P * s.resq_low.result_width, fifo=True),
+         Store("low-path FIFO (results awaiting the high ones)", lambda s: s.dout_p // s.P + 2,
+               lambda s: s.P * s.resq_low.result_width, fifo=2),
          Store("high-path staging", lambda s: 1, lambda s: s.block * s.resq_high.result_width,
                "registers"),
-         Store("high-path FIFO (exact results)", lambda s: s.nb_out + 1,
-               lambda s: s.block * s.resq_high.result_width, fifo=True,
+         Store("high-path FIFO (exact results)", lambda s: s.nb_out + 2,
+               lambda s: s.block * s.resq_high.result_width, fifo=2,
                when=lambda s: not s.merged),
-         Store("high-path FIFO (requantized blocks, merged output)", lambda s: s.nb_out + 1,
-               lambda s: _block_bits(s.fmt["high"]), fifo=True, when=lambda s: s.merged),
+         Store("high-path FIFO (requantized blocks, merged output)", lambda s: s.nb_out + 2,
+               lambda s: _block_bits(s.fmt["high"]), fifo=2, when=lambda s: s.merged),
          Store("low-precision weights", lambda s: s.dout_p // s.P * s.nb_low,
                lambda s: s.P * _block_bits(s.fmt["w"]), "weights"),
          Store("high-precision weights", lambda s: s.dout_p // s.resq_high_lanes * s.nb_high,

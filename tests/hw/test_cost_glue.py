@@ -18,14 +18,16 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
     result = 24 + 10                                 # main accumulator (15 + 8 + 1) and exponent
     f = features(METHODS["mxint"], s, "registers", lut_inputs=6)
     # x memory: 2 blocks, read by the dot array (one 6-LUT per bit); main FIFO: 32 channels
-    # + 1, read per block (a 33:1 tree of 4:1 6-LUTs: 11 per bit)
+    # + 2 (its two read registers, hw.fifo.RegisteredFIFO), read per block (a 34:1 tree of
+    # 4:1 6-LUTs: 11 per bit)
     assert f == GlueFeatures(operand_mux=x_bits * 1, result_mux=result * 11,
-                             register_bits=2 * x_bits + 33 * result, second_path=0)
+                             register_bits=2 * x_bits + 34 * result, second_path=0)
     # of 2:1 cells (no LUTs: cmos) the trees count their inputs
     assert features(METHODS["mxint"], s, "registers", lut_inputs=None) == GlueFeatures(
-        x_bits * (2 - 1), result * (33 - 1), 2 * x_bits + 33 * result, 0)
-    # as memories, only the FIFO's output register stays in the glue
-    assert features(METHODS["mxint"], s, "memory", lut_inputs=6) == GlueFeatures(0, 0, result, 0)
+        x_bits * (2 - 1), result * (34 - 1), 2 * x_bits + 34 * result, 0)
+    # as memories, only the FIFO's two read registers stay in the glue
+    assert features(METHODS["mxint"], s, "memory", lut_inputs=6) == \
+        GlueFeatures(0, 0, 2 * result, 0)
     # the merged output: the main results wider by two partials (u and the bias)
     merged = features(METHODS["mxint"], Sizing(CostConfig(), 32, 32), "registers", lut_inputs=6)
     assert merged.result_mux == (result + 1) * 11
@@ -34,18 +36,18 @@ def test_features_count_register_buffers_and_their_read_multiplexers():
     staging = 16 * (lr_acc + lsb)
     f = features(METHODS["lqer"], s, "registers", lut_inputs=None)
     assert f.second_path == 1
-    assert f.register_bits == 4 * x_bits + 65 * result + 1 * x_bits + 5 * x_bits + staging
-    assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 64 + x_bits * 4)
+    assert f.register_bits == 4 * x_bits + 66 * result + 1 * x_bits + 6 * x_bits + staging
+    assert (f.operand_mux, f.result_mux) == (x_bits * 3 + 0, result * 65 + x_bits * 5)
     assert features(METHODS["lqer"], s, "memory", lut_inputs=6) == \
-        GlueFeatures(0, 0, result + x_bits + staging, 1)
+        GlueFeatures(0, 0, 2 * result + 2 * x_bits + staging, 1)
     # ResQ merged: the high FIFO holds requantized MXINT8 blocks instead of exact results
     r_terms = features(METHODS["resq"], Sizing(dataclasses.replace(terms, resq_rank=16), 64, 64),
                        "registers", lut_inputs=None)
     r_merged = features(METHODS["resq"], Sizing(CostConfig(resq_rank=16), 64, 64), "registers",
                         lut_inputs=None)
     high = 16 * (19 + 8 + 0 + 10)                    # MXINT8 x MXINT8 over 1 block, exponent
-    low_growth = (65 - 1) * 1                        # low FIFO: 64 results + 1, 1 bit wider
-    assert r_terms.result_mux - r_merged.result_mux == (high - x_bits) * 4 - low_growth
+    low_growth = (66 - 1) * 1                        # low FIFO: 64 results + 2, 1 bit wider
+    assert r_terms.result_mux - r_merged.result_mux == (high - x_bits) * 5 - low_growth
     with pytest.raises(ValueError, match=r'^buffers must be one of "registers", "memory"; got '):
         features(METHODS["lqer"], s, "bram", lut_inputs=6)
     # fp16-linear's sums memory has two read ports: the adders' operand and the read-out
