@@ -27,7 +27,10 @@ lanes only):
   until u is ready; :class:`hw.rechunk.Rechunk` turns groups into blocks. With the merged
   output, u and the bias (its own FIFO, from the stream's first ``nb_out`` steps) go to
   groups, :class:`hw.merge.Merge` continues each channel's accumulation with them, and a
-  second :class:`~hw.quantizer.Quantizer` requantizes the blocks.
+  second :class:`~hw.quantizer.Quantizer` requantizes the blocks. Every FIFO is a
+  :class:`hw.fifo.RegisteredFIFO` (its read data registered in the fabric before any
+  logic: ECP5 block RAMs have no output register here), read ``FIFO_LATENCY`` cycles
+  after the write.
 
 A token's first item waits until the previous token's last output has left (one token in
 flight, so each memory and FIFO holds one token); the published ``cycles_per_token`` and
