@@ -14,7 +14,8 @@ Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on ever
 a larger one (a datapath) on :data:`DATAPATH_TARGETS` only (fabric-only 7-series, ECP5 as
 ``lqer-hw pnr`` places it, and the DSP families, where multipliers cost little synthesis
 time), and a whole layer design on :data:`LAYER_TARGETS`: the targets the cost model and
-the place-and-route report read. Synthesis time grows with the multipliers a target maps to
+the place-and-route report read. A point with no multiplier skips a DSP target whose
+fabric-only twin is in the set (``xc7``: ``xc7-nodsp`` gives its figures). Synthesis time grows with the multipliers a target maps to
 LUTs (docs/synth.md, "Where the time goes"), and a layer's figures on the other targets say
 nothing its parts there do not, so this keeps a cold ``make synth`` inside its budget as
 designs join. ``lqer-hw synth DESIGN -t ...`` runs any point on any target, and ``-p``
@@ -98,13 +99,21 @@ def default_points() -> list[tuple[str, dict[str, int]]]:
 def point_targets(multiplier_count: int, targets, *, layer: bool = False) -> list:
     """The targets (names or :class:`~hw.synth.targets.Target` objects, in their order) a
     point with ``multiplier_count`` multipliers runs on in the default set: every one, or
-    :data:`DATAPATH_TARGETS` for one with more than :data:`HEAVY_MULTIPLIERS`; a ``layer`` design (one that
+    :data:`DATAPATH_TARGETS` for one with more than :data:`HEAVY_MULTIPLIERS`, and every one
+    but a DSP target with its fabric-only twin among ``targets`` (``xc7`` beside
+    ``xc7-nodsp``) for one with no multiplier: Yosys's DSP mapping acts on ``$mul`` cells
+    only, so the two give the same netlist to within a few LUTs (docs/synth.md, "The
+    default set"); a ``layer`` design (one that
     publishes a ``schedule``: a whole linear layer, whatever its multipliers, the IEEE
     multipliers being trees of partial products, not ``$mul``) on :data:`LAYER_TARGETS`."""
+    names = [getattr(t, "name", t) for t in targets]
     if layer:
         allowed = LAYER_TARGETS
     elif multiplier_count > HEAVY_MULTIPLIERS:
         allowed = DATAPATH_TARGETS
+    elif multiplier_count == 0:
+        # no $mul: a DSP target's only difference from its fabric-only twin is gone
+        allowed = tuple(n for n in names if f"{n}-nodsp" not in names)
     else:
         return list(targets)
     return [t for t in targets if getattr(t, "name", t) in allowed]

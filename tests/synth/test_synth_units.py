@@ -158,6 +158,10 @@ def test_default_set_has_resq_at_its_paper_configuration():
 def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     names = list(TARGETS)
     assert point_targets(HEAVY_MULTIPLIERS, names) == names
+    assert point_targets(1, names) == names
+    # no multiplier: the DSP target with a fabric-only twin in the list is left out
+    assert point_targets(0, names) == [t for t in names if t not in ("xc7", "ecp5")]
+    assert point_targets(0, ["xc7", "ecp5", "gowin"]) == ["xc7", "ecp5", "gowin"]
     assert point_targets(HEAVY_MULTIPLIERS + 1, names) == [t for t in names if t in DATAPATH_TARGETS]
     assert point_targets(HEAVY_MULTIPLIERS + 1, [TARGETS["lut6"], TARGETS["xc7"]]) == [TARGETS["xc7"]]
     plan = default_plan(list(TARGETS.values()))
@@ -169,6 +173,8 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
             expected = [t for t in names if t in LAYER_TARGETS]
         elif count > HEAVY_MULTIPLIERS:
             expected = [t for t in names if t in DATAPATH_TARGETS]
+        elif count == 0:
+            expected = [t for t in names if t not in ("xc7", "ecp5")]
         else:
             expected = names
         assert [t.name for t in targets] == expected, (name, params)
