@@ -14,9 +14,10 @@ Targets: a point with at most :data:`HEAVY_MULTIPLIERS` multipliers runs on ever
 a larger one (a datapath) on :data:`DATAPATH_TARGETS` only (fabric-only 7-series, ECP5 as
 ``lqer-hw pnr`` places it, and the DSP families, where multipliers cost little synthesis
 time), and a whole layer design on :data:`LAYER_TARGETS`: the targets the cost model and
-the place-and-route report read. A point with no multiplier skips a DSP target whose
-fabric-only twin is in the set (``xc7``: ``xc7-nodsp`` gives its figures). Synthesis time grows with the multipliers a target maps to
-LUTs (docs/synth.md, "Where the time goes"), and a layer's figures on the other targets say
+the place-and-route report read (``make synth`` runs a layer on ``xc7-nodsp`` only). A
+point with no multiplier skips a DSP target whose fabric-only twin is in the set (``xc7``:
+``xc7-nodsp`` gives its figures). Synthesis time grows with the multipliers a target maps
+to LUTs (docs/synth.md, "Where the time goes"), and a layer's figures on the other targets say
 nothing its parts there do not, so this keeps a cold ``make synth`` inside its budget as
 designs join. ``lqer-hw synth DESIGN -t ...`` runs any point on any target, and ``-p``
 sweeps any parameter (``llm-int8-linear -p outputs=2,4,8``).
@@ -43,8 +44,10 @@ SWEEPS: dict[str, dict[str, tuple[int, ...]]] = {
 HEAVY_MULTIPLIERS = 64
 DATAPATH_TARGETS = ("xc7", "xc7-nodsp", "ecp5", "ecp5-nodsp", "gowin")
 # A whole layer design (it publishes a ``schedule``): the targets its figures are read on,
-# the cost model's fabric-only 7-series and ECP5 as ``lqer-hw pnr`` places it.
-LAYER_TARGETS = ("xc7-nodsp", "ecp5", "ecp5-nodsp")
+# the cost model's fabric-only 7-series and ECP5 as ``lqer-hw pnr`` places it (fabric only:
+# a MULT18X18D stage alone takes about 8 ns, docs/synth.md "ECP5 multipliers"). ``make synth`` runs the
+# first; ``make pnr`` synthesises and places the second.
+LAYER_TARGETS = ("xc7-nodsp", "ecp5-nodsp")
 
 
 def registered_designs() -> list:
