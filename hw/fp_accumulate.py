@@ -38,6 +38,7 @@ from amaranth.lib.wiring import In, Out
 from hw.fp.fp16_mul import FP16Mul
 from hw.fp.fp32_add import FP32Add
 from hw.params import check_int
+from hw.pipeline import REPLICA_TAG
 from hw.unused import owned, rejectable
 
 __all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
@@ -69,7 +70,9 @@ class FPAccumulate(wiring.Component):
         with rejectable(self):
             self._lanes = check_int("lanes", lanes, 1, MAX_LANES)
             self._groups = check_int("groups", groups, 1, MAX_GROUPS)
-            self._muls = owned_list([FP16Mul(stages=mul_stages, backpressure=False)
+            # every lane multiplies the same activation: each keeps its own copy of it
+            self._muls = owned_list([FP16Mul(stages=mul_stages, backpressure=False,
+                                             replicas=True)
                                      for _ in range(lanes)])
             self._adds = owned_list([FP32Add(stages=add_stages, backpressure=False)
                                      for _ in range(lanes)])
@@ -152,17 +155,23 @@ class FPAccumulate(wiring.Component):
             m.d.sync += reg.eq(ctrl[-1])
             ctrl.append(reg)
         gbits = len(group)
+        # an accepted piece, beside ctrl (with reset: nothing is written before a piece)
+        accepted = [accept]
+        for k in range(lm + la - 1):
+            reg = Signal(name=f"accepted_d{k + 1}")
+            m.d.sync += reg.eq(accepted[-1])
+            accepted.append(reg)
 
-        m.submodules.results = mem = Memory(shape=unsigned(32 * P), depth=G, init=[])
-        wp = mem.write_port()
-        loop_rd = mem.read_port(transparent_for=(wp,))
-        out_rd = mem.read_port(transparent_for=(wp,))
-        m.d.comb += [loop_rd.addr.eq(ctrl[lm - 1][:gbits]), loop_rd.en.eq(1),
-                     out_rd.addr.eq(self.rd_addr), out_rd.en.eq(1),
-                     self.rd_data.as_value().eq(out_rd.data)]
+        def copies(value, lane_name: str, p: int):
+            """``value`` registered once for lane ``p``: each lane's memory and operand
+            select take their own copy (kept apart through synthesis, hw.pipeline's
+            replica tag), so no one register drives every lane across the device."""
+            reg = Signal(len(value), name=f"{lane_name}_{REPLICA_TAG}_{p}",
+                         reset_less=lane_name != "write_enable")
+            m.d.sync += reg.eq(value)
+            return reg
 
-        at_add, at_write = ctrl[lm], ctrl[lm + la]
-        first = at_add[gbits]
+        at_write = ctrl[lm + la]
         sums = []
         operands_valid = Signal(name="operands_valid")
         m.d.sync += operands_valid.eq(self._muls[0].o.valid)
@@ -170,17 +179,32 @@ class FPAccumulate(wiring.Component):
             mul, add = self._muls[p], self._adds[p]
             m.submodules[f"mul_{p}"] = mul
             m.submodules[f"add_{p}"] = add
+            # lane p's results: a memory of its own, its addresses, enable and first flag
+            # registered beside it
+            m.submodules[f"results_{p}"] = mem = Memory(shape=unsigned(32), depth=G, init=[])
+            wp = mem.write_port()
+            loop_rd = mem.read_port(transparent_for=(wp,))
+            out_rd = mem.read_port(transparent_for=(wp,))
+            if lm >= 2:
+                read_at = copies(ctrl[lm - 2][:gbits], "read_group", p)
+            else:
+                read_at = ctrl[lm - 1][:gbits]
+            first = copies(ctrl[lm - 1][gbits], "first", p)   # as ctrl[lm] holds it
+            write_at = copies(ctrl[lm + la - 1][:gbits], "write_group", p)
+            write_en = copies(accepted[-1], "write_enable", p)
+            m.d.comb += [loop_rd.addr.eq(read_at), loop_rd.en.eq(1),
+                         out_rd.addr.eq(self.rd_addr), out_rd.en.eq(1),
+                         self.rd_data[p].eq(out_rd.data)]
             # the operands registered: the memory read and the product, then the adder
             old_sum = Signal(32, name=f"operand_sum_{p}", reset_less=True)
             product = Signal(32, name=f"operand_product_{p}", reset_less=True)
-            m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data[32 * p:32 * (p + 1)])),
+            m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data)),
                          product.eq(mul.o.payload.y)]
             m.d.comb += [mul.i.valid.eq(accept), mul.i.payload.a.eq(self.i.payload.x),
                          mul.i.payload.b.eq(self.i.payload.w[p]), mul.o.ready.eq(1),
                          add.i.valid.eq(operands_valid), add.i.payload.a.eq(old_sum),
-                         add.i.payload.b.eq(product), add.o.ready.eq(1)]
-            sums.append(add.o.payload.y)
+                         add.i.payload.b.eq(product), add.o.ready.eq(1),
+                         wp.addr.eq(write_at), wp.data.eq(add.o.payload.y), wp.en.eq(write_en)]
         written = self._adds[0].o.valid
-        m.d.comb += [wp.addr.eq(at_write[:gbits]), wp.data.eq(Cat(*sums)), wp.en.eq(written),
-                     self.column_written.eq(written & at_write[gbits + 1])]
+        m.d.comb += self.column_written.eq(written & at_write[gbits + 1])
         return m

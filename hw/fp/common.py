@@ -267,10 +267,11 @@ class Stage:
     carried ones continue through every later boundary.
     """
 
-    def __init__(self, pipe: Pipeline):
+    def __init__(self, pipe: Pipeline, *, replicas: bool = False):
         self._pipe = pipe
         self._level = 0
         self._carried: dict[str, Value] = {}
+        self._replicas = replicas   # the first level's registers are replicas
 
     def carry(self, **values) -> None:
         self._carried.update(values)
@@ -281,7 +282,8 @@ class Stage:
                              f"{sorted(set(values) & set(self._carried))}")
         both = {**self._carried, **values}
         names = list(both)
-        out = dict(zip(names, self._pipe.after(self._level, [Value.cast(both[k]) for k in names])))
+        out = dict(zip(names, self._pipe.after(self._level, [Value.cast(both[k]) for k in names],
+                                               replicas=self._replicas and self._level == 0)))
         self._level += 1
         self._carried = {k: out[k] for k in self._carried}
         return SimpleNamespace(**out)
@@ -308,7 +310,11 @@ class FPUnit(wiring.Component):
     Parameters (keyword-only): ``stages`` 1..``MAX_STAGES`` pipeline registers (= the
     latency; default one after each level), placed over the levels by their estimated
     delays (:func:`hw.pipeline.register_counts`); ``backpressure`` (default True; see
-    :class:`hw.pipeline.Pipeline`). Raises ``ValueError`` / ``TypeError`` naming the
+    :class:`hw.pipeline.Pipeline`); ``replicas`` (default False): the registers after the
+    first level are named as replicas (:data:`hw.pipeline.REPLICA_TAG`), so where several
+    units take the same operand (the lanes of :class:`hw.fp_accumulate.FPAccumulate`
+    share the activation) synthesis keeps each unit's copy instead of merging them into
+    one register that drives every lane. Raises ``ValueError`` / ``TypeError`` naming the
     parameter.
 
     Subclasses set ``LEVELS`` (names of the combinational levels, in order), ``DELAYS``
@@ -321,12 +327,14 @@ class FPUnit(wiring.Component):
     INPUTS: dict = {}
     OUT_FORMAT: IEEEFormat
 
-    def __init__(self, *, stages: int | None = None, backpressure: bool = True):
+    def __init__(self, *, stages: int | None = None, backpressure: bool = True,
+                 replicas: bool = False):
         with rejectable(self):
             if stages is None:
                 stages = len(self.LEVELS)
             self._stages = check_int("stages", stages, 1, MAX_STAGES)
             self._backpressure = bool(backpressure)
+            self._replicas = bool(replicas)
             in_layout = data.StructLayout(dict(self.INPUTS))
             out_layout = data.StructLayout({"y": unsigned(self.OUT_FORMAT.width)})
         super().__init__({"i": In(stream.Signature(in_layout)),
@@ -360,7 +368,7 @@ class FPUnit(wiring.Component):
         pipe = Pipeline(m, levels=len(self.LEVELS), stages=self._stages, delays=self.delays,
                         valid_in=self.i.valid & self.i.ready, name="fp",
                         backpressure=self._backpressure)
-        y = self._datapath(m, Stage(pipe), self.i.payload)
+        y = self._datapath(m, Stage(pipe, replicas=self._replicas), self.i.payload)
         pipe.connect(self.i, self.o)
         m.d.comb += self.o.payload.y.eq(y)
         return m

@@ -97,3 +97,28 @@ def test_bad_parameters_get_one_line(kwargs, error, message):
     with pytest.raises(error) as info:
         FPAccumulate(**kwargs)
     assert str(info.value) == message
+
+
+def test_every_lane_keeps_its_own_memory_and_copies_of_the_shared_registers():
+    """No one register drives every lane (on ECP5 a write address fanned out to every
+    lane's LUT RAM was a 12 ns route, docs/synth.md): each lane has a 32-bit memory of its
+    own, its own registered addresses, write enable and first flag, and its multiplier's
+    copy of the shared activation, all named as replicas so synthesis keeps them apart."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from hw.pipeline import REPLICA_TAG
+    lanes = 3
+    text = rtlil.convert(FPAccumulate(lanes=lanes, groups=8), name="top")
+    modules = dict(re.findall(r"^module (\S+)\n(.*?)^end$", text, re.M | re.S))
+    top = modules["\\top"]
+    assert re.findall(r"memory width (\d+) size 8 \\results_(\d+)\n", top) == \
+        [("32", str(p)) for p in range(lanes)]
+    for p in range(lanes):
+        for name in ("read_group", "first", "write_group", "write_enable"):
+            assert f"\\{name}_{REPLICA_TAG}_{p} " in top
+        assert re.search(rf"wire width \d+ \\fp_l0_r\d+_{REPLICA_TAG}_\d+\n",
+                         modules[f"\\top.mul_{p}"])
+    # the adders take distinct operands: nothing to keep apart there
+    assert REPLICA_TAG not in modules["\\top.add_0"]
