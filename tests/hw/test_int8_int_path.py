@@ -122,3 +122,19 @@ def test_bad_parameters_get_one_line(kwargs, error, message):
     with pytest.raises(error) as info:
         Int8IntPath(**kwargs)
     assert str(info.value) == message
+
+
+def test_every_lane_registers_its_own_copy_of_the_shared_activation_and_first_flag():
+    """One register of the activation code drove every lane's multiplier across the device
+    (docs/synth.md): each lane has its own copy, named as a replica so synthesis keeps it."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from hw.int8_int_path import Int8IntPath
+    from hw.pipeline import REPLICA_TAG
+    text = rtlil.convert(Int8IntPath(lanes=4, d_in=32), name="top")
+    top = re.search(r"^module \\top\n(.*?)^end$", text, re.M | re.S).group(1)
+    for name in ("input_x", "product_first"):
+        wires = re.findall(rf"wire width \d+ (?:signed )?\\{name}_{REPLICA_TAG}_(\d+)\n", top)
+        assert sorted(wires) == ["0", "1", "2", "3"]
