@@ -598,16 +598,19 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                          tw.en.eq(quant.o.valid & (count < nb_k))]
         return u_fifo
 
-    def _groups_to_blocks(self, m, name: str):
+    def _groups_to_blocks(self, m, name: str, registered_ready: bool = False):
         """A rechunker from groups of ``P_m`` channels to blocks (submodule ``name``)."""
-        chunk = Rechunk(element=self._channel, n_in=self.lanes_main, n_out=self.block)
+        chunk = Rechunk(element=self._channel, n_in=self.lanes_main, n_out=self.block,
+                        registered_ready=registered_ready)
         m.submodules[name] = chunk
         return chunk
 
     def _terms_output(self, m, main_fifo, group_layout, u_fifo):
         """Output item: the main terms of a block of channels beside the block of u (ResQ:
-        beside the block of exact high terms)."""
-        blocks = self._groups_to_blocks(m, "main_blocks")
+        beside the block of exact high terms). The rechunker gathers only into an empty
+        block (``registered_ready``), so the output's ready is not the clock enable of the
+        gathered block (docs/synth.md, "Reaching 150 MHz on ECP5")."""
+        blocks = self._groups_to_blocks(m, "main_blocks", registered_ready=True)
         m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid), main_fifo.o.ready.eq(blocks.i.ready),
                      blocks.i.payload.eq(main_fifo.o.payload)]
         ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.o.valid

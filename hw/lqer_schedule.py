@@ -277,9 +277,11 @@ class LQERSchedule:
 
 
 class _Chunker:
-    """Cycle model of :class:`hw.rechunk.Rechunk` (``n_in`` to ``n_out`` elements)."""
+    """Cycle model of :class:`hw.rechunk.Rechunk` (``n_in`` to ``n_out`` elements, its
+    ``registered_ready``)."""
 
-    def __init__(self, n_in: int, n_out: int):
+    def __init__(self, n_in: int, n_out: int, registered_ready: bool = False):
+        self.registered_ready = registered_ready
         self.gather = n_in < n_out
         self.ratio = max(n_in, n_out) // min(n_in, n_out)
         self.count = 0           # gathering: items held; splitting: pieces left
@@ -294,6 +296,8 @@ class _Chunker:
     def in_ready(self, out_taken: bool) -> bool:
         if self.passthrough:
             return out_taken
+        if self.registered_ready:  # only into an empty held item
+            return not self.full if self.gather else self.count == 0
         if self.gather:
             return not self.full or out_taken
         return self.count == 0 or (out_taken and self.count == 1)
@@ -318,7 +322,8 @@ class _Chunker:
 class _OutputModel:
     """The output stage at full rate, one cycle at a time (``LQERSchedule.output_cycles``).
 
-    Terms: main FIFO (groups) -> rechunk to blocks -> join with the u FIFO -> out.
+    Terms: main FIFO (groups) -> rechunk to blocks (``registered_ready``: it gathers only
+    into an empty block) -> join with the u FIFO -> out.
     Merged: main FIFO, u FIFO -> rechunk to groups, bias FIFO -> rechunk to groups -> join
     -> merge (latency) -> rechunk to blocks -> quantizer (latency) -> out.
     """
@@ -332,7 +337,7 @@ class _OutputModel:
         pm, blk = s.lanes_main, s.block
         emitted: list[int] = []
         if s.output == "terms":
-            to_blocks = _Chunker(pm, blk)
+            to_blocks = _Chunker(pm, blk, registered_ready=True)
             g = 0
             cycle = 0
             while len(emitted) < s.nb_out:
