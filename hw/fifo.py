@@ -15,6 +15,12 @@ stage of the read side: it loads whenever it is empty or being read, so an alway
 consumer still takes an item every cycle, and back-pressure holds it without losing one.
 The price is one cycle: an item written in cycle ``c`` is valid on ``o`` from cycle
 ``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2).
+
+``registered_ready``: the read register loads only when it is empty, so ``o.ready`` reaches
+only the register's full flag, not the clock enable of the read register or the buffered
+FIFO's read (the LQER output join, whose ready comes from outside the datapath:
+docs/synth.md, "Reaching 150 MHz on ECP5"). The price: after an item is read in cycle
+``t``, the next is valid from ``t + 2`` (an item every other cycle at most).
 """
 
 from __future__ import annotations
@@ -41,12 +47,16 @@ class RegisteredFIFO(wiring.Component):
 
     Parameters (keyword-only): ``shape`` (an Amaranth shape or layout), ``depth``
     (3..65536: the entries it can hold; ``depth - 1`` of them in a ``SyncFIFOBuffered``
-    of ``depth - 2`` memory words, one in the fabric register). Raises ``ValueError`` /
-    ``TypeError`` naming the parameter.
+    of ``depth - 2`` memory words, one in the fabric register); ``registered_ready`` (bool,
+    default False: the module doc). Raises ``ValueError`` / ``TypeError`` naming the
+    parameter.
     """
 
-    def __init__(self, *, shape, depth: int):
+    def __init__(self, *, shape, depth: int, registered_ready: bool = False):
         with rejectable(self):
+            if registered_ready not in (True, False, 0, 1):
+                raise TypeError(f"registered_ready must be a bool; got {registered_ready!r}")
+            self._registered_ready = bool(registered_ready)
             self._depth = check_int("depth", depth, 3, 65536)
             self._shape = shape
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
@@ -63,6 +73,11 @@ class RegisteredFIFO(wiring.Component):
         return self._depth - 2
 
     @property
+    def registered_ready(self) -> bool:
+        """Whether the read register loads only when empty (module doc)."""
+        return self._registered_ready
+
+    @property
     def latency(self) -> int:
         """Cycles from an item taken on ``i`` to the same item valid on ``o`` (when the FIFO
         was empty)."""
@@ -77,7 +92,7 @@ class RegisteredFIFO(wiring.Component):
         # the read register: loaded from the memory's read data alone (no logic before it)
         held = Signal(width, name="read_register", reset_less=True)
         full = Signal(name="read_register_full")
-        m.d.comb += buf.r_en.eq(~full | self.o.ready)
+        m.d.comb += buf.r_en.eq(~full if self._registered_ready else ~full | self.o.ready)
         with m.If(buf.r_rdy & buf.r_en):
             m.d.sync += [held.eq(buf.r_data), full.eq(1)]
         with m.Elif(self.o.ready):

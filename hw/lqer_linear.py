@@ -263,6 +263,9 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         self._channel = data.StructLayout({
             "value": signed(self._main_acc.acc_width),
             "exponent": signed_for_range(*self._main_acc.out_exponent_range)})
+        # the two-term output's join reads its sources only into empty registers when the
+        # groups are gathered into blocks (_terms_output; LQERSchedule.registered_join)
+        self._registered_join = self._schedule.registered_join
         self._merge = self._out_quant = None
         if merged:
             terms = []
@@ -571,8 +574,9 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
         if quant is None:  # ResQ, two-term output: the exact blocks into the high FIFO
             high_layout = data.ArrayLayout(self._high_channel, s.block)
-            m.submodules.high_fifo = high_fifo = RegisteredFIFO(shape=high_layout,
-                                                                depth=fifo_depth(nb_out))
+            m.submodules.high_fifo = high_fifo = RegisteredFIFO(
+                shape=high_layout, depth=fifo_depth(nb_out),
+                registered_ready=self._registered_join)
             view = high_fifo.i.payload
             m.d.comb += high_fifo.i.valid.eq(stage_full)
             for e in range(s.block):
@@ -580,7 +584,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
             return high_fifo
 
         m.submodules.u_fifo = u_fifo = RegisteredFIFO(shape=block_layout(self._lr_format),
-                                                      depth=fifo_depth(nb_out))
+                                                      depth=fifo_depth(nb_out),
+                                                      registered_ready=self._registered_join)
         m.d.comb += [quant.i.valid.eq(stage_full), quant.o.ready.eq(1)]
         for e in range(s.block):
             m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),
@@ -607,10 +612,14 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
     def _terms_output(self, m, main_fifo, group_layout, u_fifo):
         """Output item: the main terms of a block of channels beside the block of u (ResQ:
-        beside the block of exact high terms). The rechunker gathers only into an empty
-        block (``registered_ready``), so the output's ready is not the clock enable of the
-        gathered block (docs/synth.md, "Reaching 150 MHz on ECP5")."""
-        blocks = self._groups_to_blocks(m, "main_blocks", registered_ready=True)
+        beside the block of exact high terms). When the rechunker gathers (``P_m <
+        block``), it gathers only into an empty block and the u (high) FIFO reloads its
+        read register only when empty (both ``registered_ready``), so the output's ready is
+        no clock enable of the gathered block or of the FIFO's read (docs/synth.md,
+        "Reaching 150 MHz on ECP5"); a block leaves every ``block / P_m + 1`` cycles at
+        most, so the FIFO's rate (a block every other cycle) never binds."""
+        blocks = self._groups_to_blocks(m, "main_blocks",
+                                        registered_ready=self._registered_join)
         m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid), main_fifo.o.ready.eq(blocks.i.ready),
                      blocks.i.payload.eq(main_fifo.o.payload)]
         ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.o.valid
