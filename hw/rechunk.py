@@ -12,13 +12,14 @@ taken (latency 1) and the converter takes an input item every cycle; splitting, 
 input item is taken when its predecessor's last piece leaves (latency 1), so the output
 carries a piece every cycle.
 
-``registered_ready``: when converting, the input's ready is a register's output,
-``~full`` (gathering) or ``~holding`` (splitting): the converter takes an input item only into an empty held item,
-so the output's ready never reaches the clock enable of the held item (a whole gathered
-block in the LQER datapath; docs/synth.md, "Reaching 150 MHz on ECP5"). The price is a
-cycle per output item when the input is backlogged: gathering takes ``n_out / n_in`` items
-in ``n_out / n_in + 1`` cycles, splitting takes its next item the cycle after the last
-piece of the previous one left. The latency is the same; passing through is unchanged.
+``registered_ready``: when converting, the input's ready is a register's output, ``~full``
+(gathering) or ``~holding`` (splitting): the converter takes an input item only into an
+empty held item, so the output's ready never reaches the clock enable of the held item (a
+whole gathered block in the LQER datapath; docs/synth.md, "Reaching 150 MHz on ECP5");
+gathering, the place of the next item is then a one-hot register. The price is a cycle per
+output item when the input is backlogged: gathering takes ``n_out / n_in`` items in
+``n_out / n_in + 1`` cycles, splitting takes its next item the cycle after the last piece
+of the previous one left. The latency is the same; passing through is unchanged.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ class Rechunk(wiring.Component):
         if n_in < n_out:
             ratio = n_out // n_in
             held = Signal(data.ArrayLayout(self._element, n_out), name="gathered")
-            count = Signal(range(ratio), name="gathered_items")
             full = Signal(name="full")
             take = self.i.valid & self.i.ready
             ready = ~full if self._registered_ready else ~full | self.o.ready
@@ -85,13 +85,24 @@ class Rechunk(wiring.Component):
                          self.o.valid.eq(full), self.o.payload.eq(held)]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += full.eq(0)
+            if self._registered_ready:
+                # the item's place as a one-hot register: each place's clock enable is one
+                # LUT of three registers (valid, full, its bit)
+                place = Signal(ratio, name="gathered_place", init=1)
+                at = [place[k] for k in range(ratio)]
+                with m.If(take):
+                    m.d.sync += place.eq(place.rotate_left(1))
+            else:
+                count = Signal(range(ratio), name="gathered_items")
+                at = [count == k for k in range(ratio)]
+                with m.If(take):
+                    m.d.sync += count.eq(Mux(count == ratio - 1, 0, count + 1))
             with m.If(take):
                 for k in range(ratio):
-                    with m.If(count == k):
+                    with m.If(at[k]):
                         for e in range(n_in):
                             m.d.sync += held[k * n_in + e].eq(self.i.payload[e])
-                m.d.sync += count.eq(Mux(count == ratio - 1, 0, count + 1))
-                with m.If(count == ratio - 1):
+                with m.If(at[ratio - 1]):
                     m.d.sync += full.eq(1)
             return m
         ratio = n_in // n_out

@@ -43,8 +43,9 @@ def test_items_arrive_in_order(depth, valid, ready, registered_ready):
         assert cycles == 2 * n - 1 + dut.latency
 
 
-def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
-    dut = RegisteredFIFO(shape=8, depth=depth)
+def _accepted_without_reads(depth: int, cycles: int,
+                            registered_ready: bool = False) -> tuple[int, list[int]]:
+    dut = RegisteredFIFO(shape=8, depth=depth, registered_ready=registered_ready)
     taken, out = [0], []
 
     async def bench(ctx):
@@ -57,7 +58,7 @@ def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
                 taken[0] += 1
         ctx.set(dut.i.valid, 0)
         ctx.set(dut.o.ready, 1)
-        for _ in range(depth + 4):
+        for _ in range(2 * depth + 4):  # registered_ready: an item every other cycle
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid:
                 out.append(payload)
@@ -70,8 +71,9 @@ def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
 
 
 @pytest.mark.parametrize("depth", [3, 5, 17])
-def test_depth_items_fit_without_a_read(depth):
-    taken, out = _accepted_without_reads(depth, depth + 6)
+@pytest.mark.parametrize("registered_ready", [False, True])
+def test_depth_items_fit_without_a_read(depth, registered_ready):
+    taken, out = _accepted_without_reads(depth, depth + 6, registered_ready)
     assert taken == depth
     assert out == list(range(depth))
 
