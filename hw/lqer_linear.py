@@ -73,7 +73,7 @@ or, exact, into the high FIFO (two-term output: ``{"main_values", "main_exponent
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -85,7 +85,7 @@ from hw.lqer_schedule import MODES, OUTPUTS, LQERSchedule, default_lowrank_lanes
 from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
-from hw.pipeline import register_delay
+from hw.pipeline import REPLICA_TAG, register_delay
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
@@ -443,7 +443,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                      xw.en.eq(accept & from_stream & (k == 0)),
                      xr.addr.eq(j_next), xr.en.eq(1)]
         x_operand = Signal(x_layout.size, name="x_operand")
-        m.d.comb += x_operand.eq(Mux(from_stream, item_x, xr.data))
+        m.d.comb += x_operand.eq(_select(flags, "x_from_stream", "lt", s.x_stream_steps,
+                                         item_x, xr.data))
 
         # main path: dot array -> accumulator -> main FIFO
         m.submodules.main_dots = main_dots = self._main_dots
@@ -536,7 +537,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                          tw.en.eq(accept & from_stream & (ku == 0))]
             operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
         else:
-            operand = Mux(t_phase, x_operand, tr.data)
+            operand = _select(flags, "t_phase", "lt", s.t_steps, x_operand, tr.data)
             last_block = Mux(t_phase, j == nb_in - 1, tb == nb_k - 1)
         m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
                      dots.i.payload.x.eq(operand),
@@ -701,6 +702,24 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         for lane in range(dots.lanes):
             m.d.comb += [acc.i.payload.sums[lane].eq(dots.o.payload.sums[lane]),
                          acc.i.payload.exponents[lane].eq(dots.o.payload.exponents[lane])]
+
+
+# operand selects take their flag from a copy per slice of at most this many bits
+SELECT_SLICE_BITS = 36
+
+
+def _select(flags, name: str, op: str, n: int, a: Value, b: Value) -> Value:
+    """``Mux(step op n, a, b)`` with a registered copy of the flag (:class:`_StepFlags`,
+    named with :data:`hw.pipeline.REPLICA_TAG`, so synthesis keeps the copies) per slice
+    of at most :data:`SELECT_SLICE_BITS` bits: an operand select drives a dot array's
+    lanes across the device, and one flag driving all of it was a 7.8 ns route on ECP5
+    (docs/synth.md, "Reaching 150 MHz on ECP5")."""
+    a, b = Value.cast(a), Value.cast(b)
+    parts = []
+    for k, lo in enumerate(range(0, len(a), SELECT_SLICE_BITS)):
+        hi = min(lo + SELECT_SLICE_BITS, len(a))
+        parts.append(Mux(flags(f"{name}_{REPLICA_TAG}_{k}", op, n), a[lo:hi], b[lo:hi]))
+    return Cat(*parts)
 
 
 class _StepFlags:
