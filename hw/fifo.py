@@ -143,15 +143,22 @@ class RegisteredFIFO(wiring.Component):
                          w_port.en.eq(write), r_port.addr.eq(consume),
                          r_port.en.eq(reads[k])]
             out.append(r_port.data)
-        # next state; the memory read of the next cycle is decided from it
+        # next state; the memory read of the next cycle is decided from it, with the
+        # level's tests as registers of their own (no adder before the decision)
         level_next = Signal.like(level)
         port_next, full_next = Signal(), Signal()
-        m.d.comb += [self.i.ready.eq(level != words),
+        room = Signal(name="memory_room", init=1)           # level != words
+        one = Signal(name="memory_one")                     # level == 1
+        more = Signal(name="memory_more")                   # level >= 2
+        m.d.comb += [self.i.ready.eq(room),
                      level_next.eq(level + write - read),
                      port_next.eq(read | (port_full & full)),
                      full_next.eq(load | (full & ~self.o.ready))]
-        m.d.sync += [level.eq(level_next), port_full.eq(port_next), full.eq(full_next)]
-        m.d.sync += [r.eq((level_next != 0) & (~port_next | ~full_next)) for r in reads]
+        m.d.sync += [level.eq(level_next), port_full.eq(port_next), full.eq(full_next),
+                     room.eq(level_next != words), one.eq(level_next == 1),
+                     more.eq(level_next >= 2)]
+        nonempty_next = write | more | (one & ~read)
+        m.d.sync += [r.eq(nonempty_next & (~port_next | ~full_next)) for r in reads]
         with m.If(load):
             m.d.sync += held.eq(Cat(*out))
         m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]
