@@ -15,24 +15,40 @@ stage of the read side: it loads whenever it is empty or being read, so an alway
 consumer still takes an item every cycle, and back-pressure holds it without losing one.
 The price is one cycle: an item written in cycle ``c`` is valid on ``o`` from cycle
 ``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2).
+
+``registered_ready``: the read register loads only when it is empty, so ``o.ready`` reaches
+only the register's full flag, not the clock enable of the read register or the buffered
+FIFO's read (the LQER output join, whose ready comes from outside the datapath:
+docs/synth.md, "Reaching 150 MHz on ECP5"). The price: after an item is read in cycle
+``t``, the next is valid from ``t + 2`` (an item every other cycle at most). The FIFO is
+then our own, cycle for cycle the buffered FIFO above but with the decision to read the
+memory taken a cycle ahead into a register: the clock enable of the memory's read
+register is a flip-flop, copied once per memory of at most :data:`READ_SLICE_BITS` bits
+(the word is split across such memories, each with its own read pointer), so no logic
+and no device-wide fan-out sits between the FIFO's state and that enable.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Shape, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
+from hw.pipeline import REPLICA_TAG
 from hw.unused import rejectable
 
-__all__ = ["RegisteredFIFO", "LATENCY"]
+__all__ = ["RegisteredFIFO", "LATENCY", "READ_SLICE_BITS"]
 
 # An item written (taken on ``i``) in cycle c is valid on ``o`` from cycle c + LATENCY:
 # the buffered FIFO's two cycles (the memory write, then its synchronous read), then the
 # fabric register's.
 LATENCY = 3
+# registered_ready: the word is split across memories of at most this many bits (a block
+# RAM's widest port), each with its own registered read enable and read pointer
+READ_SLICE_BITS = 36
 
 
 class RegisteredFIFO(wiring.Component):
@@ -41,12 +57,16 @@ class RegisteredFIFO(wiring.Component):
 
     Parameters (keyword-only): ``shape`` (an Amaranth shape or layout), ``depth``
     (3..65536: the entries it can hold; ``depth - 1`` of them in a ``SyncFIFOBuffered``
-    of ``depth - 2`` memory words, one in the fabric register). Raises ``ValueError`` /
-    ``TypeError`` naming the parameter.
+    of ``depth - 2`` memory words, one in the fabric register); ``registered_ready`` (bool,
+    default False: the module doc). Raises ``ValueError`` / ``TypeError`` naming the
+    parameter.
     """
 
-    def __init__(self, *, shape, depth: int):
+    def __init__(self, *, shape, depth: int, registered_ready: bool = False):
         with rejectable(self):
+            if registered_ready not in (True, False, 0, 1):
+                raise TypeError(f"registered_ready must be a bool; got {registered_ready!r}")
+            self._registered_ready = bool(registered_ready)
             self._depth = check_int("depth", depth, 3, 65536)
             self._shape = shape
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
@@ -63,6 +83,11 @@ class RegisteredFIFO(wiring.Component):
         return self._depth - 2
 
     @property
+    def registered_ready(self) -> bool:
+        """Whether the read register loads only when empty (module doc)."""
+        return self._registered_ready
+
+    @property
     def latency(self) -> int:
         """Cycles from an item taken on ``i`` to the same item valid on ``o`` (when the FIFO
         was empty)."""
@@ -71,16 +96,73 @@ class RegisteredFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self._shape).width
+        if self._registered_ready:
+            self._elaborate_registered_ready(m, width)
+            return m
         m.submodules.buffer = buf = SyncFIFOBuffered(width=width, depth=self._depth - 1)
         m.d.comb += [buf.w_data.eq(Value.cast(self.i.payload)), buf.w_en.eq(self.i.valid),
                      self.i.ready.eq(buf.w_rdy)]
         # the read register: loaded from the memory's read data alone (no logic before it)
         held = Signal(width, name="read_register", reset_less=True)
         full = Signal(name="read_register_full")
-        m.d.comb += buf.r_en.eq(~full | self.o.ready)
+        m.d.comb += buf.r_en.eq(~full if self._registered_ready else ~full | self.o.ready)
         with m.If(buf.r_rdy & buf.r_en):
             m.d.sync += [held.eq(buf.r_data), full.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += full.eq(0)
         m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]
         return m
+
+    def _elaborate_registered_ready(self, m, width: int) -> None:
+        """The ``registered_ready`` FIFO (module doc): the same cycles as the buffered FIFO
+        and read register above with ``r_en = ~full``, its memory read enable a register."""
+        words = self._depth - 2
+        level = Signal(range(words + 1), name="memory_level")
+        port_full = Signal(name="read_port_full")   # the memories' read registers hold one
+        full = Signal(name="read_register_full")
+        held = Signal(width, name="read_register", reset_less=True)
+        write = self.i.valid & self.i.ready
+        load = port_full & ~full                    # the read register loads only when empty
+        slices = [(lo, min(lo + READ_SLICE_BITS, width))
+                  for lo in range(0, width, READ_SLICE_BITS)]
+        reads = [Signal(name=f"memory_read_{REPLICA_TAG}_{k}") for k in range(len(slices))]
+        read = reads[0]
+        produce = Signal(range(words), name="produce")
+        data = Value.cast(self.i.payload)
+        with m.If(write):
+            m.d.sync += produce.eq(_next(produce, words))
+        out = []
+        for k, (lo, hi) in enumerate(slices):
+            mem = Memory(shape=hi - lo, depth=words, init=[])
+            m.submodules[f"storage_{k}"] = mem
+            w_port, r_port = mem.write_port(), mem.read_port()
+            consume = Signal(range(words), name=f"consume_{REPLICA_TAG}_{k}")
+            with m.If(reads[k]):
+                m.d.sync += consume.eq(_next(consume, words))
+            m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(data[lo:hi]),
+                         w_port.en.eq(write), r_port.addr.eq(consume),
+                         r_port.en.eq(reads[k])]
+            out.append(r_port.data)
+        # next state; the memory read of the next cycle is decided from it, with the
+        # level's tests as registers of their own (no adder before the decision)
+        level_next = Signal.like(level)
+        port_next, full_next = Signal(), Signal()
+        room = Signal(name="memory_room", init=1)           # level != words
+        one = Signal(name="memory_one")                     # level == 1
+        more = Signal(name="memory_more")                   # level >= 2
+        m.d.comb += [self.i.ready.eq(room),
+                     level_next.eq(level + write - read),
+                     port_next.eq(read | (port_full & full)),
+                     full_next.eq(load | (full & ~self.o.ready))]
+        m.d.sync += [level.eq(level_next), port_full.eq(port_next), full.eq(full_next),
+                     room.eq(level_next != words), one.eq(level_next == 1),
+                     more.eq(level_next >= 2)]
+        nonempty_next = write | more | (one & ~read)
+        m.d.sync += [r.eq(nonempty_next & (~port_next | ~full_next)) for r in reads]
+        with m.If(load):
+            m.d.sync += held.eq(Cat(*out))
+        m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]
+
+
+def _next(pointer: Signal, words: int) -> Value:
+    return Mux(pointer == words - 1, 0, pointer + 1)

@@ -73,7 +73,7 @@ or, exact, into the high FIFO (two-term output: ``{"main_values", "main_exponent
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -85,7 +85,7 @@ from hw.lqer_schedule import MODES, OUTPUTS, LQERSchedule, default_lowrank_lanes
 from hw.merge import Merge
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
-from hw.pipeline import register_delay
+from hw.pipeline import REPLICA_TAG, register_delay
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
 from hw.unused import owned, rejectable
@@ -263,6 +263,9 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         self._channel = data.StructLayout({
             "value": signed(self._main_acc.acc_width),
             "exponent": signed_for_range(*self._main_acc.out_exponent_range)})
+        # the two-term output's join reads its sources only into empty registers when the
+        # groups are gathered into blocks (_terms_output; LQERSchedule.registered_join)
+        self._registered_join = self._schedule.registered_join
         self._merge = self._out_quant = None
         if merged:
             terms = []
@@ -440,7 +443,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                      xw.en.eq(accept & from_stream & (k == 0)),
                      xr.addr.eq(j_next), xr.en.eq(1)]
         x_operand = Signal(x_layout.size, name="x_operand")
-        m.d.comb += x_operand.eq(Mux(from_stream, item_x, xr.data))
+        m.d.comb += x_operand.eq(_select(flags, "x_from_stream", "lt", s.x_stream_steps,
+                                         item_x, xr.data))
 
         # main path: dot array -> accumulator -> main FIFO
         m.submodules.main_dots = main_dots = self._main_dots
@@ -533,7 +537,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                          tw.en.eq(accept & from_stream & (ku == 0))]
             operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
         else:
-            operand = Mux(t_phase, x_operand, tr.data)
+            operand = _select(flags, "t_phase", "lt", s.t_steps, x_operand, tr.data)
             last_block = Mux(t_phase, j == nb_in - 1, tb == nb_k - 1)
         m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
                      dots.i.payload.x.eq(operand),
@@ -571,8 +575,9 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
         if quant is None:  # ResQ, two-term output: the exact blocks into the high FIFO
             high_layout = data.ArrayLayout(self._high_channel, s.block)
-            m.submodules.high_fifo = high_fifo = RegisteredFIFO(shape=high_layout,
-                                                                depth=fifo_depth(nb_out))
+            m.submodules.high_fifo = high_fifo = RegisteredFIFO(
+                shape=high_layout, depth=fifo_depth(nb_out),
+                registered_ready=self._registered_join)
             view = high_fifo.i.payload
             m.d.comb += high_fifo.i.valid.eq(stage_full)
             for e in range(s.block):
@@ -580,7 +585,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
             return high_fifo
 
         m.submodules.u_fifo = u_fifo = RegisteredFIFO(shape=block_layout(self._lr_format),
-                                                      depth=fifo_depth(nb_out))
+                                                      depth=fifo_depth(nb_out),
+                                                      registered_ready=self._registered_join)
         m.d.comb += [quant.i.valid.eq(stage_full), quant.o.ready.eq(1)]
         for e in range(s.block):
             m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),
@@ -598,16 +604,23 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                          tw.en.eq(quant.o.valid & (count < nb_k))]
         return u_fifo
 
-    def _groups_to_blocks(self, m, name: str):
+    def _groups_to_blocks(self, m, name: str, registered_ready: bool = False):
         """A rechunker from groups of ``P_m`` channels to blocks (submodule ``name``)."""
-        chunk = Rechunk(element=self._channel, n_in=self.lanes_main, n_out=self.block)
+        chunk = Rechunk(element=self._channel, n_in=self.lanes_main, n_out=self.block,
+                        registered_ready=registered_ready)
         m.submodules[name] = chunk
         return chunk
 
     def _terms_output(self, m, main_fifo, group_layout, u_fifo):
         """Output item: the main terms of a block of channels beside the block of u (ResQ:
-        beside the block of exact high terms)."""
-        blocks = self._groups_to_blocks(m, "main_blocks")
+        beside the block of exact high terms). When the rechunker gathers (``P_m <
+        block``), it gathers only into an empty block and the u (high) FIFO reloads its
+        read register only when empty (both ``registered_ready``), so the output's ready is
+        no clock enable of the gathered block or of the FIFO's read (docs/synth.md,
+        "Reaching 150 MHz on ECP5"); a block leaves every ``block / P_m + 1`` cycles at
+        most, so the FIFO's rate (a block every other cycle) never binds."""
+        blocks = self._groups_to_blocks(m, "main_blocks",
+                                        registered_ready=self._registered_join)
         m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid), main_fifo.o.ready.eq(blocks.i.ready),
                      blocks.i.payload.eq(main_fifo.o.payload)]
         ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.o.valid
@@ -689,6 +702,24 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         for lane in range(dots.lanes):
             m.d.comb += [acc.i.payload.sums[lane].eq(dots.o.payload.sums[lane]),
                          acc.i.payload.exponents[lane].eq(dots.o.payload.exponents[lane])]
+
+
+# operand selects take their flag from a copy per slice of at most this many bits
+SELECT_SLICE_BITS = 36
+
+
+def _select(flags, name: str, op: str, n: int, a: Value, b: Value) -> Value:
+    """``Mux(step op n, a, b)`` with a registered copy of the flag (:class:`_StepFlags`,
+    named with :data:`hw.pipeline.REPLICA_TAG`, so synthesis keeps the copies) per slice
+    of at most :data:`SELECT_SLICE_BITS` bits: an operand select drives a dot array's
+    lanes across the device, and one flag driving all of it was a 7.8 ns route on ECP5
+    (docs/synth.md, "Reaching 150 MHz on ECP5")."""
+    a, b = Value.cast(a), Value.cast(b)
+    parts = []
+    for k, lo in enumerate(range(0, len(a), SELECT_SLICE_BITS)):
+        hi = min(lo + SELECT_SLICE_BITS, len(a))
+        parts.append(Mux(flags(f"{name}_{REPLICA_TAG}_{k}", op, n), a[lo:hi], b[lo:hi]))
+    return Cat(*parts)
 
 
 class _StepFlags:

@@ -248,6 +248,14 @@ class LQERSchedule:
                    self.nb_out if (self.bias and self.output == "mxint") else 0)
 
     # --- the output stage ----------------------------------------------------------------
+    @property
+    def registered_join(self) -> bool:
+        """Whether the two-term output's groups-to-blocks rechunker and u (high) FIFO take
+        only into empty registers (``registered_ready`` of :class:`hw.rechunk.Rechunk` and
+        :class:`hw.fifo.RegisteredFIFO`): with the two-term output when ``P_m < block``, so
+        the output's ready is no clock enable (ECP5 timing)."""
+        return self.output == "terms" and self.lanes_main < self.block
+
     def _main_ready(self) -> list[int]:
         """Cycle from which each main group's result can be read from the main FIFO."""
         return [self._result_cycle(g, self.nb_in) + FIFO_LATENCY
@@ -277,9 +285,11 @@ class LQERSchedule:
 
 
 class _Chunker:
-    """Cycle model of :class:`hw.rechunk.Rechunk` (``n_in`` to ``n_out`` elements)."""
+    """Cycle model of :class:`hw.rechunk.Rechunk` (``n_in`` to ``n_out`` elements, its
+    ``registered_ready``)."""
 
-    def __init__(self, n_in: int, n_out: int):
+    def __init__(self, n_in: int, n_out: int, registered_ready: bool = False):
+        self.registered_ready = registered_ready
         self.gather = n_in < n_out
         self.ratio = max(n_in, n_out) // min(n_in, n_out)
         self.count = 0           # gathering: items held; splitting: pieces left
@@ -294,6 +304,8 @@ class _Chunker:
     def in_ready(self, out_taken: bool) -> bool:
         if self.passthrough:
             return out_taken
+        if self.registered_ready:  # only into an empty held item
+            return not self.full if self.gather else self.count == 0
         if self.gather:
             return not self.full or out_taken
         return self.count == 0 or (out_taken and self.count == 1)
@@ -318,7 +330,9 @@ class _Chunker:
 class _OutputModel:
     """The output stage at full rate, one cycle at a time (``LQERSchedule.output_cycles``).
 
-    Terms: main FIFO (groups) -> rechunk to blocks -> join with the u FIFO -> out.
+    Terms: main FIFO (groups) -> rechunk to blocks -> join with the u FIFO -> out; with
+    :attr:`LQERSchedule.registered_join` the rechunker gathers only into an empty block
+    and the u FIFO's read register reloads only when empty (a block every other cycle).
     Merged: main FIFO, u FIFO -> rechunk to groups, bias FIFO -> rechunk to groups -> join
     -> merge (latency) -> rechunk to blocks -> quantizer (latency) -> out.
     """
@@ -332,14 +346,18 @@ class _OutputModel:
         pm, blk = s.lanes_main, s.block
         emitted: list[int] = []
         if s.output == "terms":
-            to_blocks = _Chunker(pm, blk)
+            join = s.registered_join
+            to_blocks = _Chunker(pm, blk, registered_ready=join)
             g = 0
             cycle = 0
             while len(emitted) < s.nb_out:
                 b = len(emitted)
                 have_main = g < len(main) and main[g] <= cycle
                 chunk_valid = to_blocks.out_valid(have_main)
-                u_ok = not s.rank or u_ready[b] <= cycle
+                # the u FIFO reloads its read register only when empty (registered_ready):
+                # the next block is there two cycles after the previous one left
+                u_ok = not s.rank or (u_ready[b] <= cycle and (
+                    not join or b == 0 or emitted[-1] + 2 <= cycle))
                 out = chunk_valid and u_ok
                 taken = have_main and to_blocks.in_ready(out)
                 to_blocks.step(taken, out)

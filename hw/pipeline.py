@@ -27,7 +27,7 @@ from amaranth.lib.memory import Memory
 from hw.unused import rejectable
 
 __all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "register_delay",
-           "delay_line", "MEMORY_DELAY"]
+           "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -115,6 +115,9 @@ class OutputFIFO(Elaboratable):
 
 # Delays of at least this many cycles go through a memory (delay_line)
 MEMORY_DELAY = 3
+# A delay line's values are packed into memories of at most this many bits, each with its
+# own pointers (delay_line)
+DELAY_CHUNK_BITS = 32
 
 
 def register_delay(m: Module, value: Value, cycles: int, name: str, *,
@@ -132,28 +135,48 @@ def register_delay(m: Module, value: Value, cycles: int, name: str, *,
 def delay_line(m: Module, values: list[Value], cycles: int, name: str) -> list[Value]:
     """``values`` delayed by exactly ``cycles`` (>= 0) clock cycles of the ``sync`` domain,
     free-running (no enable): through registers below :data:`MEMORY_DELAY` cycles, else
-    through one memory of a power-of-two depth >= ``cycles`` that is written every cycle
-    at a wrapping pointer and read (synchronously, not transparently) ``cycles - 1``
-    entries behind it, so that Yosys maps the delay to LUT RAM instead of ``cycles``
-    flip-flops per bit. Returns signals of the values' shapes."""
+    through memories of a power-of-two depth >= ``cycles``, each written every cycle at a
+    wrapping pointer and read (synchronously, not transparently) ``cycles - 1`` entries
+    behind it, so that Yosys maps the delay to LUT RAM instead of ``cycles`` flip-flops per
+    bit. The values are packed in order into memories of at most :data:`DELAY_CHUNK_BITS`
+    bits (a wider value alone), and each memory has a write pointer and a read pointer
+    register of its own (named with :data:`REPLICA_TAG`, so synthesis keeps the copies):
+    no comparator or subtractor sits before a read address, and each pointer drives only
+    the LUT RAMs of its memory, placed beside that memory's consumers (docs/synth.md,
+    "Reaching 150 MHz on ECP5"). Returns signals of the values' shapes."""
     values = [Value.cast(v) for v in values]
     if cycles < 0:
         raise ValueError(f"cycles must be >= 0; got {cycles}")
     if cycles == 0 or not values:
         return values
-    bundle = Cat(*values)
     if cycles < MEMORY_DELAY:
-        bundle = register_delay(m, bundle, cycles, f"{name}_delay")
-    else:
-        bits = (cycles - 1).bit_length()
+        bundle = register_delay(m, Cat(*values), cycles, f"{name}_delay")
+        return _unpack(m, values, bundle, name)
+    chunks: list[list[Value]] = []
+    for v in values:
+        if chunks and sum(len(c) for c in chunks[-1]) + len(v) <= DELAY_CHUNK_BITS:
+            chunks[-1].append(v)
+        else:
+            chunks.append([v])
+    bits = (cycles - 1).bit_length()
+    delayed = []
+    for c, chunk in enumerate(chunks):
+        bundle = Cat(*chunk)
+        suffix = "" if len(chunks) == 1 else f"_{c}"
         memory = Memory(shape=len(bundle), depth=1 << bits, init=[])
-        m.submodules[f"{name}_delay"] = memory
+        m.submodules[f"{name}_delay{suffix}"] = memory
         write, read = memory.write_port(), memory.read_port()
-        pointer = Signal(bits, name=f"{name}_delay_pointer")
-        m.d.sync += pointer.eq(pointer + 1)
-        m.d.comb += [write.addr.eq(pointer), write.data.eq(bundle), write.en.eq(1),
-                     read.addr.eq(pointer - (cycles - 1)), read.en.eq(1)]
-        bundle = read.data
+        w_ptr = Signal(bits, name=f"{name}_delay_{REPLICA_TAG}_write{suffix}")
+        r_ptr = Signal(bits, name=f"{name}_delay_{REPLICA_TAG}_read{suffix}",
+                       init=-(cycles - 1) % (1 << bits))
+        m.d.sync += [w_ptr.eq(w_ptr + 1), r_ptr.eq(r_ptr + 1)]
+        m.d.comb += [write.addr.eq(w_ptr), write.data.eq(bundle), write.en.eq(1),
+                     read.addr.eq(r_ptr), read.en.eq(1)]
+        delayed.append(read.data)
+    return _unpack(m, values, Cat(*delayed), name)
+
+
+def _unpack(m: Module, values: list[Value], bundle: Value, name: str) -> list[Value]:
     out, offset = [], 0
     for v in values:
         sig = Signal(v.shape(), name=f"{name}_delayed_{len(out)}")

@@ -219,15 +219,19 @@ class Quantizer(wiring.Component):
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
             amounts = [amount]
-        (exponent,), amounts = stage([exponent], amounts)
+        # two copies of each shift amount: one drives the coarse shifter, the other the
+        # sticky mask and the fine shift (each copy placed by its own consumers)
+        flat = pipe.after(next(level), [exponent] + amounts + amounts, replicas=True)
+        exponent, amounts, sticky_amounts = (flat[0], flat[1:1 + len(amounts)],
+                                             flat[1 + len(amounts):])
         if not per_element:
-            amounts = amounts * block
+            amounts, sticky_amounts = amounts * block, sticky_amounts * block
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
         for k in range(block):
             parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
-                                            f"rounded_{k}")
+                                            f"rounded_{k}", sticky_amounts[k])
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])

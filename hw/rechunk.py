@@ -11,6 +11,15 @@ Timing: gathering, an output item is valid the cycle after its last input item w
 taken (latency 1) and the converter takes an input item every cycle; splitting, an
 input item is taken when its predecessor's last piece leaves (latency 1), so the output
 carries a piece every cycle.
+
+``registered_ready``: when converting, the input's ready is a register's output, ``~full``
+(gathering) or ``~holding`` (splitting): the converter takes an input item only into an
+empty held item, so the output's ready never reaches the clock enable of the held item (a
+whole gathered block in the LQER datapath; docs/synth.md, "Reaching 150 MHz on ECP5");
+gathering, the place of the next item is then a one-hot register. The price is a cycle per
+output item when the input is backlogged: gathering takes ``n_out / n_in`` items in
+``n_out / n_in + 1`` cycles, splitting takes its next item the cycle after the last piece
+of the previous one left. The latency is the same; passing through is unchanged.
 """
 
 from __future__ import annotations
@@ -30,12 +39,16 @@ class Rechunk(wiring.Component):
     ``ArrayLayout(element, n_out)``).
 
     Parameters (keyword-only): ``element`` (an Amaranth shape or layout), ``n_in`` and
-    ``n_out`` (1..4096, one dividing the other). Raises ``ValueError`` / ``TypeError``
+    ``n_out`` (1..4096, one dividing the other); ``registered_ready`` (bool, default False:
+    the module doc). Raises ``ValueError`` / ``TypeError``
     naming the parameter.
     """
 
-    def __init__(self, *, element, n_in: int, n_out: int):
+    def __init__(self, *, element, n_in: int, n_out: int, registered_ready: bool = False):
         with rejectable(self):
+            if registered_ready not in (True, False, 0, 1):
+                raise TypeError(f"registered_ready must be a bool; got {registered_ready!r}")
+            self._registered_ready = bool(registered_ready)
             self._n_in = check_int("n_in", n_in, 1, 4096)
             self._n_out = check_int("n_out", n_out, 1, 4096)
             if n_in % n_out and n_out % n_in:
@@ -51,6 +64,11 @@ class Rechunk(wiring.Component):
         (splitting) an output item to that item being valid; 0 when passing through."""
         return 0 if self._n_in == self._n_out else 1
 
+    @property
+    def registered_ready(self) -> bool:
+        """Whether the input takes items only into an empty held item (module doc)."""
+        return self._registered_ready
+
     def elaborate(self, platform):
         m = Module()
         n_in, n_out = self._n_in, self._n_out
@@ -60,20 +78,31 @@ class Rechunk(wiring.Component):
         if n_in < n_out:
             ratio = n_out // n_in
             held = Signal(data.ArrayLayout(self._element, n_out), name="gathered")
-            count = Signal(range(ratio), name="gathered_items")
             full = Signal(name="full")
             take = self.i.valid & self.i.ready
-            m.d.comb += [self.i.ready.eq(~full | self.o.ready),
+            ready = ~full if self._registered_ready else ~full | self.o.ready
+            m.d.comb += [self.i.ready.eq(ready),
                          self.o.valid.eq(full), self.o.payload.eq(held)]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += full.eq(0)
+            if self._registered_ready:
+                # the item's place as a one-hot register: each place's clock enable is one
+                # LUT of three registers (valid, full, its bit)
+                place = Signal(ratio, name="gathered_place", init=1)
+                at = [place[k] for k in range(ratio)]
+                with m.If(take):
+                    m.d.sync += place.eq(place.rotate_left(1))
+            else:
+                count = Signal(range(ratio), name="gathered_items")
+                at = [count == k for k in range(ratio)]
+                with m.If(take):
+                    m.d.sync += count.eq(Mux(count == ratio - 1, 0, count + 1))
             with m.If(take):
                 for k in range(ratio):
-                    with m.If(count == k):
+                    with m.If(at[k]):
                         for e in range(n_in):
                             m.d.sync += held[k * n_in + e].eq(self.i.payload[e])
-                m.d.sync += count.eq(Mux(count == ratio - 1, 0, count + 1))
-                with m.If(count == ratio - 1):
+                with m.If(at[ratio - 1]):
                     m.d.sync += full.eq(1)
             return m
         ratio = n_in // n_out
@@ -82,7 +111,8 @@ class Rechunk(wiring.Component):
         valid = Signal(name="holding")
         last_piece = piece == ratio - 1
         leave = self.o.valid & self.o.ready
-        m.d.comb += [self.i.ready.eq(~valid | (leave & last_piece)), self.o.valid.eq(valid)]
+        ready = ~valid if self._registered_ready else ~valid | (leave & last_piece)
+        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid)]
         for k in range(ratio):
             with m.If(piece == k):
                 for e in range(n_out):

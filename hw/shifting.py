@@ -70,14 +70,19 @@ def shift_right_round(m: Module, value: Value, amount: Value, rounding: str, nam
     return wire(m, floor + (round_bit & (sticky | floor[0])), name)
 
 
-def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str):
+def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str,
+                            sticky_amount: Value | None = None):
     """The first half of :func:`shift_right_round` for an unsigned ``value``, split so a
     pipeline register can sit in the middle of the shifter: returns ``(coarse, sticky,
     fine)`` where ``coarse = (value << 1) >> (amount rounded down to a multiple of
     2**FINE_SHIFT_BITS)``, ``sticky`` is the OR of the bits of ``value`` below the round bit
     (positions < amount - 1), and ``fine`` the remaining shift (``amount``'s low bits).
-    Then ``with_round = coarse >> fine`` and :func:`round_shifted` finish the job."""
+    Then ``with_round = coarse >> fine`` and :func:`round_shifted` finish the job.
+    ``sticky_amount`` (default ``amount``): the same amount from another register (a
+    replica), for the sticky mask and ``fine``, so the shifter's copy drives the shifter
+    alone."""
     value = wire(m, value, f"{name}_in")
+    other = amount if sticky_amount is None else sticky_amount
     k = FINE_SHIFT_BITS
     high = amount >> k
     coarse = wire(m, (value << 1) >> (high << k), f"{name}_coarse")
@@ -85,12 +90,12 @@ def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str):
     # comparators would map to carry chains, one per bit)
     width = len(value)
     mask = Signal(width, name=f"{name}_sticky_mask")
-    with m.Switch(amount):
-        for a in range(1 << len(amount)):
+    with m.Switch(other):
+        for a in range(1 << len(other)):
             with m.Case(a):
                 m.d.comb += mask.eq((1 << min(max(a - 1, 0), width)) - 1)
     sticky = wire(m, (value.as_unsigned() & mask).any(), f"{name}_sticky")
-    fine = wire(m, amount[:k] if len(amount) > k else amount, f"{name}_fine")
+    fine = wire(m, other[:k] if len(other) > k else other, f"{name}_fine")
     return coarse, sticky, fine
 
 

@@ -24,8 +24,9 @@ LAYOUT = data.StructLayout({"value": signed(9), "exponent": signed(5)})
 
 @pytest.mark.parametrize("depth", [3, 4, 9])
 @pytest.mark.parametrize("valid, ready", [(1.0, 1.0), (0.7, 0.4), (0.4, 0.9)])
-def test_items_arrive_in_order(depth, valid, ready):
-    dut = RegisteredFIFO(shape=LAYOUT, depth=depth)
+@pytest.mark.parametrize("registered_ready", [False, True])
+def test_items_arrive_in_order(depth, valid, ready, registered_ready):
+    dut = RegisteredFIFO(shape=LAYOUT, depth=depth, registered_ready=registered_ready)
     rng = np.random.default_rng(depth)
     n = 60
     values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
@@ -35,12 +36,16 @@ def test_items_arrive_in_order(depth, valid, ready):
     out = codec.unpack(got)
     for key in values:
         assert np.array_equal(out[key], values[key]), key
-    if valid == ready == 1.0 and depth > 3:  # an item per cycle, the first after the latency
+    if valid == ready == 1.0 and depth > 3 and not registered_ready:
+        # an item per cycle, the first after the latency
         assert cycles == n + dut.latency
+    elif valid == ready == 1.0 and depth > 3:  # an item every other cycle
+        assert cycles == 2 * n - 1 + dut.latency
 
 
-def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
-    dut = RegisteredFIFO(shape=8, depth=depth)
+def _accepted_without_reads(depth: int, cycles: int,
+                            registered_ready: bool = False) -> tuple[int, list[int]]:
+    dut = RegisteredFIFO(shape=8, depth=depth, registered_ready=registered_ready)
     taken, out = [0], []
 
     async def bench(ctx):
@@ -53,7 +58,7 @@ def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
                 taken[0] += 1
         ctx.set(dut.i.valid, 0)
         ctx.set(dut.o.ready, 1)
-        for _ in range(depth + 4):
+        for _ in range(2 * depth + 4):  # registered_ready: an item every other cycle
             _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
             if valid:
                 out.append(payload)
@@ -66,10 +71,17 @@ def _accepted_without_reads(depth: int, cycles: int) -> tuple[int, list[int]]:
 
 
 @pytest.mark.parametrize("depth", [3, 5, 17])
-def test_depth_items_fit_without_a_read(depth):
-    taken, out = _accepted_without_reads(depth, depth + 6)
+@pytest.mark.parametrize("registered_ready", [False, True])
+def test_depth_items_fit_without_a_read(depth, registered_ready):
+    taken, out = _accepted_without_reads(depth, depth + 6, registered_ready)
     assert taken == depth
     assert out == list(range(depth))
+
+
+def test_registered_ready_is_checked_and_published():
+    assert inspected(RegisteredFIFO(shape=4, depth=3, registered_ready=True)).registered_ready
+    with pytest.raises(TypeError, match=r"^registered_ready must be a bool; got 'yes'$"):
+        RegisteredFIFO(shape=4, depth=3, registered_ready="yes")
 
 
 def test_latency_matches_the_lqer_schedule():

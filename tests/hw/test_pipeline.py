@@ -8,7 +8,8 @@ from amaranth.sim import Simulator
 
 from amaranth.hdl import Module, Signal, signed
 
-from hw.pipeline import MEMORY_DELAY, OutputFIFO, delay_line, register_counts
+from hw.pipeline import (DELAY_CHUNK_BITS, MEMORY_DELAY, OutputFIFO, delay_line,
+                         register_counts)
 
 
 def _largest_group(delays, counts):
@@ -102,6 +103,37 @@ def test_delay_line_delays_every_value_by_exactly_its_cycles(cycles):
             ctx.set(b, y)
             if t >= cycles:
                 assert (ctx.get(out[0]), ctx.get(out[1])) == inputs[t - cycles], t
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("cycles", [MEMORY_DELAY, 9])
+def test_delay_line_packs_values_into_memories_of_at_most_the_chunk_bits(cycles):
+    """Values packed in order into memories of at most DELAY_CHUNK_BITS bits (a wider value
+    alone), each with its own pointers: every value still exactly ``cycles`` later."""
+    m = Module()
+    half = DELAY_CHUNK_BITS // 2
+    shapes = [half + 1, signed(half + 1), DELAY_CHUNK_BITS + 3, 3, signed(4), 1]
+    values = [Signal(sh) for sh in shapes]
+    out = delay_line(m, values, cycles, "t")
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)
+    assert len(m._named_submodules) == 4  # [half+1], [half+1], [wide], [3, 4, 1]
+    rng = random.Random(cycles)
+    ranges = [(v.shape().signed, len(v)) for v in values]
+    inputs = [[rng.randrange(-2 ** (n - 1), 2 ** (n - 1)) if sg else rng.randrange(2 ** n)
+               for sg, n in ranges] for _ in range(40)]
+
+    async def bench(ctx):
+        for t, row in enumerate(inputs):
+            for v, x in zip(values, row):
+                ctx.set(v, x)
+            if t >= cycles:
+                assert [ctx.get(o) for o in out] == inputs[t - cycles], t
             await ctx.tick()
 
     sim = Simulator(m)
