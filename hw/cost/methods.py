@@ -685,7 +685,9 @@ _INT_PATH = Use("int path: M int8 lanes, dequantization (llm-int8-int-path)",
 def _fp_path(role: str, count) -> tuple[Use, ...]:
     """``fp-accumulate``'s units: binary16 products added into binary32 sums (its sums
     memory is a store; the rest of it is glue)."""
-    return (Use(f"{role} fp16 products".lstrip(), _unit("fp16-mul"), count),
+    # the lanes share the activation: each multiplier keeps its own first registers
+    products = lambda s: Part.of("fp16-mul", backpressure=0, replicas=1)  # noqa: E731
+    return (Use(f"{role} fp16 products".lstrip(), products, count),
             Use(f"{role} fp32 accumulating adders".lstrip(), _unit("fp32-add"), count))
 
 

@@ -125,7 +125,8 @@ def _int_dot_array(p: dict):
 def _fp_unit(name: str):
     def build(p: dict):
         from hw.fp.designs import FP_UNITS
-        return FP_UNITS[name][0](stages=p.get("stages"), backpressure=bool(p["backpressure"]))
+        return FP_UNITS[name][0](stages=p.get("stages"), backpressure=bool(p["backpressure"]),
+                                 replicas=bool(p.get("replicas", 0)))
     return build
 
 
@@ -156,7 +157,8 @@ BUILDERS: dict[str, tuple[Callable[[dict], object], str, str]] = {
                                       "without shared exponents)", ""),
     # the free-running copies that fp16-linear and llm-int8-linear build (no back-pressure)
     **{name: (_fp_unit(name), f"hw.fp {name} unit (no back-pressure, as in fp16-linear and "
-                              f"llm-int8-linear)", "backpressure")
+                              f"llm-int8-linear; replicas=1: its first registers kept per "
+                              f"unit, as fp-accumulate's multipliers)", "backpressure")
        for name in ("fp16-mul", "fp32-add", "fp32-mul", "int32-to-fp32", "fp32-to-fp16")},
     # the registry caps d_in at the datapath's 8192; the class at the int32 bound (133143)
     "llm-int8-int-path": (_int8_int_path, "hw.int8_int_path.Int8IntPath (as in "

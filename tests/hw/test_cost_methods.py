@@ -104,14 +104,14 @@ def test_part_lists_are_data_and_name_every_part_with_its_parameters():
         ("requantizer (t, u)", "quantizer block=16 in_width=35 lsb_width=10 width=8 "
                                f"exponent_bits=8 stages={cfg.quant_stages} backpressure=0", 1)]
     fp16 = {u.part(s).label: u.count(s) for u in METHODS["fp16"].uses}
-    assert fp16 == {"fp16-mul backpressure=0": 16, "fp32-add backpressure=0": 16}
+    assert fp16 == {"fp16-mul backpressure=0 replicas=1": 16, "fp32-add backpressure=0": 16}
     int8 = {u.part(s).label: (u.count(s), u.outside) for u in METHODS["llm-int8"].uses}
     assert int8 == {
         "llm-int8-detector lanes=16 threshold_bits=17920 backpressure=0": (1, False),
         "llm-int8-compaction lanes=16 outputs=4 chunks=256": (1, False),
         "llm-int8-quantizer": (1, False),
         "llm-int8-int-path lanes=16 d_in=4096 bias=0": (1, False),
-        "fp16-mul backpressure=0": (2, False), "fp32-add backpressure=0": (2, False),
+        "fp16-mul backpressure=0 replicas=1": (2, False), "fp32-add backpressure=0": (2, False),
         "llm-int8-merge out_fp16=0": (1, False),
         # the gathered int8 weights' dequantization, outside llm-int8-linear's port
         "int32-to-fp32 backpressure=0": (2, True), "fp32-mul backpressure=0": (4, True),
