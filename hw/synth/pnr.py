@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -192,6 +193,26 @@ def _fit(family: Family, counts: dict) -> str | None:
     return None
 
 
+_UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$")
+
+
+def _overused(family: Family, log: Path) -> str | None:
+    """Why nextpnr could not place the design, when its packer's device utilisation (the
+    ``NAME: used/available`` lines of ``log``) shows a resource used beyond the device: the
+    LUT and flip-flop counts :func:`_fit` checks first do not see packing (an iCE40 logic
+    cell holds one LUT4 and one flip-flop, and not every pair packs). None otherwise."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        row = _UTILISATION.match(line.strip() if line.startswith("Info:") else "")
+        if row and int(row.group(2)) > int(row.group(3)):
+            return (f"does not fit {family.device_name}: {row.group(2)} {row.group(1)} "
+                    f"> {row.group(3)} available")
+    return None
+
+
 def _read_report(path: Path) -> dict:
     report = json.loads(path.read_text())
     fmax = report.get("fmax", {})
@@ -231,8 +252,13 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             pnr_usage = {}
             if note is None:
                 log = folder / "nextpnr.log"
-                pnr_usage = _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
-                timing = _read_report(folder / "nextpnr.json")
+                try:
+                    pnr_usage = _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
+                    timing = _read_report(folder / "nextpnr.json")
+                except NextpnrError as exc:
+                    note = _overused(job.family, exc.log)
+                    if note is None:
+                        raise
         except (yosys.YosysError, NextpnrError) as exc:
             tool = "yosys" if isinstance(exc, yosys.YosysError) else "nextpnr"
             raise SynthFailure(f"{job.label}: {tool} failed: {exc}", exc.log) from None

@@ -61,3 +61,37 @@ def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):
     assert r["fmax_mhz"] is None
     assert re.fullmatch(r"does not fit a ten-LUT device: \d+ luts > 10 available", r["pnr_note"])
     assert not (tmp_path / r["pnr_dir"] / "nextpnr.log").exists()
+
+
+def test_a_design_nextpnr_cannot_pack_into_the_device_is_reported_not_failed(tmp_path,
+                                                                             monkeypatch):
+    """The LUT and flip-flop counts can pass while packing does not (an iCE40 logic cell
+    takes one LUT and one flip-flop): nextpnr's utilisation lines say so, and the point is
+    noted as not fitting, not failed. Another nextpnr error is still a failure."""
+    from hw.synth import pnr
+
+    def overfull(family, folder, args, timeout):
+        log = folder / "nextpnr.log"
+        log.write_text("Info: Device utilisation:\n"
+                       "Info: \t         ICESTORM_LC:    8219/   7680   107%\n"
+                       "Info: \t        ICESTORM_RAM:      16/     32    50%\n"
+                       "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 8219 "
+                       "ICESTORM_LCs\n")
+        raise pnr.NextpnrError("Failed to expand region", log)
+
+    monkeypatch.setattr(pnr, "_run_nextpnr", overfull)
+    jobs = pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ice40"]])
+    records, failures = run_pnr_jobs(jobs, tmp_path)
+    assert not failures
+    assert records[0]["fmax_mhz"] is None
+    assert records[0]["pnr_note"] == \
+        "does not fit iCE40HX8K CT256: 8219 ICESTORM_LC > 7680 available"
+
+    def broken(family, folder, args, timeout):
+        log = folder / "nextpnr.log"
+        log.write_text("Info: \t         ICESTORM_LC:     100/   7680     1%\nERROR: no route\n")
+        raise pnr.NextpnrError("no route", log)
+
+    monkeypatch.setattr(pnr, "_run_nextpnr", broken)
+    records, failures = run_pnr_jobs(jobs, tmp_path / "again")
+    assert not records and len(failures) == 1 and "nextpnr failed: no route" in str(failures[0])
