@@ -20,13 +20,14 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp16_linear_schedule import FP16LinearSchedule
+from hw.fifo import READ_SLICE_BITS
 from hw.fp_accumulate import MAX_LANES, FPAccumulate, owned_list
 from hw.params import check_int
+from hw.pipeline import OutputFIFO
 from hw.unused import owned, rejectable
 from hw.layer_facts import LayerFacts, TokenSteps
 from sw.datapath import MAX_DIM
@@ -122,7 +123,11 @@ class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
         # read the sums one group per cycle while the output FIFO has room (credit)
         chain = 1 + s.out_latency
         depth = chain + 2
-        m.submodules.out_fifo = fifo = SyncFIFO(width=self._out_width * P, depth=depth)
+        # the credit (inside < depth) keeps room; the 16 lanes' word is stored in slices,
+        # each with its own pointers (one read pointer across the whole word was the
+        # limit on ECP5, docs/synth.md)
+        m.submodules.out_fifo = fifo = OutputFIFO(width=self._out_width * P, depth=depth,
+                                                  slice_bits=READ_SLICE_BITS)
         inside = Signal(range(depth + 1), name="inside")
         issued = Signal(range(max(G, 2)), name="read_group")
         issue = Signal(name="issue")

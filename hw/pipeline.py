@@ -80,13 +80,24 @@ class OutputFIFO(Elaboratable):
     as wide as the payload) depended on the level register and fed it back: on ECP5
     that loop set dot-array's clock at 8 lanes (docs/synth.md). Here the storage's
     write enable is ``w_en`` itself.
+
+    ``slice_bits`` (default None: one memory): the word is stored in memories of at most
+    this many bits, each with its own write and read pointer registers (named as
+    replicas, :data:`REPLICA_TAG`, so synthesis keeps them apart), so no one pointer
+    register drives the address of every LUT RAM of a wide payload across the device
+    (``fp16-linear``'s 512-bit output: an 11.2 ns route on ECP5, docs/synth.md). Same
+    ports and cycles.
     """
 
-    def __init__(self, *, width: int, depth: int):
+    def __init__(self, *, width: int, depth: int, slice_bits: int | None = None):
         with rejectable(self):
             if depth < 2:
                 raise ValueError(f"depth must be >= 2; got {depth}")
-        self.width, self.depth = width, depth
+            if slice_bits is not None and (isinstance(slice_bits, bool)
+                                           or not isinstance(slice_bits, int)
+                                           or slice_bits < 1):
+                raise ValueError(f"slice_bits must be None or an int >= 1; got {slice_bits!r}")
+        self.width, self.depth, self.slice_bits = width, depth, slice_bits
         self.w_data = Signal(width)
         self.w_en = Signal()
         self.r_data = Signal(width)
@@ -94,6 +105,8 @@ class OutputFIFO(Elaboratable):
         self.r_en = Signal()
 
     def elaborate(self, platform):
+        if self.slice_bits is not None:
+            return self._elaborate_slices()
         m = Module()
         depth = self.depth
         m.submodules.storage = storage = Memory(shape=self.width, depth=depth, init=[])
@@ -110,6 +123,29 @@ class OutputFIFO(Elaboratable):
         with m.If(take):
             m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
         m.d.sync += level.eq(level + self.w_en - take)
+        return m
+
+    def _elaborate_slices(self):
+        m = Module()
+        depth = self.depth
+        level = Signal(range(depth + 1))
+        take = self.r_en & self.r_rdy
+        m.d.comb += self.r_rdy.eq(level != 0)
+        m.d.sync += level.eq(level + self.w_en - take)
+        for k, lo in enumerate(range(0, self.width, self.slice_bits)):
+            hi = min(lo + self.slice_bits, self.width)
+            m.submodules[f"storage_{k}"] = storage = Memory(shape=hi - lo, depth=depth, init=[])
+            write = storage.write_port()
+            read = storage.read_port(domain="comb")
+            w_ptr = Signal(range(depth), name=f"w_ptr_{REPLICA_TAG}_{k}")
+            r_ptr = Signal(range(depth), name=f"r_ptr_{REPLICA_TAG}_{k}")
+            m.d.comb += [write.addr.eq(w_ptr), write.data.eq(self.w_data[lo:hi]),
+                         write.en.eq(self.w_en), read.addr.eq(r_ptr),
+                         self.r_data[lo:hi].eq(read.data)]
+            with m.If(self.w_en):
+                m.d.sync += w_ptr.eq(Mux(w_ptr == depth - 1, 0, w_ptr + 1))
+            with m.If(take):
+                m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
         return m
 
 

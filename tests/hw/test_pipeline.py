@@ -44,11 +44,13 @@ def test_uniform_levels_and_extra_registers():
         register_counts(3, 2, [1, 2])
 
 
+@pytest.mark.parametrize("slice_bits", [None, 3])
 @pytest.mark.parametrize("depth", [2, 3, 5])
-def test_output_fifo_keeps_order_with_random_writes_and_reads(depth):
+def test_output_fifo_keeps_order_with_random_writes_and_reads(depth, slice_bits):
     """Writes only while fewer than ``depth`` items are inside (what the credit count
-    guarantees); every item comes out once, in order, ``r_rdy`` exactly when one is held."""
-    fifo = OutputFIFO(width=8, depth=depth)
+    guarantees); every item comes out once, in order, ``r_rdy`` exactly when one is held;
+    the same with the word stored in slices (3 + 3 + 2 bits)."""
+    fifo = OutputFIFO(width=8, depth=depth, slice_bits=slice_bits)
     rng = random.Random(depth)
     plan = [(rng.random() < 0.6, rng.random() < 0.5) for _ in range(400)]
     got, held = [], []
@@ -81,6 +83,34 @@ def test_output_fifo_depth_is_checked():
     with pytest.raises(ValueError) as info:
         OutputFIFO(width=8, depth=1)
     assert str(info.value) == "depth must be >= 2; got 1"
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError) as info:
+            OutputFIFO(width=8, depth=2, slice_bits=bad)
+        assert str(info.value) == f"slice_bits must be None or an int >= 1; got {bad!r}"
+
+
+def test_output_fifo_slices_have_their_own_pointers():
+    """Each slice's memory has its own write and read pointer, named as replicas so
+    synthesis keeps them apart; without slices the FIFO is one memory and one pair."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from hw.pipeline import REPLICA_TAG
+    m = Module()
+    m.submodules.fifo = fifo = OutputFIFO(width=8, depth=4, slice_bits=3)
+    text = rtlil.convert(m, name="top", ports=[fifo.w_data, fifo.w_en, fifo.r_data,
+                                               fifo.r_rdy, fifo.r_en])
+    assert re.findall(r"memory width (\d+) size 4 \\storage_(\d)", text) == \
+        [("3", "0"), ("3", "1"), ("2", "2")]
+    for kind in ("w_ptr", "r_ptr"):
+        assert sorted(re.findall(rf"wire width 2 \\{kind}_{REPLICA_TAG}_(\d)\n", text)) == \
+            ["0", "1", "2"]
+    m = Module()
+    m.submodules.fifo = fifo = OutputFIFO(width=8, depth=4)
+    text = rtlil.convert(m, name="top", ports=[fifo.w_data, fifo.w_en, fifo.r_data,
+                                               fifo.r_rdy, fifo.r_en])
+    assert len(re.findall(r"memory width 8 size 4 ", text)) == 1 and REPLICA_TAG not in text
 
 
 @pytest.mark.parametrize("cycles", [0, 1, 2, MEMORY_DELAY, 4, 5, 8, 9, 17])
