@@ -1,7 +1,8 @@
 """Column-at-a-time binary32 accumulation of binary16 products into a memory of results.
 
-``P`` lanes; ``G`` groups of ``P`` outputs; the results ``acc[g][p]`` (binary32) live in a
-memory of ``G`` words. An item ``{x, w[P], first}`` is one *piece* of a weight column:
+``P`` lanes; ``G`` groups of ``P`` outputs; the results ``acc[g][p]`` (binary32) live in
+``P`` memories of ``G`` words, one per lane, each addressed from registers of its own
+(docs/synth.md: one address register across every lane was the ECP5 limit). An item ``{x, w[P], first}`` is one *piece* of a weight column:
 the binary16 activation ``x`` and the binary16 weights of the ``P`` outputs of group ``g``;
 a column is ``G`` pieces in group order (the group is counted here)::
 
