@@ -46,12 +46,22 @@ def _cell(value, digits: int = 2) -> str:
     return str(value)
 
 
+def _target_ranks(records: list[dict]) -> dict[str, int]:
+    """Target name -> column rank: the registry's order, then other targets as first seen."""
+    from hw.synth.targets import TARGETS
+    ranks = {name: k for k, name in enumerate(TARGETS)}
+    for r in records:
+        ranks.setdefault(r["target"], len(ranks))
+    return ranks
+
+
 def _order(records: list[dict]) -> list[dict]:
-    """Stable order: designs and points as first seen, targets as first seen."""
-    points, targets = {}, {}
+    """Stable order: designs and points as first seen; targets in the registry's order
+    (:data:`hw.synth.targets.TARGETS`), others after them as first seen (records arrive
+    as their runs end, longest first, so first seen would follow the run times)."""
+    points, targets = {}, _target_ranks(records)
     for r in records:
         points.setdefault((r["design"], params_text(r["params"])), len(points))
-        targets.setdefault(r["target"], len(targets))
     return sorted(records, key=lambda r: (points[(r["design"], params_text(r["params"]))],
                                           targets[r["target"]]))
 
@@ -87,7 +97,7 @@ def markdown_table(records: list[dict]) -> str:
 def markdown_summary(records: list[dict]) -> str:
     """One row per design point: LUTs per LUT target, then transistors / area / Fmax."""
     ordered = _order(records)
-    targets = list(dict.fromkeys(r["target"] for r in ordered))
+    targets = sorted(dict.fromkeys(r["target"] for r in ordered), key=_target_ranks(records).get)
     lut_targets = [t for t in targets if any(r["target"] == t and r.get("luts") is not None
                                              for r in ordered)]
     extra = [(t, c) for c in ("transistors", "area", "fmax_mhz", "est_fmax_mhz") for t in targets
