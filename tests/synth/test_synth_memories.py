@@ -22,9 +22,12 @@ D_OUTS = (64, 256)
 # The flip-flops may grow by the address and count registers of the larger buffers (two
 # more bits each for 4x d_out): at most 2% of the smaller layer's flip-flops.
 FF_TOLERANCE = 0.02
-# Yosys's memory_libmap names each memory it maps to a RAM cell in the log.
-BUFFERS = {"x": "x_memory", "t": "t_memory", "main_fifo": "main_fifo.buffer.storage",
-           "u_fifo": "u_fifo.buffer.storage"}
+# Yosys's memory_libmap names each memory it maps in the log ("via $__<cell>" for a RAM
+# cell). Patterns: the u FIFO of the two-term output with P_m < block is
+# RegisteredFIFO(registered_ready=True), its word split across memories of at most
+# hw.fifo.READ_SLICE_BITS bits (storage_0, storage_1, ...).
+BUFFERS = {"x": r"x_memory", "t": r"t_memory", "main_fifo": r"main_fifo\.buffer\.storage",
+           "u_fifo": r"u_fifo\.(?:buffer\.storage|storage_\d+)"}
 RAM_CELLS = {"xc7": r"^(RAMB(18|36)E1|RAM(32|64)M|RAM(16|32|64|128|256)X1[SD])$",
              "ecp5": r"^(DP16KD|PDPW16KD|TRELLIS_DPR16X4)$"}
 
@@ -47,8 +50,9 @@ def test_every_buffer_is_mapped_to_ram_cells(layers, target):
         r = records[(target, d_out)]
         log = (out / r["log"]).read_text()
         for buffer, memory in BUFFERS.items():
-            assert re.search(rf"mapping memory \w+\.{re.escape(memory)} via \$__\w+", log), \
-                (target, d_out, buffer)
+            mapped = re.findall(rf"^mapping memory \w+\.{memory} (.*)$", log, re.M)
+            assert mapped and all(m.startswith("via $__") for m in mapped), \
+                (target, d_out, buffer, mapped)
         rams = sum(n for cell, n in r["cells"].items() if re.search(RAM_CELLS[target], cell))
         assert rams > 0 and (r["brams"] or 0) + (r["lutrams"] or 0) >= rams
 
