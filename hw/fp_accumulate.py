@@ -2,7 +2,8 @@
 
 ``P`` lanes; ``G`` groups of ``P`` outputs; the results ``acc[g][p]`` (binary32) live in
 ``P`` memories of ``G`` words, one per lane, each addressed from registers of its own
-(docs/synth.md: one address register across every lane was the ECP5 limit). An item ``{x, w[P], first}`` is one *piece* of a weight column:
+(docs/synth.md: one address register across every lane was the ECP5 limit). An item
+``{x, w[P], first}`` is one *piece* of a weight column:
 the binary16 activation ``x`` and the binary16 weights of the ``P`` outputs of group ``g``;
 a column is ``G`` pieces in group order (the group is counted here)::
 
@@ -163,12 +164,12 @@ class FPAccumulate(wiring.Component):
             m.d.sync += reg.eq(accepted[-1])
             accepted.append(reg)
 
-        def copies(value, lane_name: str, p: int):
+        def copies(value, lane_name: str, p: int, *, reset_less: bool = True):
             """``value`` registered once for lane ``p``: each lane's memory and operand
             select take their own copy (kept apart through synthesis, hw.pipeline's
             replica tag), so no one register drives every lane across the device."""
             reg = Signal(len(value), name=f"{lane_name}_{REPLICA_TAG}_{p}",
-                         reset_less=lane_name != "write_enable")
+                         reset_less=reset_less)
             m.d.sync += reg.eq(value)
             return reg
 
@@ -192,7 +193,7 @@ class FPAccumulate(wiring.Component):
                 read_at = ctrl[lm - 1][:gbits]
             first = copies(ctrl[lm - 1][gbits], "first", p)   # as ctrl[lm] holds it
             write_at = copies(ctrl[lm + la - 1][:gbits], "write_group", p)
-            write_en = copies(accepted[-1], "write_enable", p)
+            write_en = copies(accepted[-1], "write_enable", p, reset_less=False)
             m.d.comb += [loop_rd.addr.eq(read_at), loop_rd.en.eq(1),
                          out_rd.addr.eq(self.rd_addr), out_rd.en.eq(1),
                          self.rd_data[p].eq(out_rd.data)]
