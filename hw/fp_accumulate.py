@@ -174,7 +174,6 @@ class FPAccumulate(wiring.Component):
             return reg
 
         at_write = ctrl[lm + la]
-        sums = []
         operands_valid = Signal(name="operands_valid")
         m.d.sync += operands_valid.eq(self._muls[0].o.valid)
         for p in range(P):
