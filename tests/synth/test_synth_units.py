@@ -15,7 +15,8 @@ from hw.designs import get_design, parse_params
 from hw.synth.baseline import IntDotArray
 from hw.synth.cache import cache_key
 from hw.synth.flow import estimated_cost, jobs_for_component, multipliers
-from hw.synth.defaults import (DATAPATH_TARGETS, HEAVY_MULTIPLIERS, LAYER_TARGETS,
+from hw.synth.defaults import (DATAPATH_TARGETS, HEAVY_MULTIPLIERS, HEAVY_WIRE_BITS,
+                               LAYER_TARGETS, SWEEP_TARGETS, wire_bits,
                                PAPER_CONFIGURATION, SWEEPS,
                                default_plan, default_points, paper_configuration, point_targets,
                                registered_designs)
@@ -157,13 +158,22 @@ def test_default_set_has_resq_at_its_paper_configuration():
 
 def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     names = list(TARGETS)
+    no_twins = [t for t in names if t not in ("xc7", "ecp5")]
     assert point_targets(HEAVY_MULTIPLIERS, names) == names
     assert point_targets(1, names) == names
+    assert point_targets(1, names, bits=HEAVY_WIRE_BITS) == names
     # no multiplier: the DSP target with a fabric-only twin in the list is left out
-    assert point_targets(0, names) == [t for t in names if t not in ("xc7", "ecp5")]
+    assert point_targets(0, names) == no_twins
     assert point_targets(0, ["xc7", "ecp5", "gowin"]) == ["xc7", "ecp5", "gowin"]
     assert point_targets(HEAVY_MULTIPLIERS + 1, names) == [t for t in names if t in DATAPATH_TARGETS]
     assert point_targets(HEAVY_MULTIPLIERS + 1, [TARGETS["lut6"], TARGETS["xc7"]]) == [TARGETS["xc7"]]
+    # a large point with few or no $mul is a datapath too, and the twin rule still holds
+    assert point_targets(1, names, bits=HEAVY_WIRE_BITS + 1) == [t for t in names if t in DATAPATH_TARGETS]
+    assert point_targets(0, names, bits=HEAVY_WIRE_BITS + 1) == [
+        t for t in no_twins if t in DATAPATH_TARGETS]
+    # a sweep point other than the first value: SWEEP_TARGETS of what is left
+    assert point_targets(1, names, sweep=True) == [t for t in names if t in SWEEP_TARGETS]
+    assert point_targets(0, names, sweep=True) == [t for t in no_twins if t in SWEEP_TARGETS]
     plan = default_plan(list(TARGETS.values()))
     assert [(n, p) for n, p, *_ in plan] == default_points()
     assert point_targets(0, names, layer=True) == [t for t in names if t in LAYER_TARGETS]
@@ -171,12 +181,14 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
         count, _ = multipliers(rtlil)
         if hasattr(component, "schedule"):
             expected = [t for t in names if t in LAYER_TARGETS]
-        elif count > HEAVY_MULTIPLIERS:
-            expected = [t for t in names if t in DATAPATH_TARGETS]
-        elif count == 0:
-            expected = [t for t in names if t not in ("xc7", "ecp5")]
         else:
             expected = names
+            if count > HEAVY_MULTIPLIERS or wire_bits(rtlil) > HEAVY_WIRE_BITS:
+                expected = [t for t in expected if t in DATAPATH_TARGETS]
+            if count == 0:
+                expected = [t for t in expected if t in no_twins]
+            if name == "dot-array" and params["lanes"] != SWEEPS["dot-array"]["lanes"][0]:
+                expected = [t for t in expected if t in SWEEP_TARGETS]
         assert [t.name for t in targets] == expected, (name, params)
     # every layer design is a datapath, even with no $mul (fp16-linear's IEEE multipliers
     # are partial-product trees)
@@ -184,10 +196,24 @@ def test_datapaths_run_on_the_datapath_targets_and_the_rest_everywhere():
     assert layers == {"lqer-linear", "resq-linear", "fp16-linear", "llm-int8-linear",
                       "w8a8-linear"}
     assert multipliers(next(r for n, p, ts, c, r in plan if n == "fp16-linear"))[0] == 0
-    # the dot-array sweep crosses the line: 32 multipliers per lane (two 2-bit weight
-    # pieces per product, hw.dot_array.product_terms)
-    lanes = {p["lanes"]: [t.name for t in ts] for n, p, ts, *_ in plan if n == "dot-array"}
-    assert lanes[2] == names and lanes[4] == list(DATAPATH_TARGETS)
+    chosen = {(n, p.get("lanes")): [t.name for t in ts] for n, p, ts, *_ in plan}
+    # the dot-array sweep: one lane on every target, more lanes on the sweep targets
+    assert chosen["dot-array", 1] == names
+    assert chosen["dot-array", 8] == list(SWEEP_TARGETS)
+    # the two large parts of llm-int8-linear are datapaths by size: fp-accumulate has no
+    # $mul (its FP16 multipliers are partial-product trees), the int path 16 int8 products
+    assert chosen["fp-accumulate", 4] == [t for t in no_twins if t in DATAPATH_TARGETS]
+    assert chosen["llm-int8-int-path", 16] == list(DATAPATH_TARGETS)
+    assert chosen["quantizer", None] == no_twins
+
+
+def test_wire_bits_are_summed_from_the_rtlil():
+    rtlil = "module \\t\n  wire width 8 input 1 \\a\n  wire \\b\n  wire width 3 $c\nend\n"
+    assert wire_bits(rtlil) == 12
+    from hw.designs import elaborate, emit
+    small = wire_bits(emit(elaborate("dot-array", lanes=1), fmt="rtlil", name="t"))
+    large = wire_bits(emit(elaborate("dot-array", lanes=2), fmt="rtlil", name="t"))
+    assert 0 < small < large
 
 
 def test_multipliers_are_counted_from_the_rtlil():
