@@ -474,10 +474,29 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         i_col = Signal(range(max(d_in, 2)), name="int_column")
         i_group = Signal(range(max(G, 2)), name="int_group")
         i_done = Signal(name="int_done")
-        constants = i_col < P
-        m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & ((i_group != 0) | (i_col < codes))
-                              & (~constants | ipath.c.ready))
+        # The step's conditions are flags of registers, so that no comparator sits between
+        # the registers and the take (on ECP5 `i_col < codes` and the take's fan-out were
+        # the clock's path, docs/synth.md "Reaching 150 MHz on ECP5"): `ahead` is
+        # `i_col < codes` (a code is there for the column; after group 0 every one is),
+        # `later_group` is `i_group != 0`, `constants` is `i_col < P` (the int path takes
+        # the column's constants). Each next value is picked by the take and the new code
+        # from comparisons of the registers alone.
         i_take = Signal(name="int_take")
+        last_col = i_col == d_in - 1
+        code_new = quant.o.valid
+        ahead = Signal(name="int_ahead")
+        later_group = Signal(name="int_later_group")
+        constants = Signal(name="int_constants", init=1)
+        with m.If(i_take & last_col):
+            m.d.sync += [ahead.eq((codes != 0) | code_new), constants.eq(1),
+                         later_group.eq(i_group != G - 1)]
+        with m.Elif(i_take):
+            m.d.sync += [ahead.eq(Mux(code_new, i_col < codes, i_col + 1 < codes)),
+                         constants.eq(i_col + 1 < P)]
+        with m.Else():
+            m.d.sync += ahead.eq(Mux(code_new, i_col <= codes, i_col < codes))
+        m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & (later_group | ahead)
+                              & (~constants | ipath.c.ready))
         m.d.comb += [i_take.eq(self.i.valid & int_ok), cr.addr.eq(i_col), cr.en.eq(1),
                      ipath.c.valid.eq(i_take & constants), ipath.c.payload.eq(self.i.payload.c)]
         with m.If(i_take):
@@ -592,7 +611,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         with m.If(out_taken):
             m.d.sync += outs.eq(Mux(outs == d_out - 1, 0, outs + 1))
         with m.If(token_end):
-            m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0)]
+            m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0), ahead.eq(0)]
             if outliers:
                 m.d.sync += [fp_col.eq(0), written.eq(0)]
             with m.If(token == T - 1):
