@@ -15,8 +15,9 @@ round-to-nearest-even sum of :class:`hw.fp.fp32_add.FP32Add` -- the order of
 summed from ``+0.0``). It is the arithmetic of the ``fp16-linear`` baseline and of the
 LLM.int8() outlier path.
 
-Timing: both units run free (no enable). A piece accepted in cycle ``a`` has its
-product at ``a + Lm``; the read of ``acc[g]`` is issued at ``a + Lm - 1`` (a transparent,
+Timing: both units run free (no enable). A piece accepted in cycle ``a`` enters each
+lane's own input register (a copy of the activation per lane) and has its product at
+``a + Lm`` (``Lm`` counts that register and the multiplier); the read of ``acc[g]`` is issued at ``a + Lm - 1`` (a transparent,
 one-cycle read); the product and the read value (or +0 for a first piece) are registered
 (the memory's read is not followed by adder logic in the same cycle: the critical path on
 ECP5 otherwise), and the sum leaves the adder and is written at ``a + Lm + La``
@@ -46,6 +47,7 @@ from hw.unused import owned, rejectable
 __all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
 
 MAX_LANES = 64
+INPUT_LEVELS = 1           # each lane registers its own copy of the piece (activation, weight)
 OPERAND_LEVELS = 1         # the adder's operands registered (one comes from a memory read)
 MAX_GROUPS = 8192
 
@@ -98,8 +100,9 @@ class FPAccumulate(wiring.Component):
 
     @property
     def mul_latency(self) -> int:
-        """``Lm``: cycles of the binary16 multiplier."""
-        return self._muls[0].latency
+        """``Lm``: cycles from an accepted piece to its product: the lane's input register
+        (:data:`INPUT_LEVELS`) and the binary16 multiplier."""
+        return INPUT_LEVELS + self._muls[0].latency
 
     @property
     def add_latency(self) -> int:
@@ -174,6 +177,12 @@ class FPAccumulate(wiring.Component):
             return reg
 
         at_write = ctrl[lm + la]
+        # the piece into each lane's own input register (INPUT_LEVELS): a copy of the
+        # activation per lane, so that no one register and no one unpack drives all the
+        # lanes' multipliers (Yosys merges identical logic cones, so the copies must start
+        # here; on ECP5 the merged unpack was fp16-linear's clock path, docs/synth.md)
+        pieces_valid = Signal(name="pieces_valid")
+        m.d.sync += pieces_valid.eq(accept)
         operands_valid = Signal(name="operands_valid")
         m.d.sync += operands_valid.eq(self._muls[0].o.valid)
         for p in range(P):
@@ -201,8 +210,11 @@ class FPAccumulate(wiring.Component):
             product = Signal(32, name=f"operand_product_{p}", reset_less=True)
             m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data)),
                          product.eq(mul.o.payload.y)]
-            m.d.comb += [mul.i.valid.eq(accept), mul.i.payload.a.eq(self.i.payload.x),
-                         mul.i.payload.b.eq(self.i.payload.w[p]), mul.o.ready.eq(1),
+            x = copies(self.i.payload.x, "input_x", p)
+            w = Signal(16, name=f"input_w_{p}", reset_less=True)
+            m.d.sync += w.eq(self.i.payload.w[p])
+            m.d.comb += [mul.i.valid.eq(pieces_valid), mul.i.payload.a.eq(x),
+                         mul.i.payload.b.eq(w), mul.o.ready.eq(1),
                          add.i.valid.eq(operands_valid), add.i.payload.a.eq(old_sum),
                          add.i.payload.b.eq(product), add.o.ready.eq(1),
                          wp.addr.eq(write_at), wp.data.eq(add.o.payload.y), wp.en.eq(write_en)]

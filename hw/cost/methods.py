@@ -638,8 +638,8 @@ def _fp16_schedule(s: Sizing) -> Schedule:
     """``fp16-linear``'s timing (:class:`hw.fp16_linear_schedule.FP16LinearSchedule`)."""
     from hw.cost.parts import fp_latency
     from hw.fp16_linear_schedule import FP16LinearSchedule
-    from hw.fp_accumulate import OPERAND_LEVELS
-    sch = FP16LinearSchedule(s.din_p, s.dout_m, s.M, fp_latency("fp16-mul"),
+    from hw.fp_accumulate import INPUT_LEVELS, OPERAND_LEVELS
+    sch = FP16LinearSchedule(s.din_p, s.dout_m, s.M, INPUT_LEVELS + fp_latency("fp16-mul"),
                              OPERAND_LEVELS + fp_latency("fp32-add"), 0)
     return Schedule(sch.steps, sch.cycles_per_token)
 
