@@ -102,8 +102,10 @@ def test_bad_parameters_get_one_line(kwargs, error, message):
 def test_every_lane_keeps_its_own_memory_and_copies_of_the_shared_registers():
     """No one register drives every lane (on ECP5 a write address fanned out to every
     lane's LUT RAM was a 12 ns route, docs/synth.md): each lane has a 32-bit memory of its
-    own, its own registered addresses, write enable and first flag, and its multiplier's
-    copy of the shared activation, all named as replicas so synthesis keeps them apart."""
+    own, its own registered addresses, write enable and first flag, its own input register
+    of the shared activation (so the multipliers' unpack logic is not one merged cone)
+    and its multiplier's copies after the first level, all named as replicas so synthesis
+    keeps them apart."""
     import re
 
     from amaranth.back import rtlil
@@ -116,7 +118,7 @@ def test_every_lane_keeps_its_own_memory_and_copies_of_the_shared_registers():
     assert re.findall(r"memory width (\d+) size 8 \\results_(\d+)\n", top) == \
         [("32", str(p)) for p in range(lanes)]
     for p in range(lanes):
-        for name in ("read_group", "first", "write_group", "write_enable"):
+        for name in ("input_x", "read_group", "first", "write_group", "write_enable"):
             assert f"\\{name}_{REPLICA_TAG}_{p} " in top
         assert re.search(rf"wire width \d+ \\fp_l0_r\d+_{REPLICA_TAG}_\d+\n",
                          modules[f"\\top.mul_{p}"])
