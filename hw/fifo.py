@@ -37,7 +37,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
-from hw.pipeline import REPLICA_TAG
+from hw.pipeline import REPLICA_TAG, SLICE_BITS
 from hw.unused import rejectable
 
 __all__ = ["RegisteredFIFO", "LATENCY", "READ_SLICE_BITS"]
@@ -48,7 +48,7 @@ __all__ = ["RegisteredFIFO", "LATENCY", "READ_SLICE_BITS"]
 LATENCY = 3
 # registered_ready: the word is split across memories of at most this many bits (a block
 # RAM's widest port), each with its own registered read enable and read pointer
-READ_SLICE_BITS = 36
+READ_SLICE_BITS = SLICE_BITS
 
 
 class RegisteredFIFO(wiring.Component):

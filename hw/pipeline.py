@@ -26,12 +26,18 @@ from amaranth.lib.memory import Memory
 
 from hw.unused import rejectable
 
-__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "register_delay",
-           "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS"]
+__all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "SLICE_BITS",
+           "register_delay", "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
 REPLICA_TAG = "replica"
+# The widest memory slice with pointers of its own (a block RAM's widest port, 36 bits):
+# a pipeline's output FIFO wider than two slices is sliced (OutputFIFO's slice_bits), as
+# are hw.fifo.RegisteredFIFO's reads. One pointer register addressing the LUT RAMs of a
+# wide payload spread across the device was dot-array's clock path at 8 lanes (224 bits:
+# 6.8 ns of routing on ECP5, docs/synth.md).
+SLICE_BITS = 36
 
 
 def register_counts(levels: int, stages: int, delays: list[float] | None = None) -> list[int]:
@@ -228,7 +234,9 @@ class Pipeline:
     ``valid_in``: an item enters this cycle (the input stream's ``valid & ready``).
     Either ``stages`` (placed by :func:`register_counts` over ``levels`` with ``delays``)
     or ``counts`` (registers after each level, the last at least 1) is given.
-    Close the levels in order with :meth:`after`; then :meth:`connect` the streams.
+    Close the levels in order with :meth:`after`; then :meth:`connect` the streams. With
+    back-pressure the output register is an :class:`OutputFIFO`, sliced at
+    :data:`SLICE_BITS` when the payload is wider than two slices.
     """
 
     def __init__(self, m, *, levels: int, valid_in: Value, name: str = "pipe",
@@ -315,7 +323,8 @@ class Pipeline:
             return self._register(values, f"{self._name}_out")
         # the output register is a FIFO of stages + 1 entries
         width = sum(len(v) for v in values)
-        self._fifo = fifo = OutputFIFO(width=width, depth=self.latency + 1)
+        self._fifo = fifo = OutputFIFO(width=width, depth=self.latency + 1,
+                                       slice_bits=SLICE_BITS if width > 2 * SLICE_BITS else None)
         self._m.submodules[f"{self._name}_fifo"] = fifo
         self._m.d.comb += [fifo.w_data.eq(Cat(*values)), fifo.w_en.eq(self._valid & keep),
                            self._dropped.eq(self._valid & ~keep)]

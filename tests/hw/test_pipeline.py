@@ -8,8 +8,8 @@ from amaranth.sim import Simulator
 
 from amaranth.hdl import Module, Signal, signed
 
-from hw.pipeline import (DELAY_CHUNK_BITS, MEMORY_DELAY, OutputFIFO, delay_line,
-                         register_counts)
+from hw.pipeline import (DELAY_CHUNK_BITS, MEMORY_DELAY, SLICE_BITS, OutputFIFO, Pipeline,
+                         delay_line, register_counts)
 
 
 def _largest_group(delays, counts):
@@ -111,6 +111,24 @@ def test_output_fifo_slices_have_their_own_pointers():
     text = rtlil.convert(m, name="top", ports=[fifo.w_data, fifo.w_en, fifo.r_data,
                                                fifo.r_rdy, fifo.r_en])
     assert len(re.findall(r"memory width 8 size 4 ", text)) == 1 and REPLICA_TAG not in text
+
+
+@pytest.mark.parametrize("width, slices", [(2 * SLICE_BITS, None),
+                                           (2 * SLICE_BITS + 1, 3), (224, 7)])
+def test_a_pipeline_slices_its_output_fifo_beyond_two_slices(width, slices):
+    """A back-pressured pipeline's output FIFO is one memory up to 2 * SLICE_BITS bits of
+    payload, beyond that memories of at most SLICE_BITS bits with their own pointers."""
+    import re
+
+    from amaranth.back import rtlil
+    m = Module()
+    take, payload = Signal(), Signal(width)
+    pipe = Pipeline(m, levels=1, stages=2, valid_in=take)
+    out, = pipe.after(0, [payload])
+    text = rtlil.convert(m, name="top", ports=[take, payload, out])
+    widths = [int(w) for w in re.findall(r"memory width (\d+) size 3 ", text)]
+    assert widths == ([width] if slices is None else
+                      [SLICE_BITS] * (slices - 1) + [width - SLICE_BITS * (slices - 1)])
 
 
 @pytest.mark.parametrize("cycles", [0, 1, 2, MEMORY_DELAY, 4, 5, 8, 9, 17])
