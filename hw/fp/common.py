@@ -204,16 +204,25 @@ def round_even(m: Module, grs: Value, name: str) -> Signal:
     return wire(m, kept + up, name)
 
 
-def exponent_choices(m: Module, exponent: Value, fmt: IEEEFormat, name: str, *,
+def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
                      minus: Value | None = None) -> Signal:
     """The biased exponent field, before the overflow test, of a result with (unbounded)
     exponent ``exponent - minus >= 1`` for each carry ``k = 0, 1, 2`` that the rounded
     significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``,
     each with its overflow flag (the field at or above all ones). Computed beside the
     rounding adder, off its carry chain; :func:`pack_choice` picks one. Returns the three
-    ``Cat(field, overflow)`` side by side."""
-    exponent = Value.cast(exponent)
-    values = [exponent + (k - 1) - (0 if minus is None else minus) for k in range(3)]
+    ``Cat(field, overflow)`` side by side. ``exponent`` may also be the three values
+    ``exponent - 1 + k``, computed a level earlier (``minus`` given): then only the
+    subtraction of ``minus`` and the overflow test are left here, two carry chains rather
+    than three (fp32-add's round level on ECP5, docs/synth.md)."""
+    if isinstance(exponent, (list, tuple)):
+        if minus is None or len(exponent) != 3:
+            raise ValueError("three precomputed exponents need minus")
+        bases = [Value.cast(e) for e in exponent]
+    else:
+        exponent = Value.cast(exponent)
+        bases = [exponent + (k - 1) for k in range(3)]
+    values = [b - (0 if minus is None else minus) for b in bases]
     shape = signed(max(len(v) for v in values) + 1)
     choices = []
     for k, value in enumerate(values):

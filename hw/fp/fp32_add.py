@@ -91,20 +91,25 @@ class FP32Add(FPUnit):
         s = stage.close(value=s.total, probe=probe, zero=s.total == 0,
                         groups=group_one_hot(m, probe, GROUP, "sum_groups"))
 
-        exponent = one_hot_select(m, s.groups, [s.ex + (1 - GROUP * k) for k in range(GROUPS)],
-                                  "coarse_exponent")
+        # the exponent after the coarse shift, less one, plus each carry k = 0, 1, 2 the
+        # rounding may bring (exponent_choices): constants added to ex, selected one-hot
+        bases = {f"exponent_{j}": one_hot_select(
+                     m, s.groups, [s.ex + (j - GROUP * k) for k in range(GROUPS)],
+                     f"coarse_exponent_{j}") for j in range(3)}
         s = stage.close(value=coarse_shift(m, s.value, s.groups, GROUP, "sum_coarse"),
                         probe=coarse_shift(m, s.probe, s.groups, GROUP, "probe_coarse"),
-                        exponent=exponent, zero=s.zero)
+                        zero=s.zero, **bases)
 
         # shifted left by min(leading zeros, ex): the top bit at 27, or the exponent at 1
         moved, fine = fine_shift(m, s.value, s.probe, GROUP, "sum_fine")
         normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
         s = stage.close(normalized=normalized, fine=one_hot_index(m, fine, "fine_amount"),
-                        exponent=s.exponent, zero=s.zero)
+                        zero=s.zero, **{f"exponent_{j}": getattr(s, f"exponent_{j}")
+                                        for j in range(3)})
 
         n = s.normalized   # bits 26..3: significand, 2: round, 1..0: sticky
-        choices = exponent_choices(m, s.exponent, BINARY32, "exponent_choices", minus=s.fine)
+        choices = exponent_choices(m, [getattr(s, f"exponent_{j}") for j in range(3)],
+                                   BINARY32, "exponent_choices", minus=s.fine)
         s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"), zero=s.zero,
                         choices=choices)
 
