@@ -141,3 +141,14 @@ def test_fp32_to_fp16_sweep_covers_every_exponent_and_its_ties():
 def test_the_units_are_registered_for_simulation():
     for name in UNITS:
         assert ADAPTERS[name] is FP_ADAPTERS[name]
+
+def test_precomputed_exponent_choices_need_three_bases_and_minus():
+    from amaranth.hdl import Module, Signal
+
+    from hw.fp.common import exponent_choices
+    from sw.ieee import BINARY32
+    bases = [Signal(10) for _ in range(3)]
+    for args, kwargs in (((bases,), {}), ((bases[:2],), {"minus": Signal(3)})):
+        with pytest.raises(ValueError) as info:
+            exponent_choices(Module(), *args, BINARY32, "x", **kwargs)
+        assert str(info.value) == "three precomputed exponents need minus"
