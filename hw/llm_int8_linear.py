@@ -495,8 +495,10 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                          constants.eq(i_col + 1 < P)]
         with m.Else():
             m.d.sync += ahead.eq(Mux(code_new, i_col <= codes, i_col < codes))
-        m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & (later_group | ahead)
-                              & (~constants | ipath.c.ready))
+        # the int path's constants FIFOs never fill: Int8IntPath.constants_depth holds a
+        # group's constants until its last output is dequantized while the later groups,
+        # d_in steps each, write theirs, so the step does not wait for ``c.ready``
+        m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & (later_group | ahead))
         m.d.comb += [i_take.eq(self.i.valid & int_ok), cr.addr.eq(i_col), cr.en.eq(1),
                      ipath.c.valid.eq(i_take & constants), ipath.c.payload.eq(self.i.payload.c)]
         with m.If(i_take):
