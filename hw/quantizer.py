@@ -15,7 +15,8 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    comparisons, then the selection);
 3. the shared exponent clamped to the exponent range (an all-zero block gets the
    minimum) and each element's right shift of ``|v_i| << (width-1)``: in fixed-point mode
-   both are functions of ``n`` alone, a small table; otherwise the clamp's comparisons,
+   both are functions of ``n`` alone, a small table in the leading one's level (registered
+   with a copy of the shift per element); otherwise the clamp's comparisons,
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
@@ -111,8 +112,8 @@ class Quantizer(wiring.Component):
         if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp (compare, select);
             #                  distances; amounts
             head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 1.5]
-        else:                # abs; OR tree; leading one; table
-            head = [negate, 1.0 + tree / 2, lod, 2.0]
+        else:                # abs; OR tree; leading one and table
+            head = [negate, 1.0 + tree / 2, lod + 1.0]
         return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
 
     def elaborate(self, platform):
@@ -207,8 +208,9 @@ class Quantizer(wiring.Component):
             for mag in mags[1:]:
                 ored = ored | mag
             ((ored,),) = stage([wire(m, ored, "magnitudes_or")])
+            # the table follows the leading one in the same level, so the shift amount
+            # reaches the shifters from its per-element copies below, never from logic
             length = bit_length(m, ored, "block_bit_length")
-            ((length,),) = stage([length])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
             with m.Switch(length):
@@ -218,14 +220,13 @@ class Quantizer(wiring.Component):
                     right = (pre - fmt.frac_bits) + e + self._frac_bits
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
-            amounts = [amount]
-        # two copies of each shift amount: one drives the coarse shifter, the other the
-        # sticky mask and the fine shift (each copy placed by its own consumers)
+            amounts = [amount] * block
+        # two copies of each element's shift amount (in fixed-point mode, of the one shared
+        # amount): one drives the coarse shifter, the other the sticky mask and the fine
+        # shift (each copy placed by its own consumers)
         flat = pipe.after(next(level), [exponent] + amounts + amounts, replicas=True)
         exponent, amounts, sticky_amounts = (flat[0], flat[1:1 + len(amounts)],
                                              flat[1 + len(amounts):])
-        if not per_element:
-            amounts, sticky_amounts = amounts * block, sticky_amounts * block
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
