@@ -229,11 +229,14 @@ class Pipeline:
     Either ``stages`` (placed by :func:`register_counts` over ``levels`` with ``delays``)
     or ``counts`` (registers after each level, the last at least 1) is given.
     Close the levels in order with :meth:`after`; then :meth:`connect` the streams.
+    ``fifo_slice_bits`` (default None): the output FIFO's ``slice_bits`` (:class:`OutputFIFO`:
+    a wide output in memories with pointers of their own).
     """
 
     def __init__(self, m, *, levels: int, valid_in: Value, name: str = "pipe",
                  stages: int | None = None, delays: list[float] | None = None,
-                 counts: list[int] | None = None, backpressure: bool = True):
+                 counts: list[int] | None = None, backpressure: bool = True,
+                 fifo_slice_bits: int | None = None):
         if (stages is None) == (counts is None):
             raise ValueError("give either stages or counts")
         if counts is None:
@@ -248,6 +251,7 @@ class Pipeline:
         self._valid = valid_in
         self._backpressure = backpressure
         self._fifo = None
+        self._fifo_slice_bits = fifo_slice_bits
         self._dropped = Signal(name=f"{name}_dropped")
         self.latency = sum(counts)
 
@@ -315,7 +319,8 @@ class Pipeline:
             return self._register(values, f"{self._name}_out")
         # the output register is a FIFO of stages + 1 entries
         width = sum(len(v) for v in values)
-        self._fifo = fifo = OutputFIFO(width=width, depth=self.latency + 1)
+        self._fifo = fifo = OutputFIFO(width=width, depth=self.latency + 1,
+                                       slice_bits=self._fifo_slice_bits)
         self._m.submodules[f"{self._name}_fifo"] = fifo
         self._m.d.comb += [fifo.w_data.eq(Cat(*values)), fifo.w_en.eq(self._valid & keep),
                            self._dropped.eq(self._valid & ~keep)]

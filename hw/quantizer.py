@@ -15,15 +15,17 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    comparisons, then the selection);
 3. the shared exponent clamped to the exponent range (an all-zero block gets the
    minimum) and each element's right shift of ``|v_i| << (width-1)``: in fixed-point mode
-   both are functions of ``n`` alone, a small table in the leading one's level (registered
-   with a copy of the shift per element); otherwise the clamp's comparisons,
+   both are functions of ``n`` alone, a small table (registered with a copy of the shift
+   per element); otherwise the clamp's comparisons,
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
    of everything shifted out (a table of masks by shift, not comparators);
 5. the fine part, the round bit;
 6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1``;
-7. the sign.
+7. the sign (in fixed-point mode, in the rounding's level: the rounding add of
+   ``floor`` and ``up`` becomes ``(floor ^ s) + (up ^ s)`` with ``s`` all ones for a
+   negative element, two's complement negation without an adder of its own).
 
 Left shifts of ``width - 1`` or more can only come from a clamped exponent and
 always saturate a non-zero element, so ``|v| << (width-1)`` covers every case;
@@ -32,7 +34,7 @@ right shifts beyond ``in_width + width`` give 0 and are capped there.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,6 +49,10 @@ __all__ = ["Quantizer", "MAX_STAGES", "MAX_IN_WIDTH"]
 
 MAX_STAGES = 20
 MAX_IN_WIDTH = 52  # sw.mxint.quantize_exact takes magnitudes below 2**53
+# The output FIFO's block is stored in memories of at most this many bits, each with its
+# own pointers: one write pointer driving every LUT RAM of the block was a 6.4 ns route
+# on ECP5 (docs/synth.md)
+OUTPUT_SLICE_BITS = 36
 
 
 class Quantizer(wiring.Component):
@@ -112,9 +118,10 @@ class Quantizer(wiring.Component):
         if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp (compare, select);
             #                  distances; amounts
             head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 1.5]
-        else:                # abs; OR tree; leading one and table
-            head = [negate, 1.0 + tree / 2, lod + 1.0]
-        return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
+            return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
+        # abs; OR tree; leading one; table (and the long route from the one table to every
+        # element's copy of the shift); coarse; fine; round with the sign
+        return [negate, 1.0 + tree / 2, lod, 2.5, 3.0, 1.5, 3.5]
 
     def elaborate(self, platform):
         m = Module()
@@ -124,7 +131,7 @@ class Quantizer(wiring.Component):
         delays = self.delays
         pipe = Pipeline(m, levels=len(delays), stages=self._stages, delays=delays,
                         valid_in=self.i.valid & self.i.ready, name="quant",
-                        backpressure=self._backpressure)
+                        backpressure=self._backpressure, fifo_slice_bits=OUTPUT_SLICE_BITS)
         level = iter(range(len(delays)))
         values = [self.i.payload.values[k] for k in range(block)]
         per_element = bool(self._lsb_width)
@@ -151,8 +158,10 @@ class Quantizer(wiring.Component):
         # the magnitudes wait for their shift and the signs for the last level, unchanged:
         # delay lines (LUT RAM), not a copy in every register level
         last = len(delays) - 1
-        late_mags = pipe.bypass(mags, 1, last - 3, "magnitudes")
-        late_negative = pipe.bypass(negative, 1, last, "signs")
+        coarse_level = last - (3 if per_element else 2)   # the sign shares the last level
+        late_mags = pipe.bypass(mags, 1, coarse_level, "magnitudes")
+        # (in fixed-point mode through the fine level's register, which sits by its consumers)
+        late_negative = pipe.bypass(negative, 1, last - (0 if per_element else 1), "signs")
 
         if per_element:
             # each element's floor(log2 |v|), then a max tree over the block
@@ -208,9 +217,8 @@ class Quantizer(wiring.Component):
             for mag in mags[1:]:
                 ored = ored | mag
             ((ored,),) = stage([wire(m, ored, "magnitudes_or")])
-            # the table follows the leading one in the same level, so the shift amount
-            # reaches the shifters from its per-element copies below, never from logic
             length = bit_length(m, ored, "block_bit_length")
+            ((length,),) = stage([length])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
             with m.Switch(length):
@@ -240,9 +248,17 @@ class Quantizer(wiring.Component):
                                                           fine_amounts)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
-        (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
-        saturated = []
+        if not per_element:
+            (exponent,), with_round, sticky, late_negative = stage(
+                [exponent], with_round, sticky, late_negative)
+        else:
+            (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         w1 = fmt.width - 1
+        if not per_element:
+            mantissas = [self._round_with_sign(m, with_round[k], sticky[k], late_negative[k],
+                                               k) for k in range(block)]
+            return self._finish(m, pipe, stage, exponent, mantissas)
+        saturated = []
         for k in range(block):
             # only the low width-1 bits get the rounding add: any higher bit saturates, and
             # so does a carry out of the add
@@ -253,10 +269,30 @@ class Quantizer(wiring.Component):
                                   f"saturated_{k}"))
         (exponent,), saturated = stage([exponent], saturated)
         mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
-        (exponent,), mantissas = stage([exponent], mantissas)
+        return self._finish(m, pipe, stage, exponent, mantissas)
 
+    def _round_with_sign(self, m: Module, with_round: Value, sticky: Value, negative: Value,
+                         k: int) -> Value:
+        """Element ``k``'s signed mantissa in one level: rounding, saturation and the sign.
+        ``-(x + up) = ~x + (1 - up)`` in two's complement, so one adder of ``(x ^ s) + (up ^
+        s)`` (``s``: the sign, repeated) gives either sign; the saturation test (a bit above
+        the mantissa, or ``x`` all ones and rounding up) runs beside it."""
+        fmt = self._format
+        w1 = fmt.width - 1
+        floor, up = round_parts(m, with_round, sticky, fmt.rounding, f"rounded_{k}")
+        high = floor[w1:].any() if len(floor) > w1 else 0
+        x = Value.cast(floor)[:w1]
+        flipped = Cat(x, Const(0, 1)) ^ negative.replicate(fmt.width)
+        total = wire(m, (flipped + (up ^ negative))[:fmt.width], f"signed_{k}")
+        overflow = wire(m, high | (x.all() & up), f"saturates_{k}")
+        limit = Mux(negative, -fmt.mantissa_max, fmt.mantissa_max)
+        return wire(m, Mux(overflow, limit, total.as_signed()), f"mantissa_{k}")
+
+    def _finish(self, m, pipe, stage, exponent, mantissas):
+        """The last level's registers (the output) and the output stream."""
+        (exponent,), mantissas = stage([exponent], mantissas)
         pipe.connect(self.i, self.o)
         m.d.comb += self.o.payload.exponent.eq(exponent)
-        for k in range(block):
-            m.d.comb += self.o.payload.mantissas[k].eq(mantissas[k])
+        for k, mantissa in enumerate(mantissas):
+            m.d.comb += self.o.payload.mantissas[k].eq(mantissa)
         return m
