@@ -160,7 +160,7 @@ class Quantizer(wiring.Component):
         last = len(delays) - 1
         coarse_level = last - (3 if per_element else 2)   # the sign shares the last level
         late_mags = pipe.bypass(mags, 1, coarse_level, "magnitudes")
-        # (in fixed-point mode through the fine level's register, which sits by its consumers)
+        # (in fixed-point mode to the fine level, where the rounding's operands take the sign)
         late_negative = pipe.bypass(negative, 1, last - (0 if per_element else 1), "signs")
 
         if per_element:
@@ -248,16 +248,21 @@ class Quantizer(wiring.Component):
                                                           fine_amounts)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
-        if not per_element:
-            (exponent,), with_round, sticky, late_negative = stage(
-                [exponent], with_round, sticky, late_negative)
-        else:
-            (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         w1 = fmt.width - 1
         if not per_element:
-            mantissas = [self._round_with_sign(m, with_round[k], sticky[k], late_negative[k],
-                                               k) for k in range(block)]
+            # the rounding's operands, sign-flipped, and its saturation test, registered with
+            # the fine shift; then one add and a select
+            parts = [self._signed_round_parts(m, with_round[k], sticky[k], late_negative[k], k)
+                     for k in range(block)]
+            (exponent,), *parts = stage([exponent], *zip(*parts))
+            mantissas = []
+            for k, (flipped, carry, overflow, negative) in enumerate(zip(*parts)):
+                total = wire(m, (flipped + carry)[:fmt.width], f"signed_{k}")
+                limit = Mux(negative, -fmt.mantissa_max, fmt.mantissa_max)
+                mantissas.append(wire(m, Mux(overflow, limit, total.as_signed()),
+                                      f"mantissa_{k}"))
             return self._finish(m, pipe, stage, exponent, mantissas)
+        (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         saturated = []
         for k in range(block):
             # only the low width-1 bits get the rounding add: any higher bit saturates, and
@@ -271,22 +276,23 @@ class Quantizer(wiring.Component):
         mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
         return self._finish(m, pipe, stage, exponent, mantissas)
 
-    def _round_with_sign(self, m: Module, with_round: Value, sticky: Value, negative: Value,
-                         k: int) -> Value:
-        """Element ``k``'s signed mantissa in one level: rounding, saturation and the sign.
-        ``-(x + up) = ~x + (1 - up)`` in two's complement, so one adder of ``(x ^ s) + (up ^
-        s)`` (``s``: the sign, repeated) gives either sign; the saturation test (a bit above
-        the mantissa, or ``x`` all ones and rounding up) runs beside it."""
+    def _signed_round_parts(self, m: Module, with_round: Value, sticky: Value,
+                            negative: Value, k: int) -> tuple[Value, Value, Value, Value]:
+        """Element ``k``'s rounding with its sign, as the operands of one add: ``(flipped,
+        carry, overflow, negative)``, the signed mantissa being ``flipped + carry`` (in
+        ``width`` bits) unless ``overflow`` saturates it. ``-(x + up) = ~x + (1 - up)`` in
+        two's complement, so ``(x ^ s) + (up ^ s)`` (``s``: the sign, repeated) gives either
+        sign; it saturates when a bit above the mantissa is set, or when ``x`` is all ones
+        and rounds up."""
         fmt = self._format
         w1 = fmt.width - 1
         floor, up = round_parts(m, with_round, sticky, fmt.rounding, f"rounded_{k}")
         high = floor[w1:].any() if len(floor) > w1 else 0
         x = Value.cast(floor)[:w1]
-        flipped = Cat(x, Const(0, 1)) ^ negative.replicate(fmt.width)
-        total = wire(m, (flipped + (up ^ negative))[:fmt.width], f"signed_{k}")
+        flipped = wire(m, Cat(x, Const(0, 1)) ^ negative.replicate(fmt.width), f"flipped_{k}")
+        carry = wire(m, up ^ negative, f"round_carry_{k}")
         overflow = wire(m, high | (x.all() & up), f"saturates_{k}")
-        limit = Mux(negative, -fmt.mantissa_max, fmt.mantissa_max)
-        return wire(m, Mux(overflow, limit, total.as_signed()), f"mantissa_{k}")
+        return flipped, carry, overflow, negative
 
     def _finish(self, m, pipe, stage, exponent, mantissas):
         """The last level's registers (the output) and the output stream."""
