@@ -13,11 +13,12 @@ The datapath splits the rule so that only a short path is loop-carried:
 
 - **exponents first** (feed-forward, one short loop): ``E`` is tracked on its own, so
   both shift amounts ``E' - E`` and ``E' - p`` are known before ``A`` is touched; the
-  partial's own shift and rounding are done here, outside the loop (``stages``
+  partial's own shift and its rounding bit are done here, outside the loop (``stages``
   registers over these levels);
 - **the accumulation loop**: read ``A``, shift it by ``E' - E`` (coarse, then fine), round,
-  add the aligned partial, write ``A``. One of the two shifts is always zero, so the two
-  round-up bits never both count, and one adder with a carry-in does it. The loop holds
+  add the aligned partial, write ``A``. One of the two shifts is always zero, so of the
+  two round-up bits (the partial's and ``A``'s) at most one is set: one adder takes both
+  floors and their OR as its carry-in. The loop holds
   ``slots`` registers (at most :data:`LOOP_LEVELS`).
 
 So that the loop still takes one partial per cycle, the accumulator is *interleaved*
@@ -38,7 +39,7 @@ results into one MXINT block (``lanes`` = its block size), exactly
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,20 +53,31 @@ from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
 
-__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVELS"]
+__all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVELS",
+           "MAX_STAGES"]
 
 MAX_LANES = 256
-# Levels before the loop: read the slot's running maximum exponent E; the new E (written
-# back: with a register between the two, E's own loop takes two cycles, which the slots
-# allow); the shift amounts; the partial's coarse shift; its fine shift and rounding bits;
-# its rounding add.
-PRE_LEVELS = 6
-PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5, 3.0]
+# Levels before the loop: read the slot's running maximum exponent E (and compare the
+# partial's exponent with every slot's); the new E (written back: with a register between
+# the two, E's own loop takes two cycles, which the slots allow); the shift amounts; the partial's coarse shift; its fine shift and rounding bits
+# (its rounding bit is added by the loop's adder).
+PRE_LEVELS = 5
+PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5]
+# Registers before the loop: one per level, and one more at its end (latency only; the
+# partial's rounding add, now in the loop, had a level of its own).
+MAX_STAGES = PRE_LEVELS + 1
 # Levels of the accumulation loop: read A; coarse shift; fine shift and rounding; add.
 LOOP_LEVELS = 4
 LOOP_DELAYS = [1.5, 3.0, 2.0, 3.0]
 # rshift_round in the reference works in int64; keep the register inside it.
 MAX_ACC_WIDTH = 60
+
+
+def _offset(value: Value) -> Value:
+    """Signed ``value`` as the unsigned ``value + 2**(width-1)`` (its sign bit flipped): the
+    same order, compared by a plain carry chain (a signed compare adds LUTs behind it)."""
+    value = Value.cast(value)
+    return Cat(value[:-1], ~value[-1])
 
 
 class Accumulator(wiring.Component):
@@ -86,7 +98,7 @@ class Accumulator(wiring.Component):
     - ``lanes`` (1..``MAX_LANES``): parallel accumulators sharing one ``last`` flag;
     - ``slots`` (1..``LOOP_LEVELS``): registers in the accumulation loop, and so the number
       of results in flight (item ``n`` of the input belongs to slot ``n mod slots``);
-    - ``stages`` (0..``PRE_LEVELS``): registers before the loop (latency ``stages + slots``);
+    - ``stages`` (0..``MAX_STAGES``): registers before the loop (latency ``stages + slots``);
       default 5;
     - ``backpressure`` (default True; see :class:`hw.pipeline.Pipeline`);
     - ``out_format`` (:class:`sw.mxint.MXIntFormat` or None): requantize the lanes'
@@ -108,7 +120,7 @@ class Accumulator(wiring.Component):
     def _setup(self, sum_width, exponent_range, guard_bits, max_partials, rounding, lanes,
                slots, stages, out_format, out_stages, backpressure):
         self._slots = check_int("slots", slots, 1, LOOP_LEVELS)
-        self._stages = check_int("stages", stages, 0, PRE_LEVELS)
+        self._stages = check_int("stages", stages, 0, MAX_STAGES)
         self._backpressure = bool(backpressure)
         check_int("sum_width", sum_width, 2, 48)
         check_int("guard_bits", guard_bits, 0, 32)
@@ -289,11 +301,15 @@ class Accumulator(wiring.Component):
         exps = [self.i.payload.exponents[ln] for ln in range(lanes)]
         e_prev = [wire(m, pick([st[ln] for st in e_states], slot), f"exp_prev_{ln}")
                   for ln in range(lanes)]
+        # compare, then select: the partial's exponent against every slot's E (in parallel,
+        # beside the read; registered), the item's slot picked in the next level
+        greater = [[wire(m, _offset(exps[ln]) > _offset(st[ln]), f"exp_greater_{k}_{ln}")
+                    for ln in range(lanes)] for k, st in enumerate(e_states)]
         ctrl = [first, self.i.payload.last, slot]
-        sums, exps, e_prev, ctrl = close([sums, exps, e_prev, ctrl])
+        sums, exps, e_prev, ctrl, *greater = close([sums, exps, e_prev, ctrl, *greater])
         first, _, item_slot = ctrl
-        e_new = [wire(m, Mux(first | (exps[ln] > e_prev[ln]), exps[ln], e_prev[ln]),
-                      f"exp_new_{ln}") for ln in range(lanes)]
+        e_new = [wire(m, Mux(first | pick([g[ln] for g in greater], item_slot), exps[ln],
+                             e_prev[ln]), f"exp_new_{ln}") for ln in range(lanes)]
 
         def write_e(values, slot_of):
             with m.If(pipe.valid):
@@ -337,12 +353,9 @@ class Accumulator(wiring.Component):
                                  f"partial_{ln}")
             floor_s.append(Value.cast(fl)[:width].as_signed())
             up_s.append(up)
-        floor_s, up_s, amt_acc, e_new, ctrl = close([floor_s, up_s, amt_acc, e_new, ctrl])
-        # pre 4: the partial rounded (its shift and the accumulator's are never both non-zero,
-        # so A's rounding bit alone is left for the loop's add)
-        term_s = [wire(m, (floor_s[ln] + up_s[ln])[:width].as_signed(), f"partial_term_{ln}")
-                  for ln in range(lanes)]
-        term_s, amt_acc, e_new, ctrl = close([term_s, amt_acc, e_new, ctrl])
+        # the partial's rounding bit goes to the loop's adder beside its floor (its shift and
+        # the accumulator's are never both non-zero: one carry-in serves both)
+        term_s, up_s, amt_acc, e_new, ctrl = close([floor_s, up_s, amt_acc, e_new, ctrl])
 
         # loop 0: read A of the item's slot (0 for a first partial)
         a_states = [[Signal(signed(width), name=f"acc_{k}_{ln}", reset_less=True)
@@ -350,7 +363,8 @@ class Accumulator(wiring.Component):
         first, last, item_slot = ctrl
         current = [wire(m, Mux(first, 0, pick([st[ln] for st in a_states], item_slot)),
                         f"acc_current_{ln}") for ln in range(lanes)]
-        current, term_s, amt_acc, e_new, ctrl = close([current, term_s, amt_acc, e_new, ctrl])
+        current, term_s, up_s, amt_acc, e_new, ctrl = close([current, term_s, up_s, amt_acc,
+                                                             e_new, ctrl])
         # loop 1, 2: A's shift (coarse, fine) and its rounding bits
         coarse, sticky, fine = [], [], []
         for ln in range(lanes):
@@ -358,17 +372,17 @@ class Accumulator(wiring.Component):
             coarse.append(c)
             sticky.append(st)
             fine.append(f)
-        coarse, sticky, fine, term_s, e_new, ctrl = close(
-            [coarse, sticky, fine, term_s, e_new, ctrl])
+        coarse, sticky, fine, term_s, up_s, e_new, ctrl = close(
+            [coarse, sticky, fine, term_s, up_s, e_new, ctrl])
         floor_a, up_a = [], []
         for ln in range(lanes):
             fl, up = round_parts(m, coarse[ln] >> fine[ln], sticky[ln], self._rounding,
                                  f"acc_{ln}")
             floor_a.append(Value.cast(fl)[:width].as_signed())
-            up_a.append(up)
+            up_a.append(wire(m, up | up_s[ln], f"round_up_{ln}"))
         floor_a, up_a, term_s, e_new, ctrl = close([floor_a, up_a, term_s, e_new, ctrl])
-        # loop 3: one add, A's rounding bit as its carry-in; the new A is written back for
-        # the slot's next partial
+        # loop 3: one add, the rounding bit (A's or the partial's) as its carry-in; the new A
+        # is written back for the slot's next partial
         first, last, item_slot = ctrl
         new_acc = [add_with_carry_in(m, floor_a[ln], term_s[ln], up_a[ln], width,
                                      f"acc_new_{ln}") for ln in range(lanes)]

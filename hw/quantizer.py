@@ -15,14 +15,17 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    comparisons, then the selection);
 3. the shared exponent clamped to the exponent range (an all-zero block gets the
    minimum) and each element's right shift of ``|v_i| << (width-1)``: in fixed-point mode
-   both are functions of ``n`` alone, a small table; otherwise the clamp's comparisons,
+   both are functions of ``n`` alone, a small table (registered with a copy of the shift
+   per element); otherwise the clamp's comparisons,
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
    of everything shifted out (a table of masks by shift, not comparators);
 5. the fine part, the round bit;
 6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1``;
-7. the sign.
+7. the sign (in fixed-point mode, in the rounding's level: the rounding add of
+   ``floor`` and ``up`` becomes ``(floor ^ s) + (up ^ s)`` with ``s`` all ones for a
+   negative element, two's complement negation without an adder of its own).
 
 Left shifts of ``width - 1`` or more can only come from a clamped exponent and
 always saturate a non-zero element, so ``|v| << (width-1)`` covers every case;
@@ -31,7 +34,7 @@ right shifts beyond ``in_width + width`` give 0 and are capped there.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -111,9 +114,10 @@ class Quantizer(wiring.Component):
         if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp (compare, select);
             #                  distances; amounts
             head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 1.5]
-        else:                # abs; OR tree; leading one; table
-            head = [negate, 1.0 + tree / 2, lod, 2.0]
-        return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
+            return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
+        # abs; OR tree; leading one; table (and the long route from the one table to every
+        # element's copy of the shift); coarse; fine; round with the sign
+        return [negate, 1.0 + tree / 2, lod, 2.5, 3.0, 1.5, 3.5]
 
     def elaborate(self, platform):
         m = Module()
@@ -150,8 +154,10 @@ class Quantizer(wiring.Component):
         # the magnitudes wait for their shift and the signs for the last level, unchanged:
         # delay lines (LUT RAM), not a copy in every register level
         last = len(delays) - 1
-        late_mags = pipe.bypass(mags, 1, last - 3, "magnitudes")
-        late_negative = pipe.bypass(negative, 1, last, "signs")
+        coarse_level = last - (3 if per_element else 2)   # the sign shares the last level
+        late_mags = pipe.bypass(mags, 1, coarse_level, "magnitudes")
+        # (in fixed-point mode to the fine level, where the rounding's operands take the sign)
+        late_negative = pipe.bypass(negative, 1, last - (0 if per_element else 1), "signs")
 
         if per_element:
             # each element's floor(log2 |v|), then a max tree over the block
@@ -218,14 +224,13 @@ class Quantizer(wiring.Component):
                     right = (pre - fmt.frac_bits) + e + self._frac_bits
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
-            amounts = [amount]
-        # two copies of each shift amount: one drives the coarse shifter, the other the
-        # sticky mask and the fine shift (each copy placed by its own consumers)
+            amounts = [amount] * block
+        # two copies of each element's shift amount (in fixed-point mode, of the one shared
+        # amount): one drives the coarse shifter, the other the sticky mask and the fine
+        # shift (each copy placed by its own consumers)
         flat = pipe.after(next(level), [exponent] + amounts + amounts, replicas=True)
         exponent, amounts, sticky_amounts = (flat[0], flat[1:1 + len(amounts)],
                                              flat[1 + len(amounts):])
-        if not per_element:
-            amounts, sticky_amounts = amounts * block, sticky_amounts * block
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts = [], [], []
@@ -239,9 +244,22 @@ class Quantizer(wiring.Component):
                                                           fine_amounts)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
+        w1 = fmt.width - 1
+        if not per_element:
+            # the rounding's operands, sign-flipped, and its saturation test, registered with
+            # the fine shift; then one add and a select
+            parts = [self._signed_round_parts(m, with_round[k], sticky[k], late_negative[k], k)
+                     for k in range(block)]
+            (exponent,), *parts = stage([exponent], *zip(*parts))
+            mantissas = []
+            for k, (flipped, carry, overflow, negative) in enumerate(zip(*parts)):
+                total = wire(m, (flipped + carry)[:fmt.width], f"signed_{k}")
+                limit = Mux(negative, -fmt.mantissa_max, fmt.mantissa_max)
+                mantissas.append(wire(m, Mux(overflow, limit, total.as_signed()),
+                                      f"mantissa_{k}"))
+            return self._finish(m, pipe, stage, exponent, mantissas)
         (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
         saturated = []
-        w1 = fmt.width - 1
         for k in range(block):
             # only the low width-1 bits get the rounding add: any higher bit saturates, and
             # so does a carry out of the add
@@ -252,10 +270,31 @@ class Quantizer(wiring.Component):
                                   f"saturated_{k}"))
         (exponent,), saturated = stage([exponent], saturated)
         mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
-        (exponent,), mantissas = stage([exponent], mantissas)
+        return self._finish(m, pipe, stage, exponent, mantissas)
 
+    def _signed_round_parts(self, m: Module, with_round: Value, sticky: Value,
+                            negative: Value, k: int) -> tuple[Value, Value, Value, Value]:
+        """Element ``k``'s rounding with its sign, as the operands of one add: ``(flipped,
+        carry, overflow, negative)``, the signed mantissa being ``flipped + carry`` (in
+        ``width`` bits) unless ``overflow`` saturates it. ``-(x + up) = ~x + (1 - up)`` in
+        two's complement, so ``(x ^ s) + (up ^ s)`` (``s``: the sign, repeated) gives either
+        sign; it saturates when a bit above the mantissa is set, or when ``x`` is all ones
+        and rounds up."""
+        fmt = self._format
+        w1 = fmt.width - 1
+        floor, up = round_parts(m, with_round, sticky, fmt.rounding, f"rounded_{k}")
+        high = floor[w1:].any() if len(floor) > w1 else 0
+        x = Value.cast(floor)[:w1]
+        flipped = wire(m, Cat(x, Const(0, 1)) ^ negative.replicate(fmt.width), f"flipped_{k}")
+        carry = wire(m, up ^ negative, f"round_carry_{k}")
+        overflow = wire(m, high | (x.all() & up), f"saturates_{k}")
+        return flipped, carry, overflow, negative
+
+    def _finish(self, m, pipe, stage, exponent, mantissas):
+        """The last level's registers (the output) and the output stream."""
+        (exponent,), mantissas = stage([exponent], mantissas)
         pipe.connect(self.i, self.o)
         m.d.comb += self.o.payload.exponent.eq(exponent)
-        for k in range(block):
-            m.d.comb += self.o.payload.mantissas[k].eq(mantissas[k])
+        for k, mantissa in enumerate(mantissas):
+            m.d.comb += self.o.payload.mantissas[k].eq(mantissa)
         return m

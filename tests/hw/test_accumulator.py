@@ -16,7 +16,9 @@ CONFIGS = [
     {"lanes": 2, "guard_bits": 1, "max_partials": 8, "slots": 1, "stages": 0},
     {"lanes": 3, "guard_bits": 2, "max_partials": 8, "slots": 2, "stages": 1},
     {"lanes": 1, "guard_bits": 8, "max_partials": 16, "slots": 3, "stages": 4},
-    {"lanes": 4, "max_partials": 8},  # the defaults: four slots, two registers before the loop
+    {"lanes": 4, "max_partials": 8},  # the defaults: four slots, five registers before the loop
+    # the most registers before the loop: one more than its levels (at their end)
+    {"lanes": 1, "guard_bits": 2, "floor_rounding": 1, "max_partials": 8, "stages": 6},
     {"lanes": 2, "guard_bits": 3, "floor_rounding": 1, "max_partials": 8, "out_width": 4,
      "exponent_bits": 4, "out_stages": 2},
 ]
