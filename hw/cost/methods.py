@@ -691,6 +691,14 @@ def _fp_path(role: str, count) -> tuple[Use, ...]:
             Use(f"{role} fp32 accumulating adders".lstrip(), _unit("fp32-add"), count))
 
 
+def _fp_inputs(count) -> Store:
+    """``fp-accumulate``'s lane input registers: each of ``count`` lanes registers its own
+    copy of the activation and its weight (binary16) ahead of its multiplier
+    (hw.fp_accumulate.INPUT_LEVELS)."""
+    return Store("fp16 lane input registers (activation copy, weight)", lambda s: 1,
+                 lambda s: count(s) * 2 * FP16, "registers")
+
+
 # the outlier weights, gathered as int8 codes and dequantized to binary16 at the weight
 # memory's port (sw.llm_int8's default): llm-int8-linear's gather port takes binary16
 _GATHER_DEQUANT = (
@@ -731,6 +739,7 @@ def _int8_stores(outliers: bool) -> tuple[Store, ...]:
                   lambda s: s.fp_lanes * FP32, read=("operand", "result")),
             Store("int results awaiting merge (fp32)", lambda s: s.dout_m + 1, lambda s: FP32,
                   fifo=1),
+            _fp_inputs(lambda s: s.fp_lanes),
         )
     return stores
 
@@ -759,7 +768,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
         _fp_path("", lambda s: s.M),
         (Store("fp32 sums (d_out)", lambda s: s.dout_m // s.M, lambda s: s.M * FP32,
                read=("operand", "result")),
-         Store("W (fp16 weights)", lambda s: s.column_steps, lambda s: s.M * FP16, "weights")),
+         Store("W (fp16 weights)", lambda s: s.column_steps, lambda s: s.M * FP16, "weights"),
+         _fp_inputs(lambda s: s.M)),
         _fp16_schedule,
         design=("fp16-linear", lambda s: s.fp16_design()), status="RTL: fp16-linear"),
     Method(
