@@ -24,10 +24,9 @@ from amaranth.lib.wiring import In, Out
 
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp16_linear_schedule import FP16LinearSchedule
-from hw.fifo import READ_SLICE_BITS
 from hw.fp_accumulate import MAX_LANES, FPAccumulate, owned_list
 from hw.params import check_int
-from hw.pipeline import OutputFIFO
+from hw.pipeline import REPLICA_TAG, SLICE_BITS, OutputFIFO
 from hw.unused import owned, rejectable
 from hw.layer_facts import LayerFacts, TokenSteps
 from sw.datapath import MAX_DIM
@@ -127,7 +126,8 @@ class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
         # each with its own pointers (one read pointer across the whole word was the
         # limit on ECP5, docs/synth.md)
         m.submodules.out_fifo = fifo = OutputFIFO(width=self._out_width * P, depth=depth,
-                                                  slice_bits=READ_SLICE_BITS)
+                                                  slice_bits=SLICE_BITS,
+                                                  slice_enables=True)
         inside = Signal(range(depth + 1), name="inside")
         issued = Signal(range(max(G, 2)), name="read_group")
         issue = Signal(name="issue")
@@ -145,9 +145,15 @@ class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
                 m.d.comb += [conv.i.valid.eq(read_valid), conv.i.payload.a.eq(acc.rd_data[p]),
                              conv.o.ready.eq(1)]
                 outs.append(conv.o.payload.y)
-            m.d.comb += [fifo.w_en.eq(self._convs[0].o.valid), fifo.w_data.eq(Cat(*outs))]
+            m.d.comb += [fifo.w_en.eq(self._convs[0].o.valid), fifo.w_data.eq(Cat(*outs)),
+                         *(w.eq(self._convs[0].o.valid) for w in fifo.w_en_slices)]
         else:
-            m.d.comb += [fifo.w_en.eq(read_valid), fifo.w_data.eq(acc.rd_data.as_value())]
+            # each slice of the output FIFO writes on its own copy of the read's valid
+            slice_valid = [Signal(name=f"read_valid_{REPLICA_TAG}_{k}")
+                           for k in range(len(fifo.w_en_slices))]
+            m.d.sync += [v.eq(issue) for v in slice_valid]
+            m.d.comb += [fifo.w_en.eq(read_valid), fifo.w_data.eq(acc.rd_data.as_value()),
+                         *(w.eq(v) for w, v in zip(fifo.w_en_slices, slice_valid))]
         taken = self.o.valid & self.o.ready
         m.d.sync += inside.eq(inside + issue - taken)
         m.d.comb += [self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready),

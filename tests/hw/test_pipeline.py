@@ -44,13 +44,15 @@ def test_uniform_levels_and_extra_registers():
         register_counts(3, 2, [1, 2])
 
 
-@pytest.mark.parametrize("slice_bits", [None, 3])
+@pytest.mark.parametrize("slice_bits, slice_enables", [(None, False), (3, False), (3, True)])
 @pytest.mark.parametrize("depth", [2, 3, 5])
-def test_output_fifo_keeps_order_with_random_writes_and_reads(depth, slice_bits):
+def test_output_fifo_keeps_order_with_random_writes_and_reads(depth, slice_bits, slice_enables):
     """Writes only while fewer than ``depth`` items are inside (what the credit count
     guarantees); every item comes out once, in order, ``r_rdy`` exactly when one is held;
-    the same with the word stored in slices (3 + 3 + 2 bits)."""
-    fifo = OutputFIFO(width=8, depth=depth, slice_bits=slice_bits)
+    the same with the word stored in slices (3 + 3 + 2 bits), and with each slice on its
+    own write enable."""
+    fifo = OutputFIFO(width=8, depth=depth, slice_bits=slice_bits, slice_enables=slice_enables)
+    assert len(fifo.w_en_slices) == (3 if slice_enables else 0)
     rng = random.Random(depth)
     plan = [(rng.random() < 0.6, rng.random() < 0.5) for _ in range(400)]
     got, held = [], []
@@ -60,6 +62,8 @@ def test_output_fifo_keeps_order_with_random_writes_and_reads(depth, slice_bits)
         for write, read in plan:
             write = write and len(held) < depth
             ctx.set(fifo.w_en, write)
+            for w_en in fifo.w_en_slices:
+                ctx.set(w_en, write)
             ctx.set(fifo.w_data, count)
             ctx.set(fifo.r_en, read)
             assert ctx.get(fifo.r_rdy) == bool(held)
@@ -87,6 +91,9 @@ def test_output_fifo_depth_is_checked():
         with pytest.raises(ValueError) as info:
             OutputFIFO(width=8, depth=2, slice_bits=bad)
         assert str(info.value) == f"slice_bits must be None or an int >= 1; got {bad!r}"
+    with pytest.raises(ValueError) as info:
+        OutputFIFO(width=8, depth=2, slice_enables=True)
+    assert str(info.value) == "slice_enables needs slice_bits"
 
 
 def test_output_fifo_slices_have_their_own_pointers():
