@@ -59,8 +59,9 @@ __all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVE
 MAX_LANES = 256
 # Levels before the loop: read the slot's running maximum exponent E (and compare the
 # partial's exponent with every slot's); the new E (written back: with a register between
-# the two, E's own loop takes two cycles, which the slots allow); the shift amounts; the partial's coarse shift; its fine shift and rounding bits
-# (its rounding bit is added by the loop's adder).
+# the two, E's own loop takes two cycles, which the slots allow); the shift amounts; the
+# partial's coarse shift; its fine shift and rounding bits (its rounding bit is added by
+# the loop's adder).
 PRE_LEVELS = 5
 PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5]
 # Registers before the loop: one per level, and one more at its end (latency only; the
