@@ -8,8 +8,9 @@ then the binary32 dequantization of ``sw.llm_int8`` step 6 (and the bias of step
 Items ``{x, w[P], first, last}``: one activation code against the codes of ``P``
 outputs (one *group*), ``first`` / ``last`` marking the group's first and last column.
 The item is registered first (the activation code comes from a memory read, which left
-no room for the multiplier in the same cycle on ECP5); lane ``p`` then multiplies (one
-register) and accumulates (one register); on ``last`` the ``P``
+no room for the multiplier in the same cycle on ECP5); lane ``p`` then multiplies the
+code by each 4-bit half of its weight (one register), adds the two halves into the
+product (one register) and accumulates (one register); on ``last`` the ``P``
 sums go to a result bank that a shift register sends, one output per cycle, through
 :class:`~hw.fp.int32_to_fp32.Int32ToFP32`, two :class:`~hw.fp.fp32_mul.FP32Mul` (by
 ``s_x``, the ``sx`` port, then by the output's ``w_scale``) and, with a bias,
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -42,7 +43,9 @@ from sw.llm_int8 import MAX_D_IN, Q_MAX
 __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
 
 MAX_LANES = 256
-MAC_LATENCY = 3         # input register, product register, sum register
+# input register, partial products register (x times each 4-bit half of w), product
+# register, sum register: an 8 x 8 product in one level took 10.5 ns on ECP5 (docs/synth.md)
+MAC_LATENCY = 4
 # s_x is a non-negative binary16 value: as binary32, its 13 low fraction bits and its sign
 # are 0 (sw.llm_int8 step 3)
 SX_LOW_ZEROS = 13
@@ -140,18 +143,28 @@ class Int8IntPath(wiring.Component):
         xs = [Signal.like(self.i.payload.x, name=f"input_x_{REPLICA_TAG}_{p}", reset_less=True)
               for p in range(P)]
         m.d.sync += [x.eq(self.i.payload.x) for x in xs]
+        half_valid = Signal(name="half_products_valid")
+        half_last = Signal(name="half_products_last")
+        half_first = Signal(name="half_products_first")
+        m.d.sync += [half_valid.eq(valid0), half_last.eq(item.last), half_first.eq(item.first)]
         valid1 = Signal(name="product_valid")
         last1 = Signal(name="product_last")
         firsts = [Signal(name=f"product_first_{REPLICA_TAG}_{p}") for p in range(P)]
-        m.d.sync += [valid1.eq(valid0), last1.eq(item.last), *(f.eq(item.first) for f in firsts)]
+        m.d.sync += [valid1.eq(half_valid), last1.eq(half_last),
+                     *(f.eq(half_first) for f in firsts)]
         sums = [Signal(signed(W), name=f"sum_{p}", reset_less=True) for p in range(P)]
         bank = [Signal(signed(W), name=f"bank_{p}", reset_less=True) for p in range(P)]
         left = Signal(range(P + 1), name="bank_left")
         load = Signal(name="bank_load")
         m.d.comb += load.eq(valid1 & last1)
         for p in range(P):
+            # x * w = x * w_high * 16 + x * w_low: two 8 x 4 products, then their sum
+            w = Value.cast(item.w[p])
+            low = Signal(signed(13), name=f"product_low_{p}", reset_less=True)
+            high = Signal(signed(12), name=f"product_high_{p}", reset_less=True)
+            m.d.sync += [low.eq(xs[p] * w[:4]), high.eq(xs[p] * w[4:].as_signed())]
             product = Signal(signed(16), name=f"product_{p}", reset_less=True)
-            m.d.sync += product.eq(xs[p] * item.w[p])
+            m.d.sync += product.eq((high << 4) + low)
             new = Signal(signed(W), name=f"sum_new_{p}")
             m.d.comb += new.eq(Mux(firsts[p], 0, sums[p]) + product)
             with m.If(valid1):
