@@ -59,11 +59,11 @@ __all__ = ["Accumulator", "MAX_LANES", "MAX_ACC_WIDTH", "LOOP_LEVELS", "PRE_LEVE
 MAX_LANES = 256
 # Levels before the loop: read the slot's running maximum exponent E (and compare the
 # partial's exponent with every slot's); the new E (written back: with a register between
-# the two, E's own loop takes two cycles, which the slots allow); the shift amounts; the
-# partial's coarse shift; its fine shift and rounding bits (its rounding bit is added by
-# the loop's adder).
+# the two, E's own loop takes two cycles, which the slots allow) and the two shift
+# distances; the shift amounts (clamped); the partial's coarse shift; its fine shift and
+# rounding bits (its rounding bit is added by the loop's adder).
 PRE_LEVELS = 5
-PRE_DELAYS = [2.0, 4.0, 4.0, 3.0, 2.5]
+PRE_DELAYS = [3.0, 3.0, 2.5, 3.0, 2.5]
 # Registers before the loop: one per level, and one more at its end (latency only; the
 # partial's rounding add, now in the loop, had a level of its own).
 MAX_STAGES = PRE_LEVELS + 1
@@ -318,23 +318,33 @@ class Accumulator(wiring.Component):
                     with m.If(slot_of == k):
                         m.d.sync += [e_states[k][ln].eq(values[ln]) for ln in range(lanes)]
 
+        # beside the select, the two distances: E' - E is p - E when p > E and E' - p is
+        # E - p otherwise, each <= 0 in the other case, which the amount's clamp turns
+        # into 0; so neither waits for E'
+        dist_acc = [wire(m, exps[ln] - e_prev[ln], f"shift_acc_distance_{ln}")
+                    for ln in range(lanes)]
+        dist_s = [wire(m, e_prev[ln] - exps[ln], f"shift_partial_distance_{ln}")
+                  for ln in range(lanes)]
+
         late = self._e_loop_registers() == 2  # write back from the next level
         if not late:
             write_e(e_new, item_slot)
-        sums, exps, e_prev, e_new, ctrl = close([sums, exps, e_prev, e_new, ctrl])
+        sums, dist_acc, dist_s, e_new, ctrl = close([sums, dist_acc, dist_s, e_new, ctrl])
         if late:
             write_e(e_new, ctrl[2])
 
-        # pre 1: the two shift amounts, capped (shifts of width + 1 or more all give the
-        # same result)
+        # pre 2: the two shift amounts, capped (shifts of width + 1 or more all give the
+        # same result); a first partial shifts neither
         cap = width + 1
         first = ctrl[0]
         amt_acc, amt_s = [], []
         for ln in range(lanes):
-            amt_acc.append(shift_amount(m, e_new[ln] - e_prev[ln], cap, f"shift_acc_{ln}"))
-            amt_s.append(shift_amount(m, e_new[ln] - exps[ln], cap, f"shift_partial_{ln}"))
+            amt_acc.append(shift_amount(m, dist_acc[ln], cap, f"shift_acc_{ln}"))
+            amt_s.append(shift_amount(m, dist_s[ln], cap, f"shift_partial_{ln}"))
         amt_acc = [wire(m, Mux(first, 0, a), f"shift_acc_first_{ln}") for ln, a in
                    enumerate(amt_acc)]
+        amt_s = [wire(m, Mux(first, 0, a), f"shift_partial_first_{ln}") for ln, a in
+                 enumerate(amt_s)]
         scaled = [wire(m, (s << g).as_signed(), f"scaled_{ln}") for ln, s in enumerate(sums)]
         scaled = [Value.cast(v)[:width].as_signed() for v in scaled]
         scaled, amt_s, amt_acc, e_new, ctrl = close([scaled, amt_s, amt_acc, e_new, ctrl])

@@ -115,7 +115,8 @@ class RegisteredFIFO(wiring.Component):
 
     def _elaborate_registered_ready(self, m, width: int) -> None:
         """The ``registered_ready`` FIFO (module doc): the same cycles as the buffered FIFO
-        and read register above with ``r_en = ~full``, its memory read enable a register."""
+        and read register above with ``r_en = ~full``, its memory read enable and its read
+        register's load registers (one per slice)."""
         words = self._depth - 2
         level = Signal(range(words + 1), name="memory_level")
         port_full = Signal(name="read_port_full")   # the memories' read registers hold one
@@ -159,8 +160,13 @@ class RegisteredFIFO(wiring.Component):
                      more.eq(level_next >= 2)]
         nonempty_next = write | more | (one & ~read)
         m.d.sync += [r.eq(nonempty_next & (~port_next | ~full_next)) for r in reads]
-        with m.If(load):
-            m.d.sync += held.eq(Cat(*out))
+        # the read register's load, a register per slice too (``load`` one cycle ahead,
+        # from the next state), so no net from the flags drives the enable of every slice
+        loads = [Signal(name=f"read_load_{REPLICA_TAG}_{k}") for k in range(len(slices))]
+        m.d.sync += [ld.eq(port_next & ~full_next) for ld in loads]
+        for (lo, hi), ld, word in zip(slices, loads, out):
+            with m.If(ld):
+                m.d.sync += held[lo:hi].eq(word)
         m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]
 
 

@@ -551,9 +551,16 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         t_all = s.t_steps // nb_in
         total = t_all + s.u_steps // nb_k
         result = Signal(range(total), name="lowrank_result")
+
+        def kept(r):
+            return (r < s.t_groups) | ((r >= t_all) & (r < t_all + s.u_groups))
+
+        # the test of the result counter is a register updated with it, so the staging's
+        # load enables are one LUT from registers (docs/synth.md, "Reaching 150 MHz")
+        keep = Signal(name="lowrank_keep", init=bool(kept(0)))
         with m.If(acc.o.valid):
-            m.d.sync += result.eq(Mux(result == total - 1, 0, result + 1))
-        keep = (result < s.t_groups) | ((result >= t_all) & (result < t_all + s.u_groups))
+            m.d.sync += [result.eq(Mux(result == total - 1, 0, result + 1)),
+                         keep.eq(Mux(result == total - 1, bool(kept(0)), kept(result + 1)))]
 
         # staging: block / P_l results make one block for the requantizer
         pieces = s.block // pl
@@ -562,14 +569,15 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                    for e in range(s.block)]
         stage_e = [Signal(lsb_shape, name=f"stage_lsb_{e}", reset_less=True)
                    for e in range(s.block)]
-        piece = Signal(range(pieces), name="stage_piece")
+        # the piece being loaded, one-hot (a register per piece: no decode before its enable)
+        piece = Signal(pieces, name="stage_piece", init=1)
         stage_full = Signal(name="stage_full")
         take = acc.o.valid & keep
-        m.d.sync += stage_full.eq(take & (piece == pieces - 1))
+        m.d.sync += stage_full.eq(take & piece[pieces - 1])
         with m.If(take):
-            m.d.sync += piece.eq(Mux(piece == pieces - 1, 0, piece + 1))
+            m.d.sync += piece.eq(piece.rotate_left(1))
             for p in range(pieces):
-                with m.If(piece == p):
+                with m.If(piece[p]):
                     for lane in range(pl):
                         m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
