@@ -458,9 +458,18 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         q_lane1 = Signal.like(q_lane, name="quant_lane_1")
         m.d.sync += [q_valid.eq(q_issue), q_lane1.eq(q_lane)]
         x_word = data.View(data.ArrayLayout(unsigned(16), B), xq_rd.data)
-        # the outlier columns' codes are 0 (none without the outlier path)
-        zero = [quant.i.payload.zero.eq(mq_rd.data.bit_select(q_lane1, 1))] if outliers else []
-        m.d.comb += [quant.i.valid.eq(q_valid), quant.i.payload.x.eq(x_word[q_lane1]),
+        # the activation picked from the word, registered ahead of the quantizer (the
+        # schedule's QUANT_INPUT_REGISTERS: the read, then this); the outlier columns'
+        # codes are 0 (none without the outlier path)
+        q_in_valid = Signal(name="quant_in_valid")
+        q_in_x = Signal(16, name="quant_in_x", reset_less=True)
+        m.d.sync += [q_in_valid.eq(q_valid), q_in_x.eq(x_word[q_lane1])]
+        zero = []
+        if outliers:
+            q_in_zero = Signal(name="quant_in_zero", reset_less=True)
+            m.d.sync += q_in_zero.eq(mq_rd.data.bit_select(q_lane1, 1))
+            zero = [quant.i.payload.zero.eq(q_in_zero)]
+        m.d.comb += [quant.i.valid.eq(q_in_valid), quant.i.payload.x.eq(q_in_x),
                      *zero, quant.o.ready.eq(1)]
         m.submodules.code_memory = cmem = Memory(shape=signed(8), depth=d_in, init=[])
         cw = cmem.write_port()

@@ -55,10 +55,14 @@ import numpy as np
 from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
-           "gather_pieces", "FIFO_LATENCY"]
+           "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
+# registers between the quantizer's issue of an activation and its input: the x memory's
+# read and the activation picked from that word (one register: the 16-way pick ahead of the
+# quantizer's first level was the layer's clock path on ECP5, docs/synth.md)
+QUANT_INPUT_REGISTERS = 2
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,8 @@ class _TileModel:
       after the last chunk's last held cycle;
     - token ``t`` starts in ``S_t`` (``S_0 = X0``, else the cycle after the previous
       token's last output): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
-      writes its code ``1 + Lq`` cycles later, so the int steps are taken from
-      ``I_0 = S_t + SL + Lq + 2``, one per cycle; lane ``p`` of group ``g`` reaches the
+      writes its code ``R + Lq`` cycles later (``R``: :data:`QUANT_INPUT_REGISTERS`), so the
+      int steps are taken from ``I_0 = S_t + SL + R + Lq + 1``, one per cycle; lane ``p`` of group ``g`` reaches the
       int results FIFO ``1 + int_output[p]`` cycles after the group's last step and can be
       read ``FIFO_LATENCY`` cycles later;
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
@@ -220,7 +224,7 @@ class _TileModel:
         outs: list[int] = []
         start = x0
         for _ in range(s.tile):
-            i0 = start + s.scale_latency + s.quantizer_latency + 2
+            i0 = start + s.scale_latency + QUANT_INPUT_REGISTERS + s.quantizer_latency + 1
             ready = []
             for g in range(s.groups):
                 last = i0 + g * s.d_in + s.d_in - 1
