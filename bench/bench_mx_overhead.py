@@ -50,6 +50,17 @@ def exponent_register_bits(lanes: int, stages: int, exponent_width: int,
     return lanes * (operand * 2 * exponent_bits + (stages - 1 - operand) * exponent_width)
 
 
+def fifo_pointer_bits(width: int, stages: int) -> int:
+    """Pointer flip-flops of a pipeline's output FIFO of ``stages + 1`` entries holding a
+    ``width``-bit payload (``hw.pipeline.Pipeline``): a write and a read pointer, one pair
+    per slice of at most ``hw.pipeline.SLICE_BITS`` bits when the payload is wider than two
+    slices. A wider MX payload (its exponents beside the sums) can cross that line and
+    pay more pointer copies than the int array's."""
+    from hw.pipeline import SLICE_BITS
+    slices = -(-width // SLICE_BITS) if width > 2 * SLICE_BITS else 1
+    return slices * 2 * max(1, stages.bit_length())
+
+
 def exponent_fifo_bits(lanes: int, stages: int, exponent_width: int) -> int:
     """Memory bits the exponents add to the output FIFO of ``stages + 1`` entries
     (``hw.pipeline.Pipeline``): ``lanes * (stages + 1) * exponent_width`` (LUT RAM on
