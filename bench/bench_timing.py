@@ -139,7 +139,10 @@ def _short_note(record: dict) -> str:
     note = record.get("pnr_note") or record.get("error")
     if not note:
         return "–"
-    return "does not fit" if note.startswith("does not fit") else note
+    for short in ("does not fit", "does not place"):
+        if note.startswith(short):
+            return short
+    return note
 
 
 def scaling_rows(dims, records: dict, targets) -> list[list[str]]:

@@ -193,6 +193,10 @@ def _fit(family: Family, counts: dict) -> str | None:
     return None
 
 
+# nextpnr's placer giving up on a cell; with a resource at least FULL_DEVICE used, the
+# device is full rather than the design broken
+NO_PLACEMENT = "Unable to find legal placement"
+FULL_DEVICE = 0.9
 _UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$")
 
 
@@ -200,16 +204,29 @@ def _overused(family: Family, log: Path) -> str | None:
     """Why nextpnr could not place the design, when its packer's device utilisation (the
     ``NAME: used/available`` lines of ``log``) shows a resource used beyond the device: the
     LUT and flip-flop counts :func:`_fit` checks first do not see packing (an iCE40 logic
-    cell holds one LUT4 and one flip-flop, and not every pair packs). None otherwise."""
+    cell holds one LUT4 and one flip-flop, and not every pair packs); or when the placer
+    found no legal placement (:data:`NO_PLACEMENT`) with a resource at least
+    :data:`FULL_DEVICE` used (the quantizer on the HX8K: 7,332 of 7,680 logic cells). None
+    otherwise."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return None
+    fullest = None
     for line in lines:
         row = _UTILISATION.match(line.strip() if line.startswith("Info:") else "")
-        if row and int(row.group(2)) > int(row.group(3)):
-            return (f"does not fit {family.device_name}: {row.group(2)} {row.group(1)} "
-                    f"> {row.group(3)} available")
+        if not row:
+            continue
+        name, used, available = row.group(1), int(row.group(2)), int(row.group(3))
+        if used > available:
+            return f"does not fit {family.device_name}: {used} {name} > {available} available"
+        if available and (fullest is None or used * fullest[2] > fullest[1] * available):
+            fullest = (name, used, available)
+    if (fullest is not None and fullest[1] >= FULL_DEVICE * fullest[2]
+            and any(NO_PLACEMENT in line for line in lines)):
+        name, used, available = fullest
+        return (f"does not place on {family.device_name}: {used} of {available} {name} "
+                f"({100 * used / available:.0f}%), no legal placement")
     return None
 
 

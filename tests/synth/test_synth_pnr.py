@@ -87,6 +87,26 @@ def test_a_design_nextpnr_cannot_pack_into_the_device_is_reported_not_failed(tmp
     assert records[0]["pnr_note"] == \
         "does not fit iCE40HX8K CT256: 8219 ICESTORM_LC > 7680 available"
 
+    def crowded(family, folder, args, timeout, used=7332):
+        log = folder / "nextpnr.log"
+        log.write_text(f"Info: \t         ICESTORM_LC:    {used}/   7680    95%\n"
+                       "Info: \t        ICESTORM_RAM:       0/     32     0%\n"
+                       "ERROR: Unable to find legal placement for cell 'x' of type "
+                       "'ICESTORM_LC' after 6732616 attempts, check constraints and "
+                       "utilisation.\n")
+        raise pnr.NextpnrError("Unable to find legal placement for cell 'x'", log)
+
+    monkeypatch.setattr(pnr, "_run_nextpnr", crowded)
+    records, failures = run_pnr_jobs(jobs, tmp_path / "crowded")
+    assert not failures and records[0]["fmax_mhz"] is None
+    assert records[0]["pnr_note"] == ("does not place on iCE40HX8K CT256: 7332 of 7680 "
+                                      "ICESTORM_LC (95%), no legal placement")
+    # the same error on a device far from full is a failure
+    monkeypatch.setattr(pnr, "_run_nextpnr",
+                        lambda *a: crowded(*a, used=int(pnr.FULL_DEVICE * 7680) - 1))
+    records, failures = run_pnr_jobs(jobs, tmp_path / "half")
+    assert not records and len(failures) == 1
+
     def broken(family, folder, args, timeout):
         log = folder / "nextpnr.log"
         log.write_text("Info: \t         ICESTORM_LC:     100/   7680     1%\nERROR: no route\n")
