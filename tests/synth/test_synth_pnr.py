@@ -70,16 +70,20 @@ def test_a_design_nextpnr_cannot_pack_into_the_device_is_reported_not_failed(tmp
     noted as not fitting, not failed. Another nextpnr error is still a failure."""
     from hw.synth import pnr
 
-    def overfull(family, folder, args, timeout):
-        log = folder / "nextpnr.log"
-        log.write_text("Info: Device utilisation:\n"
-                       "Info: \t         ICESTORM_LC:    8219/   7680   107%\n"
-                       "Info: \t        ICESTORM_RAM:      16/     32    50%\n"
-                       "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 8219 "
-                       "ICESTORM_LCs\n")
-        raise pnr.NextpnrError("Failed to expand region", log)
+    def nextpnr_failing(log_text: str, message: str):
+        """A stand-in for nextpnr that writes ``log_text`` as its log and fails."""
+        def run(family, folder, args, timeout):
+            log = folder / "nextpnr.log"
+            log.write_text(log_text)
+            raise pnr.NextpnrError(message, log)
+        return run
 
-    monkeypatch.setattr(pnr, "_run_nextpnr", overfull)
+    monkeypatch.setattr(pnr, "_run_nextpnr", nextpnr_failing(
+        "Info: Device utilisation:\n"
+        "Info: \t         ICESTORM_LC:    8219/   7680   107%\n"
+        "Info: \t        ICESTORM_RAM:      16/     32    50%\n"
+        "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 8219 ICESTORM_LCs\n",
+        "Failed to expand region"))
     jobs = pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ice40"]])
     records, failures = run_pnr_jobs(jobs, tmp_path)
     assert not failures
@@ -87,31 +91,26 @@ def test_a_design_nextpnr_cannot_pack_into_the_device_is_reported_not_failed(tmp
     assert records[0]["pnr_note"] == \
         "does not fit iCE40HX8K CT256: 8219 ICESTORM_LC > 7680 available"
 
-    def crowded(family, folder, args, timeout, used=7332):
-        log = folder / "nextpnr.log"
-        log.write_text(f"Info: \t         ICESTORM_LC:    {used}/   7680    95%\n"
-                       "Info: \t        ICESTORM_RAM:       0/     32     0%\n"
-                       "ERROR: Unable to find legal placement for cell 'x' of type "
-                       "'ICESTORM_LC' after 6732616 attempts, check constraints and "
-                       "utilisation.\n")
-        raise pnr.NextpnrError("Unable to find legal placement for cell 'x'", log)
+    def crowded(used: int):
+        return nextpnr_failing(
+            f"Info: \t         ICESTORM_LC:    {used}/   7680    95%\n"
+            "Info: \t        ICESTORM_RAM:       0/     32     0%\n"
+            "ERROR: Unable to find legal placement for cell 'x' of type 'ICESTORM_LC' "
+            "after 6732616 attempts, check constraints and utilisation.\n",
+            "Unable to find legal placement for cell 'x'")
 
-    monkeypatch.setattr(pnr, "_run_nextpnr", crowded)
+    monkeypatch.setattr(pnr, "_run_nextpnr", crowded(7332))
     records, failures = run_pnr_jobs(jobs, tmp_path / "crowded")
     assert not failures and records[0]["fmax_mhz"] is None
     assert records[0]["pnr_note"] == ("does not place on iCE40HX8K CT256: 7332 of 7680 "
                                       "ICESTORM_LC (95%), no legal placement")
     # the same error on a device far from full is a failure
-    monkeypatch.setattr(pnr, "_run_nextpnr",
-                        lambda *a: crowded(*a, used=int(pnr.FULL_DEVICE * 7680) - 1))
+    monkeypatch.setattr(pnr, "_run_nextpnr", crowded(int(pnr.FULL_DEVICE * 7680) - 1))
     records, failures = run_pnr_jobs(jobs, tmp_path / "half")
     assert not records and len(failures) == 1
 
-    def broken(family, folder, args, timeout):
-        log = folder / "nextpnr.log"
-        log.write_text("Info: \t         ICESTORM_LC:     100/   7680     1%\nERROR: no route\n")
-        raise pnr.NextpnrError("no route", log)
-
+    broken = nextpnr_failing(
+        "Info: \t         ICESTORM_LC:     100/   7680     1%\nERROR: no route\n", "no route")
     monkeypatch.setattr(pnr, "_run_nextpnr", broken)
     records, failures = run_pnr_jobs(jobs, tmp_path / "again")
     assert not records and len(failures) == 1 and "nextpnr failed: no route" in str(failures[0])
