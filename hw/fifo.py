@@ -23,14 +23,15 @@ docs/synth.md, "Reaching 150 MHz on ECP5"). The price: after an item is read in 
 ``t``, the next is valid from ``t + 2`` (an item every other cycle at most). The FIFO is
 then our own, cycle for cycle the buffered FIFO above but with the decision to read the
 memory taken a cycle ahead into a register: the clock enable of the memory's read
-register is a flip-flop, copied once per memory of at most :data:`READ_SLICE_BITS` bits
-(the word is split across such memories, each with its own read pointer), so no logic
+register is a flip-flop, copied once per memory of at most
+:data:`hw.pipeline.SLICE_BITS` bits (the word is split across such memories, each with its
+own read pointer), so no logic
 and no device-wide fan-out sits between the FIFO's state and that enable.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -40,15 +41,12 @@ from hw.params import check_int
 from hw.pipeline import REPLICA_TAG, SLICE_BITS
 from hw.unused import rejectable
 
-__all__ = ["RegisteredFIFO", "LATENCY", "READ_SLICE_BITS"]
+__all__ = ["RegisteredFIFO", "LATENCY"]
 
 # An item written (taken on ``i``) in cycle c is valid on ``o`` from cycle c + LATENCY:
 # the buffered FIFO's two cycles (the memory write, then its synchronous read), then the
 # fabric register's.
 LATENCY = 3
-# registered_ready: the word is split across memories of at most this many bits (a block
-# RAM's widest port), each with its own registered read enable and read pointer
-READ_SLICE_BITS = SLICE_BITS
 
 
 class RegisteredFIFO(wiring.Component):
@@ -124,8 +122,8 @@ class RegisteredFIFO(wiring.Component):
         held = Signal(width, name="read_register", reset_less=True)
         write = self.i.valid & self.i.ready
         load = port_full & ~full                    # the read register loads only when empty
-        slices = [(lo, min(lo + READ_SLICE_BITS, width))
-                  for lo in range(0, width, READ_SLICE_BITS)]
+        slices = [(lo, min(lo + SLICE_BITS, width))
+                  for lo in range(0, width, SLICE_BITS)]
         reads = [Signal(name=f"memory_read_{REPLICA_TAG}_{k}") for k in range(len(slices))]
         read = reads[0]
         produce = Signal(range(words), name="produce")

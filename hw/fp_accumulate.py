@@ -17,7 +17,8 @@ LLM.int8() outlier path.
 
 Timing: both units run free (no enable). A piece accepted in cycle ``a`` enters each
 lane's own input register (a copy of the activation per lane) and has its product at
-``a + Lm`` (``Lm`` counts that register and the multiplier); the read of ``acc[g]`` is issued at ``a + Lm - 1`` (a transparent,
+``a + Lm`` (``Lm`` counts that register and the multiplier); the read of ``acc[g]`` is
+issued at ``a + Lm - 1`` (a transparent,
 one-cycle read); the product and the read value (or +0 for a first piece) are registered
 (the memory's read is not followed by adder logic in the same cycle: the critical path on
 ECP5 otherwise), and the sum leaves the adder and is written at ``a + Lm + La``
