@@ -233,7 +233,7 @@ def _builtin_designs() -> None:
         width_param("a_width", 8, "activation element bits"),
         width_param("w_width", 4, "weight element bits"),
         exponent_bits_param(),
-        Param("stages", 5, 1, 8, "pipeline register stages (= latency in cycles)"),
+        Param("stages", 7, 1, 8, "pipeline register stages (= latency in cycles)"),
     ), _build_dot_array))
     register(Design("accumulator", "cross-block accumulator (sw.blockmath.accumulate) of dot "
                     "partials, optionally requantized to MXINT", (

@@ -160,7 +160,7 @@ class DotArray(wiring.Component):
     """
 
     def __init__(self, *, lanes: int = 4, a_format: MXIntFormat = MXIntFormat(width=8),
-                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 5,
+                 w_format: MXIntFormat = MXIntFormat(width=4), stages: int = 7,
                  backpressure: bool = True):
         with rejectable(self):
             self._backpressure = bool(backpressure)

@@ -12,11 +12,12 @@ exponent bit) indexed by ``f``, its exponent lowered by ``E`` (:func:`reciprocal
 
 The ``scale`` port (the 15-bit magnitude of ``s_x``) is held while a token's activations
 flow; ``r`` and ``s_x`` as binary32 (``scale32``, for the dequantization) follow it
-:attr:`Int8Quantizer.scale_latency` cycles later: normalise, read the table, adjust the
-exponent. Per activation (free-running, one per cycle, :attr:`Int8Quantizer.latency`):
+:attr:`Int8Quantizer.scale_latency` cycles later: the leading one, normalise, read the table,
+adjust the exponent (the table's read data passes :data:`TABLE_REGISTERS` registers first). Per activation (free-running, one per cycle, :attr:`Int8Quantizer.latency`):
 ``x`` to binary32 (exact; two levels: the leading one of a subnormal, the shift),
-:class:`hw.fp.fp32_mul.FP32Mul` by ``r``, then the round to an integer (two levels: the
-alignment shift with its round and sticky bits, then the increment and the sign): for
+:class:`hw.fp.fp32_mul.FP32Mul` by ``r``, then the round to an integer (three levels: the
+shift distances, the alignment shift with its round and sticky bits, then the increment
+and the sign, ``-(k + u) = ~k + (1 - u)`` beside ``k + u``): for
 ``|fl32(x r)| <= 127 (1 + 2**-24)**3 < 127.5`` the binary32 exponent ``e`` is at most 6,
 below ``-1`` the code is 0, else the 24-bit significand is shifted right by ``23 - e``
 (17..24 bits) and rounded to nearest even.
@@ -37,9 +38,15 @@ from hw.unused import owned, rejectable
 
 __all__ = ["Int8Quantizer", "reciprocal_table", "SCALE_LATENCY"]
 
-SCALE_LATENCY = 3          # normalise | table read | exponent adjust
+# The table is a block RAM on ECP5 (1024 x 24 bits). Its read data goes into a register with
+# no logic between: the ECP5 place-and-route flow moves that register into the block RAM's
+# output register (hw.synth.ecp5_outreg; without it the data comes 5.61 ns after the clock,
+# docs/synth.md, "Block RAM outputs on ECP5").
+TABLE_REGISTERS = 1
+# leading one | normalise | table read | table registers | exponent
+SCALE_LATENCY = 3 + TABLE_REGISTERS + 1
 CONVERT_LEVELS = 2         # binary16 -> binary32: leading one, shift
-ROUND_LEVELS = 2           # alignment shift and round bits | increment, sign, zero
+ROUND_LEVELS = 3           # shift distances | alignment shift, round bits | increment, sign
 
 
 def reciprocal_table() -> np.ndarray:
@@ -87,10 +94,12 @@ class Int8Quantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # --- r from s_x: normalise, table, exponent ------------------------------------
-        s = self.scale
+        e5, f = self.scale[10:15], self.scale[:10]
+        sub = Signal(name="scale_subnormal")
+        length = Signal(4, name="scale_length")
+        s = Signal(15, name="scale_in")
+        m.d.sync += [sub.eq(e5 == 0), length.eq(bit_length(m, f, "scale_bits")), s.eq(self.scale)]
         e5, f = s[10:15], s[:10]
-        sub = wire(m, e5 == 0, "scale_subnormal")
-        length = bit_length(m, f, "scale_length")
         fraction = Signal(10, name="scale_fraction")
         exponent = Signal(8, name="scale_exponent")      # biased binary32 exponent of s_x
         zero = Signal(name="scale_zero")
@@ -101,13 +110,13 @@ class Int8Quantizer(wiring.Component):
                                                 init=[int(v) for v in reciprocal_table()])
         rd = rom.read_port()
         m.d.comb += [rd.addr.eq(fraction), rd.en.eq(1)]
-        exponent2 = Signal(8, name="scale_exponent_2")
-        fraction2 = Signal(10, name="scale_fraction_2")
-        zero2 = Signal(name="scale_zero_2")
-        m.d.sync += [exponent2.eq(exponent), fraction2.eq(fraction), zero2.eq(zero)]
+        held = register_delay(m, Cat(exponent, fraction, zero), TABLE_REGISTERS + 1,
+                              "scale_held")
+        exponent2, fraction2, zero2 = held[:8], held[8:18], held[18]
+        table = register_delay(m, rd.data, TABLE_REGISTERS, "scale_table")
         r = Signal(32, name="r")
-        r_exponent = wire(m, 259 + rd.data[23] - exponent2, "r_exponent")
-        m.d.sync += [r.eq(Mux(zero2, 0, Cat(rd.data[:23], r_exponent[:8], Const(0, 1)))),
+        r_exponent = wire(m, 259 + table[23] - exponent2, "r_exponent")
+        m.d.sync += [r.eq(Mux(zero2, 0, Cat(table[:23], r_exponent[:8], Const(0, 1)))),
                      self.scale32.eq(Mux(zero2, 0, Cat(Const(0, 13), fraction2, exponent2,
                                                        Const(0, 1))))]
 
@@ -136,21 +145,25 @@ class Int8Quantizer(wiring.Component):
                        valid_in=mul.o.valid, backpressure=False)
         v = mul.o.payload.y
         e = v[23:31]
-        significand = Cat(v[:23], Const(1, 1))                  # 24 bits
         # for e in 126..133: shift 23 - (e - 127) = 17..24, round bit at shift - 1
         shift = wire(m, (Const(150, 9) - e)[:5], "round_shift")
         position = wire(m, (Const(149, 9) - e)[:5], "round_position")
         lift = wire(m, (e - 125)[:4], "round_lift")                # 25 - shift
+        small = wire(m, e < 126, "round_small")                  # |v| < 0.5
+        significand, shift, position, lift, small, sign, zero_o = rnd.after(
+            0, [Cat(v[:23], Const(1, 1)), shift, position, lift, small, v[31], xzero_late])
         kept = wire(m, (significand >> shift)[:8], "round_kept")
         round_bit = wire(m, (significand >> position)[0], "round_bit")
         below = wire(m, (Cat(significand, Const(0, 1)) << lift)[:25], "round_below")
         sticky = wire(m, below[:24].any(), "round_sticky")
-        small = wire(m, e < 126, "round_small")                  # |v| < 0.5
         kept, round_bit, sticky, small, sign, zero_o = rnd.after(
-            0, [kept, round_bit, sticky, small, v[31], xzero_late])
+            1, [kept, round_bit, sticky, small, sign, zero_o])
         up = round_bit & (sticky | kept[0])
+        # -(kept + up) = ~kept + (1 - up) (mod 2**8): both signs one adder each, beside
+        # each other, not the increment and then the negation in series
         magnitude = wire(m, (kept + up)[:8], "round_magnitude")
-        code = Mux(small | zero_o, 0, Mux(sign, -magnitude, magnitude))
-        (code,) = rnd.after(1, [wire(m, code[:8].as_signed(), "code")])
+        negated = wire(m, (~kept + ~up)[:8], "round_negated")
+        code = Mux(small | zero_o, 0, Mux(sign, negated, magnitude))
+        (code,) = rnd.after(2, [wire(m, code[:8].as_signed(), "code")])
         m.d.comb += [self.o.valid.eq(rnd.valid), self.o.payload.code.eq(code)]
         return m

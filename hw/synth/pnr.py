@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
+from hw.synth.ecp5_outreg import absorb_output_registers_file
 from hw.synth.flow import (REPORT_FILE, SynthFailure, component_facts, estimated_cost,
                            params_slug)
 from hw.synth.harness import TimingHarness
@@ -82,6 +83,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            {"luts": 7680, "ffs": 7680}),
 )}
 DEFAULT_FAMILIES = ("ecp5", "ice40")
+# named in an ECP5 record's cache key: the netlist pass between Yosys and nextpnr
+NETLIST_PASS = "ecp5-bram-outreg-1"
 
 
 class NextpnrError(RuntimeError):
@@ -120,7 +123,8 @@ class PnrJob:
     def key(self) -> str:
         tools = f"{yosys.package_version()} {self.family.package} {self.family.tool_version()}"
         return cache_key(rtlil=self.rtlil, script=self.script + " ".join(self.nextpnr_args()),
-                         yosys_version=tools, liberty=self.constraints, extra="pnr")
+                         yosys_version=tools, liberty=self.constraints,
+                         extra=f"pnr {NETLIST_PASS}" if self.family.arch == "ecp5" else "pnr")
 
     @property
     def label(self) -> str:
@@ -265,6 +269,9 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             fmax_estimate = ({} if model is None else
                              estimate(parse_sta((folder / STA_FILE).read_text()), model))
             note = _fit(job.family, counts)
+            # ECP5: registers behind block RAM read data into the block RAMs (ecp5_outreg)
+            outreg = (absorb_output_registers_file(folder / "netlist.json")
+                      if job.family.arch == "ecp5" else 0)
             timing = {"fmax_mhz": None, "fmax_constraint_mhz": None, "pnr_utilization": {}}
             pnr_usage = {}
             if note is None:
@@ -285,6 +292,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
                "pnr_family": job.family.name, "pnr_flow": job.flow.name,
                "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
+               "pnr_bram_output_registers": outreg,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
                "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": pnr_usage.get("cpu_s"),
                "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
