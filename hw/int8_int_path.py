@@ -7,8 +7,9 @@ then the binary32 dequantization of ``sw.llm_int8`` step 6 (and the bias of step
 
 Items ``{x, w[P], first, last}``: one activation code against the codes of ``P``
 outputs (one *group*), ``first`` / ``last`` marking the group's first and last column.
-The item is registered first (the activation code comes from a memory read, which left
-no room for the multiplier in the same cycle on ECP5); lane ``p`` then multiplies the
+The item is registered twice first: once as it arrives (the activation code comes from a
+memory read whose logic leaves no room for a route across the lanes in the same cycle on
+ECP5), then into a copy of the code per lane; lane ``p`` then multiplies the
 code by each 4-bit half of its weight (one register), adds the two halves into the
 product (one register) and accumulates (one register); on ``last`` the ``P``
 sums go to a result bank that a shift register sends, one output per cycle, through
@@ -43,9 +44,11 @@ from sw.llm_int8 import MAX_D_IN, Q_MAX
 __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
 
 MAX_LANES = 256
-# input register, partial products register (x times each 4-bit half of w), product
-# register, sum register: an 8 x 8 product in one level took 10.5 ns on ECP5 (docs/synth.md)
-MAC_LATENCY = 4
+# arrival register, input register (a copy of x per lane), partial products register (x
+# times each 4-bit half of w), product register, sum register: an 8 x 8 product in one
+# level took 10.5 ns on ECP5, and the route from a layer's code memory to the lanes' copies
+# 4.2 to 5.7 ns after the memory's read (docs/synth.md)
+MAC_LATENCY = 5
 # s_x is a non-negative binary16 value: as binary32, its 13 low fraction bits and its sign
 # are 0 (sw.llm_int8 step 3)
 SX_LOW_ZEROS = 13
@@ -134,15 +137,20 @@ class Int8IntPath(wiring.Component):
         # the item registered, then the MAC lanes: product register, sum register; on
         # last the sums go to the bank
         valid0 = Signal(name="input_valid")
+        # the item as it arrives, one register with no fan-out but the next level's (its
+        # source, e.g. llm-int8-linear's code memory, reaches it through its read logic)
+        arrived = Signal.like(self.i.payload, name="input_arrived", reset_less=True)
+        arrived_valid = Signal(name="input_arrived_valid")
+        m.d.sync += [arrived_valid.eq(self.i.valid), arrived.eq(self.i.payload)]
         item = Signal.like(self.i.payload, name="input_item", reset_less=True)
-        m.d.sync += [valid0.eq(self.i.valid), item.eq(self.i.payload)]
+        m.d.sync += [valid0.eq(arrived_valid), item.eq(arrived)]
         # every lane multiplies the same activation code: each lane registers its own copy
         # (named as a replica, hw.pipeline.REPLICA_TAG, so synthesis keeps them apart), and
         # its own copy of the first flag its accumulator reads; one shared register
         # drove all the lanes across the device (6.7 ns of routing on ECP5, docs/synth.md)
-        xs = [Signal.like(self.i.payload.x, name=f"input_x_{REPLICA_TAG}_{p}", reset_less=True)
+        xs = [Signal.like(arrived.x, name=f"input_x_{REPLICA_TAG}_{p}", reset_less=True)
               for p in range(P)]
-        m.d.sync += [x.eq(self.i.payload.x) for x in xs]
+        m.d.sync += [x.eq(arrived.x) for x in xs]
         half_valid = Signal(name="half_products_valid")
         half_last = Signal(name="half_products_last")
         half_first = Signal(name="half_products_first")

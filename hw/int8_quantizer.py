@@ -41,7 +41,7 @@ __all__ = ["Int8Quantizer", "reciprocal_table", "SCALE_LATENCY"]
 # The table is a block RAM on ECP5 (1024 x 24 bits). Its read data goes into a register with
 # no logic between: the ECP5 place-and-route flow moves that register into the block RAM's
 # output register (hw.synth.ecp5_outreg; without it the data comes 5.61 ns after the clock,
-# docs/synth.md, "Block RAM outputs on ECP5").
+# docs/synth.md, "Block RAM output registers").
 TABLE_REGISTERS = 1
 # leading one | normalise | table read | table registers | exponent
 SCALE_LATENCY = 3 + TABLE_REGISTERS + 1

@@ -2,20 +2,22 @@
 register (``DP16KD`` ``REGMODE_A`` / ``REGMODE_B`` = ``OUTREG``), in the netlist Yosys
 writes for nextpnr.
 
-Yosys maps every ECP5 block RAM with ``REGMODE`` ``NOREG`` (``share/lattice/brams_map_16kd.v``)
-and leaves a register after its read data in the fabric. Without its output register a
-``DP16KD``'s data comes 5.61 ns after the clock in nextpnr's ECP5 timing model (speed 6), and
-the route out of the block RAM row to a slice adds 1.5 to 2 ns: a block RAM read caps a design
-near 135 MHz even with no logic after it (docs/synth.md, "Block RAM outputs on ECP5"). With the
-output register the data leaves the block RAM one clock later, as it left the fabric register,
-so the design is the same cycle for cycle; the Lattice ECP5 sysMEM usage guide (TN1264) gives
-the output register for this purpose.
+Yosys maps every ECP5 block RAM with ``REGMODE`` ``NOREG``
+(``share/lattice/brams_map_16kd.v``) and leaves a register after its read data in the
+fabric. Without its output register a ``DP16KD``'s data comes 5.61 ns after the clock in
+nextpnr's ECP5 timing model (speed 6), and the route out of the block RAM row to a slice
+adds 1.5 to 2 ns: a block RAM read caps a design near 135 MHz even with no logic after it
+(docs/synth.md, "Block RAM output registers"). With the output register the data leaves
+the block RAM one clock later, as it left the fabric register, so the design is the same
+cycle for cycle (Lattice, "ECP5 and ECP5-5G Memory Usage Guide", TN1264: the output
+register of the sysMEM block).
 
-A port qualifies when its output register would do exactly what the fabric flip-flops did: the
-port has no output enable or reset (``OCE`` tied 1, ``RST`` tied 0), and each of its used
-data bits drives exactly one load, the data input of a ``TRELLIS_FF`` clocked by the port's
-clock, with no clock enable and no set/reset (``CEMUX`` 1, ``LSR`` tied 0) and reset value 0
-(``REGSET`` ``RESET``, as the output register powers up). Anything else is left alone.
+A port qualifies when its output register would do exactly what the fabric flip-flops
+did: the port has no output enable or reset (``OCE`` tied 1, ``RST`` tied 0), and each of
+its used data bits drives exactly one load, the data input of a ``TRELLIS_FF`` clocked by
+the port's clock, with no clock enable and no set/reset (``CEMUX`` 1, ``LSR`` tied 0) and
+reset value 0 (``REGSET`` ``RESET``, as the output register powers up), and is not a port
+of the module. Anything else is left alone.
 """
 
 from __future__ import annotations
