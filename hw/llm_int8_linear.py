@@ -508,8 +508,15 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         # group's constants until its last output is dequantized while the later groups,
         # d_in steps each, write theirs, so the step does not wait for ``c.ready``
         m.d.comb += int_ok.eq(tile_ready & busy & ~i_done & (later_group | ahead))
+        # the constants go to the int path one cycle after the take, from registers: the
+        # take's logic into the write enable of the constants FIFO's LUT RAMs was the
+        # layer's clock path on ECP5 (9.0 ns); they are read only when the group's outputs
+        # are dequantized, many cycles later
+        c_valid = Signal(name="int_constants_valid")
+        c_data = Signal.like(self.i.payload.c, name="int_constants_data", reset_less=True)
+        m.d.sync += [c_valid.eq(i_take & constants), c_data.eq(self.i.payload.c)]
         m.d.comb += [i_take.eq(self.i.valid & int_ok), cr.addr.eq(i_col), cr.en.eq(1),
-                     ipath.c.valid.eq(i_take & constants), ipath.c.payload.eq(self.i.payload.c)]
+                     ipath.c.valid.eq(c_valid), ipath.c.payload.eq(c_data)]
         with m.If(i_take):
             m.d.sync += i_col.eq(Mux(i_col == d_in - 1, 0, i_col + 1))
             with m.If(i_col == d_in - 1):
