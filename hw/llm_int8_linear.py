@@ -570,10 +570,18 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             column = self.req.payload.column
             chunk_of = column // B if B & (B - 1) else column >> (B.bit_length() - 1)
             lane_of = column % B if B & (B - 1) else column[:max(B.bit_length() - 1, 0)]
-            m.d.comb += [xg_rd.addr.eq(chunk_of * T + token), xg_rd.en.eq(1)]
+            # the request's x memory address and lane are registered before the read
+            # (GATHER_LATENCY): the index memory's read into the x memory's read address
+            # was two LUT RAM reads in one cycle (11.2 ns on ECP5, docs/synth.md)
+            g_addr = Signal(range(T * nx), name="gather_x_address")
+            g_valid0 = Signal(name="gather_request_valid")
+            g_lane0 = Signal(range(max(B, 2)), name="gather_request_lane")
+            m.d.sync += [g_valid0.eq(req_take), g_addr.eq(chunk_of * T + token),
+                         g_lane0.eq(lane_of if B > 1 else 0)]
+            m.d.comb += [xg_rd.addr.eq(g_addr), xg_rd.en.eq(1)]
             g_valid1 = Signal(name="gather_x_valid")
             g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
-            m.d.sync += [g_valid1.eq(req_take), g_lane1.eq(lane_of if B > 1 else 0)]
+            m.d.sync += [g_valid1.eq(g_valid0), g_lane1.eq(g_lane0)]
             m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
             gx_word = data.View(data.ArrayLayout(unsigned(16), B), xg_rd.data)
             m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]

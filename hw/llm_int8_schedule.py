@@ -55,7 +55,8 @@ import numpy as np
 from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
-           "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS"]
+           "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
+           "GATHER_LATENCY"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
@@ -63,6 +64,9 @@ FIFO_LATENCY = 2
 # read and the activation picked from that word (one register: the 16-way pick ahead of the
 # quantizer's first level was the layer's clock path on ECP5, docs/synth.md)
 QUANT_INPUT_REGISTERS = 2
+# cycles from a gather request's take until its activation can be read from the pending
+# FIFO: the x memory address register, the x memory's read, the FIFO's write
+GATHER_LATENCY = 3
 
 
 @dataclass(frozen=True)
@@ -175,7 +179,7 @@ class _TileModel:
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
       after the token start, after its index word was written, after request ``k - 1``,
       and once fewer than ``outstanding`` columns are unfinished; its activation is in the
-      pending FIFO two cycles later; its ``G_fp`` pieces arrive from ``memory_latency``
+      pending FIFO :data:`GATHER_LATENCY` cycles later; its ``G_fp`` pieces arrive from ``memory_latency``
       cycles after it and are taken one per cycle, a column's first piece ``1 + E``
       cycles after the previous column's last (``E`` the accumulator's column gap); the
       last sum is written ``fp_latency`` cycles after the last piece;
@@ -239,7 +243,7 @@ class _TileModel:
                 if k >= s.outstanding:
                     r = max(r, ends[k - s.outstanding] + 1)
                 requests.append(r)
-                first = max(r + self.memory_latency, r + 2)
+                first = max(r + self.memory_latency, r + GATHER_LATENCY)
                 if k:
                     first = max(first, ends[-1] + 1 + gap)
                 ends.append(first + s.fp_groups - 1)
