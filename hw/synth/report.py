@@ -202,12 +202,21 @@ def idle_wall_time(cpu_seconds: list[float], workers: int) -> float:
 def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
     """Where the synthesis time of ``records`` went (runs answered by the cache excluded):
     CPU seconds per design and per target with their shares, and the passes that took most
-    of it. A run's pass times are Yosys's (wall time under WASI); each is weighted by the
+    of it; when some records came from the cache, also what a cold run of all of them takes
+    (each cached record's CPU seconds being those of the run that made it). A run's pass times are Yosys's (wall time under WASI); each is weighted by the
     run's CPU seconds / Yosys's total, so loaded and idle runs add up alike. Empty when no
     record holds a CPU time."""
-    runs = [r for r in records if not r.get("cached") and r.get("cpu_s")]
+    timed = [r for r in records if r.get("cpu_s")]
+    cold = ""
+    if any(r.get("cached") for r in timed):
+        seconds = [r["cpu_s"] for r in timed]
+        cold = (f"Cold (no cache), these {len(timed)} run{'s' * (len(timed) != 1)}: "
+                f"{sum(seconds):.0f} CPU seconds "
+                f"(a cached record's from the run that made it; on {workers} idle cores, "
+                f"longest first: about {idle_wall_time(seconds, workers):.0f} s of Yosys).")
+    runs = [r for r in timed if not r.get("cached")]
     if not runs:
-        return ""
+        return cold + "\n" if cold else ""
     total = sum(r["cpu_s"] for r in runs)
     by_design: dict[str, float] = {}
     by_target: dict[str, float] = {}
@@ -227,7 +236,7 @@ def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
     idle = idle_wall_time([r["cpu_s"] for r in runs], workers)
     return "\n".join([
         f"{len(runs)} Yosys runs, {total:.0f} CPU seconds in all (on {workers} idle cores, "
-        f"longest first: about {idle:.0f} s of Yosys).", "",
+        f"longest first: about {idle:.0f} s of Yosys).", *([cold] if cold else []), "",
         f"- by design: {shares(by_design)}",
         f"- by target: {shares(by_target)}",
         f"- by pass (top {top}): {shares(passes, top)}", ""])

@@ -228,9 +228,11 @@ def test_multipliers_are_counted_from_the_rtlil():
 def test_jobs_start_longest_first(monkeypatch, tmp_path):
     from hw.designs import elaborate
     from hw.synth import flow, yosys
-    small = jobs_for_component("dot-array", {"lanes": 1}, elaborate("dot-array", lanes=1),
+    small = jobs_for_component("dot-array", {"lanes": 1},
+                               elaborate("dot-array", lanes=1, stages=5),
                                [TARGETS["xc7"], TARGETS["xc7-nodsp"]])
-    large = jobs_for_component("dot-array", {"lanes": 4}, elaborate("dot-array", lanes=4),
+    large = jobs_for_component("dot-array", {"lanes": 4},
+                               elaborate("dot-array", lanes=4, stages=5),
                                [TARGETS["xc7"], TARGETS["xc7-nodsp"]])
     started = []
 
@@ -306,7 +308,12 @@ def test_time_summary_weights_pass_times_by_cpu_and_skips_cached_runs():
     assert "- by target: lut6 30 s (75%), xc7 10 s (25%)" in text
     # a's passes scaled by 10/40: abc9_exe 7.5 + 30, read_verilog 2.5
     assert "- by pass (top 8): abc9_exe 38 s (94%), read_verilog 2 s (6%)" in text
-    assert time_summary([runs[2]]) == ""
+    # what the three take without the cache: 99 | 30 + 10 on two cores
+    cold = ("Cold (no cache), these 3 runs: 139 CPU seconds (a cached record's from the run "
+            "that made it; on 2 idle cores, longest first: about 99 s of Yosys).")
+    assert text.splitlines()[1] == cold
+    assert time_summary([runs[2]]) == cold.replace("these 3 runs: 139", "these 1 run: 99") + "\n"
+    assert time_summary(runs[:2]).splitlines()[1] == ""
 
 
 def test_idle_wall_time_schedules_the_longest_first():
