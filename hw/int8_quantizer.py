@@ -12,8 +12,9 @@ exponent bit) indexed by ``f``, its exponent lowered by ``E`` (:func:`reciprocal
 
 The ``scale`` port (the 15-bit magnitude of ``s_x``) is held while a token's activations
 flow; ``r`` and ``s_x`` as binary32 (``scale32``, for the dequantization) follow it
-:attr:`Int8Quantizer.scale_latency` cycles later: the leading one, normalise, read the table,
-adjust the exponent (the table's read data passes :data:`TABLE_REGISTERS` registers first). Per activation (free-running, one per cycle, :attr:`Int8Quantizer.latency`):
+:attr:`Int8Quantizer.scale_latency` cycles later: the leading one, normalise, read the
+table, adjust the exponent (the table's read data passes :data:`TABLE_REGISTERS` registers
+first). Per activation (free-running, one per cycle, :attr:`Int8Quantizer.latency`):
 ``x`` to binary32 (exact; two levels: the leading one of a subnormal, the shift),
 :class:`hw.fp.fp32_mul.FP32Mul` by ``r``, then the round to an integer (three levels: the
 shift distances, the alignment shift with its round and sticky bits, then the increment
@@ -98,7 +99,8 @@ class Int8Quantizer(wiring.Component):
         sub = Signal(name="scale_subnormal")
         length = Signal(4, name="scale_length")
         s = Signal(15, name="scale_in")
-        m.d.sync += [sub.eq(e5 == 0), length.eq(bit_length(m, f, "scale_bits")), s.eq(self.scale)]
+        m.d.sync += [sub.eq(e5 == 0), length.eq(bit_length(m, f, "scale_bits")),
+                     s.eq(self.scale)]
         e5, f = s[10:15], s[:10]
         fraction = Signal(10, name="scale_fraction")
         exponent = Signal(8, name="scale_exponent")      # biased binary32 exponent of s_x

@@ -203,9 +203,11 @@ def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
     """Where the synthesis time of ``records`` went (runs answered by the cache excluded):
     CPU seconds per design and per target with their shares, and the passes that took most
     of it; when some records came from the cache, also what a cold run of all of them takes
-    (each cached record's CPU seconds being those of the run that made it). A run's pass times are Yosys's (wall time under WASI); each is weighted by the
-    run's CPU seconds / Yosys's total, so loaded and idle runs add up alike. Empty when no
-    record holds a CPU time."""
+    (each cached record's CPU seconds being those of the run that made it). A run's pass
+    times are Yosys's (wall time under WASI); each is weighted by the run's CPU seconds /
+    Yosys's total, so loaded and idle runs add up alike. Empty when no record holds a CPU
+    time.
+    """
     timed = [r for r in records if r.get("cpu_s")]
     cold = ""
     if any(r.get("cached") for r in timed):
