@@ -179,8 +179,8 @@ class _TileModel:
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
       after the token start, after its index word was written, after request ``k - 1``,
       and once fewer than ``outstanding`` columns are unfinished; its activation is in the
-      pending FIFO :data:`GATHER_LATENCY` cycles later; its ``G_fp`` pieces arrive from ``memory_latency``
-      cycles after it and are taken one per cycle, a column's first piece ``1 + E``
+      pending FIFO :data:`GATHER_LATENCY` cycles later; its ``G_fp`` pieces arrive from
+      ``memory_latency`` cycles after it and are taken one per cycle, a column's first piece ``1 + E``
       cycles after the previous column's last (``E`` the accumulator's column gap); the
       last sum is written ``fp_latency`` cycles after the last piece;
     - merge: output ``i`` is taken once the fp path is done (the cycle after the last
