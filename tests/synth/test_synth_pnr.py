@@ -63,54 +63,92 @@ def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):
     assert not (tmp_path / r["pnr_dir"] / "nextpnr.log").exists()
 
 
+def fake_nextpnr(pack_log: str, place_log: str = "", place_error: str | None = None,
+                 calls: list | None = None):
+    """A stand-in for ``pnr._run_nextpnr``: the pack-only run writes ``pack_log`` and
+    succeeds (1.5 CPU seconds); the full run writes ``place_log`` and fails with
+    ``place_error`` (``None``: it is not expected to run)."""
+    from hw.synth import pnr
+
+    def run(family, folder, args, timeout):
+        packing = "--pack-only" in args
+        if calls is not None:
+            calls.append("pack" if packing else "place")
+        log = folder / args[args.index("-l") + 1]
+        log.write_text(pack_log if packing else place_log)
+        if packing:
+            return {"cpu_s": 1.5}
+        if place_error is None:
+            raise AssertionError("the placer ran")
+        raise pnr.NextpnrError(place_error, log)
+    return run
+
+
+def utilisation(lcs: int) -> str:
+    return ("Info: Device utilisation:\n"
+            f"Info: \t         ICESTORM_LC:    {lcs}/   7680    {100 * lcs // 7680}%\n"
+            "Info: \t        ICESTORM_RAM:      16/     32    50%\n")
+
+
 def test_a_design_nextpnr_cannot_pack_into_the_device_is_reported_not_failed(tmp_path,
                                                                              monkeypatch):
     """The LUT and flip-flop counts can pass while packing does not (an iCE40 logic cell
-    takes one LUT and one flip-flop): nextpnr's utilisation lines say so, and the point is
-    noted as not fitting, not failed. Another nextpnr error is still a failure."""
+    takes one LUT and one flip-flop): on iCE40 nextpnr packs alone first, and its
+    utilisation lines say whether to place: beyond the device the point does not fit, at
+    FULL_DEVICE or more it is not placed (the placer is never started), and either way it
+    is noted, not failed, with the packer's CPU time recorded."""
     from hw.synth import pnr
 
-    def nextpnr_failing(log_text: str, message: str):
-        """A stand-in for nextpnr that writes ``log_text`` as its log and fails."""
-        def run(family, folder, args, timeout):
-            log = folder / "nextpnr.log"
-            log.write_text(log_text)
-            raise pnr.NextpnrError(message, log)
-        return run
-
-    monkeypatch.setattr(pnr, "_run_nextpnr", nextpnr_failing(
-        "Info: Device utilisation:\n"
-        "Info: \t         ICESTORM_LC:    8219/   7680   107%\n"
-        "Info: \t        ICESTORM_RAM:      16/     32    50%\n"
-        "ERROR: Failed to expand region (0, 0) |_> (33, 33) of 8219 ICESTORM_LCs\n",
-        "Failed to expand region"))
+    assert FAMILIES["ice40"].pack_first and not FAMILIES["ecp5"].pack_first
     jobs = pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ice40"]])
+    calls = []
+    monkeypatch.setattr(pnr, "_run_nextpnr", fake_nextpnr(utilisation(8219), calls=calls))
     records, failures = run_pnr_jobs(jobs, tmp_path)
-    assert not failures
-    assert records[0]["fmax_mhz"] is None
+    assert not failures and calls == ["pack"]
+    assert records[0]["fmax_mhz"] is None and records[0]["pnr_cpu_s"] == 1.5
     assert records[0]["pnr_note"] == \
         "does not fit iCE40HX8K CT256: 8219 ICESTORM_LC > 7680 available"
 
+    calls.clear()
+    full = int(pnr.FULL_DEVICE * 7680)
+    monkeypatch.setattr(pnr, "_run_nextpnr", fake_nextpnr(utilisation(7377), calls=calls))
+    records, failures = run_pnr_jobs(jobs, tmp_path / "full")
+    assert not failures and calls == ["pack"] and records[0]["fmax_mhz"] is None
+    assert records[0]["pnr_note"] == ("not placed on iCE40HX8K CT256: 7377 of 7680 "
+                                      "ICESTORM_LC (96%) after packing, over the 90% this "
+                                      "flow places")
+    monkeypatch.setattr(pnr, "_run_nextpnr", fake_nextpnr(utilisation(full), calls=calls))
+    records, failures = run_pnr_jobs(jobs, tmp_path / "at-the-limit")
+    assert not failures and records[0]["pnr_note"].startswith(
+        f"not placed on iCE40HX8K CT256: {full} of 7680 ICESTORM_LC")
+
     def crowded(used: int):
-        return nextpnr_failing(
-            f"Info: \t         ICESTORM_LC:    {used}/   7680    95%\n"
-            "Info: \t        ICESTORM_RAM:       0/     32     0%\n"
+        return fake_nextpnr(
+            utilisation(used), utilisation(used) +
             "ERROR: Unable to find legal placement for cell 'x' of type 'ICESTORM_LC' "
             "after 6732616 attempts, check constraints and utilisation.\n",
             "Unable to find legal placement for cell 'x'")
 
-    monkeypatch.setattr(pnr, "_run_nextpnr", crowded(7332))
-    records, failures = run_pnr_jobs(jobs, tmp_path / "crowded")
-    assert not failures and records[0]["fmax_mhz"] is None
-    assert records[0]["pnr_note"] == ("does not place on iCE40HX8K CT256: 7332 of 7680 "
-                                      "ICESTORM_LC (95%), no legal placement")
-    # the same error on a device far from full is a failure
-    monkeypatch.setattr(pnr, "_run_nextpnr", crowded(int(pnr.FULL_DEVICE * 7680) - 1))
+    # below FULL_DEVICE the design is placed; a placer that still finds no legal placement
+    # is a failure, not a full device
+    monkeypatch.setattr(pnr, "_run_nextpnr", crowded(full - 1))
     records, failures = run_pnr_jobs(jobs, tmp_path / "half")
     assert not records and len(failures) == 1
+    assert "nextpnr failed: Unable to find legal placement" in str(failures[0])
 
-    broken = nextpnr_failing(
-        "Info: \t         ICESTORM_LC:     100/   7680     1%\nERROR: no route\n", "no route")
+    # ECP5 places without packing first: the placer's own failure on a full device is noted
+    ecp5_jobs = pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ecp5"]])
+    calls.clear()
+    monkeypatch.setattr(pnr, "_run_nextpnr", fake_nextpnr(
+        "", "Info: \t        TRELLIS_COMB: 80000/ 83640    95%\n"
+        "ERROR: Unable to find legal placement for cell 'x'\n", "Unable to find legal placement",
+        calls=calls))
+    records, failures = run_pnr_jobs(ecp5_jobs, tmp_path / "ecp5")
+    assert not failures and calls == ["place"]
+    assert records[0]["pnr_note"] == ("does not place on LFE5U-85F-6 CABGA381: 80000 of 83640 "
+                                      "TRELLIS_COMB (96%), no legal placement")
+
+    broken = fake_nextpnr(utilisation(100), utilisation(100) + "ERROR: no route\n", "no route")
     monkeypatch.setattr(pnr, "_run_nextpnr", broken)
     records, failures = run_pnr_jobs(jobs, tmp_path / "again")
     assert not records and len(failures) == 1 and "nextpnr failed: no route" in str(failures[0])
