@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from hw.dot_array import product_terms
 from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_mul import FP32Mul
 from hw.fp.int32_to_fp32 import Int32ToFP32
@@ -165,21 +166,34 @@ class Int8IntPath(wiring.Component):
         left = Signal(range(P + 1), name="bank_left")
         load = Signal(name="bank_load")
         m.d.comb += load.eq(valid1 & last1)
+        # each lane's enables from registers of its own (replicas): the sum's ``valid1``,
+        # the bank's load (``valid1 & last1``) and its shift (``left != 0``), each a copy
+        # of the shared value computed a cycle early; one shared ``valid & last`` into every
+        # lane's bank register was a 5.7 ns route on ECP5 (docs/synth.md)
+        lane_valid = [Signal(name=f"product_valid_{REPLICA_TAG}_{p}") for p in range(P)]
+        lane_load = [Signal(name=f"bank_load_{REPLICA_TAG}_{p}") for p in range(P)]
+        lane_shift = [Signal(name=f"bank_shift_{REPLICA_TAG}_{p}") for p in range(P)]
         for p in range(P):
-            # x * w = x * w_high * 16 + x * w_low: two 8 x 4 products, then their sum
-            w = Value.cast(item.w[p])
-            low = Signal(signed(13), name=f"product_low_{p}", reset_less=True)
-            high = Signal(signed(12), name=f"product_high_{p}", reset_less=True)
-            m.d.sync += [low.eq(xs[p] * w[:4]), high.eq(xs[p] * w[4:].as_signed())]
+            m.d.sync += [lane_valid[p].eq(half_valid), lane_load[p].eq(half_valid & half_last),
+                         lane_shift[p].eq(load | (left > 1))]
+        for p in range(P):
+            # x * w as four terms, x times each two-bit piece of w (an AND row and one
+            # adder each, hw.dot_array.product_terms), then their sum: an 8 x 4 product in
+            # one level was three LUT levels and a carry chain (8.4 ns on ECP5)
+            terms = []
+            for j, term in enumerate(product_terms(xs[p], item.w[p])):
+                reg = Signal(signed(16), name=f"product_term_{j}_{p}", reset_less=True)
+                m.d.sync += reg.eq(term)
+                terms.append(reg)
             product = Signal(signed(16), name=f"product_{p}", reset_less=True)
-            m.d.sync += product.eq((high << 4) + low)
+            m.d.sync += product.eq((terms[0] + terms[1]) + (terms[2] + terms[3]))
             new = Signal(signed(W), name=f"sum_new_{p}")
             m.d.comb += new.eq(Mux(firsts[p], 0, sums[p]) + product)
-            with m.If(valid1):
+            with m.If(lane_valid[p]):
                 m.d.sync += sums[p].eq(new)
-            with m.If(load):
+            with m.If(lane_load[p]):
                 m.d.sync += bank[p].eq(new)
-            with m.Elif(left != 0):
+            with m.Elif(lane_shift[p]):
                 m.d.sync += bank[p].eq(bank[p + 1] if p + 1 < P else 0)
         with m.If(load):
             m.d.sync += left.eq(P)

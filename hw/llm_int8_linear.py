@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -71,6 +71,7 @@ from hw.int8_merge import Int8Merge
 from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
+from hw.pipeline import REPLICA_TAG, SLICE_BITS
 from hw.unused import rejectable
 from hw.layer_facts import LayerFacts
 from sw.datapath import MAX_DIM
@@ -348,25 +349,49 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             m.d.sync += busy.eq(1)
 
         # --- X phase: activations into the x memory and the detector ---------------------
+        # The x memory is sliced by lanes (at most SLICE_BITS bits each); every slice is
+        # written on an enable of its own, ``i.valid`` and the slice's copy of the phase and
+        # count registers (replicas, hw.pipeline.REPLICA_TAG): one write enable and address
+        # into the LUT RAMs of a 256-bit word was an 11.5 ns route on ECP5 (docs/synth.md).
+        # ``x_open`` is the phase as a register: open from reset and from the end of a tile
+        # until the tile's last activation is taken (the detector's results, and so
+        # ``tile_ready``, come only after that).
         x_count = Signal(range(T * nx + 1), name="x_count")
-        x_phase = Signal(name="x_phase")
-        m.d.comb += x_phase.eq(~tile_ready & (x_count < T * nx))
-        x_bits = B * 16
-        m.submodules.x_memory = xmem = Memory(shape=unsigned(x_bits), depth=T * nx, init=[])
-        xw = xmem.write_port()
-        xq_rd = xmem.read_port()        # the quantizer's reads
-        if outliers:
-            xg_rd = xmem.read_port()    # the gather's activation look-ups
+        x_phase = Signal(name="x_phase", init=1)
+        tile_end = Signal(name="tile_end")
+        x_take = Signal(name="x_take")
+
+        def x_phase_registers(count, open_, take):
+            with m.If(take):
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == T * nx - 1):
+                    m.d.sync += open_.eq(0)
+            with m.If(tile_end):
+                m.d.sync += [count.eq(0), open_.eq(1)]
+
+        x_phase_registers(x_count, x_phase, x_take)
+        slice_lanes = max(1, SLICE_BITS // 16)
+        xq_reads, xg_reads = [], []
+        for k, lo in enumerate(range(0, B, slice_lanes)):
+            hi = min(lo + slice_lanes, B)
+            mem = Memory(shape=unsigned(16 * (hi - lo)), depth=T * nx, init=[])
+            m.submodules[f"x_memory_{k}"] = mem
+            count_k = Signal.like(x_count, name=f"x_count_{REPLICA_TAG}_{k}")
+            open_k = Signal(name=f"x_phase_{REPLICA_TAG}_{k}", init=1)
+            take_k = Signal(name=f"x_take_{k}")
+            m.d.comb += take_k.eq(self.i.valid & open_k)
+            x_phase_registers(count_k, open_k, take_k)
+            xw = mem.write_port()
+            m.d.comb += [xw.addr.eq(count_k), xw.en.eq(take_k),
+                         xw.data.eq(self.i.payload.x.as_value()[16 * lo:16 * hi])]
+            xq_reads.append(mem.read_port())        # the quantizer's reads
+            if outliers:
+                xg_reads.append(mem.read_port())    # the gather's activation look-ups
         int_ok = Signal(name="int_ready")
         m.d.comb += self.i.ready.eq(x_phase | int_ok)
-        x_take = Signal(name="x_take")
         m.d.comb += [x_take.eq(self.i.valid & x_phase),
-                     xw.addr.eq(x_count), xw.data.eq(self.i.payload.x.as_value()),
-                     xw.en.eq(x_take),
                      det.i.valid.eq(x_take), det.i.payload.x.eq(self.i.payload.x),
                      det.o.ready.eq(1)]
-        with m.If(x_take):
-            m.d.sync += x_count.eq(x_count + 1)
 
         # detector results: running s_x per token, the tile's mask per chunk
         d_token = Signal(range(max(T, 2)), name="det_token")
@@ -452,12 +477,13 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                     m.d.sync += q_chunk.eq(q_chunk + 1)
             with m.Else():
                 m.d.sync += q_lane.eq(q_lane + 1)
-        m.d.comb += [xq_rd.addr.eq(q_chunk * T + token), xq_rd.en.eq(1)] + (
+        m.d.comb += [r.addr.eq(q_chunk * T + token) for r in xq_reads]
+        m.d.comb += [r.en.eq(1) for r in xq_reads] + (
             [mq_rd.addr.eq(q_chunk), mq_rd.en.eq(1)] if outliers else [])
         q_valid = Signal(name="quant_valid")
         q_lane1 = Signal.like(q_lane, name="quant_lane_1")
         m.d.sync += [q_valid.eq(q_issue), q_lane1.eq(q_lane)]
-        x_word = data.View(data.ArrayLayout(unsigned(16), B), xq_rd.data)
+        x_word = data.View(data.ArrayLayout(unsigned(16), B), Cat(*(r.data for r in xq_reads)))
         # the activation picked from the word, registered ahead of the quantizer (the
         # schedule's QUANT_INPUT_REGISTERS: the read, then this); the outlier columns'
         # codes are 0 (none without the outlier path)
@@ -578,12 +604,14 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             g_lane0 = Signal(range(max(B, 2)), name="gather_request_lane")
             m.d.sync += [g_valid0.eq(req_take), g_addr.eq(chunk_of * T + token),
                          g_lane0.eq(lane_of if B > 1 else 0)]
-            m.d.comb += [xg_rd.addr.eq(g_addr), xg_rd.en.eq(1)]
+            m.d.comb += [r.addr.eq(g_addr) for r in xg_reads]
+            m.d.comb += [r.en.eq(1) for r in xg_reads]
             g_valid1 = Signal(name="gather_x_valid")
             g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
             m.d.sync += [g_valid1.eq(g_valid0), g_lane1.eq(g_lane0)]
             m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
-            gx_word = data.View(data.ArrayLayout(unsigned(16), B), xg_rd.data)
+            gx_word = data.View(data.ArrayLayout(unsigned(16), B),
+                                Cat(*(r.data for r in xg_reads)))
             m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]
 
             # --- fp path: the weight pieces of the requested columns --------------------------
@@ -641,7 +669,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             if outliers:
                 m.d.sync += [fp_col.eq(0), written.eq(0)]
             with m.If(token == T - 1):
-                m.d.sync += [token.eq(0), tile_ready.eq(0), x_count.eq(0)]
+                m.d.comb += tile_end.eq(1)
+                m.d.sync += [token.eq(0), tile_ready.eq(0)]
                 if outliers:
                     m.d.sync += [scan.eq(0), words.eq(0), columns.eq(0)]
             with m.Else():

@@ -40,8 +40,17 @@ _GENERIC_FF = r"^\$_(S|AL)?DFF"
 
 # Registers that copy one value for separate consumers (their names carry
 # hw.pipeline.REPLICA_TAG) keep their copies: without ``keep`` on the flip-flop cells,
-# Yosys's opt_merge folds identical flip-flops back into one.
-KEEP_REPLICAS = f"setattr -set keep 1 w:*_{REPLICA_TAG}_* %ci1 t:$dff %i"
+# Yosys's opt_merge folds identical flip-flops back into one. The mark goes on the wires
+# and ``attrmvcp`` moves it to the cells that drive them, through aliases: a copy that
+# drives a memory port directly is only an alias of a wire Amaranth names after the port,
+# which a selection's ``%ci1`` does not follow (fp-accumulate's per-lane write enables,
+# 16 copies, were merged into one flip-flop driving 256 LUT RAMs; docs/synth.md).
+REPLICA_MARK = "lqer_replica"
+KEEP_REPLICAS = "\n".join((
+    f"setattr -set {REPLICA_MARK} 1 w:*_{REPLICA_TAG}_*",
+    f"attrmvcp -purge -attr {REPLICA_MARK} w:*_{REPLICA_TAG}_* t:$dff %u",
+    f"setattr -set keep 1 t:$dff a:{REPLICA_MARK} %i",
+    f"setattr -unset {REPLICA_MARK} t:$dff a:{REPLICA_MARK} %i"))
 
 # Yosys 0.70's ABC9, which ``synth -lut`` runs, leaves x bits in the init attributes of
 # registers it ties to constants in these designs (the LLM.int8() int32 -> fp32 stage and

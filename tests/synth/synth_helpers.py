@@ -31,11 +31,15 @@ class RegisteredAdder(wiring.Component):
 
 class ReplicatedRegister(wiring.Component):
     """Two registered copies of ``a`` (8 bits), each feeding its own output; with
-    ``replica`` their names carry :data:`hw.pipeline.REPLICA_TAG`."""
+    ``replica`` their names carry :data:`hw.pipeline.REPLICA_TAG`. With ``aliased`` each
+    output is its copy itself (Amaranth then names the flip-flop after the output port and
+    the copy's name is only an alias of it, as for a register driving a memory port);
+    otherwise each output adds a constant to its copy."""
 
-    def __init__(self, *, replica: bool):
-        self.replica = replica
-        super().__init__({"a": In(8), "y0": Out(9), "y1": Out(9)})
+    def __init__(self, *, replica: bool, aliased: bool = False):
+        self.replica, self.aliased = replica, aliased
+        width = 8 if aliased else 9
+        super().__init__({"a": In(8), "y0": Out(width), "y1": Out(width)})
 
     @property
     def register_bits(self) -> int:
@@ -47,7 +51,10 @@ class ReplicatedRegister(wiring.Component):
         tag = f"_{REPLICA_TAG}" if self.replica else ""
         copies = [Signal(8, name=f"copy{tag}_{k}") for k in range(2)]
         m.d.sync += [c.eq(self.a) for c in copies]
-        m.d.comb += [self.y0.eq(copies[0] + 1), self.y1.eq(copies[1] + 2)]
+        if self.aliased:
+            m.d.comb += [self.y0.eq(copies[0]), self.y1.eq(copies[1])]
+        else:
+            m.d.comb += [self.y0.eq(copies[0] + 1), self.y1.eq(copies[1] + 2)]
         return m
 
 

@@ -100,13 +100,20 @@ def test_flip_flops_match_the_published_pipelining(every_target):
 def test_replicated_registers_are_kept(synthesise):
     """Registers named with hw.pipeline.REPLICA_TAG copy one value on purpose (the dot
     array's activation block, once per lane); Yosys merges identical flip-flops unless the
-    flow keeps them: two 8-bit copies stay 16 flip-flops (8 without the mark)."""
-    replicated, plain = ReplicatedRegister(replica=True), ReplicatedRegister(replica=False)
-    jobs = [*jobs_for_component("copies", {"replica": 1}, replicated, [TARGETS["lut4"]]),
-            *jobs_for_component("copies", {"replica": 0}, plain, [TARGETS["lut4"]])]
-    (kept, merged), _ = synthesise(jobs)
-    assert kept["ffs"] == replicated.register_bits == 16
-    assert merged["ffs"] == plain.register_bits // 2 == 8
+    flow keeps them: two 8-bit copies stay 16 flip-flops (8 without the mark), also when
+    each copy is only an alias of the net its flip-flop drives (a copy into a memory's
+    write enable or address: fp-accumulate's write enables were merged into one register
+    driving 256 LUT RAMs)."""
+    variants = {(1, 0): ReplicatedRegister(replica=True),
+                (0, 0): ReplicatedRegister(replica=False),
+                (1, 1): ReplicatedRegister(replica=True, aliased=True),
+                (0, 1): ReplicatedRegister(replica=False, aliased=True)}
+    jobs = [job for (replica, aliased), component in variants.items()
+            for job in jobs_for_component("copies", {"replica": replica, "aliased": aliased},
+                                          component, [TARGETS["lut4"]])]
+    records, _ = synthesise(jobs)
+    ffs = {(r["params"]["replica"], r["params"]["aliased"]): r["ffs"] for r in records}
+    assert ffs == {(1, 0): 16, (0, 0): 8, (1, 1): 16, (0, 1): 8}
 
 
 def test_cmos_counts_transistors_of_gates_and_flip_flops(every_target):
