@@ -659,16 +659,24 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             wiring.connect(m, wiring.flipped(self.o), merge.o)
 
         # --- end of a token, of a tile ---------------------------------------------------
+        # the comparisons ``outs == d_out - 1`` and ``token == T - 1`` are registers of their
+        # own, updated with the counts: the output handshake into the end of a tile (and
+        # the x phase's copies it reopens) was a chain of five LUTs on ECP5 (docs/synth.md)
         outs = Signal(range(max(d_out, 2)), name="outputs_out")
+        outs_last = Signal(name="outputs_last", init=int(d_out == 1))
+        token_last = Signal(name="token_last", init=int(T == 1))
         out_taken = self.o.valid & self.o.ready
-        m.d.comb += token_end.eq(out_taken & (outs == d_out - 1))
+        m.d.comb += token_end.eq(out_taken & outs_last)
         with m.If(out_taken):
-            m.d.sync += outs.eq(Mux(outs == d_out - 1, 0, outs + 1))
+            m.d.sync += [outs.eq(Mux(outs_last, 0, outs + 1)),
+                         outs_last.eq(Mux(outs_last, d_out == 1, outs == d_out - 2))]
+        with m.If(token_end):
+            m.d.sync += token_last.eq(Mux(token_last, T == 1, token == T - 2))
         with m.If(token_end):
             m.d.sync += [busy.eq(0), codes.eq(0), i_done.eq(0), ahead.eq(0)]
             if outliers:
                 m.d.sync += [fp_col.eq(0), written.eq(0)]
-            with m.If(token == T - 1):
+            with m.If(token_last):
                 m.d.comb += tile_end.eq(1)
                 m.d.sync += [token.eq(0), tile_ready.eq(0)]
                 if outliers:

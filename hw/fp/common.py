@@ -42,7 +42,8 @@ from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
 
 __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
-           "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "shift_right_sticky",
+           "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "group_fine_one_hots",
+           "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
            "pack_choice", "select_result", "Stage", "close_product_level", "FPUnit",
            "MAX_STAGES"]
@@ -156,6 +157,32 @@ def fine_shift(m: Module, value: Value, probe: Value, group: int, name: str):
     one_hot = first_one_hot(m, top, f"{name}_fine")
     options = [(value << j)[:width] for j in range(group)]
     return one_hot_select(m, one_hot, options, name), one_hot
+
+
+def group_fine_one_hots(m: Module, probe: Value, group: int, name: str) -> Signal:
+    """Beside :func:`group_one_hot`: for each group ``k`` it counts, the one-hot that
+    :func:`fine_shift` would find in the top ``group`` bits of ``probe`` after
+    :func:`coarse_shift` by ``group * k`` (bits ``width - 1 - group * k - j`` of ``probe``,
+    zero below bit 0), concatenated, ``group`` bits per group. Selected by the group's
+    one-hot in the coarse level (:func:`one_hot_select`) and applied by
+    :func:`fine_shift_by`, the fine level finds no leading one itself: fp32-add's fine
+    level was a priority chain and an 8-way select (five LUT levels on ECP5)."""
+    probe = Value.cast(probe)
+    width = len(probe)
+    hots = []
+    for k in range(-(-width // group)):
+        top = [probe[width - 1 - group * k - j] if width - 1 - group * k - j >= 0 else Const(0)
+               for j in range(group)]
+        hots.append(first_one_hot(m, top, f"{name}_{k}"))
+    return wire(m, Cat(*hots), name)
+
+
+def fine_shift_by(m: Module, value: Value, one_hot: Value, name: str) -> Signal:
+    """:func:`fine_shift`'s shift with its one-hot given (``value << j``, ``j`` the set bit
+    of ``one_hot``; from :func:`group_fine_one_hots`)."""
+    value = Value.cast(value)
+    width = len(value)
+    return one_hot_select(m, one_hot, [(value << j)[:width] for j in range(len(one_hot))], name)
 
 
 def shift_right_sticky(m: Module, value: Value, amount: Value, name: str) -> Signal:

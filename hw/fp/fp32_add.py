@@ -16,7 +16,8 @@ by default; 150 MHz on ECP5 needs them):
 - ``add``: ``S = (sx << 3) +/- Y`` (one adder; subtract when the signs differ;
   ``S >= 0``), and a one at bit ``27 - ex`` that stops the normalisation at exponent 1;
 - ``detect``, ``coarse``, ``fine``: shift ``S`` left by ``h = min(leading zeros, ex)``
-  (first non-zero byte, whole bytes, 0..7 bits), exponent ``ex + 1 - h``; one bit is
+  (the first non-zero byte and each byte's leading one; whole bytes, with the leading
+  one of the byte they bring to the top selected; 0..7 bits), exponent ``ex + 1 - h``; one bit is
   then dropped into the sticky bit: a carry shifts right by one, a cancellation left
   until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
 - ``round``: round to nearest even on the three low bits; the exponent fields for the
@@ -32,9 +33,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, unsigned
 
-from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
-                          one_hot_index, one_hot_select, pack_choice, round_even, select_result,
-                          unpack)
+from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift_by,
+                          group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
+                          pack_choice, round_even, select_result, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -88,20 +89,23 @@ class FP32Add(FPUnit):
         s = stage.close(total=total, limit=limit)
 
         probe = wire(m, s.total | s.limit, "sum_probe")
-        s = stage.close(value=s.total, probe=probe, zero=s.total == 0,
-                        groups=group_one_hot(m, probe, GROUP, "sum_groups"))
+        s = stage.close(value=s.total, zero=s.total == 0,
+                        groups=group_one_hot(m, probe, GROUP, "sum_groups"),
+                        fines=group_fine_one_hots(m, probe, GROUP, "sum_fines"))
 
         # the exponent after the coarse shift, less one, plus each carry k = 0, 1, 2 the
         # rounding may bring (exponent_choices): constants added to ex, selected one-hot
         bases = {f"exponent_{j}": one_hot_select(
                      m, s.groups, [s.ex + (j - GROUP * k) for k in range(GROUPS)],
                      f"coarse_exponent_{j}") for j in range(3)}
+        # the fine shift's one-hot, found beside the groups' (group_fine_one_hots), selected
+        fine_hot = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
+                                                for k in range(GROUPS)], "sum_fine_hot")
         s = stage.close(value=coarse_shift(m, s.value, s.groups, GROUP, "sum_coarse"),
-                        probe=coarse_shift(m, s.probe, s.groups, GROUP, "probe_coarse"),
-                        zero=s.zero, **bases)
+                        fine=fine_hot, zero=s.zero, **bases)
 
         # shifted left by min(leading zeros, ex): the top bit at 27, or the exponent at 1
-        moved, fine = fine_shift(m, s.value, s.probe, GROUP, "sum_fine")
+        moved, fine = fine_shift_by(m, s.value, s.fine, "sum_fine"), s.fine
         normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
         s = stage.close(normalized=normalized, fine=one_hot_index(m, fine, "fine_amount"),
                         zero=s.zero, **{f"exponent_{j}": getattr(s, f"exponent_{j}")
