@@ -353,7 +353,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         # written on an enable of its own, ``i.valid`` and the slice's copy of the phase and
         # count registers (replicas, hw.pipeline.REPLICA_TAG): one write enable and address
         # into the LUT RAMs of a 256-bit word was an 11.5 ns route on ECP5 (docs/synth.md).
-        # ``x_open`` is the phase as a register: open from reset and from the end of a tile
+        # ``x_phase`` is a register: open from reset and from the end of a tile
         # until the tile's last activation is taken (the detector's results, and so
         # ``tile_ready``, come only after that).
         x_count = Signal(range(T * nx + 1), name="x_count")

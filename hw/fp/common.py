@@ -155,8 +155,7 @@ def fine_shift(m: Module, value: Value, probe: Value, group: int, name: str):
     width = len(value)
     top = [probe[width - 1 - j] for j in range(group)]
     one_hot = first_one_hot(m, top, f"{name}_fine")
-    options = [(value << j)[:width] for j in range(group)]
-    return one_hot_select(m, one_hot, options, name), one_hot
+    return fine_shift_by(m, value, one_hot, name), one_hot
 
 
 def group_fine_one_hots(m: Module, probe: Value, group: int, name: str) -> Signal:

@@ -105,9 +105,9 @@ class FP32Add(FPUnit):
                         fine=fine_hot, zero=s.zero, **bases)
 
         # shifted left by min(leading zeros, ex): the top bit at 27, or the exponent at 1
-        moved, fine = fine_shift_by(m, s.value, s.fine, "sum_fine"), s.fine
+        moved = fine_shift_by(m, s.value, s.fine, "sum_fine")
         normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
-        s = stage.close(normalized=normalized, fine=one_hot_index(m, fine, "fine_amount"),
+        s = stage.close(normalized=normalized, fine=one_hot_index(m, s.fine, "fine_amount"),
                         zero=s.zero, **{f"exponent_{j}": getattr(s, f"exponent_{j}")
                                         for j in range(3)})
 

@@ -115,18 +115,18 @@ class PnrJob:
         lines.insert(stat, "write_json netlist.json")
         return "\n".join(lines) + "\n"
 
-    def nextpnr_args(self) -> list[str]:
+    def _device_args(self, log: str) -> list[str]:
         constraint = [a.format(file=self.family.constraints) for a in self.family.constraint_options]
-        return ["-q", "-l", "nextpnr.log", *self.family.device, "--json", "netlist.json",
-                *constraint, "--report", "nextpnr.json", "--timing-allow-fail",
-                "--seed", str(SEED)]
+        return ["-q", "-l", log, *self.family.device, "--json", "netlist.json", *constraint]
+
+    def nextpnr_args(self) -> list[str]:
+        return [*self._device_args("nextpnr.log"), "--report", "nextpnr.json",
+                "--timing-allow-fail", "--seed", str(SEED)]
 
     def pack_args(self) -> list[str]:
         """nextpnr's arguments for packing alone (``--pack-only``), logged to
         :data:`PACK_LOG`: the device utilisation a full run would start from."""
-        constraint = [a.format(file=self.family.constraints) for a in self.family.constraint_options]
-        return ["-q", "-l", PACK_LOG, *self.family.device, "--json", "netlist.json",
-                *constraint, "--pack-only"]
+        return [*self._device_args(PACK_LOG), "--pack-only"]
 
     @property
     def key(self) -> str:
@@ -356,7 +356,8 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "pnr_bram_output_registers": outreg,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
-               "pnr_synth_cpu_s": synth_usage.get("cpu_s"), "pnr_cpu_s": (round(sum(pnr_cpu), 3) if pnr_cpu and None not in pnr_cpu
+               "pnr_synth_cpu_s": synth_usage.get("cpu_s"),
+               "pnr_cpu_s": (round(sum(pnr_cpu), 3) if pnr_cpu and None not in pnr_cpu
                              else None),
                "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
                **{f"harness_{k}": v for k, v in fmax_estimate.items()}}
