@@ -38,15 +38,18 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
-from hw.pipeline import REPLICA_TAG, SLICE_BITS
+from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
 from hw.unused import rejectable
 
-__all__ = ["RegisteredFIFO", "LATENCY"]
+__all__ = ["RegisteredFIFO", "LATENCY", "PrefetchFIFO", "PREFETCH_LATENCY"]
 
 # An item written (taken on ``i``) in cycle c is valid on ``o`` from cycle c + LATENCY:
 # the buffered FIFO's two cycles (the memory write, then its synchronous read), then the
 # fabric register's.
 LATENCY = 3
+# PrefetchFIFO: an item written in cycle c is valid on ``o`` from cycle c + 2 (the memory
+# write, then the head register's load)
+PREFETCH_LATENCY = 2
 
 
 class RegisteredFIFO(wiring.Component):
@@ -170,3 +173,72 @@ class RegisteredFIFO(wiring.Component):
 
 def _next(pointer: Signal, words: int) -> Value:
     return Mux(pointer == words - 1, 0, pointer + 1)
+
+
+class PrefetchFIFO(wiring.Component):
+    """A LUT-RAM FIFO whose ``i.ready``, ``o.valid`` and ``o.payload`` are flip-flops, at an
+    item per cycle: for a consumer that reads one item per cycle and a producer whose ready
+    must not wait on the FIFO's counters (``hw.int8_int_path``'s constants FIFOs: inside
+    ``SyncFIFOBuffered`` its level reached the write enable of every LUT RAM through the
+    write-ready logic, the design's clock path on ECP5, docs/synth.md).
+
+    Ports ``i`` and ``o`` (streams of payload ``shape``). Inside, a memory of
+    ``depth - 1`` words with a combinational read port (LUT RAM, not block RAM) and a head
+    register loaded from its read data when empty or being read; ``i.ready`` is a
+    register ("fewer than ``depth`` items held", from the next state), and the memory's
+    "not empty" is a register too, so an item written in cycle ``c`` is valid on ``o`` from
+    ``c + PREFETCH_LATENCY`` (2). Parameters (keyword-only): ``shape``, ``depth``
+    (2..65536: the items it holds). Raises ``ValueError`` / ``TypeError`` naming the
+    parameter.
+    """
+
+    def __init__(self, *, shape, depth: int):
+        with rejectable(self):
+            self._depth = check_int("depth", depth, 2, 65536)
+            self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    @property
+    def depth(self) -> int:
+        """Items the FIFO holds (memory words and the head register)."""
+        return self._depth
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an item taken on ``i`` to the same item valid on ``o`` (when the FIFO
+        was empty): :data:`PREFETCH_LATENCY`."""
+        return PREFETCH_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        width = Shape.cast(self._shape).width
+        words = self._depth - 1
+        m.submodules.storage = mem = Memory(shape=width, depth=words, init=[])
+        w_port, r_port = mem.write_port(), mem.read_port(domain="comb")
+        produce = Signal(range(words), name="produce")
+        consume = Signal(range(words), name="consume")
+        stored = Signal(range(words + 1), name="stored")      # items in the memory
+        held = Signal(range(self._depth + 1), name="held")    # and in the head register
+        room = Signal(name="room", init=1)                    # held != depth
+        any_stored = Signal(name="any_stored")                # stored != 0
+        head = Signal(width, name="head", reset_less=True)
+        full = Signal(name="head_full")
+        write = self.i.valid & room
+        load = any_stored & (~full | self.o.ready)
+        pop = full & self.o.ready
+        stored_next = Signal.like(stored)
+        held_next = Signal.like(held)
+        m.d.comb += [w_port.addr.eq(produce), w_port.data.eq(Value.cast(self.i.payload)),
+                     w_port.en.eq(write), r_port.addr.eq(consume),
+                     stored_next.eq(stored + write - load), held_next.eq(held + write - pop),
+                     self.i.ready.eq(room), self.o.valid.eq(full),
+                     Value.cast(self.o.payload).eq(head)]
+        with m.If(write):
+            m.d.sync += produce.eq(_next(produce, words))
+        with m.If(load):
+            m.d.sync += [consume.eq(_next(consume, words)), head.eq(r_port.data)]
+        # the flags compare the counters before the step (no adder in front of the compare)
+        m.d.sync += [stored.eq(stored_next), held.eq(held_next), full.eq(load | (full & ~pop)),
+                     room.eq(~next_equals(held, write, pop, self._depth)),
+                     any_stored.eq(~next_equals(stored, write, load, 0))]
+        return m

@@ -7,18 +7,26 @@ Per input item, a *chunk* of the outlier-column mask: ``B`` bits and the chunk's
 chunk with ``n`` outliers takes ``max(1, ceil(n / M))`` cycles and ``ceil(n / M)``
 output items; an empty chunk one cycle and none (:func:`passes`).
 
-Structure: on input, the *rank* of every bit (the number of set bits below it: a
-Kogge-Stone prefix count, ``log2 B`` levels of small adders) and the count ``n`` are
-computed and registered beside the mask; pass ``p`` then selects, for output slot ``k``,
-the bit whose rank is ``p*M + k`` (one compare per bit, an OR tree of the indices), so no
-loop runs through the prefix network: only the pass counter steps.
+Structure: a chunk is taken into a two-entry input buffer (a skid buffer: ``i.ready`` is
+one register, "the spare entry is empty", so nothing upstream waits on the pass control);
+from its head the *rank* of every bit (the number of set bits below it: a Kogge-Stone
+prefix count, ``log2 B`` levels of small adders) and the count ``n`` are computed and
+registered beside the mask when the held chunk finishes; pass ``p`` then selects, for
+output slot ``k``, the bit whose rank is ``p*M + k`` (one compare per bit against a
+register stepped by ``M``, an OR tree of the indices), and the pass control reads only the
+count of set bits left (a register), so no loop runs through the prefix network.
+
+Latency (:data:`LATENCY`): a chunk taken in cycle ``a`` has its first pass on the output in
+cycle ``a + 2`` at the earliest (the buffer's register, then the rank registers); at full
+rate the next chunk's first pass follows the last pass of the one before in the next
+cycle (``passes`` cycles per chunk).
 """
 
 from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,9 +34,29 @@ from hw.params import check_int
 from hw.shifting import wire
 from hw.unused import rejectable
 
-__all__ = ["Int8Compaction", "passes", "MAX_LANES"]
+__all__ = ["Int8Compaction", "passes", "MAX_LANES", "LATENCY"]
 
 MAX_LANES = 256
+# cycles from a chunk's take to its first pass on the output (module doc)
+LATENCY = 2
+# bits per group whose local counts are computed on the way into the input buffer (two
+# table lookups of TABLE_BITS bits and an add), so only log2(B / GROUP) levels of adders
+# and the rank's add are left between the buffer and the rank registers
+GROUP = 8
+TABLE_BITS = 4
+
+
+def _popcount(bits: Value) -> Value:
+    """The number of set bits of ``bits``: a table lookup per piece of at most
+    :data:`TABLE_BITS` bits (so synthesis maps each to LUTs), the pieces' counts added."""
+    if len(bits) == 0:
+        return Const(0, 1)
+    counts = []
+    for lo in range(0, len(bits), TABLE_BITS):
+        piece = bits[lo:lo + TABLE_BITS]
+        counts.append(Array(Const(bin(v).count("1"), range(len(piece) + 1))
+                            for v in range(1 << len(piece)))[piece])
+    return sum(counts[1:], counts[0])
 
 
 def passes(count: int, outputs: int) -> int:
@@ -73,41 +101,74 @@ class Int8Compaction(wiring.Component):
     def column_bits(self) -> int:
         return self._column_bits
 
+    @property
+    def latency(self) -> int:
+        """Cycles from a chunk's take to its first pass on ``o`` (:data:`LATENCY`)."""
+        return LATENCY
+
     def elaborate(self, platform):
         m = Module()
         B, M = self._lanes, self._outputs
         count_shape = range(B + 1)
 
-        # ranks: inclusive prefix counts by Kogge-Stone, then shifted by one
-        mask = self.i.payload.mask
-        prefix = [Cat(mask[k], Const(0, 1)) for k in range(B)]
+        # the input buffer: head (a) and spare (s) entries; i.ready is "the spare is empty", a
+        # register
+        a_valid = Signal(name="buffer_valid")
+        a_mask = Signal(B, name="buffer_mask")
+        a_chunk = Signal.like(self.i.payload.chunk, name="buffer_chunk")
+        spare_free = Signal(name="spare_free", init=1)
+        s_mask = Signal(B, name="spare_mask")
+        s_chunk = Signal.like(self.i.payload.chunk, name="spare_chunk")
+
+        # entering the head, each bit's count of set bits below it in its group of GROUP
+        # (a table of at most GROUP - 1 bits) and each group's count (a table of GROUP bits)
+        groups = range(0, B, GROUP)
+        a_below = [Signal(range(GROUP), name=f"buffer_below_{b}") for b in range(B)]
+        a_counts = [Signal(range(GROUP + 1), name=f"buffer_count_{g // GROUP}")
+                    for g in groups]
+        source = wire(m, Mux(spare_free, self.i.payload.mask, s_mask), "buffer_source")
+        below_next = [_popcount(source[b - b % GROUP:b]) for b in range(B)]
+        counts_next = [_popcount(source[g:min(g + GROUP, B)]) for g in groups]
+
+        # ranks of the head: the groups' counts summed by Kogge-Stone (log2(B / GROUP)
+        # levels), each bit's rank its group's offset plus its count below
+        mask = a_mask
+        prefix = list(a_counts)
         step = 1
-        while step < B:
+        while step < len(prefix):
             prefix = [wire(m, prefix[k] + prefix[k - step] if k >= step else prefix[k],
-                           f"prefix_{step}_{k}") for k in range(B)]
+                           f"prefix_{step}_{k}") for k in range(len(prefix))]
             step *= 2
-        ranks = [Const(0, 1)] + prefix[:-1]
+        offsets = [Const(0, 1)] + prefix[:-1]
+        ranks = [wire(m, offsets[b // GROUP] + a_below[b], f"rank_{b}") for b in range(B)]
         total = prefix[-1]
 
         held = Signal(name="held")
-        hold_mask = Signal(B, name="hold_mask")
         hold_chunk = Signal.like(self.i.payload.chunk, name="hold_chunk")
-        hold_ranks = [Signal(count_shape, name=f"hold_rank_{k}") for k in range(B)]
-        hold_total = Signal(count_shape, name="hold_total")
-        base = Signal(range(B + M + 1), name="pass_base")      # p * M
+        # each set bit's rank less the passes' outputs so far (p*M): slot k of a pass takes
+        # the bit whose register equals k, a compare with a constant; emitted bits go
+        # negative, clear bits start at -1
+        hold_ranks = [Signal(signed((B + M).bit_length() + 1), name=f"hold_rank_{k}")
+                      for k in range(B)]
+        left = Signal(count_shape, name="left")                 # set bits not yet emitted
 
-        remaining = wire(m, hold_total - base, "remaining")
-        nonempty = wire(m, hold_total > base, "nonempty")
-        finishing = wire(m, held & ~(hold_total > base + M), "finishing")
+        # the pass control reads registers only: the count left and two flags kept with it
+        # (at most M left: this pass is the last; any left: this pass has an output)
+        remaining = left
+        last = Signal(name="last_pass")
+        nonempty = Signal(name="nonempty")
+        finishing = wire(m, held & last, "finishing")
         advance = wire(m, held & (self.o.ready | ~nonempty), "advance")
+        # the held chunk is free after this cycle: the head moves into it
+        free = wire(m, ~held | (finishing & advance), "hold_free")
+        take = wire(m, a_valid & free, "hold_take")
         m.d.comb += [self.o.valid.eq(held & nonempty),
-                     self.i.ready.eq(~held | (finishing & advance)),
-                     self.idle.eq(~held),
+                     self.i.ready.eq(spare_free),
+                     self.idle.eq(~held & ~a_valid),
                      self.o.payload.count.eq(Mux(remaining > M, M, remaining))]
         lane_bits = max(1, (B - 1).bit_length())
         for k in range(M):
-            want = wire(m, base + k, f"want_{k}")
-            hits = [wire(m, hold_mask[b] & (hold_ranks[b] == want), f"hit_{k}_{b}")
+            hits = [wire(m, hold_ranks[b] == k, f"hit_{k}_{b}")
                     for b in range(B)]
             index = Const(0, lane_bits)
             for b, hit in enumerate(hits):
@@ -118,13 +179,29 @@ class Int8Compaction(wiring.Component):
                                                      else hold_chunk * B + lane)
 
         accept = self.i.valid & self.i.ready
-        with m.If(advance):
-            with m.If(finishing):
-                m.d.sync += [held.eq(0), base.eq(0)]
+        load_head = [a_mask.eq(source)] + [r.eq(v) for r, v in zip(a_below, below_next)]
+        load_head += [r.eq(v) for r, v in zip(a_counts, counts_next)]
+        with m.If(~spare_free):
+            with m.If(take):
+                m.d.sync += [a_chunk.eq(s_chunk), spare_free.eq(1)] + load_head
+        with m.Elif(accept):
+            with m.If(~a_valid | take):
+                m.d.sync += [a_valid.eq(1), a_chunk.eq(self.i.payload.chunk)] + load_head
             with m.Else():
-                m.d.sync += base.eq(base + M)
-        with m.If(accept):
-            m.d.sync += [held.eq(1), base.eq(0), hold_mask.eq(mask),
-                         hold_chunk.eq(self.i.payload.chunk), hold_total.eq(total)]
-            m.d.sync += [r.eq(v) for r, v in zip(hold_ranks, ranks)]
+                m.d.sync += [spare_free.eq(0), s_mask.eq(self.i.payload.mask),
+                             s_chunk.eq(self.i.payload.chunk)]
+        with m.Elif(take):
+            m.d.sync += a_valid.eq(0)
+
+        with m.If(advance):
+            with m.If(last):
+                m.d.sync += held.eq(0)
+            with m.Else():
+                m.d.sync += [left.eq(left - M), last.eq(left <= 2 * M), nonempty.eq(1)]
+                m.d.sync += [r.eq(r - M) for r in hold_ranks]
+        with m.If(take):
+            m.d.sync += [held.eq(1), hold_chunk.eq(a_chunk),
+                         left.eq(total), last.eq(total <= M), nonempty.eq(total != 0)]
+            m.d.sync += [r.eq(Mux(mask[b], v, -1)) for b, (r, v) in enumerate(zip(hold_ranks,
+                                                                                 ranks))]
         return m

@@ -29,7 +29,6 @@ import math
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.dot_array import product_terms
@@ -38,6 +37,7 @@ from hw.fp.fp32_mul import FP32Mul
 from hw.fp.int32_to_fp32 import Int32ToFP32
 from hw.params import check_int
 from hw.pipeline import REPLICA_TAG
+from hw.fifo import PrefetchFIFO
 from hw.fp_accumulate import owned_list
 from hw.unused import rejectable
 from sw.llm_int8 import MAX_D_IN, Q_MAX
@@ -206,27 +206,28 @@ class Int8IntPath(wiring.Component):
         m.submodules.to_fp32 = conv = self._conv
         m.submodules.times_sx = mul_x = self._mul_x
         m.submodules.times_scale = mul_w = self._mul_w
-        m.submodules.scales = scales = SyncFIFOBuffered(width=32, depth=self._depth)
+        # the constants FIFOs: ready and read data from registers (hw.fifo.PrefetchFIFO)
+        m.submodules.scales = scales = PrefetchFIFO(shape=32, depth=self._depth)
         fifos = [scales]
         if self._add is not None:
-            m.submodules.biases = biases = SyncFIFOBuffered(width=32, depth=self._depth)
+            m.submodules.biases = biases = PrefetchFIFO(shape=32, depth=self._depth)
             fifos.append(biases)
-            m.d.comb += biases.w_data.eq(self.c.payload.bias)
-        ready = scales.w_rdy if len(fifos) == 1 else scales.w_rdy & biases.w_rdy
-        m.d.comb += [self.c.ready.eq(ready), scales.w_data.eq(self.c.payload.scale)]
-        m.d.comb += [f.w_en.eq(self.c.valid & ready) for f in fifos]
+            m.d.comb += biases.i.payload.eq(self.c.payload.bias)
+        ready = scales.i.ready if len(fifos) == 1 else scales.i.ready & biases.i.ready
+        m.d.comb += [self.c.ready.eq(ready), scales.i.payload.eq(self.c.payload.scale)]
+        m.d.comb += [f.i.valid.eq(self.c.valid & ready) for f in fifos]
         m.d.comb += [conv.i.valid.eq(left != 0), conv.i.payload.a.eq(bank[0]),
                      conv.o.ready.eq(1),
                      mul_x.i.valid.eq(conv.o.valid), mul_x.i.payload.a.eq(conv.o.payload.y),
                      mul_x.i.payload.b.eq(sx), mul_x.o.ready.eq(1),
                      mul_w.i.valid.eq(mul_x.o.valid), mul_w.i.payload.a.eq(mul_x.o.payload.y),
-                     mul_w.i.payload.b.eq(scales.r_data), scales.r_en.eq(mul_x.o.valid),
+                     mul_w.i.payload.b.eq(scales.o.payload), scales.o.ready.eq(mul_x.o.valid),
                      mul_w.o.ready.eq(1)]
         last_unit = mul_w
         if self._add is not None:
             m.submodules.plus_bias = add = self._add
             m.d.comb += [add.i.valid.eq(mul_w.o.valid), add.i.payload.a.eq(mul_w.o.payload.y),
-                         add.i.payload.b.eq(biases.r_data), biases.r_en.eq(mul_w.o.valid),
+                         add.i.payload.b.eq(biases.o.payload), biases.o.ready.eq(mul_w.o.valid),
                          add.o.ready.eq(1)]
             last_unit = add
         m.d.comb += [self.o.valid.eq(last_unit.o.valid), self.o.payload.y.eq(last_unit.o.payload.y)]

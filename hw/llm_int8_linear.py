@@ -71,7 +71,7 @@ from hw.int8_merge import Int8Merge
 from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
-from hw.pipeline import REPLICA_TAG, SLICE_BITS
+from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
 from hw.unused import rejectable
 from hw.layer_facts import LayerFacts
 from sw.datapath import MAX_DIM
@@ -571,22 +571,39 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             r_word = Signal(range(s.index_words + 1), name="request_word")
             r_pos = Signal(range(max(s.outputs, 2)), name="request_position")
             r_word_next = Signal.like(r_word)
+            r_word_up = Signal.like(r_word, name="request_word_next", init=1)  # r_word + 1
             out_count = Signal(range(cap + 1), name="outstanding")
             word = data.View(index_layout, ir.data)
             req_take = self.req.valid & self.req.ready
-            m.d.comb += [self.req.valid.eq(busy & primed & (r_word < words) & (out_count < cap)),
-                         self.req.payload.column.eq(word.columns[r_pos])]
+            # the request's tests are registers kept with the counts (hw.pipeline.next_equals):
+            # ``r_word < words`` as the count of written words not yet requested, and
+            # ``out_count < cap``; the counters' compares into the request's take and the
+            # index memory's read address were the layer's clock path on ECP5 (docs/synth.md)
+            unrequested = Signal(range(s.index_words + 1), name="unrequested_words")
+            have_word = Signal(name="have_word")
+            room = Signal(name="request_room", init=1)
+            word_done = Signal(name="request_word_done")
+            m.d.comb += [self.req.valid.eq(busy & primed & have_word & room),
+                         self.req.payload.column.eq(word.columns[r_pos]),
+                         word_done.eq(req_take & (r_pos == word.count - 1))]
             m.d.comb += r_word_next.eq(r_word)
             with m.If(start):
                 m.d.comb += r_word_next.eq(0)
-                m.d.sync += r_pos.eq(0)
+                m.d.sync += [r_pos.eq(0), r_word_up.eq(1)]
             with m.Elif(req_take):
-                with m.If(r_pos == word.count - 1):
-                    m.d.comb += r_word_next.eq(r_word + 1)
-                    m.d.sync += r_pos.eq(0)
+                with m.If(word_done):
+                    m.d.comb += r_word_next.eq(r_word_up)
+                    m.d.sync += [r_pos.eq(0), r_word_up.eq(r_word_up + 1)]
                 with m.Else():
                     m.d.sync += r_pos.eq(r_pos + 1)
             m.d.sync += r_word.eq(r_word_next)
+            word_written = comp.o.valid
+            with m.If(start):
+                m.d.sync += [unrequested.eq(words + word_written),
+                             have_word.eq((words != 0) | word_written)]
+            with m.Else():
+                m.d.sync += [unrequested.eq(unrequested + word_written - word_done),
+                             have_word.eq(~next_equals(unrequested, word_written, word_done, 0))]
             m.d.comb += [ir.addr.eq(r_word_next), ir.en.eq(1)]
             with m.If(start):
                 m.d.sync += primed.eq(1)
@@ -631,7 +648,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                 m.d.sync += piece.eq(Mux(piece == GF - 1, 0, piece + 1))
             with m.If(col_end):
                 m.d.sync += fp_col.eq(fp_col + 1)
-            m.d.sync += out_count.eq(out_count + req_take - col_end)
+            m.d.sync += [out_count.eq(out_count + req_take - col_end),
+                         room.eq(~next_equals(out_count, req_take, col_end, cap))]
             with m.If(fpath.column_written):
                 m.d.sync += written.eq(written + 1)
             fp_done = Signal(name="fp_done")

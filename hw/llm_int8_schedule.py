@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hw.int8_compaction import LATENCY as COMPACTION_LATENCY
 from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
@@ -166,9 +167,10 @@ class _TileModel:
 
     - X phase: item ``k`` taken in cycle ``k``; the tile is ready (mask and ``s_x``
       final) ``detector_latency`` cycles after the last one, in ``X0 = T nx + Ld``;
-    - compaction: chunk ``c`` taken in ``A_c`` (``A_0 = X0``), held for
-      ``max(1, ceil(n_c / M))`` cycles, pass ``p`` written to the index memory in
-      ``A_c + 1 + p``, the next chunk taken in the last held cycle; done from the cycle
+    - compaction: chunk ``c`` held from ``H_c`` (``H_0 = X0 + L_c``, ``L_c`` its
+      :data:`hw.int8_compaction.LATENCY`) for ``max(1, ceil(n_c / M))`` cycles, pass ``p``
+      written to the index memory in ``H_c + p``, the next chunk held from the cycle
+      after the last held one (its input buffer already holds it); done from the cycle
       after the last chunk's last held cycle;
     - token ``t`` starts in ``S_t`` (``S_0 = X0``, else the cycle after the previous
       token's last output): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
@@ -212,12 +214,12 @@ class _TileModel:
         for c in self.columns:
             per_chunk[c // s.x_lanes].append(c)
         written: list[int] = []
-        a = x0
+        held = x0 + COMPACTION_LATENCY
         for cols in per_chunk:
             for k in range(len(cols)):
-                written.append(a + 1 + k // s.outputs)
-            a += passes(len(cols), s.outputs)
-        return written, a + 1
+                written.append(held + k // s.outputs)
+            held += passes(len(cols), s.outputs)
+        return written, held
 
     def run(self) -> list[int]:
         s = self.s

@@ -27,7 +27,7 @@ from amaranth.lib.memory import Memory
 from hw.unused import rejectable
 
 __all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "SLICE_BITS",
-           "register_delay", "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS"]
+           "register_delay", "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS", "next_equals"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -169,6 +169,15 @@ class OutputFIFO(Elaboratable):
             with m.If(take):
                 m.d.sync += r_ptr.eq(Mux(r_ptr == depth - 1, 0, r_ptr + 1))
         return m
+
+
+def next_equals(count: Value, up: Value, down: Value, value: int) -> Value:
+    """Whether ``count + up - down`` (``up``, ``down``: one bit each) equals ``value``: the
+    compares of ``count`` itself with ``value - 1``, ``value`` and ``value + 1``, selected
+    by the step, so a flag registered from it (a FIFO's room, a counter's "not zero") has no
+    adder in front of its compare."""
+    return ((up & ~down & (count == value - 1)) | (~up & down & (count == value + 1))
+            | ((up == down) & (count == value)))
 
 
 # Delays of at least this many cycles go through a memory (delay_line)

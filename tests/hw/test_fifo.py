@@ -13,7 +13,7 @@ from amaranth.hdl import signed
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from hw.fifo import LATENCY, RegisteredFIFO
+from hw.fifo import LATENCY, PREFETCH_LATENCY, PrefetchFIFO, RegisteredFIFO
 from hw.lqer_schedule import FIFO_LATENCY
 from hw.unused import inspected
 from sim.amaranth_bench import run_amaranth
@@ -111,3 +111,70 @@ def test_parameters():
         RegisteredFIFO(shape=4, depth=2)
     with pytest.raises(TypeError, match=r"^depth must be an integer in 3\.\.65536; got 4\.0$"):
         RegisteredFIFO(shape=4, depth=4.0)
+
+
+# --- PrefetchFIFO ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [2, 3, 8])
+@pytest.mark.parametrize("valid, ready", [(1.0, 1.0), (0.7, 0.4), (0.4, 0.9)])
+def test_prefetch_items_arrive_in_order(depth, valid, ready):
+    dut = PrefetchFIFO(shape=LAYOUT, depth=depth)
+    rng = np.random.default_rng(depth + 100)
+    n = 60
+    values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
+    codec = PayloadCodec.from_layout(LAYOUT)
+    got, cycles = run_amaranth(dut, codec.pack(values), n, valid_probability=valid,
+                               ready_probability=ready, seed=depth)
+    out = codec.unpack(got)
+    for key in values:
+        assert np.array_equal(out[key], values[key]), key
+    if valid == ready == 1.0 and depth > 2:
+        # an item per cycle, the first after the published latency
+        assert cycles == n + dut.latency
+        assert dut.latency == PREFETCH_LATENCY == 2
+
+
+@pytest.mark.parametrize("depth", [2, 5, 17])
+def test_prefetch_depth_items_fit_without_a_read(depth):
+    dut = PrefetchFIFO(shape=8, depth=depth)
+    taken, out = [0], []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)
+        for _ in range(depth + 6):
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, taken[0])
+            _, _, ready = await ctx.tick().sample(dut.i.ready)
+            if ready:
+                taken[0] += 1
+        ctx.set(dut.i.valid, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(depth + 4):
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                out.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert taken[0] == depth
+    assert out == list(range(depth))
+
+
+def test_prefetch_ready_and_read_data_are_registers():
+    """``i.ready``, ``o.valid`` and ``o.payload`` are flip-flop outputs (no logic after the
+    FIFO's state on either handshake)."""
+    dut = PrefetchFIFO(shape=12, depth=5)
+    text = rtlil.convert(dut, ports=[dut.i.payload, dut.i.valid, dut.i.ready,
+                                     dut.o.payload, dut.o.valid, dut.o.ready])
+    top = text[text.index("module \\top\n"):]
+    top = top[:top.index("\nend\n")]
+    flops = set(re.findall(r"connect \\Q (\S+)\n", top))   # the flip-flops' outputs
+    assert {"\\i__ready", "\\o__valid", "\\o__payload"} <= flops
+
+
+def test_prefetch_parameters():
+    with pytest.raises(ValueError, match=r"^depth must be an integer in 2\.\.65536; got 1$"):
+        PrefetchFIFO(shape=4, depth=1)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
-from hw.int8_compaction import Int8Compaction, passes
+from hw.int8_compaction import LATENCY, Int8Compaction, passes
 from sim.amaranth_bench import run_amaranth
 from sim.codec import PayloadCodec
 
@@ -58,8 +59,10 @@ def test_full_rate_takes_the_published_passes(lanes, outputs):
     masks = _masks(np.random.default_rng(1), 30, lanes, outputs)
     got, want, cycles = _run(dut, masks, 4)
     assert got == want
-    # one cycle per pass, an empty chunk one cycle; the first list a cycle after the chunk
-    assert cycles == sum(passes(bin(m).count("1"), outputs) for m in masks) + 1
+    # one cycle per pass, an empty chunk one cycle; the first list the published latency
+    # after the first chunk's take
+    assert dut.latency == LATENCY == 2
+    assert cycles == sum(passes(bin(m).count("1"), outputs) for m in masks) + dut.latency
 
 
 def test_passes_rule():
@@ -75,3 +78,11 @@ def test_bad_parameters_get_one_line(kwargs, message):
     with pytest.raises(ValueError) as info:
         Int8Compaction(**kwargs)
     assert str(info.value) == message
+
+
+def test_input_ready_is_a_register():
+    """``i.ready`` is a flip-flop ("the spare entry is empty"): nothing upstream waits on
+    the pass control (the compaction's clock path inside llm-int8-linear, docs/synth.md)."""
+    dut = Int8Compaction(lanes=16, outputs=4, chunks=4)
+    text = rtlil.convert(dut)
+    assert "connect \\Q \\i__ready\n" in text
