@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -623,13 +623,23 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                          g_lane0.eq(lane_of if B > 1 else 0)]
             m.d.comb += [r.addr.eq(g_addr) for r in xg_reads]
             m.d.comb += [r.en.eq(1) for r in xg_reads]
+            # the lane's pick from the x memory's read data is registered before the pending
+            # FIFO, each of its 16 bits selected by a lane register of its own (replicas):
+            # one lane register into the 16-way pick of all 16 bits and on into the FIFO's
+            # LUT RAM was the layer's clock path on ECP5 (10.4 ns, docs/synth.md)
             g_valid1 = Signal(name="gather_x_valid")
-            g_lane1 = Signal(range(max(B, 2)), name="gather_x_lane")
-            m.d.sync += [g_valid1.eq(g_valid0), g_lane1.eq(g_lane0)]
+            g_lanes1 = [Signal(range(max(B, 2)), name=f"gather_x_lane_{REPLICA_TAG}_{k}")
+                        for k in range(16)]
+            m.d.sync += [g_valid1.eq(g_valid0)] + [r.eq(g_lane0) for r in g_lanes1]
             m.submodules.pending = pend = SyncFIFO(width=16, depth=cap)
             gx_word = data.View(data.ArrayLayout(unsigned(16), B),
                                 Cat(*(r.data for r in xg_reads)))
-            m.d.comb += [pend.w_en.eq(g_valid1), pend.w_data.eq(gx_word[g_lane1])]
+            g_valid2 = Signal(name="gather_pick_valid")
+            g_pick = Signal(16, name="gather_pick", reset_less=True)
+            m.d.sync += [g_valid2.eq(g_valid1)]
+            m.d.sync += [g_pick[k].eq(Array(gx_word[lane][k] for lane in range(B))[g_lanes1[k]])
+                         for k in range(16)]
+            m.d.comb += [pend.w_en.eq(g_valid2), pend.w_data.eq(g_pick)]
 
             # --- fp path: the weight pieces of the requested columns --------------------------
             piece = Signal(range(max(GF, 2)), name="piece")

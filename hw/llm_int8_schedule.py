@@ -66,8 +66,9 @@ FIFO_LATENCY = 2
 # quantizer's first level was the layer's clock path on ECP5, docs/synth.md)
 QUANT_INPUT_REGISTERS = 2
 # cycles from a gather request's take until its activation can be read from the pending
-# FIFO: the x memory address register, the x memory's read, the FIFO's write
-GATHER_LATENCY = 3
+# FIFO: the x memory address register, the x memory's read, the lane's pick register, the
+# FIFO's write
+GATHER_LATENCY = 4
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "group_fine_one_hots",
            "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
-           "pack_choice", "select_result", "Stage", "close_product_level", "FPUnit",
+           "pack_choice", "select_result", "final_fields", "pack_final", "Stage", "close_product_level", "FPUnit",
            "MAX_STAGES"]
 
 MAX_STAGES = 16
@@ -292,6 +292,50 @@ def select_result(m: Module, fmt: IEEEFormat, *, sign: Value, magnitude: Value, 
     with m.Else():
         m.d.comb += out.eq(Cat(magnitude, sign))
     return out
+
+
+def final_fields(m: Module, fmt: IEEEFormat, choices: Value, *, sign: Value, nan: Value,
+                 inf: Value, inf_sign: Value, zero: Value, zero_sign: Value,
+                 name: str) -> dict[str, Value]:
+    """The packing decided in the round level, beside the rounding adder: for each carry
+    ``k`` of :func:`exponent_choices`, the output's exponent field and whether the
+    fraction is forced (NaN, infinity, zero, or that choice's overflow), by the priority
+    of :func:`select_result`; and the output's sign. Returns the values to register
+    (``final_exponents``, ``final_forced``, ``final_nan``, ``final_sign``) for
+    :func:`pack_final`, which then only picks by the carry: two LUT levels from the
+    registers to the output pattern instead of the choice and then the priority chain
+    (fp32-mul's pack level into its output register, the int path's clock path on ECP5,
+    docs/synth.md). Same result as :func:`pack_choice` then :func:`select_result`."""
+    e = fmt.exponent_bits
+    width = len(choices) // 3
+    ones = Const((1 << e) - 1, e)
+    exponents, forced = [], []
+    for k in range(3):
+        part = choices[k * width:(k + 1) * width]
+        over = part[width - 1]
+        exponents.append(Mux(nan | inf, ones, Mux(zero, 0, Mux(over, ones, part[:e]))))
+        forced.append(nan | inf | zero | over)
+    out_sign = Mux(nan, fmt.canonical_nan >> (fmt.width - 1),
+                   Mux(inf, inf_sign, Mux(zero, zero_sign, sign)))
+    return {"final_exponents": wire(m, Cat(*exponents), f"{name}_exponents"),
+            "final_forced": wire(m, Cat(*forced), f"{name}_forced"),
+            "final_nan": nan, "final_sign": wire(m, out_sign, f"{name}_sign")}
+
+
+def pack_final(m: Module, fmt: IEEEFormat, q: Value, s, name: str) -> Signal:
+    """The output bit pattern from the rounded significand ``q`` and the registered
+    :func:`final_fields` (attributes of ``s``): the carry ``k = q >> fraction_bits`` picks
+    the exponent field and the forced flag; a forced fraction is the canonical NaN's or
+    zero."""
+    e, f = fmt.exponent_bits, fmt.fraction_bits
+    two, one = q[f + 1], q[f]
+    exps = [s.final_exponents[k * e:(k + 1) * e] for k in range(3)]
+    exponent = wire(m, Mux(two, exps[2], Mux(one, exps[1], exps[0])), f"{name}_exponent")
+    forced = wire(m, Mux(two, s.final_forced[2], Mux(one, s.final_forced[1],
+                                                      s.final_forced[0])), f"{name}_forced")
+    nan_fraction = Const(fmt.canonical_nan & ((1 << f) - 1), f)
+    fraction = Mux(forced, Mux(s.final_nan, nan_fraction, 0), q[:f])
+    return wire(m, Cat(fraction, exponent, s.final_sign), name)
 
 
 class Stage:

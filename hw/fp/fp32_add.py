@@ -20,9 +20,10 @@ by default; 150 MHz on ECP5 needs them):
   one of the byte they bring to the top selected; 0..7 bits), exponent ``ex + 1 - h``; one bit is
   then dropped into the sticky bit: a carry shifts right by one, a cancellation left
   until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
-- ``round``: round to nearest even on the three low bits; the exponent fields for the
-  three carries;
-- ``pack``: the field the carry picks, overflow to signed infinity, the specials.
+- ``round``: round to nearest even on the three low bits; beside it, for each of the
+  three carries the final exponent field and whether the fraction is forced
+  (``hw.fp.common.final_fields``: overflow to signed infinity, the specials);
+- ``pack``: the field the carry picks (``hw.fp.common.pack_final``).
 
 Specials (IEEE 754-2019 §6.1, §6.3, §7.2): a NaN operand or ``inf + (-inf)`` ->
 canonical NaN ``0x7FC00000``; an infinity otherwise wins with its sign; an exact
@@ -33,9 +34,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, unsigned
 
-from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift_by,
+from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, final_fields, fine_shift_by,
                           group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
-                          pack_choice, round_even, select_result, unpack)
+                          pack_final, round_even, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -114,11 +115,8 @@ class FP32Add(FPUnit):
         n = s.normalized   # bits 26..3: significand, 2: round, 1..0: sticky
         choices = exponent_choices(m, [getattr(s, f"exponent_{j}") for j in range(3)],
                                    BINARY32, "exponent_choices", minus=s.fine)
-        s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"), zero=s.zero,
-                        choices=choices)
-
-        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY32, "packed")
-        y = select_result(m, BINARY32, sign=s.sx, magnitude=magnitude, overflow=overflow,
-                          nan=s.nan, inf=s.inf, inf_sign=s.inf_sign, zero=s.zero,
-                          zero_sign=s.zero_sign, name="result")
-        return stage.close(y=y).y
+        s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"),
+                        **final_fields(m, BINARY32, choices, sign=s.sx, nan=s.nan, inf=s.inf,
+                                       inf_sign=s.inf_sign, zero=s.zero,
+                                       zero_sign=s.zero_sign, name="final"))
+        return stage.close(y=pack_final(m, BINARY32, s.q, s, "result")).y

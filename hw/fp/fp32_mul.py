@@ -29,9 +29,10 @@ chains:
   for ``t = 0, 1``;
 - ``align_coarse``, ``align_fine``: the right shift in whole bytes, then 1..8 bits,
   with the round and sticky bits;
-- ``round``: round to nearest even; the exponent fields for the three carries, each
-  with its overflow flag;
-- ``pack``: the field the carry picks, overflow to signed infinity, the specials: NaN
+- ``round``: round to nearest even; beside it, for each of the three carries the final
+  exponent field and whether the fraction is forced (``hw.fp.common.final_fields``);
+- ``pack``: the field the carry picks (``hw.fp.common.pack_final``), which encodes
+  overflow to signed infinity and the specials: NaN
   operand or ``0 * inf`` -> canonical NaN ``0x7FC00000``; infinity x non-zero -> signed
   infinity; a zero operand -> signed zero; an underflow to zero keeps the sign.
 """
@@ -41,8 +42,8 @@ from __future__ import annotations
 from amaranth.hdl import Mux, unsigned
 
 from hw.fp.common import (FPUnit, close_product_level, coarse_shift, exponent_choices,
-                          fine_shift, group_one_hot, one_hot_index, pack_choice, round_even,
-                          select_result, shift_right_coarse, shift_right_fine, unpack)
+                          final_fields, fine_shift, group_one_hot, one_hot_index, pack_final,
+                          round_even, shift_right_coarse, shift_right_fine, unpack)
 from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY32
@@ -123,11 +124,9 @@ class FP32Mul(FPUnit):
         grs = shift_right_fine(m, s.shifted, s.fine, s.sticky, "aligned")
         s = stage.close(grs=grs[:P + 2], out_exponent=s.out_exponent)
 
+        choices = exponent_choices(m, s.out_exponent, BINARY32, "exponent_choices")
         s = stage.close(q=round_even(m, s.grs, "rounded"),
-                        choices=exponent_choices(m, s.out_exponent, BINARY32, "exponent_choices"))
-
-        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY32, "packed")
-        y = select_result(m, BINARY32, sign=s.sign, magnitude=magnitude, overflow=overflow,
-                          nan=s.nan, inf=s.inf, inf_sign=s.sign, zero=s.zero,
-                          zero_sign=s.sign, name="result")
-        return stage.close(y=y).y
+                        **final_fields(m, BINARY32, choices, sign=s.sign, nan=s.nan, inf=s.inf,
+                                       inf_sign=s.sign, zero=s.zero, zero_sign=s.sign,
+                                       name="final"))
+        return stage.close(y=pack_final(m, BINARY32, s.q, s, "result")).y

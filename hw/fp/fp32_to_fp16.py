@@ -11,7 +11,8 @@ Levels (one pipeline register after each by default; 150 MHz on ECP5 needs them)
 - ``classify``: fields, specials, the shift and the output exponent;
 - ``align_coarse``, ``align_fine``: the shift in whole bytes, then 1..8 bits, with the
   round and sticky bits;
-- ``round``: round to nearest even; the exponent fields for the three carries;
+- ``round``: round to nearest even; beside it, for each of the three carries the final
+  exponent field and whether the fraction is forced (``hw.fp.common.final_fields``);
 - ``pack``: the field the carry picks (a carry steps the exponent, a subnormal may round
   up to the smallest normal), overflow at or past ``0x7C00`` to signed infinity; NaN ->
   canonical ``0x7E00``; infinities and zeros keep their sign. binary32 subnormals are
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Mux, unsigned
 
-from hw.fp.common import (FPUnit, exponent_choices, pack_choice, round_even, select_result,
+from hw.fp.common import (FPUnit, exponent_choices, final_fields, pack_final, round_even,
                           shift_right_coarse, shift_right_fine, unpack)
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32
@@ -61,11 +62,9 @@ class FP32ToFP16(FPUnit):
         grs = shift_right_fine(m, s.shifted, s.fine, s.sticky, "aligned")
         s = stage.close(grs=grs[:BINARY16.precision + 2], exponent=s.exponent)
 
+        choices = exponent_choices(m, s.exponent, BINARY16, "exponent_choices")
         s = stage.close(q=round_even(m, s.grs, "rounded"),
-                        choices=exponent_choices(m, s.exponent, BINARY16, "exponent_choices"))
-
-        magnitude, overflow = pack_choice(m, s.q, s.choices, BINARY16, "packed")
-        y = select_result(m, BINARY16, sign=s.sign, magnitude=magnitude, overflow=overflow,
-                          nan=s.nan, inf=s.inf, inf_sign=s.sign, zero=s.zero,
-                          zero_sign=s.sign, name="result")
-        return stage.close(y=y).y
+                        **final_fields(m, BINARY16, choices, sign=s.sign, nan=s.nan, inf=s.inf,
+                                       inf_sign=s.sign, zero=s.zero, zero_sign=s.sign,
+                                       name="final"))
+        return stage.close(y=pack_final(m, BINARY16, s.q, s, "result")).y

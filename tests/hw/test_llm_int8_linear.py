@@ -64,6 +64,26 @@ def test_full_rate_cycles_are_the_tile_model(params, memory_latency):
     assert dut.cycles_per_tile((), memory_latency) == dut.cycles_per_token * dut.tile
 
 
+@pytest.mark.parametrize("params", [CASES["tile2-bias-fp32"], CASES["m1"]],
+                         ids=["tile2-bias-fp32", "m1"])
+def test_fp_bound_tile_cycles_are_the_tile_model(params):
+    """Every column an outlier and the weight memory answering in one cycle: the gather
+    (request, x memory read, pick, pending FIFO: GATHER_LATENCY) paces the fp path, which
+    paces the token; the RTL takes the model's cycles."""
+    from sw import ieee
+    dut, ins, _ = _inputs(params, 2, 3)
+    x = np.full(ins["x"].shape, 8.0) * np.random.default_rng(4).choice([-1, 1], ins["x"].shape)
+    ins = dict(ins, x=ieee.bits_of(x.astype(np.float16), ieee.BINARY16))
+    columns = ADAPTER.outlier_columns(dut, ins)
+    assert all(len(c) == dut.d_in for c in columns)
+    mismatches, _, _, cycles = bench_design("llm-int8-linear", params, vectors=0, inputs=ins,
+                                            valid_probability=1, ready_probability=1,
+                                            memory_latency=1)
+    assert mismatches == 0
+    assert cycles == sum(dut.cycles_per_tile(c, 1) for c in columns)
+    assert cycles > 2 * dut.cycles_per_token * dut.tile   # the fp path sets the pace
+
+
 def test_registered_at_sixteen_macs_per_cycle():
     assert "llm-int8-linear" in [d.name for d in all_designs()]
     dut = inspect("llm-int8-linear")
