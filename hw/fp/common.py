@@ -239,8 +239,9 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
     rounding adder, off its carry chain; :func:`pack_choice` picks one. Returns the three
     ``Cat(field, overflow)`` side by side. ``exponent`` may also be the three values
     ``exponent - 1 + k``, computed a level earlier (``minus`` given): then only the
-    subtraction of ``minus`` and the overflow test are left here, two carry chains rather
-    than three (fp32-add's round level on ECP5, docs/synth.md)."""
+    subtraction of ``minus`` and the overflow test (``base >= all ones + minus``, beside the
+    subtraction rather than after it) are left here, two carry chains side by side
+    (fp32-add's round level on ECP5, docs/synth.md)."""
     if isinstance(exponent, (list, tuple)):
         if minus is None or len(exponent) != 3:
             raise ValueError("three precomputed exponents need minus")
@@ -254,8 +255,9 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
     for k, value in enumerate(values):
         choice = Signal(shape, name=f"{name}_{k}")
         m.d.comb += choice.eq(value)
-        # without ``minus`` the test is on ``exponent`` against a constant, beside the adder
-        over = (choice >= fmt.exponent_all_ones if minus is not None
+        # the test is beside the subtraction, not after it: without ``minus`` on
+        # ``exponent`` against a constant; with it, the base against ``all ones + minus``
+        over = (bases[k] >= fmt.exponent_all_ones + minus if minus is not None
                 else exponent >= fmt.exponent_all_ones + 1 - k)
         choices.append(Cat(choice, wire(m, over, f"{name}_{k}_overflow")))
     return wire(m, Cat(*choices), name)

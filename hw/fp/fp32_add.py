@@ -8,11 +8,13 @@ section "Guard digits"), cut into short levels (one pipeline register after each
 by default; 150 MHz on ECP5 needs them):
 
 - ``compare``: which operand is larger in magnitude (the encodings without the sign
-  compare as unsigned integers), both exponent differences (effective exponents,
-  subnormals at 1), the specials;
-- ``swap``: ``x`` = the larger operand, ``y`` the other, ``d = ex - ey`` (32 or more act
-  as 31: all of ``y`` is shifted out either way);
-- ``align``: ``Y = (sy << 3) >> d`` with every bit shifted out OR-ed into bit 0;
+  compare as unsigned integers), the specials, and for either operand as ``y`` the
+  shift ``d = ex - ey`` (32 or more act as 31: all of ``y`` is shifted out either way)
+  and which bytes of ``sy << 3`` hold a one;
+- ``swap``: ``x`` = the larger operand, ``y`` the other, ``sy << 3`` shifted right by the
+  whole bytes of ``d`` (the bytes dropped OR-ed into a sticky bit);
+- ``align``: the rest of ``Y = (sy << 3) >> d``, 0..7 bits, with every bit shifted out
+  OR-ed into bit 0;
 - ``add``: ``S = (sx << 3) +/- Y`` (one adder; subtract when the signs differ;
   ``S >= 0``), and a one at bit ``27 - ex`` that stops the normalisation at exponent 1;
 - ``detect``, ``coarse``, ``fine``: shift ``S`` left by ``h = min(leading zeros, ex)``
@@ -32,7 +34,7 @@ zero sum is ``+0`` unless both operands are ``-0`` (sign ``sa & sb``).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Mux, unsigned
+from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
 from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, final_fields, fine_shift_by,
                           group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
@@ -46,7 +48,8 @@ P = BINARY32.precision     # 24
 EXTRA = 3                  # guard, round, sticky
 WIDE = P + EXTRA           # 27: aligned operands
 SUM = WIDE + 1             # 28: with the carry
-GROUP = 8                  # normalisation: whole bytes, then 0..7 bits
+GROUP = 8                  # normalisation and alignment: whole bytes, then 0..7 bits
+ALIGN_BYTES = 3            # bytes of y << EXTRA that a coarse alignment (0..3 bytes) drops
 GROUPS = -(-SUM // GROUP)  # 4
 
 
@@ -65,21 +68,36 @@ class FP32Add(FPUnit):
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_inf & (ua.sign != ub.sign))
         stage.carry(nan=nan, inf=ua.is_inf | ub.is_inf,
                     inf_sign=Mux(ua.is_inf, ua.sign, ub.sign), zero_sign=ua.sign & ub.sign)
+        # both alignment shifts (for either operand as y) and each operand's byte flags
+        # (any bit set in byte j of m << EXTRA) are formed here, beside the magnitude compare
+        amounts = {}
+        for key, d in (("ab", ua.exponent - ub.exponent), ("ba", ub.exponent - ua.exponent)):
+            d = Value.cast(d)[:8]
+            # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
+            amounts[f"amount_{key}"] = wire(m, Mux(d[5:].any(), 31, d[:5]), f"align_{key}")
+        bytes_any = {f"bytes_{n}": Cat(*((u.significand << EXTRA)[j * GROUP:(j + 1) * GROUP].any()
+                                         for j in range(ALIGN_BYTES)))
+                     for n, u in (("a", ua), ("b", ub))}
         s = stage.close(swap=payload.b[:31] > payload.a[:31],
-                        d_ab=ua.exponent - ub.exponent, d_ba=ub.exponent - ua.exponent,
                         sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
-                        ma=ua.significand, mb=ub.significand)
+                        ma=ua.significand, mb=ub.significand, **amounts, **bytes_any)
 
-        d = wire(m, Mux(s.swap, s.d_ba, s.d_ab)[:8], "exponent_difference")
-        # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
-        amount = wire(m, Mux(d[5:].any(), 31, d[:5]), "align_shift")
+        # the coarse part of the alignment: whole bytes, OR-ed into a sticky bit
+        amount = wire(m, Mux(s.swap, s.amount_ba, s.amount_ab), "align_shift")
+        wide_y = wire(m, Mux(s.swap, s.ma, s.mb) << EXTRA, "y_wide")
+        byte_shift = amount[3:]
+        coarse = wire(m, (wide_y >> Cat(Const(0, 3), byte_shift))[:WIDE], "y_coarse")
+        y_bytes = Mux(s.swap, s.bytes_a, s.bytes_b)
+        coarse_sticky = wire(m, Cat(*(y_bytes[j] & (byte_shift > j)
+                                      for j in range(ALIGN_BYTES))).any(), "y_coarse_sticky")
         stage.carry(sx=Mux(s.swap, s.sb, s.sa), ex=Mux(s.swap, s.eb, s.ea))
-        s = stage.close(mx=Mux(s.swap, s.mb, s.ma), my=Mux(s.swap, s.ma, s.mb),
-                        subtract=s.sa ^ s.sb, amount=amount)
+        s = stage.close(mx=Mux(s.swap, s.mb, s.ma), coarse=coarse, coarse_sticky=coarse_sticky,
+                        fine=amount[:3], subtract=s.sa ^ s.sb)
 
-        wide_y = wire(m, s.my << EXTRA, "y_wide")
-        shifted = wire(m, (wide_y >> s.amount)[:WIDE], "y_shifted")
-        sticky = wire(m, (wide_y & below_mask(WIDE, s.amount)).any(), "y_sticky")
+        # the fine part: 0..7 bits, the bits shifted out OR-ed into the sticky bit
+        shifted = wire(m, (s.coarse >> s.fine)[:WIDE], "y_shifted")
+        sticky = wire(m, (s.coarse & below_mask(WIDE, s.fine)).any() | s.coarse_sticky,
+                      "y_sticky")
         s = stage.close(x=s.mx << EXTRA, y=shifted | sticky, subtract=s.subtract)
 
         # x + (y xor -subtract) + subtract: one adder for both operations

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from amaranth.hdl import Module, Signal, signed
 
 from hw.pipeline import (DELAY_CHUNK_BITS, MEMORY_DELAY, SLICE_BITS, OutputFIFO, Pipeline,
-                         delay_line, register_counts)
+                         delay_line, next_equals, register_counts)
 
 
 def _largest_group(delays, counts):
@@ -202,3 +202,24 @@ def test_delay_line_rejects_a_negative_delay():
     with pytest.raises(ValueError, match=r"^cycles must be >= 0; got -1$"):
         delay_line(m, [Signal(2)], -1, "t")
     Simulator(m)  # used
+
+
+def test_next_equals_is_the_stepped_count_compared():
+    """``next_equals(count, up, down, value)`` == ``(count + up - down == value)`` for every
+    count of a 3-bit counter, step and value (values just outside the range included)."""
+    count, up, down = Signal(3), Signal(), Signal()
+    flags = {v: Signal(name=f"eq_{v + 1}") for v in range(-1, 10)}
+    m = Module()
+    m.d.comb += [flags[v].eq(next_equals(count, up, down, v)) for v in flags]
+
+    async def bench(ctx):
+        for c, u, d in itertools.product(range(8), (0, 1), (0, 1)):
+            ctx.set(count, c)
+            ctx.set(up, u)
+            ctx.set(down, d)
+            for v, flag in flags.items():
+                assert ctx.get(flag) == int(c + u - d == v), (c, u, d, v)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
