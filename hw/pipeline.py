@@ -13,21 +13,23 @@ stalling pipeline). Back-pressure is handled by credit instead: the last registe
 is a small FIFO of ``stages + 1`` entries (:class:`OutputFIFO`: its writes need no
 ready), and the input is ready only while fewer
 than that many items are inside (in flight or waiting in the FIFO), a count held in
-a register. So ``ready`` depends on registers alone, an item is never lost, and with
-an always-ready consumer one item passes per cycle. A datapath inside a larger one
+a register, and the test itself a register (:func:`next_below`). So ``ready`` is a
+flip-flop, an item is never lost, and with an always-ready consumer one item passes
+per cycle. A datapath inside a larger one
 whose output is never blocked can drop the FIFO (``backpressure=False``): its input
 is then always ready and its output is the last register.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, Value
 from amaranth.lib.memory import Memory
 
 from hw.unused import rejectable
 
 __all__ = ["register_counts", "Pipeline", "OutputFIFO", "REPLICA_TAG", "SLICE_BITS",
-           "register_delay", "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS", "next_equals"]
+           "register_delay", "delay_line", "MEMORY_DELAY", "DELAY_CHUNK_BITS", "next_equals",
+           "next_below"]
 
 # In the name of registers that copy one value for separate consumers; the synthesis
 # flows mark them ``keep`` (hw.synth.targets), so Yosys does not merge them back.
@@ -180,6 +182,22 @@ def next_equals(count: Value, up: Value, down: Value, value: int) -> Value:
             | ((up == down) & (count == value)))
 
 
+def next_below(count: Value, steps: list[tuple[Value, int]], bound: int) -> Value:
+    """Whether ``count + sum(w for bit, w in steps if bit)`` is below ``bound`` (each
+    ``bit`` one bit, ``w`` a constant): compares of ``count`` itself with the constants
+    ``bound - total``, one per subset of the steps, selected by the bits. A flag registered
+    from it (a pipeline's room) has no adder in front of its compare."""
+    terms = []
+    for mask in range(1 << len(steps)):
+        chosen = [((mask >> k) & 1, bit, w) for k, (bit, w) in enumerate(steps)]
+        total = sum(w for on, _, w in chosen if on)
+        match = Const(1)
+        for on, bit, _ in chosen:
+            match = match & (bit if on else ~bit)
+        terms.append(match & (count < bound - total))
+    return Cat(*terms).any()
+
+
 # Delays of at least this many cycles go through a memory (delay_line)
 MEMORY_DELAY = 3
 # A delay line's values are packed into memories of at most this many bits, each with its
@@ -282,6 +300,7 @@ class Pipeline:
         self._backpressure = backpressure
         self._fifo = None
         self._dropped = Signal(name=f"{name}_dropped")
+        self._keeps = False
         self.latency = sum(counts)
 
     @property
@@ -338,6 +357,7 @@ class Pipeline:
             values = self._register(values, f"{self._name}_l{level}_r{k}", replicas)
         if not last:
             return values
+        self._keeps = keep is not None
         keep = Value.cast(1) if keep is None else keep
         values = [Value.cast(v) for v in values]
         if not self._backpressure:
@@ -375,8 +395,13 @@ class Pipeline:
             return
         fifo = self._fifo
         inside = Signal(range(self.latency + 2), name=f"{self._name}_inside")
+        # i.ready is a register, "inside < stages + 1" for the next cycle (next_below): the
+        # count's compare into a consumer's take was a layer's clock path on ECP5
+        # (llm-int8-linear's merge, docs/synth.md)
+        room = Signal(name=f"{self._name}_room", init=1)
         take = i.valid & i.ready
         pop = o.valid & o.ready
-        m.d.sync += inside.eq(inside + take - pop - self._dropped)
-        m.d.comb += [i.ready.eq(inside < self.latency + 1),
-                     o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]
+        steps = [(take, 1), (pop, -1)] + ([(self._dropped, -1)] if self._keeps else [])
+        m.d.sync += [inside.eq(inside + take - pop - self._dropped),
+                     room.eq(next_below(inside, steps, self.latency + 1))]
+        m.d.comb += [i.ready.eq(room), o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]

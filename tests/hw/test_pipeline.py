@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 from amaranth.hdl import Module, Signal, signed
 
 from hw.pipeline import (DELAY_CHUNK_BITS, MEMORY_DELAY, SLICE_BITS, OutputFIFO, Pipeline,
-                         delay_line, next_equals, register_counts)
+                         delay_line, next_below, next_equals, register_counts)
 
 
 def _largest_group(delays, counts):
@@ -219,6 +219,28 @@ def test_next_equals_is_the_stepped_count_compared():
             ctx.set(down, d)
             for v, flag in flags.items():
                 assert ctx.get(flag) == int(c + u - d == v), (c, u, d, v)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_next_below_is_the_stepped_count_compared():
+    """``next_below(count, steps, bound)`` == ``(count + sum of the set steps < bound)`` for
+    every count of a 3-bit counter, every choice of the steps (+1, -1, -1: a pipeline's
+    take, pop and dropped item) and bounds around the range."""
+    count, take, pop, drop = Signal(3), Signal(), Signal(), Signal()
+    steps = [(take, 1), (pop, -1), (drop, -1)]
+    flags = {b: Signal(name=f"below_{b + 2}") for b in range(-2, 11)}
+    m = Module()
+    m.d.comb += [flags[b].eq(next_below(count, steps, b)) for b in flags]
+
+    async def bench(ctx):
+        for c, t, p, d in itertools.product(range(8), (0, 1), (0, 1), (0, 1)):
+            for sig, v in ((count, c), (take, t), (pop, p), (drop, d)):
+                ctx.set(sig, v)
+            for b, flag in flags.items():
+                assert ctx.get(flag) == int(c + t - p - d < b), (c, t, p, d, b)
 
     sim = Simulator(m)
     sim.add_testbench(bench)
