@@ -27,15 +27,8 @@ LAYOUT = data.StructLayout({"value": signed(9), "exponent": signed(5)})
 @pytest.mark.parametrize("registered_ready", [False, True])
 def test_items_arrive_in_order(depth, valid, ready, registered_ready):
     dut = RegisteredFIFO(shape=LAYOUT, depth=depth, registered_ready=registered_ready)
-    rng = np.random.default_rng(depth)
     n = 60
-    values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
-    codec = PayloadCodec.from_layout(LAYOUT)
-    got, cycles = run_amaranth(dut, codec.pack(values), n, valid_probability=valid,
-                               ready_probability=ready, seed=depth)
-    out = codec.unpack(got)
-    for key in values:
-        assert np.array_equal(out[key], values[key]), key
+    cycles = _in_order_cycles(dut, n, valid, ready, depth)
     if valid == ready == 1.0 and depth > 3 and not registered_ready:
         # an item per cycle, the first after the latency
         assert cycles == n + dut.latency
@@ -43,9 +36,26 @@ def test_items_arrive_in_order(depth, valid, ready, registered_ready):
         assert cycles == 2 * n - 1 + dut.latency
 
 
-def _accepted_without_reads(depth: int, cycles: int,
-                            registered_ready: bool = False) -> tuple[int, list[int]]:
-    dut = RegisteredFIFO(shape=8, depth=depth, registered_ready=registered_ready)
+def _in_order_cycles(dut, n: int, valid: float, ready: float, seed: int) -> int:
+    """Streams ``n`` random ``LAYOUT`` items through ``dut`` under stalls, asserts they all
+    arrive in order; returns the cycles taken."""
+    rng = np.random.default_rng(seed + 100 * isinstance(dut, PrefetchFIFO))
+    values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
+    codec = PayloadCodec.from_layout(LAYOUT)
+    got, cycles = run_amaranth(dut, codec.pack(values), n, valid_probability=valid,
+                               ready_probability=ready, seed=seed)
+    out = codec.unpack(got)
+    for key in values:
+        assert np.array_equal(out[key], values[key]), key
+    return cycles
+
+
+def _accepted_without_reads(depth: int, cycles: int, registered_ready: bool = False,
+                            dut=None) -> tuple[int, list[int]]:
+    """Offers ``cycles`` items with the output blocked, then drains: the count taken and the
+    items that came out."""
+    if dut is None:
+        dut = RegisteredFIFO(shape=8, depth=depth, registered_ready=registered_ready)
     taken, out = [0], []
 
     async def bench(ctx):
@@ -120,15 +130,8 @@ def test_parameters():
 @pytest.mark.parametrize("valid, ready", [(1.0, 1.0), (0.7, 0.4), (0.4, 0.9)])
 def test_prefetch_items_arrive_in_order(depth, valid, ready):
     dut = PrefetchFIFO(shape=LAYOUT, depth=depth)
-    rng = np.random.default_rng(depth + 100)
     n = 60
-    values = {"value": rng.integers(-256, 256, n), "exponent": rng.integers(-16, 16, n)}
-    codec = PayloadCodec.from_layout(LAYOUT)
-    got, cycles = run_amaranth(dut, codec.pack(values), n, valid_probability=valid,
-                               ready_probability=ready, seed=depth)
-    out = codec.unpack(got)
-    for key in values:
-        assert np.array_equal(out[key], values[key]), key
+    cycles = _in_order_cycles(dut, n, valid, ready, depth)
     if valid == ready == 1.0 and depth > 2:
         # an item per cycle, the first after the published latency
         assert cycles == n + dut.latency
@@ -137,29 +140,9 @@ def test_prefetch_items_arrive_in_order(depth, valid, ready):
 
 @pytest.mark.parametrize("depth", [2, 5, 17])
 def test_prefetch_depth_items_fit_without_a_read(depth):
-    dut = PrefetchFIFO(shape=8, depth=depth)
-    taken, out = [0], []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 0)
-        for _ in range(depth + 6):
-            ctx.set(dut.i.valid, 1)
-            ctx.set(dut.i.payload, taken[0])
-            _, _, ready = await ctx.tick().sample(dut.i.ready)
-            if ready:
-                taken[0] += 1
-        ctx.set(dut.i.valid, 0)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(depth + 4):
-            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
-            if valid:
-                out.append(payload)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert taken[0] == depth
+    taken, out = _accepted_without_reads(depth, depth + 6,
+                                         dut=PrefetchFIFO(shape=8, depth=depth))
+    assert taken == depth
     assert out == list(range(depth))
 
 
