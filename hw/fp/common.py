@@ -231,7 +231,7 @@ def round_even(m: Module, grs: Value, name: str) -> Signal:
 
 
 def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
-                     minus: Value | None = None) -> Signal:
+                     minus: Value | None = None, headroom=None) -> Signal:
     """The biased exponent field, before the overflow test, of a result with (unbounded)
     exponent ``exponent - minus >= 1`` for each carry ``k = 0, 1, 2`` that the rounded
     significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``,
@@ -239,9 +239,12 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
     rounding adder, off its carry chain; :func:`pack_choice` picks one. Returns the three
     ``Cat(field, overflow)`` side by side. ``exponent`` may also be the three values
     ``exponent - 1 + k``, computed a level earlier (``minus`` given): then only the
-    subtraction of ``minus`` and the overflow test (``base >= all ones + minus``, beside the
-    subtraction rather than after it) are left here, two carry chains side by side
-    (fp32-add's round level on ECP5, docs/synth.md)."""
+    subtraction of ``minus`` and the overflow test (``base >= all ones + minus``; with
+    ``headroom``, the three ``base - all ones`` also computed a level earlier, the test is
+    ``headroom >= minus``, one compare beside the subtraction rather than after it)
+    are left here (fp32-add's round level on ECP5, docs/synth.md)."""
+    if headroom is not None and (minus is None or len(headroom) != 3):
+        raise ValueError("headroom needs minus and three values")
     if isinstance(exponent, (list, tuple)):
         if minus is None or len(exponent) != 3:
             raise ValueError("three precomputed exponents need minus")
@@ -257,8 +260,12 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
         m.d.comb += choice.eq(value)
         # the test is beside the subtraction, not after it: without ``minus`` on
         # ``exponent`` against a constant; with it, the base against ``all ones + minus``
-        over = (bases[k] >= fmt.exponent_all_ones + minus if minus is not None
-                else exponent >= fmt.exponent_all_ones + 1 - k)
+        if headroom is not None:
+            over = Value.cast(headroom[k]) >= minus
+        elif minus is not None:
+            over = bases[k] >= fmt.exponent_all_ones + minus
+        else:
+            over = exponent >= fmt.exponent_all_ones + 1 - k
         choices.append(Cat(choice, wire(m, over, f"{name}_{k}_overflow")))
     return wire(m, Cat(*choices), name)
 

@@ -117,6 +117,12 @@ class FP32Add(FPUnit):
         bases = {f"exponent_{j}": one_hot_select(
                      m, s.groups, [s.ex + (j - GROUP * k) for k in range(GROUPS)],
                      f"coarse_exponent_{j}") for j in range(3)}
+        # and each less the all-ones field: the round level's overflow test is then one
+        # compare with the fine shift, beside its subtraction (exponent_choices' headroom)
+        bases.update({f"headroom_{j}": one_hot_select(
+                          m, s.groups, [s.ex + (j - GROUP * k - BINARY32.exponent_all_ones)
+                                        for k in range(GROUPS)], f"coarse_headroom_{j}")
+                      for j in range(3)})
         # the fine shift's one-hot, found beside the groups' (group_fine_one_hots), selected
         fine_hot = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
                                                 for k in range(GROUPS)], "sum_fine_hot")
@@ -127,12 +133,13 @@ class FP32Add(FPUnit):
         moved = fine_shift_by(m, s.value, s.fine, "sum_fine")
         normalized = wire(m, Cat(moved[0] | moved[1], moved[2:]), "normalized")
         s = stage.close(normalized=normalized, fine=one_hot_index(m, s.fine, "fine_amount"),
-                        zero=s.zero, **{f"exponent_{j}": getattr(s, f"exponent_{j}")
-                                        for j in range(3)})
+                        zero=s.zero, **{f"{kind}_{j}": getattr(s, f"{kind}_{j}")
+                                        for kind in ("exponent", "headroom") for j in range(3)})
 
         n = s.normalized   # bits 26..3: significand, 2: round, 1..0: sticky
         choices = exponent_choices(m, [getattr(s, f"exponent_{j}") for j in range(3)],
-                                   BINARY32, "exponent_choices", minus=s.fine)
+                                   BINARY32, "exponent_choices", minus=s.fine,
+                                   headroom=[getattr(s, f"headroom_{j}") for j in range(3)])
         s = stage.close(q=round_even(m, Cat(n[0] | n[1], n[2:]), "rounded"),
                         **final_fields(m, BINARY32, choices, sign=s.sx, nan=s.nan, inf=s.inf,
                                        inf_sign=s.inf_sign, zero=s.zero,
