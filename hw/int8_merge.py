@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import owned_list
+from hw.pipeline import next_below
 from hw.unused import rejectable
 
 __all__ = ["Int8Merge", "INPUT_LEVELS"]
@@ -87,9 +88,14 @@ class Int8Merge(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFO(width=self._width, depth=depth)
         m.d.comb += [fifo.w_en.eq(last.o.valid), fifo.w_data.eq(last.o.payload.y)]
         inside = Signal(range(depth + 1), name="inside")
+        # the input's ready is a register, "inside < depth" for the next cycle, from
+        # compares of the count before the step (hw.pipeline.next_below): the count's
+        # compare into the layer's merge take was llm-int8-linear's clock path on ECP5
+        room = Signal(name="room", init=1)
         given = self.o.valid & self.o.ready
-        m.d.sync += inside.eq(inside + take - given)
-        m.d.comb += [self.i.ready.eq(inside < depth),
+        m.d.sync += [inside.eq(inside + take - given),
+                     room.eq(next_below(inside, [(take, 1), (given, -1)], depth))]
+        m.d.comb += [self.i.ready.eq(room),
                      self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready),
                      self.o.payload.y.eq(fifo.r_data)]
         return m

@@ -13,9 +13,8 @@ stalling pipeline). Back-pressure is handled by credit instead: the last registe
 is a small FIFO of ``stages + 1`` entries (:class:`OutputFIFO`: its writes need no
 ready), and the input is ready only while fewer
 than that many items are inside (in flight or waiting in the FIFO), a count held in
-a register, and the test itself a register (:func:`next_below`). So ``ready`` is a
-flip-flop, an item is never lost, and with an always-ready consumer one item passes
-per cycle. A datapath inside a larger one
+a register. So ``ready`` depends on registers alone, an item is never lost, and with
+an always-ready consumer one item passes per cycle. A datapath inside a larger one
 whose output is never blocked can drop the FIFO (``backpressure=False``): its input
 is then always ready and its output is the last register.
 """
@@ -300,7 +299,6 @@ class Pipeline:
         self._backpressure = backpressure
         self._fifo = None
         self._dropped = Signal(name=f"{name}_dropped")
-        self._keeps = False
         self.latency = sum(counts)
 
     @property
@@ -357,7 +355,6 @@ class Pipeline:
             values = self._register(values, f"{self._name}_l{level}_r{k}", replicas)
         if not last:
             return values
-        self._keeps = keep is not None
         keep = Value.cast(1) if keep is None else keep
         values = [Value.cast(v) for v in values]
         if not self._backpressure:
@@ -395,13 +392,8 @@ class Pipeline:
             return
         fifo = self._fifo
         inside = Signal(range(self.latency + 2), name=f"{self._name}_inside")
-        # i.ready is a register, "inside < stages + 1" for the next cycle (next_below): the
-        # count's compare into a consumer's take was a layer's clock path on ECP5
-        # (llm-int8-linear's merge, docs/synth.md)
-        room = Signal(name=f"{self._name}_room", init=1)
         take = i.valid & i.ready
         pop = o.valid & o.ready
-        steps = [(take, 1), (pop, -1)] + ([(self._dropped, -1)] if self._keeps else [])
-        m.d.sync += [inside.eq(inside + take - pop - self._dropped),
-                     room.eq(next_below(inside, steps, self.latency + 1))]
-        m.d.comb += [i.ready.eq(room), o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]
+        m.d.sync += inside.eq(inside + take - pop - self._dropped)
+        m.d.comb += [i.ready.eq(inside < self.latency + 1),
+                     o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready)]

@@ -239,10 +239,10 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
     rounding adder, off its carry chain; :func:`pack_choice` picks one. Returns the three
     ``Cat(field, overflow)`` side by side. ``exponent`` may also be the three values
     ``exponent - 1 + k``, computed a level earlier (``minus`` given): then only the
-    subtraction of ``minus`` and the overflow test (``base >= all ones + minus``; with
-    ``headroom``, the three ``base - all ones`` also computed a level earlier, the test is
-    ``headroom >= minus``, one compare beside the subtraction rather than after it)
-    are left here (fp32-add's round level on ECP5, docs/synth.md)."""
+    subtraction of ``minus`` and the overflow test are left here, two carry chains rather
+    than three; with ``headroom`` (the three ``base - all ones``, also computed a level
+    earlier) the test is ``headroom >= minus``, one compare beside the subtraction rather
+    than after it (fp32-add's round level on ECP5, docs/synth.md)."""
     if headroom is not None and (minus is None or len(headroom) != 3):
         raise ValueError("headroom needs minus and three values")
     if isinstance(exponent, (list, tuple)):
@@ -258,12 +258,12 @@ def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
     for k, value in enumerate(values):
         choice = Signal(shape, name=f"{name}_{k}")
         m.d.comb += choice.eq(value)
-        # the test is beside the subtraction, not after it: without ``minus`` on
-        # ``exponent`` against a constant; with it, the base against ``all ones + minus``
+        # with ``headroom`` one compare beside the subtraction; without ``minus`` a test of
+        # ``exponent`` against a constant, beside the adder
         if headroom is not None:
             over = Value.cast(headroom[k]) >= minus
         elif minus is not None:
-            over = bases[k] >= fmt.exponent_all_ones + minus
+            over = choice >= fmt.exponent_all_ones
         else:
             over = exponent >= fmt.exponent_all_ones + 1 - k
         choices.append(Cat(choice, wire(m, over, f"{name}_{k}_overflow")))
