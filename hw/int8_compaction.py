@@ -8,13 +8,17 @@ chunk with ``n`` outliers takes ``max(1, ceil(n / M))`` cycles and ``ceil(n / M)
 output items; an empty chunk one cycle and none (:func:`passes`).
 
 Structure: a chunk is taken into a two-entry input buffer (a skid buffer: ``i.ready`` is
-one register, "the spare entry is empty", so nothing upstream waits on the pass control);
-from its head the *rank* of every bit (the number of set bits below it: a Kogge-Stone
-prefix count, ``log2 B`` levels of small adders) and the count ``n`` are computed and
-registered beside the mask when the held chunk finishes; pass ``p`` then selects, for
-output slot ``k``, the bit whose rank is ``p*M + k`` (one compare per bit against a
-register stepped by ``M``, an OR tree of the indices), and the pass control reads only the
-count of set bits left (a register), so no loop runs through the prefix network.
+one register, "the spare entry is empty", so nothing upstream waits on the pass control).
+On the way into the buffer's head, each bit's count of set bits below it within its group
+of :data:`GROUP` bits, and each group's count, are formed from small tables; from the head
+the groups' counts are summed (a Kogge-Stone prefix, ``log2(B / GROUP)`` levels) and each
+bit's *rank* (the set bits below it) is its group's offset plus its own count. When the held
+chunk finishes, the ranks (-1 for a clear bit), the count ``n`` and the pass flags are
+registered; pass ``p`` then selects, for output slot ``k``, the bit whose register equals
+``k`` (each rank register steps down by ``M`` per pass, so the compare is with a constant;
+an OR tree of the indices), and the pass control reads only registers (the count of set
+bits left and its "last pass" and "any left" flags), so no loop runs through the prefix
+network.
 
 Latency (:data:`LATENCY`): a chunk taken in cycle ``a`` has its first pass on the output in
 cycle ``a + 2`` at the earliest (the buffer's register, then the rank registers); at full
