@@ -136,7 +136,6 @@ class Int8Compaction(wiring.Component):
 
         # ranks of the head: the groups' counts summed by Kogge-Stone (log2(B / GROUP)
         # levels), each bit's rank its group's offset plus its count below
-        mask = a_mask
         prefix = list(a_counts)
         step = 1
         while step < len(prefix):
@@ -158,7 +157,6 @@ class Int8Compaction(wiring.Component):
 
         # the pass control reads registers only: the count left and two flags kept with it
         # (at most M left: this pass is the last; any left: this pass has an output)
-        remaining = left
         last = Signal(name="last_pass")
         nonempty = Signal(name="nonempty")
         finishing = wire(m, held & last, "finishing")
@@ -169,7 +167,7 @@ class Int8Compaction(wiring.Component):
         m.d.comb += [self.o.valid.eq(held & nonempty),
                      self.i.ready.eq(spare_free),
                      self.idle.eq(~held & ~a_valid),
-                     self.o.payload.count.eq(Mux(remaining > M, M, remaining))]
+                     self.o.payload.count.eq(Mux(left > M, M, left))]
         lane_bits = max(1, (B - 1).bit_length())
         for k in range(M):
             hits = [wire(m, hold_ranks[b] == k, f"hit_{k}_{b}")
@@ -206,6 +204,6 @@ class Int8Compaction(wiring.Component):
         with m.If(take):
             m.d.sync += [held.eq(1), hold_chunk.eq(a_chunk),
                          left.eq(total), last.eq(total <= M), nonempty.eq(total != 0)]
-            m.d.sync += [r.eq(Mux(mask[b], v, -1)) for b, (r, v) in enumerate(zip(hold_ranks,
-                                                                                 ranks))]
+            m.d.sync += [r.eq(Mux(a_mask[b], v, -1))
+                         for b, (r, v) in enumerate(zip(hold_ranks, ranks))]
         return m

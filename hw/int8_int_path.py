@@ -32,12 +32,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.dot_array import product_terms
+from hw.fifo import PrefetchFIFO
 from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_mul import FP32Mul
 from hw.fp.int32_to_fp32 import Int32ToFP32
 from hw.params import check_int
 from hw.pipeline import REPLICA_TAG
-from hw.fifo import PrefetchFIFO
 from hw.fp_accumulate import owned_list
 from hw.unused import rejectable
 from sw.llm_int8 import MAX_D_IN, Q_MAX

@@ -45,7 +45,8 @@ __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "group_fine_one_hots",
            "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
-           "pack_choice", "select_result", "final_fields", "pack_final", "Stage", "close_product_level", "FPUnit",
+           "pack_choice", "select_result", "final_fields", "pack_final", "Stage",
+           "close_product_level", "FPUnit",
            "MAX_STAGES"]
 
 MAX_STAGES = 16
@@ -231,7 +232,8 @@ def round_even(m: Module, grs: Value, name: str) -> Signal:
 
 
 def exponent_choices(m: Module, exponent, fmt: IEEEFormat, name: str, *,
-                     minus: Value | None = None, headroom=None) -> Signal:
+                     minus: Value | None = None,
+                     headroom: list[Value] | None = None) -> Signal:
     """The biased exponent field, before the overflow test, of a result with (unbounded)
     exponent ``exponent - minus >= 1`` for each carry ``k = 0, 1, 2`` that the rounded
     significand ``q`` may bring (``k = q >> fraction_bits``): ``exponent - minus - 1 + k``,
