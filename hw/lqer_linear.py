@@ -533,8 +533,12 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         if resq:  # z_h from the stream on the first K * nb_k steps, kept in the t memory
             item_h = self.i.payload.h.as_value()
             from_stream = flags("h_from_stream", "lt", s.h_stream_steps)
-            m.d.comb += [tw.addr.eq(tb), tw.data.eq(item_h),
-                         tw.en.eq(accept & from_stream & (ku == 0))]
+            # written in every cycle of those steps, accepted or not: the enable is one
+            # register (not the handshake, whose route to every bit's enable limited Fmax).
+            # Row tb is written until its last step is taken, and the K steps of a row carry
+            # the same z_h block, so the row's last write is an accepted item; reads of the
+            # t memory come after the stream steps.
+            m.d.comb += [tw.addr.eq(tb), tw.data.eq(item_h), tw.en.eq(from_stream)]
             operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
         else:
             operand = _select(flags, "t_phase", "lt", s.t_steps, x_operand, tr.data)

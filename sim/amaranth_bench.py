@@ -24,12 +24,16 @@ def run_amaranth(component, items: Sequence[int], n_outputs: int, *,
 
     Stalls: each cycle the input is valid with ``valid_probability`` (once an item is
     presented it stays until taken) and the output ready with ``ready_probability``,
-    from ``random.Random(seed)``. Raises ``TimeoutError`` after ``max_cycles`` (default:
-    four times the expected count). ``timing``, when given, receives ``run_s``: seconds
-    of the clocked simulation alone. ``gather`` (a :class:`sim.gather.GatherModel`)
-    answers the design's ``req`` / ``resp`` ports, with the same stall probabilities.
+    from ``random.Random(seed)``. While the input is not valid its payload is random (a
+    second generator, so the stalls do not change): the stream contract (Amaranth's
+    ``amaranth.lib.stream``) gives the payload meaning only with ``valid``. Raises
+    ``TimeoutError`` after ``max_cycles`` (default: four times the expected count).
+    ``timing``, when given, receives ``run_s``: seconds of the clocked simulation alone.
+    ``gather`` (a :class:`sim.gather.GatherModel`) answers the design's ``req`` / ``resp``
+    ports, with the same stall probabilities.
     """
     rng = random.Random(seed)
+    idle_rng = random.Random(seed + 1)
     rate = min(valid_probability, ready_probability)
     limit = max_cycles or int((len(items) + n_outputs) / rate * 4) + 100
     outputs: list[int] = []
@@ -45,6 +49,8 @@ def run_amaranth(component, items: Sequence[int], n_outputs: int, *,
             if not presenting and sent < len(items) and rng.random() < valid_probability:
                 presenting = True
                 ctx.set(i_payload, items[sent])
+            elif not presenting:
+                ctx.set(i_payload, idle_rng.getrandbits(len(i_payload)))
             ctx.set(component.i.valid, presenting)
             ctx.set(component.o.ready, ready_probability >= 1 or rng.random() < ready_probability)
             if gather is not None:
