@@ -59,15 +59,25 @@ class RegisteredFIFO(wiring.Component):
     Parameters (keyword-only): ``shape`` (an Amaranth shape or layout), ``depth``
     (3..65536: the entries it can hold; ``depth - 1`` of them in a ``SyncFIFOBuffered``
     of ``depth - 2`` memory words, one in the fabric register); ``registered_ready`` (bool,
-    default False: the module doc). Raises ``ValueError`` / ``TypeError`` naming the
+    default False: the module doc); ``unchecked_writes`` (bool, default False; only with
+    ``registered_ready``): for a writer whose schedule never offers an item to a full
+    FIFO, a write is ``i.valid`` alone rather than ``i.valid & i.ready`` (``i.ready``
+    still tells the room), so the writer's valid register reaches the memories and
+    counters with no gate between. Raises ``ValueError`` / ``TypeError`` naming the
     parameter.
     """
 
-    def __init__(self, *, shape, depth: int, registered_ready: bool = False):
+    def __init__(self, *, shape, depth: int, registered_ready: bool = False,
+                 unchecked_writes: bool = False):
         with rejectable(self):
-            if registered_ready not in (True, False, 0, 1):
-                raise TypeError(f"registered_ready must be a bool; got {registered_ready!r}")
+            for name, value in (("registered_ready", registered_ready),
+                                ("unchecked_writes", unchecked_writes)):
+                if value not in (True, False, 0, 1):
+                    raise TypeError(f"{name} must be a bool; got {value!r}")
+            if unchecked_writes and not registered_ready:
+                raise ValueError("unchecked_writes needs registered_ready=True")
             self._registered_ready = bool(registered_ready)
+            self._unchecked_writes = bool(unchecked_writes)
             self._depth = check_int("depth", depth, 3, 65536)
             self._shape = shape
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
@@ -87,6 +97,11 @@ class RegisteredFIFO(wiring.Component):
     def registered_ready(self) -> bool:
         """Whether the read register loads only when empty (module doc)."""
         return self._registered_ready
+
+    @property
+    def unchecked_writes(self) -> bool:
+        """Whether a write is ``i.valid`` alone (the writer never offers to a full FIFO)."""
+        return self._unchecked_writes
 
     @property
     def latency(self) -> int:
@@ -123,7 +138,7 @@ class RegisteredFIFO(wiring.Component):
         port_full = Signal(name="read_port_full")   # the memories' read registers hold one
         full = Signal(name="read_register_full")
         held = Signal(width, name="read_register", reset_less=True)
-        write = self.i.valid & self.i.ready
+        write = self.i.valid if self._unchecked_writes else self.i.valid & self.i.ready
         load = port_full & ~full                    # the read register loads only when empty
         slices = [(lo, min(lo + SLICE_BITS, width))
                   for lo in range(0, width, SLICE_BITS)]

@@ -585,11 +585,16 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                     for lane in range(pl):
                         m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
                                      stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
+        # the high (u) FIFO holds a token's nb_out blocks, and a token starts only after the
+        # last block of the one before left (i.ready): no write finds it full, so with the
+        # registered join it takes writes unchecked (stage_full / the requantizer's valid
+        # straight to its memories and counters)
         if quant is None:  # ResQ, two-term output: the exact blocks into the high FIFO
             high_layout = data.ArrayLayout(self._high_channel, s.block)
             m.submodules.high_fifo = high_fifo = RegisteredFIFO(
                 shape=high_layout, depth=fifo_depth(nb_out),
-                registered_ready=self._registered_join)
+                registered_ready=self._registered_join,
+                unchecked_writes=self._registered_join)
             view = high_fifo.i.payload
             m.d.comb += high_fifo.i.valid.eq(stage_full)
             for e in range(s.block):
@@ -598,7 +603,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
         m.submodules.u_fifo = u_fifo = RegisteredFIFO(shape=block_layout(self._lr_format),
                                                       depth=fifo_depth(nb_out),
-                                                      registered_ready=self._registered_join)
+                                                      registered_ready=self._registered_join,
+                                                      unchecked_writes=self._registered_join)
         m.d.comb += [quant.i.valid.eq(stage_full), quant.o.ready.eq(1)]
         for e in range(s.block):
             m.d.comb += [quant.i.payload.values[e].eq(stage_v[e]),

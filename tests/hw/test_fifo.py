@@ -80,6 +80,41 @@ def _accepted_without_reads(depth: int, cycles: int, registered_ready: bool = Fa
     return taken[0], out
 
 
+@pytest.mark.parametrize("depth", [3, 4, 9])
+@pytest.mark.parametrize("valid, ready", [(1.0, 1.0), (0.7, 0.4), (0.4, 0.9)])
+def test_unchecked_writes_arrive_in_order(depth, valid, ready):
+    """A writer that offers an item only while ``i.ready`` is high (as a schedule that never
+    fills the FIFO does): every item arrives in order; at full rate, as the checked FIFO."""
+    dut = RegisteredFIFO(shape=8, depth=depth, registered_ready=True, unchecked_writes=True)
+    rng = np.random.default_rng(depth)
+    n = 60
+    items = [int(v) for v in rng.integers(0, 256, n)]
+    sent, out, cycles = [0], [], [0]
+
+    async def bench(ctx):
+        while len(out) < n:
+            assert cycles[0] < 20 * n, "no completion"
+            offer = (sent[0] < n and ctx.get(dut.i.ready) == 1
+                     and (valid >= 1 or rng.random() < valid))
+            ctx.set(dut.i.valid, offer)
+            ctx.set(dut.i.payload, items[sent[0]] if offer else int(rng.integers(0, 256)))
+            ctx.set(dut.o.ready, ready >= 1 or rng.random() < ready)
+            _, _, o_valid, o_ready, payload = await ctx.tick().sample(
+                dut.o.valid, dut.o.ready, dut.o.payload)
+            sent[0] += offer
+            if o_valid and o_ready:
+                out.append(payload)
+            cycles[0] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert out == items
+    if valid == ready == 1.0 and depth > 3:  # an item every other cycle, as registered_ready
+        assert cycles[0] == 2 * n - 1 + dut.latency
+
+
 @pytest.mark.parametrize("depth", [3, 5, 17])
 @pytest.mark.parametrize("registered_ready", [False, True])
 def test_depth_items_fit_without_a_read(depth, registered_ready):
@@ -92,6 +127,12 @@ def test_registered_ready_is_checked_and_published():
     assert inspected(RegisteredFIFO(shape=4, depth=3, registered_ready=True)).registered_ready
     with pytest.raises(TypeError, match=r"^registered_ready must be a bool; got 'yes'$"):
         RegisteredFIFO(shape=4, depth=3, registered_ready="yes")
+    assert inspected(RegisteredFIFO(shape=4, depth=3, registered_ready=True,
+                                    unchecked_writes=True)).unchecked_writes
+    with pytest.raises(TypeError, match=r"^unchecked_writes must be a bool; got 2$"):
+        RegisteredFIFO(shape=4, depth=3, registered_ready=True, unchecked_writes=2)
+    with pytest.raises(ValueError, match=r"^unchecked_writes needs registered_ready=True$"):
+        RegisteredFIFO(shape=4, depth=3, unchecked_writes=True)
 
 
 def test_latency_matches_the_lqer_schedule():
