@@ -30,10 +30,11 @@ from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
 __all__ = ["Family", "FAMILIES", "DEFAULT_FAMILIES", "PnrJob", "pnr_jobs_for_component", "pnr_jobs_for_design",
-           "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError"]
+           "run_pnr_job", "run_pnr_jobs", "CONSTRAINTS_DIR", "NextpnrError", "SEED", "MAX_SEED"]
 
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
-SEED = 1
+SEED = 1          # nextpnr's --seed unless a job names another (``lqer-hw pnr --seed``)
+MAX_SEED = 2 ** 31 - 1
 PACK_LOG = "nextpnr-pack.log"  # Family.pack_first: the packer's log
 LOGS = ("yosys.log", "nextpnr.log", PACK_LOG, STA_FILE)  # kept with a cached record, restored with it
 NEXTPNR_USAGE_FILE = "nextpnr.usage.json"
@@ -106,6 +107,7 @@ class PnrJob:
     facts: dict = field(default_factory=dict)
     harness_bits: int = 0
     flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
+    seed: int = SEED              # nextpnr's placement seed
 
     @property
     def script(self) -> str:
@@ -121,7 +123,7 @@ class PnrJob:
 
     def nextpnr_args(self) -> list[str]:
         return [*self._device_args("nextpnr.log"), "--report", "nextpnr.json",
-                "--timing-allow-fail", "--seed", str(SEED)]
+                "--timing-allow-fail", "--seed", str(self.seed)]
 
     def pack_args(self) -> list[str]:
         """nextpnr's arguments for packing alone (``--pack-only``), logged to
@@ -147,7 +149,12 @@ class PnrJob:
 
 def pnr_jobs_for_component(design: str, params: dict[str, int], component, families, *,
                            constraints_dir: Path = CONSTRAINTS_DIR,
-                           flow: Flow | None = None) -> list[PnrJob]:
+                           flow: Flow | None = None, seed: int = SEED) -> list[PnrJob]:
+    """One job per family for ``component`` in its timing harness; ``seed`` (0..
+    :data:`MAX_SEED`) is nextpnr's placement seed. Raises ``ValueError`` for missing
+    constraints or a seed out of range."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}; got {seed!r}")
     from hw.designs import emit, top_name
     facts = component_facts(component)
     harness = TimingHarness(component)
@@ -162,7 +169,7 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
             raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
         flow_used = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(family.target.name)
         jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
-                           harness.register_bits, flow_used))
+                           harness.register_bits, flow_used, seed))
     return jobs
 
 
@@ -352,7 +359,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
         hit = {"design": job.design, "params": job.params, "target": job.family.target.name,
                "pnr_family": job.family.name, "pnr_flow": job.flow.name,
-               "pnr_device": job.family.device_name, "pnr_seed": SEED, **timing,
+               "pnr_device": job.family.device_name, "pnr_seed": job.seed, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "pnr_bram_output_registers": outreg,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),

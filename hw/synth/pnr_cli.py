@@ -1,11 +1,12 @@
 """``lqer-hw pnr``: place and route designs on ECP5 and iCE40, report Fmax.
 
-    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [-j N] [-o DIR] [--overwrite]
-    lqer-hw pnr --default [-j N] [-o DIR] [--overwrite]
+    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [--seed N] [-j N] [-o DIR] [--overwrite]
+    lqer-hw pnr --default [--seed N] [-j N] [-o DIR] [--overwrite]
 
 Each record is the design's synthesis record for the family (LUTs, FFs, ...)
-with the Fmax of its placed and routed timing harness added. Exit status,
-output folder and cache as for ``lqer-hw synth``.
+with the Fmax of its placed and routed timing harness added (``pnr_seed``: nextpnr's
+placement seed, 1 unless ``--seed`` names another). Exit status, output folder and cache as
+for ``lqer-hw synth``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from hw.synth.cli import build_parser, open_cache, output_folder, plan, plan_jobs
 from hw.synth.flow import SynthFailure, run_jobs
-from hw.synth.pnr import (CONSTRAINTS_DIR, DEFAULT_FAMILIES, FAMILIES, pnr_jobs_for_design,
-                          run_pnr_jobs)
+from hw.synth.pnr import (CONSTRAINTS_DIR, DEFAULT_FAMILIES, FAMILIES, MAX_SEED, SEED,
+                          pnr_jobs_for_design, run_pnr_jobs)
 from hw.synth.targets import get_flow
 from hw.synth.report import params_text, write_reports
-from lqer_hw.args import UsageError, run
+from lqer_hw.args import UsageError, integer, run
 from lqer_hw.files import OutputFolder
 
 __all__ = ["main"]
@@ -35,6 +36,9 @@ def _parser(prog: str):
                         "MULT18X18D blocks)")
     p.add_argument("--constraints", default=str(CONSTRAINTS_DIR), metavar="DIR",
                    help="folder with ecp5.lpf and ice40.pcf (default: the project's)")
+    p.add_argument("--seed", type=integer(0, MAX_SEED), default=SEED, metavar="N",
+                   help=f"nextpnr's placement seed (default {SEED}); single runs of one netlist "
+                        "move by 5%% to 30%% between seeds (docs/synth.md)")
     return p
 
 
@@ -69,7 +73,8 @@ def _pnr(argv: list[str], prog: str) -> int:
     by_target = {f.target.name: f for f in families}
     pnr_jobs = [j for name, params, targets, _, _ in points
                 for j in pnr_jobs_for_design(name, params, [by_target[t.name] for t in targets],
-                                             constraints_dir=Path(args.constraints), flow=flow)]
+                                             constraints_dir=Path(args.constraints), flow=flow,
+                                             seed=args.seed)]
     with output as build:
         def failed(outcome):
             print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,

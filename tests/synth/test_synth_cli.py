@@ -68,6 +68,9 @@ def test_synth_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, cap
      r"constraints must include no/such/ecp5\.lpf; got No such file or directory"),
     (["dot-array", "--timeout", "-1"], r"timeout must be a number > 0; got '-1'"),
     (["dot-array", "-j", "x"], r"jobs must be an integer >= 1; got 'x'"),
+    (["dot-array", "--seed", "-1"], r"seed must be an integer in 0\.\.2147483647; got '-1'"),
+    (["dot-array", "--seed", "2147483648"],
+     r"seed must be an integer in 0\.\.2147483647; got '2147483648'"),
 ])
 def test_pnr_usage_errors_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     code = pnr_cli.main([*argv, "-o", str(tmp_path / "out")], prog="lqer-hw pnr")

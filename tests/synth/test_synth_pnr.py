@@ -9,7 +9,8 @@ import re
 import pytest
 
 from hw.synth import pnr_cli
-from hw.synth.pnr import CONSTRAINTS_DIR, FAMILIES, pnr_jobs_for_design, run_pnr_jobs
+from hw.synth.pnr import (CONSTRAINTS_DIR, FAMILIES, SEED, pnr_jobs_for_design, run_pnr_job,
+                          run_pnr_jobs)
 from hw.synth.targets import TARGETS
 
 pytestmark = pytest.mark.synth
@@ -49,6 +50,19 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
     # the iCE40 harness also carries the Yosys-model estimate, marked as one
     assert records["ice40"]["harness_est_fmax_mhz"] > 0
     assert records["ice40"]["harness_timing_model"] == TARGETS["ice40"].timing.name
+
+
+def test_the_seed_reaches_nextpnr_the_cache_key_and_the_record(tmp_path):
+    jobs = {seed: pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ecp5"]], seed=seed)[0]
+            for seed in (SEED, 7)}
+    assert jobs[SEED].nextpnr_args()[-2:] == ["--seed", str(SEED)]
+    assert jobs[7].nextpnr_args()[-2:] == ["--seed", "7"]
+    assert jobs[SEED].key != jobs[7].key                    # a cached record is one seed's
+    record = run_pnr_job(jobs[7], tmp_path)
+    assert record["pnr_seed"] == 7 and 10 < record["fmax_mhz"] < 1000
+    for bad in (-1, 2 ** 31, 1.5, True):
+        with pytest.raises(ValueError, match=r"^seed must be an integer in 0\.\.2147483647; "):
+            pnr_jobs_for_design("dot-array", SMALL, [FAMILIES["ecp5"]], seed=bad)
 
 
 def test_design_too_large_for_the_device_is_reported_not_failed(tmp_path):
