@@ -1,6 +1,7 @@
 """``lqer-hw pnr``: place and route designs on ECP5 and iCE40, report Fmax.
 
-    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [--seed N] [-j N] [-o DIR] [--overwrite]
+    lqer-hw pnr DESIGN [-p NAME=VALUE[,VALUE...]]... [--family F]... [--seed N] [-j N]
+                [-o DIR] [--overwrite]
     lqer-hw pnr --default [--seed N] [-j N] [-o DIR] [--overwrite]
 
 Each record is the design's synthesis record for the family (LUTs, FFs, ...)
