@@ -3,9 +3,11 @@
 1. Every registered design at the paper configuration (``hw.synth.defaults``), once per
    value of each of its pipeline-depth parameters (the parameters the registry publishes
    named ``stages`` or ``*_stages``: new ones are picked up with no change here), placed
-   and routed by nextpnr on ECP5 and iCE40 (one run each, seed ``hw.synth.pnr.SEED``),
-   beside the 7-series Fmax *estimate* from Yosys's delay model (``hw.synth.timing``;
-   never a measurement). Printed per depth: Fmax, and its ratio to the shallowest depth.
+   and routed by nextpnr on ECP5 and iCE40 (one run each at seed ``hw.synth.pnr.SEED``, or
+   one per seed of ``--seeds``), beside the 7-series Fmax *estimate* from Yosys's delay
+   model (``hw.synth.timing``; never a measurement). Printed per depth: Fmax (with several
+   seeds their mean, then the lowest and highest run: a layer's single runs move by up to
+   1.3x between seeds, docs/synth.md), and its ratio to the shallowest depth (of means).
 2. lqer-linear at its default lanes for d_in = d_out = 64, 256, 1024 (rank 32): LUTs,
    FFs, BRAMs and LUT RAMs on xc7 and ecp5, and the ratio largest-to-smallest of each.
 
@@ -13,7 +15,7 @@ Everything printed is measured in this run (or answered by the shared result cac
 keyed by the design's RTLIL and the flow). Never gates anything.
 
     python bench/bench_timing.py [--designs NAME,...] [--depths 1,2,4,8|all]
-        [--families ecp5,ice40] [--dims 64,256,1024] [--rank 32] [--scaling-targets xc7,ecp5]
+        [--families ecp5,ice40] [--seeds 1,2,3] [--dims 64,256,1024] [--rank 32] [--scaling-targets xc7,ecp5]
         [--skip-fmax] [--skip-scaling] [-j 2] [--timeout S] [-o build/bench/timing]
         [--cache DIR | --no-cache]
 """
@@ -75,18 +77,18 @@ def scaling_points(design, dims=DEFAULT_DIMS, rank: int = 32) -> list[dict]:
     return [{**base, "d_in": d, "d_out": d, "rank": rank} for d in dims]
 
 
-def parse_list(text: str, *, allow_all: bool = False) -> list[int] | None:
+def parse_list(text: str, *, allow_all: bool = False, name: str = "list") -> list[int] | None:
     """``"1,2,4"`` -> ``[1, 2, 4]``; ``"all"`` -> None when ``allow_all``. ``ValueError``
-    naming the text otherwise."""
+    naming the option (``name``) and the text otherwise."""
     if allow_all and text.strip() == "all":
         return None
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"list must be comma-separated integers{' or all' if allow_all else ''}"
-                         f"; got {text!r}") from None
+        raise ValueError(f"{name} must be comma-separated integers"
+                         f"{' or all' if allow_all else ''}; got {text!r}") from None
     if not values or any(v < 1 for v in values):
-        raise ValueError(f"list must hold integers >= 1; got {text!r}")
+        raise ValueError(f"{name} must hold integers >= 1; got {text!r}")
     return values
 
 
@@ -109,17 +111,24 @@ def fmax_rows(points, pnr: dict, estimates: dict, families) -> list[list[str]]:
     the ratio to the shallowest depth of that design and parameter, the 7-series estimate.
 
     ``points``: ``(design, parameter, value, params)``; ``pnr``: ``{(design, params text,
-    family): record}``; ``estimates``: ``{(design, params text): est. Fmax}``.
+    family): record}``, or a list of records (one per seed: the cell is their mean Fmax,
+    then the lowest and highest in brackets; the ratio is of means); ``estimates``:
+    ``{(design, params text): est. Fmax}``.
     """
     rows, first = [], {}
     for design, name, value, params in points:
         text = _key(params)
         row = [design, name, str(value)]
         for family in families:
-            record = pnr.get((design, text, family), {})
-            fmax = record.get("fmax_mhz")
+            records = pnr.get((design, text, family), {})
+            records = records if isinstance(records, list) else [records]
+            runs = [r["fmax_mhz"] for r in records if r.get("fmax_mhz") is not None]
+            fmax = sum(runs) / len(runs) if runs else None
             reference = first.setdefault((design, name, family), fmax)
-            row.append(_fmt(fmax) if fmax is not None else _short_note(record))
+            cell = _short_note(records[0] if records else {}) if fmax is None else _fmt(fmax)
+            if len(runs) > 1:
+                cell += f" ({min(runs):.1f}–{max(runs):.1f})"
+            row.append(cell)
             row.append(_fmt(ratio(fmax, reference), 2))
         estimate = estimates.get((design, text))
         reference = first.setdefault((design, name, "xc7"), estimate)
@@ -184,21 +193,32 @@ def _run_fmax(args, designs, cache, out: Path) -> str:
     families = [FAMILIES[f] for f in args.families]
     points = [(d.name, name, value, params) for d in designs
               for name, value, params in depth_points(d, args.depths)]
-    pnr_jobs, synth_jobs = [], []
+    pnr_jobs = {seed: [] for seed in args.seeds}
+    synth_jobs = []
     for design, _, _, params in points:
         component = elaborate(design, **params)
-        pnr_jobs += pnr_jobs_for_component(design, params, component, families)
+        for seed in args.seeds:
+            pnr_jobs[seed] += pnr_jobs_for_component(design, params, component, families,
+                                                     seed=seed)
         synth_jobs += jobs_for_component(design, params, elaborate(design, **params),
                                          [TARGETS[ESTIMATE_TARGET]])
-    print(f"Fmax: {len(points)} design points x {len(families)} families "
-          f"(place and route) + {ESTIMATE_TARGET} estimates", flush=True)
+    print(f"Fmax: {len(points)} design points x {len(families)} families x "
+          f"{len(args.seeds)} seeds (place and route) + {ESTIMATE_TARGET} estimates",
+          flush=True)
     synth, failures = run_jobs(synth_jobs, out / "estimate", workers=args.jobs, cache=cache,
                                timeout=args.timeout)
-    timing, pnr_failures = run_pnr_jobs(pnr_jobs, out / "pnr", workers=args.jobs, cache=cache,
-                                        timeout=args.timeout)
-    for failure in [*failures, *pnr_failures]:
+    timing = []
+    for seed, jobs in pnr_jobs.items():  # a folder per seed: the jobs share their names
+        records, pnr_failures = run_pnr_jobs(jobs, out / "pnr" / f"seed-{seed}",
+                                             workers=args.jobs, cache=cache,
+                                             timeout=args.timeout)
+        timing += records
+        failures += pnr_failures
+    for failure in failures:
         print(f"bench_timing: error: {failure}", file=sys.stderr)
-    pnr = {(r["design"], _key(r["params"]), r["pnr_family"]): r for r in timing}
+    pnr = {}
+    for r in timing:
+        pnr.setdefault((r["design"], _key(r["params"]), r["pnr_family"]), []).append(r)
     estimates = {(r["design"], _key(r["params"])): r.get("est_fmax_mhz") for r in synth}
     rows = fmax_rows(points, pnr, estimates, args.families)
     calibration = [(r["harness_est_fmax_mhz"], r["fmax_mhz"]) for r in timing
@@ -244,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depths", default=",".join(map(str, DEFAULT_DEPTHS)),
                    help="pipeline depths to try, comma list or 'all' (default 1,2,4,8)")
     p.add_argument("--families", default="ecp5,ice40", help="place-and-route families")
+    p.add_argument("--seeds", default=None,
+                   help="nextpnr placement seeds, comma list (default: hw.synth.pnr.SEED); "
+                        "each point is placed once per seed")
     p.add_argument("--dims", default=",".join(map(str, DEFAULT_DIMS)),
                    help="d_in = d_out values of the scaling table")
     p.add_argument("--rank", type=int, default=32)
@@ -260,13 +283,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from hw.synth.cache import ResultCache, default_cache_root
-    from hw.synth.pnr import FAMILIES
+    from hw.synth.pnr import FAMILIES, MAX_SEED, SEED
     from hw.synth.targets import TARGETS
 
     args = build_parser().parse_args(argv)
     try:
-        args.depths = parse_list(args.depths, allow_all=True)
-        args.dims = parse_list(args.dims)
+        args.depths = parse_list(args.depths, allow_all=True, name="depths")
+        args.seeds = ([SEED] if args.seeds is None else
+                      list(dict.fromkeys(parse_list(args.seeds, name="seeds"))))
+        for seed in args.seeds:
+            if seed > MAX_SEED:
+                raise ValueError(f"seeds must be integers in 1..{MAX_SEED}; got {seed}")
+        args.dims = parse_list(args.dims, name="dims")
         args.families = [f for f in args.families.split(",") if f]
         args.scaling_targets = [t for t in args.scaling_targets.split(",") if t]
         for family in args.families:
@@ -296,7 +324,8 @@ def main(argv=None) -> int:
                                       targets=args.scaling_targets, cache=cache,
                                       out=out / "scaling", jobs=args.jobs,
                                       timeout=args.timeout))
-    print(f"\nmeasured in one run ({time.monotonic() - start:.0f} s, seed fixed)\n")
+    seeds = ", ".join(map(str, args.seeds))
+    print(f"\nmeasured in one run ({time.monotonic() - start:.0f} s, nextpnr seeds {seeds})\n")
     print("\n\n".join(sections))
     return 0
 

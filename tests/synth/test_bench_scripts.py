@@ -74,6 +74,8 @@ def test_lists_are_parsed_or_refused_in_one_line():
         timing.parse_list("x", allow_all=True)
     with pytest.raises(ValueError, match=r"^list must hold integers >= 1; got '0,2'$"):
         timing.parse_list("0,2")
+    with pytest.raises(ValueError, match=r"^seeds must be comma-separated integers; got '1,x'$"):
+        timing.parse_list("1,x", name="seeds")
 
 
 def test_fmax_rows_give_the_ratio_to_the_shallowest_depth_and_notes():
@@ -89,6 +91,16 @@ def test_fmax_rows_give_the_ratio_to_the_shallowest_depth_and_notes():
     assert rows[1] == ["d", "stages", "2", "120.0", "1.50", "does not fit", "–", "300.0", "1.50"]
     assert len(timing.fmax_header(["ecp5", "ice40"])) == len(rows[0])
     assert "estimate" in timing.fmax_header(["ecp5"])[-2]
+
+
+def test_fmax_rows_over_seeds_give_the_mean_and_the_range():
+    points = [("d", "stages", 1, {"stages": 1}), ("d", "stages", 2, {"stages": 2})]
+    pnr = {("d", "stages=1", "ecp5"): [{"fmax_mhz": 80.0}, {"fmax_mhz": 100.0}],
+           ("d", "stages=2", "ecp5"): [{"fmax_mhz": 120.0}, {"fmax_mhz": 150.0},
+                                       {"fmax_mhz": 180.0}]}
+    rows = timing.fmax_rows(points, pnr, {}, ["ecp5"])
+    assert rows[0][3:5] == ["90.0 (80.0–100.0)", "1.00"]
+    assert rows[1][3:5] == ["150.0 (120.0–180.0)", "1.67"]
 
 
 def test_scaling_rows_end_with_the_largest_to_smallest_ratio():
