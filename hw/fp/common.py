@@ -42,8 +42,8 @@ from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
 
 __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
-           "one_hot_index", "group_one_hot", "coarse_shift", "fine_shift", "group_fine_one_hots",
-           "fine_shift_by", "shift_right_sticky",
+           "one_hot_index", "group_one_hot", "group_flags", "coarse_shift", "fine_shift",
+           "group_fine_one_hots", "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
            "pack_choice", "select_result", "final_fields", "pack_final", "Stage",
            "close_product_level", "FPUnit",
@@ -126,12 +126,25 @@ def group_one_hot(m: Module, probe: Value, group: int, name: str) -> Signal:
     """Normalisation step 1 (of :func:`group_one_hot`, :func:`coarse_shift`,
     :func:`fine_shift`): one-hot of the first non-zero ``group``-bit group of ``probe``
     from its top (the last group if all are zero)."""
+    flags = [wire(m, part.any(), f"{name}_group_{k}")
+             for k, part in enumerate(_groups_from_top(probe, group))]
+    return first_one_hot(m, flags, name)
+
+
+def group_flags(m: Module, probe: Value, group: int, name: str) -> Signal:
+    """Bit ``k``: any one in the ``k``-th ``group``-bit group of ``probe`` from its top (the
+    flags :func:`group_one_hot` picks the first of, for a pipeline that registers them
+    between)."""
+    return wire(m, Cat(*(part.any() for part in _groups_from_top(probe, group))),
+                f"{name}_flags")
+
+
+def _groups_from_top(probe: Value, group: int) -> list[Value]:
+    """``probe`` cut into ``group``-bit groups from its top (the last one may be shorter)."""
     probe = Value.cast(probe)
     width = len(probe)
-    count = -(-width // group)
-    flags = [wire(m, probe[max(width - (k + 1) * group, 0):width - k * group].any(),
-                  f"{name}_group_{k}") for k in range(count)]
-    return first_one_hot(m, flags, name)
+    return [probe[max(width - (k + 1) * group, 0):width - k * group]
+            for k in range(-(-width // group))]
 
 
 def coarse_shift(m: Module, value: Value, one_hot: Value, group: int, name: str) -> Signal:

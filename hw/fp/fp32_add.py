@@ -7,10 +7,13 @@ scientist should know about floating-point arithmetic", ACM Computing Surveys 19
 section "Guard digits"), cut into short levels (one pipeline register after each
 by default; 150 MHz on ECP5 needs them):
 
-- ``compare``: which operand is larger in magnitude (the encodings without the sign
-  compare as unsigned integers), the specials, and for either operand as ``y`` the
-  shift ``d = ex - ey`` (32 or more act as 31: all of ``y`` is shifted out either way)
-  and which bytes of ``sy << 3`` hold a one;
+- ``unpack``: the fields (a subnormal's exponent as 1, the hidden bit), the specials,
+  which bytes of each ``s << 3`` hold a one, and the compare of the fraction fields
+  (``b`` larger in either half, equal in the top half);
+- ``compare``: which operand is larger in magnitude (``(e, hidden bit)`` compared, the
+  fraction compare breaking a tie: the order of the encodings without the sign) and for
+  either operand as ``y`` the shift ``d = ex - ey`` (32 or more act as 31: all of ``y`` is
+  shifted out either way);
 - ``swap``: ``x`` = the larger operand, ``y`` the other, ``sy << 3`` shifted right by the
   whole bytes of ``d`` (the bytes dropped OR-ed into a sticky bit);
 - ``align``: the rest of ``Y = (sy << 3) >> d``, 0..7 bits, with every bit shifted out
@@ -37,8 +40,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
 from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, final_fields, fine_shift_by,
-                          group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
-                          pack_final, round_even, unpack)
+                          first_one_hot, group_fine_one_hots, group_flags, one_hot_index,
+                          one_hot_select, pack_final, round_even, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -51,14 +54,16 @@ SUM = WIDE + 1             # 28: with the carry
 GROUP = 8                  # normalisation and alignment: whole bytes, then 0..7 bits
 ALIGN_BYTES = 3            # bytes of y << EXTRA that a coarse alignment (0..3 bytes) drops
 GROUPS = -(-SUM // GROUP)  # 4
+HALF = 12                  # the fraction compare in two parts: bits 22..12 and 11..0
 
 
 class FP32Add(FPUnit):
     """Ports: ``i`` (stream of ``{"a": unsigned(32), "b": unsigned(32)}``, binary32 bit
     patterns) and ``o`` (stream of ``{"y": unsigned(32)}``, the rounded sum)."""
 
-    LEVELS = ("compare", "swap", "align", "add", "detect", "coarse", "fine", "round", "pack")
-    DELAYS = (3.0, 2.5, 3.5, 3.0, 3.0, 3.0, 3.5, 3.0, 3.0)
+    LEVELS = ("unpack", "compare", "swap", "align", "add", "flags", "detect", "coarse", "fine",
+              "round", "pack")
+    DELAYS = (2.0, 2.5, 2.5, 3.5, 3.0, 2.5, 1.5, 3.0, 3.5, 3.0, 3.0)
     INPUTS = {"a": unsigned(32), "b": unsigned(32)}
     OUT_FORMAT = BINARY32
 
@@ -68,19 +73,33 @@ class FP32Add(FPUnit):
         nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_inf & (ua.sign != ub.sign))
         stage.carry(nan=nan, inf=ua.is_inf | ub.is_inf,
                     inf_sign=Mux(ua.is_inf, ua.sign, ub.sign), zero_sign=ua.sign & ub.sign)
-        # both alignment shifts (for either operand as y) and each operand's byte flags
-        # (any bit set in byte j of m << EXTRA) are formed here, beside the magnitude compare
-        amounts = {}
-        for key, d in (("ab", ua.exponent - ub.exponent), ("ba", ub.exponent - ua.exponent)):
-            d = Value.cast(d)[:8]
-            # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
-            amounts[f"amount_{key}"] = wire(m, Mux(d[5:].any(), 31, d[:5]), f"align_{key}")
+        # each operand's byte flags (any bit set in byte j of m << EXTRA) beside the fields:
+        # the inputs' register drives only this level's few LUTs
         bytes_any = {f"bytes_{n}": Cat(*((u.significand << EXTRA)[j * GROUP:(j + 1) * GROUP].any()
                                          for j in range(ALIGN_BYTES)))
                      for n, u in (("a", ua), ("b", ub))}
-        s = stage.close(swap=payload.b[:31] > payload.a[:31],
-                        sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
-                        ma=ua.significand, mb=ub.significand, **amounts, **bytes_any)
+        # the magnitude compare's low part: the fraction fields' halves compared (each a
+        # short carry chain from the inputs), combined below an equal top part
+        halves = {}
+        for key, part in (("high", slice(HALF, BINARY32.fraction_bits)), ("low", slice(0, HALF))):
+            halves[f"{key}_gt"] = payload.b[part] > payload.a[part]
+            halves[f"{key}_eq"] = payload.b[part] == payload.a[part]
+        del halves["low_eq"]
+        s = stage.close(sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
+                        ma=ua.significand, mb=ub.significand, **bytes_any, **halves)
+
+        # both alignment shifts (for either operand as y) beside the magnitude compare's top
+        # part: (exponent, hidden bit), which orders the encodings as their fields do
+        amounts = {}
+        for key, d in (("ab", s.ea - s.eb), ("ba", s.eb - s.ea)):
+            d = Value.cast(d)[:8]
+            # shifts of 32 or more act as 31: all of y's 27 bits are shifted out either way
+            amounts[f"amount_{key}"] = wire(m, Mux(d[5:].any(), 31, d[:5]), f"align_{key}")
+        top_a, top_b = Cat(s.ma[-1], s.ea), Cat(s.mb[-1], s.eb)
+        fraction_gt = s.high_gt | (s.high_eq & s.low_gt)
+        swap = wire(m, (top_b > top_a) | ((top_b == top_a) & fraction_gt), "swap")
+        s = stage.close(swap=swap, sa=s.sa, sb=s.sb, ea=s.ea, eb=s.eb, ma=s.ma, mb=s.mb,
+                        bytes_a=s.bytes_a, bytes_b=s.bytes_b, **amounts)
 
         # the coarse part of the alignment: whole bytes, OR-ed into a sticky bit
         amount = wire(m, Mux(s.swap, s.amount_ba, s.amount_ab), "align_shift")
@@ -107,22 +126,26 @@ class FP32Add(FPUnit):
         limit = wire(m, (Const(1 << WIDE, SUM) >> s.ex)[:SUM], "normalize_limit")
         s = stage.close(total=total, limit=limit)
 
+        # each byte's flags of the probe (any one; its leading one, group_fine_one_hots) and
+        # whether the byte of the sum is zero: two LUT levels from the adder's register
         probe = wire(m, s.total | s.limit, "sum_probe")
-        s = stage.close(value=s.total, zero=s.total == 0,
-                        groups=group_one_hot(m, probe, GROUP, "sum_groups"),
+        s = stage.close(value=s.total, flags=group_flags(m, probe, GROUP, "sum_flags"),
+                        zero_bytes=group_flags(m, s.total, GROUP, "sum_nonzero"),
                         fines=group_fine_one_hots(m, probe, GROUP, "sum_fines"))
 
-        # the exponent after the coarse shift, less one, plus each carry k = 0, 1, 2 the
-        # rounding may bring (exponent_choices): constants added to ex, selected one-hot
-        bases = {f"exponent_{j}": one_hot_select(
-                     m, s.groups, [s.ex + (j - GROUP * k) for k in range(GROUPS)],
-                     f"coarse_exponent_{j}") for j in range(3)}
-        # and each less the all-ones field: the round level's overflow test is then one
-        # compare with the fine shift, beside its subtraction (exponent_choices' headroom)
-        bases.update({f"headroom_{j}": one_hot_select(
-                          m, s.groups, [s.ex + (j - GROUP * k - BINARY32.exponent_all_ones)
-                                        for k in range(GROUPS)], f"coarse_headroom_{j}")
-                      for j in range(3)})
+        groups = first_one_hot(m, list(s.flags), "sum_groups")
+        s = stage.close(value=s.value, zero=~s.zero_bytes.any(), fines=s.fines, groups=groups,
+                        coarse=one_hot_index(m, groups, "sum_coarse_index"))
+
+        # the exponent after the coarse shift of 8 * coarse bits, less one, plus each carry
+        # j = 0, 1, 2 the rounding may bring (exponent_choices), and each less the all-ones
+        # field (the round level's overflow test is then one compare with the fine shift,
+        # beside its subtraction: exponent_choices' headroom); one adder each, from ex and
+        # the registered index (ex drives six adders, not one per group and value)
+        ex = Cat(s.ex, Const(0, 1)).as_signed()
+        bases = {f"{kind}_{j}": wire(m, ex - (s.coarse << 3) + (j - offset), f"coarse_{kind}_{j}")
+                 for kind, offset in (("exponent", 0), ("headroom", BINARY32.exponent_all_ones))
+                 for j in range(3)}
         # the fine shift's one-hot, found beside the groups' (group_fine_one_hots), selected
         fine_hot = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
                                                 for k in range(GROUPS)], "sum_fine_hot")
