@@ -7,8 +7,10 @@ exponent lowered to ``e' = e - z``, possibly below 1), so the product ``P`` of t
 ``t = P[47]``, the biased result exponent is ``E + t``. A normal result
 (``E + t >= 1``) keeps ``P``'s top 24 bits: a right shift by ``23 + t``; a subnormal
 one gets exponent 1 and the shift ``24 - E`` (capped at 64: from 49 on every bit, the
-round bit included, is shifted out). Both shifts for both values of ``t`` are formed while ``P`` is
-still being summed; ``t`` then picks one.
+round bit included, is shifted out). The shift for ``t = 0`` is formed while ``P`` is still
+being summed; for ``t = 1`` it is the same (a subnormal result, or ``E = 0``) or one more
+inside the same byte (a normal one: 23 -> 24), so the whole-byte part of the alignment
+does not wait for ``t``, and ``t`` adds one to the fine part only where ``E >= 1``.
 
 Levels (one pipeline register after each by default). The product is summed from
 partial products over three levels (:class:`hw.product_tree.ProductTree`): a
@@ -25,8 +27,8 @@ chains:
   shifts subtracted from ``E``;
 - ``product_1``: two rows of adders (12 -> 6 -> 3); the subnormal shift ``23 - E``
   (capped) and whether ``E + t >= 1``;
-- ``product_2``: a carry-save row (3 -> 2) and ``P``; the shift amounts and exponents
-  for ``t = 0, 1``;
+- ``product_2``: a carry-save row (3 -> 2) and ``P``; the shift for ``t = 0`` and the
+  exponents for ``t = 0, 1``;
 - ``align_coarse``, ``align_fine``: the right shift in whole bytes, then 1..8 bits,
   with the round and sticky bits;
 - ``round``: round to nearest even; beside it, for each of the three carries the final
@@ -107,17 +109,18 @@ class FP32Mul(FPUnit):
             s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
                                            exponent=s.exponent, sub_shift=s.sub_shift,
                                            normal_0=s.normal_0, normal_1=s.normal_1)
-        options = {}
-        for t in (0, 1):
-            normal = getattr(s, f"normal_{t}")
-            options[f"shift_{t}"] = Mux(normal, P - 2 + t, s.sub_shift)[:6]
-            options[f"exponent_{t}"] = Mux(normal, s.exponent + t, 1)
-        s, (product,) = close_product_level(m, stage, PRODUCT, PRODUCT.levels - 1, terms,
-                                            "product", **options)
+        # the shift less one for t = 0; for t = 1 it is one more when E >= 1 (22 -> 23, in
+        # the same byte) and the same otherwise (23 - E, or 23 when E = 0): so the byte
+        # shift does not wait for t, only the fine shift's low bits take t
+        options = {f"exponent_{t}": Mux(getattr(s, f"normal_{t}"), s.exponent + t, 1)
+                   for t in (0, 1)}
+        s, (product,) = close_product_level(
+            m, stage, PRODUCT, PRODUCT.levels - 1, terms, "product", **options,
+            shift_0=Mux(s.normal_0, P - 2, s.sub_shift)[:6], normal_0=s.normal_0)
 
         top = product[2 * P - 1]
-        shifted, fine, sticky = shift_right_coarse(m, product, Mux(top, s.shift_1, s.shift_0),
-                                                   GROUP, "aligned")
+        shifted, fine, sticky = shift_right_coarse(m, product, s.shift_0, GROUP, "aligned")
+        fine = wire(m, (fine + (top & s.normal_0))[:len(fine)], "aligned_fine_top")
         s = stage.close(shifted=shifted, fine=fine, sticky=sticky,
                         out_exponent=Mux(top, s.exponent_1, s.exponent_0))
 
