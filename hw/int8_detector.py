@@ -10,8 +10,13 @@ magnitude among the non-outlier entries (0 when there is none), a binary16 magni
 pattern. The datapath keeps the running maximum over a token's blocks (its ``s_x``) and
 ORs the masks of a detection group.
 
-Levels: the compare (and the non-outlier magnitudes), then ``ceil(log2 B)`` levels of the
-max tree; ``stages`` registers over them (default one after each level).
+Levels: the threshold compare (and the non-outlier magnitudes), then the max tree in
+rounds, each of which takes the largest of up to four values in two levels: every pair
+compared (a 15-bit carry chain each), then the first largest selected (a one-hot of the
+registered compares and an AND-OR); ``ceil(log4 B)`` rounds, ``stages`` registers over the
+levels (default one after each). A binary tree whose levels compare and select at once
+placed at 6.6 to 7.4 ns on ECP5 (the compare's result driving 15 selects); this one has the
+same five levels at 16 lanes.
 """
 
 from __future__ import annotations
@@ -30,11 +35,17 @@ __all__ = ["Int8Detector", "INF_BITS", "MAX_LANES"]
 INF_BITS = 0x7C00   # binary16 +infinity: a threshold no finite value reaches
 MAX_LANES = 256
 COMPARE_DELAY = 3.0
-MAX_DELAY = 3.0
+MAX_DELAY = 2.0     # each level of a max round: a carry chain, or a one-hot and an AND-OR
+ARITY = 4           # values reduced to one by each round of the max tree
 
 
 def tree_levels(lanes: int) -> int:
-    return max(0, (lanes - 1).bit_length())
+    """Levels of the max tree: two per round of :data:`ARITY`-to-one reductions."""
+    rounds = 0
+    while lanes > 1:
+        lanes = -(-lanes // ARITY)
+        rounds += 1
+    return 2 * rounds
 
 
 class Int8Detector(wiring.Component):
@@ -89,12 +100,32 @@ class Int8Detector(wiring.Component):
                                                                                       mags))]
         values = pipe.after(0, [Cat(*outlier)] + kept)
         mask, kept = values[0], values[1:]
-        for level in range(1, self._levels):
-            kept = [wire(m, Mux(a > b, a, b), f"max_{level}_{k}")
-                    for k, (a, b) in enumerate(zip(kept[0::2], kept[1::2]))] + \
-                (kept[-1:] if len(kept) % 2 else [])
-            values = pipe.after(level, [mask] + kept)
+        level = 1
+        while len(kept) > 1:
+            groups = [kept[g:g + ARITY] for g in range(0, len(kept), ARITY)]
+            # compare level: ge[(j, k)] = group[j] >= group[k] for j < k
+            pairs = [(g, j, k) for g, group in enumerate(groups)
+                     for j in range(len(group)) for k in range(j + 1, len(group))]
+            ge = [wire(m, groups[g][j] >= groups[g][k], f"max_{level}_{g}_ge_{j}{k}")
+                  for g, j, k in pairs]
+            values = pipe.after(level, [mask] + kept + ge)
+            mask, kept, ge = values[0], values[1:1 + len(kept)], values[1 + len(kept):]
+            ge = dict(zip(pairs, ge))
+            # select level: the first largest of each group (larger than those before it,
+            # at least as large as those after it), by an AND-OR of its one-hot
+            chosen = []
+            for g in range(len(groups)):
+                group = kept[g * ARITY:(g + 1) * ARITY]
+                out = 0
+                for j, value in enumerate(group):
+                    wins = [~ge[(g, i, j)] for i in range(j)] + \
+                           [ge[(g, j, k)] for k in range(j + 1, len(group))]
+                    hot = wire(m, Cat(*wins).all(), f"max_{level}_{g}_hot_{j}") if wins else 1
+                    out = out | Mux(hot, value, 0)
+                chosen.append(wire(m, out, f"max_{level}_{g}"))
+            values = pipe.after(level + 1, [mask] + chosen)
             mask, kept = values[0], values[1:]
+            level += 2
         pipe.connect(self.i, self.o)
         m.d.comb += [self.o.payload.mask.eq(mask), self.o.payload.absmax.eq(kept[0])]
         return m
