@@ -518,6 +518,10 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         # from comparisons of the registers alone.
         i_take = Signal(name="int_take")
         last_col = i_col == d_in - 1
+        # i_col + 1 kept as a register beside i_col: its compare with ``codes`` is then one
+        # carry chain, not an adder's and a comparator's in series (w8a8-linear's clock
+        # path on ECP5, docs/synth.md)
+        i_col_up = Signal(range(d_in + 1), name="int_column_next", init=1)
         code_new = quant.o.valid
         ahead = Signal(name="int_ahead")
         later_group = Signal(name="int_later_group")
@@ -526,8 +530,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             m.d.sync += [ahead.eq((codes != 0) | code_new), constants.eq(1),
                          later_group.eq(i_group != G - 1)]
         with m.Elif(i_take):
-            m.d.sync += [ahead.eq(Mux(code_new, i_col < codes, i_col + 1 < codes)),
-                         constants.eq(i_col + 1 < P)]
+            m.d.sync += [ahead.eq(Mux(code_new, i_col < codes, i_col_up < codes)),
+                         constants.eq(i_col_up < P)]
         with m.Else():
             m.d.sync += ahead.eq(Mux(code_new, i_col <= codes, i_col < codes))
         # the int path's constants FIFOs never fill: Int8IntPath.constants_depth holds a
@@ -544,7 +548,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         m.d.comb += [i_take.eq(self.i.valid & int_ok), cr.addr.eq(i_col), cr.en.eq(1),
                      ipath.c.valid.eq(c_valid), ipath.c.payload.eq(c_data)]
         with m.If(i_take):
-            m.d.sync += i_col.eq(Mux(i_col == d_in - 1, 0, i_col + 1))
+            m.d.sync += [i_col.eq(Mux(last_col, 0, i_col_up)),
+                         i_col_up.eq(Mux(last_col, 1, i_col_up + 1))]
             with m.If(i_col == d_in - 1):
                 m.d.sync += i_group.eq(Mux(i_group == G - 1, 0, i_group + 1))
                 with m.If(i_group == G - 1):
