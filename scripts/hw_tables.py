@@ -81,7 +81,13 @@ def synth_block(records: list[dict]) -> str:
     return head + markdown_summary(records) + ("\n" + timing if timing else "")
 
 
+# issue 11's timing goal: every default design at or above 150 MHz on ECP5 (speed 6)
+GOAL_FAMILY, GOAL_MHZ = "ecp5", 150
+
+
 def pnr_block(records: list[dict]) -> str:
+    """The place-and-route table, then how many ``GOAL_FAMILY`` points reach
+    ``GOAL_MHZ`` (and which do not)."""
     from hw.synth.report import params_text
     rows = ["| Design | Parameters | Family | Device | LUTs | FFs | Fmax (MHz) | Note |",
             "|---|---|---|---|---|---|---|---|"]
@@ -90,6 +96,13 @@ def pnr_block(records: list[dict]) -> str:
         rows.append(f"| {r['design']} | {params_text(r['params'])} | {r.get('pnr_family', '')} | "
                     f"{r.get('pnr_device', '')} | {r.get('luts', '–')} | {r.get('ffs', '–')} | "
                     f"{'–' if fmax is None else f'{fmax:.1f}'} | {r.get('pnr_note') or ''} |")
+    goal = [r for r in records if r.get("pnr_family") == GOAL_FAMILY]
+    below = sorted((r.get("fmax_mhz") or 0.0, r["design"]) for r in goal
+                   if (r.get("fmax_mhz") or 0.0) < GOAL_MHZ)
+    if goal:
+        rows += ["", f"At or above {GOAL_MHZ} MHz on {GOAL_FAMILY}: {len(goal) - len(below)} of "
+                     f"{len(goal)} points; below: "
+                 + (", ".join(f"`{d}` {f:.1f}" for f, d in below) or "none") + "."]
     return "\n".join(rows) + "\n"
 
 

@@ -59,6 +59,11 @@ def test_result_blocks_come_from_the_report_files(tmp_path):
     rows = script.pnr_block(script._records(tmp_path, "pnr")).splitlines()
     assert rows[2] == "| dot-array | lanes=1 | ecp5 | LFE5U-85F | 160 | 10 | 151.3 |  |"
     assert rows[3].endswith("| – | does not fit |")
+    assert rows[-1] == "At or above 150 MHz on ecp5: 1 of 1 points; below: none."
+    pnr.append(_record("fp32-add", "ecp5-nodsp", 90, fmax_mhz=143.21, pnr_family="ecp5",
+                       pnr_device="LFE5U-85F"))
+    assert script.pnr_block(pnr).splitlines()[-1] == \
+        "At or above 150 MHz on ecp5: 1 of 2 points; below: `fp32-add` 143.2."
     assert script._records(tmp_path / "missing", "synth") is None
 
 
