@@ -20,9 +20,10 @@ by default; 150 MHz on ECP5 needs them):
   OR-ed into bit 0;
 - ``add``: ``S = (sx << 3) +/- Y`` (one adder; subtract when the signs differ;
   ``S >= 0``), and a one at bit ``27 - ex`` that stops the normalisation at exponent 1;
-- ``detect``, ``coarse``, ``fine``: shift ``S`` left by ``h = min(leading zeros, ex)``
-  (the first non-zero byte and each byte's leading one; whole bytes, with the leading
-  one of the byte they bring to the top selected; 0..7 bits), exponent ``ex + 1 - h``; one bit is
+- ``flags``, ``detect``, ``coarse``, ``fine``: shift ``S`` left by
+  ``h = min(leading zeros, ex)`` (each byte's any-one, leading-one and non-zero flags;
+  the first non-zero byte and its index; whole bytes, with the leading one of the byte
+  they bring to the top selected; 0..7 bits), exponent ``ex + 1 - h``; one bit is
   then dropped into the sticky bit: a carry shifts right by one, a cancellation left
   until the top bit reaches bit 26 or the exponent reaches 1 (a subnormal);
 - ``round``: round to nearest even on the three low bits; beside it, for each of the
@@ -80,11 +81,10 @@ class FP32Add(FPUnit):
                      for n, u in (("a", ua), ("b", ub))}
         # the magnitude compare's low part: the fraction fields' halves compared (each a
         # short carry chain from the inputs), combined below an equal top part
-        halves = {}
-        for key, part in (("high", slice(HALF, BINARY32.fraction_bits)), ("low", slice(0, HALF))):
-            halves[f"{key}_gt"] = payload.b[part] > payload.a[part]
-            halves[f"{key}_eq"] = payload.b[part] == payload.a[part]
-        del halves["low_eq"]
+        high, low = slice(HALF, BINARY32.fraction_bits), slice(0, HALF)
+        halves = {"high_gt": payload.b[high] > payload.a[high],
+                  "high_eq": payload.b[high] == payload.a[high],
+                  "low_gt": payload.b[low] > payload.a[low]}
         s = stage.close(sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
                         ma=ua.significand, mb=ub.significand, **bytes_any, **halves)
 
@@ -130,11 +130,11 @@ class FP32Add(FPUnit):
         # whether the byte of the sum is zero: two LUT levels from the adder's register
         probe = wire(m, s.total | s.limit, "sum_probe")
         s = stage.close(value=s.total, flags=group_flags(m, probe, GROUP, "sum_flags"),
-                        zero_bytes=group_flags(m, s.total, GROUP, "sum_nonzero"),
+                        nonzero_bytes=group_flags(m, s.total, GROUP, "sum_nonzero"),
                         fines=group_fine_one_hots(m, probe, GROUP, "sum_fines"))
 
         groups = first_one_hot(m, list(s.flags), "sum_groups")
-        s = stage.close(value=s.value, zero=~s.zero_bytes.any(), fines=s.fines, groups=groups,
+        s = stage.close(value=s.value, zero=~s.nonzero_bytes.any(), fines=s.fines, groups=groups,
                         coarse=one_hot_index(m, groups, "sum_coarse_index"))
 
         # the exponent after the coarse shift of 8 * coarse bits, less one, plus each carry
