@@ -61,7 +61,7 @@ def test_full_rate_takes_the_published_passes(lanes, outputs):
     assert got == want
     # one cycle per pass, an empty chunk one cycle; the first list the published latency
     # after the first chunk's take
-    assert dut.latency == LATENCY == 2
+    assert dut.latency == LATENCY == 3
     assert cycles == sum(passes(bin(m).count("1"), outputs) for m in masks) + dut.latency
 
 
