@@ -699,7 +699,11 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         outs_last = Signal(name="outputs_last", init=int(d_out == 1))
         token_last = Signal(name="token_last", init=int(T == 1))
         out_taken = self.o.valid & self.o.ready
-        m.d.comb += token_end.eq(out_taken & outs_last)
+        # the token ends in the cycle after its last output's take (TOKEN_END_LATENCY): a
+        # register, so the output handshake does not reach the token and tile state (and
+        # the x phase's copies) across the layer in one cycle; in that cycle nothing is
+        # taken (the token's outputs are all out and its int steps and columns done)
+        m.d.sync += token_end.eq(out_taken & outs_last)
         with m.If(out_taken):
             m.d.sync += [outs.eq(Mux(outs_last, 0, outs + 1)),
                          outs_last.eq(Mux(outs_last, d_out == 1, outs == d_out - 2))]

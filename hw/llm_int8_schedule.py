@@ -33,7 +33,9 @@ ready at once, the weight memory answering ``memory_latency`` cycles after a req
 piece per cycle) a tile takes its X phase, then per token the later of the int path (the
 steps, paced by the quantizer at the start) and the fp path (the compaction's passes, the
 requests, the pieces with the accumulator's column gap), the merge of the ``d_out``
-outputs after both, and the next token starts when the last output left. The model walks
+outputs after both, and the next token starts :data:`TOKEN_END_LATENCY` cycles after the
+cycle its last output left in (the token's end is a register: the output handshake
+reaches the token and tile state across the whole layer). The model walks
 those events for a given set of outlier columns; the tests compare it with the RTL.
 
 **Without the outlier path** (``outliers=False``: the W8A8 datapath ``w8a8-linear``,
@@ -57,7 +59,7 @@ from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
            "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
-           "GATHER_LATENCY"]
+           "GATHER_LATENCY", "TOKEN_END_LATENCY"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
@@ -69,6 +71,11 @@ QUANT_INPUT_REGISTERS = 2
 # FIFO: the x memory address register, the x memory's read, the lane's pick register, the
 # FIFO's write
 GATHER_LATENCY = 4
+# cycles from the take of a token's last output to its end (the reset of the token's state,
+# the next token's start, the next tile's X phase reopening): the end is a register, since
+# the output handshake into that state, spread over the whole layer, was the layer's clock
+# path on ECP5 (two 3.7 and 4.7 ns routes, docs/synth.md)
+TOKEN_END_LATENCY = 1
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class LLMInt8Schedule:
     # --- timing ---------------------------------------------------------------------------
     def tile_cycles(self, outlier_columns=(), memory_latency: int = 1) -> int:
         """Cycles between consecutive tiles' first items at full rate (module doc)."""
-        return _TileModel(self, outlier_columns, memory_latency).run()[-1] + 1
+        return _TileModel(self, outlier_columns, memory_latency).run()[-1] + 1 + TOKEN_END_LATENCY
 
     def output_cycles(self, outlier_columns=(), memory_latency: int = 1) -> list[int]:
         """Cycle (after the tile's first item) in which each output leaves, at full rate."""
@@ -173,8 +180,8 @@ class _TileModel:
       written to the index memory in ``H_c + p``, the next chunk held from the cycle
       after the last held one (its input buffer already holds it); done from the cycle
       after the last chunk's last held cycle;
-    - token ``t`` starts in ``S_t`` (``S_0 = X0``, else the cycle after the previous
-      token's last output): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
+    - token ``t`` starts in ``S_t`` (``S_0 = X0``, else ``1 + TOKEN_END_LATENCY`` cycles
+      after the previous token's last output; the next tile's X phase opens as late): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
       writes its code ``R + Lq`` cycles later (``R``: :data:`QUANT_INPUT_REGISTERS`), so the
       int steps are taken from ``I_0 = S_t + SL + R + Lq + 1``, one per cycle; lane ``p`` of group ``g`` reaches the
       int results FIFO ``1 + int_output[p]`` cycles after the group's last step and can be
@@ -255,7 +262,7 @@ class _TileModel:
             for i in range(s.d_out):
                 taken = max(taken + 1, fp_done, ready[i])
                 outs.append(taken + s.merge_latency)
-            start = outs[-1] + 1
+            start = outs[-1] + 1 + TOKEN_END_LATENCY
         return outs
 
 

@@ -15,6 +15,8 @@ Blocks (between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``, as
   folder's ``pnr.json``;
 - ``lqer-cycles``, ``resq-cycles`` (docs/lqer_linear.md): cycles per token of
   ``lqer-linear`` and ``resq-linear`` at a few shapes, as the components publish them;
+- ``llm-int8-cycles`` (docs/llm_int8_rtl.md): items and full-rate cycles per tile and the
+  latency of ``llm-int8-linear`` (for a few sets of outlier columns) and ``w8a8-linear``;
 - ``readme-synth`` (README.md): the summary table of ``synth-default`` (as just written, or
   as docs/synth.md holds it), so the README never shows another run's figures;
 - ``lqer-scaling`` (docs/synth.md), with ``--scaling``: ``lqer-linear``'s LUTs, FFs, block
@@ -42,7 +44,11 @@ sys.path.insert(0, str(ROOT))
 FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
          "pnr-default": "docs/synth.md", "readme-synth": "README.md",
          "llm-int8-split": "docs/llm_int8_rtl.md", "lqer-scaling": "docs/synth.md",
-         "lqer-cycles": "docs/lqer_linear.md", "resq-cycles": "docs/lqer_linear.md"}
+         "lqer-cycles": "docs/lqer_linear.md", "resq-cycles": "docs/lqer_linear.md",
+         "llm-int8-cycles": "docs/llm_int8_rtl.md"}
+# llm-int8-linear's outlier columns for its cycles table (docs/llm_int8_rtl.md), at d_in 64
+INT8_CYCLE_COLUMNS = (("none", ()), ("1: the first", (0,)), ("2: the first and last", (0, 63)),
+                      ("16: every fourth", tuple(range(0, 64, 4))), ("64: all", tuple(range(64))))
 # The area split of llm-int8-linear (docs/llm_int8_rtl.md): the whole datapath, fp16-linear
 # beside it, and its parts synthesised alone, each at its registry defaults on SPLIT_TARGET
 SPLIT_TARGET = "ecp5"
@@ -208,6 +214,24 @@ def resq_cycles_table() -> str:
                    "LQER, rank min(32, d_in/2), default P_l"], rows)
 
 
+def int8_cycles_table() -> str:
+    """``llm-int8-linear`` and ``w8a8-linear`` at their defaults: input items and full-rate
+    cycles per tile (weight memory latency 1) for :data:`INT8_CYCLE_COLUMNS`, and the
+    latency (last input item to last output, no outlier), as the designs publish them."""
+    from hw.designs import inspect
+    rows = []
+    llm = inspect("llm-int8-linear")
+    for label, columns in INT8_CYCLE_COLUMNS:
+        rows.append(["llm-int8-linear", label, llm.steps_per_tile,
+                     llm.cycles_per_tile(columns, 1), llm.latency])
+    for out_fp16 in (1, 0):
+        w8a8 = inspect("w8a8-linear", out_fp16=out_fp16)
+        rows.append([f"w8a8-linear (binary{16 if out_fp16 else 32} out)", "–",
+                     w8a8.steps_per_tile, w8a8.cycles_per_tile(), w8a8.latency])
+    return _table(["design", "outlier columns", "items per tile", "cycles per tile",
+                   "latency"], rows)
+
+
 def _records(folder: Path | None, stem: str) -> list[dict] | None:
     if folder is None or not (folder / f"{stem}.json").is_file():
         return None
@@ -235,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also synthesise lqer-linear's scaling table (xc7, ECP5, cached)")
     args = ap.parse_args(argv)
     bodies = {"hw-designs": designs_table(), "lqer-cycles": lqer_cycles_table(),
-              "resq-cycles": resq_cycles_table()}
+              "resq-cycles": resq_cycles_table(), "llm-int8-cycles": int8_cycles_table()}
     if args.scaling:
         bodies["lqer-scaling"] = measure_scaling(args.cache, ROOT / "build" / "scaling")
     if args.split:
