@@ -155,7 +155,8 @@ class LLMInt8Schedule:
     # --- timing ---------------------------------------------------------------------------
     def tile_cycles(self, outlier_columns=(), memory_latency: int = 1) -> int:
         """Cycles between consecutive tiles' first items at full rate (module doc)."""
-        return _TileModel(self, outlier_columns, memory_latency).run()[-1] + 1 + TOKEN_END_LATENCY
+        model = _TileModel(self, outlier_columns, memory_latency)
+        return model.run()[-1] + 1 + TOKEN_END_LATENCY
 
     def output_cycles(self, outlier_columns=(), memory_latency: int = 1) -> list[int]:
         """Cycle (after the tile's first item) in which each output leaves, at full rate."""
@@ -181,17 +182,19 @@ class _TileModel:
       after the last held one (its input buffer already holds it); done from the cycle
       after the last chunk's last held cycle;
     - token ``t`` starts in ``S_t`` (``S_0 = X0``, else ``1 + TOKEN_END_LATENCY`` cycles
-      after the previous token's last output; the next tile's X phase opens as late): the quantizer issues activation ``j`` in ``S_t + SL + j`` and
-      writes its code ``R + Lq`` cycles later (``R``: :data:`QUANT_INPUT_REGISTERS`), so the
-      int steps are taken from ``I_0 = S_t + SL + R + Lq + 1``, one per cycle; lane ``p`` of group ``g`` reaches the
+      after the previous token's last output; the next tile's X phase opens as late): the
+      quantizer issues activation ``j`` in ``S_t + SL + j`` and writes its code ``R + Lq``
+      cycles later (``R``: :data:`QUANT_INPUT_REGISTERS`), so the int steps are taken from
+      ``I_0 = S_t + SL + R + Lq + 1``, one per cycle; lane ``p`` of group ``g`` reaches the
       int results FIFO ``1 + int_output[p]`` cycles after the group's last step and can be
       read ``FIFO_LATENCY`` cycles later;
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
       after the token start, after its index word was written, after request ``k - 1``,
       and once fewer than ``outstanding`` columns are unfinished; its activation is in the
       pending FIFO :data:`GATHER_LATENCY` cycles later; its ``G_fp`` pieces arrive from
-      ``memory_latency`` cycles after it and are taken one per cycle, a column's first piece ``1 + E``
-      cycles after the previous column's last (``E`` the accumulator's column gap); the
+      ``memory_latency`` cycles after it and are taken one per cycle, a column's first
+      piece ``1 + E`` cycles after the previous column's last (``E`` the accumulator's
+      column gap); the
       last sum is written ``fp_latency`` cycles after the last piece;
     - merge: output ``i`` is taken once the fp path is done (the cycle after the last
       write, or after the compaction with no outlier), its int result is readable and the
