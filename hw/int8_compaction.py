@@ -222,8 +222,10 @@ class Int8Compaction(wiring.Component):
                                                      else h_chunk * B + lane)
 
         accept = self.i.valid & self.i.ready
+
         def load(mask, chunk, below, counts, into):
-            (mask_r, chunk_r, below_r, counts_r) = into
+            """Assignments of an entry (mask, chunk, counts below, group counts) to ``into``."""
+            mask_r, chunk_r, below_r, counts_r = into
             return ([mask_r.eq(mask), chunk_r.eq(chunk)]
                     + [r.eq(v) for r, v in zip(below_r + counts_r, below + counts)])
 

@@ -46,9 +46,12 @@ FILES = {"hw-designs": "docs/hw.md", "synth-default": "docs/synth.md",
          "llm-int8-split": "docs/llm_int8_rtl.md", "lqer-scaling": "docs/synth.md",
          "lqer-cycles": "docs/lqer_linear.md", "resq-cycles": "docs/lqer_linear.md",
          "llm-int8-cycles": "docs/llm_int8_rtl.md"}
-# llm-int8-linear's outlier columns for its cycles table (docs/llm_int8_rtl.md), at d_in 64
-INT8_CYCLE_COLUMNS = (("none", ()), ("1: the first", (0,)), ("2: the first and last", (0, 63)),
-                      ("16: every fourth", tuple(range(0, 64, 4))), ("64: all", tuple(range(64))))
+# llm-int8-linear's outlier columns for its cycles table (docs/llm_int8_rtl.md), as a
+# function of d_in: (what they are, the columns)
+INT8_CYCLE_COLUMNS = (("none", lambda d: ()), ("the first", lambda d: (0,)),
+                      ("the first and last", lambda d: (0, d - 1)),
+                      ("every fourth", lambda d: tuple(range(0, d, 4))),
+                      ("all", lambda d: tuple(range(d))))
 # The area split of llm-int8-linear (docs/llm_int8_rtl.md): the whole datapath, fp16-linear
 # beside it, and its parts synthesised alone, each at its registry defaults on SPLIT_TARGET
 SPLIT_TARGET = "ecp5"
@@ -221,9 +224,10 @@ def int8_cycles_table() -> str:
     from hw.designs import inspect
     rows = []
     llm = inspect("llm-int8-linear")
-    for label, columns in INT8_CYCLE_COLUMNS:
-        rows.append(["llm-int8-linear", label, llm.steps_per_tile,
-                     llm.cycles_per_tile(columns, 1), llm.latency])
+    for label, columns_of in INT8_CYCLE_COLUMNS:
+        columns = columns_of(llm.d_in)
+        rows.append(["llm-int8-linear", f"{len(columns)}: {label}" if columns else label,
+                     llm.steps_per_tile, llm.cycles_per_tile(columns, 1), llm.latency])
     for out_fp16 in (1, 0):
         w8a8 = inspect("w8a8-linear", out_fp16=out_fp16)
         rows.append([f"w8a8-linear (binary{16 if out_fp16 else 32} out)", "–",
