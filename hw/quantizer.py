@@ -20,9 +20,16 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
-   of everything shifted out (a table of masks by shift, not comparators);
+   of everything shifted out (a table of masks by shift, not comparators); with
+   per-element exponents, also the saturation test: ``(|v| << (width-1)) >> shift`` has
+   a bit above the mantissa exactly when ``bit_length(|v|) > shift`` (the bit lengths of
+   level 2, carried in a delay line), so the shifter keeps only the ``width - 1 +
+   2**FINE_SHIFT_BITS`` low bits the rounding reads, not every bit of the input's width
+   for an OR (that OR and its shifter bits were most of the requantizer's logic and grew
+   with ``in_width``: docs/synth.md, "Scaling with the layer");
 5. the fine part, the round bit;
-6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1``;
+6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1`` (a bit
+   above the mantissa, or a carry out of the rounding add);
 7. the sign (in fixed-point mode, in the rounding's level: the rounding add of
    ``floor`` and ``up`` becomes ``(floor ^ s) + (up ^ s)`` with ``s`` all ones for a
    negative element, two's complement negation without an adder of its own).
@@ -41,7 +48,8 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, signed_for_range
 from hw.pipeline import Pipeline
-from hw.shifting import bit_length, round_parts, shift_amount, shift_right_round_parts, wire
+from hw.shifting import (FINE_SHIFT_BITS, bit_length, round_parts, shift_amount,
+                         shift_right_round_parts, wire)
 from hw.unused import rejectable
 from sw.mxint import MXIntFormat
 
@@ -167,6 +175,8 @@ class Quantizer(wiring.Component):
             lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
             late_lsbs = pipe.bypass(lsbs, 1, last - 5, "lsbs")
             lengths, lsbs = stage(lengths, lsbs)
+            # the bit lengths wait for the shift amounts: the saturation test (below)
+            late_lengths = pipe.bypass(lengths, 2, coarse_level, "bit_lengths")
             nz, fes = [], []
             for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
@@ -233,18 +243,26 @@ class Quantizer(wiring.Component):
                                              flat[1 + len(amounts):])
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
-        coarse, sticky, fine_amounts = [], [], []
+        coarse, sticky, fine_amounts, high = [], [], [], []
+        w1 = fmt.width - 1
         for k in range(block):
             parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
                                             f"rounded_{k}", sticky_amounts[k])
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])
-        (exponent,), coarse, sticky, fine_amounts = stage([exponent], coarse, sticky,
-                                                          fine_amounts)
+            if per_element:
+                # saturation: (|v| << pre) >> amount >= 2**pre exactly when |v| >= 2**amount,
+                # i.e. bit_length(|v|) > amount; so the shifter keeps only the bits the
+                # rounding reads (round bit and w1 bits, under the fine shift), not the
+                # OR of every higher bit
+                high.append(wire(m, late_lengths[k] > sticky_amounts[k], f"saturates_{k}"))
+                coarse[k] = wire(m, coarse[k][:w1 + (1 << FINE_SHIFT_BITS)],
+                                 f"rounded_{k}_kept")
+        (exponent,), coarse, sticky, fine_amounts, high = stage([exponent], coarse, sticky,
+                                                                fine_amounts, high)
         with_round = [wire(m, c >> f, f"with_round_{k}")
                       for k, (c, f) in enumerate(zip(coarse, fine_amounts))]
-        w1 = fmt.width - 1
         if not per_element:
             # the rounding's operands, sign-flipped, and its saturation test, registered with
             # the fine shift; then one add and a select
@@ -258,15 +276,14 @@ class Quantizer(wiring.Component):
                 mantissas.append(wire(m, Mux(overflow, limit, total.as_signed()),
                                       f"mantissa_{k}"))
             return self._finish(m, pipe, stage, exponent, mantissas)
-        (exponent,), with_round, sticky = stage([exponent], with_round, sticky)
+        (exponent,), with_round, sticky, high = stage([exponent], with_round, sticky, high)
         saturated = []
         for k in range(block):
-            # only the low width-1 bits get the rounding add: any higher bit saturates, and
-            # so does a carry out of the add
+            # only the low width-1 bits get the rounding add: a higher bit (high) saturates,
+            # and so does a carry out of the add
             floor, up = round_parts(m, with_round[k], sticky[k], fmt.rounding, f"rounded_{k}")
-            high = floor[w1:].any() if len(floor) > w1 else 0
             low = wire(m, floor[:w1] + up, f"rounded_low_{k}")
-            saturated.append(wire(m, Mux(high | low[w1], fmt.mantissa_max, low[:w1]),
+            saturated.append(wire(m, Mux(high[k] | low[w1], fmt.mantissa_max, low[:w1]),
                                   f"saturated_{k}"))
         (exponent,), saturated = stage([exponent], saturated)
         mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]

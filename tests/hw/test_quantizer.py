@@ -3,6 +3,8 @@ full rate at its published latency, parameter checks."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,34 @@ def test_per_element_exponents_match_the_reference(block, stages):
                ready_probability=0.7)
     assert q.latency == stages
     ref = quantize_exact(values, lsbs, fmt)
+    assert np.array_equal(out["exponent"], ref.exponents[:, 0])
+    assert np.array_equal(out["mantissas"], ref.mantissas)
+
+
+def test_per_element_saturation_at_the_layers_widths():
+    """``lqer-linear``'s requantizer (33-bit inputs, 10-bit exponents, 19 stages) where
+    saturation is decided: exponents beyond the format's range on some elements only (the
+    shared exponent clamps, the others stay in range or underflow), magnitudes just below
+    a power of two (the rounding carries out) and zeros. The shifter keeps only the bits
+    the rounding reads; a bit above the mantissa comes from ``bit_length > shift``.
+    ``LQER_VECTORS`` / 1000 vectors (at least 400)."""
+    fmt = MXIntFormat(width=8, block=16, exponent_bits=8)
+    q = Quantizer(out_format=fmt, in_width=33, lsb_width=10, stages=19)
+    n = max(400, int(os.environ.get("LQER_VECTORS", "0")) // 1000)
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(0, 33, (n, 16))
+    mags = np.where(rng.random((n, 16)) < 0.5, (1 << lengths) - 1,
+                    rng.integers(0, 1 << 32, (n, 16)) >> (32 - lengths))
+    values = np.where(rng.random((n, 16)) < 0.5, -mags, mags)
+    emax = fmt.exponent_range[1]
+    # per row, an lsb near where the clamp starts, spread over the elements
+    base = rng.integers(emax - 40, emax + 8, (n, 1))
+    lsbs = np.clip(base - rng.integers(0, 40, (n, 16)), -512, 511)
+    lsbs = np.where(rng.random((n, 16)) < 0.1, rng.integers(-512, 512, (n, 16)), lsbs)
+    out = _run(q, {"values": values, "lsbs": lsbs}, n, valid_probability=0.8,
+               ready_probability=0.8)
+    ref = quantize_exact(values, lsbs, fmt)
+    assert (np.abs(ref.mantissas) == fmt.mantissa_max).sum() > n  # saturation exercised
     assert np.array_equal(out["exponent"], ref.exponents[:, 0])
     assert np.array_equal(out["mantissas"], ref.mantissas)
 
