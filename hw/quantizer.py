@@ -19,14 +19,16 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    per element); otherwise the clamp's comparisons,
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
-4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``) and the sticky bit
-   of everything shifted out (a table of masks by shift, not comparators); with
-   per-element exponents, also the saturation test: ``(|v| << (width-1)) >> shift`` has
-   a bit above the mantissa exactly when ``bit_length(|v|) > shift`` (the bit lengths of
-   level 2, carried in a delay line), so the shifter keeps only the ``width - 1 +
-   2**FINE_SHIFT_BITS`` low bits the rounding reads, not every bit of the input's width
-   for an OR (that OR and its shifter bits were most of the requantizer's logic and grew
-   with ``in_width``: docs/synth.md, "Scaling with the layer");
+4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``), the sticky bit
+   of everything shifted out (a table of masks by shift, not comparators) and the
+   saturation test: ``(|v| << (width-1)) >> shift`` has a bit above the mantissa exactly
+   when ``|v| >= 2**shift``, which is ``bit_length(|v|) > shift`` with per-element
+   exponents (the bit lengths of level 2, carried in a delay line); in fixed-point mode
+   it needs ``shift < n``, which only a clamped exponent gives, so the table flags
+   those bit lengths and an element tests its bits above a constant position. So the shifter keeps only the
+   ``width - 1 + 2**FINE_SHIFT_BITS`` low bits the rounding reads, not every bit of the
+   input's width for an OR (that OR and its shifter bits were most of the requantizer's
+   logic and grew with ``in_width``: docs/synth.md, "Scaling with the layer");
 5. the fine part, the round bit;
 6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1`` (a bit
    above the mantissa, or a carry out of the rounding add);
@@ -217,6 +219,7 @@ class Quantizer(wiring.Component):
                               f"distance_{k}") for k in range(block)]
             (exponent,), distances = stage([exponent], distances)
             amounts = [shift_amount(m, distances[k], cap, f"shift_{k}") for k in range(block)]
+            saturating, sat_flags = [], []
         else:
             # fixed point: the bit length n of the OR of the magnitudes decides everything
             ored = mags[0]
@@ -227,20 +230,37 @@ class Quantizer(wiring.Component):
             ((length,),) = stage([length])
             exponent = Signal(signed(fmt.exponent_bits), name="exponent")
             amount = Signal(amount_shape, name="shift")
+
+            def shift_for(n):
+                natural = n - 1 - self._frac_bits
+                e = emin if n == 0 else min(max(natural, emin), emax)
+                return e, min(max((pre - fmt.frac_bits) + e + self._frac_bits, 0), cap)
+
+            # saturation (level 4): an element saturates when |v| >= 2**shift, which needs
+            # shift < n (|v| < 2**n); the bit lengths n that allow it (a clamped exponent)
+            # and their shifts are known here, so each such shift gets a flag from the table
+            # and an element tests its bits at or above that shift (a constant position)
+            saturating = sorted({shift_for(n)[1] for n in range(1, self._in_width + 1)
+                                 if shift_for(n)[1] < n})
+            flags = [Signal(name=f"saturating_{a}") for a in saturating]
             with m.Switch(length):
                 for n in range(self._in_width + 1):
-                    natural = n - 1 - self._frac_bits
-                    e = emin if n == 0 else min(max(natural, emin), emax)
-                    right = (pre - fmt.frac_bits) + e + self._frac_bits
+                    e, right = shift_for(n)
                     with m.Case(n):
-                        m.d.comb += [exponent.eq(e), amount.eq(min(max(right, 0), cap))]
+                        m.d.comb += [exponent.eq(e), amount.eq(right)]
+                        m.d.comb += [f.eq((n > 0) & (right == a) & (right < n))
+                                     for f, a in zip(flags, saturating)]
             amounts = [amount] * block
+            sat_flags = flags * block
         # two copies of each element's shift amount (in fixed-point mode, of the one shared
         # amount): one drives the coarse shifter, the other the sticky mask and the fine
-        # shift (each copy placed by its own consumers)
-        flat = pipe.after(next(level), [exponent] + amounts + amounts, replicas=True)
-        exponent, amounts, sticky_amounts = (flat[0], flat[1:1 + len(amounts)],
-                                             flat[1 + len(amounts):])
+        # shift (each copy placed by its own consumers); in fixed-point mode, a copy per
+        # element of the saturation flags
+        flat = pipe.after(next(level), [exponent] + amounts + amounts + sat_flags,
+                          replicas=True)
+        nb = len(amounts)
+        exponent, amounts, sticky_amounts = flat[0], flat[1:1 + nb], flat[1 + nb:1 + 2 * nb]
+        sat_flags = flat[1 + 2 * nb:]
 
         # coarse shift and sticky; fine shift; rounding and saturation; sign
         coarse, sticky, fine_amounts, high = [], [], [], []
@@ -251,14 +271,18 @@ class Quantizer(wiring.Component):
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])
+            # saturation: (|v| << pre) >> amount >= 2**pre exactly when |v| >= 2**amount:
+            # bit_length(|v|) > amount with per-element exponents (the bit lengths exist),
+            # else a bit of |v| at or above the amount (a table of masks, as the sticky
+            # bit's); so the shifter keeps only the bits the rounding reads (the round bit
+            # and w1 bits, under the fine shift), not the OR of every higher bit
             if per_element:
-                # saturation: (|v| << pre) >> amount >= 2**pre exactly when |v| >= 2**amount,
-                # i.e. bit_length(|v|) > amount; so the shifter keeps only the bits the
-                # rounding reads (round bit and w1 bits, under the fine shift), not the
-                # OR of every higher bit
                 high.append(wire(m, late_lengths[k] > sticky_amounts[k], f"saturates_{k}"))
-                coarse[k] = wire(m, coarse[k][:w1 + (1 << FINE_SHIFT_BITS)],
-                                 f"rounded_{k}_kept")
+            else:
+                mine = sat_flags[k * len(saturating):(k + 1) * len(saturating)]
+                terms = [f & late_mags[k][a:].any() for f, a in zip(mine, saturating)]
+                high.append(wire(m, Cat(*terms).any() if terms else 0, f"saturates_{k}"))
+            coarse[k] = wire(m, coarse[k][:w1 + (1 << FINE_SHIFT_BITS)], f"rounded_{k}_kept")
         (exponent,), coarse, sticky, fine_amounts, high = stage([exponent], coarse, sticky,
                                                                 fine_amounts, high)
         with_round = [wire(m, c >> f, f"with_round_{k}")
@@ -266,7 +290,8 @@ class Quantizer(wiring.Component):
         if not per_element:
             # the rounding's operands, sign-flipped, and its saturation test, registered with
             # the fine shift; then one add and a select
-            parts = [self._signed_round_parts(m, with_round[k], sticky[k], late_negative[k], k)
+            parts = [self._signed_round_parts(m, with_round[k], sticky[k], high[k],
+                                              late_negative[k], k)
                      for k in range(block)]
             (exponent,), *parts = stage([exponent], *zip(*parts))
             mantissas = []
@@ -289,18 +314,17 @@ class Quantizer(wiring.Component):
         mantissas = [Mux(late_negative[k], -saturated[k], saturated[k]) for k in range(block)]
         return self._finish(m, pipe, stage, exponent, mantissas)
 
-    def _signed_round_parts(self, m: Module, with_round: Value, sticky: Value,
+    def _signed_round_parts(self, m: Module, with_round: Value, sticky: Value, high: Value,
                             negative: Value, k: int) -> tuple[Value, Value, Value, Value]:
         """Element ``k``'s rounding with its sign, as the operands of one add: ``(flipped,
         carry, overflow, negative)``, the signed mantissa being ``flipped + carry`` (in
         ``width`` bits) unless ``overflow`` saturates it. ``-(x + up) = ~x + (1 - up)`` in
         two's complement, so ``(x ^ s) + (up ^ s)`` (``s``: the sign, repeated) gives either
-        sign; it saturates when a bit above the mantissa is set, or when ``x`` is all ones
-        and rounds up."""
+        sign; it saturates when a bit above the mantissa is set (``high``), or when ``x`` is
+        all ones and rounds up."""
         fmt = self._format
         w1 = fmt.width - 1
         floor, up = round_parts(m, with_round, sticky, fmt.rounding, f"rounded_{k}")
-        high = floor[w1:].any() if len(floor) > w1 else 0
         x = Value.cast(floor)[:w1]
         flipped = wire(m, Cat(x, Const(0, 1)) ^ negative.replicate(fmt.width), f"flipped_{k}")
         carry = wire(m, up ^ negative, f"round_carry_{k}")

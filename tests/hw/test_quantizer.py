@@ -64,6 +64,26 @@ def test_per_element_exponents_match_the_reference(block, stages):
     assert np.array_equal(out["mantissas"], ref.mantissas)
 
 
+@pytest.mark.parametrize("in_width, frac_bits, width, exponent_bits, rounding", [
+    (12, -6, 4, 3, "even"), (16, 8, 8, 2, "away"), (10, 0, 8, 3, "even"), (20, 12, 6, 2, "even")])
+def test_fixed_point_saturation_where_the_exponent_clamps(in_width, frac_bits, width,
+                                                          exponent_bits, rounding):
+    """Fixed-point mode with exponent ranges too small for the input: blocks whose shared
+    exponent clamps at the maximum saturate their large elements, which the shifter no
+    longer sees (a flag from the shift table and the element's bits above a constant)."""
+    fmt = MXIntFormat(width=width, block=8, exponent_bits=exponent_bits, rounding=rounding)
+    q = Quantizer(out_format=fmt, in_width=in_width, frac_bits=frac_bits, stages=7)
+    n = max(300, int(os.environ.get("LQER_VECTORS", "0")) // 1000)
+    rng = np.random.default_rng(8)
+    top = 1 << (in_width - 1)
+    values = rng.integers(-top, top, (n, 8)) >> rng.integers(0, in_width, (n, 8))
+    out = _run(q, {"values": values}, n, valid_probability=0.8, ready_probability=0.8)
+    ref = quantize_exact(values, -frac_bits, fmt)
+    assert (np.abs(ref.mantissas) == fmt.mantissa_max).sum() > n // 4  # saturation exercised
+    assert np.array_equal(out["exponent"], ref.exponents[:, 0])
+    assert np.array_equal(out["mantissas"], ref.mantissas)
+
+
 def test_per_element_saturation_at_the_layers_widths():
     """``lqer-linear``'s requantizer (33-bit inputs, 10-bit exponents, 19 stages) where
     saturation is decided: exponents beyond the format's range on some elements only (the
