@@ -237,7 +237,8 @@ def time_summary(records: list[dict], top: int = 8, workers: int = 2) -> str:
 
     idle = idle_wall_time([r["cpu_s"] for r in runs], workers)
     return "\n".join([
-        f"{len(runs)} Yosys runs, {total:.0f} CPU seconds in all (on {workers} idle cores, "
+        f"{len(runs)} Yosys run{'' if len(runs) == 1 else 's'}, {total:.0f} CPU seconds in all "
+        f"(on {workers} idle cores, "
         f"longest first: about {idle:.0f} s of Yosys).", *([cold] if cold else []), "",
         f"- by design: {shares(by_design)}",
         f"- by target: {shares(by_target)}",

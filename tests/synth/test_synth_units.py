@@ -308,6 +308,7 @@ def test_time_summary_weights_pass_times_by_cpu_and_skips_cached_runs():
     assert "- by target: lut6 30 s (75%), xc7 10 s (25%)" in text
     # a's passes scaled by 10/40: abc9_exe 7.5 + 30, read_verilog 2.5
     assert "- by pass (top 8): abc9_exe 38 s (94%), read_verilog 2 s (6%)" in text
+    assert time_summary(runs[1:]).startswith("1 Yosys run, 30 CPU seconds in all")
     # what the three take without the cache: 99 | 30 + 10 on two cores
     cold = ("Cold (no cache), these 3 runs: 139 CPU seconds (a cached record's from the run "
             "that made it; on 2 idle cores, longest first: about 99 s of Yosys).")
