@@ -24,11 +24,12 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    saturation test: ``(|v| << (width-1)) >> shift`` has a bit above the mantissa exactly
    when ``|v| >= 2**shift``, which is ``bit_length(|v|) > shift`` with per-element
    exponents (the bit lengths of level 2, carried in a delay line); in fixed-point mode
-   it needs ``shift < n``, which only a clamped exponent gives, so the table flags
-   those bit lengths and an element tests its bits above a constant position. So the shifter keeps only the
-   ``width - 1 + 2**FINE_SHIFT_BITS`` low bits the rounding reads, not every bit of the
-   input's width for an OR (that OR and its shifter bits were most of the requantizer's
-   logic and grew with ``in_width``: docs/synth.md, "Scaling with the layer");
+   it needs ``shift < n``, which only a clamped exponent gives, so the table flags those
+   bit lengths and an element tests its bits above a constant position. So the shifter
+   keeps only the ``width - 1 + 2**FINE_SHIFT_BITS`` low bits the rounding reads, not
+   every bit of the input's width for an OR (that OR and its shifter bits were most of
+   the requantizer's logic and grew with ``in_width``: docs/synth.md, "Saturation
+   without the shifter's high bits");
 5. the fine part, the round bit;
 6. rounding (half to even, or ties away) and saturation to ``2**(width-1) - 1`` (a bit
    above the mantissa, or a carry out of the rounding add);
@@ -273,9 +274,10 @@ class Quantizer(wiring.Component):
             fine_amounts.append(parts[2])
             # saturation: (|v| << pre) >> amount >= 2**pre exactly when |v| >= 2**amount:
             # bit_length(|v|) > amount with per-element exponents (the bit lengths exist),
-            # else a bit of |v| at or above the amount (a table of masks, as the sticky
-            # bit's); so the shifter keeps only the bits the rounding reads (the round bit
-            # and w1 bits, under the fine shift), not the OR of every higher bit
+            # in fixed-point mode a flag of the shift table and |v|'s bits at or above that
+            # flag's (constant) shift; so the shifter keeps only the bits the rounding reads
+            # (the round bit and w1 bits, under the fine shift), not the OR of every higher
+            # bit
             if per_element:
                 high.append(wire(m, late_lengths[k] > sticky_amounts[k], f"saturates_{k}"))
             else:
