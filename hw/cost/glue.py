@@ -185,10 +185,36 @@ class GlueFit:
         return out
 
 
+def _fit_nonnegative_muxes(rows, residual, use: list[int]) -> tuple[float, ...]:
+    """Least squares over the columns ``use`` of ``rows`` (the base among them) with the
+    multiplexer coefficients (columns 0 and 1: resources per mux input) held at or above
+    0: every subset of the mux columns is fitted and the best fit with no negative mux
+    coefficient kept (exact non-negative least squares for two constrained columns; the
+    base and the second path are free)."""
+    muxes = [k for k in use if k < 2]
+    free = [k for k in use if k >= 2]
+    best, best_error = None, math.inf
+    for mask in range(1 << len(muxes)):
+        cols = [k for i, k in enumerate(muxes) if mask >> i & 1] + free
+        solution = np.linalg.lstsq(rows[:, cols], residual, rcond=None)[0]
+        if any(v < 0 for k, v in zip(cols, solution) if k < 2):
+            continue
+        error = float(np.sum((rows[:, cols] @ solution - residual) ** 2))
+        if error < best_error:
+            values = [0.0] * 4
+            for k, v in zip(cols, solution):
+                values[k] = float(v)
+            best, best_error = tuple(values), error
+    return best
+
+
 def fit(target: str, points: list[dict], design: str = "lqer-linear") -> GlueFit:
     """Least-squares glue coefficients of ``target`` from ``points``: each
     ``{"features": GlueFeatures, "measured": figures, "parts": figures}`` (whole design,
-    and its parts summed). A resource the target lacks stays ``None``."""
+    and its parts summed). The multiplexer coefficients are LUTs (or cells) per input
+    and so not negative: a fit that would make one negative (three fit points and a
+    design whose parts move between them can) drops that feature instead
+    (:func:`_fit_nonnegative_muxes`). A resource the target lacks stays ``None``."""
     rows = np.array([[p["features"].operand_mux, p["features"].result_mux, 1.0,
                       p["features"].second_path] for p in points], dtype=float)
     # a feature constant over the points cannot be told from the base: folded into it
@@ -205,11 +231,7 @@ def fit(target: str, points: list[dict], design: str = "lqer-linear") -> GlueFit
                              for p in points], dtype=float)
         # registers are counted exactly: for FFs, fit the constants only
         use = [k for k in range(4) if varies[k] and (name != "ffs" or k >= 2)]
-        solution, *_ = np.linalg.lstsq(rows[:, use], residual, rcond=None)
-        values = [0.0] * 4
-        for k, v in zip(use, solution):
-            values[k] = float(v)
-        coefficients[name] = tuple(values)
+        coefficients[name] = _fit_nonnegative_muxes(rows, residual, use)
     provenance = tuple({"features": vars(p["features"]), "measured": p["measured"],
                         "parts": p["parts"], "shape": p.get("shape")} for p in points)
     return GlueFit(target, coefficients, provenance, design)

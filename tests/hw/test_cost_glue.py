@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from hw.cost.glue import GlueFeatures, features, fit, fit_shapes, implemented_buffers, mux_luts
@@ -101,6 +102,26 @@ def test_the_fit_recovers_known_coefficients_and_counts_registers_exactly():
     assert p["luts"] == pytest.approx(1.2 * 100 + 0.03 * 200 + 150 + 900)
     assert p["ffs"] == pytest.approx(500 + 60 + 250)
     assert p["dsps"] is None
+
+
+def test_a_mux_coefficient_the_points_would_make_negative_is_dropped():
+    # three points that an exact fit explains with -3 LUTs per operand mux input (parts
+    # moving between fit points can do this); LUTs per input cannot be negative, so the
+    # operand mux is left out and the rest is the least-squares fit without it
+    feats = [GlueFeatures(696, 789, 0, 1), GlueFeatures(1016, 1461, 0, 1),
+             GlueFeatures(1096, 1527, 0, 1)]
+    glue = [2406.0, 3830.0, 3803.0]
+    points = [{"features": f, "parts": {name: 0.0 for name in FIGURES},
+               "measured": dict({name: 0.0 for name in FIGURES}, luts=g)}
+              for f, g in zip(feats, glue)]
+    free = np.linalg.lstsq(np.array([[f.operand_mux, f.result_mux, 1.0] for f in feats]),
+                           np.array(glue), rcond=None)[0]
+    assert free[0] < 0  # what the unconstrained fit would say
+    g = fit("lut6", points, "llm-int8-linear")
+    b, base = np.linalg.lstsq(np.array([[f.result_mux, 1.0] for f in feats]), np.array(glue),
+                              rcond=None)[0]
+    assert g.coefficients["luts"] == pytest.approx((0.0, b, base, 0.0))
+    assert b > 0
 
 
 def test_every_design_has_its_fit_shapes_at_its_own_lanes():
