@@ -54,11 +54,12 @@ KEEP_REPLICAS = "\n".join((
 # Yosys 0.70's ABC9, which ``synth -lut`` runs, leaves x bits in the init attributes of
 # registers it ties to constants in these designs (the LLM.int8() int32 -> fp32 stage;
 # the compaction's rank registers did too before it was built in three steps); opt_clean
-# then stops with "Conflicting init values for signal 1'0". On the targets with ``drops_init`` (the generic LUT targets, where a
-# register's power-up value costs nothing) these top modules are synthesised with their
-# init attributes dropped first (DROP_INIT). Dropping them everywhere would also change
-# other designs' figures (an accumulator keeps 5% more flip-flops without them), so the
-# list is explicit; docs/synth.md, pitfalls.
+# then stops with "Conflicting init values for signal 1'0". On the targets with
+# ``drops_init`` (the generic LUT targets, where a register's power-up value costs
+# nothing) these top modules are synthesised with their init attributes dropped first
+# (DROP_INIT). Dropping them everywhere would also change other designs' figures (an
+# accumulator keeps 5% more flip-flops without them), so the list is explicit;
+# docs/synth.md, pitfalls.
 DROP_INIT_TOPS = frozenset({"llm_int8_int_path", "llm_int8_linear", "w8a8_linear"})
 DROP_INIT = "setattr -unset init w:*"
 
