@@ -241,15 +241,15 @@ class Quantizer(wiring.Component):
             # shift < n (|v| < 2**n); the bit lengths n that allow it (a clamped exponent)
             # and their shifts are known here, so each such shift gets a flag from the table
             # and an element tests its bits at or above that shift (a constant position)
-            saturating = sorted({shift_for(n)[1] for n in range(1, self._in_width + 1)
-                                 if shift_for(n)[1] < n})
+            shifts = [shift_for(n)[1] for n in range(self._in_width + 1)]
+            saturating = sorted({a for n, a in enumerate(shifts) if a < n})
             flags = [Signal(name=f"saturating_{a}") for a in saturating]
             with m.Switch(length):
                 for n in range(self._in_width + 1):
                     e, right = shift_for(n)
                     with m.Case(n):
                         m.d.comb += [exponent.eq(e), amount.eq(right)]
-                        m.d.comb += [f.eq((n > 0) & (right == a) & (right < n))
+                        m.d.comb += [f.eq(right == a and right < n)
                                      for f, a in zip(flags, saturating)]
             amounts = [amount] * block
             sat_flags = flags * block
