@@ -17,6 +17,7 @@ from typing import Callable
 from amaranth.back import rtlil, verilog
 from amaranth.lib import wiring
 
+from hw.memory_collision import mark_collision_free
 from hw.params import is_power_of_two
 from hw.unused import inspected
 from sw import mxint
@@ -156,7 +157,7 @@ def emit(component: wiring.Component, *, fmt: str, name: str) -> str:
     if fmt == "verilog":
         return verilog.convert(component, name=name, emit_src=False)
     if fmt == "rtlil":
-        return rtlil.convert(component, name=name, emit_src=False)
+        return mark_collision_free(rtlil.convert(component, name=name, emit_src=False))
     raise ValueError(f'fmt must be one of "verilog", "rtlil"; got {fmt!r}')
 
 

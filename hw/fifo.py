@@ -14,7 +14,13 @@ clock enable), so the consumer's logic starts at a flip-flop. The register is a 
 stage of the read side: it loads whenever it is empty or being read, so an always-ready
 consumer still takes an item every cycle, and back-pressure holds it without losing one.
 The price is one cycle: an item written in cycle ``c`` is valid on ``o`` from cycle
-``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2).
+``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2). The buffered FIFO is our own, cycle for cycle
+``SyncFIFOBuffered(depth=depth - 1)``, so that its memory can be declared collision-free
+(``hw.memory_collision``): the write pointer meets the read pointer only when the memory
+is empty (no read) or full (no write), so no read ever returns a word being written. Yosys
+then builds no read-write collision emulation behind the read data, the register is the
+memory's only load, and on ECP5 it becomes the block RAM's output register, its enable
+the output enable (``hw.synth.ecp5_outreg``).
 
 ``registered_ready``: the read register loads only when it is empty, so ``o.ready`` reaches
 only the register's full flag, not the clock enable of the read register or the buffered
@@ -33,10 +39,10 @@ from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.memory_collision import COLLISION_FREE
 from hw.params import check_int
 from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
 from hw.unused import rejectable
@@ -57,8 +63,8 @@ class RegisteredFIFO(wiring.Component):
     ``o.payload`` from a register), both of payload ``shape``.
 
     Parameters (keyword-only): ``shape`` (an Amaranth shape or layout), ``depth``
-    (3..65536: the entries it can hold; ``depth - 1`` of them in a ``SyncFIFOBuffered``
-    of ``depth - 2`` memory words, one in the fabric register); ``registered_ready`` (bool,
+    (3..65536: the entries it can hold; ``depth - 2`` memory words, one in the memory's
+    read register, one in the fabric register); ``registered_ready`` (bool,
     default False: the module doc); ``unchecked_writes`` (bool, default False; only with
     ``registered_ready``): for a writer whose schedule never offers an item to a full
     FIFO, a write is ``i.valid`` alone rather than ``i.valid & i.ready`` (``i.ready``
@@ -115,15 +121,35 @@ class RegisteredFIFO(wiring.Component):
         if self._registered_ready:
             self._elaborate_registered_ready(m, width)
             return m
-        m.submodules.buffer = buf = SyncFIFOBuffered(width=width, depth=self._depth - 1)
-        m.d.comb += [buf.w_data.eq(Value.cast(self.i.payload)), buf.w_en.eq(self.i.valid),
-                     self.i.ready.eq(buf.w_rdy)]
-        # the read register: loaded from the memory's read data alone (no logic before it)
-        held = Signal(width, name="read_register", reset_less=True)
+        # cycle for cycle ``SyncFIFOBuffered(depth=depth - 1)`` (its memory read register
+        # valid is ``port_full``) and then the read register; the memory is our own so that
+        # it can carry ``no_rw_check`` (module doc)
+        words = self._depth - 2
+        level = Signal(range(words + 1), name="memory_level")
+        port_full = Signal(name="read_port_full")
         full = Signal(name="read_register_full")
-        m.d.comb += buf.r_en.eq(~full if self._registered_ready else ~full | self.o.ready)
-        with m.If(buf.r_rdy & buf.r_en):
-            m.d.sync += [held.eq(buf.r_data), full.eq(1)]
+        held = Signal(width, name="read_register", reset_less=True)
+        produce = Signal(range(words), name="produce")
+        consume = Signal(range(words), name="consume")
+        m.submodules.storage = mem = Memory(shape=width, depth=words, init=[],
+                                            attrs=COLLISION_FREE)
+        w_port, r_port = mem.write_port(), mem.read_port()
+        write = self.i.valid & self.i.ready
+        port_read = ~full | self.o.ready                # the buffered FIFO's r_en
+        read = (level != 0) & (~port_full | port_read)  # the memory's read enable
+        m.d.comb += [self.i.ready.eq(level != words),
+                     w_port.addr.eq(produce), w_port.data.eq(Value.cast(self.i.payload)),
+                     w_port.en.eq(write), r_port.addr.eq(consume), r_port.en.eq(read)]
+        with m.If(write):
+            m.d.sync += produce.eq(_next(produce, words))
+        with m.If(read):
+            m.d.sync += [consume.eq(_next(consume, words)), port_full.eq(1)]
+        with m.Elif(port_read):
+            m.d.sync += port_full.eq(0)
+        m.d.sync += level.eq(level + write - read)
+        # the read register: loaded from the memory's read data alone (no logic before it)
+        with m.If(port_full & port_read):
+            m.d.sync += [held.eq(r_port.data), full.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += full.eq(0)
         m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]

@@ -12,12 +12,21 @@ the block RAM one clock later, as it left the fabric register, so the design is 
 cycle for cycle (Lattice, "ECP5 and ECP5-5G Memory Usage Guide", TN1264: the output
 register of the sysMEM block).
 
-A port qualifies when its output register would do exactly what the fabric flip-flops
-did: the port has no output enable or reset (``OCE`` tied 1, ``RST`` tied 0), and each of
-its used data bits drives exactly one load, the data input of a ``TRELLIS_FF`` clocked by
-the port's clock, with no clock enable and no set/reset (``CEMUX`` 1, ``LSR`` tied 0) and
-reset value 0 (``REGSET`` ``RESET``, as the output register powers up), and is not a port
-of the module. Anything else is left alone.
+A read port qualifies when its output register would do exactly what the fabric
+flip-flops did: the port's output enable is unused (``OCE`` tied 1) and it has no reset
+(``RST`` tied 0), and each of its used data bits drives exactly one load, the data input of
+a ``TRELLIS_FF`` clocked by the port's clock, with no set/reset (``LSR`` tied 0) and reset
+value 0 (``REGSET`` ``RESET``, as the output register powers up), and is not a port of the
+module; the flip-flops either have no clock enable or all share one clock enable net,
+which becomes the port's ``OCE`` (the output register's clock enable, TN1264). In the
+36-bit pseudo-dual-port mode (Yosys's ``$__PDPW16KD_``: ``DATA_WIDTH_A`` 36, port A
+writing) port B reads all 36 bits, ``DOA`` and ``DOB``, and its clock and ``OCEB`` govern
+both output registers, so both ``REGMODE`` parameters change together (as nextpnr sets
+them when it converts a ``PDPW16KD``, ``ecp5/pack.cc``). Anything else is left alone.
+
+The block RAM's read data reaches such a register directly only when Yosys built no
+read-write collision emulation after it: the FIFOs declare their memories collision-free
+(``hw.memory_collision``).
 """
 
 from __future__ import annotations
@@ -46,13 +55,37 @@ def _loads(cells: dict) -> dict:
     return loads
 
 
-def _plain_ff(cell: dict, clock) -> bool:
+def _output_ff(cell: dict, clock):
+    """The clock enable a ``TRELLIS_FF`` gives the output register (``["1"]`` for none,
+    else its ``CE`` net) when it can move into one clocked by ``clock``; else None."""
     conns, params = cell["connections"], cell["parameters"]
-    return (cell["type"] == "TRELLIS_FF" and conns.get("CLK") == clock
+    if not (cell["type"] == "TRELLIS_FF" and conns.get("CLK") == clock
             and params.get("CLKMUX", "CLK") == "CLK"
-            and str(params.get("CEMUX", "1")).strip() == "1"
             and conns.get("LSR", ["0"]) == ["0"]
-            and params.get("REGSET", "RESET") == "RESET")
+            and params.get("REGSET", "RESET") == "RESET"):
+        return None
+    cemux = str(params.get("CEMUX", "1")).strip()
+    if cemux == "1":
+        return ["1"]
+    if cemux == "CE" and conns.get("CE"):
+        return conns["CE"]
+    return None
+
+
+def _width(value) -> int:
+    """A Yosys JSON parameter: an int, or a string of binary digits."""
+    return value if isinstance(value, int) else int(str(value), 2)
+
+
+def _read_groups(cell: dict):
+    """(data ports, control port) per read port of a ``DP16KD``: in the 36-bit
+    pseudo-dual-port mode (``DATA_WIDTH_A`` 36, Yosys's ``$__PDPW16KD_``) port B reads all
+    36 bits, its clock and ``OCEB`` governing the output registers of both ``DOA`` and
+    ``DOB`` (``REGMODE_A`` = ``REGMODE_B``, as nextpnr's own ``PDPW16KD`` conversion sets
+    them); else each port reads its own."""
+    if _width(cell["parameters"].get("DATA_WIDTH_A", 18)) == 36:
+        return [(PORTS, "B")]
+    return [((p,), p) for p in PORTS]
 
 
 def absorb_output_registers(netlist: dict) -> int:
@@ -65,29 +98,39 @@ def absorb_output_registers(netlist: dict) -> int:
         loads = _loads(cells)
         for cell in [c for c in cells.values() if c["type"] == "DP16KD"]:
             conns, params = cell["connections"], cell["parameters"]
-            for p in PORTS:
-                if (params.get(f"REGMODE_{p}", "NOREG") != "NOREG"
-                        or conns.get(f"OCE{p}") != ["1"] or conns.get(f"RST{p}") != ["0"]):
+            for data_ports, control in _read_groups(cell):
+                clock = conns.get(f"CLK{control}")
+                if (any(params.get(f"REGMODE_{p}", "NOREG") != "NOREG" for p in data_ports)
+                        or any(conns.get(f"CLK{p}") != clock for p in data_ports)
+                        or any(conns.get(f"RST{p}") != ["0"] for p in data_ports)
+                        or conns.get(f"OCE{control}") != ["1"]):
                     continue
-                clock = conns.get(f"CLK{p}")
-                plan = []
-                for k in range(DATA_BITS):
-                    bits = conns.get(f"DO{p}{k}")
-                    if not bits or not isinstance(bits[0], int):
-                        continue
-                    users = loads.get(bits[0], [])
-                    if not users:
-                        continue
-                    if (len(users) != 1 or bits[0] in port_bits or users[0][1] != "DI"
-                            or not _plain_ff(cells[users[0][0]], clock)):
-                        plan = None
+                plan, enables = [], set()
+                for p in data_ports:
+                    for k in range(DATA_BITS):
+                        bits = conns.get(f"DO{p}{k}")
+                        if not bits or not isinstance(bits[0], int):
+                            continue
+                        users = loads.get(bits[0], [])
+                        if not users:
+                            continue
+                        enable = (None if len(users) != 1 or bits[0] in port_bits
+                                  or users[0][1] != "DI"
+                                  else _output_ff(cells[users[0][0]], clock))
+                        if enable is None:
+                            plan = None
+                            break
+                        enables.add(tuple(enable))
+                        plan.append((f"DO{p}{k}", users[0][0]))
+                    if plan is None:
                         break
-                    plan.append((k, users[0][0]))
-                if not plan:
+                if not plan or len(enables) != 1:
                     continue
-                for k, ff in plan:
-                    conns[f"DO{p}{k}"] = cells.pop(ff)["connections"]["Q"]
-                params[f"REGMODE_{p}"] = "OUTREG"
+                conns[f"OCE{control}"] = list(enables.pop())
+                for pin, ff in plan:
+                    conns[pin] = cells.pop(ff)["connections"]["Q"]
+                for p in data_ports:
+                    params[f"REGMODE_{p}"] = "OUTREG"
                 moved += len(plan)
     return moved
 

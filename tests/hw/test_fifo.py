@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 
 from hw.fifo import LATENCY, PREFETCH_LATENCY, PrefetchFIFO, RegisteredFIFO
 from hw.lqer_schedule import FIFO_LATENCY
+from hw.memory_collision import mark_collision_free
 from hw.unused import inspected
 from sim.amaranth_bench import run_amaranth
 from sim.codec import PayloadCodec
@@ -140,20 +141,27 @@ def test_latency_matches_the_lqer_schedule():
 
 
 def test_read_data_leaves_from_a_register():
-    """``o.payload`` is a flip-flop whose next value is the buffered FIFO's (the memory's)
-    read data or itself: no logic between the memory and the register (the enable goes
-    to the flip-flop's clock enable)."""
+    """``o.payload`` is a flip-flop whose next value is the memory's read data or itself:
+    no logic between the memory and the register (the enable goes to the flip-flop's
+    clock enable). The memory is declared collision-free, and the RTLIL the flows read
+    says so on its read port (``hw.memory_collision``), so Yosys builds no read-write
+    collision emulation between the read data and the register."""
     dut = RegisteredFIFO(shape=12, depth=5)
-    text = rtlil.convert(dut, ports=[dut.i.payload, dut.i.valid, dut.i.ready,
-                                     dut.o.payload, dut.o.valid, dut.o.ready])
+    ports = [dut.i.payload, dut.i.valid, dut.i.ready, dut.o.payload, dut.o.valid, dut.o.ready]
+    text = rtlil.convert(dut, ports=ports)
     top = text[text.index("module \\top\n"):]
     top = top[:top.index("\nend\n")]
     d_inputs = re.findall(r"cell \$dff \S+\n(?:\s+parameter .*\n)*\s+connect \\D (\S+) "
                           r"\[11:0\]\n\s+connect \\CLK .*\n\s+connect \\Q \\o__payload\n", top)
     assert len(d_inputs) == 1
     sources = set(re.findall(rf"assign {re.escape(d_inputs[0])} \[11:0\] (\S+) \[11:0\]", top))
-    assert sources == {"\\o__payload", "\\r_data"}
-    assert re.search(r"cell \\top\.buffer \\buffer\n(?:.*\n)*?\s+connect \\r_data \\r_data ", top)
+    assert sources == {"\\o__payload", "\\r_port__data"}
+    assert re.search(r"connect \\DATA \\r_port__data\n", top)
+    assert re.search(r"attribute \\no_rw_check 1\n\s*memory width 12 size 3 ", top)
+    assert re.findall(r"parameter \\COLLISION_X_MASK (\S+)", text) == ["1'0"]
+    marked = mark_collision_free(text)
+    assert re.findall(r"parameter \\COLLISION_X_MASK (\S+)", marked) == ["1'1"]
+    assert marked.replace("COLLISION_X_MASK 1'1", "COLLISION_X_MASK 1'0") == text
     assert inspected(RegisteredFIFO(shape=12, depth=5)).memory_words == 3
 
 

@@ -65,8 +65,61 @@ def test_plain_registers_move_into_the_output_register():
     assert [cells[f"lut{k}"]["connections"]["A"] for k in range(3)] == [[300], [301], [302]]
 
 
+def test_a_shared_clock_enable_becomes_the_output_enable():
+    netlist = _netlist(3)
+    cells = _cells(netlist)
+    for k in range(3):
+        cells[f"ff{k}"] = _ff(100 + k, 300 + k, cemux="CE", ce=7)
+    assert absorb_output_registers(netlist) == 3
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE_A"] == "OUTREG" and ram["connections"]["OCEA"] == [7]
+    assert ram["connections"]["OCEB"] == ["1"]
+    assert [ram["connections"][f"DOA{k}"] for k in range(3)] == [[300], [301], [302]]
+
+
+def _pseudo_dual_port(low_bits: int, high_bits: int) -> dict:
+    """The netlist above as Yosys maps a 36-bit ``$__PDPW16KD_``: port A writes (its
+    output enable tied 0), port B reads bits 0-17 on ``DOA`` and 18-35 on ``DOB``, each
+    into a flip-flop with clock enable net 7."""
+    netlist = _netlist(0)
+    cells = _cells(netlist)
+    ram = cells["ram"]
+    ram["parameters"].update(DATA_WIDTH_A="00000000000000000000000000100100",
+                             DATA_WIDTH_B="00000000000000000000000000100100")
+    ram["connections"].update(CLKB=[CLK], OCEA=["0"], CEB=[6])
+    for port, base, bits in (("A", 100, low_bits), ("B", 200, high_bits)):
+        for k in range(bits):
+            cells[f"ff{port}{k}"] = _ff(base + k, base + 200 + k, cemux="CE", ce=7)
+    return netlist
+
+
+def test_pseudo_dual_port_output_registers_move_together():
+    netlist = _pseudo_dual_port(18, 17)
+    assert absorb_output_registers(netlist) == 35
+    ram = _cells(netlist)["ram"]
+    assert ram["parameters"]["REGMODE_A"] == ram["parameters"]["REGMODE_B"] == "OUTREG"
+    assert ram["connections"]["OCEB"] == [7] and ram["connections"]["OCEA"] == ["0"]
+    assert ram["connections"]["DOA17"] == [317] and ram["connections"]["DOB16"] == [416]
+    assert list(_cells(netlist)) == ["ram"]
+
+
+@pytest.mark.parametrize("spoil", ["low bit", "high bit", "read clock"])
+def test_pseudo_dual_port_moves_all_or_nothing(spoil):
+    netlist = _pseudo_dual_port(18, 17)
+    cells = _cells(netlist)
+    if spoil == "low bit":
+        cells["ffA3"] = _ff(103, 303, cemux="CE", ce=8)
+    elif spoil == "high bit":
+        cells["ffB3"]["type"] = "LUT4"
+    else:   # the write clock differs from the read clock
+        cells["ram"]["connections"]["CLKA"] = [OTHER_CLK]
+    before = copy.deepcopy(netlist)
+    assert absorb_output_registers(netlist) == 0
+    assert netlist == before
+
+
 @pytest.mark.parametrize("spoil", [
-    "second load", "clock enable", "set/reset", "other clock", "output enable",
+    "second load", "clock enable", "clock enables", "inverted clock enable", "set/reset", "other clock", "output enable",
     "port reset", "set value", "output port", "logic load"])
 def test_anything_else_is_left_alone(spoil):
     netlist = _netlist(3)
@@ -75,8 +128,14 @@ def test_anything_else_is_left_alone(spoil):
     if spoil == "second load":
         cells["extra"] = {"type": "LUT4", "parameters": {}, "connections": {"A": [101]},
                           "port_directions": {"A": "input"}}
-    elif spoil == "clock enable":
+    elif spoil == "clock enable":    # one flip-flop with a clock enable, the others without
         cells["ff1"] = _ff(101, 301, cemux="CE", ce=7)
+    elif spoil == "clock enables":   # two clock enable nets
+        for k in range(3):
+            cells[f"ff{k}"] = _ff(100 + k, 300 + k, cemux="CE", ce=7 + (k == 2))
+    elif spoil == "inverted clock enable":
+        for k in range(3):
+            cells[f"ff{k}"] = _ff(100 + k, 300 + k, cemux="INV", ce=7)
     elif spoil == "set/reset":
         cells["ff1"] = _ff(101, 301, lsr=(9,))
     elif spoil == "other clock":
