@@ -14,13 +14,11 @@ clock enable), so the consumer's logic starts at a flip-flop. The register is a 
 stage of the read side: it loads whenever it is empty or being read, so an always-ready
 consumer still takes an item every cycle, and back-pressure holds it without losing one.
 The price is one cycle: an item written in cycle ``c`` is valid on ``o`` from cycle
-``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2). The buffered FIFO is our own, cycle for cycle
-``SyncFIFOBuffered(depth=depth - 1)``, so that its memory can be declared collision-free
-(``hw.memory_collision``): the write pointer meets the read pointer only when the memory
-is empty (no read) or full (no write), so no read ever returns a word being written. Yosys
-then builds no read-write collision emulation behind the read data, the register is the
-memory's only load, and on ECP5 it becomes the block RAM's output register, its enable
-the output enable (``hw.synth.ecp5_outreg``).
+``c + LATENCY`` (3; ``SyncFIFOBuffered``: 2). The buffered FIFO is :class:`BufferedFIFO`,
+cycle for cycle ``SyncFIFOBuffered`` but with its memory declared collision-free
+(``hw.memory_collision``), so Yosys builds no read-write collision emulation behind the
+read data, the register is the memory's only load, and on ECP5 it becomes the block RAM's
+output register, its enable the output enable (``hw.synth.ecp5_outreg``).
 
 ``registered_ready``: the read register loads only when it is empty, so ``o.ready`` reaches
 only the register's full flag, not the clock enable of the read register or the buffered
@@ -47,7 +45,7 @@ from hw.params import check_int
 from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
 from hw.unused import rejectable
 
-__all__ = ["RegisteredFIFO", "LATENCY", "PrefetchFIFO", "PREFETCH_LATENCY"]
+__all__ = ["BufferedFIFO", "RegisteredFIFO", "LATENCY", "PrefetchFIFO", "PREFETCH_LATENCY"]
 
 # An item written (taken on ``i``) in cycle c is valid on ``o`` from cycle c + LATENCY:
 # the buffered FIFO's two cycles (the memory write, then its synchronous read), then the
@@ -56,6 +54,56 @@ LATENCY = 3
 # PrefetchFIFO: an item written in cycle c is valid on ``o`` from cycle c + 2 (the memory
 # write, then the head register's load)
 PREFETCH_LATENCY = 2
+
+
+class BufferedFIFO(wiring.Component):
+    """Cycle for cycle :class:`amaranth.lib.fifo.SyncFIFOBuffered` (``depth`` entries:
+    ``depth - 1`` memory words and the memory's read register, ``r_data`` the read port's
+    data), with its memory declared collision-free (``hw.memory_collision``): the write
+    pointer meets the read pointer only when the memory is empty (no read) or full (no
+    write), so no read returns a word being written, and Yosys builds no collision
+    emulation between a block RAM's read data and its load.
+
+    Ports as ``SyncFIFOBuffered``'s: ``w_data`` (``width`` bits), ``w_en``, ``w_rdy``;
+    ``r_data``, ``r_rdy``, ``r_en`` (``r_rdy & r_en`` reads; ``r_data`` holds otherwise).
+    Parameters (keyword-only): ``width`` (1..4096 bits), ``depth`` (2..65536). Raises
+    ``ValueError`` / ``TypeError`` naming the parameter.
+    """
+
+    def __init__(self, *, width: int, depth: int):
+        with rejectable(self):
+            self._width = check_int("width", width, 1, 4096)
+            self._depth = check_int("depth", depth, 2, 65536)
+        super().__init__({"w_data": In(self._width), "w_en": In(1), "w_rdy": Out(1),
+                          "r_data": Out(self._width), "r_en": In(1), "r_rdy": Out(1)})
+
+    @property
+    def depth(self) -> int:
+        """Entries the FIFO holds (memory words and the memory's read register)."""
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        words = self._depth - 1
+        level = Signal(range(words + 1), name="memory_level")
+        produce = Signal(range(words), name="produce")
+        consume = Signal(range(words), name="consume")
+        m.submodules.storage = mem = Memory(shape=self._width, depth=words, init=[],
+                                            attrs=COLLISION_FREE)
+        w_port, r_port = mem.write_port(), mem.read_port()
+        write = self.w_en & self.w_rdy
+        read = (level != 0) & (~self.r_rdy | self.r_en)   # the memory's read enable
+        m.d.comb += [self.w_rdy.eq(level != words), self.r_data.eq(r_port.data),
+                     w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(write),
+                     r_port.addr.eq(consume), r_port.en.eq(read)]
+        with m.If(write):
+            m.d.sync += produce.eq(_next(produce, words))
+        with m.If(read):
+            m.d.sync += [consume.eq(_next(consume, words)), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        m.d.sync += level.eq(level + write - read)
+        return m
 
 
 class RegisteredFIFO(wiring.Component):
@@ -121,35 +169,15 @@ class RegisteredFIFO(wiring.Component):
         if self._registered_ready:
             self._elaborate_registered_ready(m, width)
             return m
-        # cycle for cycle ``SyncFIFOBuffered(depth=depth - 1)`` (its memory read register
-        # valid is ``port_full``) and then the read register; the memory is our own so that
-        # it can carry ``no_rw_check`` (module doc)
-        words = self._depth - 2
-        level = Signal(range(words + 1), name="memory_level")
-        port_full = Signal(name="read_port_full")
-        full = Signal(name="read_register_full")
-        held = Signal(width, name="read_register", reset_less=True)
-        produce = Signal(range(words), name="produce")
-        consume = Signal(range(words), name="consume")
-        m.submodules.storage = mem = Memory(shape=width, depth=words, init=[],
-                                            attrs=COLLISION_FREE)
-        w_port, r_port = mem.write_port(), mem.read_port()
-        write = self.i.valid & self.i.ready
-        port_read = ~full | self.o.ready                # the buffered FIFO's r_en
-        read = (level != 0) & (~port_full | port_read)  # the memory's read enable
-        m.d.comb += [self.i.ready.eq(level != words),
-                     w_port.addr.eq(produce), w_port.data.eq(Value.cast(self.i.payload)),
-                     w_port.en.eq(write), r_port.addr.eq(consume), r_port.en.eq(read)]
-        with m.If(write):
-            m.d.sync += produce.eq(_next(produce, words))
-        with m.If(read):
-            m.d.sync += [consume.eq(_next(consume, words)), port_full.eq(1)]
-        with m.Elif(port_read):
-            m.d.sync += port_full.eq(0)
-        m.d.sync += level.eq(level + write - read)
+        m.submodules.buffer = buf = BufferedFIFO(width=width, depth=self._depth - 1)
+        m.d.comb += [buf.w_data.eq(Value.cast(self.i.payload)), buf.w_en.eq(self.i.valid),
+                     self.i.ready.eq(buf.w_rdy)]
         # the read register: loaded from the memory's read data alone (no logic before it)
-        with m.If(port_full & port_read):
-            m.d.sync += [held.eq(r_port.data), full.eq(1)]
+        held = Signal(width, name="read_register", reset_less=True)
+        full = Signal(name="read_register_full")
+        m.d.comb += buf.r_en.eq(~full | self.o.ready)
+        with m.If(buf.r_rdy & buf.r_en):
+            m.d.sync += [held.eq(buf.r_data), full.eq(1)]
         with m.Elif(self.o.ready):
             m.d.sync += full.eq(0)
         m.d.comb += [self.o.valid.eq(full), Value.cast(self.o.payload).eq(held)]

@@ -57,10 +57,11 @@ import math
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.fifo import BufferedFIFO
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import MAX_LANES as MAX_FP_LANES
 from hw.fp_accumulate import FPAccumulate, owned_list
@@ -563,7 +564,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                      ipath.i.payload.w.eq(w1), ipath.i.payload.first.eq(first1),
                      ipath.i.payload.last.eq(last1), ipath.sx.eq(quant.scale32)]
         if outliers:
-            m.submodules.int_results = yfifo = SyncFIFOBuffered(width=32, depth=d_out + 1)
+            m.submodules.int_results = yfifo = BufferedFIFO(width=32, depth=d_out + 1)
             m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y),
                          ipath.o.ready.eq(1)]
         else:
@@ -728,7 +729,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
         rounding run free; a token writes ``d_out`` results and starts only when the
         previous one's last output left, so the FIFO never overflows."""
         d_out = self._schedule.d_out
-        m.submodules.int_results = yfifo = SyncFIFOBuffered(width=self._out_width,
+        m.submodules.int_results = yfifo = BufferedFIFO(width=self._out_width,
                                                             depth=d_out + 1)
         m.d.comb += ipath.o.ready.eq(1)
         if self._to_fp16 is None:

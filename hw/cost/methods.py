@@ -439,7 +439,7 @@ class Store:
     kind: str = "buffer"
     read: str | tuple[str, ...] = "result"   # or one entry per read port
     # a FIFO: the words of register it keeps in logic beside its memory (1: a
-    # SyncFIFOBuffered's read register; 2: hw.fifo.RegisteredFIFO, the datapath's FIFOs,
+    # hw.fifo.BufferedFIFO's read register; 2: hw.fifo.RegisteredFIFO, the datapath's FIFOs,
     # which add a fabric read register); 0: not a FIFO
     fifo: int = 0
     # whether the engine at a sizing has this store (None: always), e.g. a FIFO of one

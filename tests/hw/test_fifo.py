@@ -9,11 +9,13 @@ import re
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import signed
-from amaranth.lib import data
+from amaranth.hdl import Cat, Module, Mux, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from hw.fifo import LATENCY, PREFETCH_LATENCY, PrefetchFIFO, RegisteredFIFO
+from hw.fifo import LATENCY, BufferedFIFO, PREFETCH_LATENCY, PrefetchFIFO, RegisteredFIFO
 from hw.lqer_schedule import FIFO_LATENCY
 from hw.memory_collision import mark_collision_free
 from hw.unused import inspected
@@ -143,7 +145,7 @@ def test_latency_matches_the_lqer_schedule():
 def test_read_data_leaves_from_a_register():
     """``o.payload`` is a flip-flop whose next value is the memory's read data or itself:
     no logic between the memory and the register (the enable goes to the flip-flop's
-    clock enable). The memory is declared collision-free, and the RTLIL the flows read
+    clock enable). The buffered FIFO's memory is declared collision-free, and the RTLIL the flows read
     says so on its read port (``hw.memory_collision``), so Yosys builds no read-write
     collision emulation between the read data and the register."""
     dut = RegisteredFIFO(shape=12, depth=5)
@@ -155,14 +157,73 @@ def test_read_data_leaves_from_a_register():
                           r"\[11:0\]\n\s+connect \\CLK .*\n\s+connect \\Q \\o__payload\n", top)
     assert len(d_inputs) == 1
     sources = set(re.findall(rf"assign {re.escape(d_inputs[0])} \[11:0\] (\S+) \[11:0\]", top))
-    assert sources == {"\\o__payload", "\\r_port__data"}
-    assert re.search(r"connect \\DATA \\r_port__data\n", top)
-    assert re.search(r"attribute \\no_rw_check 1\n\s*memory width 12 size 3 ", top)
+    assert sources == {"\\o__payload", "\\r_data"}
+    assert re.search(r"cell \\top\.buffer \\buffer\n(?:.*\n)*?\s+connect \\r_data \\r_data ", top)
+    buffer = text[text.index("module \\top.buffer\n"):]
+    assert re.search(r"attribute \\no_rw_check 1\n\s*memory width 12 size 3 ", buffer)
+    assert re.search(r"connect \\DATA \\r_data\n", buffer)
     assert re.findall(r"parameter \\COLLISION_X_MASK (\S+)", text) == ["1'0"]
     marked = mark_collision_free(text)
     assert re.findall(r"parameter \\COLLISION_X_MASK (\S+)", marked) == ["1'1"]
     assert marked.replace("COLLISION_X_MASK 1'1", "COLLISION_X_MASK 1'0") == text
     assert inspected(RegisteredFIFO(shape=12, depth=5)).memory_words == 3
+
+
+class _BesideAmaranth(wiring.Component):
+    """A :class:`BufferedFIFO` and Amaranth's ``SyncFIFOBuffered`` of the same depth, fed
+    the same writes and reads."""
+
+    def __init__(self, depth: int):
+        self._depth = depth
+        super().__init__({"w_data": In(8), "w_en": In(1), "r_en": In(1),
+                          "ours": Out(10), "theirs": Out(10)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ours = ours = BufferedFIFO(width=8, depth=self._depth)
+        m.submodules.theirs = theirs = SyncFIFOBuffered(width=8, depth=self._depth)
+        for fifo, out in ((ours, self.ours), (theirs, self.theirs)):
+            m.d.comb += [fifo.w_data.eq(self.w_data), fifo.w_en.eq(self.w_en),
+                         fifo.r_en.eq(self.r_en),
+                         out.eq(Cat(fifo.w_rdy, fifo.r_rdy, Mux(fifo.r_rdy, fifo.r_data, 0)))]
+        return m
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5, 9])
+def test_buffered_fifo_is_amaranths_cycle_for_cycle(depth):
+    """Random writes and reads (a read offered whether or not an item is ready, a write
+    whether or not there is room): the ready flags and the read data (when ready) are the
+    same as ``amaranth.lib.fifo.SyncFIFOBuffered``'s in every cycle."""
+    dut = _BesideAmaranth(depth)
+    rng = np.random.default_rng(depth)
+    cycles = 600
+    w_en, r_en = rng.random(cycles) < 0.6, rng.random(cycles) < 0.5
+    data = rng.integers(0, 256, cycles)
+    seen = []
+
+    async def testbench(ctx):
+        for t in range(cycles):
+            ctx.set(dut.w_data, int(data[t]))
+            ctx.set(dut.w_en, int(w_en[t]))
+            ctx.set(dut.r_en, int(r_en[t]))
+            seen.append((ctx.get(dut.ours), ctx.get(dut.theirs)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert [o for o, _ in seen] == [t for _, t in seen]
+    assert sum(o & 2 == 2 for o, _ in seen) > cycles // 4      # reads were ready
+    assert sum(o & 1 == 0 for o, _ in seen) > 0                # and it was full at times
+
+
+def test_buffered_fifo_parameters():
+    with pytest.raises(ValueError, match=r"^depth must be an integer in 2\.\.65536; got 1$"):
+        BufferedFIFO(width=4, depth=1)
+    with pytest.raises(ValueError, match=r"^width must be an integer in 1\.\.4096; got 0$"):
+        BufferedFIFO(width=0, depth=4)
+    assert inspected(BufferedFIFO(width=4, depth=7)).depth == 7
 
 
 def test_parameters():
