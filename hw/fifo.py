@@ -66,13 +66,13 @@ class BufferedFIFO(wiring.Component):
 
     Ports as ``SyncFIFOBuffered``'s: ``w_data`` (``width`` bits), ``w_en``, ``w_rdy``;
     ``r_data``, ``r_rdy``, ``r_en`` (``r_rdy & r_en`` reads; ``r_data`` holds otherwise).
-    Parameters (keyword-only): ``width`` (1..4096 bits), ``depth`` (2..65536). Raises
+    Parameters (keyword-only): ``width`` (1..65536 bits), ``depth`` (2..65536). Raises
     ``ValueError`` / ``TypeError`` naming the parameter.
     """
 
     def __init__(self, *, width: int, depth: int):
         with rejectable(self):
-            self._width = check_int("width", width, 1, 4096)
+            self._width = check_int("width", width, 1, 65536)
             self._depth = check_int("depth", depth, 2, 65536)
         super().__init__({"w_data": In(self._width), "w_en": In(1), "w_rdy": Out(1),
                           "r_data": Out(self._width), "r_en": In(1), "r_rdy": Out(1)})

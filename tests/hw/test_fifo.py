@@ -221,7 +221,7 @@ def test_buffered_fifo_is_amaranths_cycle_for_cycle(depth):
 def test_buffered_fifo_parameters():
     with pytest.raises(ValueError, match=r"^depth must be an integer in 2\.\.65536; got 1$"):
         BufferedFIFO(width=4, depth=1)
-    with pytest.raises(ValueError, match=r"^width must be an integer in 1\.\.4096; got 0$"):
+    with pytest.raises(ValueError, match=r"^width must be an integer in 1\.\.65536; got 0$"):
         BufferedFIFO(width=0, depth=4)
     assert inspected(BufferedFIFO(width=4, depth=7)).depth == 7
 
