@@ -18,9 +18,9 @@ design's module doc gives its argument). The attribute is Yosys's own ``no_rw_ch
 ("read-write collisions do not matter"), which Yosys 0.70 honours only when merging a
 register into an asynchronous read port (``passes/memory/memory_dff.cc``);
 :func:`mark_collision_free` carries it to the synchronous read ports, setting their
-``COLLISION_X_MASK`` to all ones ("undefined on collision") in the RTLIL text, so no
-emulation is built. Simulation is unaffected: the collision it would give a value to never
-happens.
+``COLLISION_X_MASK`` to ones ("undefined on collision") in the RTLIL text for the write
+ports they are not transparent for, so no emulation is built. Simulation is unaffected:
+the collision it would give a value to never happens.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ _MEMORY = re.compile(r"(?m)^\s*memory .*?(\S+)\s*$")
 _READ_PORT = re.compile(r"(?ms)^\s*cell \$memrd_v2 \S+\n.*?^\s*end$")
 _MEMID = re.compile(r'parameter \\MEMID "\\\\(\S+)"')
 _MASK = re.compile(r"(parameter \\COLLISION_X_MASK )(\d+)'([01]+)")
+_TRANSPARENCY = re.compile(r"parameter \\TRANSPARENCY_MASK \d+'([01]+)")
+_SYNCHRONOUS = re.compile(r"parameter \\CLK_ENABLE 1\b")
 
 
 def _collision_free_memories(module: str) -> set[str]:
@@ -55,9 +57,12 @@ def _collision_free_memories(module: str) -> set[str]:
 
 
 def mark_collision_free(text: str) -> str:
-    """``text`` (RTLIL from ``amaranth.back.rtlil``) with ``COLLISION_X_MASK`` set to all
-    ones on every ``$memrd_v2`` of a memory declared with the :data:`ATTRIBUTE`
-    attribute; every other byte unchanged."""
+    """``text`` (RTLIL from ``amaranth.back.rtlil``) with ``COLLISION_X_MASK`` set to ones
+    on every synchronous ``$memrd_v2`` (``CLK_ENABLE`` 1) of a memory declared with the
+    :data:`ATTRIBUTE` attribute, for each write port the read port is not transparent for
+    (``TRANSPARENCY_MASK`` 0: a transparent port already returns the new word, and Yosys
+    rejects both marks on one pair); every other byte unchanged. An asynchronous read port
+    has no collision to mark (and Yosys rejects the mark there)."""
     chunks = _MODULE.split(text)
     for i, module in enumerate(chunks):
         names = _collision_free_memories(module)
@@ -66,11 +71,15 @@ def mark_collision_free(text: str) -> str:
 
         def mark(port: re.Match) -> str:
             body = port.group(0)
-            memid = _MEMID.search(body)
-            if memid is None or memid.group(1) not in names:
+            memid, transparency = _MEMID.search(body), _TRANSPARENCY.search(body)
+            if (memid is None or memid.group(1) not in names or transparency is None
+                    or not _SYNCHRONOUS.search(body)):
                 return body
-            return _MASK.sub(lambda m: f"{m.group(1)}{m.group(2)}'{'1' * len(m.group(3))}",
-                             body)
+            # a port transparent for a write port already defines the collision (the new
+            # word); Yosys allows the undefined mark only where it is not
+            mask = "".join("0" if bit == "1" else "1" for bit in transparency.group(1))
+            return _MASK.sub(lambda m: f"{m.group(1)}{m.group(2)}'{mask}"
+                             if len(mask) == len(m.group(3)) else m.group(0), body)
 
         chunks[i] = _READ_PORT.sub(mark, module)
     return "".join(chunks)

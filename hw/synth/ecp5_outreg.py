@@ -22,11 +22,14 @@ which becomes the port's ``OCE`` (the output register's clock enable, TN1264). I
 36-bit pseudo-dual-port mode (Yosys's ``$__PDPW16KD_``: ``DATA_WIDTH_A`` 36, port A
 writing) port B reads all 36 bits, ``DOA`` and ``DOB``, and its clock and ``OCEB`` govern
 both output registers, so both ``REGMODE`` parameters change together (as nextpnr sets
-them when it converts a ``PDPW16KD``, ``ecp5/pack.cc``). Anything else is left alone.
+them when it converts a ``PDPW16KD``, ``ecp5/pack.cc``) and ``OCEA`` takes the same enable.
+The port's clock must be its clock pin uninverted (``CLKAMUX`` / ``CLKBMUX``). Anything
+else is left alone.
 
 The block RAM's read data reaches such a register directly only when Yosys built no
-read-write collision emulation after it: the FIFOs declare their memories collision-free
-(``hw.memory_collision``).
+read-write collision emulation after it: ``hw.fifo.BufferedFIFO`` (the memory of
+``RegisteredFIFO``'s default variant and of ``llm-int8-linear``'s result FIFO) declares its
+memory collision-free (``hw.memory_collision``).
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ def _read_groups(cell: dict):
     pseudo-dual-port mode (``DATA_WIDTH_A`` 36, Yosys's ``$__PDPW16KD_``) port B reads all
     36 bits, its clock and ``OCEB`` governing the output registers of both ``DOA`` and
     ``DOB`` (``REGMODE_A`` = ``REGMODE_B``, as nextpnr's own ``PDPW16KD`` conversion sets
-    them); else each port reads its own."""
+    them; ``OCEA``, which Yosys ties to 0 there and nextpnr's conversion leaves unused,
+    gets the same enable, right whichever of the two enables the silicon reads); else
+    each port reads its own."""
     if _width(cell["parameters"].get("DATA_WIDTH_A", 18)) == 36:
         return [(PORTS, "B")]
     return [((p,), p) for p in PORTS]
@@ -102,6 +107,8 @@ def absorb_output_registers(netlist: dict) -> int:
                 clock = conns.get(f"CLK{control}")
                 if (any(params.get(f"REGMODE_{p}", "NOREG") != "NOREG" for p in data_ports)
                         or any(conns.get(f"CLK{p}") != clock for p in data_ports)
+                        or any(params.get(f"CLK{p}MUX", f"CLK{p}") != f"CLK{p}"
+                               for p in data_ports)
                         or any(conns.get(f"RST{p}") != ["0"] for p in data_ports)
                         or conns.get(f"OCE{control}") != ["1"]):
                     continue
@@ -126,7 +133,9 @@ def absorb_output_registers(netlist: dict) -> int:
                         break
                 if not plan or len(enables) != 1:
                     continue
-                conns[f"OCE{control}"] = list(enables.pop())
+                enable = list(enables.pop())
+                for p in data_ports:    # PDP: OCEA too (nextpnr ties an unused OCEA to 1)
+                    conns[f"OCE{p}"] = enable
                 for pin, ff in plan:
                     conns[pin] = cells.pop(ff)["connections"]["Q"]
                 for p in data_ports:

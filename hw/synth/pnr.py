@@ -87,7 +87,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
 )}
 DEFAULT_FAMILIES = ("ecp5", "ice40")
 # named in an ECP5 record's cache key: the netlist pass between Yosys and nextpnr
-NETLIST_PASS = "ecp5-bram-outreg-2"
+NETLIST_PASS = "ecp5-bram-outreg-3"
 
 
 class NextpnrError(RuntimeError):

@@ -12,6 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.memory_collision import ATTRIBUTE, COLLISION_FREE, mark_collision_free
+from hw.synth import yosys
 
 
 class _TwoMemories(wiring.Component):
@@ -21,7 +22,7 @@ class _TwoMemories(wiring.Component):
     def __init__(self, *, nested: bool = True):
         self._nested = nested
         super().__init__({"addr": In(4), "data": In(8), "a": Out(8), "b": Out(8),
-                          "c": Out(8), "d": Out(8)})
+                          "c": Out(8), "d": Out(8), "e": Out(8)})
 
     def elaborate(self, platform):
         m = Module()
@@ -34,28 +35,48 @@ class _TwoMemories(wiring.Component):
             for out in outs:
                 r = mem.read_port()
                 m.d.comb += [r.addr.eq(self.addr + 1), out.eq(r.data)]
+        # on the collision-free memory, a port transparent for its write port and an
+        # asynchronous one: neither may be marked
+        w = free.write_ports[0]
+        transparent = free.read_port(transparent_for=(w,))
+        asynchronous = free.read_port(domain="comb")
+        m.d.comb += [transparent.addr.eq(self.addr), asynchronous.addr.eq(self.addr),
+                     self.e.eq(transparent.data ^ asynchronous.data)]
         if self._nested:
             m.submodules.inner = inner = _TwoMemories(nested=False)
             m.d.comb += [inner.addr.eq(self.addr), inner.data.eq(self.data),
-                         self.d.eq(inner.a)]
+                         self.d.eq(inner.a ^ inner.e)]
         return m
 
 
-def _masks(text: str) -> list[tuple[str, str]]:
-    return re.findall(r'cell \$memrd_v2 \S+\n(?:\s+parameter .*\n)*?\s+parameter \\MEMID '
-                      r'"\\\\(\S+)"\n(?:\s+parameter .*\n)*?\s+parameter \\COLLISION_X_MASK '
-                      r"(\S+)\n", text)
+def _masks(text: str) -> list[tuple[str, str, str]]:
+    """(memory, CLK_ENABLE, COLLISION_X_MASK) of every ``$memrd_v2``."""
+    ports = re.findall(r"(?ms)^\s*cell \$memrd_v2 .*?^\s*end$", text)
+    return [(re.search(r'MEMID "\\\\(\S+)"', p).group(1),
+             re.search(r"CLK_ENABLE (\S+)", p).group(1),
+             re.search(r"COLLISION_X_MASK (\S+)", p).group(1)) for p in ports]
 
 
-def test_only_collision_free_memories_are_marked():
+def test_only_collision_free_memories_are_marked(tmp_path):
     text = rtlil.convert(_TwoMemories(), name="top", emit_src=False)
     assert text.count(f"attribute \\{ATTRIBUTE} 1") == 2
     before = _masks(text)
-    assert sorted(before) == sorted([("free", "1'0")] * 4 + [("plain", "1'0")] * 2)
+    # per module: two plain synchronous ports, one transparent, one asynchronous on the
+    # collision-free memory; one port on the other memory
+    assert sorted(before) == sorted([("free", "1", "1'0")] * 6 + [("free", "0", "1'0")] * 2
+                                    + [("plain", "1", "1'0")] * 2)
     marked = mark_collision_free(text)
-    assert sorted(_masks(marked)) == sorted([("free", "1'1")] * 4 + [("plain", "1'0")] * 2)
+    assert sorted(_masks(marked)) == sorted(
+        [("free", "1", "1'1")] * 4 + [("free", "1", "1'0")] * 2 + [("free", "0", "1'0")] * 2
+        + [("plain", "1", "1'0")] * 2)
     # nothing else changes
     assert marked.replace("COLLISION_X_MASK 1'1", "COLLISION_X_MASK 1'0") == text
+    # and Yosys accepts the marks (it asserts on a mark beside transparency or on an
+    # asynchronous port)
+    (tmp_path / "design.il").write_text(marked)
+    (tmp_path / "flow.ys").write_text("read_rtlil design.il\nproc\nmemory_collect\n"
+                                      "check -assert\n")
+    yosys.run_yosys(tmp_path)
 
 
 def test_text_without_the_attribute_is_returned_unchanged():
