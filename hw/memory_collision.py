@@ -33,7 +33,6 @@ ATTRIBUTE = "no_rw_check"
 COLLISION_FREE = {ATTRIBUTE: 1}
 
 _MODULE = re.compile(r"(?m)^(?=module )")
-_MEMORY = re.compile(r"(?m)^\s*memory .*?(\S+)\s*$")
 _READ_PORT = re.compile(r"(?ms)^\s*cell \$memrd_v2 \S+\n.*?^\s*end$")
 _MEMID = re.compile(r'parameter \\MEMID "\\\\(\S+)"')
 _MASK = re.compile(r"(parameter \\COLLISION_X_MASK )(\d+)'([01]+)")
@@ -51,7 +50,7 @@ def _collision_free_memories(module: str) -> set[str]:
             attributes.append(words[1:])
             continue
         if words[:1] == ["memory"] and [f"\\{ATTRIBUTE}", "1"] in attributes:
-            names.add(_MEMORY.match(line).group(1).lstrip("\\"))
+            names.add(words[-1].lstrip("\\"))   # the last word: the name
         attributes = []
     return names
 
