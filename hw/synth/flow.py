@@ -29,7 +29,8 @@ from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
 
 __all__ = ["Job", "SynthFailure", "component_facts", "jobs_for_component", "jobs_for_design",
-           "run_job", "run_jobs", "params_slug", "REPORT_FILE", "multipliers", "estimated_cost"]
+           "run_job", "run_jobs", "params_slug", "REPORT_FILE", "multipliers", "estimated_cost",
+           "read_stat", "synthesis_record", "timing_fields"]
 
 REPORT_FILE = "report.json"
 LOG_FILE = "yosys.log"
@@ -162,9 +163,13 @@ def jobs_for_design(name: str, params: dict[str, int], targets: list[Target], *,
                               flow=flow)
 
 
-def _read_stat(path: Path) -> dict:
+def read_stat(path: Path, *, module: str | None = None) -> dict:
+    """``{"design": counts, "yosys": version}`` from a ``stat -json`` file: the whole design's
+    counts, or those of ``module`` alone (a module kept apart by ``keep_hierarchy``, as
+    :mod:`hw.synth.pnr` keeps a design inside its timing harness). Raises ``KeyError`` when
+    the file has no such module, ``ValueError`` when it is not JSON."""
     data = json.loads(path.read_text())
-    design = data["design"]
+    design = data["design"] if module is None else data["modules"][f"\\{module}"]
     creator = data.get("creator", "")
     # "Yosys 0.70 (git sha1 28ba3cb92, Release, Clang ...)" -> "Yosys 0.70 (git sha1 28ba3cb92)"
     version = creator.split(",")[0] + ")" if "(git sha1" in creator else creator
@@ -203,7 +208,9 @@ def _estimate(job: Job, folder: Path) -> dict:
     return estimate(parse_sta((folder / STA_FILE).read_text(errors="replace")), model)
 
 
-def _record(job: Job, stat: dict, timing: dict, fmax_estimate: dict) -> dict:
+def synthesis_record(job: Job, stat: dict, timing: dict, fmax_estimate: dict) -> dict:
+    """The report record of ``job`` (a ``report.json``): ``stat`` as :func:`read_stat` gives
+    it, ``timing`` as :func:`timing_fields` does, ``fmax_estimate`` the target model's."""
     design = stat["design"]
     cells = dict(sorted(design.get("num_cells_by_type", {}).items()))
     counts = job.target.classify(cells)
@@ -264,15 +271,15 @@ def run_job(job: Job, out: str | Path, *, cache: ResultCache | None = None,
     start = time.monotonic()
     try:
         usage = yosys.run_yosys(folder, timeout=timeout)
-        stat = _read_stat(folder / "stat.json")
+        stat = read_stat(folder / "stat.json")
         fmax_estimate = _estimate(job, folder)
     except yosys.YosysError as exc:
         raise SynthFailure(f"{job.label}: yosys failed: {exc}", exc.log) from None
     except (OSError, ValueError, KeyError) as exc:
         raise SynthFailure(f"{job.label}: unreadable stat.json or {STA_FILE} ({exc})",
                            folder / LOG_FILE) from None
-    record = _record(job, stat, timing_fields(folder, usage, time.monotonic() - start),
-                     fmax_estimate)
+    record = synthesis_record(job, stat, timing_fields(folder, usage, time.monotonic() - start),
+                              fmax_estimate)
     if cache is not None:
         cache.put(key, record, files={LOG_FILE: folder / LOG_FILE, STA_FILE: folder / STA_FILE})
     return _finish(job, out, record, cached=False, key=key)

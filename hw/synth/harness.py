@@ -14,7 +14,10 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["TimingHarness"]
+__all__ = ["TimingHarness", "DESIGN_SUBMODULE"]
+
+# the design's submodule name: its module is ``<harness top>.design`` in the emitted RTLIL
+DESIGN_SUBMODULE = "design"
 
 
 class TimingHarness(wiring.Component):
@@ -44,7 +47,7 @@ class TimingHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.design = self._design
+        m.submodules[DESIGN_SUBMODULE] = self._design
         if self._inputs:
             shift_in = Signal(self.input_bits)
             m.d.sync += shift_in.eq(Cat(self.sin, shift_in[:-1]))

