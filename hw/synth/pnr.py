@@ -174,8 +174,7 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
     """One job per family for ``component`` in its timing harness; ``seed`` (0..
     :data:`MAX_SEED`) is nextpnr's placement seed. Raises ``ValueError`` for missing
     constraints or a seed out of range."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}; got {seed!r}")
+    _check_seed(seed)
     from hw.designs import emit, top_name
     facts = component_facts(component)
     harness = TimingHarness(component)
@@ -194,7 +193,14 @@ def pnr_jobs_for_component(design: str, params: dict[str, int], component, famil
     return jobs
 
 
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer in 0..{MAX_SEED}; got {seed!r}")
+
+
 def pnr_jobs_for_design(name: str, params: dict[str, int], families, **kwargs) -> list[PnrJob]:
+    """:func:`pnr_jobs_for_component` for registered design ``name`` at ``params``."""
+    _check_seed(kwargs.get("seed", SEED))  # before elaborating: nothing left unused
     from hw.designs import elaborate
     return pnr_jobs_for_component(name, params, elaborate(name, **params), families, **kwargs)
 
