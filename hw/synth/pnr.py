@@ -3,8 +3,9 @@
 Each design is wrapped in :class:`~hw.synth.harness.TimingHarness` (all ports
 registered, five pins) and synthesised for the family in one Yosys run with
 ``write_json``; the design's module keeps its own hierarchy (``keep_hierarchy``), so it
-is synthesised exactly as it is alone and its own figures (LUTs, FFs, ...) come from the
-same run's ``stat``: the netlist that is placed is the one whose area the record gives.
+is synthesised as it is alone (the same script on the same logic; only its names differ,
+which can move ABC's mapping by a few LUTs) and its own figures (LUTs, FFs, ...) come from
+the same run's ``stat``: the netlist that is placed is the one whose area the record gives.
 It is placed and routed on a fixed device with the clock constraint from
 ``constraints/``, and the achieved Fmax is read from nextpnr's ``--report`` JSON (never
 from its stdout). A design larger than the device is reported as not fitting rather
