@@ -136,6 +136,55 @@ def test_a_pipeline_slices_its_output_fifo_beyond_two_slices(width, slices):
     widths = [int(w) for w in re.findall(r"memory width (\d+) size 3 ", text)]
     assert widths == ([width] if slices is None else
                       [SLICE_BITS] * (slices - 1) + [width - SLICE_BITS * (slices - 1)])
+    # each slice is written on a copy of the last valid register of its own (a replica)
+    copies = re.findall(r"wire width 1 \\pipe_l0_r0_valid_replica_(\d+)\n", text)
+    assert sorted(map(int, copies)) == list(range(slices or 0))
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_a_sliced_output_fifo_on_replica_enables_keeps_the_kept_items_in_order(levels):
+    """A pipeline whose output FIFO is sliced (three slices, each written on its own copy
+    of the last valid register) delivers its items whole and in order under random input
+    and output stalls: with one level of two registers (the copies are of the level's own
+    register), and with two levels of one (the last level has none of its own, as in the
+    dot array: the copies are of the level before's, and ``keep`` drops the even words)."""
+    from types import SimpleNamespace
+
+    from hw.pipeline import register_counts
+    width = 2 * SLICE_BITS + 8
+    assert register_counts(levels, 2) == ([2] if levels == 1 else [1, 1])
+    m = Module()
+    i = SimpleNamespace(valid=Signal(), ready=Signal(), payload=Signal(width))
+    o = SimpleNamespace(valid=Signal(), ready=Signal())
+    pipe = Pipeline(m, levels=levels, stages=2, valid_in=i.valid & i.ready)
+    if levels == 1:
+        out, = pipe.after(0, [i.payload])
+    else:
+        held, = pipe.after(0, [i.payload])
+        out, = pipe.after(1, [held], keep=held[0])
+    pipe.connect(i, o)
+    rng = random.Random(levels)
+    words = [rng.getrandbits(width) for _ in range(300)]
+    got = []
+
+    async def bench(ctx):
+        sent = 0
+        for _ in range(1500):
+            ctx.set(i.valid, sent < len(words) and rng.random() < 0.7)
+            ctx.set(i.payload, words[min(sent, len(words) - 1)])
+            ctx.set(o.ready, rng.random() < 0.5)
+            if ctx.get(o.valid) and ctx.get(o.ready):
+                got.append(ctx.get(out))
+            if ctx.get(i.valid) and ctx.get(i.ready):
+                sent += 1
+            await ctx.tick()
+        assert sent == len(words)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [w for w in words if levels == 1 or w & 1]
 
 
 @pytest.mark.parametrize("cycles", [0, 1, 2, MEMORY_DELAY, 4, 5, 8, 9, 17])
