@@ -278,7 +278,9 @@ class Pipeline:
     or ``counts`` (registers after each level, the last at least 1) is given.
     Close the levels in order with :meth:`after`; then :meth:`connect` the streams. With
     back-pressure the output register is an :class:`OutputFIFO`, sliced at
-    :data:`SLICE_BITS` when the payload is wider than two slices.
+    :data:`SLICE_BITS` when the payload is wider than two slices, each slice then written
+    on a copy of the last valid register of its own (replicas: the same value, no one
+    register driving every slice's write enable across the device).
     """
 
     def __init__(self, m, *, levels: int, valid_in: Value, name: str = "pipe",
