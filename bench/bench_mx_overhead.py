@@ -54,14 +54,15 @@ def fifo_pointer_bits(width: int, stages: int) -> int:
     """Pointer flip-flops of a pipeline's output FIFO of ``stages + 1`` entries holding a
     ``width``-bit payload (``hw.pipeline.Pipeline``): a write and a read pointer, one pair
     per slice of at most ``hw.pipeline.SLICE_BITS`` bits when the payload is wider than two
-    slices, and then each slice's copy of the level (``hw.pipeline.OutputFIFO``). A wider
-    MX payload (its exponents beside the sums) can cross that line and pay more pointer
-    copies than the int array's."""
+    slices, and then each slice's copy of the level (``hw.pipeline.OutputFIFO``) and of the
+    last valid register, its write enable (``hw.pipeline.Pipeline``). A wider MX payload
+    (its exponents beside the sums) can cross that line and pay more pointer copies than
+    the int array's."""
     from hw.pipeline import SLICE_BITS
     sliced = width > 2 * SLICE_BITS
     slices = -(-width // SLICE_BITS) if sliced else 1
-    level_copies = slices * (stages + 1).bit_length() if sliced else 0
-    return slices * 2 * max(1, stages.bit_length()) + level_copies
+    copies = slices * ((stages + 1).bit_length() + 1) if sliced else 0
+    return slices * 2 * max(1, stages.bit_length()) + copies
 
 
 def exponent_fifo_bits(lanes: int, stages: int, exponent_width: int) -> int:

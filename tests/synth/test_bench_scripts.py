@@ -127,9 +127,10 @@ def test_exponent_registers_are_all_the_storage_the_mx_format_adds(lanes, stages
     # memory, stages + 1 words deep
     pointers = (overhead.fifo_pointer_bits(mx_memory // (stages + 1), stages)
                 - overhead.fifo_pointer_bits(int_memory // (stages + 1), stages))
-    # 4 lanes: a 112-bit MX word in four 36-bit slices, each with two 2-bit pointers and a
-    # 2-bit copy of the level; the 72-bit int word in one memory with two pointers
-    assert pointers == (4 * (2 * 2 + 2) - 2 * 2 if lanes == 4 else 0)
+    # 4 lanes: a 112-bit MX word in four 36-bit slices, each with two 2-bit pointers, a
+    # 2-bit copy of the level and a copy of the valid register (its write enable); the
+    # 72-bit int word in one memory with two pointers
+    assert pointers == (4 * (2 * 2 + 2 + 1) - 2 * 2 if lanes == 4 else 0)
     assert mx_ffs - int_ffs == overhead.exponent_register_bits(lanes, stages, width) + pointers
     assert mx_memory - int_memory == overhead.exponent_fifo_bits(lanes, stages, width)
 
