@@ -352,7 +352,7 @@ def run_pnr_job(job: PnrJob, out: str | Path, *, cache: ResultCache | None = Non
             synthesis = synthesis_record(
                 job.synthesis_job(), read_stat(folder / "stat.json", module=job.design_module),
                 timing_fields(folder, synth_usage, time.monotonic() - start), {})
-            stat = json.loads((folder / "stat.json").read_text())["design"]
+            stat = read_stat(folder / "stat.json")["design"]
             counts = job.family.target.classify(stat.get("num_cells_by_type", {}))
             model = job.family.target.timing
             fmax_estimate = ({} if model is None else
