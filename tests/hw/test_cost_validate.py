@@ -5,11 +5,17 @@ buffers) against the whole datapath synthesised, within +-10% LUTs and FFs on xc
 lut6 at each method's smallest shape that is not a fit shape, with the smallest parts (block
 4, 4 MACs per cycle; bench/bench_cost.py holds block 16 at every shape); the MXINT designs
 at both layer outputs (merged=0 and merged=1, each with its own glue fit). Slow: marked
-``synth``; results are cached for the session (tests/hw/cost_cache.py)."""
+``synth``; results are cached for the session (tests/hw/cost_cache.py).
+
+Each (design, layer output) is validated on one of the two targets by default
+(:data:`TEST_TARGETS`: both targets, both outputs of each MXINT design and the LLM.int8()
+design's lut6 netlist are all covered, at half the synthesis time); ``LQER_VALIDATE_TARGETS=all``
+validates every point on both, as ``scripts/cost_tables.py --validation`` does at block 16."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -57,6 +63,34 @@ def test_every_method_with_a_design_is_validated_off_its_fit_shapes():
         validate.points(CostConfig(), {"w8a8": [(32, 64, 0)]})
 
 
+# (design, layer output) -> the target it is validated on by default; mxint and lqer share
+# lqer-linear's glue fits, so they share a target per output
+TEST_TARGETS = {("lqer-linear", "terms"): "lut6", ("lqer-linear", "merged"): "xc7-nodsp",
+                ("resq-linear", "terms"): "xc7-nodsp", ("resq-linear", "merged"): "lut6",
+                ("fp16-linear", "merged"): "xc7-nodsp", ("llm-int8-linear", "merged"): "lut6",
+                ("w8a8-linear", "merged"): "xc7-nodsp"}
+
+
+def targets_for(method: str, output: str) -> tuple[str, ...]:
+    """The targets ``method`` at layer output ``output`` is validated on in this run."""
+    chosen = os.environ.get("LQER_VALIDATE_TARGETS", "")
+    if chosen not in ("", "all"):
+        raise ValueError(f"LQER_VALIDATE_TARGETS must be 'all' or unset; got {chosen!r}")
+    if chosen == "all":
+        return validate.TARGETS
+    return (TEST_TARGETS[(METHODS[method].design[0], output)],)
+
+
+def test_the_default_targets_cover_both_targets_and_every_design_output():
+    pairs = {(METHODS[m].design[0], o) for m in validate.VALIDATED for o in validate.outputs_of(m)}
+    assert set(TEST_TARGETS) == pairs
+    assert set(TEST_TARGETS.values()) == set(validate.TARGETS)
+    for design in ("lqer-linear", "resq-linear"):  # each output on its own target
+        assert {TEST_TARGETS[(design, o)] for o in LAYER_OUTPUTS} == set(validate.TARGETS)
+    # the generic LUT target's init-dropping flow (hw.synth.targets.DROP_INIT_TOPS)
+    assert TEST_TARGETS[("llm-int8-linear", "merged")] == "lut6"
+
+
 @pytest.mark.synth
 @pytest.mark.parametrize("method, output", [(m, o) for m in validate.VALIDATED
                                             for o in validate.outputs_of(m)])
@@ -64,12 +98,11 @@ def test_prediction_within_ten_percent_of_synthesis_on_the_smallest_shape(method
                                                                           tmp_path_factory):
     cfg = dataclasses.replace(validate.TEST_CONFIG, layer_output=output)
     shapes = validate.at_block({method: validate.SMALLEST[method]}, cfg.block)
-    rows = validate.validate(cfg, shapes, validate.TARGETS,
-                             tmp_path_factory.mktemp("cost-validate"),
+    targets = targets_for(method, output)
+    rows = validate.validate(cfg, shapes, targets, tmp_path_factory.mktemp("cost-validate"),
                              cache=ResultCache(session_cache_root(tmp_path_factory)), workers=2)
-    # every method on both targets (llm-int8 and w8a8 on lut6 too: hw.synth.targets.DROP_INIT_TOPS)
     assert {(r["method"], r["d_in"], r["d_out"], r["third"], r["target"]) for r in rows} == \
-        {(method, *s, t) for s in shapes[method] for t in ("xc7-nodsp", "lut6")}
+        {(method, *s, t) for s in shapes[method] for t in targets}
     assert {r["merged"] for r in rows} == {int(output == "merged" and
                                            method in ("mxint", "lqer", "resq"))}
     for r in rows:
