@@ -48,7 +48,7 @@ from hw.params import check_choice, check_int, signed_for_range
 from hw.pipeline import Pipeline, register_counts
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.shifting import (add_with_carry_in, round_parts, shift_amount,
-                         shift_right_round_parts, wire)
+                         shift_right_round_parts, sticky_mask, wire)
 from hw.unused import owned, rejectable
 from sw.blockmath import ACC_ROUNDINGS, accumulator_width
 from sw.mxint import MXIntFormat
@@ -374,12 +374,16 @@ class Accumulator(wiring.Component):
         first, last, item_slot = ctrl
         current = [wire(m, Mux(first, 0, pick([st[ln] for st in a_states], item_slot)),
                         f"acc_current_{ln}") for ln in range(lanes)]
-        current, term_s, up_s, amt_acc, e_new, ctrl = close([current, term_s, up_s, amt_acc,
-                                                             e_new, ctrl])
+        # beside the read, A's sticky mask from its shift (the table off the shifter's level:
+        # it was the accumulator's ECP5 clock path, docs/synth.md)
+        masks = [sticky_mask(m, amt_acc[ln], width, f"acc_{ln}") for ln in range(lanes)]
+        current, masks, term_s, up_s, amt_acc, e_new, ctrl = close(
+            [current, masks, term_s, up_s, amt_acc, e_new, ctrl])
         # loop 1, 2: A's shift (coarse, fine) and its rounding bits
         coarse, sticky, fine = [], [], []
         for ln in range(lanes):
-            c, st, f = shift_right_round_parts(m, current[ln], amt_acc[ln], f"acc_{ln}")
+            c, st, f = shift_right_round_parts(m, current[ln], amt_acc[ln], f"acc_{ln}",
+                                               mask=masks[ln])
             coarse.append(c)
             sticky.append(st)
             fine.append(f)

@@ -314,10 +314,12 @@ class Pipeline:
         """Whether the values at the next level to close hold an item (before its registers)."""
         return self._valid
 
-    def _register(self, values: list[Value], tag: str, replicas: bool = False) -> list[Value]:
+    def _register(self, values: list[Value], tag: str, replicas=False) -> list[Value]:
         # data registers need no reset: the valid chain says what they hold
-        kind = f"_{REPLICA_TAG}" if replicas else ""
-        regs = [Signal(Value.cast(v).shape(), name=f"{tag}{kind}_{j}", reset_less=True)
+        def kind(j):
+            marked = replicas if isinstance(replicas, bool) else j in replicas
+            return f"_{REPLICA_TAG}" if marked else ""
+        regs = [Signal(Value.cast(v).shape(), name=f"{tag}{kind(j)}_{j}", reset_less=True)
                 for j, v in enumerate(values)]
         valid = Signal(name=f"{tag}_valid")
         self._m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
@@ -347,7 +349,7 @@ class Pipeline:
                           f"{self._name}_{name}")
 
     def after(self, level: int, values: list[Value], *, keep: Value | None = None,
-              replicas: bool = False) -> list[Value]:
+              replicas: bool | frozenset[int] = False) -> list[Value]:
         """Close ``level`` (in order): ``values`` delayed by its registers.
 
         At the last level, ``keep`` (default: every item) selects the items that leave
@@ -355,7 +357,7 @@ class Pipeline:
         ``replicas``: ``values`` may repeat one value on purpose (a copy per consumer, so
         each copy's fan-out stays local); their registers are named with
         :data:`REPLICA_TAG`, which the synthesis flows keep apart (Yosys merges identical
-        flip-flops otherwise)."""
+        flip-flops otherwise); a set of indices marks those values' registers only."""
         if level != self._next_level:
             raise RuntimeError(f"levels must be closed in order; expected {self._next_level}, "
                                f"got {level}")

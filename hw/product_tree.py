@@ -88,10 +88,15 @@ class ProductTree:
         """Bits of the product: ``a_width + b_width``."""
         return self.a_width + self.b_width
 
-    def first(self, m: Module, a: Value, b: Value, name: str) -> list[Value]:
-        """Level 0: the partial products of ``a`` and ``b`` and their first adder row."""
-        a, b = Value.cast(a), Value.cast(b)
-        terms = [(i, wire(m, a & b[i].replicate(self.a_width), f"{name}_pp{i}"))
+    def first(self, m: Module, a, b: Value, name: str) -> list[Value]:
+        """Level 0: the partial products of ``a`` and ``b`` and their first adder row.
+        ``a`` may be a list of copies of one value (registers of their own): the rows
+        share them out in order, so each copy drives ``b_width / len(a)`` rows instead of
+        one register driving all of them."""
+        copies = [Value.cast(v) for v in (a if isinstance(a, (list, tuple)) else [a])]
+        b = Value.cast(b)
+        terms = [(i, wire(m, copies[i * len(copies) // self.b_width]
+                          & b[i].replicate(self.a_width), f"{name}_pp{i}"))
                  for i in range(self.b_width)]
         return self._rows(m, terms, 0, name)
 

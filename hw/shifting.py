@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
 
 __all__ = ["wire", "bit_length", "below_mask", "shift_right_round", "shift_right_round_parts",
+           "sticky_mask",
            "round_parts", "round_shifted", "shift_amount", "add_with_carry_in",
            "FINE_SHIFT_BITS"]
 
@@ -70,8 +71,21 @@ def shift_right_round(m: Module, value: Value, amount: Value, rounding: str, nam
     return wire(m, floor + (round_bit & (sticky | floor[0])), name)
 
 
+def sticky_mask(m: Module, amount: Value, width: int, name: str) -> Signal:
+    """The ``width``-bit mask of the positions below ``amount - 1`` (the bits that
+    :func:`shift_right_round_parts`'s sticky bit ORs), as a table indexed by ``amount``
+    (LUTs only: comparators would map to carry chains, one per bit). Computed a level
+    ahead and registered, it takes the table off the shifter's level."""
+    mask = Signal(width, name=f"{name}_sticky_mask")
+    with m.Switch(amount):
+        for a in range(1 << len(amount)):
+            with m.Case(a):
+                m.d.comb += mask.eq((1 << min(max(a - 1, 0), width)) - 1)
+    return mask
+
+
 def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str,
-                            sticky_amount: Value | None = None):
+                            sticky_amount: Value | None = None, mask: Value | None = None):
     """The first half of :func:`shift_right_round` for an unsigned ``value``, split so a
     pipeline register can sit in the middle of the shifter: returns ``(coarse, sticky,
     fine)`` where ``coarse = (value << 1) >> (amount rounded down to a multiple of
@@ -80,20 +94,16 @@ def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str,
     Then ``with_round = coarse >> fine`` and :func:`round_shifted` finish the job.
     ``sticky_amount`` (default ``amount``): the same amount from another register (a
     replica), for the sticky mask and ``fine``, so the shifter's copy drives the shifter
-    alone."""
+    alone. ``mask``: :func:`sticky_mask` of the same amount, computed earlier (default: here)."""
     value = wire(m, value, f"{name}_in")
     other = amount if sticky_amount is None else sticky_amount
     k = FINE_SHIFT_BITS
     high = amount >> k
     coarse = wire(m, (value << 1) >> (high << k), f"{name}_coarse")
-    # the mask of positions below amount - 1, as a table indexed by the amount (LUTs only:
-    # comparators would map to carry chains, one per bit)
-    width = len(value)
-    mask = Signal(width, name=f"{name}_sticky_mask")
-    with m.Switch(other):
-        for a in range(1 << len(other)):
-            with m.Case(a):
-                m.d.comb += mask.eq((1 << min(max(a - 1, 0), width)) - 1)
+    if mask is None:
+        mask = sticky_mask(m, other, len(value), name)
+    elif len(mask) != len(value):
+        raise ValueError(f"mask must have {len(value)} bits; got {len(mask)}")
     sticky = wire(m, (value.as_unsigned() & mask).any(), f"{name}_sticky")
     fine = wire(m, other[:k] if len(other) > k else other, f"{name}_fine")
     return coarse, sticky, fine

@@ -379,14 +379,26 @@ class Stage:
     def carry(self, **values) -> None:
         self._carried.update(values)
 
-    def close(self, **values) -> SimpleNamespace:
+    def drop(self, *names: str) -> SimpleNamespace:
+        """Stop carrying ``names``; returns their values as they enter the current level
+        (to be combined into fewer values there)."""
+        missing = sorted(set(names) - set(self._carried))
+        if missing:
+            raise ValueError(f"names must be carried; got {missing}")
+        return SimpleNamespace(**{k: self._carried.pop(k) for k in names})
+
+    def close(self, replicas: tuple[str, ...] = (), **values) -> SimpleNamespace:
+        """``replicas``: names among ``values`` that copy another value on purpose (their
+        registers are kept apart: :data:`hw.pipeline.REPLICA_TAG`)."""
         if set(values) & set(self._carried):
             raise ValueError(f"values must not repeat carried names; got "
                              f"{sorted(set(values) & set(self._carried))}")
         both = {**self._carried, **values}
         names = list(both)
+        marked = (True if self._replicas and self._level == 0 else
+                  frozenset(names.index(k) for k in replicas))
         out = dict(zip(names, self._pipe.after(self._level, [Value.cast(both[k]) for k in names],
-                                               replicas=self._replicas and self._level == 0)))
+                                               replicas=marked)))
         self._level += 1
         self._carried = {k: out[k] for k in self._carried}
         return SimpleNamespace(**out)

@@ -56,6 +56,7 @@ P = BINARY32.precision          # 24
 GROUP = 8                       # alignment in whole bytes, then bits
 NORM_GROUP = 4                  # normalisation in nibbles (6 options), then 0..3 bits
 PRODUCT = ProductTree(a_width=P, b_width=P, adds=2)
+A_COPIES = 3                    # registers of a's normalised significand (8 rows each)
 
 
 class FP32Mul(FPUnit):
@@ -71,13 +72,19 @@ class FP32Mul(FPUnit):
     def _datapath(self, m, stage, payload):
         a = unpack(m, payload.a, BINARY32, "a")
         b = unpack(m, payload.b, BINARY32, "b")
+        # each operand's classes registered apart and joined a level later: the join of
+        # two 31-bit reductions was five LUT levels wherever a and b come from far apart
+        # (the int path's scale multiplier, docs/synth.md)
         stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"),
-                    nan=a.is_nan | b.is_nan | (a.is_inf & b.is_zero) | (a.is_zero & b.is_inf),
-                    inf=a.is_inf | b.is_inf, zero=a.is_zero | b.is_zero)
+                    **{f"{x}_{c}": getattr(u, f"is_{c}") for x, u in (("a", a), ("b", b))
+                       for c in ("nan", "inf", "zero")})
         s = stage.close(sa=a.significand, sb=b.significand,
                         exponent=a.exponent + b.exponent - BINARY32.bias,
                         ga=group_one_hot(m, a.significand, NORM_GROUP, "a_groups"),
                         gb=group_one_hot(m, b.significand, NORM_GROUP, "b_groups"))
+        c = stage.drop(*(f"{x}_{c}" for x in "ab" for c in ("nan", "inf", "zero")))
+        stage.carry(nan=c.a_nan | c.b_nan | (c.a_inf & c.b_zero) | (c.a_zero & c.b_inf),
+                    inf=c.a_inf | c.b_inf, zero=c.a_zero | c.b_zero)
 
         s = stage.close(sa=coarse_shift(m, s.sa, s.ga, NORM_GROUP, "a_coarse"),
                         sb=coarse_shift(m, s.sb, s.gb, NORM_GROUP, "b_coarse"), exponent=s.exponent,
@@ -86,12 +93,15 @@ class FP32Mul(FPUnit):
 
         na, fa = fine_shift(m, s.sa, s.sa, NORM_GROUP, "a_fine")
         nb, fb = fine_shift(m, s.sb, s.sb, NORM_GROUP, "b_fine")
-        s = stage.close(na=na, nb=nb, exponent=s.exponent - (s.ca + s.cb) * NORM_GROUP,
+        # a's significand feeds every row of partial products: a copy per third of them
+        copies = {f"na_{k}": na for k in range(A_COPIES)}
+        s = stage.close(replicas=tuple(copies)[1:], **copies, nb=nb,
+                        exponent=s.exponent - (s.ca + s.cb) * NORM_GROUP,
                         fa=one_hot_index(m, fa, "a_fine_index"),
                         fb=one_hot_index(m, fb, "b_fine_index"))
 
         # E = e'a + e'b - 127, in -171..381
-        terms = PRODUCT.first(m, s.na, s.nb, "product")
+        terms = PRODUCT.first(m, [getattr(s, k) for k in copies], s.nb, "product")
         s, terms = close_product_level(m, stage, PRODUCT, 0, terms, "product",
                                        exponent=wire(m, s.exponent - s.fa - s.fb, "exponent"))
         # for t = 0, 1: normal when E + t >= 1; shift less one: 22 + t, or 23 - E (below 64:

@@ -152,3 +152,39 @@ def test_precomputed_exponent_choices_need_three_bases_and_minus():
         with pytest.raises(ValueError) as info:
             exponent_choices(Module(), *args, BINARY32, "x", **kwargs)
         assert str(info.value) == "three precomputed exponents need minus"
+
+
+def test_fp32_mul_feeds_the_partial_products_from_copies_of_a():
+    """a's normalised significand reaches the 24 rows of partial products through
+    A_COPIES registers (the first plain, the others named as replicas so synthesis keeps
+    them apart): one register into every row was the unit's ECP5 clock path
+    (docs/synth.md)."""
+    import re
+
+    from amaranth.back import rtlil
+
+    from hw.fp.fp32_mul import A_COPIES, FP32Mul
+    from hw.pipeline import REPLICA_TAG
+    text = rtlil.convert(FP32Mul(), name="top")
+    level = FP32Mul.LEVELS.index("fine")
+    copies = re.findall(rf"wire width 24 \\fp_l{level}_r0_(\w+)\n", text)
+    assert len(copies) == A_COPIES + 1  # a's copies and b's significand
+    assert sum(c.startswith(f"{REPLICA_TAG}_") for c in copies) == A_COPIES - 1
+
+
+def test_a_stage_drops_only_carried_names():
+    from amaranth.hdl import Module, Signal
+
+    from hw.fp.common import Stage
+    from hw.pipeline import Pipeline
+    from hw.unused import owned
+    m = Module()
+    owned(m)
+    stage = Stage(Pipeline(m, levels=2, stages=2, valid_in=Signal()))
+    flag = Signal()
+    stage.carry(flag=flag)
+    with pytest.raises(ValueError) as info:
+        stage.drop("flag", "other")
+    assert str(info.value) == "names must be carried; got ['other']"
+    assert stage.drop("flag").flag is flag
+    assert not hasattr(stage.close(x=Signal()), "flag")

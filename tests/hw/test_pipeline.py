@@ -141,6 +141,25 @@ def test_a_pipeline_slices_its_output_fifo_beyond_two_slices(width, slices):
     assert sorted(map(int, copies)) == list(range(slices or 0))
 
 
+def test_replicas_by_index_name_those_registers_only():
+    """``after(..., replicas=frozenset(...))`` names the registers of those values as
+    replicas (kept apart by synthesis) and no others; ``True`` names them all."""
+    import re
+
+    from amaranth.back import rtlil
+    for replicas, expected in ((frozenset({1, 2}), ["pipe_l0_r0_0", "pipe_l0_r0_replica_1",
+                                                    "pipe_l0_r0_replica_2"]),
+                               (True, [f"pipe_l0_r0_replica_{j}" for j in range(3)]),
+                               (False, [f"pipe_l0_r0_{j}" for j in range(3)])):
+        m = Module()
+        take, x = Signal(), Signal(4)
+        pipe = Pipeline(m, levels=2, stages=2, valid_in=take)
+        regs = pipe.after(0, [x, x, x], replicas=replicas)
+        out = pipe.after(1, [regs[0] + regs[1] + regs[2]])
+        text = rtlil.convert(m, name="top", ports=[take, x, *out])
+        assert re.findall(r"wire width 4 \\(pipe_l0_r0\S*)\n", text) == expected
+
+
 @pytest.mark.parametrize("levels", [1, 2])
 def test_a_sliced_output_fifo_on_replica_enables_keeps_the_kept_items_in_order(levels):
     """A pipeline whose output FIFO is sliced (three slices, each written on its own copy

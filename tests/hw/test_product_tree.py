@@ -42,6 +42,29 @@ def test_wide_products_are_exact(width, adds):
     assert _products(tree, pairs) == [x * y for x, y in pairs]
 
 
+@pytest.mark.parametrize("copies", [1, 2, 3, 5])
+def test_copies_of_a_are_shared_out_over_the_rows_in_order(copies):
+    """Given copies of ``a``, row ``i`` (``a & b[i]``, weight ``2**i``) takes copy
+    ``i * copies // b_width``: driven with distinct values, the sum says which row took
+    which copy; driven with one value, the product is exact."""
+    tree = ProductTree(a_width=7, b_width=6, adds=2)
+    m = Module()
+    a = [Signal(7, name=f"a{k}") for k in range(copies)]
+    b = Signal(6)
+    terms = tree.first(m, a, b, "p")
+    for level in range(1, tree.levels):
+        terms = tree.step(m, level, terms, "p")
+    out = Signal(tree.width)
+    m.d.comb += out.eq(tree.result(terms))
+    rng = random.Random(copies)
+    vectors = [[rng.getrandbits(7) for _ in a] + [rng.getrandbits(6)] for _ in range(200)]
+    vectors += [[x] * copies + [y] for x, y in ((127, 63), (5, 9), (0, 63))]
+    expected = [sum(v[i * copies // 6] << i for i in range(6) if v[-1] >> i & 1)
+                for v in vectors]
+    assert comb_outputs(m, (*a, b), out, vectors) == expected
+    assert expected[-3:] == [127 * 63, 5 * 9, 0]
+
+
 @pytest.mark.parametrize("width, adds, levels", [
     (11, 2, 3),   # 11 -> 6 | 6 -> 3 -> 2 (carry-save) | 2 -> 1
     (24, 2, 3),   # 24 -> 12 | 12 -> 6 -> 3 | 3 -> 2 (carry-save) -> 1

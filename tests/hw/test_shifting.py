@@ -7,7 +7,8 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from hw.shifting import bit_length, round_shifted, shift_right_round, shift_right_round_parts
+from hw.shifting import (bit_length, round_shifted, shift_right_round, shift_right_round_parts,
+                         sticky_mask)
 from sw.blockmath import rshift_round
 
 WIDTH, MAX_SHIFT = 7, 10  # shifts beyond the width included
@@ -64,11 +65,14 @@ def test_bit_length_is_the_leading_one_position():
 
 
 @pytest.mark.parametrize("rounding", ["even", "away"])
-def test_split_shifter_matches_the_one_piece_shifter(rounding):
-    """coarse shift + sticky, then fine shift, then rounding == shift_right_round."""
+@pytest.mark.parametrize("early_mask", [False, True])
+def test_split_shifter_matches_the_one_piece_shifter(rounding, early_mask):
+    """coarse shift + sticky, then fine shift, then rounding == shift_right_round; the
+    same with the sticky mask given (sticky_mask, as a level ahead computes it)."""
     m = Module()
     value, amount = Signal(unsigned(WIDTH)), Signal(range(MAX_SHIFT + 1))
-    coarse, sticky, fine = shift_right_round_parts(m, value, amount, "split")
+    mask = sticky_mask(m, amount, WIDTH, "early") if early_mask else None
+    coarse, sticky, fine = shift_right_round_parts(m, value, amount, "split", mask=mask)
     split = round_shifted(m, coarse >> fine, sticky, rounding, "split_result")
     whole = shift_right_round(m, value, amount, rounding, "whole")
 
@@ -82,3 +86,12 @@ def test_split_shifter_matches_the_one_piece_shifter(rounding):
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_a_given_sticky_mask_must_match_the_value():
+    from hw.unused import owned
+    m = Module()
+    owned(m)
+    with pytest.raises(ValueError) as info:
+        shift_right_round_parts(m, Signal(8), Signal(4), "x", mask=Signal(7))
+    assert str(info.value) == "mask must have 8 bits; got 7"
