@@ -15,7 +15,8 @@ The datapath splits the rule so that only a short path is loop-carried:
   both shift amounts ``E' - E`` and ``E' - p`` are known before ``A`` is touched; the
   partial's own shift and its rounding bit are done here, outside the loop (``stages``
   registers over these levels);
-- **the accumulation loop**: read ``A``, shift it by ``E' - E`` (coarse, then fine), round,
+- **the accumulation loop**: read ``A`` (beside it, the sticky mask of its shift, from
+  the shift amount alone), shift it by ``E' - E`` (coarse, then fine), round,
   add the aligned partial, write ``A``. One of the two shifts is always zero, so of the
   two round-up bits (the partial's and ``A``'s) at most one is set: one adder takes both
   floors and their OR as its carry-in. The loop holds

@@ -18,11 +18,14 @@ combinational 24 x 24 ``*`` is about twenty LUT levels in LUTs (96 MHz on ECP5 a
 ``lqer-hw pnr`` places it); every level here is a LUT and a carry chain, or two carry
 chains:
 
-- ``unpack``: fields, specials, ``ea + eb - 127``, first non-zero nibble of each
-  significand;
+- ``unpack``: fields, each operand's classes (NaN, infinity, zero), ``ea + eb - 127``,
+  first non-zero nibble of each significand;
 - ``coarse``: whole-nibble left shifts of the significands, exponent lowered by as much;
+  the two operands' classes joined into the result's NaN, infinity and zero flags (joined
+  in ``unpack`` they were five LUT levels from operands placed far apart);
 - ``fine``: the remaining 0..3-bit shifts (the top bit at 23; in bytes and 0..7 bits this
-  level was five LUT levels deep);
+  level was five LUT levels deep); a's result registered ``A_COPIES`` times, each copy
+  driving a third of the partial products' rows;
 - ``product_0``: the 24 partial products and a row of adders (12 terms); the fine
   shifts subtracted from ``E``;
 - ``product_1``: two rows of adders (12 -> 6 -> 3); the subnormal shift ``23 - E``
