@@ -439,8 +439,12 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         xr = xmem.read_port(transparent_for=(xw,))
         from_stream = flags("x_from_stream", "lt", s.x_stream_steps)
         item_x = self.i.payload.x.as_value()
-        m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x),
-                     xw.en.eq(accept & from_stream & (k == 0)),
+        # written in every cycle of those steps, accepted or not (as ResQ's t memory): the
+        # enable is the flag's register, not the handshake. The K steps of block j carry
+        # the same x block (the stream contract in hw/lqer_schedule.py), so row j's last write is block j's
+        # last accepted step; the memory is read only after the stream steps, and the writes
+        # while the next token waits for its first step reach only the rows it will rewrite
+        m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x), xw.en.eq(from_stream),
                      xr.addr.eq(j_next), xr.en.eq(1)]
         x_operand = Signal(x_layout.size, name="x_operand")
         m.d.comb += x_operand.eq(_select(flags, "x_from_stream", "lt", s.x_stream_steps,
@@ -573,18 +577,23 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                    for e in range(s.block)]
         stage_e = [Signal(lsb_shape, name=f"stage_lsb_{e}", reset_less=True)
                    for e in range(s.block)]
-        # the piece being loaded, one-hot (a register per piece: no decode before its enable)
+        # the piece being loaded, one-hot (a register per piece: no decode before its enable).
+        # A piece loads in every cycle the pointer is on it, taken or not, and the pointer
+        # moves on when a result is taken, so each piece ends holding the result taken into
+        # it: the load enables are the pointer's registers alone, and the accumulator's
+        # valid drives only the pointer and the counters (docs/synth.md, "The staging loaded
+        # without the valid")
         piece = Signal(pieces, name="stage_piece", init=1)
         stage_full = Signal(name="stage_full")
         take = acc.o.valid & keep
         m.d.sync += stage_full.eq(take & piece[pieces - 1])
         with m.If(take):
             m.d.sync += piece.eq(piece.rotate_left(1))
-            for p in range(pieces):
-                with m.If(piece[p]):
-                    for lane in range(pl):
-                        m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
-                                     stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
+        for p in range(pieces):
+            with m.If(piece[p]):
+                for lane in range(pl):
+                    m.d.sync += [stage_v[p * pl + lane].eq(acc.o.payload.values[lane]),
+                                 stage_e[p * pl + lane].eq(acc.o.payload.exponents[lane])]
         # the high (u) FIFO holds a token's nb_out blocks, and a token starts only after the
         # last block of the one before left (i.ready): no write finds it full, so with the
         # registered join it takes writes unchecked (stage_full / the requantizer's valid
@@ -613,13 +622,18 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         # requantized blocks: t (into the t memory; LQER), then u (into the u FIFO)
         t_blocks = 0 if resq else nb_k
         count = Signal(range(t_blocks + nb_out), name="requantized_blocks")
+        # whether the next block is a u block: a register updated with the counter, so the
+        # u FIFO's write (and the t memory's) is one LUT from registers
+        to_u = Signal(name="requantized_to_u", init=t_blocks == 0)
+        wrap = count == t_blocks + nb_out - 1
         with m.If(quant.o.valid):
-            m.d.sync += count.eq(Mux(count == t_blocks + nb_out - 1, 0, count + 1))
+            m.d.sync += [count.eq(Mux(wrap, 0, count + 1)),
+                         to_u.eq(Mux(wrap, t_blocks == 0, count + 1 >= t_blocks))]
         m.d.comb += [u_fifo.i.payload.eq(quant.o.payload),
-                     u_fifo.i.valid.eq(quant.o.valid & (count >= t_blocks))]
+                     u_fifo.i.valid.eq(quant.o.valid & to_u)]
         if not resq:
             m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
-                         tw.en.eq(quant.o.valid & (count < nb_k))]
+                         tw.en.eq(quant.o.valid & ~to_u)]
         return u_fifo
 
     def _groups_to_blocks(self, m, name: str, registered_ready: bool = False):
