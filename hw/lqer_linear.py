@@ -622,18 +622,13 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         # requantized blocks: t (into the t memory; LQER), then u (into the u FIFO)
         t_blocks = 0 if resq else nb_k
         count = Signal(range(t_blocks + nb_out), name="requantized_blocks")
-        # whether the next block is a u block: a register updated with the counter, so the
-        # u FIFO's write (and the t memory's) is one LUT from registers
-        to_u = Signal(name="requantized_to_u", init=t_blocks == 0)
-        wrap = count == t_blocks + nb_out - 1
         with m.If(quant.o.valid):
-            m.d.sync += [count.eq(Mux(wrap, 0, count + 1)),
-                         to_u.eq(Mux(wrap, t_blocks == 0, count + 1 >= t_blocks))]
+            m.d.sync += count.eq(Mux(count == t_blocks + nb_out - 1, 0, count + 1))
         m.d.comb += [u_fifo.i.payload.eq(quant.o.payload),
-                     u_fifo.i.valid.eq(quant.o.valid & to_u)]
+                     u_fifo.i.valid.eq(quant.o.valid & (count >= t_blocks))]
         if not resq:
             m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
-                         tw.en.eq(quant.o.valid & ~to_u)]
+                         tw.en.eq(quant.o.valid & (count < nb_k))]
         return u_fifo
 
     def _groups_to_blocks(self, m, name: str, registered_ready: bool = False):
