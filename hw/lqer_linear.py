@@ -441,9 +441,10 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         item_x = self.i.payload.x.as_value()
         # written in every cycle of those steps, accepted or not (as ResQ's t memory): the
         # enable is the flag's register, not the handshake. The K steps of block j carry
-        # the same x block (the stream contract in hw/lqer_schedule.py), so row j's last write is block j's
-        # last accepted step; the memory is read only after the stream steps, and the writes
-        # while the next token waits for its first step reach only the rows it will rewrite
+        # the same x block (the stream contract, hw/lqer_schedule.py), so row j's last
+        # write is block j's last accepted step; the memory is read only after the stream
+        # steps, and the writes while the next token waits for its first step reach only
+        # the rows it will rewrite
         m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x), xw.en.eq(from_stream),
                      xr.addr.eq(j_next), xr.en.eq(1)]
         x_operand = Signal(x_layout.size, name="x_operand")

@@ -46,7 +46,9 @@ Input stream (field names of the input port's layout; each block is ``{"exponent
 
 - ``x``: the token's activation block ``(s // K) % nb_in`` (:func:`activation_order`); the
   datapath reads it on the first ``K * nb_in`` steps and keeps it in its x memory for the
-  later ones, but the slot is filled on every step so the stream is regular;
+  later ones. Every step carries it, and the datapath depends on that: its x memory
+  keeps the block of the last of the K steps it accepts (written in every cycle of the
+  stream steps, valid or not);
 - ``w``: on main steps ``s < M``, the W_q blocks of rows ``g*P_m .. g*P_m + P_m - 1`` of the
   step's group ``g``, column block ``j``; zero in padded groups and after ``M``;
 - ``f`` (``rank > 0``): on T steps the A^T blocks of rank rows ``g*P_l ..``, column block
