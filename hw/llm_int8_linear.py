@@ -668,8 +668,11 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                          room.eq(~next_equals(out_count, req_take, col_end, cap))]
             with m.If(fpath.column_written):
                 m.d.sync += written.eq(written + 1)
+            # done as a register (FP_DONE_LATENCY): once the compaction is done and the
+            # written count reaches the outlier columns it stays so until the token's end
+            # resets the count, so its register is the same test a cycle later
             fp_done = Signal(name="fp_done")
-            m.d.comb += fp_done.eq(comp_done & (written == columns))
+            m.d.sync += fp_done.eq(comp_done & (written == columns))
 
             # --- merge: int results + fp sums, in output order --------------------------------
             mg = Signal(range(max(GF, 2)), name="merge_group")

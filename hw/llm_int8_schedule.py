@@ -59,7 +59,7 @@ from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
            "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
-           "GATHER_LATENCY", "TOKEN_END_LATENCY"]
+           "GATHER_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
@@ -76,6 +76,11 @@ GATHER_LATENCY = 4
 # the output handshake into that state, spread over the whole layer, was the layer's clock
 # path on ECP5 (two 3.7 and 4.7 ns routes, docs/synth.md)
 TOKEN_END_LATENCY = 1
+# cycles from the fp path's completion (its last sum written, or the compaction done with
+# no outlier column) until the merge may take: "done" is a register, since the compare of
+# the written and outlier column counts into the merge's take was the layer's clock path
+# on ECP5 (docs/synth.md)
+FP_DONE_LATENCY = 1
 
 
 @dataclass(frozen=True)
@@ -196,9 +201,10 @@ class _TileModel:
       piece ``1 + E`` cycles after the previous column's last (``E`` the accumulator's
       column gap); the
       last sum is written ``fp_latency`` cycles after the last piece;
-    - merge: output ``i`` is taken once the fp path is done (the cycle after the last
-      write, or after the compaction with no outlier), its int result is readable and the
-      previous output was taken; it leaves ``merge_latency`` cycles later;
+    - merge: output ``i`` is taken once the fp path is done (:data:`FP_DONE_LATENCY`
+      cycles after the cycle after the last write, or after the compaction's done with no
+      outlier), its int result is readable and the previous output was taken; it leaves
+      ``merge_latency`` cycles later;
     - without the outlier path there is no compaction, gather or merge: output ``i``
       leaves once its result is readable (``int_output`` counting the binary16 rounding
       in front of the FIFO) and the previous output left.
@@ -260,7 +266,8 @@ class _TileModel:
                 if k:
                     first = max(first, ends[-1] + 1 + gap)
                 ends.append(first + s.fp_groups - 1)
-            fp_done = max(comp_done, ends[-1] + s.fp_latency + 1) if n else comp_done
+            fp_done = (max(comp_done, ends[-1] + s.fp_latency + 1) if n else comp_done) \
+                + FP_DONE_LATENCY
             taken = start
             for i in range(s.d_out):
                 taken = max(taken + 1, fp_done, ready[i])

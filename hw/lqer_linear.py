@@ -411,32 +411,48 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         # write enables behind it are one LUT from registers
         step = Signal(range(s.steps), name="step")
         busy = Signal(name="token_busy")      # taken, outputs not all out
+        busy_next = Signal(name="token_busy_next")
         accept = Signal(name="accept")
         flags = _StepFlags(m, step, accept, s.steps)
         first_step, last_step = flags("first_step", "eq", 0), flags.last
-        m.d.comb += [self.i.ready.eq(~(first_step & busy)),
-                     accept.eq(self.i.valid & self.i.ready)]
-        k = Signal(range(K), name="slot")
-        j = Signal(range(nb_in), name="x_block")
-        k_next, j_next = Signal.like(k), Signal.like(j)
-        m.d.comb += [k_next.eq(k), j_next.eq(j)]
+        # the input's ready, ~(first_step & busy), is a register of its own loaded from
+        # both registers' next values (below), so the handshake that every counter and
+        # flag takes is one LUT from registers: from busy through the ready's LUT into the
+        # counters across the layer was the clock path on ECP5 (docs/synth.md)
+        ready = Signal(name="input_ready", init=1)
+        m.d.comb += [self.i.ready.eq(ready), accept.eq(self.i.valid & ready),
+                     busy_next.eq(busy)]
+        m.d.sync += [busy.eq(busy_next),
+                     ready.eq(~(Mux(accept, last_step, first_step) & busy_next))]
+
+        def counters(suffix=""):
+            """The slot and x-block counters of the stream (next-state values beside)."""
+            k = Signal(range(K), name=f"slot{suffix}")
+            j = Signal(range(nb_in), name=f"x_block{suffix}")
+            k_next, j_next = Signal.like(k), Signal.like(j)
+            m.d.comb += [k_next.eq(k), j_next.eq(j)]
+            with m.If(accept):
+                with m.If(last_step):
+                    m.d.comb += [k_next.eq(0), j_next.eq(0)]
+                with m.Else():
+                    m.d.comb += k_next.eq(Mux(k == K - 1, 0, k + 1))
+                    with m.If(k == K - 1):
+                        m.d.comb += j_next.eq(Mux(j == nb_in - 1, 0, j + 1))
+            m.d.sync += [k.eq(k_next), j.eq(j_next)]
+            return k, j, j_next
+
         with m.If(accept):
             m.d.sync += step.eq(Mux(last_step, 0, step + 1))
             with m.If(first_step):
-                m.d.sync += busy.eq(1)
-            with m.If(last_step):
-                m.d.comb += [k_next.eq(0), j_next.eq(0)]
-            with m.Else():
-                m.d.comb += k_next.eq(Mux(k == K - 1, 0, k + 1))
-                with m.If(k == K - 1):
-                    m.d.comb += j_next.eq(Mux(j == nb_in - 1, 0, j + 1))
-        m.d.sync += [k.eq(k_next), j.eq(j_next)]
+                m.d.comb += busy_next.eq(1)
+        k, j, _ = counters()
 
-        # the x memory: the token's activation blocks after the first K * nb_in steps
+        # the x memory: the token's activation blocks after the first K * nb_in steps, in
+        # slices of at most SELECT_SLICE_BITS bits, each a memory of its own addressed by its
+        # own copy of the counters (replicas, hw.pipeline.REPLICA_TAG): the read address is
+        # the next block (a synchronous read), and one address register for the LUT RAMs
+        # of the whole block was a 4.6-5.5 ns route on ECP5 (docs/synth.md)
         x_layout = block_layout(self._a_format)
-        m.submodules.x_memory = xmem = Memory(shape=x_layout.size, depth=nb_in, init=[])
-        xw = xmem.write_port()
-        xr = xmem.read_port(transparent_for=(xw,))
         from_stream = flags("x_from_stream", "lt", s.x_stream_steps)
         item_x = self.i.payload.x.as_value()
         # written in every cycle of those steps, accepted or not (as ResQ's t memory): the
@@ -445,11 +461,16 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         # write is block j's last accepted step; the memory is read only after the stream
         # steps, and the writes while the next token waits for its first step reach only
         # the rows it will rewrite
-        m.d.comb += [xw.addr.eq(j), xw.data.eq(item_x), xw.en.eq(from_stream),
-                     xr.addr.eq(j_next), xr.en.eq(1)]
+        x_read = []
+        for n, (lo, hi, xw, xr) in enumerate(_memory_slices(m, "x_memory", x_layout.size,
+                                                            nb_in)):
+            _, j_n, j_next_n = counters(f"_{REPLICA_TAG}_{n}")
+            m.d.comb += [xw.addr.eq(j_n), xw.data.eq(item_x[lo:hi]), xw.en.eq(from_stream),
+                         xr.addr.eq(j_next_n), xr.en.eq(1)]
+            x_read.append(xr.data)
         x_operand = Signal(x_layout.size, name="x_operand")
         m.d.comb += x_operand.eq(_select(flags, "x_from_stream", "lt", s.x_stream_steps,
-                                         item_x, xr.data))
+                                         item_x, Cat(*x_read)))
 
         # main path: dot array -> accumulator -> main FIFO
         m.submodules.main_dots = main_dots = self._main_dots
@@ -489,7 +510,8 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         out_block = Signal(range(nb_out), name="out_block")
         with m.If(out_taken):
             with m.If(out_block == nb_out - 1):
-                m.d.sync += [out_block.eq(0), busy.eq(0)]  # the token is complete
+                m.d.sync += out_block.eq(0)
+                m.d.comb += busy_next.eq(0)                # the token is complete
             with m.Else():
                 m.d.sync += out_block.eq(out_block + 1)
         self._debug = {"main_fifo": main_fifo, "u_fifo": u_fifo}
@@ -513,27 +535,40 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         if quant is not None:
             m.submodules.requantizer = quant
         block_bits = block_layout(self._lr_format).size
-        m.submodules.t_memory = tmem = Memory(shape=block_bits, depth=nb_k, init=[])
-        tw, tr = tmem.write_port(), None
-        tr = tmem.read_port(transparent_for=(tw,))
 
         # U-phase counters (slot and t block), with next-state values for the t read
         t_phase = flags("t_phase", "lt", s.t_steps)
         u_phase = flags("u_started", "ge", s.u_start) & flags("lowrank_step", "lt",
                                                              s.lowrank_steps)
-        ku = Signal(range(K), name="u_slot")
-        tb = Signal(range(nb_k), name="t_block")
-        ku_next, tb_next = Signal.like(ku), Signal.like(tb)
-        m.d.comb += [ku_next.eq(ku), tb_next.eq(tb)]
-        with m.If(accept & u_phase):
-            with m.If(flags("lowrank_last_step", "eq", s.lowrank_steps - 1)):
-                m.d.comb += [ku_next.eq(0), tb_next.eq(0)]
-            with m.Else():
-                m.d.comb += ku_next.eq(Mux(ku == K - 1, 0, ku + 1))
-                with m.If(ku == K - 1):
-                    m.d.comb += tb_next.eq(Mux(tb == nb_k - 1, 0, tb + 1))
-        m.d.sync += [ku.eq(ku_next), tb.eq(tb_next)]
-        m.d.comb += [tr.addr.eq(tb_next), tr.en.eq(1)]
+        u_last = flags("lowrank_last_step", "eq", s.lowrank_steps - 1)
+
+        def u_counters(suffix=""):
+            """The U phase's slot and t-block counters (the t block's next value beside)."""
+            ku = Signal(range(K), name=f"u_slot{suffix}")
+            tb = Signal(range(nb_k), name=f"t_block{suffix}")
+            ku_next, tb_next = Signal.like(ku), Signal.like(tb)
+            m.d.comb += [ku_next.eq(ku), tb_next.eq(tb)]
+            with m.If(accept & u_phase):
+                with m.If(u_last):
+                    m.d.comb += [ku_next.eq(0), tb_next.eq(0)]
+                with m.Else():
+                    m.d.comb += ku_next.eq(Mux(ku == K - 1, 0, ku + 1))
+                    with m.If(ku == K - 1):
+                        m.d.comb += tb_next.eq(Mux(tb == nb_k - 1, 0, tb + 1))
+            m.d.sync += [ku.eq(ku_next), tb.eq(tb_next)]
+            return tb, tb_next
+
+        # the t memory in slices, each read (and, for ResQ, written) at its own copy of the
+        # counters, as the x memory: one t-block register addressing the LUT RAMs of the
+        # whole block was a 3.9 ns route on ECP5 (docs/synth.md)
+        tb, _ = u_counters()
+        t_slices = _memory_slices(m, "t_memory", block_bits, nb_k)
+        t_read = []
+        for n, (_, _, _, tr) in enumerate(t_slices):
+            tb_n, tb_next_n = u_counters(f"_{REPLICA_TAG}_{n}")
+            m.d.comb += [tr.addr.eq(tb_next_n), tr.en.eq(1)]
+            t_read.append((tb_n, tr.data))
+        t_data = Cat(*(data for _, data in t_read))
 
         if resq:  # z_h from the stream on the first K * nb_k steps, kept in the t memory
             item_h = self.i.payload.h.as_value()
@@ -543,10 +578,12 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
             # Row tb is written until its last step is taken, and the K steps of a row carry
             # the same z_h block, so the row's last write is an accepted item; reads of the
             # t memory come after the stream steps.
-            m.d.comb += [tw.addr.eq(tb), tw.data.eq(item_h), tw.en.eq(from_stream)]
-            operand, last_block = Mux(from_stream, item_h, tr.data), tb == nb_k - 1
+            for (lo, hi, tw, _), (tb_n, _) in zip(t_slices, t_read):
+                m.d.comb += [tw.addr.eq(tb_n), tw.data.eq(item_h[lo:hi]),
+                             tw.en.eq(from_stream)]
+            operand, last_block = Mux(from_stream, item_h, t_data), tb == nb_k - 1
         else:
-            operand = _select(flags, "t_phase", "lt", s.t_steps, x_operand, tr.data)
+            operand = _select(flags, "t_phase", "lt", s.t_steps, x_operand, t_data)
             last_block = Mux(t_phase, j == nb_in - 1, tb == nb_k - 1)
         m.d.comb += [dots.i.valid.eq(accept & (t_phase | u_phase)),
                      dots.i.payload.x.eq(operand),
@@ -628,8 +665,9 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         m.d.comb += [u_fifo.i.payload.eq(quant.o.payload),
                      u_fifo.i.valid.eq(quant.o.valid & (count >= t_blocks))]
         if not resq:
-            m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()),
-                         tw.en.eq(quant.o.valid & (count < nb_k))]
+            for lo, hi, tw, _ in t_slices:
+                m.d.comb += [tw.addr.eq(count), tw.data.eq(quant.o.payload.as_value()[lo:hi]),
+                             tw.en.eq(quant.o.valid & (count < nb_k))]
         return u_fifo
 
     def _groups_to_blocks(self, m, name: str, registered_ready: bool = False):
@@ -734,6 +772,25 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
 
 # operand selects take their flag from a copy per slice of at most this many bits
 SELECT_SLICE_BITS = 36
+
+
+def _memory_slices(m, name: str, width: int, depth: int) -> list:
+    """A memory of ``depth`` rows of ``width`` bits as slices of at most
+    :data:`SELECT_SLICE_BITS` bits, each an :class:`amaranth.lib.memory.Memory` of its own
+    (submodules ``{name}_0``, ``{name}_1``, ...) with a write port and a synchronous read
+    port transparent to it: ``[(lo, hi, write port, read port), ...]``, slice ``n``
+    holding bits ``lo:hi`` of a row. The caller drives each slice's addresses from its own
+    copy of the counters (named with :data:`hw.pipeline.REPLICA_TAG`): one address
+    register driving the LUT RAMs of a whole block was a 3.9 to 5.5 ns route on ECP5
+    (docs/synth.md, "Reaching 150 MHz on ECP5")."""
+    slices = []
+    for n, lo in enumerate(range(0, width, SELECT_SLICE_BITS)):
+        hi = min(lo + SELECT_SLICE_BITS, width)
+        memory = Memory(shape=hi - lo, depth=depth, init=[])
+        m.submodules[f"{name}_{n}"] = memory
+        write = memory.write_port()
+        slices.append((lo, hi, write, memory.read_port(transparent_for=(write,))))
+    return slices
 
 
 def _select(flags, name: str, op: str, n: int, a: Value, b: Value) -> Value:

@@ -25,8 +25,9 @@ FF_TOLERANCE = 0.02
 # Yosys's memory_libmap names each memory it maps in the log ("via $__<cell>" for a RAM
 # cell). Patterns: the u FIFO of the two-term output with P_m < block is
 # RegisteredFIFO(registered_ready=True), its word split across memories of at most
-# hw.pipeline.SLICE_BITS bits (storage_0, storage_1, ...).
-BUFFERS = {"x": r"x_memory", "t": r"t_memory", "main_fifo": r"main_fifo\.buffer\.storage",
+# hw.pipeline.SLICE_BITS bits (storage_0, storage_1, ...); the x and t memories are
+# sliced too (x_memory_0, t_memory_0, ...; hw.lqer_linear._memory_slices).
+BUFFERS = {"x": r"x_memory_\d+", "t": r"t_memory_\d+", "main_fifo": r"main_fifo\.buffer\.storage",
            "u_fifo": r"u_fifo\.(?:buffer\.storage|storage_\d+)"}
 RAM_CELLS = {"xc7": r"^(RAMB(18|36)E1|RAM(32|64)M|RAM(16|32|64|128|256)X1[SD])$",
              "ecp5": r"^(DP16KD|PDPW16KD|TRELLIS_DPR16X4)$"}
