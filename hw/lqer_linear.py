@@ -131,7 +131,7 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
                  w_format: MXIntFormat = MXIntFormat(width=4),
                  lowrank_format: MXIntFormat = MXIntFormat(width=8),
                  lanes_main: int = 1, lanes_lowrank: int = 0, guard_bits: int = 8,
-                 dot_stages: int = 5, acc_slots: int = 4, acc_stages: int = 5,
+                 dot_stages: int = 7, acc_slots: int = 4, acc_stages: int = 5,
                  quant_stages: int = 19, output: str = "terms", bias: bool = False,
                  merge_stages: int = 6, mode: str = "lqer"):
         with rejectable(self):
@@ -862,7 +862,7 @@ def _shared_params(term: str, out: str) -> tuple:
     from hw.designs import Param
     return (
         Param("guard_bits", 8, 0, 32, "accumulator fraction bits below the running maximum"),
-        Param("dot_stages", 5, 1, 8, "pipeline stages of each dot array"),
+        Param("dot_stages", 7, 1, 8, "pipeline stages of each dot array"),
         Param("acc_slots", 4, 1, 4, "accumulator loop registers = interleaved output groups"),
         Param("acc_stages", 5, 0, 6, "accumulator registers before its loop"),
         Param("quant_stages", 19, 1, 20, "pipeline stages of each requantizer"),

@@ -20,8 +20,12 @@ by :func:`hw.pipeline.register_counts` using the delay estimates of :meth:`Quant
    the clamp (registered with a copy of the exponent per element), then a subtract, then a
    clamp per element, each its own level;
 4. the coarse part of that shift (multiples of ``2**FINE_SHIFT_BITS``), the sticky bit
-   of everything shifted out (a table of masks by shift, not comparators) and the
-   saturation test: ``(|v| << (width-1)) >> shift`` has a bit above the mantissa exactly
+   of everything shifted out and the saturation test. In fixed-point mode the sticky bit
+   is the OR of the bits under a table of masks by shift (not comparators); with
+   per-element exponents each element's trailing zeros (the bit length of its magnitude
+   reversed, level 2, carried in a delay line) give the one shift above which a bit is
+   lost, so it is a compare, and the coarse shift takes a one-hot select registered with
+   the amount (an AND-OR level, not a mux tree). The saturation test: ``(|v| << (width-1)) >> shift`` has a bit above the mantissa exactly
    when ``|v| >= 2**shift``, which is ``bit_length(|v|) > shift`` with per-element
    exponents (the bit lengths of level 2, carried in a delay line); in fixed-point mode
    it needs ``shift < n``, which only a clamped exponent gives, so the table flags those
@@ -51,8 +55,8 @@ from amaranth.lib.wiring import In, Out
 from hw.mxint_layout import block_layout, check_hardware_format
 from hw.params import check_int, signed_for_range
 from hw.pipeline import Pipeline
-from hw.shifting import (FINE_SHIFT_BITS, bit_length, round_parts, shift_amount,
-                         shift_right_round_parts, wire)
+from hw.shifting import (FINE_SHIFT_BITS, bit_length, coarse_one_hot, round_parts,
+                         shift_amount, shift_right_round_parts, wire)
 from hw.unused import rejectable
 from sw.mxint import MXIntFormat
 
@@ -124,8 +128,8 @@ class Quantizer(wiring.Component):
         negate = 2.0 + width / 16
         if self._lsb_width:  # abs; bit lengths; + lsb; max tree; clamp (compare, select);
             #                  distances; amounts
-            head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 1.5]
-            return head + [3.0, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
+            head = [negate, lod, 2.5] + [2.5, 1.0] * tree + [2.5, 1.5, 2.0, 2.0]
+            return head + [2.5, 1.5, 3.0, 2.0]   # coarse; fine; round; sign
         # abs; OR tree; leading one; table (and the long route from the one table to every
         # element's copy of the shift); coarse; fine; round with the sign
         return [negate, 1.0 + tree / 2, lod, 2.5, 3.0, 1.5, 3.5]
@@ -176,10 +180,27 @@ class Quantizer(wiring.Component):
             hi = 2 ** (self._lsb_width - 1) - 1 + self._in_width - 1
             shape = signed_for_range(lo, hi)
             lengths = [bit_length(m, mag, f"bit_length_{k}") for k, mag in enumerate(mags)]
+            # the bit length of the magnitude reversed: its trailing zeros (below)
+            tails = [bit_length(m, mag[::-1], f"reversed_length_{k}")
+                     for k, mag in enumerate(mags)]
             late_lsbs = pipe.bypass(lsbs, 1, last - 5, "lsbs")
-            lengths, lsbs = stage(lengths, lsbs)
+            lengths, tails, lsbs = stage(lengths, tails, lsbs)
             # the bit lengths wait for the shift amounts: the saturation test (below)
             late_lengths = pipe.bypass(lengths, 2, coarse_level, "bit_lengths")
+            # the sticky bit from the trailing zeros: |v| << pre has a bit below position
+            # amount - 1 exactly when its lowest one, at tz + pre (tz = W - tail for a
+            # magnitude of W bits), is below it, that is when amount > W + pre + 1 - tail;
+            # 0 has none (the largest amount, never exceeded). So the shift level compares
+            # the amount with this limit, carried in a delay line, instead of forming and
+            # ORing a mask of every bit (docs/synth.md)
+            amount_bits = max(1, cap.bit_length())    # hw.shifting.shift_amount's width
+            limits = []
+            for k, tail in enumerate(tails):
+                limit = Signal(amount_bits, name=f"sticky_limit_{k}")
+                m.d.comb += limit.eq(Mux(tail == 0, (1 << amount_bits) - 1,
+                                         len(mags[k]) + pre + 1 - tail))
+                limits.append(limit)
+            late_limits = pipe.bypass(limits, 2, coarse_level, "sticky_limits")
             nz, fes = [], []
             for k, (length, lsb) in enumerate(zip(lengths, lsbs)):
                 fe = Signal(shape, name=f"floor_exp_{k}")
@@ -220,6 +241,10 @@ class Quantizer(wiring.Component):
                               f"distance_{k}") for k in range(block)]
             (exponent,), distances = stage([exponent], distances)
             amounts = [shift_amount(m, distances[k], cap, f"shift_{k}") for k in range(block)]
+            # the coarse shifter's copy of each amount as a one-hot select
+            # (hw.shifting.coarse_one_hot): an AND-OR level instead of a mux tree
+            selects = [coarse_one_hot(m, amounts[k], len(mags[k]) + pre, f"coarse_{k}")
+                       for k in range(block)]
             saturating, sat_flags = [], []
         else:
             # fixed point: the bit length n of the OR of the magnitudes decides everything
@@ -254,10 +279,12 @@ class Quantizer(wiring.Component):
             amounts = [amount] * block
             sat_flags = flags * block
         # two copies of each element's shift amount (in fixed-point mode, of the one shared
-        # amount): one drives the coarse shifter, the other the sticky mask and the fine
+        # amount): one drives the coarse shifter (with per-element exponents as a one-hot
+        # select), the other the sticky mask or test, the saturation test and the fine
         # shift (each copy placed by its own consumers); in fixed-point mode, a copy per
         # element of the saturation flags
-        flat = pipe.after(next(level), [exponent] + amounts + amounts + sat_flags,
+        coarse_copies = selects if per_element else amounts
+        flat = pipe.after(next(level), [exponent] + coarse_copies + amounts + sat_flags,
                           replicas=True)
         nb = len(amounts)
         exponent, amounts, sticky_amounts = flat[0], flat[1:1 + nb], flat[1 + nb:1 + 2 * nb]
@@ -267,8 +294,14 @@ class Quantizer(wiring.Component):
         coarse, sticky, fine_amounts, high = [], [], [], []
         w1 = fmt.width - 1
         for k in range(block):
-            parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
-                                            f"rounded_{k}", sticky_amounts[k])
+            if per_element:
+                sticky_bit = sticky_amounts[k] > late_limits[k]
+                parts = shift_right_round_parts(m, late_mags[k] << pre, sticky_amounts[k],
+                                                f"rounded_{k}", coarse_select=amounts[k],
+                                                sticky=sticky_bit)
+            else:
+                parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
+                                                f"rounded_{k}", sticky_amounts[k])
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])

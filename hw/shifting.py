@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, Value
 
 __all__ = ["wire", "bit_length", "below_mask", "shift_right_round", "shift_right_round_parts",
-           "sticky_mask",
+           "sticky_mask", "coarse_one_hot",
            "round_parts", "round_shifted", "shift_amount", "add_with_carry_in",
            "FINE_SHIFT_BITS"]
 
@@ -84,8 +84,24 @@ def sticky_mask(m: Module, amount: Value, width: int, name: str) -> Signal:
     return mask
 
 
+def coarse_one_hot(m: Module, amount: Value, width: int, name: str) -> Signal:
+    """The coarse part of a right shift of a ``width``-bit value by ``amount`` as a one-hot
+    select: bit ``k`` is ``amount >> FINE_SHIFT_BITS == k``, for the ``k`` whose coarse
+    shift of ``value << 1`` keeps a bit (``k * 2**FINE_SHIFT_BITS <= width``); a larger
+    amount sets none (the coarse shift gives 0). Registered a level ahead, it turns
+    :func:`shift_right_round_parts`'s coarse shifter from a tree of muxes on the amount's
+    bits into one AND-OR level (``coarse_select``)."""
+    count = (width >> FINE_SHIFT_BITS) + 1
+    select = Signal(count, name=name)
+    high = Value.cast(amount) >> FINE_SHIFT_BITS
+    m.d.comb += select.eq(Cat(*(high == k for k in range(count))))
+    return select
+
+
 def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str,
-                            sticky_amount: Value | None = None, mask: Value | None = None):
+                            sticky_amount: Value | None = None, mask: Value | None = None,
+                            *, coarse_select: Value | None = None,
+                            sticky: Value | None = None):
     """The first half of :func:`shift_right_round` for an unsigned ``value``, split so a
     pipeline register can sit in the middle of the shifter: returns ``(coarse, sticky,
     fine)`` where ``coarse = (value << 1) >> (amount rounded down to a multiple of
@@ -94,19 +110,42 @@ def shift_right_round_parts(m: Module, value: Value, amount: Value, name: str,
     Then ``with_round = coarse >> fine`` and :func:`round_shifted` finish the job.
     ``sticky_amount`` (default ``amount``): the same amount from another register (a
     replica), for the sticky mask and ``fine``, so the shifter's copy drives the shifter
-    alone. ``mask``: :func:`sticky_mask` of the same amount, computed earlier (default: here)."""
+    alone. ``mask``: :func:`sticky_mask` of the same amount, computed earlier (default: here).
+    ``coarse_select``: :func:`coarse_one_hot` of the same amount, computed earlier; the
+    coarse shift is then an OR of the selected shifts and ``amount`` drives ``fine``
+    alone. ``sticky``: the sticky bit, found another way by the caller (for example from
+    the value's trailing zeros, ``hw.quantizer``); no mask is formed then."""
     value = wire(m, value, f"{name}_in")
     other = amount if sticky_amount is None else sticky_amount
     k = FINE_SHIFT_BITS
-    high = amount >> k
-    coarse = wire(m, (value << 1) >> (high << k), f"{name}_coarse")
-    if mask is None:
-        mask = sticky_mask(m, other, len(value), name)
-    elif len(mask) != len(value):
-        raise ValueError(f"mask must have {len(value)} bits; got {len(mask)}")
-    sticky = wire(m, (value.as_unsigned() & mask).any(), f"{name}_sticky")
+    shifted = value << 1
+    if coarse_select is None:
+        coarse = wire(m, shifted >> ((amount >> k) << k), f"{name}_coarse")
+    else:
+        if len(coarse_select) != (len(value) >> k) + 1:
+            raise ValueError(f"coarse_select must have {(len(value) >> k) + 1} bits; "
+                             f"got {len(coarse_select)}")
+        terms = [Mux(coarse_select[c], shifted >> (c << k), 0)
+                 for c in range(len(coarse_select))]
+        coarse = Signal(len(shifted), name=f"{name}_coarse")
+        m.d.comb += coarse.eq(_or_all(terms))
+    if sticky is None:
+        if mask is None:
+            mask = sticky_mask(m, other, len(value), name)
+        elif len(mask) != len(value):
+            raise ValueError(f"mask must have {len(value)} bits; got {len(mask)}")
+        sticky = (value.as_unsigned() & mask).any()
+    sticky = wire(m, sticky, f"{name}_sticky")
     fine = wire(m, other[:k] if len(other) > k else other, f"{name}_fine")
     return coarse, sticky, fine
+
+
+def _or_all(values: list[Value]) -> Value:
+    """The bitwise OR of ``values`` (a balanced tree)."""
+    while len(values) > 1:
+        values = [a | b for a, b in zip(values[0::2], values[1::2])] + \
+            ([values[-1]] if len(values) % 2 else [])
+    return values[0]
 
 
 def round_parts(m: Module, with_round: Value, sticky: Value, rounding: str,

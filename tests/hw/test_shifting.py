@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from hw.shifting import (bit_length, round_shifted, shift_right_round, shift_right_round_parts,
+from hw.shifting import (bit_length, coarse_one_hot, round_shifted, shift_right_round, shift_right_round_parts,
                          sticky_mask)
 from sw.blockmath import rshift_round
 
@@ -66,13 +66,17 @@ def test_bit_length_is_the_leading_one_position():
 
 @pytest.mark.parametrize("rounding", ["even", "away"])
 @pytest.mark.parametrize("early_mask", [False, True])
-def test_split_shifter_matches_the_one_piece_shifter(rounding, early_mask):
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_split_shifter_matches_the_one_piece_shifter(rounding, early_mask, one_hot):
     """coarse shift + sticky, then fine shift, then rounding == shift_right_round; the
-    same with the sticky mask given (sticky_mask, as a level ahead computes it)."""
+    same with the sticky mask given (sticky_mask, as a level ahead computes it) and with
+    the coarse shift from a one-hot select (coarse_one_hot), up to shifts past the value."""
     m = Module()
     value, amount = Signal(unsigned(WIDTH)), Signal(range(MAX_SHIFT + 1))
     mask = sticky_mask(m, amount, WIDTH, "early") if early_mask else None
-    coarse, sticky, fine = shift_right_round_parts(m, value, amount, "split", mask=mask)
+    select = coarse_one_hot(m, amount, WIDTH, "select") if one_hot else None
+    coarse, sticky, fine = shift_right_round_parts(m, value, amount, "split", mask=mask,
+                                                   coarse_select=select)
     split = round_shifted(m, coarse >> fine, sticky, rounding, "split_result")
     whole = shift_right_round(m, value, amount, rounding, "whole")
 
@@ -95,3 +99,6 @@ def test_a_given_sticky_mask_must_match_the_value():
     with pytest.raises(ValueError) as info:
         shift_right_round_parts(m, Signal(8), Signal(4), "x", mask=Signal(7))
     assert str(info.value) == "mask must have 8 bits; got 7"
+    with pytest.raises(ValueError) as info:
+        shift_right_round_parts(m, Signal(8), Signal(4), "y", coarse_select=Signal(2))
+    assert str(info.value) == "coarse_select must have 3 bits; got 2"
