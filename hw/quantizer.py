@@ -294,14 +294,16 @@ class Quantizer(wiring.Component):
         coarse, sticky, fine_amounts, high = [], [], [], []
         w1 = fmt.width - 1
         for k in range(block):
+            # |v| << pre at its exact width (a Value << int widens by 2**bits(pre) - 1)
+            scaled = late_mags[k].shift_left(pre)
             if per_element:
                 sticky_bit = sticky_amounts[k] > late_limits[k]
-                parts = shift_right_round_parts(m, late_mags[k] << pre, sticky_amounts[k],
-                                                f"rounded_{k}", coarse_select=amounts[k],
+                parts = shift_right_round_parts(m, scaled, sticky_amounts[k], f"rounded_{k}",
+                                                coarse_select=amounts[k],
                                                 sticky=sticky_bit)
             else:
-                parts = shift_right_round_parts(m, late_mags[k] << pre, amounts[k],
-                                                f"rounded_{k}", sticky_amounts[k])
+                parts = shift_right_round_parts(m, scaled, amounts[k], f"rounded_{k}",
+                                                sticky_amounts[k])
             coarse.append(parts[0])
             sticky.append(parts[1])
             fine_amounts.append(parts[2])
