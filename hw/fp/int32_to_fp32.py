@@ -6,16 +6,18 @@ sticky bits 6..0) and the exponent is ``127 + 31 - z`` (a carry out of rounding 
 it up); zero gives ``+0``. Every int32 is below binary32's overflow threshold.
 
 Levels (one pipeline register after each by default; 150 MHz on ECP5 needs them):
-``magnitude`` (sign, ``|x|``), ``detect`` (first non-zero byte), ``coarse`` (whole-byte
-left shift), ``fine`` (0..7 bits more), ``round``, ``pack``.
+``magnitude`` (sign, ``|x|``), ``detect`` (first non-zero byte, and each byte's leading
+one), ``coarse`` (whole-byte left shift; the leading one of the byte it brings to the top),
+``fine`` (0..7 bits more), ``round``, ``pack``.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import C, Cat, Const, signed
 
-from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift, group_one_hot,
-                          one_hot_index, one_hot_select, pack_choice, round_even, select_result)
+from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift_by,
+                          group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
+                          pack_choice, round_even, select_result)
 from hw.shifting import wire
 from sw.ieee import BINARY32
 
@@ -41,18 +43,24 @@ class Int32ToFP32(FPUnit):
         stage.carry(sign=x[INT_BITS - 1])
         s = stage.close(magnitude=wire(m, abs(x), "magnitude"))   # unsigned(32)
 
+        # beside the first non-zero byte, each byte's leading one (group_fine_one_hots): the
+        # fine level then shifts on a one-hot it does not search for (the search and an
+        # 8-way select in one level took four LUT levels, the slowest path on ECP5)
         s = stage.close(magnitude=s.magnitude, zero=s.magnitude == 0,
-                        groups=group_one_hot(m, s.magnitude, GROUP, "groups"))
+                        groups=group_one_hot(m, s.magnitude, GROUP, "groups"),
+                        fines=group_fine_one_hots(m, s.magnitude, GROUP, "fines"))
 
         top = BINARY32.bias + INT_BITS - 1
         exponent = one_hot_select(m, s.groups, [C(top - GROUP * k, 8) for k in range(GROUPS)],
                                   "coarse_exponent")
+        fine = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
+                                            for k in range(GROUPS)], "fine_hot")
         s = stage.close(magnitude=coarse_shift(m, s.magnitude, s.groups, GROUP, "coarse"),
-                        exponent=exponent, zero=s.zero)
+                        exponent=exponent, zero=s.zero, fine=fine)
 
-        normalized, fine = fine_shift(m, s.magnitude, s.magnitude, GROUP, "fine")
-        s = stage.close(normalized=normalized, exponent=s.exponent, zero=s.zero,
-                        fine=one_hot_index(m, fine, "fine_amount"))
+        s = stage.close(normalized=fine_shift_by(m, s.magnitude, s.fine, "fine"),
+                        exponent=s.exponent, zero=s.zero,
+                        fine=one_hot_index(m, s.fine, "fine_amount"))
 
         low = s.normalized[:DROPPED]
         grs = Cat(low[:DROPPED - 1].any(), low[DROPPED - 1], s.normalized[DROPPED:])
