@@ -18,8 +18,9 @@ a carry chain or less:
 - ``product_0``: the 11 partial products and a row of adders (6 terms);
 - ``product_1``: two rows (6 -> 3 -> 2, the second carry-save);
 - ``product_2``: ``P`` from the last two terms;
-- ``detect``: the first non-zero byte of ``P``;
-- ``coarse``: whole-byte left shift, exponent lowered by as much;
+- ``detect``: the first non-zero byte of ``P``, and each byte's leading one;
+- ``coarse``: whole-byte left shift, exponent lowered by as much; the leading one of the
+  byte it brings to the top;
 - ``fine``: the remaining 0..7-bit shift (the top bit at 21);
 - ``pack``: exponent, fraction, specials: NaN operand or ``0 * inf`` -> canonical NaN
   ``0x7FC00000``; infinity x non-zero -> signed infinity; a zero operand -> signed zero
@@ -30,8 +31,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, unsigned
 
-from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift,
-                          group_one_hot, one_hot_index, one_hot_select, select_result, unpack)
+from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift_by,
+                          group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
+                          select_result, unpack)
 from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32
@@ -71,17 +73,22 @@ class FP16Mul(FPUnit):
                                            exponent=s.exponent)
         product, = terms
 
+        # beside the first non-zero byte, each byte's leading one (group_fine_one_hots),
+        # selected with the coarse shift: the fine level only shifts (its search and an
+        # 8-way select in one level were fp-accumulate's slowest path on ECP5)
         s = stage.close(product=product, exponent=s.exponent,
-                        groups=group_one_hot(m, product, GROUP, "product_groups"))
+                        groups=group_one_hot(m, product, GROUP, "product_groups"),
+                        fines=group_fine_one_hots(m, product, GROUP, "product_fines"))
 
         exponent = one_hot_select(m, s.groups, [s.exponent - GROUP * k for k in range(GROUPS)],
                                   "coarse_exponent")
+        fine = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
+                                            for k in range(GROUPS)], "product_fine_hot")
         s = stage.close(product=coarse_shift(m, s.product, s.groups, GROUP, "product_coarse"),
-                        exponent=exponent)
+                        exponent=exponent, fine=fine)
 
-        normalized, fine = fine_shift(m, s.product, s.product, GROUP, "product_fine")
-        s = stage.close(normalized=normalized, exponent=s.exponent,
-                        fine=one_hot_index(m, fine, "fine_amount"))
+        s = stage.close(normalized=fine_shift_by(m, s.product, s.fine, "product_fine"),
+                        exponent=s.exponent, fine=one_hot_index(m, s.fine, "fine_amount"))
 
         exponent = wire(m, s.exponent - s.fine, "exponent")
         magnitude = Cat(Const(0, BINARY32.fraction_bits - (PRODUCT_BITS - 1)),
