@@ -130,10 +130,17 @@ class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
                                                   slice_enables=True)
         inside = Signal(range(depth + 1), name="inside")
         issued = Signal(range(max(G, 2)), name="read_group")
+        # each lane's result memory read at a copy of the group of its own (replica-named,
+        # so synthesis keeps them): one address register into the 16 lanes' LUT RAMs was
+        # the limit on ECP5 (docs/synth.md)
+        addresses = [Signal.like(issued, name=f"read_group_{REPLICA_TAG}_{p}")
+                     for p in range(P)]
         issue = Signal(name="issue")
-        m.d.comb += [issue.eq(draining & (inside < depth)), acc.rd_addr.eq(issued)]
+        m.d.comb += [issue.eq(draining & (inside < depth)),
+                     *(a.eq(c) for a, c in zip(acc.rd_addr, addresses))]
         with m.If(issue):
-            m.d.sync += issued.eq(Mux(issued == G - 1, 0, issued + 1))
+            following = Mux(issued == G - 1, 0, issued + 1)
+            m.d.sync += [issued.eq(following), *(c.eq(following) for c in addresses)]
             with m.If(issued == G - 1):
                 m.d.sync += draining.eq(0)
         read_valid = Signal(name="read_valid")

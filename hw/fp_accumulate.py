@@ -62,8 +62,11 @@ def owned_list(parts: list) -> list:
 
 class FPAccumulate(wiring.Component):
     """Ports: ``i`` (stream of ``{"x": unsigned(16), "w": ArrayLayout(unsigned(16), lanes),
-    "first": 1}``), ``column_written`` (Out 1), ``rd_addr`` (In, ``range(groups)``),
-    ``rd_data`` (Out ``ArrayLayout(unsigned(32), lanes)``).
+    "first": 1}``), ``column_written`` (Out 1), ``rd_addr`` (In ``ArrayLayout(range(groups),
+    lanes)``: lane ``p``'s result memory is read at ``rd_addr[p]``; a caller drives every
+    element with the same group, each from a register of its own where it can, so no one
+    address register drives every lane's LUT RAMs), ``rd_data`` (Out
+    ``ArrayLayout(unsigned(32), lanes)``).
 
     Parameters (keyword-only): ``lanes`` (1..``MAX_LANES``), ``groups`` (1..``MAX_GROUPS``),
     ``mul_stages`` / ``add_stages`` (the units' pipeline stages; default one after each of
@@ -86,7 +89,7 @@ class FPAccumulate(wiring.Component):
             "i": In(stream.Signature(data.StructLayout({
                 "x": unsigned(16), "w": data.ArrayLayout(unsigned(16), lanes), "first": 1}))),
             "column_written": Out(1),
-            "rd_addr": In(range(max(groups, 2))),
+            "rd_addr": In(data.ArrayLayout(range(max(groups, 2)), lanes)),
             "rd_data": Out(word),
         })
 
@@ -204,7 +207,7 @@ class FPAccumulate(wiring.Component):
             write_at = copies(ctrl[lm + la - 1][:gbits], "write_group", p)
             write_en = copies(accepted[-1], "write_enable", p, reset_less=False)
             m.d.comb += [loop_rd.addr.eq(read_at), loop_rd.en.eq(1),
-                         out_rd.addr.eq(self.rd_addr), out_rd.en.eq(1),
+                         out_rd.addr.eq(self.rd_addr[p]), out_rd.en.eq(1),
                          self.rd_data[p].eq(out_rd.data)]
             # the operands registered: the memory read and the product, then the adder
             old_sum = Signal(32, name=f"operand_sum_{p}", reset_less=True)

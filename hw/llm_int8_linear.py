@@ -687,7 +687,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                 with m.Else():
                     m.d.sync += ml.eq(ml + 1)
             m.d.sync += mg.eq(mg_next)
-            m.d.comb += fpath.rd_addr.eq(mg_next)
+            m.d.comb += [a.eq(mg_next) for a in fpath.rd_addr]
             sums = data.View(data.ArrayLayout(unsigned(32), PF), fpath.rd_data)
             m.d.comb += [merge.i.valid.eq(busy & fp_done & yfifo.r_rdy),
                          merge.i.payload.y.eq(yfifo.r_data),

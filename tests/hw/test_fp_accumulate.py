@@ -1,6 +1,7 @@
 """hw.fp_accumulate on Amaranth's simulator: column-by-column sums bit for bit against
 sw.fp16_linear.accumulate_columns, the column gap when a column is shorter than the
-adder's loop, the result port, and the parameter checks."""
+adder's loop, the result port (each lane at its own read address), and the parameter
+checks."""
 
 from __future__ import annotations
 
@@ -41,10 +42,14 @@ def _run(acc: FPAccumulate, x_bits, w_bits, *, valid_probability=1.0, seed=0):
                 written.append(cycle)
             cycle += 1
         ctx.set(acc.i.valid, 0)
+        # each lane reads at its own address: lane p reads group (g + p) % G at step g
+        read = [[0] * P for _ in range(G)]
         for g in range(G):
-            ctx.set(acc.rd_addr, g)
+            ctx.set(acc.rd_addr, [(g + p) % G for p in range(P)])
             await ctx.tick()
-            results.append([ctx.get(acc.rd_data[p]) for p in range(P)])
+            for p in range(P):
+                read[(g + p) % G][p] = ctx.get(acc.rd_data[p])
+        results.extend(read)
 
     sim = Simulator(acc)
     sim.add_clock(1e-8)
