@@ -43,7 +43,7 @@ from sw.ieee import IEEEFormat
 
 __all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "group_flags", "coarse_shift", "fine_shift",
-           "group_fine_one_hots", "fine_shift_by", "shift_right_sticky",
+           "group_fine_one_hots", "select_fine_one_hot", "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
            "pack_choice", "select_result", "final_fields", "pack_final", "Stage",
            "close_product_level", "FPUnit",
@@ -188,6 +188,16 @@ def group_fine_one_hots(m: Module, probe: Value, group: int, name: str) -> Signa
                for j in range(group)]
         hots.append(first_one_hot(m, top, f"{name}_{k}"))
     return wire(m, Cat(*hots), name)
+
+
+def select_fine_one_hot(m: Module, groups: Value, fines: Value, group: int,
+                        name: str) -> Signal:
+    """The coarse level's half of :func:`group_fine_one_hots`: the ``group``-bit one-hot of
+    the group that ``groups`` (:func:`group_one_hot`, registered) picks, for
+    :func:`fine_shift_by` in the next level."""
+    groups, fines = Value.cast(groups), Value.cast(fines)
+    return one_hot_select(m, groups, [fines[group * k:group * (k + 1)]
+                                      for k in range(len(groups))], name)
 
 
 def fine_shift_by(m: Module, value: Value, one_hot: Value, name: str) -> Signal:

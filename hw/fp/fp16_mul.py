@@ -33,7 +33,7 @@ from amaranth.hdl import Cat, Const, unsigned
 
 from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift_by,
                           group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
-                          select_result, unpack)
+                          select_fine_one_hot, select_result, unpack)
 from hw.product_tree import ProductTree
 from hw.shifting import wire
 from sw.ieee import BINARY16, BINARY32
@@ -82,8 +82,7 @@ class FP16Mul(FPUnit):
 
         exponent = one_hot_select(m, s.groups, [s.exponent - GROUP * k for k in range(GROUPS)],
                                   "coarse_exponent")
-        fine = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
-                                            for k in range(GROUPS)], "product_fine_hot")
+        fine = select_fine_one_hot(m, s.groups, s.fines, GROUP, "product_fine_hot")
         s = stage.close(product=coarse_shift(m, s.product, s.groups, GROUP, "product_coarse"),
                         exponent=exponent, fine=fine)
 

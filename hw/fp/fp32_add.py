@@ -42,7 +42,7 @@ from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
 from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, final_fields, fine_shift_by,
                           first_one_hot, group_fine_one_hots, group_flags, one_hot_index,
-                          one_hot_select, pack_final, round_even, unpack)
+                          pack_final, round_even, select_fine_one_hot, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -54,7 +54,6 @@ WIDE = P + EXTRA           # 27: aligned operands
 SUM = WIDE + 1             # 28: with the carry
 GROUP = 8                  # normalisation and alignment: whole bytes, then 0..7 bits
 ALIGN_BYTES = 3            # bytes of y << EXTRA that a coarse alignment (0..3 bytes) drops
-GROUPS = -(-SUM // GROUP)  # 4
 HALF = 12                  # the fraction compare in two parts: bits 22..12 and 11..0
 
 
@@ -147,8 +146,7 @@ class FP32Add(FPUnit):
                  for kind, offset in (("exponent", 0), ("headroom", BINARY32.exponent_all_ones))
                  for j in range(3)}
         # the fine shift's one-hot, found beside the groups' (group_fine_one_hots), selected
-        fine_hot = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
-                                                for k in range(GROUPS)], "sum_fine_hot")
+        fine_hot = select_fine_one_hot(m, s.groups, s.fines, GROUP, "sum_fine_hot")
         s = stage.close(value=coarse_shift(m, s.value, s.groups, GROUP, "sum_coarse"),
                         fine=fine_hot, zero=s.zero, **bases)
 

@@ -17,7 +17,7 @@ from amaranth.hdl import C, Cat, Const, signed
 
 from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, fine_shift_by,
                           group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
-                          pack_choice, round_even, select_result)
+                          pack_choice, round_even, select_fine_one_hot, select_result)
 from hw.shifting import wire
 from sw.ieee import BINARY32
 
@@ -53,8 +53,7 @@ class Int32ToFP32(FPUnit):
         top = BINARY32.bias + INT_BITS - 1
         exponent = one_hot_select(m, s.groups, [C(top - GROUP * k, 8) for k in range(GROUPS)],
                                   "coarse_exponent")
-        fine = one_hot_select(m, s.groups, [s.fines[GROUP * k:GROUP * (k + 1)]
-                                            for k in range(GROUPS)], "fine_hot")
+        fine = select_fine_one_hot(m, s.groups, s.fines, GROUP, "fine_hot")
         s = stage.close(magnitude=coarse_shift(m, s.magnitude, s.groups, GROUP, "coarse"),
                         exponent=exponent, zero=s.zero, fine=fine)
 
