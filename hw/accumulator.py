@@ -274,10 +274,14 @@ class Accumulator(wiring.Component):
                         name="acc", backpressure=self._backpressure)
         level = iter(range(PRE_LEVELS + LOOP_LEVELS))
 
-        def close(groups):
-            """Close the next level over lists of values; returns the same grouping."""
+        def close(groups, replica_group: int | None = None):
+            """Close the next level over lists of values; returns the same grouping. The
+            values of ``groups[replica_group]`` are copies on purpose (replica registers)."""
             flat = [v for grp in groups for v in grp]
-            out = pipe.after(next(level), flat)
+            start = sum(len(grp) for grp in groups[:replica_group or 0])
+            marked = (frozenset() if replica_group is None else
+                      frozenset(range(start, start + len(groups[replica_group]))))
+            out = pipe.after(next(level), flat, replicas=marked)
             result_, k = [], 0
             for grp in groups:
                 result_.append(out[k:k + len(grp)])
@@ -396,16 +400,21 @@ class Accumulator(wiring.Component):
                                  f"acc_{ln}")
             floor_a.append(Value.cast(fl)[:width].as_signed())
             up_a.append(wire(m, up | up_s[ln], f"round_up_{ln}"))
-        floor_a, up_a, term_s, e_new, ctrl = close([floor_a, up_a, term_s, e_new, ctrl])
+        # loop 3's write of each slot and lane, formed a level ahead (registered with it
+        # when the level has a register: a copy per slot and lane, so no one valid register
+        # drives every slot register's clock enable across the device, docs/synth.md)
+        writes = [pipe.valid & (ctrl[2] == k) for k in range(K) for _ in range(lanes)]
+        floor_a, up_a, term_s, e_new, ctrl, writes = close(
+            [floor_a, up_a, term_s, e_new, ctrl, writes], replica_group=5)
         # loop 3: one add, the rounding bit (A's or the partial's) as its carry-in; the new A
         # is written back for the slot's next partial
         first, last, item_slot = ctrl
         new_acc = [add_with_carry_in(m, floor_a[ln], term_s[ln], up_a[ln], width,
                                      f"acc_new_{ln}") for ln in range(lanes)]
-        with m.If(pipe.valid):
-            for k in range(K):
-                with m.If(item_slot == k):
-                    m.d.sync += [a_states[k][ln].eq(new_acc[ln]) for ln in range(lanes)]
+        for k in range(K):
+            for ln in range(lanes):
+                with m.If(writes[k * lanes + ln]):
+                    m.d.sync += a_states[k][ln].eq(new_acc[ln])
         out_exp = [wire(m, (e - g), f"result_exponent_{ln}") for ln, e in enumerate(e_new)]
         flat = pipe.after(next(level), new_acc + out_exp, keep=last)
         values, out_exps = flat[:lanes], flat[lanes:]

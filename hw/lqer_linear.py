@@ -28,9 +28,11 @@ lanes only):
   output, u and the bias (its own FIFO, from the stream's first ``nb_out`` steps) go to
   groups, :class:`hw.merge.Merge` continues each channel's accumulation with them, and a
   second :class:`~hw.quantizer.Quantizer` requantizes the blocks. Every FIFO is a
-  :class:`hw.fifo.RegisteredFIFO` (its read data registered in the fabric before any
-  logic: ECP5 block RAMs have no output register here), read ``FIFO_LATENCY`` cycles
-  after the write.
+  :class:`hw.fifo.RegisteredFIFO` (its read data registered before any logic; on ECP5
+  that register becomes the block RAM's own output register, ``hw.synth.ecp5_outreg``),
+  read ``FIFO_LATENCY`` cycles after the write. With the two-term output and ``P_m <
+  block`` a register slice (:class:`hw.stream_register.StreamRegister`) sits between the
+  main FIFO and the rechunker, ``MAIN_REGISTER_LATENCY`` cycle more.
 
 A token's first item waits until the previous token's last output has left (one token in
 flight, so each memory and FIFO holds one token); the published ``cycles_per_token`` and
@@ -88,6 +90,7 @@ from hw.params import check_choice, check_int, is_power_of_two, signed_for_range
 from hw.pipeline import REPLICA_TAG, register_delay
 from hw.quantizer import MAX_IN_WIDTH, Quantizer
 from hw.rechunk import Rechunk
+from hw.stream_register import StreamRegister
 from hw.unused import owned, rejectable
 from hw.layer_facts import LayerFacts, TokenSteps
 from sw.datapath import MAX_DIM, lqer_linear_reason, resq_reason
@@ -687,8 +690,15 @@ class LQERLinear(LayerFacts, TokenSteps, wiring.Component):
         most, so the FIFO's rate (a block every other cycle) never binds."""
         blocks = self._groups_to_blocks(m, "main_blocks",
                                         registered_ready=self._registered_join)
-        m.d.comb += [blocks.i.valid.eq(main_fifo.o.valid), main_fifo.o.ready.eq(blocks.i.ready),
-                     blocks.i.payload.eq(main_fifo.o.payload)]
+        groups = main_fifo.o
+        if self._registered_join:
+            # a register between the FIFO's block RAM and the block's places (one route
+            # each side): hw.stream_register, MAIN_REGISTER_LATENCY in the schedule
+            m.submodules.main_register = register = StreamRegister(shape=group_layout)
+            wiring.connect(m, main_fifo.o, register.i)
+            groups = register.o
+        m.d.comb += [blocks.i.valid.eq(groups.valid), groups.ready.eq(blocks.i.ready),
+                     blocks.i.payload.eq(groups.payload)]
         ready = blocks.o.valid if u_fifo is None else blocks.o.valid & u_fifo.o.valid
         m.d.comb += [self.o.valid.eq(ready), blocks.o.ready.eq(self.o.valid & self.o.ready)]
         if u_fifo is not None:
@@ -811,25 +821,49 @@ class _StepFlags:
     """Registered tests of a step counter: ``flags(name, op, n)`` is a register holding
     ``step op n`` (``op`` "lt", "eq" or "ge") at every cycle, updated with the counter
     (``step`` counts accepted items modulo ``steps``; ``flags.last`` is ``step == steps -
-    1``), so no comparator sits between the counter and the logic the test drives. The
-    next value is the test of ``step + 1`` (``step op n - 1``, on the counter register
-    itself) or, after the last step, of 0."""
+    1``), so no comparator sits between the counter and the logic the test drives.
+
+    On an accepted item a flag loads the test of the next step from a lookahead register
+    (one per test, shared by the flag's copies) that holds it, and the lookahead loads the
+    test of the step after that (``step op n - 2`` on the counter register itself, or of 0
+    or 1 across the wrap). So a flag's next value is a register's output: the copies of a
+    flag spread over the device (:func:`_select`) are each a route from that register, not
+    from a comparator's carry chain (docs/synth.md, "Reaching 150 MHz on ECP5")."""
 
     _OPS = {"lt": lambda v, n: v < n, "eq": lambda v, n: v == n, "ge": lambda v, n: v >= n}
+    _BELOW_ZERO = {"lt": False, "eq": False, "ge": True}   # the test of a step >= 0 against n < 0
 
     def __init__(self, m, step, accept, steps: int):
         self._m, self._step, self._accept, self._steps = m, step, accept, steps
+        self._lookahead = {}
         self.last = Signal(name="last_step", init=steps == 1)
-        wrap = steps == 1 if steps == 1 else step == steps - 2
+        # step == steps - 2: the next accepted item makes the step the last
+        self._penultimate = steps == 1 if steps == 1 else step == steps - 2
         with m.If(accept):
-            m.d.sync += self.last.eq(Mux(self.last, steps == 1, wrap))
+            m.d.sync += self.last.eq(Mux(self.last, steps == 1, self._penultimate))
+
+    def _test(self, op: str, n: int):
+        return self._BELOW_ZERO[op] if n < 0 else self._OPS[op](self._step, n)
+
+    def _ahead(self, op: str, n: int) -> Signal:
+        """The test of the step after the current one (``(step + 1) % steps op n``)."""
+        if (op, n) not in self._lookahead:
+            test, steps = self._OPS[op], self._steps
+            ahead = Signal(name=f"step_{op}_{n}_ahead".replace("-", "m"),
+                           init=bool(test(1 % steps, n)))
+            # on an accepted item: the test of (step + 2) % steps
+            after = Mux(self.last, bool(test(1 % steps, n)),
+                        Mux(self._penultimate, bool(test(0, n)), self._test(op, n - 2)))
+            with self._m.If(self._accept):
+                self._m.d.sync += ahead.eq(after)
+            self._lookahead[op, n] = ahead
+        return self._lookahead[op, n]
 
     def __call__(self, name: str, op: str, n: int):
-        test = self._OPS[op]
-        flag = Signal(name=name, init=bool(test(0, n)))
-        after = test(self._step, n - 1) if n >= 1 else bool(test(1, n))
+        flag = Signal(name=name, init=bool(self._OPS[op](0, n)))
+        ahead = self._ahead(op, n)
         with self._m.If(self._accept):
-            self._m.d.sync += flag.eq(Mux(self.last, bool(test(0, n)), after))
+            self._m.d.sync += flag.eq(ahead)
         return flag
 
 

@@ -85,7 +85,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["LQERSchedule", "default_lowrank_lanes", "activation_order", "activation_blocks",
-           "weight_steps", "input_items", "OUTPUTS", "MODES", "FIFO_LATENCY"]
+           "weight_steps", "input_items", "OUTPUTS", "MODES", "FIFO_LATENCY",
+           "MAIN_REGISTER_LATENCY"]
 
 OUTPUTS = ("terms", "mxint")
 # "lqer": main + chained low-rank GEMMs (T then U phase); "resq": main + one narrow GEMV
@@ -93,6 +94,9 @@ MODES = ("lqer", "resq")
 # The datapath's FIFOs (hw.fifo.RegisteredFIFO: a block-RAM FIFO whose read data is
 # registered in the fabric): an item written in cycle c can be read from cycle c + 3.
 FIFO_LATENCY = 3
+# With ``registered_join`` a register slice (hw.stream_register) follows the main FIFO:
+# a main group reaches the rechunker this many cycles later.
+MAIN_REGISTER_LATENCY = 1
 
 
 def _padded(groups: int, slots: int) -> int:
@@ -259,8 +263,10 @@ class LQERSchedule:
         return self.output == "terms" and self.lanes_main < self.block
 
     def _main_ready(self) -> list[int]:
-        """Cycle from which each main group's result can be read from the main FIFO."""
-        return [self._result_cycle(g, self.nb_in) + FIFO_LATENCY
+        """Cycle from which each main group's result can be read from the main FIFO (from
+        the register slice behind it with :attr:`registered_join`)."""
+        behind = MAIN_REGISTER_LATENCY if self.registered_join else 0
+        return [self._result_cycle(g, self.nb_in) + FIFO_LATENCY + behind
                 for g in range(self.main_groups)]
 
     def _u_ready(self) -> list[int]:

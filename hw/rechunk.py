@@ -16,10 +16,12 @@ carries a piece every cycle.
 (gathering) or ``~holding`` (splitting): the converter takes an input item only into an
 empty held item, so the output's ready never reaches the clock enable of the held item (a
 whole gathered block in the LQER datapath; docs/synth.md, "Reaching 150 MHz on ECP5");
-gathering, the place of the next item is then a one-hot register. The price is a cycle per
-output item when the input is backlogged: gathering takes ``n_out / n_in`` items in
-``n_out / n_in + 1`` cycles, splitting takes its next item the cycle after the last piece
-of the previous one left. The latency is the same; passing through is unchanged.
+gathering, the place of the next item is then a one-hot register, all zero while the
+gathered item is full, so a place's load is the input's valid and its bit alone. The
+price is a cycle per output item when the input is backlogged: gathering takes
+``n_out / n_in`` items in ``n_out / n_in + 1`` cycles, splitting takes its next item the
+cycle after the last piece of the previous one left. The latency is the same; passing
+through is unchanged.
 """
 
 from __future__ import annotations
@@ -86,12 +88,16 @@ class Rechunk(wiring.Component):
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += full.eq(0)
             if self._registered_ready:
-                # the item's place as a one-hot register: each place's clock enable is one
-                # LUT of three registers (valid, full, its bit)
+                # the item's place as a one-hot register, all zero while the block is full
+                # (it takes nothing then): each place's clock enable is the AND of two
+                # registers (the input's valid, its bit), with no term of ``full``
                 place = Signal(ratio, name="gathered_place", init=1)
                 at = [place[k] for k in range(ratio)]
-                with m.If(take):
-                    m.d.sync += place.eq(place.rotate_left(1))
+                take = self.i.valid
+                with m.If(self.o.valid & self.o.ready):
+                    m.d.sync += place.eq(1)
+                with m.Elif(take):
+                    m.d.sync += place.eq(place.shift_left(1))
             else:
                 count = Signal(range(ratio), name="gathered_items")
                 at = [count == k for k in range(ratio)]
