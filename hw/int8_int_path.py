@@ -10,9 +10,10 @@ outputs (one *group*), ``first`` / ``last`` marking the group's first and last c
 The item is registered twice first: once as it arrives (the activation code comes from a
 memory read whose logic leaves no room for a route across the lanes in the same cycle on
 ECP5), then into a copy of the code per lane; lane ``p`` then multiplies the
-code by each 4-bit half of its weight (one register), adds the two halves into the
-product (one register) and accumulates (one register); on ``last`` the ``P``
-sums go to a result bank that a shift register sends, one output per cycle, through
+code by each 2-bit piece of its weight (one register), adds them in pairs (one
+register), the pairs into the product (one register) and accumulates (one register);
+on ``last`` the ``P`` sums go to a result bank that a shift register sends, one output
+per cycle, through
 :class:`~hw.fp.int32_to_fp32.Int32ToFP32`, two :class:`~hw.fp.fp32_mul.FP32Mul` (by
 ``s_x``, the ``sx`` port, then by the output's ``w_scale``) and, with a bias,
 :class:`~hw.fp.fp32_add.FP32Add`. So one dequantization lane serves ``P`` MAC lanes:
@@ -46,10 +47,10 @@ __all__ = ["Int8IntPath", "MAX_LANES", "acc_width"]
 
 MAX_LANES = 256
 # arrival register, input register (a copy of x per lane), partial products register (x
-# times each 4-bit half of w), product register, sum register: an 8 x 8 product in one
-# level took 10.5 ns on ECP5, and the route from a layer's code memory to the lanes' copies
-# 4.2 to 5.7 ns after the memory's read (docs/synth.md)
-MAC_LATENCY = 5
+# times each 2-bit piece of w), pair sums register, product register, sum register: an
+# 8 x 8 product in one level took 10.5 ns on ECP5, and the route from a layer's code
+# memory to the lanes' copies 4.2 to 5.7 ns after the memory's read (docs/synth.md)
+MAC_LATENCY = 6
 # s_x is a non-negative binary16 value: as binary32, its 13 low fraction bits and its sign
 # are 0 (sw.llm_int8 step 3)
 SX_LOW_ZEROS = 13
@@ -156,11 +157,16 @@ class Int8IntPath(wiring.Component):
         half_last = Signal(name="half_products_last")
         half_first = Signal(name="half_products_first")
         m.d.sync += [half_valid.eq(valid0), half_last.eq(item.last), half_first.eq(item.first)]
+        pair_valid = Signal(name="pair_sums_valid")
+        pair_last = Signal(name="pair_sums_last")
+        pair_first = Signal(name="pair_sums_first")
+        m.d.sync += [pair_valid.eq(half_valid), pair_last.eq(half_last),
+                     pair_first.eq(half_first)]
         valid1 = Signal(name="product_valid")
         last1 = Signal(name="product_last")
         firsts = [Signal(name=f"product_first_{REPLICA_TAG}_{p}") for p in range(P)]
-        m.d.sync += [valid1.eq(half_valid), last1.eq(half_last),
-                     *(f.eq(half_first) for f in firsts)]
+        m.d.sync += [valid1.eq(pair_valid), last1.eq(pair_last),
+                     *(f.eq(pair_first) for f in firsts)]
         sums = [Signal(signed(W), name=f"sum_{p}", reset_less=True) for p in range(P)]
         bank = [Signal(signed(W), name=f"bank_{p}", reset_less=True) for p in range(P)]
         left = Signal(range(P + 1), name="bank_left")
@@ -174,19 +180,24 @@ class Int8IntPath(wiring.Component):
         lane_load = [Signal(name=f"bank_load_{REPLICA_TAG}_{p}") for p in range(P)]
         lane_shift = [Signal(name=f"bank_shift_{REPLICA_TAG}_{p}") for p in range(P)]
         for p in range(P):
-            m.d.sync += [lane_valid[p].eq(half_valid), lane_load[p].eq(half_valid & half_last),
+            m.d.sync += [lane_valid[p].eq(pair_valid), lane_load[p].eq(pair_valid & pair_last),
                          lane_shift[p].eq(load | (left > 1))]
         for p in range(P):
             # x * w as four terms, x times each two-bit piece of w (an AND row and one
-            # adder each, hw.dot_array.product_terms), then their sum: an 8 x 4 product in
-            # one level was three LUT levels and a carry chain (8.4 ns on ECP5)
+            # adder each, hw.dot_array.product_terms), then the sums of two pairs, then
+            # their sum, each a register: an 8 x 4 product in one level was three LUT levels
+            # and a carry chain (8.4 ns on ECP5), the four terms' sum in one level two
+            # carry chains in series (7.1 ns, docs/synth.md)
             terms = []
             for j, term in enumerate(product_terms(xs[p], item.w[p])):
                 reg = Signal(signed(16), name=f"product_term_{j}_{p}", reset_less=True)
                 m.d.sync += reg.eq(term)
                 terms.append(reg)
+            pairs = [Signal(signed(16), name=f"product_pair_{k}_{p}", reset_less=True)
+                     for k in range(2)]
+            m.d.sync += [pairs[0].eq(terms[0] + terms[1]), pairs[1].eq(terms[2] + terms[3])]
             product = Signal(signed(16), name=f"product_{p}", reset_less=True)
-            m.d.sync += product.eq((terms[0] + terms[1]) + (terms[2] + terms[3]))
+            m.d.sync += product.eq(pairs[0] + pairs[1])
             new = Signal(signed(W), name=f"sum_new_{p}")
             m.d.comb += new.eq(Mux(firsts[p], 0, sums[p]) + product)
             with m.If(lane_valid[p]):

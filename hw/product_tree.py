@@ -8,10 +8,13 @@ partial products ``(a if b[i] else 0) << i`` (an AND per bit), added pairwise in
 tree whose levels are separated by pipeline registers. The first level is the ANDs
 and one row of two-input adders (a LUT and one ECP5 carry chain), every later level
 ``adds`` rows (``adds`` carry chains in series); nextpnr places either in about
-5 ns with ``adds = 2``.
+5 ns with ``adds = 2``, but two chains in series with the route between them limited
+fp32-mul at 135-149 MHz (docs/synth.md), so it takes ``adds = 1``.
 
 A row facing exactly three terms is a carry-save row instead (the bitwise sum and
-the majority of the three: two terms in one LUT level, no carry chain).
+the majority of the three: two terms in one LUT level, no carry chain). Where a
+level starts with one, it is a LUT level in front of the level's ``adds`` chains and
+not one of them (``adds = 1``: three terms become one in a level, a LUT and a chain).
 
 A term is a value with a static bit offset (its low ``offset`` bits are zero and not
 stored); adding two terms keeps the low bits of the one with the smaller offset and
@@ -46,11 +49,17 @@ class ProductTree:
         # terms as (offset, largest value), level by level: the partial products first;
         # level 0 spends a LUT level on the ANDs, so it takes one adder row
         terms = [(i, (1 << a_width) - 1) for i in range(b_width)]
-        self._rows_per_level = []
+        self._rows_per_level = []       # per level: "csa" / "add" rows in order
         self._plan = []
         while True:
-            rows = 1 if not self._plan else self.adds
-            for _ in range(rows):
+            rows = []
+            adds_left = 1 if not self._plan else self.adds
+            while adds_left and len(terms) > 1:
+                if len(terms) == 3 and not rows and self._plan:
+                    rows.append("csa")  # a LUT level ahead of the level's carry chains
+                else:
+                    rows.append("csa" if len(terms) == 3 else "add")
+                    adds_left -= 1
                 terms = self._pair(terms)
             self._rows_per_level.append(rows)
             self._plan.append(terms)
@@ -80,7 +89,7 @@ class ProductTree:
     def delays(self) -> list[float]:
         """Estimated delay of each level in LUT levels (for :func:`hw.pipeline.register_counts`):
         a carry chain and its routing count 1.5; the first level adds the AND's LUT."""
-        return [1.5 * rows + (1.0 if k == 0 else 0.0)
+        return [sum(1.5 if row == "add" else 1.0 for row in rows) + (1.0 if k == 0 else 0.0)
                 for k, rows in enumerate(self._rows_per_level)]
 
     @property
@@ -124,8 +133,8 @@ class ProductTree:
         return [(offset, total), (offset + 1, carry)]
 
     def _rows(self, m, terms, level, name):
-        for _ in range(self._rows_per_level[level]):
-            if len(terms) == 3:
+        for row in self._rows_per_level[level]:
+            if row == "csa":
                 terms = self._carry_save(m, terms, f"{name}_l{level}")
                 continue
             out = []

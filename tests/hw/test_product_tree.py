@@ -65,17 +65,20 @@ def test_copies_of_a_are_shared_out_over_the_rows_in_order(copies):
     assert expected[-3:] == [127 * 63, 5 * 9, 0]
 
 
-@pytest.mark.parametrize("width, adds, levels", [
-    (11, 2, 3),   # 11 -> 6 | 6 -> 3 -> 2 (carry-save) | 2 -> 1
-    (24, 2, 3),   # 24 -> 12 | 12 -> 6 -> 3 | 3 -> 2 (carry-save) -> 1
-    (24, 1, 5),
-    (1, 1, 1),
+@pytest.mark.parametrize("width, adds, delays", [
+    (11, 2, [2.5, 2.5, 1.5]),       # 11 -> 6 | 6 -> 3 -> 2 (carry-save) | 2 -> 1
+    (11, 1, [2.5, 1.5, 2.5]),       # 11 -> 6 | 6 -> 3 | 3 -> 2 (carry-save) -> 1
+    (24, 2, [2.5, 3.0, 2.5]),       # 24 -> 12 | 12 -> 6 -> 3 | 3 -> 2 (carry-save) -> 1
+    (24, 1, [2.5, 1.5, 1.5, 2.5]),  # 24 -> 12 | 12 -> 6 | 6 -> 3 | 3 -> 2 -> 1
+    (3, 1, [2.0, 1.5]),             # 3 -> 2 (carry-save after the ANDs) | 2 -> 1
+    (1, 1, [1.0]),                  # the AND alone
 ])
-def test_levels_and_delays(width, adds, levels):
+def test_levels_and_delays(width, adds, delays):
+    """A carry chain and its routing count 1.5 LUT levels, a carry-save row 1.0, the first
+    level's ANDs 1.0; a carry-save row leading a level is not one of its ``adds`` rows."""
     tree = ProductTree(a_width=width, b_width=width, adds=adds)
-    assert tree.levels == levels and tree.width == 2 * width
-    assert len(tree.delays) == levels
-    assert tree.delays[0] == 2.5 and all(d == 1.5 * adds for d in tree.delays[1:-1])
+    assert tree.levels == len(delays) and tree.width == 2 * width
+    assert tree.delays == delays
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
