@@ -73,6 +73,7 @@ from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
 from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
+from hw.stream_register import StreamRegister
 from hw.unused import rejectable
 from hw.layer_facts import LayerFacts
 from sw.datapath import MAX_DIM
@@ -437,9 +438,13 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             ir = imem.read_port(transparent_for=(iw,))
             scan = Signal(range(nx + 1), name="scan_chunk")
             scan_next = Signal.like(scan)
-            scan_take = comp.i.valid & comp.i.ready
-            m.d.comb += [comp.i.valid.eq(tile_ready & (scan < nx)),
-                         comp.i.payload.mask.eq(scan_rd.data), comp.i.payload.chunk.eq(scan),
+            # the read through a register slice (SCAN_REGISTER_LATENCY in the schedule)
+            m.submodules.scan_register = scan_reg = StreamRegister(shape=comp.i.payload.shape())
+            wiring.connect(m, scan_reg.o, comp.i)
+            scan_take = scan_reg.i.valid & scan_reg.i.ready
+            m.d.comb += [scan_reg.i.valid.eq(tile_ready & (scan < nx)),
+                         scan_reg.i.payload.mask.eq(scan_rd.data),
+                         scan_reg.i.payload.chunk.eq(scan),
                          scan_next.eq(scan + scan_take), scan_rd.addr.eq(scan_next),
                          scan_rd.en.eq(1)]
             m.d.sync += scan.eq(scan_next)
@@ -450,7 +455,7 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             with m.If(comp.o.valid):
                 m.d.sync += [words.eq(words + 1), columns.eq(columns + comp.o.payload.count)]
             comp_done = Signal(name="compaction_done")
-            m.d.comb += comp_done.eq(tile_ready & (scan == nx) & comp.idle)
+            m.d.comb += comp_done.eq(tile_ready & (scan == nx) & ~scan_reg.o.valid & comp.idle)
 
         # --- quantizer: the token's codes into the code memory ----------------------------
         scale = Signal(15, name="token_absmax")

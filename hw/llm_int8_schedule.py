@@ -59,7 +59,7 @@ from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
            "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
-           "GATHER_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY"]
+           "GATHER_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY", "SCAN_REGISTER_LATENCY"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
 FIFO_LATENCY = 2
@@ -76,6 +76,11 @@ GATHER_LATENCY = 4
 # the output handshake into that state, spread over the whole layer, was the layer's clock
 # path on ECP5 (two 3.7 and 4.7 ns routes, docs/synth.md)
 TOKEN_END_LATENCY = 1
+# register slices between the mask memory's read and the compaction's input: the read is
+# a LUT RAM's (an address register, then the read), and the compaction's first step (its
+# group-count tables) after it was the layer's clock path on ECP5 (a 1.8 ns route to the
+# memory's output and four LUT levels, docs/synth.md)
+SCAN_REGISTER_LATENCY = 1
 # cycles from the fp path's completion (its last sum written, or the compaction done with
 # no outlier column) until the merge may take: "done" is a register, since the compare of
 # the written and outlier column counts into the merge's take was the layer's clock path
@@ -181,7 +186,8 @@ class _TileModel:
 
     - X phase: item ``k`` taken in cycle ``k``; the tile is ready (mask and ``s_x``
       final) ``detector_latency`` cycles after the last one, in ``X0 = T nx + Ld``;
-    - compaction: chunk ``c`` held from ``H_c`` (``H_0 = X0 + L_c``, ``L_c`` its
+    - compaction: chunk ``c`` held from ``H_c`` (``H_0 = X0 + Ls + L_c``, ``Ls`` the
+      mask read's register slice, :data:`SCAN_REGISTER_LATENCY`, ``L_c`` the compaction's
       :data:`hw.int8_compaction.LATENCY`) for ``max(1, ceil(n_c / M))`` cycles, pass ``p``
       written to the index memory in ``H_c + p``, the next chunk held from the cycle
       after the last held one (its input buffer already holds it); done from the cycle
@@ -231,7 +237,7 @@ class _TileModel:
         for c in self.columns:
             per_chunk[c // s.x_lanes].append(c)
         written: list[int] = []
-        held = x0 + COMPACTION_LATENCY
+        held = x0 + SCAN_REGISTER_LATENCY + COMPACTION_LATENCY
         for cols in per_chunk:
             for k in range(len(cols)):
                 written.append(held + k // s.outputs)

@@ -26,8 +26,8 @@ combinational 24 x 24 ``*`` is about twenty LUT levels in LUTs (96 MHz on ECP5 a
   (joined in ``unpack`` they were five LUT levels from operands placed far apart);
 - ``fine``: the remaining 0..3-bit shifts (the top bit at 23; in bytes and 0..7 bits this
   level was five LUT levels deep), the exponent lowered by the whole-nibble shifts;
-  a's result registered ``A_COPIES`` times, each copy
-  driving a third of the partial products' rows;
+  a's result registered ``A_COPIES`` times, each copy driving a sixth of the partial
+  products' rows;
 - ``product_0``: the 24 partial products and a row of adders (12 terms); the fine
   shifts subtracted from ``E``;
 - ``product_1``: a row of adders (12 -> 6); the subnormal shift ``23 - E`` and
@@ -97,12 +97,10 @@ class FP32Mul(FPUnit):
     def _datapath(self, m, stage, payload):
         a = unpack(m, payload.a, BINARY32, "a")
         b = unpack(m, payload.b, BINARY32, "b")
-        # each operand's classes registered apart and joined a level later: the join of
-        # two 31-bit reductions was five LUT levels wherever a and b come from far apart
-        # (the int path's scale multiplier, docs/synth.md)
-        # (each class from its two pieces, the field all ones and the fraction zero,
-        # registered apart: a class of 31 bits was four LUT levels and their routes from
-        # the int path's operands, docs/synth.md)
+        # each operand's classes formed and joined a level later from two pieces
+        # registered here, the field all ones and the fraction zero: the join of two
+        # 31-bit reductions was five LUT levels wherever a and b come from far apart, and
+        # a class alone four with the int path's routes (docs/synth.md)
         stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"),
                     **{f"{x}_{k}": wire(m, v, f"{x}_{k}")
                        for x, bits in (("a", payload.a), ("b", payload.b))
