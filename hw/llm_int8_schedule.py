@@ -76,7 +76,7 @@ GATHER_LATENCY = 4
 # the output handshake into that state, spread over the whole layer, was the layer's clock
 # path on ECP5 (two 3.7 and 4.7 ns routes, docs/synth.md)
 TOKEN_END_LATENCY = 1
-# register slices between the mask memory's read and the compaction's input: the read is
+# a register slice between the mask memory's read and the compaction's input: the read is
 # a LUT RAM's (an address register, then the read), and the compaction's first step (its
 # group-count tables) after it was the layer's clock path on ECP5 (a 1.8 ns route to the
 # memory's output and four LUT levels, docs/synth.md)
