@@ -166,9 +166,14 @@ class FP16Linear(LayerFacts, TokenSteps, wiring.Component):
         m.d.comb += [self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready),
                      self.o.payload.as_value().eq(fifo.r_data)]
 
+        # the token's last output taken, registered (RELEASE_LATENCY) before it frees the
+        # input: the output FIFO's valid into the input's busy flag, across the device,
+        # was the layer's clock path on ECP5 (docs/synth.md)
         out_count = Signal(range(max(G, 2)), name="out_group")
+        release = Signal(name="token_release")
+        m.d.sync += release.eq(taken & (out_count == G - 1))
         with m.If(taken):
             m.d.sync += out_count.eq(Mux(out_count == G - 1, 0, out_count + 1))
-            with m.If(out_count == G - 1):
-                m.d.sync += busy.eq(0)
+        with m.If(release):
+            m.d.sync += busy.eq(0)
         return m

@@ -19,8 +19,9 @@ Timing at full rate (:class:`FP16LinearSchedule`): step ``(j, g)`` is taken in c
 ``j (G + E) + g`` (``E`` the accumulator's column gap); the last sum is written
 ``Lm + La`` cycles after the last step; the results are then read one group per cycle
 (one cycle of memory read, the optional binary16 conversion, one cycle through the
-output FIFO). A token's first item waits until the previous token's last output left,
-so ``cycles_per_token`` is one more than the last output's cycle.
+output FIFO). A token's first item waits until the previous token's last output left
+and that is registered (:data:`RELEASE_LATENCY`), so ``cycles_per_token`` is
+``1 + RELEASE_LATENCY`` more than the last output's cycle.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["FP16LinearSchedule", "activation_order", "activation_blocks", "weight_steps",
-           "input_items"]
+           "input_items", "RELEASE_LATENCY"]
+
+# cycles from a token's last output taken to the input's release for the next token (a
+# register between the output FIFO and the input's busy flag, hw.fp16_linear)
+RELEASE_LATENCY = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ class FP16LinearSchedule:
     @property
     def cycles_per_token(self) -> int:
         """Cycles between consecutive tokens' first items at full rate."""
-        return self.output_cycles()[-1] + 1
+        return self.output_cycles()[-1] + 1 + RELEASE_LATENCY
 
     @property
     def latency(self) -> int:

@@ -42,15 +42,40 @@ from amaranth.lib.wiring import In, Out
 from hw.fp.fp16_mul import FP16Mul
 from hw.fp.fp32_add import FP32Add
 from hw.params import check_int
-from hw.pipeline import REPLICA_TAG
+from hw.pipeline import REPLICA_TAG, register_delay
 from hw.unused import owned, rejectable
 
-__all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "owned_list"]
+__all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "BROADCAST_FANOUT", "input_levels",
+           "input_register_bits", "owned_list"]
 
 MAX_LANES = 64
-INPUT_LEVELS = 1           # each lane registers its own copy of the piece (activation, weight)
+# the activation reaches the lanes through a tree of registers, each copy driving at most
+# this many copies of the next level (the last level: one copy per lane's multiplier)
+BROADCAST_FANOUT = 4
 OPERAND_LEVELS = 1         # the adder's operands registered (one comes from a memory read)
 MAX_GROUPS = 8192
+
+
+def input_levels(lanes: int) -> int:
+    """Registers from an accepted piece to a lane's multiplier input: the levels of the
+    activation's broadcast tree, ``ceil(log_F(lanes))`` with ``F =``
+    :data:`BROADCAST_FANOUT`, at least 1 (each lane's own copy). The weights are delayed
+    as many cycles beside it. One register into all 16 lanes of ``fp16-linear`` was an
+    8.2 ns route on ECP5 (docs/synth.md)."""
+    levels, reach = 1, BROADCAST_FANOUT
+    while reach < lanes:
+        levels, reach = levels + 1, reach * BROADCAST_FANOUT
+    return levels
+
+
+def input_register_bits(lanes: int) -> int:
+    """Flip-flops of the lanes' input registers (binary16 activation copies and weights):
+    each lane's activation copy and weight, the broadcast tree's copies above them
+    (``ceil(lanes / F**j)`` at ``j = 1 ..`` :func:`input_levels` ``- 1``) and the weights'
+    delays beside the tree (``lanes`` words per extra level)."""
+    levels = input_levels(lanes)
+    tree = sum(-(-lanes // BROADCAST_FANOUT ** j) for j in range(1, levels))
+    return 16 * (2 * lanes + tree + (levels - 1) * lanes)
 
 
 def owned_list(parts: list) -> list:
@@ -104,9 +129,9 @@ class FPAccumulate(wiring.Component):
 
     @property
     def mul_latency(self) -> int:
-        """``Lm``: cycles from an accepted piece to its product: the lane's input register
-        (:data:`INPUT_LEVELS`) and the binary16 multiplier."""
-        return INPUT_LEVELS + self._muls[0].latency
+        """``Lm``: cycles from an accepted piece to its product: the lane's input registers
+        (:func:`input_levels`) and the binary16 multiplier."""
+        return input_levels(self._lanes) + self._muls[0].latency
 
     @property
     def add_latency(self) -> int:
@@ -181,12 +206,22 @@ class FPAccumulate(wiring.Component):
             return reg
 
         at_write = ctrl[lm + la]
-        # the piece into each lane's own input register (INPUT_LEVELS): a copy of the
-        # activation per lane, so that no one register and no one unpack drives all the
-        # lanes' multipliers (Yosys merges identical logic cones, so the copies must start
-        # here; on ECP5 the merged unpack was fp16-linear's clock path, docs/synth.md)
+        # the piece into each lane's own input register (the last of input_levels): a copy
+        # of the activation per lane, so that no one register and no one unpack drives all
+        # the lanes' multipliers (Yosys merges identical logic cones, so the copies must
+        # start here; on ECP5 the merged unpack was fp16-linear's clock path,
+        # docs/synth.md); above BROADCAST_FANOUT lanes the copies come from a tree of
+        # registers, each driving at most BROADCAST_FANOUT copies of the next level
+        levels = input_levels(P)
+        # level k's copy i feeds lanes i * F**(levels - k) onwards; level 0 is the input
+        tree = [[self.i.payload.x]]
+        for k in range(1, levels):
+            span = BROADCAST_FANOUT ** (levels - k)
+            tree.append([copies(tree[-1][i // BROADCAST_FANOUT if k > 1 else 0],
+                                f"input_x_l{k}", i) for i in range(-(-P // span))])
         pieces_valid = Signal(name="pieces_valid")
-        m.d.sync += pieces_valid.eq(accept)
+        m.d.sync += pieces_valid.eq(register_delay(m, accept, levels - 1, "pieces_valid",
+                                                   reset_less=False))
         operands_valid = Signal(name="operands_valid")
         m.d.sync += operands_valid.eq(self._muls[0].o.valid)
         for p in range(P):
@@ -214,9 +249,10 @@ class FPAccumulate(wiring.Component):
             product = Signal(32, name=f"operand_product_{p}", reset_less=True)
             m.d.sync += [old_sum.eq(Mux(first, 0, loop_rd.data)),
                          product.eq(mul.o.payload.y)]
-            x = copies(self.i.payload.x, "input_x", p)
+            x = copies(tree[-1][p // BROADCAST_FANOUT if levels > 1 else 0], "input_x", p)
             w = Signal(16, name=f"input_w_{p}", reset_less=True)
-            m.d.sync += w.eq(self.i.payload.w[p])
+            m.d.sync += w.eq(register_delay(m, self.i.payload.w[p], levels - 1,
+                                            f"input_w_{p}"))
             m.d.comb += [mul.i.valid.eq(pieces_valid), mul.i.payload.a.eq(x),
                          mul.i.payload.b.eq(w), mul.o.ready.eq(1),
                          add.i.valid.eq(operands_valid), add.i.payload.a.eq(old_sum),

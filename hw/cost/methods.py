@@ -638,8 +638,8 @@ def _fp16_schedule(s: Sizing) -> Schedule:
     """``fp16-linear``'s timing (:class:`hw.fp16_linear_schedule.FP16LinearSchedule`)."""
     from hw.cost.parts import fp_latency
     from hw.fp16_linear_schedule import FP16LinearSchedule
-    from hw.fp_accumulate import INPUT_LEVELS, OPERAND_LEVELS
-    sch = FP16LinearSchedule(s.din_p, s.dout_m, s.M, INPUT_LEVELS + fp_latency("fp16-mul"),
+    from hw.fp_accumulate import OPERAND_LEVELS, input_levels
+    sch = FP16LinearSchedule(s.din_p, s.dout_m, s.M, input_levels(s.M) + fp_latency("fp16-mul"),
                              OPERAND_LEVELS + fp_latency("fp32-add"), 0)
     return Schedule(sch.steps, sch.cycles_per_token)
 
@@ -693,10 +693,13 @@ def _fp_path(role: str, count) -> tuple[Use, ...]:
 
 def _fp_inputs(count) -> Store:
     """``fp-accumulate``'s lane input registers: each of ``count`` lanes registers its own
-    copy of the activation and its weight (binary16) ahead of its multiplier
-    (hw.fp_accumulate.INPUT_LEVELS)."""
-    return Store("fp16 lane input registers (activation copy, weight)", lambda s: 1,
-                 lambda s: count(s) * 2 * FP16, "registers")
+    copy of the activation and its weight (binary16) ahead of its multiplier, above four
+    lanes through a broadcast tree (hw.fp_accumulate.input_register_bits)."""
+    def bits(s: Sizing) -> int:
+        from hw.fp_accumulate import input_register_bits
+        return input_register_bits(count(s))
+    return Store("fp16 lane input registers (activation copies, weights)", lambda s: 1, bits,
+                 "registers")
 
 
 # the outlier weights, gathered as int8 codes and dequantized to binary16 at the weight

@@ -67,6 +67,11 @@ class FP16LinearAdapter(Adapter):
         return InputStream(tokens=activation_blocks(s, inputs["x"]),
                            steps=weight_steps(s, inputs["w"]), index=activation_order(s))
 
+    def cycle_bound(self, dut, inputs) -> int:
+        """Full-rate cycles of the run (for the benches' time limit): the published
+        ``cycles_per_token`` per token, which counts the column gaps the items do not."""
+        return inputs.counts["T"] * dut.cycles_per_token
+
     def reference(self, dut, inputs):
         y = fp16_linear_bits(inputs["x"], inputs["w"])
         if dut.out_fp16:

@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.fp_accumulate import FPAccumulate
+from hw.fp.fp16_mul import FP16Mul
+from hw.fp_accumulate import (BROADCAST_FANOUT, FPAccumulate, input_levels,
+                               input_register_bits)
+from hw.unused import inspected
 from sw import ieee
 from sw.fp16_linear import accumulate_columns
 from sw.ieee import BINARY16, BINARY32
@@ -63,7 +66,9 @@ def _random_bits(rng, shape):
                         .astype(np.float16), BINARY16)
 
 
-@pytest.mark.parametrize("lanes, groups, valid", [(2, 3, 1.0), (1, 12, 0.6), (4, 2, 0.7)])
+# 6 and 17 lanes: the activation through a broadcast tree of two and three levels
+@pytest.mark.parametrize("lanes, groups, valid", [(2, 3, 1.0), (1, 12, 0.6), (4, 2, 0.7),
+                                                  (6, 2, 0.8), (17, 1, 1.0)])
 def test_sums_match_the_reference_and_respect_the_loop(lanes, groups, valid):
     acc = FPAccumulate(lanes=lanes, groups=groups)
     rng = np.random.default_rng(lanes * 10 + groups)
@@ -129,3 +134,31 @@ def test_every_lane_keeps_its_own_memory_and_copies_of_the_shared_registers():
                          modules[f"\\top.mul_{p}"])
     # the adders take distinct operands: nothing to keep apart there
     assert REPLICA_TAG not in modules["\\top.add_0"]
+
+
+@pytest.mark.parametrize("lanes, levels", [(1, 1), (4, 1), (5, 2), (16, 2), (17, 3), (64, 3)])
+def test_the_activation_reaches_the_lanes_through_a_tree_of_registers(lanes, levels):
+    """Above BROADCAST_FANOUT lanes each copy of the activation drives at most that many
+    copies of the next level (fp16-linear's 16 lanes from one register: an 8.2 ns route on
+    ECP5, docs/synth.md); the weights are delayed beside the tree, the latency counts it,
+    and input_register_bits counts its flip-flops."""
+    import math
+    import re
+
+    from amaranth.back import rtlil
+
+    from hw.pipeline import REPLICA_TAG
+    assert input_levels(lanes) == levels
+    acc = FPAccumulate(lanes=lanes, groups=2)
+    assert acc.mul_latency == levels + inspected(FP16Mul(backpressure=False)).latency
+    top = re.search(r"^module \\top\n(.*?)^end$", rtlil.convert(acc, name="top"),
+                    re.M | re.S).group(1)
+    tree = re.findall(rf"wire width 16 \\input_x_l(\d)_{REPLICA_TAG}_(\d+)\n", top)
+    for k in range(1, levels):
+        assert sorted(int(i) for lk, i in tree if int(lk) == k) == \
+            list(range(math.ceil(lanes / BROADCAST_FANOUT ** (levels - k))))
+    assert len(tree) == sum(math.ceil(lanes / BROADCAST_FANOUT ** j) for j in range(1, levels))
+    lane_copies = re.findall(rf"wire width 16 \\input_x_{REPLICA_TAG}_\d+\n", top)
+    weights = re.findall(r"wire width 16 \\input_w_\d+(?:_d\d+)?\n", top)
+    assert (len(lane_copies), len(weights)) == (lanes, lanes * levels)
+    assert input_register_bits(lanes) == 16 * (len(tree) + len(lane_copies) + len(weights))
