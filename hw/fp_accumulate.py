@@ -46,7 +46,7 @@ from hw.pipeline import REPLICA_TAG, register_delay
 from hw.unused import owned, rejectable
 
 __all__ = ["FPAccumulate", "MAX_LANES", "MAX_GROUPS", "BROADCAST_FANOUT", "input_levels",
-           "input_register_bits", "owned_list"]
+           "tree_copies", "input_register_bits", "owned_list"]
 
 MAX_LANES = 64
 # the activation reaches the lanes through a tree of registers, each copy driving at most
@@ -68,14 +68,21 @@ def input_levels(lanes: int) -> int:
     return levels
 
 
+def tree_copies(lanes: int) -> list[int]:
+    """Copies of the activation at each level of the broadcast tree above the lanes' own,
+    from the input side: ``ceil(lanes / F**j)`` for ``j = L - 1 .. 1`` (``L`` =
+    :func:`input_levels`, ``F`` = :data:`BROADCAST_FANOUT`); empty up to ``F`` lanes."""
+    levels = input_levels(lanes)
+    return [-(-lanes // BROADCAST_FANOUT ** j) for j in range(levels - 1, 0, -1)]
+
+
 def input_register_bits(lanes: int) -> int:
     """Flip-flops of the lanes' input registers (binary16 activation copies and weights):
     each lane's activation copy and weight, the broadcast tree's copies above them
-    (``ceil(lanes / F**j)`` at ``j = 1 ..`` :func:`input_levels` ``- 1``) and the weights'
-    delays beside the tree (``lanes`` words per extra level)."""
-    levels = input_levels(lanes)
-    tree = sum(-(-lanes // BROADCAST_FANOUT ** j) for j in range(1, levels))
-    return 16 * (2 * lanes + tree + (levels - 1) * lanes)
+    (:func:`tree_copies`) and the weights' delays beside the tree (``lanes`` words per
+    extra level)."""
+    tree = tree_copies(lanes)
+    return 16 * (2 * lanes + sum(tree) + len(tree) * lanes)
 
 
 def owned_list(parts: list) -> list:
@@ -215,10 +222,9 @@ class FPAccumulate(wiring.Component):
         levels = input_levels(P)
         # level k's copy i feeds lanes i * F**(levels - k) onwards; level 0 is the input
         tree = [[self.i.payload.x]]
-        for k in range(1, levels):
-            span = BROADCAST_FANOUT ** (levels - k)
+        for k, count in enumerate(tree_copies(P), start=1):
             tree.append([copies(tree[-1][i // BROADCAST_FANOUT if k > 1 else 0],
-                                f"input_x_l{k}", i) for i in range(-(-P // span))])
+                                f"input_x_l{k}", i) for i in range(count)])
         pieces_valid = Signal(name="pieces_valid")
         m.d.sync += pieces_valid.eq(register_delay(m, accept, levels - 1, "pieces_valid",
                                                    reset_less=False))
