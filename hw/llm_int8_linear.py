@@ -61,7 +61,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.fifo import BufferedFIFO
+from hw.fifo import BufferedFIFO, RegisteredFIFO
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import MAX_LANES as MAX_FP_LANES
 from hw.fp_accumulate import FPAccumulate, owned_list
@@ -72,7 +72,7 @@ from hw.int8_merge import Int8Merge
 from hw.int8_quantizer import Int8Quantizer
 from hw.llm_int8_schedule import LLMInt8Schedule
 from hw.params import check_int
-from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_equals
+from hw.pipeline import REPLICA_TAG, SLICE_BITS, next_below, next_equals
 from hw.stream_register import StreamRegister
 from hw.unused import rejectable
 from hw.layer_facts import LayerFacts
@@ -569,8 +569,14 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                      ipath.i.payload.w.eq(w1), ipath.i.payload.first.eq(first1),
                      ipath.i.payload.last.eq(last1), ipath.sx.eq(quant.scale32)]
         if outliers:
-            m.submodules.int_results = yfifo = BufferedFIFO(width=32, depth=d_out + 1)
-            m.d.comb += [yfifo.w_en.eq(ipath.o.valid), yfifo.w_data.eq(ipath.o.payload.y),
+            # the merge's operand leaves from a fabric register (RegisteredFIFO,
+            # MERGE_FIFO_LATENCY): the block RAM's read data into the merge's first level was
+            # the layer's clock path on ECP5 (5.83 ns from the clock alone, docs/synth.md,
+            # "The router"); the int path runs free: a token writes d_out results and
+            # starts only when the previous one's last output left, so the FIFO never fills
+            m.submodules.int_results = yfifo = RegisteredFIFO(shape=unsigned(32),
+                                                              depth=d_out + 1)
+            m.d.comb += [yfifo.i.valid.eq(ipath.o.valid), yfifo.i.payload.eq(ipath.o.payload.y),
                          ipath.o.ready.eq(1)]
         else:
             self._w8a8_output(m, ipath)
@@ -585,7 +591,15 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             r_word_up = Signal.like(r_word, name="request_word_next", init=1)  # r_word + 1
             out_count = Signal(range(cap + 1), name="outstanding")
             word = data.View(index_layout, ir.data)
-            req_take = self.req.valid & self.req.ready
+            # the requests leave through a skid buffer (REQUEST_LATENCY): the take below
+            # sees its registered ready, not the port's; the port's ready through the take
+            # into the count of unrequested words was the layer's clock path on ECP5
+            # (docs/synth.md, "The router")
+            m.submodules.request_buffer = rbuf = StreamRegister(
+                shape=self.req.payload.shape(), skid=True)
+            wiring.connect(m, rbuf.o, wiring.flipped(self.req))
+            request = rbuf.i
+            req_take = request.valid & request.ready
             # the request's tests are registers kept with the counts (hw.pipeline.next_equals):
             # ``r_word < words`` as the count of written words not yet requested, and
             # ``out_count < cap``; the counters' compares into the request's take and the
@@ -594,8 +608,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             have_word = Signal(name="have_word")
             room = Signal(name="request_room", init=1)
             word_done = Signal(name="request_word_done")
-            m.d.comb += [self.req.valid.eq(busy & primed & have_word & room),
-                         self.req.payload.column.eq(word.columns[r_pos]),
+            m.d.comb += [request.valid.eq(busy & primed & have_word & room),
+                         request.payload.column.eq(word.columns[r_pos]),
                          word_done.eq(req_take & (r_pos == word.count - 1))]
             m.d.comb += r_word_next.eq(r_word)
             with m.If(start):
@@ -609,19 +623,28 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                     m.d.sync += r_pos.eq(r_pos + 1)
             m.d.sync += r_word.eq(r_word_next)
             word_written = comp.o.valid
+            # a finished word leaves the count a cycle late (``word_done_late``): the count's
+            # adder takes registers only, and ``have_word`` is the sum with both steps
+            # compared against constants (hw.pipeline.next_below); the index memory's read,
+            # the word's end and the count's adder in one cycle were the layer's clock path
+            # on ECP5 once the requests were buffered (docs/synth.md, "The router")
+            done_late = Signal(name="word_done_late")
             with m.If(start):
-                m.d.sync += [unrequested.eq(words + word_written),
+                m.d.sync += [unrequested.eq(words + word_written), done_late.eq(0),
                              have_word.eq((words != 0) | word_written)]
             with m.Else():
-                m.d.sync += [unrequested.eq(unrequested + word_written - word_done),
-                             have_word.eq(~next_equals(unrequested, word_written, word_done, 0))]
+                m.d.sync += [unrequested.eq(unrequested + word_written - done_late),
+                             done_late.eq(word_done),
+                             have_word.eq(~next_below(unrequested, [(word_written, 1),
+                                                                    (done_late, -1),
+                                                                    (word_done, -1)], 1))]
             m.d.comb += [ir.addr.eq(r_word_next), ir.en.eq(1)]
             with m.If(start):
                 m.d.sync += primed.eq(1)
             with m.If(token_end):
                 m.d.sync += primed.eq(0)
 
-            column = self.req.payload.column
+            column = request.payload.column
             chunk_of = column // B if B & (B - 1) else column >> (B.bit_length() - 1)
             lane_of = column % B if B & (B - 1) else column[:max(B.bit_length() - 1, 0)]
             # the request's x memory address and lane are registered before the read
@@ -676,8 +699,14 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             # done as a register (FP_DONE_LATENCY): once the compaction is done and the
             # written count reaches the outlier columns it stays so until the token's end
             # resets the count, so its register is the same test a cycle later
+            # Two registers (FP_DONE_LATENCY 2): the first beside the fp path's counts, the
+            # second beside the merge; one register from the counts to the merge's take
+            # and the int results FIFO's read was a 3.6 ns route, the layer's clock path on
+            # ECP5 once the FIFO's read data was a fabric register (docs/synth.md)
+            fp_done_counts = Signal(name="fp_done_counts")
             fp_done = Signal(name="fp_done")
-            m.d.sync += fp_done.eq(comp_done & (written == columns))
+            m.d.sync += [fp_done_counts.eq(comp_done & (written == columns)),
+                         fp_done.eq(fp_done_counts)]
 
             # --- merge: int results + fp sums, in output order --------------------------------
             mg = Signal(range(max(GF, 2)), name="merge_group")
@@ -694,10 +723,16 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             m.d.sync += mg.eq(mg_next)
             m.d.comb += [a.eq(mg_next) for a in fpath.rd_addr]
             sums = data.View(data.ArrayLayout(unsigned(32), PF), fpath.rd_data)
-            m.d.comb += [merge.i.valid.eq(busy & fp_done & yfifo.r_rdy),
-                         merge.i.payload.y.eq(yfifo.r_data),
+            # the merge's take is not gated by token_busy: the int results FIFO holds
+            # items only while a token is busy (a token's d_out results are written after
+            # its start and all read before its end), so the FIFO's valid is the gate; the
+            # one busy register (Yosys merges gather_primed and any copy into it) across the
+            # layer into the merge's take and the FIFO's level was the layer's clock path
+            # on ECP5 once the gather's requests were buffered (docs/synth.md, "The router")
+            m.d.comb += [merge.i.valid.eq(fp_done & yfifo.o.valid),
+                         merge.i.payload.y.eq(yfifo.o.payload),
                          merge.i.payload.acc.eq(Mux(columns == 0, 0, sums[ml])),
-                         yfifo.r_en.eq(merge_take)]
+                         yfifo.o.ready.eq(fp_done & merge.i.ready)]
             wiring.connect(m, wiring.flipped(self.o), merge.o)
 
         # --- end of a token, of a tile ---------------------------------------------------

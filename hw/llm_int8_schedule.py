@@ -58,11 +58,15 @@ from hw.int8_compaction import LATENCY as COMPACTION_LATENCY
 from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
-           "gather_pieces", "FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
-           "GATHER_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY", "SCAN_REGISTER_LATENCY"]
+           "gather_pieces", "FIFO_LATENCY", "MERGE_FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
+           "GATHER_LATENCY", "REQUEST_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY", "SCAN_REGISTER_LATENCY"]
 
-# A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2.
+# A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2
+# (w8a8-linear's output FIFO).
 FIFO_LATENCY = 2
+# The int results FIFO in front of the merge (with the outlier path): the buffered FIFO
+# and a fabric register after the block RAM's read (hw.fifo.RegisteredFIFO, hw.fifo.LATENCY)
+MERGE_FIFO_LATENCY = 3
 # registers between the quantizer's issue of an activation and its input: the x memory's
 # read and the activation picked from that word (one register: the 16-way pick ahead of the
 # quantizer's first level was the layer's clock path on ECP5, docs/synth.md)
@@ -71,6 +75,10 @@ QUANT_INPUT_REGISTERS = 2
 # FIFO: the x memory address register, the x memory's read, the lane's pick register, the
 # FIFO's write
 GATHER_LATENCY = 4
+# cycles from a gather request's take inside the layer to its take on the ``req`` port
+# when that port is ready: the request leaves through a skid buffer whose ready is a
+# register (hw.stream_register.StreamRegister, skid=True)
+REQUEST_LATENCY = 1
 # cycles from the take of a token's last output to its end (the reset of the token's state,
 # the next token's start, the next tile's X phase reopening): the end is a register, since
 # the output handshake into that state, spread over the whole layer, was the layer's clock
@@ -82,10 +90,11 @@ TOKEN_END_LATENCY = 1
 # memory's output and four LUT levels, docs/synth.md)
 SCAN_REGISTER_LATENCY = 1
 # cycles from the fp path's completion (its last sum written, or the compaction done with
-# no outlier column) until the merge may take: "done" is a register, since the compare of
-# the written and outlier column counts into the merge's take was the layer's clock path
-# on ECP5 (docs/synth.md)
-FP_DONE_LATENCY = 1
+# no outlier column) until the merge may take: "done" is two registers, one beside the
+# counts and one beside the merge, since the compare of the written and outlier column
+# counts into the merge's take, then one register's route across the layer, were the
+# layer's clock path on ECP5 (docs/synth.md)
+FP_DONE_LATENCY = 2
 
 
 @dataclass(frozen=True)
@@ -198,12 +207,14 @@ class _TileModel:
       cycles later (``R``: :data:`QUANT_INPUT_REGISTERS`), so the int steps are taken from
       ``I_0 = S_t + SL + R + Lq + 1``, one per cycle; lane ``p`` of group ``g`` reaches the
       int results FIFO ``1 + int_output[p]`` cycles after the group's last step and can be
-      read ``FIFO_LATENCY`` cycles later;
+      read :data:`MERGE_FIFO_LATENCY` cycles later (without the outlier path, the output
+      FIFO: :data:`FIFO_LATENCY`);
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
       after the token start, after its index word was written, after request ``k - 1``,
       and once fewer than ``outstanding`` columns are unfinished; its activation is in the
-      pending FIFO :data:`GATHER_LATENCY` cycles later; its ``G_fp`` pieces arrive from
-      ``memory_latency`` cycles after it and are taken one per cycle, a column's first
+      pending FIFO :data:`GATHER_LATENCY` cycles later; it is on the ``req`` port
+      :data:`REQUEST_LATENCY` cycles after the take, its ``G_fp`` pieces arrive from
+      ``memory_latency`` cycles after that and are taken one per cycle, a column's first
       piece ``1 + E`` cycles after the previous column's last (``E`` the accumulator's
       column gap); the
       last sum is written ``fp_latency`` cycles after the last piece;
@@ -257,7 +268,8 @@ class _TileModel:
             ready = []
             for g in range(s.groups):
                 last = i0 + g * s.d_in + s.d_in - 1
-                ready += [last + 1 + s.int_output[p] + FIFO_LATENCY for p in range(s.lanes)]
+                fifo = MERGE_FIFO_LATENCY if s.outliers else FIFO_LATENCY
+                ready += [last + 1 + s.int_output[p] + fifo for p in range(s.lanes)]
             self.last_step = i0 + s.token_steps - 1
             requests: list[int] = []
             ends: list[int] = []
@@ -268,7 +280,7 @@ class _TileModel:
                 if k >= s.outstanding:
                     r = max(r, ends[k - s.outstanding] + 1)
                 requests.append(r)
-                first = max(r + self.memory_latency, r + GATHER_LATENCY)
+                first = max(r + REQUEST_LATENCY + self.memory_latency, r + GATHER_LATENCY)
                 if k:
                     first = max(first, ends[-1] + 1 + gap)
                 ends.append(first + s.fp_groups - 1)

@@ -10,7 +10,8 @@ import pytest
 
 from hw.designs import all_designs, inspect
 from hw.llm_int8_linear import LLMInt8Linear
-from hw.llm_int8_schedule import TOKEN_END_LATENCY
+from hw.llm_int8_schedule import (FIFO_LATENCY, GATHER_LATENCY, MERGE_FIFO_LATENCY,
+                                   REQUEST_LATENCY, TOKEN_END_LATENCY)
 from sim.adapters import get_adapter
 from sim.amaranth_bench import bench_design
 
@@ -65,6 +66,30 @@ def test_full_rate_cycles_are_the_tile_model(params, memory_latency):
     assert every > dut.cycles_per_token * dut.tile
     assert every >= max(dut.cycles_per_tile(c, memory_latency) for c in columns)
     assert dut.cycles_per_tile((), memory_latency) == dut.cycles_per_token * dut.tile
+
+
+@pytest.mark.parametrize("memory_latency", [3, 6, 8])
+def test_a_slow_weight_memory_paces_every_outlier_column(memory_latency):
+    """Every column an outlier (|x| = 12 > 6): the fp path paces the token, and from a
+    memory latency of 4 the response, not the pending activation (GATHER_LATENCY), paces
+    each request; the request buffer's cycle (REQUEST_LATENCY) is in the count."""
+    params = CASES["small"]
+    dut = inspect("llm-int8-linear", **params)
+    ins = ADAPTER.random_inputs(dut, 2 * dut.tile, np.random.default_rng(3))
+    ins["x"] = np.broadcast_to(np.where(np.arange(dut.d_in) % 2, 0xCA00, 0x4A00),
+                               ins["x"].shape).copy()   # binary16 -12.0 and 12.0
+    ins = ADAPTER.validate(dut, ins)
+    columns = ADAPTER.outlier_columns(dut, ins)
+    assert columns == [list(range(dut.d_in))] * 2
+    mismatches, _, _, cycles = bench_design("llm-int8-linear", params, vectors=0,
+                                            inputs=dict(ins), valid_probability=1,
+                                            ready_probability=1,
+                                            memory_latency=memory_latency)
+    assert mismatches == 0
+    assert cycles == 2 * dut.cycles_per_tile(columns[0], memory_latency) - TOKEN_END_LATENCY
+    if memory_latency > GATHER_LATENCY - REQUEST_LATENCY:
+        assert dut.cycles_per_tile(columns[0], memory_latency) > \
+            dut.cycles_per_tile(columns[0], GATHER_LATENCY - REQUEST_LATENCY)
 
 
 @pytest.mark.parametrize("params", [CASES["tile2-bias-fp32"], CASES["m1"]],
@@ -151,9 +176,10 @@ def test_w8a8_full_rate_cycles_are_the_tile_model(params):
     dut, _, (mismatches, _, _, cycles) = _w8a8_bench(params, 5, (1, 1))
     assert mismatches == 0
     assert cycles + TOKEN_END_LATENCY == 10 * dut.cycles_per_tile() == 10 * dut.cycles_per_token
-    # the outlier design at the same shape, with no outlier: the merge's latency more
+    # the outlier design at the same shape, with no outlier: the merge's latency more,
+    # and the int results FIFO's fabric register in front of it
     llm = inspect("llm-int8-linear", **params, fp_lanes=1, outputs=1)
-    merge = llm.parts["merge"].latency
+    merge = llm.parts["merge"].latency + MERGE_FIFO_LATENCY - FIFO_LATENCY
     rounding = dut.parts["to_fp16"].latency if dut.out_fp16 else 0
     assert llm.cycles_per_token - dut.cycles_per_token == merge - rounding > 0
     assert llm.latency - dut.latency == merge - rounding
