@@ -696,13 +696,13 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                          room.eq(~next_equals(out_count, req_take, col_end, cap))]
             with m.If(fpath.column_written):
                 m.d.sync += written.eq(written + 1)
-            # done as a register (FP_DONE_LATENCY): once the compaction is done and the
+            # done as two registers (FP_DONE_LATENCY 2): once the compaction is done and the
             # written count reaches the outlier columns it stays so until the token's end
-            # resets the count, so its register is the same test a cycle later
-            # Two registers (FP_DONE_LATENCY 2): the first beside the fp path's counts, the
-            # second beside the merge; one register from the counts to the merge's take
-            # and the int results FIFO's read was a 3.6 ns route, the layer's clock path on
-            # ECP5 once the FIFO's read data was a fabric register (docs/synth.md)
+            # resets the count, so the registers hold the same test one and two cycles
+            # later; the first sits beside the fp path's counts, the second beside the
+            # merge (one register from the counts to the merge's take and the int results
+            # FIFO's read was a 3.6 ns route, the layer's clock path on ECP5 once the
+            # FIFO's read data was a fabric register, docs/synth.md)
             fp_done_counts = Signal(name="fp_done_counts")
             fp_done = Signal(name="fp_done")
             m.d.sync += [fp_done_counts.eq(comp_done & (written == columns)),
