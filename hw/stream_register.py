@@ -2,16 +2,18 @@
 
 ``o.valid`` and ``o.payload`` are registers; ``i.ready`` is ``~o.valid | o.ready`` (the
 held item leaves or there is none), so the slice passes an item per cycle and adds
-``latency`` (1) cycle. With ``skid=True`` it is a two-entry skid buffer: ``i.ready`` is a
-register too ("the spare entry is empty"), so the consumer's ready reaches no logic on the
-producer's side in the same cycle; an item taken while the head is held and not leaving
-waits in the spare. Same latency and rate. ``llm-int8-linear`` puts one on its gather
-request port: the port's ready, with the request's take behind it, into the count of
-unrequested words was the layer's clock path on ECP5 (docs/synth.md). It cuts a long route in two: the LQER datapath puts one between
+``latency`` (1) cycle. It cuts a long route in two: the LQER datapath puts one between
 its main FIFO, whose read register is the block RAM's own output register on ECP5
 (``hw.synth.ecp5_outreg``), and the rechunker that writes each channel into one of a
 block's places, so the block RAM's outputs drive one register each rather than a
 register per place spread over the device (docs/synth.md, "Reaching 150 MHz on ECP5").
+
+With ``skid=True`` it is a two-entry skid buffer: ``i.ready`` is a
+register too ("the spare entry is empty"), so the consumer's ready reaches no logic on the
+producer's side in the same cycle; an item taken while the head is held and not leaving
+waits in the spare. Same latency and rate. ``llm-int8-linear`` puts one on its gather
+request port: the port's ready, with the request's take behind it, into the count of
+unrequested words was the layer's clock path on ECP5 (docs/synth.md).
 """
 
 from __future__ import annotations
