@@ -10,8 +10,15 @@ place and route), then :class:`~hw.fp.fp32_add.FP32Add` and
 (credit, as :class:`hw.pipeline.Pipeline` does it) keeps the input ready only while an
 item can be held: the output may be held back at any time and nothing stalls the units.
 An item taken in cycle ``c`` is written into the FIFO ``L`` cycles later (``L`` the
-operand register and the units' latency) and can leave at ``c + L + 1``
-(:attr:`Int8Merge.latency`), so ``L + 2`` entries keep one item per cycle flowing.
+operand register and the units' latency) and can be read at ``c + L + 1``, so ``L + 2``
+entries keep one item per cycle flowing.
+
+The FIFO's items leave through a two-entry skid buffer
+(:class:`hw.stream_register.StreamRegister` with ``skid=True``), so ``o.valid`` is a
+flip-flop and ``o.ready`` reaches only the buffer's registers: the FIFO's level, through
+``o.valid``, the consumer's ready and back into the credit count, was
+``llm-int8-linear``'s clock path on ECP5 (docs/synth.md). An item leaves at
+``c + L + 2`` (:attr:`Int8Merge.latency`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from hw.fp.fp32_add import FP32Add
 from hw.fp.fp32_to_fp16 import FP32ToFP16
 from hw.fp_accumulate import owned_list
 from hw.pipeline import next_below
+from hw.stream_register import LATENCY as SKID_LATENCY, StreamRegister
 from hw.unused import rejectable
 
 __all__ = ["Int8Merge", "INPUT_LEVELS"]
@@ -62,7 +70,13 @@ class Int8Merge(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from an accepted item to its result on ``o`` (through the FIFO)."""
+        """Cycles from an accepted item to its result on ``o`` (through the FIFO and the
+        skid buffer)."""
+        return self._fifo_latency + SKID_LATENCY
+
+    @property
+    def _fifo_latency(self) -> int:
+        """Cycles from an accepted item to its result readable from the FIFO."""
         return INPUT_LEVELS + self._add.latency + (self._conv.latency if self._conv else 0) + 1
 
     def elaborate(self, platform):
@@ -84,7 +98,7 @@ class Int8Merge(wiring.Component):
             m.d.comb += [conv.i.valid.eq(add.o.valid), conv.i.payload.a.eq(add.o.payload.y),
                          conv.o.ready.eq(1)]
             last = conv
-        depth = self.latency + 1
+        depth = self._fifo_latency + 1
         m.submodules.fifo = fifo = SyncFIFO(width=self._width, depth=depth)
         m.d.comb += [fifo.w_en.eq(last.o.valid), fifo.w_data.eq(last.o.payload.y)]
         inside = Signal(range(depth + 1), name="inside")
@@ -92,10 +106,12 @@ class Int8Merge(wiring.Component):
         # compares of the count before the step (hw.pipeline.next_below): the count's
         # compare into the layer's merge take was llm-int8-linear's clock path on ECP5
         room = Signal(name="room", init=1)
-        given = self.o.valid & self.o.ready
+        m.submodules.out = out = StreamRegister(shape=self.o.payload.shape(), skid=True)
+        given = fifo.r_rdy & out.i.ready
         m.d.sync += [inside.eq(inside + take - given),
                      room.eq(next_below(inside, [(take, 1), (given, -1)], depth))]
         m.d.comb += [self.i.ready.eq(room),
-                     self.o.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o.ready),
-                     self.o.payload.y.eq(fifo.r_data)]
+                     out.i.valid.eq(fifo.r_rdy), fifo.r_en.eq(out.i.ready),
+                     out.i.payload.y.eq(fifo.r_data)]
+        wiring.connect(m, wiring.flipped(self.o), out.o)
         return m

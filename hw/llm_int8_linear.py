@@ -410,20 +410,26 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             m.d.comb += [new_mask.eq(Mux(d_token == 0, 0, mask_or) | det.o.payload.mask),
                          mw.addr.eq(d_chunk), mw.data.eq(new_mask),
                          mw.en.eq(det_out & (d_token == T - 1))]
+        # the running maximum's loop: "first chunk" is a register of its own, and the
+        # compare is a subtraction's borrow (one carry chain); as ``>`` with
+        # ``d_chunk == 0`` beside it, ABC built five LUT levels and part of a carry chain
+        # into the maxima's clock enable, llm-int8-linear's clock path on ECP5
+        # (docs/synth.md)
+        first_chunk = Signal(name="det_first_chunk", init=1)    # d_chunk == 0
         with m.If(det_out):
             if outliers:
                 m.d.sync += mask_or.eq(new_mask)
             for t in range(T):
-                with m.If(d_token == t):
-                    m.d.sync += amax[t].eq(Mux((d_chunk == 0) |
-                                               (det.o.payload.absmax > amax[t]),
-                                               det.o.payload.absmax, amax[t]))
+                below = Signal(16, name=f"absmax_{t}_below")    # bit 15: the new one is larger
+                m.d.comb += below.eq(amax[t] - det.o.payload.absmax)
+                with m.If((d_token == t) & (first_chunk | below[15])):
+                    m.d.sync += amax[t].eq(det.o.payload.absmax)
             with m.If(d_token == T - 1):
                 m.d.sync += d_token.eq(0)
                 with m.If(d_chunk == nx - 1):
-                    m.d.sync += [d_chunk.eq(0), tile_ready.eq(1)]
+                    m.d.sync += [d_chunk.eq(0), tile_ready.eq(1), first_chunk.eq(1)]
                 with m.Else():
-                    m.d.sync += d_chunk.eq(d_chunk + 1)
+                    m.d.sync += [d_chunk.eq(d_chunk + 1), first_chunk.eq(0)]
             with m.Else():
                 m.d.sync += d_token.eq(d_token + 1)
 

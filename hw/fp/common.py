@@ -41,7 +41,7 @@ from hw.unused import rejectable
 from hw.shifting import below_mask, wire
 from sw.ieee import IEEEFormat
 
-__all__ = ["Unpacked", "unpack", "first_one_hot", "one_hot_select",
+__all__ = ["Unpacked", "unpack", "classes_of", "first_one_hot", "one_hot_select",
            "one_hot_index", "group_one_hot", "group_flags", "coarse_shift", "fine_shift",
            "group_fine_one_hots", "select_fine_one_hot", "fine_shift_by", "shift_right_sticky",
            "shift_right_coarse", "shift_right_fine", "round_even", "exponent_choices",
@@ -60,6 +60,7 @@ class Unpacked:
     is_zero: Value
     is_inf: Value
     is_nan: Value
+    all_ones: Value       # the exponent field is all ones (infinity or NaN)
 
 
 def unpack(m: Module, bits: Value, fmt: IEEEFormat, name: str) -> Unpacked:
@@ -77,7 +78,21 @@ def unpack(m: Module, bits: Value, fmt: IEEEFormat, name: str) -> Unpacked:
         is_zero=wire(m, ~normal & fraction_zero, f"{name}_is_zero"),
         is_inf=wire(m, all_ones & fraction_zero, f"{name}_is_inf"),
         is_nan=wire(m, all_ones & ~fraction_zero, f"{name}_is_nan"),
+        all_ones=all_ones,
     )
+
+
+def classes_of(m: Module, significand: Value, all_ones: Value, fmt: IEEEFormat,
+               name: str) -> tuple[Value, Value, Value]:
+    """``(is_zero, is_inf, is_nan)`` of an operand from its :class:`Unpacked`
+    ``significand`` (hidden bit included) and ``all_ones``, as :func:`unpack` gives them
+    from the bit pattern (IEEE 754-2019 section 3.4): for a unit that registers those two
+    first and classifies a level later, so the classes' logic takes registers and shares
+    no LUT with the level that unpacks (``hw.fp.fp16_mul``, docs/synth.md)."""
+    fraction_zero = wire(m, significand[:fmt.fraction_bits] == 0, f"{name}_fraction_zero")
+    return (wire(m, significand == 0, f"{name}_is_zero"),
+            wire(m, all_ones & fraction_zero, f"{name}_is_inf"),
+            wire(m, all_ones & ~fraction_zero, f"{name}_is_nan"))
 
 
 def first_one_hot(m: Module, flags: list, name: str) -> Signal:

@@ -14,8 +14,13 @@ pnr`` places it) and, where Yosys maps it to a MULT18X18D, 3.9 ns in nextpnr's m
 plus routing in and out (about 140 MHz, docs/synth.md); every level here is a LUT and
 a carry chain or less:
 
-- ``unpack``: significands, ``ea + eb`` (effective exponents), the specials;
-- ``product_0``: the 11 partial products and a row of adders (6 terms);
+- ``unpack``: significands, ``ea + eb`` (effective exponents), whether each exponent
+  field is all ones;
+- ``product_0``: the 11 partial products and a row of adders (6 terms); beside them the
+  specials, from the registered significands and all-ones flags
+  (:func:`hw.fp.common.classes_of`): classified in the unpack level, ABC built a special
+  flag's register and a significand's from one shared LUT, and on ECP5 the flag's
+  register sat 45 columns from it (``fp16-linear``'s clock path, docs/synth.md);
 - ``product_1``: two rows (6 -> 3 -> 2, the second carry-save);
 - ``product_2``: ``P`` from the last two terms;
 - ``detect``: the first non-zero byte of ``P``, and each byte's leading one;
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, unsigned
 
-from hw.fp.common import (FPUnit, close_product_level, coarse_shift, fine_shift_by,
+from hw.fp.common import (FPUnit, classes_of, close_product_level, coarse_shift, fine_shift_by,
                           group_fine_one_hots, group_one_hot, one_hot_index, one_hot_select,
                           select_fine_one_hot, select_result, unpack)
 from hw.product_tree import ProductTree
@@ -61,11 +66,14 @@ class FP16Mul(FPUnit):
     def _datapath(self, m, stage, payload):
         a = unpack(m, payload.a, BINARY16, "a")
         b = unpack(m, payload.b, BINARY16, "b")
-        stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"),
-                    nan=a.is_nan | b.is_nan | (a.is_inf & b.is_zero) | (a.is_zero & b.is_inf),
-                    inf=a.is_inf | b.is_inf, zero=a.is_zero | b.is_zero)
-        s = stage.close(sa=a.significand, sb=b.significand,
+        stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"))
+        s = stage.close(sa=a.significand, sb=b.significand, a_all_ones=a.all_ones,
+                        b_all_ones=b.all_ones,
                         exponent=a.exponent + b.exponent + EXPONENT_OFFSET)
+        a_zero, a_inf, a_nan = classes_of(m, s.sa, s.a_all_ones, BINARY16, "a_registered")
+        b_zero, b_inf, b_nan = classes_of(m, s.sb, s.b_all_ones, BINARY16, "b_registered")
+        stage.carry(nan=a_nan | b_nan | (a_inf & b_zero) | (a_zero & b_inf),
+                    inf=a_inf | b_inf, zero=a_zero | b_zero)
 
         terms = PRODUCT.first(m, s.sa, s.sb, "product")
         for level in range(PRODUCT.levels):

@@ -3,9 +3,18 @@
 Place and route needs a design that fits a package's pins and whose paths all
 start and end at flip-flops, so that the reported Fmax covers the design's own
 logic (including what sits between its inputs and its first register). The
-harness feeds all of the design's inputs from one shift register loaded
-serially from ``sin``, and captures all of its outputs in a register that
-``load`` fills and otherwise shifts out through ``sout``.
+harness shifts the design's inputs in serially from ``sin`` and applies them all
+at once on ``load`` from a launch register; the design's outputs pass a catch
+register every cycle, and ``load`` copies that into a register shifted out
+through ``sout``.
+
+The launch and catch registers are the design's only neighbours in the harness: each
+drives or takes one design port bit and a bit of a chain, and the chains themselves
+are register-to-register paths. Without them a port bit's register was also a link
+of the shift chain, so the placer pulled it towards its neighbours in the chain, in
+the port order, and a design's port path (its output's valid, through the consumer's
+ready, back into the design) carried a route the harness had set (docs/synth.md,
+"The timing harness").
 """
 
 from __future__ import annotations
@@ -42,20 +51,28 @@ class TimingHarness(wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """Flip-flops the harness itself adds around the design."""
-        return self.input_bits + self.output_bits
+        """Flip-flops the harness itself adds around the design: two per port bit (a
+        chain's and the launch or catch register's)."""
+        return 2 * (self.input_bits + self.output_bits)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules[DESIGN_SUBMODULE] = self._design
         if self._inputs:
-            shift_in = Signal(self.input_bits)
+            shift_in = Signal(self.input_bits, name="shift_in")
+            # loaded on ``load`` only, so no launch bit is the copy of a chain bit that
+            # Yosys would merge (``launch[k]`` every cycle would equal ``shift_in[k + 1]``)
+            launch = Signal(self.input_bits, name="launch")
             m.d.sync += shift_in.eq(Cat(self.sin, shift_in[:-1]))
-            m.d.comb += Cat(*self._inputs).eq(shift_in)
-        if self._outputs:
-            captured = Signal(self.output_bits)
             with m.If(self.load):
-                m.d.sync += captured.eq(Cat(*self._outputs))
+                m.d.sync += launch.eq(shift_in)
+            m.d.comb += Cat(*self._inputs).eq(launch)
+        if self._outputs:
+            catch = Signal(self.output_bits, name="catch")
+            captured = Signal(self.output_bits, name="captured")
+            m.d.sync += catch.eq(Cat(*self._outputs))
+            with m.If(self.load):
+                m.d.sync += captured.eq(catch)
             with m.Else():
                 m.d.sync += captured.eq(captured >> 1)
             m.d.comb += self.sout.eq(captured[0])
