@@ -3,18 +3,9 @@
 Place and route needs a design that fits a package's pins and whose paths all
 start and end at flip-flops, so that the reported Fmax covers the design's own
 logic (including what sits between its inputs and its first register). The
-harness shifts the design's inputs in serially from ``sin`` into a chain that a
-launch register copies every cycle (one cycle behind the chain); the design's
-outputs pass a catch register every cycle, and ``load`` copies that into a register
-shifted out through ``sout``.
-
-The launch and catch registers are the design's only neighbours in the harness: each
-drives or takes one design port bit and a bit of a chain, and the chains themselves
-are register-to-register paths. Without them a port bit's register was also a link
-of the shift chain, so the placer pulled it towards its neighbours in the chain, in
-the port order, and a design's port path (its output's valid, through the consumer's
-ready, back into the design) carried a route the harness had set (docs/synth.md,
-"The timing harness").
+harness feeds all of the design's inputs from one shift register loaded
+serially from ``sin``, and captures all of its outputs in a register that
+``load`` fills and otherwise shifts out through ``sout``.
 """
 
 from __future__ import annotations
@@ -22,8 +13,6 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from hw.pipeline import REPLICA_TAG
 
 __all__ = ["TimingHarness", "DESIGN_SUBMODULE"]
 
@@ -53,29 +42,20 @@ class TimingHarness(wiring.Component):
 
     @property
     def register_bits(self) -> int:
-        """Flip-flops the harness itself adds around the design: two per port bit (a
-        chain's and the launch or catch register's)."""
-        return 2 * (self.input_bits + self.output_bits)
+        """Flip-flops the harness itself adds around the design."""
+        return self.input_bits + self.output_bits
 
     def elaborate(self, platform):
         m = Module()
         m.submodules[DESIGN_SUBMODULE] = self._design
         if self._inputs:
-            shift_in = Signal(self.input_bits, name="shift_in")
-            # ``launch[k]`` copies ``shift_in[k]`` every cycle, so it equals
-            # ``shift_in[k + 1]``: replica-named (hw.pipeline.REPLICA_TAG), the synthesis
-            # flows keep it apart instead of merging the two. (Loaded on ``load`` instead,
-            # the launch registers' clock enables, one pin net into every one of them,
-            # left router1 unable to finish dot-array at 8 lanes: docs/synth.md.)
-            launch = Signal(self.input_bits, name=f"launch_{REPLICA_TAG}_bits")
-            m.d.sync += [shift_in.eq(Cat(self.sin, shift_in[:-1])), launch.eq(shift_in)]
-            m.d.comb += Cat(*self._inputs).eq(launch)
+            shift_in = Signal(self.input_bits)
+            m.d.sync += shift_in.eq(Cat(self.sin, shift_in[:-1]))
+            m.d.comb += Cat(*self._inputs).eq(shift_in)
         if self._outputs:
-            catch = Signal(self.output_bits, name="catch")
-            captured = Signal(self.output_bits, name="captured")
-            m.d.sync += catch.eq(Cat(*self._outputs))
+            captured = Signal(self.output_bits)
             with m.If(self.load):
-                m.d.sync += captured.eq(catch)
+                m.d.sync += captured.eq(Cat(*self._outputs))
             with m.Else():
                 m.d.sync += captured.eq(captured >> 1)
             m.d.comb += self.sout.eq(captured[0])
