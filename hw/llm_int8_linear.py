@@ -628,7 +628,13 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
                 with m.Else():
                     m.d.sync += r_pos.eq(r_pos + 1)
             m.d.sync += r_word.eq(r_word_next)
-            word_written = comp.o.valid
+            # the count sees a written word a cycle late, from a register of its own
+            # (WORD_COUNT_LATENCY): the compaction's valid, placed with the compaction,
+            # inside this loop was the layer's clock path on ECP5 (docs/synth.md). At a
+            # token's start ``words`` already counts the word written the cycle before,
+            # which ``word_written`` carries then, so the count starts from ``words`` alone.
+            word_written = Signal(name="word_written_late")
+            m.d.sync += word_written.eq(comp.o.valid)
             # a finished word leaves the count a cycle late (``word_done_late``): the count's
             # adder takes registers only, and ``have_word`` is the sum with both steps
             # compared against constants (hw.pipeline.next_below); the index memory's read,
@@ -636,8 +642,8 @@ class LLMInt8Linear(LayerFacts, wiring.Component):
             # on ECP5 once the requests were buffered (docs/synth.md, "The router")
             done_late = Signal(name="word_done_late")
             with m.If(start):
-                m.d.sync += [unrequested.eq(words + word_written), done_late.eq(0),
-                             have_word.eq((words != 0) | word_written)]
+                m.d.sync += [unrequested.eq(words), done_late.eq(0),
+                             have_word.eq(words != 0)]
             with m.Else():
                 m.d.sync += [unrequested.eq(unrequested + word_written - done_late),
                              done_late.eq(word_done),

@@ -59,7 +59,8 @@ from hw.int8_compaction import passes
 
 __all__ = ["LLMInt8Schedule", "activation_order", "activation_blocks", "weight_steps",
            "gather_pieces", "FIFO_LATENCY", "MERGE_FIFO_LATENCY", "QUANT_INPUT_REGISTERS",
-           "GATHER_LATENCY", "REQUEST_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY", "SCAN_REGISTER_LATENCY"]
+           "GATHER_LATENCY", "REQUEST_LATENCY", "TOKEN_END_LATENCY", "FP_DONE_LATENCY", "SCAN_REGISTER_LATENCY",
+           "WORD_COUNT_LATENCY"]
 
 # A buffered (block-RAM) FIFO: an item written in cycle c can be read from cycle c + 2
 # (w8a8-linear's output FIFO).
@@ -95,6 +96,12 @@ SCAN_REGISTER_LATENCY = 1
 # counts into the merge's take, then one register's route across the layer, were the
 # layer's clock path on ECP5 (docs/synth.md)
 FP_DONE_LATENCY = 2
+# cycles from an index word's write until the gather may request its first column: the
+# count of unrequested words sees the compaction's write through a register of its own
+# (placed with the count), since the compaction's valid inside the request loop (the
+# count, ``have_word``, the request's take) was the layer's clock path on ECP5 (a 1.7 ns
+# route each way to the compaction, docs/synth.md)
+WORD_COUNT_LATENCY = 2
 
 
 @dataclass(frozen=True)
@@ -210,7 +217,8 @@ class _TileModel:
       read :data:`MERGE_FIFO_LATENCY` cycles later (without the outlier path, the output
       FIFO: :data:`FIFO_LATENCY`);
     - gather: request ``k`` (the ``k``-th outlier column) is taken at the earliest cycle
-      after the token start, after its index word was written, after request ``k - 1``,
+      after the token start, :data:`WORD_COUNT_LATENCY` cycles after its index word was
+      written, after request ``k - 1``,
       and once fewer than ``outstanding`` columns are unfinished; its activation is in the
       pending FIFO :data:`GATHER_LATENCY` cycles later; it is on the ``req`` port
       :data:`REQUEST_LATENCY` cycles after the take, its ``G_fp`` pieces arrive from
@@ -274,7 +282,7 @@ class _TileModel:
             requests: list[int] = []
             ends: list[int] = []
             for k in range(n):
-                r = max(start + 1, word_written[k] + 1)
+                r = max(start + 1, word_written[k] + WORD_COUNT_LATENCY)
                 if k:
                     r = max(r, requests[-1] + 1)
                 if k >= s.outstanding:

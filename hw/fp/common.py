@@ -95,6 +95,19 @@ def classes_of(m: Module, significand: Value, all_ones: Value, fmt: IEEEFormat,
             wire(m, all_ones & ~fraction_zero, f"{name}_is_nan"))
 
 
+def equal(m: Module, a: Value, b: Value, name: str) -> Signal:
+    """``a == b`` as the NOR of ``a ^ b``: LUTs beside a carry chain. Yosys's ``alumacc``
+    merges an ``==`` into a ``<``/``>`` of the same operands and takes it from the
+    subtraction's result (a zero test after the carry chain), which put the compare and
+    the equality in series (``hw.fp.fp32_add``'s magnitude compare; docs/synth.md,
+    "Equalities beside the carry chain"). ``a`` and ``b`` of one width; raises ``ValueError``
+    otherwise."""
+    a, b = Value.cast(a), Value.cast(b)
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have one width; got {len(a)} and {len(b)}")
+    return wire(m, ~(a ^ b).any(), name)
+
+
 def first_one_hot(m: Module, flags: list, name: str) -> Signal:
     """One-hot of the first true flag in ``flags`` (index 0 first); the last flag's bit
     is also set when no flag is (so an all-zero input selects the last option)."""

@@ -14,9 +14,10 @@ pnr`` places it) and, where Yosys maps it to a MULT18X18D, 3.9 ns in nextpnr's m
 plus routing in and out (about 140 MHz, docs/synth.md); every level here is a LUT and
 a carry chain or less:
 
-- ``unpack``: significands, ``ea + eb`` (effective exponents), whether each exponent
+- ``unpack``: significands, the sum of the exponent fields, whether each exponent
   field is all ones;
-- ``product_0``: the 11 partial products and a row of adders (6 terms); beside them the
+- ``product_0``: the 11 partial products and a row of adders (6 terms); beside them
+  each subnormal's +1 to the exponent sum (``ea + eb``, effective exponents) and the
   specials, from the registered significands and all-ones flags
   (:func:`hw.fp.common.classes_of`): classified in the unpack level, ABC built a special
   flag's register and a significand's from one shared LUT, and on ECP5 the flag's
@@ -67,18 +68,29 @@ class FP16Mul(FPUnit):
         a = unpack(m, payload.a, BINARY16, "a")
         b = unpack(m, payload.b, BINARY16, "b")
         stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"))
+        # the exponent fields' sum straight from the operands (one carry chain); each
+        # subnormal's +1 (exponent 1 for field 0) is added a level later from the
+        # registered hidden bits: the field's OR (whether it is normal) in front of the
+        # chain was three LUT levels from the operand, llm-int8-linear's clock path on
+        # ECP5 (docs/synth.md, "Equalities beside the carry chain")
+        fields = [bits[BINARY16.fraction_bits:BINARY16.fraction_bits + BINARY16.exponent_bits]
+                  for bits in (payload.a, payload.b)]
         s = stage.close(sa=a.significand, sb=b.significand, a_all_ones=a.all_ones,
                         b_all_ones=b.all_ones,
-                        exponent=a.exponent + b.exponent + EXPONENT_OFFSET)
+                        exponent=fields[0] + fields[1] + EXPONENT_OFFSET)
         a_zero, a_inf, a_nan = classes_of(m, s.sa, s.a_all_ones, BINARY16, "a_registered")
         b_zero, b_inf, b_nan = classes_of(m, s.sb, s.b_all_ones, BINARY16, "b_registered")
         stage.carry(nan=a_nan | b_nan | (a_inf & b_zero) | (a_zero & b_inf),
                     inf=a_inf | b_inf, zero=a_zero | b_zero)
+        hidden_a, hidden_b = s.sa[-1], s.sb[-1]
+        exponent = wire(m, s.exponent + Cat(~hidden_a ^ ~hidden_b, ~hidden_a & ~hidden_b),
+                        "exponent_subnormals")
 
         terms = PRODUCT.first(m, s.sa, s.sb, "product")
         for level in range(PRODUCT.levels):
             s, terms = close_product_level(m, stage, PRODUCT, level, terms, "product",
-                                           exponent=s.exponent)
+                                           exponent=exponent)
+            exponent = s.exponent
         product, = terms
 
         # beside the first non-zero byte, each byte's leading one (group_fine_one_hots),

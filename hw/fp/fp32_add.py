@@ -7,13 +7,15 @@ scientist should know about floating-point arithmetic", ACM Computing Surveys 19
 section "Guard digits"), cut into short levels (one pipeline register after each
 by default; 150 MHz on ECP5 needs them):
 
-- ``unpack``: the fields (a subnormal's exponent as 1, the hidden bit), the specials,
-  which bytes of each ``s << 3`` hold a one, and the compare of the fraction fields
-  (``b`` larger in either half, equal in the top half);
-- ``compare``: which operand is larger in magnitude (``(e, hidden bit)`` compared, the
-  fraction compare breaking a tie: the order of the encodings without the sign) and for
-  either operand as ``y`` the shift ``d = ex - ey`` (32 or more act as 31: all of ``y`` is
-  shifted out either way);
+- ``unpack``: the fields (a subnormal's exponent as 1, the hidden bit), whether each
+  exponent field is all ones and each fraction zero (the specials a level later),
+  which bytes of each ``s << 3`` hold a one, the compare of the fraction fields
+  (``b`` larger in either half, equal in the top half) and whether the exponent fields
+  are equal;
+- ``compare``: the specials (NaN, infinity) from the pieces above; which operand is
+  larger in magnitude (``(e, hidden bit)`` compared, the fraction compare breaking a tie:
+  the order of the encodings without the sign) and for either operand as ``y`` the shift
+  ``d = ex - ey`` (32 or more act as 31: all of ``y`` is shifted out either way);
 - ``swap``: ``x`` = the larger operand, ``y`` the other, ``sy << 3`` shifted right by the
   whole bytes of ``d`` (the bytes dropped OR-ed into a sticky bit);
 - ``align``: the rest of ``Y = (sy << 3) >> d``, 0..7 bits, with every bit shifted out
@@ -40,9 +42,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Value, unsigned
 
-from hw.fp.common import (FPUnit, coarse_shift, exponent_choices, final_fields, fine_shift_by,
-                          first_one_hot, group_fine_one_hots, group_flags, one_hot_index,
-                          pack_final, round_even, select_fine_one_hot, unpack)
+from hw.fp.common import (FPUnit, coarse_shift, equal, exponent_choices, final_fields,
+                          fine_shift_by, first_one_hot, group_fine_one_hots, group_flags,
+                          one_hot_index, pack_final, round_even, select_fine_one_hot, unpack)
 from hw.shifting import below_mask, wire
 from sw.ieee import BINARY32
 
@@ -70,23 +72,40 @@ class FP32Add(FPUnit):
     def _datapath(self, m, stage, payload):
         ua = unpack(m, payload.a, BINARY32, "a")
         ub = unpack(m, payload.b, BINARY32, "b")
-        nan = ua.is_nan | ub.is_nan | (ua.is_inf & ub.is_inf & (ua.sign != ub.sign))
-        stage.carry(nan=nan, inf=ua.is_inf | ub.is_inf,
-                    inf_sign=Mux(ua.is_inf, ua.sign, ub.sign), zero_sign=ua.sign & ub.sign)
+        # each operand's classes formed and joined a level later from two pieces
+        # registered here, the field all ones and the fraction zero (as hw.fp.fp32_mul):
+        # the join of the two operands' 23-bit reductions was five LUT levels from an
+        # operand, llm-int8-linear's clock path on ECP5 (docs/synth.md, "Equalities
+        # beside the carry chain")
+        stage.carry(zero_sign=ua.sign & ub.sign,
+                    **{f"{x}_{k}": wire(m, v, f"{x}_{k}")
+                       for x, u, bits in (("a", ua, payload.a), ("b", ub, payload.b))
+                       for k, v in (("ones", u.all_ones),
+                                    ("fraction_zero", bits[:BINARY32.fraction_bits] == 0))})
         # each operand's byte flags (any bit set in byte j of m << EXTRA) beside the fields:
         # the inputs' register drives only this level's few LUTs
         bytes_any = {f"bytes_{n}": Cat(*((u.significand << EXTRA)[j * GROUP:(j + 1) * GROUP].any()
                                          for j in range(ALIGN_BYTES)))
                      for n, u in (("a", ua), ("b", ub))}
         # the magnitude compare's low part: the fraction fields' halves compared (each a
-        # short carry chain from the inputs), combined below an equal top part
+        # short carry chain from the inputs), combined below an equal top part; the
+        # equalities are LUTs beside the chains (common.equal), and the top part's
+        # equality, (exponent, hidden bit), is the exponent fields' (a subnormal's
+        # exponent 1 and hidden 0 both follow from its field 0)
         high, low = slice(HALF, BINARY32.fraction_bits), slice(0, HALF)
+        exponent = slice(BINARY32.fraction_bits, BINARY32.fraction_bits + BINARY32.exponent_bits)
         halves = {"high_gt": payload.b[high] > payload.a[high],
-                  "high_eq": payload.b[high] == payload.a[high],
-                  "low_gt": payload.b[low] > payload.a[low]}
+                  "high_eq": equal(m, payload.b[high], payload.a[high], "fraction_high_eq"),
+                  "low_gt": payload.b[low] > payload.a[low],
+                  "top_eq": equal(m, payload.b[exponent], payload.a[exponent], "top_eq")}
         s = stage.close(sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
                         ma=ua.significand, mb=ub.significand, **bytes_any, **halves)
 
+        c = stage.drop(*(f"{x}_{k}" for x in "ab" for k in ("ones", "fraction_zero")))
+        a_inf, b_inf = c.a_ones & c.a_fraction_zero, c.b_ones & c.b_fraction_zero
+        a_nan, b_nan = c.a_ones & ~c.a_fraction_zero, c.b_ones & ~c.b_fraction_zero
+        stage.carry(nan=a_nan | b_nan | (a_inf & b_inf & (s.sa != s.sb)), inf=a_inf | b_inf,
+                    inf_sign=Mux(a_inf, s.sa, s.sb))
         # both alignment shifts (for either operand as y) beside the magnitude compare's top
         # part: (exponent, hidden bit), which orders the encodings as their fields do
         amounts = {}
@@ -96,7 +115,7 @@ class FP32Add(FPUnit):
             amounts[f"amount_{key}"] = wire(m, Mux(d[5:].any(), 31, d[:5]), f"align_{key}")
         top_a, top_b = Cat(s.ma[-1], s.ea), Cat(s.mb[-1], s.eb)
         fraction_gt = s.high_gt | (s.high_eq & s.low_gt)
-        swap = wire(m, (top_b > top_a) | ((top_b == top_a) & fraction_gt), "swap")
+        swap = wire(m, (top_b > top_a) | (s.top_eq & fraction_gt), "swap")
         s = stage.close(swap=swap, sa=s.sa, sb=s.sb, ea=s.ea, eb=s.eb, ma=s.ma, mb=s.mb,
                         bytes_a=s.bytes_a, bytes_b=s.bytes_b, **amounts)
 

@@ -188,3 +188,20 @@ def test_a_stage_drops_only_carried_names():
     assert str(info.value) == "names must be carried; got ['other']"
     assert stage.drop("flag").flag is flag
     assert not hasattr(stage.close(x=Signal()), "flag")
+
+
+def test_equal_is_the_equality_of_every_pair_and_needs_one_width():
+    """``common.equal`` (the NOR of ``a ^ b``, so Yosys cannot take it from a compare's
+    subtraction) is ``a == b`` on every pair of 4-bit values."""
+    from amaranth.hdl import Module, Signal
+
+    from hw.fp.common import equal
+    from tests.hw.comb import comb_outputs
+    m = Module()
+    a, b = Signal(4), Signal(4)
+    out = equal(m, a, b, "eq")
+    pairs = [(x, y) for x in range(16) for y in range(16)]
+    assert comb_outputs(m, [a, b], out, pairs) == [int(x == y) for x, y in pairs]
+    with pytest.raises(ValueError) as info:
+        equal(Module(), Signal(4), Signal(5), "eq")
+    assert str(info.value) == "a and b must have one width; got 4 and 5"

@@ -172,3 +172,18 @@ def test_a_cheaper_flow_stays_within_3_percent_of_the_full_flow(flow, synthesise
             full, cheap = by[(name, target.name, "full")], by[(name, target.name, flow.name)]
             assert abs(cheap["luts"] - full["luts"]) <= 0.03 * full["luts"], (name, target.name)
             assert cheap["ffs"] == full["ffs"], (name, target.name)
+
+
+def test_no_equality_of_the_fp_units_is_taken_from_a_compare(synthesise):
+    """Yosys's alumacc merges an ``==`` into a ``<``/``>`` of the same operands, a zero
+    test after the subtraction's carry chain; the binary32 adder's magnitude compare forms
+    its equalities beside the chains (``hw.fp.common.equal``), so none is merged (two
+    were, in series with the compare: docs/synth.md, "Equalities beside the carry
+    chain")."""
+    jobs = [job for name in ("fp32-add", "fp16-mul")
+            for job in jobs_for_design(name, get_design(name).defaults, [TARGETS["ecp5"]])]
+    records, out = synthesise(jobs)
+    for record in records:
+        log = (out / record["log"]).read_text()
+        assert "Executing ALUMACC pass" in log and "creating $alu model for" in log
+        assert [line for line in log.splitlines() if "($eq): merged with" in line] == []
