@@ -123,3 +123,23 @@ def add_and_parse(flag, text):
     from sw.qconfig import QuantConfig
     opt = next(o for o, _ in options_of(QuantConfig).values() if o.flag == flag)
     return converter(opt.rule.parse)(text)
+
+
+
+def test_interrupt_tests_start_their_command_with_sigint_at_its_default():
+    """A suite run in the background (SIGINT ignored, as a shell starts a background
+    command) still gives the commands it interrupts a KeyboardInterrupt handler."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.interrupts import start_interruptible
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        proc = start_interruptible([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert (plain.stdout, out) == ("False\n", "True\n")

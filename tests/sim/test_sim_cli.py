@@ -23,6 +23,7 @@ from sim.cli import main as sim_main
 from sim.runner import simulator_available
 from sw.blockmath import block_dot
 from sw.mxint import MXIntFormat, MXQuantized, quantize_exact
+from tests.interrupts import start_interruptible
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -291,7 +292,7 @@ def test_status_display_draws_and_clears_a_progress_bar():
 def _start(argv, env_build):
     env = {**os.environ, "PYTHONPATH": str(REPO), "LQER_BUILD_DIR": str(env_build)}
     env.pop("PYTEST_CURRENT_TEST", None)
-    return subprocess.Popen([sys.executable, "-m", "lqer_hw", "sim", *argv], cwd=REPO, env=env,
+    return start_interruptible([sys.executable, "-m", "lqer_hw", "sim", *argv], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

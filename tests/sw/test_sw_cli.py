@@ -11,6 +11,7 @@ import torch
 
 from sw import cli
 from sw.default_model import DIRECTORY as DEFAULT_DIR
+from tests.interrupts import start_interruptible
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 Q, E = "lqer-hw quantize", "lqer-hw eval"
@@ -218,7 +219,7 @@ def test_quantize_interrupt_is_one_line_exit_130_and_leaves_nothing(tmp_path):
     import signal
 
     env = {**os.environ, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen([sys.executable, "-m", "lqer_hw", "quantize", "--method", "l2qer",
+    proc = start_interruptible([sys.executable, "-m", "lqer_hw", "quantize", "--method", "l2qer",
                              "--svd", "full", "--out", str(tmp_path / "out")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # the status line: the work has started

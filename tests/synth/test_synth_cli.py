@@ -19,6 +19,7 @@ from hw.synth.cache import ResultCache
 from hw.synth.flow import jobs_for_component, run_jobs
 from hw.synth.targets import TARGETS
 
+from tests.interrupts import start_interruptible
 from tests.synth.synth_helpers import RegisteredAdder
 
 SMALL = ["-p", "lanes=1", "-p", "block=2", "-p", "a_width=4", "-p", "w_width=3", "-p", "stages=1"]
@@ -213,7 +214,7 @@ def test_interrupt_is_one_line_exit_130_and_leaves_nothing(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) during Yosys runs."""
     out_dir = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LQER_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "lqer_hw", "synth", "dot-array", "-p", "lanes=8",
+    proc = start_interruptible([sys.executable, "-m", "lqer_hw", "synth", "dot-array", "-p", "lanes=8",
                              "-t", "lut6", "-t", "cmos", "-j", "2", "-o", str(out_dir)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
