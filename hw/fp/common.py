@@ -61,6 +61,7 @@ class Unpacked:
     is_inf: Value
     is_nan: Value
     all_ones: Value       # the exponent field is all ones (infinity or NaN)
+    field: Value          # the biased exponent field E itself
 
 
 def unpack(m: Module, bits: Value, fmt: IEEEFormat, name: str) -> Unpacked:
@@ -79,6 +80,7 @@ def unpack(m: Module, bits: Value, fmt: IEEEFormat, name: str) -> Unpacked:
         is_inf=wire(m, all_ones & fraction_zero, f"{name}_is_inf"),
         is_nan=wire(m, all_ones & ~fraction_zero, f"{name}_is_nan"),
         all_ones=all_ones,
+        field=field,
     )
 
 

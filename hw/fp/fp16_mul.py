@@ -73,11 +73,8 @@ class FP16Mul(FPUnit):
         # registered hidden bits: the field's OR (whether it is normal) in front of the
         # chain was three LUT levels from the operand, llm-int8-linear's clock path on
         # ECP5 (docs/synth.md, "Equalities beside the carry chain")
-        fields = [bits[BINARY16.fraction_bits:BINARY16.fraction_bits + BINARY16.exponent_bits]
-                  for bits in (payload.a, payload.b)]
         s = stage.close(sa=a.significand, sb=b.significand, a_all_ones=a.all_ones,
-                        b_all_ones=b.all_ones,
-                        exponent=fields[0] + fields[1] + EXPONENT_OFFSET)
+                        b_all_ones=b.all_ones, exponent=a.field + b.field + EXPONENT_OFFSET)
         a_zero, a_inf, a_nan = classes_of(m, s.sa, s.a_all_ones, BINARY16, "a_registered")
         b_zero, b_inf, b_nan = classes_of(m, s.sb, s.b_all_ones, BINARY16, "b_registered")
         stage.carry(nan=a_nan | b_nan | (a_inf & b_zero) | (a_zero & b_inf),

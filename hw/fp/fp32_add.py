@@ -93,11 +93,10 @@ class FP32Add(FPUnit):
         # equality, (exponent, hidden bit), is the exponent fields' (a subnormal's
         # exponent 1 and hidden 0 both follow from its field 0)
         high, low = slice(HALF, BINARY32.fraction_bits), slice(0, HALF)
-        exponent = slice(BINARY32.fraction_bits, BINARY32.fraction_bits + BINARY32.exponent_bits)
         halves = {"high_gt": payload.b[high] > payload.a[high],
                   "high_eq": equal(m, payload.b[high], payload.a[high], "fraction_high_eq"),
                   "low_gt": payload.b[low] > payload.a[low],
-                  "top_eq": equal(m, payload.b[exponent], payload.a[exponent], "top_eq")}
+                  "top_eq": equal(m, ub.field, ua.field, "top_eq")}
         s = stage.close(sa=ua.sign, sb=ub.sign, ea=ua.exponent, eb=ub.exponent,
                         ma=ua.significand, mb=ub.significand, **bytes_any, **halves)
 
