@@ -69,11 +69,6 @@ PRODUCT = ProductTree(a_width=P, b_width=P, adds=1)
 A_COPIES = 6                    # registers of a's normalised significand (4 rows each)
 
 
-def field(bits: Value) -> Value:
-    """The biased exponent field of the binary32 pattern ``bits``."""
-    return bits[BINARY32.fraction_bits:BINARY32.fraction_bits + BINARY32.exponent_bits]
-
-
 def significand_groups(m: Module, significand: Value, name: str) -> Value:
     """:func:`hw.fp.common.group_one_hot` of ``significand`` (nibbles), with the hidden
     bit joined last: it is the exponent field's OR (two LUT levels), which in front of
@@ -103,15 +98,15 @@ class FP32Mul(FPUnit):
         # a class alone four with the int path's routes (docs/synth.md)
         stage.carry(sign=wire(m, a.sign ^ b.sign, "sign"),
                     **{f"{x}_{k}": wire(m, v, f"{x}_{k}")
-                       for x, bits in (("a", payload.a), ("b", payload.b))
-                       for k, v in (("ones", field(bits) == BINARY32.exponent_all_ones),
+                       for x, u, bits in (("a", a, payload.a), ("b", b, payload.b))
+                       for k, v in (("ones", u.field == BINARY32.exponent_all_ones),
                                     ("fraction_zero", bits[:BINARY32.fraction_bits] == 0))})
         # the exponent fields' sum straight from the operands (one carry chain); the
         # subnormals' +1 each (exponent 1 for field 0) waits a level: max(field, 1) was
         # two LUT levels (the field's OR) in front of the chain (docs/synth.md)
         hidden_a, hidden_b = a.significand[P - 1], b.significand[P - 1]
         s = stage.close(sa=a.significand, sb=b.significand,
-                        exponent=field(payload.a) + field(payload.b) - BINARY32.bias,
+                        exponent=a.field + b.field - BINARY32.bias,
                         subnormals=Cat(~hidden_a ^ ~hidden_b, ~hidden_a & ~hidden_b),
                         ga=significand_groups(m, a.significand, "a_groups"),
                         gb=significand_groups(m, b.significand, "b_groups"))
