@@ -1,4 +1,4 @@
-"""The MXINT block as an Amaranth data layout (docs/design.md, "The number-format contract").
+"""The MXINT block as an Amaranth data layout (docs/design.md, "Number formats").
 
 A block of format ``fmt`` (:class:`sw.mxint.MXIntFormat`) is one shared exponent
 plus ``fmt.block`` two's-complement elements::

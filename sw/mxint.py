@@ -99,7 +99,7 @@ class MXIntFormat:
     the shared exponent (``EXPONENT_BITS_RANGE``); ``rounding``: ``"even"`` (round half
     to even) or ``"away"`` (ties away from zero, microxcaling's default); ``flavour``:
     ``"ocp"`` (OCP MX v1.0 semantics generalised, the hardware's) or ``"lqer"`` (the LQER
-    authors' emulation). Rules: docs/design.md, "The number-format contract".
+    authors' emulation). Rules: docs/design.md, "Number formats".
 
     Raises ``ValueError`` naming the first bad parameter and its allowed values.
     """
