@@ -15,7 +15,7 @@ help:
 	@echo "make sweep    area against perplexity, every method on the embedded model -> build/sweep/"
 	@echo "make test     set up, then run the test suite (what CI runs)"
 	@echo "make sim      cocotb benches only (Icarus and Verilator)"
-	@echo "make regress  the same benches with >= 1,000,000 vectors per design (long: about two and a half hours on 2 cores)"
+	@echo "make regress  the same benches with LQER_VECTORS=1000000: a million vectors per unit bench, a million tokens per layer on Verilator (long: hours on 2 cores)"
 	@echo "make synth    Yosys resource reports of the default design set -> build/synth/"
 	@echo "make pnr      nextpnr place and route (ECP5, iCE40) -> Fmax"
 	@echo "make bench    benchmarks (ratios measured in one run)"
